@@ -1,0 +1,56 @@
+"""Settings, read once from `SBI_*` environment variables (or a `.env` file).
+
+This is the only module that reads the environment. Every path, limit and model choice of the
+indexer and the service lives here so that `python with_faiss.py` and `uvicorn main:app` agree.
+Relative default paths are anchored at the project folder, so both commands work from any cwd.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+ModelChoice = Literal[
+    "auto", "resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"
+]
+ResizePolicy = Literal["keep_aspect", "center_crop"]
+Pooling = Literal["gem", "avg"]
+Precision = Literal["fp32", "bf16"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SBI_", env_file=".env", extra="ignore")
+
+    images_dir: Path = PROJECT_DIR / "data" / "the_images"
+    metadata_csv: Path = PROJECT_DIR / "data" / "the_data.csv"
+    saved_dir: Path = PROJECT_DIR / "saved"
+
+    model: ModelChoice = Field(
+        "auto",
+        description="auto: ResNet50 when its ImageNet weights can be had, else the bundled "
+        "EfficientNet-Lite0.",
+    )
+    resize: ResizePolicy = Field(
+        "keep_aspect", description="keep_aspect: whole image, longer side = image_size."
+    )
+    image_size: int = Field(448, ge=64, le=2048)
+    pooling: Pooling = "gem"
+    precision: Precision = Field(
+        "fp32", description="bf16 uses the CPU's bfloat16 units (AVX-512 BF16 / AMX)."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    batch_size: int = Field(16, ge=1, le=1024)
+    workers: int = Field(2, ge=0, le=64, description="DataLoader decode processes.")
+
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(50_000_000, ge=10_000)
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,179 @@
+"""Reading images: the one decode path shared by the indexer and the upload handler.
+
+Every image goes through `open_rgb`, so a photo is decoded the same way whether it sits in the
+collection or arrives as an upload: EXIF orientation applied, any mode turned into 8-bit RGB,
+and JPEGs decoded at a reduced scale (Pillow `draft`) when the model needs fewer pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+# Our own pixel limit (UnreadableImage.too_large) is the guard; Pillow's global one would reject
+# large-but-legitimate scans with a different error before ours runs.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class UnreadableImage(ValueError):
+    """The bytes are not an image we can use; `reason` is safe to show to a user."""
+
+    def __init__(self, reason: str, kind: str = "corrupt"):
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind  # "not_image" | "corrupt" | "too_large"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What tells an unchanged file from a changed one without reading it."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> Fingerprint:
+        stat = path.stat()
+        return cls(stat.st_size, stat.st_mtime_ns)
+
+
+def list_images(root: Path) -> dict[str, Fingerprint]:
+    """Images under `root` (recursive, hidden entries skipped), as sorted relative POSIX paths."""
+    found: dict[str, Fingerprint] = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(folder, name)
+            found[path.relative_to(root).as_posix()] = Fingerprint.of(path)
+    return dict(sorted(found.items()))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB: alpha flattened onto white, 16/32-bit scaled, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if values.max(initial=0) > 255 else 255.0
+        gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _stored_target(
+    image: Image.Image, target: Callable[[int, int], tuple[int, int]]
+) -> tuple[int, int]:
+    """`target` is in displayed (EXIF-rotated) coordinates; draft() works on stored ones."""
+    width, height = image.size
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+        shown_w, shown_h = target(height, width)
+        return shown_h, shown_w
+    return target(width, height)
+
+
+def open_rgb(
+    source: Path | bytes,
+    max_pixels: int,
+    target: Callable[[int, int], tuple[int, int]] | None = None,
+) -> Image.Image:
+    """Decode a file or bytes into an RGB image, or raise `UnreadableImage` with the reason.
+
+    `target(width, height)` gives the size the caller will resize to; JPEGs are then decoded with
+    DCT scaling to the smallest scale at least that big, which is several times faster on photos.
+    The pixel limit is checked from the header, before any pixel is decoded (decompression bombs).
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with Image.open(stream) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UnreadableImage(
+                    f"image is {width}x{height} = {width * height} pixels, "
+                    f"more than the limit of {max_pixels}",
+                    kind="too_large",
+                )
+            if target is not None and image.format == "JPEG":
+                image.draft("RGB", _stored_target(image, target))
+            image.load()
+            return _to_rgb(ImageOps.exif_transpose(image))
+    except UnreadableImage:
+        raise
+    except UnidentifiedImageError as exc:
+        raise UnreadableImage("not a recognised image format", kind="not_image") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"image data is truncated or corrupt ({exc})") from exc
+
+
+@dataclass
+class Batch:
+    """Decoded images of one DataLoader batch; `failed` holds (index, reason) for skipped files."""
+
+    indices: list[int]
+    pixels: torch.Tensor
+    content_hw: torch.Tensor
+    failed: list[tuple[int, str]]
+
+
+class ImageFolder(Dataset):
+    """Images of a folder by relative path, decoded and preprocessed (in DataLoader workers).
+
+    A file that cannot be decoded yields a failure instead of raising, so one bad file never stops
+    a run; `collate` keeps indices next to tensors, so features and paths cannot drift apart.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        paths: list[str],
+        preprocess: Callable[[Image.Image], tuple[torch.Tensor, tuple[int, int]]],
+        max_pixels: int,
+    ):
+        self.root = root
+        self.paths = paths
+        self.preprocess = preprocess
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, tuple[int, int], str]:
+        target = getattr(self.preprocess, "resized_size", None)
+        try:
+            image = open_rgb(self.root / self.paths[index], self.max_pixels, target)
+        except (UnreadableImage, OSError) as exc:
+            return index, None, (0, 0), str(exc)
+        pixels, content_hw = self.preprocess(image)
+        return index, pixels, content_hw, ""
+
+    @staticmethod
+    def collate(samples: Iterable[tuple[int, torch.Tensor | None, tuple[int, int], str]]) -> Batch:
+        good = [s for s in samples if s[1] is not None]
+        failed = [(s[0], s[3]) for s in samples if s[1] is None]
+        if not good:
+            return Batch([], torch.empty(0), torch.empty(0, 2, dtype=torch.long), failed)
+        return Batch(
+            indices=[s[0] for s in good],
+            pixels=torch.stack([s[1] for s in good]),
+            content_hw=torch.tensor([s[2] for s in good], dtype=torch.long),
+            failed=failed,
+        )

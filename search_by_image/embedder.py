@@ -1,0 +1,104 @@
+"""Images to L2-normalised descriptors: backbone + pooling + runtime settings.
+
+`EmbedderSpec` is everything that decides what a descriptor means; it is saved in the index
+manifest, and the service rebuilds the embedder from it, so queries match their index.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
+
+from search_by_image.backbones import BACKBONES, load_backbone, resolve_model, weights_id
+from search_by_image.preprocessing import STRIDE, Preprocessing
+
+#: GeM p=3 is the value fixed in Radenović et al. (TPAMI 2018) for off-the-shelf descriptors.
+GEM_P = 3.0
+
+
+class EmbedderSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    model: str
+    weights: str
+    dim: int
+    preprocessing: Preprocessing
+    pooling: Literal["gem", "avg"]
+    gem_p: float = GEM_P
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    @classmethod
+    def from_settings(cls, settings) -> EmbedderSpec:
+        """The spec a new index gets from the settings (`auto` resolved here, once)."""
+        name = resolve_model(settings.model)
+        info = BACKBONES[name]
+        return cls(
+            model=name,
+            weights=weights_id(name),
+            dim=info.dim,
+            preprocessing=Preprocessing(
+                resize=settings.resize, size=settings.image_size, mean=info.mean, std=info.std
+            ),
+            pooling=settings.pooling,
+            precision=settings.precision,
+        )
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
+    return torch.device(device)
+
+
+def pool(features: torch.Tensor, content_hw: torch.Tensor, kind: str, p: float) -> torch.Tensor:
+    """Average or GeM-pool feature maps over each image's content cells (padding excluded)."""
+    _, _, height, width = features.shape
+    rows = torch.arange(height, device=features.device)
+    cols = torch.arange(width, device=features.device)
+    cells = (content_hw.to(features.device) + STRIDE - 1) // STRIDE
+    mask = (rows[None, :, None] < cells[:, 0, None, None]) & (cols[None, None, :] < cells[:, 1, None, None])
+    mask = mask[:, None].to(features.dtype)
+    count = mask.sum(dim=(2, 3))
+    if kind == "avg":
+        return (features * mask).sum(dim=(2, 3)) / count
+    powered = features.clamp(min=1e-6).pow(p) * mask
+    return (powered.sum(dim=(2, 3)) / count).pow(1.0 / p)
+
+
+class Embedder:
+    """A loaded backbone that turns preprocessed batches into unit-length float32 rows.
+
+    Forward passes are serialised by a lock: torch already uses every core for one batch, and
+    concurrent requests would only oversubscribe them.
+    """
+
+    def __init__(self, spec: EmbedderSpec, device: str = "auto", pretrained: bool = True):
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.backbone = load_backbone(spec.model, pretrained=pretrained).to(self.device)
+        self.backbone = self.backbone.to(memory_format=torch.channels_last)
+        self.preprocess = spec.preprocessing
+        self._lock = threading.Lock()
+
+    @torch.inference_mode()
+    def embed_batch(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> np.ndarray:
+        pixels = pixels.to(self.device).contiguous(memory_format=torch.channels_last)
+        with self._lock, torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.spec.precision == "bf16"
+        ):
+            maps = self.backbone(pixels)
+        pooled = pool(maps.float(), content_hw, self.spec.pooling, self.spec.gem_p)
+        return torch.nn.functional.normalize(pooled, dim=1).cpu().numpy().astype(np.float32)
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        prepared = [self.preprocess(image) for image in images]
+        pixels = torch.stack([tensor for tensor, _ in prepared])
+        content_hw = torch.tensor([hw for _, hw in prepared], dtype=torch.long)
+        return self.embed_batch(pixels, content_hw)

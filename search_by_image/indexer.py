@@ -1,0 +1,138 @@
+"""Build or update the saved index of an images folder (what `python with_faiss.py` runs).
+
+Incremental by default: files whose size and mtime are unchanged keep their stored features,
+new and changed files are embedded, deleted files are dropped. A different model or
+preprocessing than the one that built the index means every file is embedded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from dataset import ImageFolder, list_images
+from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
+from search_by_image.metadata import load_metadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexReport:
+    total: int = 0
+    embedded: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    written: bool = False
+
+    def summary(self) -> str:
+        rate = self.embedded / self.seconds if self.seconds and self.embedded else 0.0
+        return (
+            f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
+            f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
+            "as unreadable" + ("" if self.written else "; index already up to date")
+        )
+
+
+def _load_previous(saved_dir: Path) -> IndexStore | None:
+    try:
+        return IndexStore.load(saved_dir)
+    except IndexMissing:
+        return None
+    except IndexCorrupt as exc:
+        log.warning("Existing index is unusable, rebuilding it: %s", exc)
+        return None
+
+
+def embed_files(
+    embedder: Embedder,
+    images_dir: Path,
+    paths: list[str],
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+    progress: bool = True,
+) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files."""
+    dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate
+    )
+    done: list[str] = []
+    rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
+    skipped: list[tuple[str, str]] = []
+    with logging_redirect_tqdm(), tqdm(
+        total=len(paths), unit="img", desc="Embedding", disable=not progress
+    ) as bar:
+        for batch in loader:
+            for index, reason in batch.failed:
+                log.warning("Skipped %s: %s", paths[index], reason)
+                skipped.append((paths[index], reason))
+            if batch.indices:
+                rows.append(embedder.embed_batch(batch.pixels, batch.content_hw))
+                done.extend(paths[i] for i in batch.indices)
+            bar.update(len(batch.indices) + len(batch.failed))
+    return done, np.concatenate(rows), skipped
+
+
+def update_index(
+    settings,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> IndexReport:
+    """Bring `settings.saved_dir` in line with `settings.images_dir`; see the module docstring."""
+    started = time.perf_counter()
+    images_dir, saved_dir = settings.images_dir, settings.saved_dir
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"images folder {images_dir} does not exist")
+    found = list_images(images_dir)
+    spec = EmbedderSpec.from_settings(settings)
+    previous = None if rebuild else _load_previous(saved_dir)
+    if previous is not None and previous.manifest.embedder != spec:
+        log.info(
+            "The index was built with %s, the settings ask for %s: embedding every image again",
+            previous.manifest.embedder.model_dump(), spec.model_dump(),
+        )
+        previous = None
+
+    old_files = previous.manifest.files if previous else {}
+    keep = [p for p in (previous.paths if previous else []) if p in found and tuple(old_files[p]) == (found[p].size, found[p].mtime_ns)]
+    keep_set = set(keep)
+    todo = [p for p in found if p not in keep_set]
+    report = IndexReport(reused=len(keep), removed=len(previous.paths) - len(keep) if previous else 0)
+    if previous is not None and not todo and report.removed == 0:
+        report.total, report.seconds = len(keep), time.perf_counter() - started
+        return report
+
+    embedded, rows, report.skipped = [], np.empty((0, spec.dim), np.float32), []
+    if todo:
+        log.info("Embedding %d images with %s", len(todo), spec.model)
+        embedder = Embedder(spec, settings.device)
+        embedded, rows, report.skipped = embed_files(
+            embedder, images_dir, todo, settings.batch_size, settings.workers,
+            settings.max_image_pixels, progress,
+        )
+    old_rows = previous.features[[previous.position[p] for p in keep]] if keep else rows[:0]
+    paths = keep + embedded
+    store = IndexStore.create(
+        spec,
+        np.concatenate([old_rows, rows]),
+        paths,
+        {p: (found[p].size, found[p].mtime_ns) for p in paths},
+    )
+    store.save(saved_dir)
+    for problem in load_metadata(settings.metadata_csv, paths).problems():
+        log.warning("Metadata: %s", problem)
+    report.total, report.embedded, report.written = len(paths), len(embedded), True
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,68 @@
+"""Index an images folder: `python with_faiss.py [--images DIR] [--output DIR] [--rebuild]`.
+
+Thin command line over `search_by_image.indexer`; every flag overrides the matching SBI_*
+setting from config.py.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from config import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Settings.model_fields
+    parser = argparse.ArgumentParser(
+        description="Embed every image of a folder and write a FAISS index to the output folder "
+        "(faiss_index.faiss, features.npy, images_paths.txt, manifest.json). Incremental: only new "
+        "or changed images are embedded. Flags override SBI_* environment variables.",
+    )
+    parser.add_argument("--images", dest="images_dir", type=Path,
+                        help=f"images folder, searched recursively (default: {defaults['images_dir'].default})")
+    parser.add_argument("--output", dest="saved_dir", type=Path,
+                        help=f"where the index is written (default: {defaults['saved_dir'].default})")
+    parser.add_argument("--csv", dest="metadata_csv", type=Path,
+                        help="metadata CSV: one column names the image, the others are returned "
+                        f"with results (default: {defaults['metadata_csv'].default})")
+    parser.add_argument("--model", choices=["auto", "resnet50", "efficientnet_lite0",
+                                            "efficientnet_lite1", "efficientnet_lite2"],
+                        help="backbone; auto = ResNet50 if its weights can be had, else the bundled "
+                        "efficientnet_lite0 (default: auto)")
+    parser.add_argument("--resize", choices=["keep_aspect", "center_crop"],
+                        help="keep_aspect: whole image, longer side = --image-size; center_crop: "
+                        "square crop of the centre (default: keep_aspect)")
+    parser.add_argument("--image-size", type=int, help="model input side in pixels (default: 448)")
+    parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"],
+                        help="bf16 uses bfloat16 matrix units where the CPU has them (default: fp32)")
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")
+    parser.add_argument("--workers", type=int, help="decode processes (default: 2)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="embed every image again instead of updating the existing index")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("rebuild", "quiet")}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+    from search_by_image.indexer import update_index  # torch import only after --help
+
+    try:
+        report = update_index(settings, rebuild=args.rebuild, progress=not args.quiet)
+    except (FileNotFoundError, RuntimeError) as exc:
+        logging.error("%s", exc)
+        return 1
+    logging.info("%s -> %s", report.summary(), settings.saved_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
