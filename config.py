@@ -19,7 +19,7 @@ ModelChoice = Literal[
 ]
 ResizePolicy = Literal["keep_aspect", "center_crop"]
 Pooling = Literal["gem", "avg"]
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 class Settings(BaseSettings):
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     image_size: int = Field(448, ge=64, le=2048)
     pooling: Pooling = "gem"
     precision: Precision = Field(
-        "fp32", description="bf16 uses the CPU's bfloat16 units (AVX-512 BF16 / AMX)."
+        "auto", description="auto: bf16 where the CPU/GPU runs it natively, else fp32."
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     batch_size: int = Field(16, ge=1, le=1024)

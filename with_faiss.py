@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "square crop of the centre (default: keep_aspect)")
     parser.add_argument("--image-size", type=int, help="model input side in pixels (default: 448)")
     parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"],
-                        help="bf16 uses bfloat16 matrix units where the CPU has them (default: fp32)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the CPU/GPU runs it natively, else fp32 (default: auto)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")
     parser.add_argument("--workers", type=int, help="decode processes (default: 2)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")

@@ -117,7 +117,7 @@ def update_index(
     embedded, rows, report.skipped = [], np.empty((0, spec.dim), np.float32), []
     if todo:
         log.info("Embedding %d images with %s", len(todo), spec.model)
-        embedder = Embedder(spec, settings.device)
+        embedder = Embedder(spec, settings.device, settings.precision)
         embedded, rows, report.skipped = embed_files(
             embedder, images_dir, todo, settings.batch_size, settings.workers,
             settings.max_image_pixels, progress,

@@ -1,0 +1,64 @@
+"""The HTTP service: `uvicorn main:app --host 0.0.0.0 --port 8000`.
+
+Thin: the lifespan loads the index and its model once; routes live in search_by_image/routes.
+"""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from config import PROJECT_DIR, get_settings
+from search_by_image import __version__
+from search_by_image.pages import render_search_page, wants_html
+from search_by_image.routes import health, images, search
+from search_by_image.service import SearchService
+from search_by_image.uploads import UploadSizeLimit
+
+settings = get_settings()
+logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.service = await run_in_threadpool(SearchService.start, settings)
+    yield
+
+
+app = FastAPI(
+    title="search-by-image",
+    version=__version__,
+    description="Upload a photo, get the most similar images of the indexed collection.",
+    lifespan=lifespan,
+)
+app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+app.include_router(health.router)
+app.include_router(search.router)
+app.include_router(images.router)
+app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
+
+
+def _first_error(exc: RequestValidationError) -> str:
+    error = exc.errors()[0]
+    field = error["loc"][-1] if error.get("loc") else "request"
+    return f"{field}: {error.get('msg', 'invalid')}"
+
+
+@app.exception_handler(HTTPException)
+async def http_error(request: Request, exc: HTTPException):
+    if wants_html(request) and request.url.path == "/search":
+        return render_search_page(request, exc.status_code, error=exc.detail)
+    return await http_exception_handler(request, exc)
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error(request: Request, exc: RequestValidationError):
+    if wants_html(request) and request.url.path == "/search":
+        return render_search_page(request, 422, error=_first_error(exc))
+    return await request_validation_exception_handler(request, exc)

@@ -1,0 +1,40 @@
+"""Server-rendered HTML: the upload page and its results, also for browsers without JavaScript."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from PIL import Image
+
+from config import PROJECT_DIR
+
+templates = Jinja2Templates(directory=PROJECT_DIR / "templates")
+QUERY_THUMBNAIL_PX = 320
+
+
+def wants_html(request: Request) -> bool:
+    """Browsers' form posts accept text/html; curl (*/*) and the page's fetch() get JSON."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def query_thumbnail(image: Image.Image) -> str:
+    """A small data: URL of the query, so the no-JS results page can show what was searched."""
+    thumb = image.copy()
+    thumb.thumbnail((QUERY_THUMBNAIL_PX, QUERY_THUMBNAIL_PX))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def render_search_page(request: Request, status_code: int = 200, **context: Any):
+    service = request.app.state.service
+    return templates.TemplateResponse(
+        request,
+        "search.html",
+        {"images": service.size, "model": service.model, "problem": service.problem, **context},
+        status_code=status_code,
+    )

@@ -1,0 +1,104 @@
+"""Uploaded bytes to a decoded image, or a 4xx that says what is wrong with them.
+
+Limits are enforced twice: `UploadSizeLimit` refuses a too-large request body while it streams in
+(before multipart parsing spools it anywhere), and `read_upload`/`decode_upload` check the file
+itself: empty, too large, not an image, corrupt, or too many pixels (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from fastapi import HTTPException, UploadFile
+from PIL import Image
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dataset import UnreadableImage, open_rgb
+
+#: Room for the multipart boundaries and small form fields around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+READ_CHUNK = 1024 * 1024
+
+_STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def size_limit_reason(max_bytes: int) -> str:
+    return f"upload is larger than the limit of {max_bytes} bytes ({max_bytes / 2**20:.1f} MiB)"
+
+
+class UploadSizeLimit:
+    """ASGI middleware: 413 as soon as a POST body passes the limit, by header or by count."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_body = max_bytes + MULTIPART_OVERHEAD
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": size_limit_reason(self.max_bytes)}).encode()
+        await send({
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")],
+        })
+        await send({"type": "http.response.body", "body": body})
+
+
+async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
+    """The file's bytes, reading at most one chunk past the limit."""
+    chunks, size = [], 0
+    while chunk := await file.read(READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(413, size_limit_reason(max_bytes))
+        chunks.append(chunk)
+    if size == 0:
+        raise HTTPException(400, "the uploaded file is empty (0 bytes)")
+    return b"".join(chunks)
+
+
+def decode_upload(
+    data: bytes, max_pixels: int, target: Callable[[int, int], tuple[int, int]] | None
+) -> Image.Image:
+    try:
+        return open_rgb(data, max_pixels, target)
+    except UnreadableImage as exc:
+        raise HTTPException(_STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}") from exc
