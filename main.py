@@ -13,35 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from config import PROJECT_DIR, get_settings
+from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
 from search_by_image.pages import render_search_page, wants_html
 from search_by_image.routes import health, images, search
 from search_by_image.service import SearchService
 from search_by_image.uploads import UploadSizeLimit
-
-settings = get_settings()
-logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-logging.getLogger("faiss.loader").setLevel(logging.WARNING)
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    app.state.service = await run_in_threadpool(SearchService.start, settings)
-    yield
-
-
-app = FastAPI(
-    title="search-by-image",
-    version=__version__,
-    description="Upload a photo, get the most similar images of the indexed collection.",
-    lifespan=lifespan,
-)
-app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
-app.include_router(health.router)
-app.include_router(search.router)
-app.include_router(images.router)
-app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
 
 
 def _first_error(exc: RequestValidationError) -> str:
@@ -50,15 +27,43 @@ def _first_error(exc: RequestValidationError) -> str:
     return f"{field}: {error.get('msg', 'invalid')}"
 
 
-@app.exception_handler(HTTPException)
-async def http_error(request: Request, exc: HTTPException):
+async def _http_error(request: Request, exc: HTTPException):
+    """The page's plain form post gets its error on the page; API clients get JSON."""
     if wants_html(request) and request.url.path == "/search":
         return render_search_page(request, exc.status_code, error=exc.detail)
     return await http_exception_handler(request, exc)
 
 
-@app.exception_handler(RequestValidationError)
-async def validation_error(request: Request, exc: RequestValidationError):
+async def _validation_error(request: Request, exc: RequestValidationError):
     if wants_html(request) and request.url.path == "/search":
         return render_search_page(request, 422, error=_first_error(exc))
     return await request_validation_exception_handler(request, exc)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.service = await run_in_threadpool(SearchService.start, settings)
+        yield
+
+    app = FastAPI(
+        title="search-by-image",
+        version=__version__,
+        description="Upload a photo, get the most similar images of the indexed collection.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    app.include_router(health.router)
+    app.include_router(search.router)
+    app.include_router(images.router)
+    app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    return app
+
+
+_settings = get_settings()
+logging.basicConfig(level=_settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+app = create_app(_settings)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from config import Settings, get_settings
+from config import Settings
 from search_by_image.service import SearchService
 
 
@@ -12,5 +12,9 @@ def get_service(request: Request) -> SearchService:
     return request.app.state.service
 
 
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
 ServiceDep = Annotated[SearchService, Depends(get_service)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

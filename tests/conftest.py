@@ -1,0 +1,74 @@
+"""Shared fixtures: real bundled weights, real photos (the demo collection), small indexes."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from config import PROJECT_DIR, Settings
+from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.indexer import update_index
+
+PHOTOS = PROJECT_DIR / "data" / "the_images"
+DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
+ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
+
+
+def make_settings(root: Path, **overrides) -> Settings:
+    """Settings for a collection under `root` (images/, data.csv, saved/), on the bundled model."""
+    values = dict(
+        images_dir=root / "images",
+        metadata_csv=root / "data.csv",
+        saved_dir=root / "saved",
+        model="efficientnet_lite0",
+        workers=0,
+    )
+    return Settings(**{**values, **overrides})
+
+
+def copy_photos(target: Path, names: list[str] | None = None) -> list[str]:
+    target.mkdir(parents=True, exist_ok=True)
+    chosen = names or sorted(p.name for p in PHOTOS.iterdir())
+    for name in chosen:
+        shutil.copy2(PHOTOS / name, target / name)
+    return chosen
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def require_datasets(name: str) -> Path:
+    path = DATASETS / name
+    if not (path / "groundtruth.csv").is_file():
+        pytest.skip(f"{path} is absent: the evaluation datasets live in ../shared beside the repo")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lite0() -> Embedder:
+    """The bundled EfficientNet-Lite0 with its real ImageNet weights, default preprocessing."""
+    return Embedder(EmbedderSpec.from_settings(Settings(model="efficientnet_lite0")), "cpu")
+
+
+@pytest.fixture(scope="session")
+def demo_collection(tmp_path_factory) -> Settings:
+    """The bundled demo photos and their CSV, indexed once for the whole session."""
+    root = tmp_path_factory.mktemp("demo")
+    copy_photos(root / "images")
+    shutil.copy2(PROJECT_DIR / "data" / "the_data.csv", root / "data.csv")
+    settings = make_settings(root)
+    update_index(settings, progress=False)
+    return settings
+
+
+@pytest.fixture
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

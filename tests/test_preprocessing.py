@@ -1,0 +1,25 @@
+"""Resize policies: what part of the photo the model sees, and where the padding goes."""
+
+import torch
+from PIL import Image
+
+from search_by_image.preprocessing import Preprocessing
+
+HALF = (0.5, 0.5, 0.5)
+
+
+def test_keep_aspect_fits_the_longer_side_and_pads_with_the_mean():
+    prep = Preprocessing(resize="keep_aspect", size=64, mean=HALF, std=HALF)
+    pixels, (height, width) = prep(Image.new("RGB", (200, 100), (255, 255, 255)))
+    assert pixels.shape == (3, 64, 64) and (height, width) == (32, 64)
+    assert torch.allclose(pixels[:, :32], torch.ones(3, 32, 64))  # white -> +1
+    assert torch.count_nonzero(pixels[:, 32:]) == 0  # padding = mean colour = 0
+
+
+def test_center_crop_takes_the_middle_square():
+    prep = Preprocessing(resize="center_crop", size=56, mean=HALF, std=HALF)
+    image = Image.new("RGB", (300, 100), (0, 0, 0))
+    image.paste((255, 255, 255), (100, 0, 200, 100))  # white middle third
+    pixels, content = prep(image)
+    assert content == (56, 56)
+    assert pixels.mean() > 0.9  # only the white centre survives the crop
