@@ -61,3 +61,11 @@ def precision_at(features: np.ndarray, truth: GroundTruth, k: int) -> float:
         order = order[order != query][:k]
         values.append(float((groups[order] == groups[query]).mean()))
     return float(np.mean(values))
+
+
+def ns_score(features: np.ndarray, truth: GroundTruth) -> float:
+    """UKBench's Nistér-Stewénius score: relevant images in each query's top 4, query included."""
+    groups = np.asarray(truth.groups)
+    scores = features[truth.queries] @ features.T
+    top4 = np.argsort(-scores, axis=1, kind="stable")[:, :4]
+    return float((groups[top4] == groups[truth.queries][:, None]).sum(axis=1).mean())

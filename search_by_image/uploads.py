@@ -23,16 +23,16 @@ READ_CHUNK = 1024 * 1024
 _STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413}
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 def size_limit_reason(max_bytes: int) -> str:
     return f"upload is larger than the limit of {max_bytes} bytes ({max_bytes / 2**20:.1f} MiB)"
 
 
 class UploadSizeLimit:
-    """ASGI middleware: 413 as soon as a POST body passes the limit, by header or by count."""
+    """ASGI middleware: 413 as soon as a POST body passes the limit, by header or by count.
+
+    The refusal is sent from here because FastAPI turns any error raised while it parses a form
+    into a generic 400; the app is then told the client disconnected, and its answer dropped.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -48,27 +48,30 @@ class UploadSizeLimit:
             await self._refuse(send)
             return
         received = 0
-        started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            """Past the limit: answer 413 now, and tell the app the client went away."""
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_body:
-                raise BodyTooLarge
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # once refused, whatever the app answers is dropped
+                await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
                 raise
-            await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({"detail": size_limit_reason(self.max_bytes)}).encode()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
 
 import pytest
 from PIL import Image
@@ -17,6 +24,7 @@ from search_by_image.indexer import update_index
 PHOTOS = PROJECT_DIR / "data" / "the_images"
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
+LIVE_UPLOAD_LIMIT = 400_000
 
 
 def make_settings(root: Path, **overrides) -> Settings:
@@ -69,6 +77,44 @@ def demo_collection(tmp_path_factory) -> Settings:
     return settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_collection) -> Iterator[str]:
+    """A real `uvicorn main:app` on 127.0.0.1 serving the demo collection; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SBI_IMAGES_DIR": str(demo_collection.images_dir),
+        "SBI_METADATA_CSV": str(demo_collection.metadata_csv),
+        "SBI_SAVED_DIR": str(demo_collection.saved_dir),
+        "SBI_MAX_UPLOAD_BYTES": str(LIVE_UPLOAD_LIMIT),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"uvicorn did not start: {server.stderr.read().decode()[-2000:]}")
+        time.sleep(0.3)
+    yield base
+    server.terminate()
+    server.wait(timeout=30)

@@ -1,0 +1,187 @@
+"""The HTTP API through FastAPI's TestClient: real index, real photos, every kind of bad input."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import PHOTOS, jpeg_bytes, make_settings
+from main import create_app
+
+UPLOAD_LIMIT = 400_000
+
+
+@pytest.fixture(scope="module")
+def client(demo_collection):
+    settings = demo_collection.model_copy(update={"max_upload_bytes": UPLOAD_LIMIT})
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def search(client, data: bytes, name: str = "query.jpg", **form):
+    return client.post("/search", files={"file": (name, data, "image/jpeg")}, data=form)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims `width x height` pixels: a decompression bomb's shape."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def assert_search_still_works(client):
+    response = search(client, (PHOTOS / "chelsea.jpg").read_bytes(), k=1)
+    assert response.status_code == 200
+    assert response.json()["results"][0]["path"] == "chelsea.jpg"
+
+
+def test_root_describes_the_service(client):
+    body = client.get("/").json()
+    assert body["name"] == "search-by-image" and body["images"] == 13
+    assert body["model"] == "efficientnet_lite0" and "POST /search" in body["endpoints"]
+
+
+def test_health(client):
+    assert client.get("/health").json() == {
+        "status": "ok", "images": 13, "model": "efficientnet_lite0", "device": "cpu", "detail": None,
+    }
+
+
+def test_search_finds_a_photo_first_with_scores_metadata_and_timing(client):
+    photo = Image.open(PHOTOS / "coffee.jpg")
+    response = search(client, jpeg_bytes(photo.resize((300, 200)), quality=40), k=5)
+    assert response.status_code == 200
+    body = response.json()
+    assert [hit["rank"] for hit in body["results"]] == [1, 2, 3, 4, 5]
+    top = body["results"][0]
+    assert top["path"] == "coffee.jpg" and top["score"] > 0.8
+    assert top["metadata"]["title"] == "Coffee cup"
+    scores = [hit["score"] for hit in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["query"] == {"filename": "query.jpg", "width": 300, "height": 200}
+    assert body["timing"]["total_ms"] > 0
+    image = client.get(top["image_url"])
+    assert image.status_code == 200 and image.content == (PHOTOS / "coffee.jpg").read_bytes()
+
+
+def test_default_k_is_ten_and_k_is_capped_by_the_collection(client):
+    assert len(search(client, (PHOTOS / "dog.jpg").read_bytes()).json()["results"]) == 10
+    assert len(search(client, (PHOTOS / "dog.jpg").read_bytes(), k=100).json()["results"]) == 13
+
+
+def test_png_upload_with_alpha_works(client):
+    buffer = io.BytesIO()
+    Image.open(PHOTOS / "rocket.jpg").convert("RGBA").save(buffer, format="PNG")
+    response = client.post("/search", files={"file": ("r.png", buffer.getvalue(), "image/png")})
+    assert response.json()["results"][0]["path"] == "rocket.jpg"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "reason"),
+    [
+        (b"", 400, "empty"),
+        (b"%PDF-1.4 this is a document", 415, "not a recognised image"),
+        ((PHOTOS / "kite.jpg").read_bytes()[:20000], 422, "truncated or corrupt"),
+        (png_claiming(100_000, 100_000), 413, "pixels"),
+        (b"\xff\xd8" + b"\x00" * (UPLOAD_LIMIT + 10), 413, "limit"),
+    ],
+    ids=["empty", "not-image", "truncated-jpeg", "decompression-bomb", "too-large"],
+)
+def test_bad_uploads_get_a_4xx_with_a_reason(client, data, status, reason):
+    response = search(client, data)
+    assert response.status_code == status
+    assert reason in response.json()["detail"]
+    assert_search_still_works(client)
+
+
+def test_oversized_chunked_upload_is_refused_while_streaming(client):
+    boundary = "sbi-test-boundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode()
+    def body():
+        yield head
+        for _ in range(100):  # 100 x 64 KiB = 6.4 MB, far past the limit
+            yield b"\x00" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post("/search", content=body(),
+                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+    assert_search_still_works(client)
+
+
+@pytest.mark.parametrize(
+    ("files", "form", "field"),
+    [
+        ({"image": ("q.jpg", b"x", "image/jpeg")}, {}, "file"),
+        ({"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")}, {"k": "0"}, "k"),
+        ({"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")}, {"k": "101"}, "k"),
+        ({"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")}, {"k": "ten"}, "k"),
+    ],
+    ids=["wrong-field-name", "k-zero", "k-too-big", "k-not-a-number"],
+)
+def test_invalid_form_is_a_422_naming_the_field(client, files, form, field):
+    response = client.post("/search", files=files, data=form)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == field
+    assert_search_still_works(client)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../config.py", "..%2Fconfig.py", "%2E%2E/%2E%2E/etc/passwd", "/etc/passwd",
+     "not-indexed.jpg", "..%5Cconfig.py"],
+)
+def test_only_indexed_images_are_served(client, path):
+    assert client.get(f"/images/{path}").status_code == 404
+
+
+def test_the_page_and_its_assets(client):
+    page = client.get("/search")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'enctype="multipart/form-data"' in page.text and 'name="file"' in page.text
+    assert "13 images" in page.text
+    for asset in ("/static/style.css", "/static/search.js", "/static/favicon.svg"):
+        assert client.get(asset).status_code == 200
+
+
+def test_plain_form_post_renders_the_results_page(client):
+    response = client.post(
+        "/search",
+        files={"file": ("q.jpg", (PHOTOS / "eagle.jpg").read_bytes(), "image/jpeg")},
+        data={"k": "5"},
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    assert response.text.count('class="hit"') == 5
+    assert 'src="/images/eagle.jpg"' in response.text and "data:image/jpeg;base64," in response.text
+
+
+def test_plain_form_post_errors_render_on_the_page(client):
+    response = client.post("/search", files={"file": ("q.jpg", b"", "image/jpeg")},
+                           headers={"Accept": "text/html"})
+    assert response.status_code == 400
+    assert "text/html" in response.headers["content-type"] and "empty" in response.text
+
+
+def test_openapi_documents_the_typed_response(client):
+    schema = client.get("/openapi.json").json()
+    post = schema["paths"]["/search"]["post"]
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("SearchResponse")
+    assert {"400", "413", "415", "422", "503"} <= set(post["responses"])
+
+
+def test_without_an_index_the_service_starts_and_explains(tmp_path):
+    settings = make_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "no_index" and "with_faiss.py" in health["detail"]
+        response = search(client, (PHOTOS / "dog.jpg").read_bytes())
+        assert response.status_code == 503 and "with_faiss.py" in response.json()["detail"]
+        assert "not built yet" in client.get("/search").text

@@ -1,0 +1,115 @@
+"""`python with_faiss.py`: incremental updates, unreadable files, metadata report, the CLI."""
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+from config import PROJECT_DIR
+from conftest import PHOTOS, copy_photos, make_settings
+from search_by_image.index_store import IndexStore
+from search_by_image.indexer import update_index
+
+FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
+
+
+def assert_consistent(settings):
+    store = IndexStore.load(settings.saved_dir)
+    assert len(store.paths) == len(store.features) == store.index.ntotal
+    return store
+
+
+def test_incremental_add_change_remove_and_noop(tmp_path):
+    settings = make_settings(tmp_path)
+    images = settings.images_dir
+    copy_photos(images, FOUR)
+    first = update_index(settings, progress=False)
+    assert (first.embedded, first.total) == (4, 4)
+    before = assert_consistent(settings)
+
+    again = update_index(settings, progress=False)
+    assert (again.embedded, again.written) == (0, False)
+
+    copy_photos(images, ["eagle.jpg"])
+    (images / "dog.jpg").unlink()
+    shutil.copy2(PHOTOS / "kite.jpg", images / "coffee.jpg")  # same name, new content
+    os.utime(images / "coffee.jpg", ns=(1, 1))
+    report = update_index(settings, progress=False)
+    assert (report.embedded, report.reused, report.removed) == (2, 2, 2)
+
+    after = assert_consistent(settings)
+    assert sorted(after.paths) == ["chelsea.jpg", "coffee.jpg", "eagle.jpg", "rocket.jpg"]
+    row = after.position["chelsea.jpg"]
+    assert np.allclose(after.features[row], before.features[before.position["chelsea.jpg"]])
+    kite_like = after.search(after.features[[after.position["coffee.jpg"]]], 1)[0][0]
+    assert after.paths[kite_like[0]] == "coffee.jpg"
+
+
+def test_unreadable_files_are_skipped_counted_and_never_misaligned(tmp_path, caplog):
+    settings = make_settings(tmp_path)
+    copy_photos(settings.images_dir, FOUR)
+    (settings.images_dir / "notes.jpg").write_text("not a photo")
+    (settings.images_dir / "cut.jpg").write_bytes((PHOTOS / "giraffe.jpg").read_bytes()[:5000])
+    with caplog.at_level(logging.WARNING):
+        report = update_index(settings, progress=False)
+    assert sorted(path for path, _ in report.skipped) == ["cut.jpg", "notes.jpg"]
+    assert sum("Skipped" in r.getMessage() for r in caplog.records) == 2
+    store = assert_consistent(settings)
+    assert store.paths == sorted(FOUR)
+    for row, path in enumerate(store.paths):
+        assert store.search(store.features[[row]], 1)[0][0][0] == row, path
+
+
+def test_changed_preprocessing_embeds_everything_again(tmp_path):
+    settings = make_settings(tmp_path)
+    copy_photos(settings.images_dir, FOUR[:2])
+    update_index(settings, progress=False)
+    report = update_index(make_settings(tmp_path, pooling="avg"), progress=False)
+    assert report.embedded == 2 and report.reused == 0
+    assert IndexStore.load(settings.saved_dir).manifest.embedder.pooling == "avg"
+
+
+def test_metadata_problems_are_reported_not_fatal(tmp_path, caplog):
+    settings = make_settings(tmp_path)
+    copy_photos(settings.images_dir, FOUR[:2])
+    settings.metadata_csv.write_text("image,title\nchelsea.jpg,Cat\nghost.jpg,Nobody\n")
+    with caplog.at_level(logging.WARNING):
+        update_index(settings, progress=False)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "ghost.jpg" in messages and "coffee.jpg" in messages
+
+
+def test_cli_help_documents_every_flag():
+    result = subprocess.run([sys.executable, "with_faiss.py", "--help"], cwd=PROJECT_DIR,
+                            capture_output=True, text=True, check=True)
+    for flag in ("--images", "--output", "--csv", "--batch-size", "--workers", "--device",
+                 "--model", "--rebuild"):
+        assert flag in result.stdout
+
+
+def test_cli_writes_the_promised_files(tmp_path):
+    copy_photos(tmp_path / "images", FOUR[:2])
+    result = subprocess.run(
+        [sys.executable, "with_faiss.py", "--images", str(tmp_path / "images"),
+         "--output", str(tmp_path / "out"), "--model", "efficientnet_lite0", "--workers", "0"],
+        cwd=PROJECT_DIR, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 images indexed" in result.stderr
+    for name in ("faiss_index.faiss", "features.npy", "images_paths.txt", "manifest.json"):
+        assert (tmp_path / "out" / name).is_file()
+    features = np.load(tmp_path / "out" / "features.npy")
+    assert features.dtype == np.float32 and features.shape == (2, 1280)
+    assert (tmp_path / "out" / "images_paths.txt").read_text().splitlines() == sorted(FOUR[:2])
+
+
+def test_cli_reports_a_missing_folder(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "with_faiss.py", "--images", str(tmp_path / "nowhere"),
+         "--output", str(tmp_path / "out")],
+        cwd=PROJECT_DIR, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "does not exist" in result.stderr

@@ -1,0 +1,69 @@
+"""The upload page in headless Chromium (Debian's binary, driven by Playwright)."""
+
+import shutil
+
+import pytest
+
+from conftest import ARTIFACTS, PHOTOS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser(in_ci):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        if in_ci:
+            pytest.fail("CI must test the page: install Debian's chromium (.ci/run does)")
+        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize(("label", "viewport"), [("desktop", (1280, 900)), ("phone", (390, 844))])
+def test_upload_shows_a_grid_of_results(browser, live_server, label, viewport):
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.goto(f"{live_server}/search")
+    page.set_input_files("#file", str(PHOTOS / "horses.jpg"))
+    assert page.locator("#preview").is_visible()
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit img")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].slice(0, 4)"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    hits = page.locator("#grid li.hit")
+    assert hits.count() == 10
+    assert hits.first.locator(".path").inner_text() == "horses.jpg"
+    assert "#1" in hits.first.locator(".rank").inner_text()
+    assert "Horses in a field" in hits.first.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"search-{label}.png"), full_page=True)
+    page.close()
+
+
+def test_errors_are_shown_on_the_page(browser, live_server, tmp_path):
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("just some text")
+    page = browser.new_page()
+    page.goto(f"{live_server}/search")
+    page.set_input_files("#file", str(not_image))
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not a recognised image" in page.locator("#error").inner_text()
+    page.close()
+
+
+def test_page_works_without_javascript(browser, live_server):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live_server}/search")
+    page.set_input_files("#file", str(PHOTOS / "scream.jpg"))
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit")
+    assert page.locator("#grid li.hit .path").first.inner_text() == "scream.jpg"
+    context.close()
