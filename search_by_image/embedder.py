@@ -14,7 +14,13 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from search_by_image.backbones import BACKBONES, load_backbone, resolve_model, weights_id
+from search_by_image.backbones import (
+    BACKBONES,
+    WeightsUnavailable,
+    load_backbone,
+    resolve_model,
+    weights_id,
+)
 from search_by_image.preprocessing import STRIDE, Preprocessing
 
 #: GeM p=3 is the value fixed in Radenović et al. (TPAMI 2018) for off-the-shelf descriptors.
@@ -100,6 +106,11 @@ class Embedder:
         precision: str = "auto",
         pretrained: bool = True,
     ):
+        if pretrained and weights_id(spec.model) != spec.weights:
+            raise WeightsUnavailable(
+                f"the index was built with {spec.model} weights {spec.weights}, but this machine has "
+                f"{weights_id(spec.model)}: rebuild with `python with_faiss.py --rebuild`"
+            )
         self.spec = spec
         self.device = resolve_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from PIL import Image
 
+from search_by_image.backbones import WeightsUnavailable
 from search_by_image.embedder import Embedder
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
 from search_by_image.metadata import Metadata, load_metadata
@@ -38,12 +39,12 @@ class SearchService:
         service = cls(settings)
         try:
             store = IndexStore.load(settings.saved_dir)
-        except (IndexMissing, IndexCorrupt) as exc:
+            embedder = Embedder(store.manifest.embedder, settings.device, settings.precision)
+        except (IndexMissing, IndexCorrupt, WeightsUnavailable) as exc:
             service.problem = str(exc)
             log.warning("Serving without an index: %s", exc)
             return service
-        service.store = store
-        service.embedder = Embedder(store.manifest.embedder, settings.device, settings.precision)
+        service.store, service.embedder = store, embedder
         service.metadata = load_metadata(settings.metadata_csv, store.paths)
         for problem in service.metadata.problems():
             log.warning("Metadata: %s", problem)

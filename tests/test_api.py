@@ -1,6 +1,7 @@
 """The HTTP API through FastAPI's TestClient: real index, real photos, every kind of bad input."""
 
 import io
+import shutil
 import struct
 import zlib
 
@@ -10,6 +11,7 @@ from PIL import Image
 
 from conftest import PHOTOS, jpeg_bytes, make_settings
 from main import create_app
+from search_by_image.index_store import MANIFEST_FILE
 
 UPLOAD_LIMIT = 400_000
 
@@ -185,3 +187,15 @@ def test_without_an_index_the_service_starts_and_explains(tmp_path):
         response = search(client, (PHOTOS / "dog.jpg").read_bytes())
         assert response.status_code == 503 and "with_faiss.py" in response.json()["detail"]
         assert "not built yet" in client.get("/search").text
+
+
+def test_an_index_whose_weights_are_missing_here_is_reported_not_fatal(tmp_path, demo_collection):
+    """E.g. built with ResNet50 on a machine with internet, served on an air-gapped one."""
+    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
+    manifest = tmp_path / "saved" / MANIFEST_FILE
+    manifest.write_text(manifest.read_text().replace("efficientnet-lite0-57934424.pth", "other.pth"))
+    settings = demo_collection.model_copy(update={"saved_dir": tmp_path / "saved"})
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "no_index" and "--rebuild" in health["detail"]
+        assert search(client, (PHOTOS / "dog.jpg").read_bytes()).status_code == 503
