@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
     image_size: int = Field(448, ge=64, le=2048)
     pooling: Pooling = "gem"
+    scales: tuple[float, ...] = Field(
+        (1.0,), description="input scales whose descriptors are summed, e.g. [1, 0.707, 0.5]"
+    )
     precision: Precision = Field(
         "auto", description="auto: bf16 where the CPU/GPU runs it natively, else fp32."
     )

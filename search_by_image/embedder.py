@@ -36,6 +36,8 @@ class EmbedderSpec(BaseModel):
     preprocessing: Preprocessing
     pooling: Literal["gem", "avg"]
     gem_p: float = GEM_P
+    #: input scales whose descriptors are summed (e.g. 1, 1/sqrt 2, 1/2): multi-scale pooling
+    scales: tuple[float, ...] = (1.0,)
 
     @classmethod
     def from_settings(cls, settings) -> EmbedderSpec:
@@ -50,6 +52,7 @@ class EmbedderSpec(BaseModel):
                 resize=settings.resize, size=settings.image_size, mean=info.mean, std=info.std
             ),
             pooling=settings.pooling,
+            scales=tuple(settings.scales),
         )
 
 
@@ -132,6 +135,20 @@ class Embedder:
         """
         height, width = ((content_hw.max(dim=0).values + STRIDE - 1) // STRIDE * STRIDE).tolist()
         pixels = pixels[:, :, :height, :width].to(self.device)
+        total = None
+        for scale in self.spec.scales:
+            scaled, scaled_hw = pixels, content_hw
+            if scale != 1.0:
+                size = (max(STRIDE, round(height * scale)), max(STRIDE, round(width * scale)))
+                scaled = torch.nn.functional.interpolate(
+                    pixels, size=size, mode="bilinear", antialias=True, align_corners=False
+                )
+                scaled_hw = (content_hw.float() * scale).round().clamp(min=1).long()
+            descriptor = torch.nn.functional.normalize(self._pooled(scaled, scaled_hw), dim=1)
+            total = descriptor if total is None else total + descriptor
+        return torch.nn.functional.normalize(total, dim=1).cpu().numpy().astype(np.float32)
+
+    def _pooled(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> torch.Tensor:
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.autocast(
             self.device.type,
@@ -139,8 +156,7 @@ class Embedder:
             enabled=self.autocast_dtype is not None,
         ):
             maps = self.backbone(pixels)
-        pooled = pool(maps.float(), content_hw, self.spec.pooling, self.spec.gem_p)
-        return torch.nn.functional.normalize(pooled, dim=1).cpu().numpy().astype(np.float32)
+        return pool(maps.float(), content_hw, self.spec.pooling, self.spec.gem_p)
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         prepared = [self.preprocess(image) for image in images]

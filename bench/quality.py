@@ -1,0 +1,182 @@
+"""Retrieval quality of descriptor variants on the ground-truth sets in ../shared/datasets.
+
+    python -m bench.quality                       # the standard table on holidays_subset300
+    python -m bench.quality --variants lite0-ms   # some rows only
+    python -m bench.quality --dataset ukbench_subset14
+
+Prints a Markdown table (mAP with each query excluded from its own ranking, precision@1/@5, and
+the forward time per query image) and exits 0. PCA-whitening is learned by two-fold cross-fitting
+over the Holidays *groups*: it is learned on the images of one half of the groups and evaluated on
+the queries of the other half, so no evaluation query (nor its relevant images) is ever seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from config import PROJECT_DIR, Settings
+from search_by_image.backbones import WeightsUnavailable, resnet50_cache_file
+from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.evaluation import (
+    GroundTruth,
+    average_precision,
+    mean_average_precision,
+    ns_score,
+    precision_at,
+)
+from search_by_image.indexer import embed_files
+
+DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
+MULTI_SCALE = (1.0, 2**-0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    model: str = "efficientnet_lite0"
+    resize: str = "keep_aspect"
+    size: int = 448
+    pooling: str = "gem"
+    scales: tuple[float, ...] = (1.0,)
+    whiten: int = 0  # output dimensions of PCA-whitening; 0 = none
+    note: str = ""
+
+    def settings(self) -> Settings:
+        return Settings(model=self.model, resize=self.resize, image_size=self.size,
+                        pooling=self.pooling, scales=self.scales)
+
+
+VARIANTS = [
+    Variant("lite0-crop224-avg", resize="center_crop", size=224, pooling="avg",
+            note="classic: 256 px, centre crop 224, average pooling"),
+    Variant("lite0-crop224-gem", resize="center_crop", size=224),
+    Variant("lite0-aspect448-avg", pooling="avg"),
+    Variant("lite0-aspect448-gem", note="whole image, longer side 448, GeM"),
+    Variant("lite0-ms", scales=MULTI_SCALE, note="+ scales 1, 1/sqrt 2, 1/2"),
+    Variant("lite0-ms-pw256", scales=MULTI_SCALE, whiten=256, note="+ PCA-whitening to 256-d"),
+    Variant("lite1-ms", model="efficientnet_lite1", scales=MULTI_SCALE),
+    Variant("lite2-aspect448-gem", model="efficientnet_lite2"),
+    Variant("lite2-ms", model="efficientnet_lite2", scales=MULTI_SCALE),
+    Variant("lite2-ms-pw256", model="efficientnet_lite2", scales=MULTI_SCALE, whiten=256),
+    Variant("resnet50-aspect448-gem", model="resnet50", note="needs ResNet50 weights"),
+    Variant("resnet50-ms", model="resnet50", scales=MULTI_SCALE, note="needs ResNet50 weights"),
+]
+
+
+@dataclass
+class Whitening:
+    """PCA-whitening (Jégou & Chum, ECCV 2012): centre, rotate, scale by 1/sqrt(eigenvalue)."""
+
+    mean: np.ndarray
+    projection: np.ndarray = field(repr=False)
+
+    @classmethod
+    def learn(cls, features: np.ndarray, dims: int) -> Whitening:
+        mean = features.mean(axis=0)
+        centred = features - mean
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        dims = min(dims, len(singular))
+        eigen = singular[:dims] ** 2 / len(features)
+        return cls(mean, vt[:dims].T / np.sqrt(eigen + 1e-6 * eigen[0]))
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        out = (features - self.mean) @ self.projection
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def cross_fitted_map(features: np.ndarray, truth: GroundTruth, dims: int) -> tuple[float, float]:
+    """mAP and P@1 with whitening learned on the other half of the groups, per query."""
+    groups = np.asarray(truth.groups)
+    fold = np.array([hash_group(g) % 2 for g in groups])
+    aps, p1 = [], []
+    for held_out in (0, 1):
+        white = Whitening.learn(features[fold != held_out], dims)(features)
+        for query in (q for q in truth.queries if fold[q] == held_out):
+            order = np.argsort(-(white @ white[query]), kind="stable")
+            order = order[order != query]
+            relevant = groups[order] == groups[query]
+            aps.append(average_precision(relevant, int(relevant.sum())))
+            p1.append(float(relevant[0]))
+    return float(np.mean(aps)), float(np.mean(p1))
+
+
+def hash_group(group: str) -> int:
+    """Deterministic split of groups into folds (Python's str hash is salted per process)."""
+    return int(group) if group.isdigit() else sum(map(ord, group))
+
+
+def query_ms(embedder: Embedder, image: Image.Image, repeats: int = 5) -> float:
+    embedder.embed_images([image])
+    started = time.perf_counter()
+    for _ in range(repeats):
+        embedder.embed_images([image])
+    return (time.perf_counter() - started) / repeats * 1e3
+
+
+def evaluate(variant: Variant, dataset: Path, truth: GroundTruth, workers: int) -> dict | None:
+    try:
+        embedder = Embedder(EmbedderSpec.from_settings(variant.settings()), "cpu")
+    except WeightsUnavailable as exc:
+        print(f"  skipped {variant.name}: {str(exc)[:120]}")
+        return None
+    started = time.perf_counter()
+    paths, features, _ = embed_files(embedder, dataset / "images", truth.files, 16, workers,
+                                     50_000_000, progress=False)
+    seconds = time.perf_counter() - started
+    assert paths == truth.files
+    row = {"variant": variant.name, "dim": features.shape[1], "img/s": len(paths) / seconds}
+    if variant.whiten:
+        row["mAP"], row["P@1"] = cross_fitted_map(features, truth, variant.whiten)
+        row["dim"] = variant.whiten
+    else:
+        row["mAP"], row["P@1"] = mean_average_precision(features, truth), precision_at(features, truth, 1)
+    if len(truth.queries) == len(truth.files):  # UKBench's protocol: every image is a query
+        row["N-S"] = ns_score(features, truth)
+    sample = Image.open(dataset / "images" / truth.files[truth.queries[0]]).convert("RGB")
+    row["query ms"] = query_ms(embedder, sample)
+    row["note"] = variant.note
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="holidays_subset300")
+    parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
+    parser.add_argument("--variants", nargs="*", help="names of rows to run (default: all)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    dataset = args.datasets_dir / args.dataset
+    if not (dataset / "groundtruth.csv").is_file():
+        print(f"{dataset} not found: the datasets live in ../shared/datasets beside the repo")
+        return 0
+    truth = GroundTruth.read(dataset)
+    chosen = [v for v in VARIANTS if not args.variants or v.name in args.variants]
+    if not resnet50_cache_file().is_file():
+        print(f"ResNet50 weights are not in {resnet50_cache_file()}: its rows will be skipped "
+              "unless they can be downloaded.")
+    print(f"{args.dataset}: {len(truth.files)} images, {len(truth.queries)} queries\n")
+    rows = []
+    for variant in chosen:
+        row = evaluate(variant, dataset, truth, args.workers)
+        if row:
+            rows.append(row)
+            print(f"  {row['variant']}: mAP {row['mAP']:.4f}", flush=True)
+    columns = ["variant", "dim", "mAP", "P@1", "N-S", "img/s", "query ms", "note"]
+    columns = [c for c in columns if any(r.get(c) is not None for r in rows)]
+    print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+    for row in rows:
+        cells = [f"{row[c]:.4f}" if c in ("mAP", "P@1") else f"{row[c]:.3f}" if c == "N-S" and row.get(c)
+                 else f"{row[c]:.1f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
+                 for c in columns]
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,291 @@
+"""Speed on real photos, each figure next to a baseline measured in the same run.
+
+    python -m bench.speed                 # everything, a few minutes on 2 cores
+    python -m bench.speed --only indexing runtimes
+    python -m bench.speed --faiss-sizes 10000 100000 1000000   # the big FAISS run
+
+Sections:
+  indexing  end-to-end images/s (decode + resize + forward + pool) of the indexer's pipeline vs a
+            naive loop (full-size PIL decode, batch 1, eager fp32), and vs the forward pass alone
+            on pre-decoded tensors at the same batch size (the limit on this machine).
+  runtimes  the forward pass of each backbone under eager fp32, channels_last, bf16 autocast and
+            ONNX Runtime (exported from the same torch model); architecture timing, random weights.
+  http      POST /search latency on a real uvicorn on 127.0.0.1: p50/p95 for 0.5-3 MP JPEGs, one
+            client and 16 concurrent, with the server's decode/embed/search breakdown.
+  faiss     search time and recall@10 against exact search for Flat, HNSW and IVF indexes.
+Timings are printed, never asserted. Exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from config import PROJECT_DIR, Settings
+from dataset import ImageFolder, open_rgb
+from search_by_image.backbones import load_backbone
+from search_by_image.embedder import Embedder, EmbedderSpec, pool
+from search_by_image.indexer import embed_files
+
+DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
+BIG = 50_000_000
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n### {title}\n\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in row) + " |")
+    sys.stdout.flush()
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds else 0.0
+
+
+# --- indexing ------------------------------------------------------------------------------
+
+def naive_embed(paths: list[Path], spec: EmbedderSpec) -> float:
+    """The baseline: full-size decode, one image at a time, eager fp32, no channels_last."""
+    model = load_backbone(spec.model)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for path in paths:
+            pixels, hw = spec.preprocessing(Image.open(path).convert("RGB"))
+            maps = model(pixels[None])
+            torch.nn.functional.normalize(pool(maps, torch.tensor([hw]), spec.pooling, spec.gem_p), dim=1)
+    return rate(len(paths), time.perf_counter() - started)
+
+
+def forward_only(embedder: Embedder, folder: Path, names: list[str], batch: int) -> float:
+    dataset = ImageFolder(folder, names, embedder.preprocess, BIG)
+    batches = [ImageFolder.collate([dataset[i] for i in range(s, min(s + batch, len(names)))])
+               for s in range(0, len(names), batch)]
+    embedder.embed_batch(batches[0].pixels, batches[0].content_hw)
+    started = time.perf_counter()
+    for b in batches:
+        embedder.embed_batch(b.pixels, b.content_hw)
+    return rate(len(names), time.perf_counter() - started)
+
+
+def bench_indexing(args) -> None:
+    folder = args.datasets_dir / "holidays_subset300" / "images"
+    if not folder.is_dir():
+        folder = PROJECT_DIR / "data" / "the_images"
+    names = sorted(p.name for p in folder.iterdir())[: args.images]
+    rows = []
+    for model in args.models:
+        spec = EmbedderSpec.from_settings(Settings(model=model))
+        embedder = Embedder(spec, "cpu")
+        naive = naive_embed([folder / n for n in names[: max(8, len(names) // 4)]], spec)
+        limit = forward_only(embedder, folder, names, args.batch_size)
+        started = time.perf_counter()
+        embed_files(embedder, folder, names, args.batch_size, args.workers, BIG, progress=False)
+        ours = rate(len(names), time.perf_counter() - started)
+        rows.append([model, embedder.precision, len(names), naive, ours, f"{ours / naive:.1f}x",
+                     limit, f"{ours / limit:.2f}"])
+    table(f"Indexing throughput on {folder.parent.name} ({os.cpu_count()} CPUs)",
+          ["model", "precision", "images", "naive img/s", "indexer img/s", "speed-up",
+           "forward-only img/s", "fraction of forward"], rows)
+
+
+# --- runtimes ------------------------------------------------------------------------------
+
+def onnx_session(model: torch.nn.Module, example: torch.Tensor):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    path = Path(tempfile.mkdtemp()) / "model.onnx"
+    torch.onnx.export(model, (example,), str(path), input_names=["x"], output_names=["maps"],
+                      dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x.numpy()})[0]
+
+
+def timed(fn, x, repeats: int) -> float:
+    fn(x)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn(x)
+    return rate(repeats * len(x), time.perf_counter() - started)
+
+
+def bench_runtimes(args) -> None:
+    rows = []
+    for model_name in args.models:
+        for side in args.sides:
+            model = load_backbone(model_name, pretrained=False)
+            x = torch.randn(args.batch_size, 3, side, side)
+            with torch.inference_mode():
+                eager = timed(model, x, args.repeats)
+                last = model.to(memory_format=torch.channels_last)
+                xl = x.contiguous(memory_format=torch.channels_last)
+                cl = timed(last, xl, args.repeats)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    bf = timed(last, xl, args.repeats)
+            model = model.to(memory_format=torch.contiguous_format)
+            runner = onnx_session(model, x[:1])
+            ort = timed(runner, x, args.repeats) if runner else float("nan")
+            rows.append([model_name, side, args.batch_size, eager, cl, bf, ort,
+                         f"{max(cl, bf, ort if runner else 0) / eager:.1f}x"])
+    table("Forward pass, images/s (architecture timing)",
+          ["model", "side", "batch", "eager fp32", "channels_last fp32", "channels_last bf16",
+           "ONNX Runtime fp32", "best vs eager"], rows)
+
+
+# --- http ----------------------------------------------------------------------------------
+
+def query_jpegs() -> dict[str, bytes]:
+    """Real photos upscaled to typical phone-upload sizes (0.5, 1 and 3 MP)."""
+    out = {}
+    for name, megapixels in (("coffee.jpg", 0.5), ("kite.jpg", 1.0), ("giraffe.jpg", 3.0)):
+        image = Image.open(PROJECT_DIR / "data" / "the_images" / name).convert("RGB")
+        scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90)
+        out[f"{name} {megapixels} MP"] = buffer.getvalue()
+    return out
+
+
+def bench_http(args) -> None:
+    import httpx
+
+    root = Path(tempfile.mkdtemp())
+    env = {**os.environ, "SBI_SAVED_DIR": str(root / "saved"), "SBI_LOG_LEVEL": "WARNING"}
+    subprocess.run([sys.executable, "with_faiss.py", "--quiet"], cwd=PROJECT_DIR, env=env, check=True)
+    port = 8765
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
+                               "--port", str(port), "--log-level", "warning"], cwd=PROJECT_DIR, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        uploads = query_jpegs()
+        settings = Settings()
+        embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu")
+        rows = []
+        for label, data in uploads.items():
+            decoded = open_rgb(data, BIG, embedder.preprocess.resized_size)
+            forward = 1e3 / timed(lambda images: embedder.embed_images(images), [decoded], 10)
+
+            def one(_: int, data=data) -> tuple[float, dict]:
+                started = time.perf_counter()
+                response = httpx.post(f"{base}/search", files={"file": ("q.jpg", data, "image/jpeg")},
+                                      timeout=120)
+                response.raise_for_status()
+                return (time.perf_counter() - started) * 1e3, response.json()["timing"]
+
+            for clients in (1, 16):
+                with ThreadPoolExecutor(clients) as pool_:
+                    one(0)
+                    started = time.perf_counter()
+                    results = list(pool_.map(one, range(args.requests)))
+                    wall = time.perf_counter() - started
+                latencies = sorted(r[0] for r in results)
+                p50 = statistics.median(latencies)
+                p95 = latencies[int(0.95 * (len(latencies) - 1))]
+                parts = {k: statistics.median(r[1][k] for r in results) for k in ("decode_ms", "embed_ms", "search_ms")}
+                rows.append([label, clients, args.requests, p50, p95, parts["decode_ms"], parts["embed_ms"],
+                             parts["search_ms"], forward, f"{p50 / forward:.2f}", rate(len(results), wall)])
+        table("POST /search on uvicorn, 127.0.0.1 (ms)",
+              ["upload", "clients", "requests", "p50", "p95", "decode", "embed", "search",
+               "one forward (in-process)", "p50 / forward", "requests/s"], rows)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# --- faiss ---------------------------------------------------------------------------------
+
+def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
+    """Unit vectors around 1,000 random centres: a crude stand-in for real descriptor clusters.
+
+    Uniform random vectors in 2048-d have no neighbourhood structure at all, which makes every
+    approximate index look worse than on real descriptors.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((1000, dim), dtype=np.float32)
+    vectors = centres[rng.integers(0, 1000, count)] + 0.7 * rng.standard_normal((count, dim), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def bench_faiss(args) -> None:
+    import faiss
+
+    dim, queries = args.faiss_dim, 200
+    rows = []
+    for count in args.faiss_sizes:
+        base = clustered_vectors(count, dim, seed=1)
+        query = clustered_vectors(queries, dim, seed=2)
+        exact = faiss.index_factory(dim, "Flat", faiss.METRIC_INNER_PRODUCT)
+        exact.add(base)
+        started = time.perf_counter()
+        _, truth = exact.search(query, 10)
+        flat_ms = (time.perf_counter() - started) / queries * 1e3
+        rows.append([count, "Flat", 0.0, flat_ms, 1.0, 4 * dim])
+        lists = max(16, int(4 * count**0.5))
+        for factory, knob, values in (("HNSW32", "efSearch", (64, 128)),
+                                      (f"IVF{lists},Flat", "nprobe", (8, 32)),
+                                      (f"IVF{lists},SQ8", "nprobe", (32,))):
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            started = time.perf_counter()
+            if not index.is_trained:
+                index.train(base[: min(count, 50 * lists)])
+            index.add(base)
+            build = time.perf_counter() - started
+            per_vector = (index.sa_code_size() if hasattr(index, "sa_code_size") else 4 * dim)
+            if factory.startswith("HNSW"):
+                per_vector = 4 * dim + 2 * 32 * 4
+            for value in values:
+                faiss.ParameterSpace().set_index_parameter(index, knob, value)
+                started = time.perf_counter()
+                _, found = index.search(query, 10)
+                ms = (time.perf_counter() - started) / queries * 1e3
+                recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+                rows.append([count, f"{factory} {knob}={value}", build, ms, float(recall), per_vector])
+    table(f"FAISS, d={dim}, {queries} queries, clustered synthetic unit vectors",
+          ["N", "index", "build s", "ms/query", "recall@10", "bytes/vector"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss"])
+    parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
+    parser.add_argument("--models", nargs="*", default=["efficientnet_lite0"])
+    parser.add_argument("--images", type=int, default=240, help="images for the indexing run")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sides", nargs="*", type=int, default=[224, 448])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=32, help="requests per HTTP row")
+    parser.add_argument("--faiss-sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--faiss-dim", type=int, default=2048)
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    for section in args.only:
+        {"indexing": bench_indexing, "runtimes": bench_runtimes, "http": bench_http,
+         "faiss": bench_faiss}[section](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
