@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.service = await run_in_threadpool(SearchService.start, settings)
         yield
+        app.state.service.stop()
 
     app = FastAPI(
         title="search-by-image",

@@ -6,7 +6,6 @@ manifest, and the service rebuilds the embedder from it, so queries match their 
 
 from __future__ import annotations
 
-import threading
 from typing import Literal
 
 import numpy as np
@@ -98,8 +97,8 @@ def pool(features: torch.Tensor, content_hw: torch.Tensor, kind: str, p: float) 
 class Embedder:
     """A loaded backbone that turns preprocessed batches into unit-length float32 rows.
 
-    Forward passes are serialised by a lock: torch already uses every core for one batch, and
-    concurrent requests would only oversubscribe them.
+    Not meant to be called from several threads at once: torch already uses every core for one
+    batch. The service funnels concurrent queries through one `QueryBatcher` instead.
     """
 
     def __init__(
@@ -120,7 +119,6 @@ class Embedder:
         self.backbone = load_backbone(spec.model, pretrained=pretrained).to(self.device)
         self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.preprocess = spec.preprocessing
-        self._lock = threading.Lock()
 
     @property
     def precision(self) -> str:
@@ -150,7 +148,7 @@ class Embedder:
 
     def _pooled(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> torch.Tensor:
         pixels = pixels.contiguous(memory_format=torch.channels_last)
-        with self._lock, torch.autocast(
+        with torch.autocast(
             self.device.type,
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from PIL import Image
 
 from search_by_image.backbones import WeightsUnavailable
+from search_by_image.batcher import QueryBatcher
 from search_by_image.embedder import Embedder
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
 from search_by_image.metadata import Metadata, load_metadata
@@ -32,6 +33,7 @@ class SearchService:
     store: IndexStore | None = None
     embedder: Embedder | None = None
     metadata: Metadata | None = None
+    batcher: QueryBatcher | None = None
     problem: str | None = None
 
     @classmethod
@@ -45,6 +47,7 @@ class SearchService:
             log.warning("Serving without an index: %s", exc)
             return service
         service.store, service.embedder = store, embedder
+        service.batcher = QueryBatcher(embedder)
         service.metadata = load_metadata(settings.metadata_csv, store.paths)
         for problem in service.metadata.problems():
             log.warning("Metadata: %s", problem)
@@ -62,6 +65,10 @@ class SearchService:
     def model(self) -> str | None:
         return self.store.manifest.embedder.model if self.store else None
 
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
     def ready(self) -> tuple[IndexStore, Embedder]:
         if self.store is None or self.embedder is None:
             raise NoIndex(self.problem or "no index loaded")
@@ -70,9 +77,9 @@ class SearchService:
     def search(self, image: Image.Image, k: int, filename: str | None, decode_ms: float) -> SearchResponse:
         store, embedder = self.ready()
         started = time.perf_counter()
-        query = embedder.embed_images([image])
+        query = self.batcher.embed(*embedder.preprocess(image))
         embedded = time.perf_counter()
-        (hits,) = store.search(query, k)
+        (hits,) = store.search(query[None], k)
         searched = time.perf_counter()
         results = [
             SearchHit(

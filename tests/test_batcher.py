@@ -1,0 +1,54 @@
+"""Concurrent queries are coalesced into shared forward passes, with unchanged answers."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import PHOTOS
+from search_by_image.batcher import QueryBatcher
+
+NAMES = sorted(p.name for p in PHOTOS.iterdir())
+
+
+class CountingEmbedder:
+    """Wraps the real embedder and records the size of every batch it is given."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.batches: list[int] = []
+
+    def embed_batch(self, pixels, content_hw):
+        self.batches.append(len(pixels))
+        return self.embedder.embed_batch(pixels, content_hw)
+
+
+def test_concurrent_queries_share_batches_and_get_their_own_descriptor(lite0):
+    images = [Image.open(PHOTOS / name).convert("RGB") for name in NAMES]
+    alone = lite0.embed_images(images[:1])[0]
+    counting = CountingEmbedder(lite0)
+    batcher = QueryBatcher(counting)
+    try:
+        with ThreadPoolExecutor(len(images)) as pool:
+            results = list(pool.map(lambda image: batcher.embed(*lite0.preprocess(image)), images))
+    finally:
+        batcher.close()
+    assert sum(counting.batches) == len(images)
+    assert max(counting.batches) > 1, "13 simultaneous queries should not run one at a time"
+    assert float(results[0] @ alone) > 0.98  # same photo, possibly padded in a larger batch
+    ranks = [int(np.argmax(np.stack(results) @ r)) for r in results]
+    assert ranks == list(range(len(images)))
+
+
+def test_a_failed_forward_pass_reaches_every_waiting_query(lite0):
+    class Broken:
+        def embed_batch(self, pixels, content_hw):
+            raise RuntimeError("out of memory")
+
+    batcher = QueryBatcher(Broken())
+    try:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            batcher.embed(*lite0.preprocess(Image.new("RGB", (64, 64))))
+    finally:
+        batcher.close()
