@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     scales: tuple[float, ...] = Field(
         (1.0,), description="input scales whose descriptors are summed, e.g. [1, 0.707, 0.5]"
     )
+    whitening: int = Field(
+        256, ge=0, le=4096,
+        description="PCA-whitening dimensions, learned on collections of 400+ images; 0 = off.",
+    )
     precision: Precision = Field(
         "auto", description="auto: bf16 where the CPU/GPU runs it natively, else fp32."
     )

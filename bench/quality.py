@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from search_by_image.backbones import WeightsUnavailable, resnet50_cache_file
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.evaluation import (
     GroundTruth,
-    average_precision,
+    cross_fitted_whitening,
     mean_average_precision,
     ns_score,
     precision_at,
@@ -60,55 +60,17 @@ VARIANTS = [
     Variant("lite0-aspect448-gem", note="whole image, longer side 448, GeM"),
     Variant("lite0-ms", scales=MULTI_SCALE, note="+ scales 1, 1/sqrt 2, 1/2"),
     Variant("lite0-ms-pw256", scales=MULTI_SCALE, whiten=256, note="+ PCA-whitening to 256-d"),
+    Variant("lite0-aspect576-gem", size=576, note="longer side 576"),
+    Variant("lite0-aspect448-gem-pw256", whiten=256, note="single scale + PCA-whitening"),
     Variant("lite1-ms", model="efficientnet_lite1", scales=MULTI_SCALE),
     Variant("lite2-aspect448-gem", model="efficientnet_lite2"),
     Variant("lite2-ms", model="efficientnet_lite2", scales=MULTI_SCALE),
     Variant("lite2-ms-pw256", model="efficientnet_lite2", scales=MULTI_SCALE, whiten=256),
+    Variant("lite2-aspect576-gem", model="efficientnet_lite2", size=576),
+    Variant("lite2-aspect448-gem-pw256", model="efficientnet_lite2", whiten=256),
     Variant("resnet50-aspect448-gem", model="resnet50", note="needs ResNet50 weights"),
     Variant("resnet50-ms", model="resnet50", scales=MULTI_SCALE, note="needs ResNet50 weights"),
 ]
-
-
-@dataclass
-class Whitening:
-    """PCA-whitening (Jégou & Chum, ECCV 2012): centre, rotate, scale by 1/sqrt(eigenvalue)."""
-
-    mean: np.ndarray
-    projection: np.ndarray = field(repr=False)
-
-    @classmethod
-    def learn(cls, features: np.ndarray, dims: int) -> Whitening:
-        mean = features.mean(axis=0)
-        centred = features - mean
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-        dims = min(dims, len(singular))
-        eigen = singular[:dims] ** 2 / len(features)
-        return cls(mean, vt[:dims].T / np.sqrt(eigen + 1e-6 * eigen[0]))
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        out = (features - self.mean) @ self.projection
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-def cross_fitted_map(features: np.ndarray, truth: GroundTruth, dims: int) -> tuple[float, float]:
-    """mAP and P@1 with whitening learned on the other half of the groups, per query."""
-    groups = np.asarray(truth.groups)
-    fold = np.array([hash_group(g) % 2 for g in groups])
-    aps, p1 = [], []
-    for held_out in (0, 1):
-        white = Whitening.learn(features[fold != held_out], dims)(features)
-        for query in (q for q in truth.queries if fold[q] == held_out):
-            order = np.argsort(-(white @ white[query]), kind="stable")
-            order = order[order != query]
-            relevant = groups[order] == groups[query]
-            aps.append(average_precision(relevant, int(relevant.sum())))
-            p1.append(float(relevant[0]))
-    return float(np.mean(aps)), float(np.mean(p1))
-
-
-def hash_group(group: str) -> int:
-    """Deterministic split of groups into folds (Python's str hash is salted per process)."""
-    return int(group) if group.isdigit() else sum(map(ord, group))
 
 
 def query_ms(embedder: Embedder, image: Image.Image, repeats: int = 5) -> float:
@@ -132,7 +94,7 @@ def evaluate(variant: Variant, dataset: Path, truth: GroundTruth, workers: int) 
     assert paths == truth.files
     row = {"variant": variant.name, "dim": features.shape[1], "img/s": len(paths) / seconds}
     if variant.whiten:
-        row["mAP"], row["P@1"] = cross_fitted_map(features, truth, variant.whiten)
+        row["mAP"], row["P@1"] = cross_fitted_whitening(features, truth, variant.whiten)
         row["dim"] = variant.whiten
     else:
         row["mAP"], row["P@1"] = mean_average_precision(features, truth), precision_at(features, truth, 1)

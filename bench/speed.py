@@ -241,7 +241,7 @@ def bench_faiss(args) -> None:
         started = time.perf_counter()
         _, truth = exact.search(query, 10)
         flat_ms = (time.perf_counter() - started) / queries * 1e3
-        rows.append([count, "Flat", 0.0, flat_ms, 1.0, 4 * dim])
+        rows.append([count, "Flat", 0.0, flat_ms, 1.0, round(faiss.serialize_index(exact).nbytes / count)])
         lists = max(16, int(4 * count**0.5))
         for factory, knob, values in (("HNSW32", "efSearch", (64, 128)),
                                       (f"IVF{lists},Flat", "nprobe", (8, 32)),
@@ -252,9 +252,7 @@ def bench_faiss(args) -> None:
                 index.train(base[: min(count, 50 * lists)])
             index.add(base)
             build = time.perf_counter() - started
-            per_vector = (index.sa_code_size() if hasattr(index, "sa_code_size") else 4 * dim)
-            if factory.startswith("HNSW"):
-                per_vector = 4 * dim + 2 * 32 * 4
+            per_vector = round(faiss.serialize_index(index).nbytes / count)
             for value in values:
                 faiss.ParameterSpace().set_index_parameter(index, knob, value)
                 started = time.perf_counter()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search_by_image.whitening import Whitening
+
 
 @dataclass(frozen=True)
 class GroundTruth:
@@ -38,29 +40,43 @@ def average_precision(ranked_relevance: np.ndarray, n_relevant: int) -> float:
     return float((hits[ranks - 1] / ranks).sum() / n_relevant)
 
 
-def mean_average_precision(features: np.ndarray, truth: GroundTruth) -> float:
-    """mAP over the designated queries, each query excluded from its own ranking."""
+def _query_relevance(features: np.ndarray, truth: GroundTruth, queries: list[int]) -> list[np.ndarray]:
+    """Per query: relevance of every other image, in ranked order (the query itself excluded)."""
     groups = np.asarray(truth.groups)
-    scores = features[truth.queries] @ features.T
-    aps = []
-    for row, query in enumerate(truth.queries):
+    scores = features[queries] @ features.T
+    ranked = []
+    for row, query in enumerate(queries):
         order = np.argsort(-scores[row], kind="stable")
         order = order[order != query]
-        relevant = groups[order] == groups[query]
-        aps.append(average_precision(relevant, int(relevant.sum())))
-    return float(np.mean(aps))
+        ranked.append(groups[order] == groups[query])
+    return ranked
+
+
+def mean_average_precision(features: np.ndarray, truth: GroundTruth) -> float:
+    """mAP over the designated queries, each query excluded from its own ranking."""
+    ranked = _query_relevance(features, truth, truth.queries)
+    return float(np.mean([average_precision(r, int(r.sum())) for r in ranked]))
+
+
+def cross_fitted_whitening(features: np.ndarray, truth: GroundTruth, dims: int) -> tuple[float, float]:
+    """mAP and P@1 with whitening learned only on images of the *other* half of the groups.
+
+    Two folds by group: whitening learned on one fold's images ranks the whole set for the other
+    fold's queries, so no query, nor any image relevant to it, is ever learned from.
+    """
+    fold = np.array([int(g) % 2 if g.isdigit() else sum(map(ord, g)) % 2 for g in truth.groups])
+    ranked = []
+    for held_out in (0, 1):
+        whitened = Whitening.learn(features[fold != held_out], dims)(features)
+        queries = [q for q in truth.queries if fold[q] == held_out]
+        ranked += _query_relevance(whitened, truth, queries)
+    return (float(np.mean([average_precision(r, int(r.sum())) for r in ranked])),
+            float(np.mean([r[0] for r in ranked])))
 
 
 def precision_at(features: np.ndarray, truth: GroundTruth, k: int) -> float:
     """Mean fraction of relevant images among each query's top k (query excluded)."""
-    groups = np.asarray(truth.groups)
-    scores = features[truth.queries] @ features.T
-    values = []
-    for row, query in enumerate(truth.queries):
-        order = np.argsort(-scores[row], kind="stable")
-        order = order[order != query][:k]
-        values.append(float((groups[order] == groups[query]).mean()))
-    return float(np.mean(values))
+    return float(np.mean([r[:k].mean() for r in _query_relevance(features, truth, truth.queries)]))
 
 
 def ns_score(features: np.ndarray, truth: GroundTruth) -> float:

@@ -110,7 +110,8 @@ def update_index(
     keep_set = set(keep)
     todo = [p for p in found if p not in keep_set]
     report = IndexReport(reused=len(keep), removed=len(previous.paths) - len(keep) if previous else 0)
-    if previous is not None and not todo and report.removed == 0:
+    unchanged_setup = previous is not None and previous.manifest.whitening_requested == settings.whitening
+    if unchanged_setup and not todo and report.removed == 0:
         report.total, report.seconds = len(keep), time.perf_counter() - started
         return report
 
@@ -129,6 +130,7 @@ def update_index(
         np.concatenate([old_rows, rows]),
         paths,
         {p: (found[p].size, found[p].mtime_ns) for p in paths},
+        whitening_dims=settings.whitening,
     )
     store.save(saved_dir)
     for problem in load_metadata(settings.metadata_csv, paths).problems():

@@ -1,0 +1,68 @@
+"""PCA-whitening of descriptors, learned on a collection, stored with its index.
+
+Whitening (Jégou & Chum, "Negative evidences and co-occurrences in image retrieval", ECCV 2012)
+centres the descriptors, rotates them onto their principal axes and divides each axis by its
+spread, so bursty dimensions shared by many images stop dominating the cosine. On
+holidays_subset300 it raised EfficientNet-Lite0's mAP from 0.802 to 0.834 when learned on the
+other half of the groups (bench/quality.py, cross-fitted: no query's own group in the learning set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Output dimensions: 256 was the measured setting above.
+DEFAULT_DIMS = 256
+#: Fewest images to learn from: each half of holidays_subset300 (about 405 images) was enough for
+#: the gain above; far fewer leaves most of the 256 axes as noise.
+MIN_IMAGES = 400
+#: Learning on a sample keeps indexing a million images from an N x D SVD; 50k rows pin down the
+#: covariance of 1280-2048-d descriptors many times over.
+MAX_SAMPLE = 50_000
+
+
+@dataclass(frozen=True)
+class Whitening:
+    mean: np.ndarray
+    projection: np.ndarray  # D x dims
+
+    @property
+    def dims(self) -> int:
+        return self.projection.shape[1]
+
+    @classmethod
+    def learn(cls, features: np.ndarray, dims: int = DEFAULT_DIMS, seed: int = 0) -> Whitening:
+        features = np.asarray(features, dtype=np.float64)
+        if len(features) > MAX_SAMPLE:
+            rows = np.random.default_rng(seed).choice(len(features), MAX_SAMPLE, replace=False)
+            features = features[rows]
+        mean = features.mean(axis=0)
+        _, singular, vt = np.linalg.svd(features - mean, full_matrices=False)
+        dims = min(dims, len(singular))
+        eigen = singular[:dims] ** 2 / len(features)
+        # A small floor keeps near-zero axes from being blown up into noise.
+        projection = vt[:dims].T / np.sqrt(eigen + 1e-6 * eigen[0])
+        return cls(mean.astype(np.float32), projection.astype(np.float32))
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        out = (np.asarray(features, dtype=np.float32) - self.mean) @ self.projection
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as handle:
+            np.savez(handle, mean=self.mean, projection=self.projection)
+
+    @classmethod
+    def load(cls, path: Path) -> Whitening:
+        with np.load(path) as data:
+            return cls(data["mean"], data["projection"])
+
+
+def learn_if_enough(features: np.ndarray, dims: int, min_images: int = MIN_IMAGES) -> Whitening | None:
+    """Whitening for a collection of this size, or None when it is off or too few images."""
+    if dims <= 0 or len(features) < max(min_images, dims):
+        return None
+    return Whitening.learn(features, dims)

@@ -1,0 +1,53 @@
+"""PCA-whitening: learned on the collection when it is big enough, stored and applied with it."""
+
+import numpy as np
+import pytest
+
+from config import Settings
+from search_by_image.embedder import EmbedderSpec
+from search_by_image.index_store import WHITENING_FILE, IndexStore
+from search_by_image.whitening import Whitening, learn_if_enough
+
+SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
+
+
+def descriptors(count: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors with one shared 'bursty' direction, as real CNN descriptors have."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((count, SPEC.dim)).astype(np.float32)
+    vectors[:, 0] += 30.0
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_whitened_vectors_are_unit_length_decorrelated_and_of_the_asked_size():
+    features = descriptors(600)
+    white = Whitening.learn(features, dims=64)(features)
+    assert white.shape == (600, 64)
+    assert np.allclose(np.linalg.norm(white, axis=1), 1.0, atol=1e-5)
+    covariance = np.cov(white, rowvar=False)
+    off_diagonal = covariance - np.diag(np.diag(covariance))
+    assert np.abs(off_diagonal).max() < 0.2 * np.diag(covariance).mean()
+
+
+def test_small_collections_or_zero_dims_are_not_whitened():
+    assert learn_if_enough(descriptors(100), dims=256) is None
+    assert learn_if_enough(descriptors(600), dims=0) is None
+    assert learn_if_enough(descriptors(600), dims=256).dims == 256
+
+
+def test_store_learns_saves_loads_and_searches_in_whitened_space(tmp_path):
+    features = descriptors(500)
+    paths = [f"{i}.jpg" for i in range(500)]
+    store = IndexStore.create(SPEC, features, paths, {p: (1, 1) for p in paths}, whitening_dims=128)
+    assert store.manifest.whitening_dims == 128 and store.index.d == 128
+    store.save(tmp_path)
+    loaded = IndexStore.load(tmp_path)
+    assert np.asarray(loaded.features).shape == (500, SPEC.dim)  # raw descriptors on disk
+    (row, score), *_ = loaded.search(features[[42]], k=3)[0]
+    assert row == 42 and score == pytest.approx(1.0, abs=1e-4)
+
+    small = IndexStore.create(SPEC, features[:10], paths[:10], {p: (1, 1) for p in paths[:10]},
+                              whitening_dims=128)
+    small.save(tmp_path)
+    assert not (tmp_path / WHITENING_FILE).exists()
+    assert IndexStore.load(tmp_path).whitening is None
