@@ -68,6 +68,7 @@ VARIANTS = [
     Variant("lite2-ms-pw256", model="efficientnet_lite2", scales=MULTI_SCALE, whiten=256),
     Variant("lite2-aspect576-gem", model="efficientnet_lite2", size=576),
     Variant("lite2-aspect448-gem-pw256", model="efficientnet_lite2", whiten=256),
+    Variant("lite2-aspect576-gem-pw256", model="efficientnet_lite2", size=576, whiten=256),
     Variant("resnet50-aspect448-gem", model="resnet50", note="needs ResNet50 weights"),
     Variant("resnet50-ms", model="resnet50", scales=MULTI_SCALE, note="needs ResNet50 weights"),
 ]
