@@ -105,13 +105,16 @@ def update_index(
         )
         previous = None
 
+    fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
     old_files = previous.manifest.files if previous else {}
-    keep = [p for p in (previous.paths if previous else []) if p in found and tuple(old_files[p]) == (found[p].size, found[p].mtime_ns)]
+    keep = [p for p in (previous.paths if previous else [])
+            if p in fingerprints and tuple(old_files[p]) == fingerprints[p]]
     keep_set = set(keep)
     todo = [p for p in found if p not in keep_set]
     report = IndexReport(reused=len(keep), removed=len(previous.paths) - len(keep) if previous else 0)
-    unchanged_setup = previous is not None and previous.manifest.whitening_requested == settings.whitening
-    if unchanged_setup and not todo and report.removed == 0:
+    unchanged = (previous is not None and report.removed == 0
+                 and previous.manifest.whitening_requested == settings.whitening)
+    if unchanged and not todo:
         report.total, report.seconds = len(keep), time.perf_counter() - started
         return report
 
@@ -123,13 +126,16 @@ def update_index(
             embedder, images_dir, todo, settings.batch_size, settings.workers,
             settings.max_image_pixels, progress,
         )
+    if unchanged and not embedded:  # only files that failed again: the index is still current
+        report.total, report.seconds = len(keep), time.perf_counter() - started
+        return report
     old_rows = previous.features[[previous.position[p] for p in keep]] if keep else rows[:0]
     paths = keep + embedded
     store = IndexStore.create(
         spec,
         np.concatenate([old_rows, rows]),
         paths,
-        {p: (found[p].size, found[p].mtime_ns) for p in paths},
+        {p: fingerprints[p] for p in paths},
         whitening_dims=settings.whitening,
     )
     store.save(saved_dir)

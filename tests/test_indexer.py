@@ -61,6 +61,8 @@ def test_unreadable_files_are_skipped_counted_and_never_misaligned(tmp_path, cap
     assert store.paths == sorted(FOUR)
     for row, path in enumerate(store.paths):
         assert store.search(store.features[[row]], 1)[0][0][0] == row, path
+    again = update_index(settings, progress=False)
+    assert not again.written and len(again.skipped) == 2  # retried, still bad: nothing rewritten
 
 
 def test_changed_preprocessing_embeds_everything_again(tmp_path):
