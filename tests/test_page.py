@@ -11,9 +11,12 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-
          "--disable-component-update", "--no-first-run"]
 
 
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
 @pytest.fixture(scope="module")
 def browser(in_ci):
-    playwright_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which(CHROMIUM):
         if in_ci:
             pytest.fail("CI must test the page: install Debian's chromium (.ci/run does)")
@@ -29,7 +32,7 @@ def test_upload_shows_a_grid_of_results(browser, live_server, label, viewport):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     page.goto(f"{live_server}/search")
     page.set_input_files("#file", str(PHOTOS / "horses.jpg"))
-    assert page.locator("#preview").is_visible()
+    expect(page.locator("#preview")).to_be_visible()  # waits for the blob: image to load
     page.click("#submit")
     page.wait_for_selector("#grid li.hit img")
     page.wait_for_function(
