@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +166,7 @@ class ImageFolder(Dataset):
         return index, pixels, content_hw, ""
 
     @staticmethod
-    def collate(samples: Iterable[tuple[int, torch.Tensor | None, tuple[int, int], str]]) -> Batch:
+    def collate(samples: list[tuple[int, torch.Tensor | None, tuple[int, int], str]]) -> Batch:
         good = [s for s in samples if s[1] is not None]
         failed = [(s[0], s[3]) for s in samples if s[1] is None]
         if not good:
