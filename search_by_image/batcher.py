@@ -58,10 +58,7 @@ class QueryBatcher:
 
     def _embed(self, batch: list[tuple[torch.Tensor, tuple[int, int], Future]]) -> None:
         try:
-            features = self.embedder.embed_batch(
-                torch.stack([pixels for pixels, _, _ in batch]),
-                torch.tensor([hw for _, hw, _ in batch], dtype=torch.long),
-            )
+            features = self.embedder.embed_prepared([(pixels, hw) for pixels, hw, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
             for _, _, result in batch:
                 result.set_exception(exc)

@@ -108,10 +108,11 @@ class Embedder:
         precision: str = "auto",
         pretrained: bool = True,
     ):
-        if pretrained and weights_id(spec.model) != spec.weights:
+        available = weights_id(spec.model) if pretrained else spec.weights
+        if available != spec.weights:
             raise WeightsUnavailable(
                 f"the index was built with {spec.model} weights {spec.weights}, but this machine has "
-                f"{weights_id(spec.model)}: rebuild with `python with_faiss.py --rebuild`"
+                f"{available}: rebuild with `python with_faiss.py --rebuild`"
             )
         self.spec = spec
         self.device = resolve_device(device)
@@ -156,8 +157,11 @@ class Embedder:
             maps = self.backbone(pixels)
         return pool(maps.float(), content_hw, self.spec.pooling, self.spec.gem_p)
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        prepared = [self.preprocess(image) for image in images]
+    def embed_prepared(self, prepared: list[tuple[torch.Tensor, tuple[int, int]]]) -> np.ndarray:
+        """Embed `preprocess` outputs: (pixels, content height and width) per image."""
         pixels = torch.stack([tensor for tensor, _ in prepared])
         content_hw = torch.tensor([hw for _, hw in prepared], dtype=torch.long)
         return self.embed_batch(pixels, content_hw)
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        return self.embed_prepared([self.preprocess(image) for image in images])

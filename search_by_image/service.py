@@ -29,7 +29,6 @@ class NoIndex(RuntimeError):
 
 @dataclass
 class SearchService:
-    settings: object
     store: IndexStore | None = None
     embedder: Embedder | None = None
     metadata: Metadata | None = None
@@ -38,7 +37,7 @@ class SearchService:
 
     @classmethod
     def start(cls, settings) -> SearchService:
-        service = cls(settings)
+        service = cls()
         try:
             store = IndexStore.load(settings.saved_dir)
             embedder = Embedder(store.manifest.embedder, settings.device, settings.precision)

@@ -19,9 +19,9 @@ class CountingEmbedder:
         self.embedder = embedder
         self.batches: list[int] = []
 
-    def embed_batch(self, pixels, content_hw):
-        self.batches.append(len(pixels))
-        return self.embedder.embed_batch(pixels, content_hw)
+    def embed_prepared(self, prepared):
+        self.batches.append(len(prepared))
+        return self.embedder.embed_prepared(prepared)
 
 
 def test_concurrent_queries_share_batches_and_get_their_own_descriptor(lite0):
@@ -43,7 +43,7 @@ def test_concurrent_queries_share_batches_and_get_their_own_descriptor(lite0):
 
 def test_a_failed_forward_pass_reaches_every_waiting_query(lite0):
     class Broken:
-        def embed_batch(self, pixels, content_hw):
+        def embed_prepared(self, prepared):
             raise RuntimeError("out of memory")
 
     batcher = QueryBatcher(Broken())
