@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, le=1024)
     workers: int = Field(2, ge=0, le=64, description="DataLoader decode processes.")
 
+    reload_seconds: float = Field(
+        2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
+    )
+
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
     log_level: str = "INFO"

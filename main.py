@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
 from search_by_image.pages import render_search_page, wants_html
-from search_by_image.routes import health, images, search
+from search_by_image.routes import collections, health, images, search
 from search_by_image.service import SearchService
 from search_by_image.uploads import UploadSizeLimit
 
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
     app.include_router(search.router)
+    app.include_router(collections.router)
     app.include_router(images.router)
     app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
     app.add_exception_handler(HTTPException, _http_error)

@@ -1,4 +1,4 @@
-"""Index an images folder: `python with_faiss.py [--images DIR] [--output DIR] [--rebuild]`.
+"""Index an images folder: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`.
 
 Thin command line over `search_by_image.indexer`; every flag overrides the matching SBI_*
 setting from config.py.
@@ -19,13 +19,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(faiss_index.faiss, features.npy, images_paths.txt, manifest.json). Incremental: only new "
         "or changed images are embedded. Flags override SBI_* environment variables.",
     )
+    parser.add_argument("--collection", default="default",
+                        help="collection to build or update (default: the default collection). A "
+                        "named one is stored in <output>/collections/NAME and remembers its --images "
+                        "and --csv, which it needs the first time")
     parser.add_argument("--images", dest="images_dir", type=Path,
                         help=f"images folder, searched recursively (default: {defaults['images_dir'].default})")
     parser.add_argument("--output", dest="saved_dir", type=Path,
-                        help=f"where the index is written (default: {defaults['saved_dir'].default})")
+                        help=f"where indexes are written (default: {defaults['saved_dir'].default})")
     parser.add_argument("--csv", dest="metadata_csv", type=Path,
                         help="metadata CSV: one column names the image, the others are returned "
-                        f"with results (default: {defaults['metadata_csv'].default})")
+                        f"with results (default: {defaults['metadata_csv'].default}; for a named "
+                        "collection, metadata.csv in its folder)")
     parser.add_argument("--model", choices=["auto", "resnet50", "efficientnet_lite0",
                                             "efficientnet_lite1", "efficientnet_lite2"],
                         help="backbone; auto = ResNet50 if its weights can be had, else the bundled "
@@ -48,19 +53,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("rebuild", "quiet")}
+    per_run = ("rebuild", "quiet", "collection", "images_dir", "metadata_csv")
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
-    from search_by_image.indexer import update_index  # torch import only after --help
+    from search_by_image import catalog  # torch import only after --help
+    from search_by_image.indexer import update_index
 
     try:
-        report = update_index(settings, rebuild=args.rebuild, progress=not args.quiet)
-    except (FileNotFoundError, RuntimeError) as exc:
+        location = catalog.for_indexing(settings, args.collection, args.images_dir, args.metadata_csv)
+        report = update_index(settings, location, rebuild=args.rebuild, progress=not args.quiet)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
         logging.error("%s", exc)
         return 1
-    logging.info("%s -> %s", report.summary(), settings.saved_dir)
+    logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
     return 0
 
 

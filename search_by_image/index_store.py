@@ -4,7 +4,10 @@ Layout of the saved folder (the first three names are the ones users know):
   faiss_index.faiss   FAISS index, inner product over L2-normalised rows (= cosine)
   features.npy        float32 N x D, row i = line i of images_paths.txt
   images_paths.txt    paths relative to the images folder, one per line
-  manifest.json       the embedder spec that built it, index type, count, file fingerprints
+  ids.npy             int64 N, the stable id of each row: FAISS returns ids, not row numbers,
+                      so adding or removing one image never renumbers the others
+  manifest.json       the embedder spec that built it, index type, count, next free id,
+                      a generation tag that changes with every commit, file fingerprints
   whitening.npz       PCA-whitening learned on the collection, when it is large enough; the
                       FAISS index holds whitened vectors, features.npy the raw descriptors
 
@@ -12,6 +15,8 @@ Commit protocol (why a crash never leaves a mixed index): new files are written 
 names first; the current files are hard-linked into `.previous/`; the new files are renamed over
 the old ones, the manifest last; then `.previous/` is removed. A reader that finds `.previous/`
 loads that complete old set instead, and the next writer rolls it back before doing anything.
+Writers hold `writer_lock` around their read-modify-write; a store is immutable once built, so
+an update (`with_added`, `without`) returns a new store and readers keep the one they hold.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from search_by_image.embedder import EmbedderSpec
+from search_by_image.index_choice import choose_index_type, exact_top_k, search_params, tune_nprobe
 from search_by_image.whitening import Whitening, learn_if_enough
 
 INDEX_FILE = "faiss_index.faiss"
@@ -36,10 +44,13 @@ FEATURES_FILE = "features.npy"
 PATHS_FILE = "images_paths.txt"
 MANIFEST_FILE = "manifest.json"
 WHITENING_FILE = "whitening.npz"
+IDS_FILE = "ids.npy"
 #: Rename order: the manifest goes last, so it only ever describes files already in place.
-COMMIT_ORDER = (FEATURES_FILE, PATHS_FILE, WHITENING_FILE, INDEX_FILE, MANIFEST_FILE)
+COMMIT_ORDER = (FEATURES_FILE, PATHS_FILE, IDS_FILE, WHITENING_FILE, INDEX_FILE, MANIFEST_FILE)
 PREVIOUS_DIR = ".previous"
-FORMAT_VERSION = 1
+LOCK_FILE = ".lock"
+#: 2 added ids.npy; a format-1 index (rows numbered 0..N-1) still loads.
+FORMAT_VERSION = 2
 
 
 class IndexMissing(RuntimeError):
@@ -50,11 +61,22 @@ class IndexCorrupt(RuntimeError):
     pass
 
 
+class IndexBusy(RuntimeError):
+    """Another writer holds the folder (usually `with_faiss.py` updating it)."""
+
+
 class Manifest(BaseModel):
     format: int = FORMAT_VERSION
     embedder: EmbedderSpec
     index_type: str
+    #: IVF lists visited per query, tuned at build time to reach recall@10 >= 0.95 (0: exact)
+    nprobe: int = 0
+    #: recall@10 against exact search measured when nprobe was tuned
+    recall_at_10: float = 1.0
     count: int
+    next_id: int = 0
+    #: changes with every commit: how the service notices that someone else rewrote the index
+    generation: str = ""
     #: whitening dimensions asked for, and those in use (0: off, or too few images to learn)
     whitening_requested: int = 0
     whitening_dims: int = 0
@@ -63,11 +85,18 @@ class Manifest(BaseModel):
     files: dict[str, tuple[int, int]]
 
 
-def build_index(features: np.ndarray, index_type: str = "Flat") -> faiss.Index:
-    index = faiss.index_factory(features.shape[1], index_type, faiss.METRIC_INNER_PRODUCT)
-    if len(features):
-        index.add(np.ascontiguousarray(features, dtype=np.float32))
+def build_index(vectors: np.ndarray, ids: np.ndarray, index_type: str) -> faiss.Index:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.index_factory(vectors.shape[1], index_type, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        index.train(vectors)
+    if len(vectors):
+        index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
     return index
+
+
+def _new_generation() -> str:
+    return uuid.uuid4().hex
 
 
 class IndexStore:
@@ -79,12 +108,13 @@ class IndexStore:
         index: faiss.Index,
         features: np.ndarray,
         paths: list[str],
+        ids: np.ndarray,
         whitening: Whitening | None = None,
     ):
-        if not (index.ntotal == len(paths) == len(features) == manifest.count):
+        if not (index.ntotal == len(paths) == len(features) == len(ids) == manifest.count):
             raise IndexCorrupt(
                 f"index has {index.ntotal} vectors, features {len(features)} rows, paths "
-                f"{len(paths)} lines, manifest {manifest.count}; rebuild with "
+                f"{len(paths)} lines, ids {len(ids)}, manifest {manifest.count}; rebuild with "
                 "`python with_faiss.py --rebuild`"
             )
         searched_dim = whitening.dims if whitening else manifest.embedder.dim
@@ -94,8 +124,12 @@ class IndexStore:
         self.index = index
         self.features = features
         self.paths = paths
+        self.ids = ids
         self.whitening = whitening
         self.position = {path: row for row, path in enumerate(paths)}
+        self.row_of_id = {int(i): row for row, i in enumerate(ids)}
+        if len(self.row_of_id) != len(ids) or (len(ids) and int(ids.max()) >= manifest.next_id):
+            raise IndexCorrupt("duplicate or out-of-range ids in ids.npy; rebuild with --rebuild")
 
     @classmethod
     def create(
@@ -104,36 +138,115 @@ class IndexStore:
         features: np.ndarray,
         paths: list[str],
         files: dict[str, tuple[int, int]],
-        index_type: str = "Flat",
+        ids: np.ndarray | None = None,
+        next_id: int | None = None,
         whitening_dims: int = 0,
+        index_type: str | None = None,
     ) -> IndexStore:
+        """A new store; the index type is chosen by size unless given (see index_choice)."""
+        ids = np.arange(len(paths), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        if next_id is None:
+            next_id = int(ids.max()) + 1 if len(ids) else 0
         whitening = learn_if_enough(features, whitening_dims)
+        searched = whitening(features) if whitening else np.asarray(features, np.float32)
+        index_type = index_type or choose_index_type(len(paths), searched.shape[1])
+        index = build_index(searched, ids, index_type)
+        nprobe, recall = tune_nprobe(index, searched, ids)
         manifest = Manifest(
             embedder=spec,
             index_type=index_type,
+            nprobe=nprobe,
+            recall_at_10=round(recall, 4),
             count=len(paths),
+            next_id=next_id,
+            generation=_new_generation(),
             whitening_requested=whitening_dims,
             whitening_dims=whitening.dims if whitening else 0,
             created=datetime.now(timezone.utc),
             files=files,
         )
-        searched = whitening(features) if whitening else features
-        return cls(manifest, build_index(searched, index_type), features, paths, whitening)
+        return cls(manifest, index, features, paths, ids, whitening)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """(row, score) pairs per query, best first; at most `k`, fewer for a smaller index."""
-        k = min(k, len(self))
+    def _searched(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = self.whitening(vectors) if self.whitening is not None else vectors
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def with_added(
+        self, features: np.ndarray, paths: list[str], files: dict[str, tuple[int, int]]
+    ) -> IndexStore:
+        """A new store with these rows appended under fresh ids; the whitening stays as learned."""
+        clash = [p for p in paths if p in self.position]
+        if clash:
+            raise ValueError(f"already indexed: {clash[:3]}")
+        new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
+        index = faiss.clone_index(self.index)
+        index.add_with_ids(self._searched(features), new_ids)
+        manifest = self._updated_manifest(
+            count=len(self) + len(paths), next_id=self.manifest.next_id + len(paths),
+            files={**self.manifest.files, **files},
+        )
+        return IndexStore(
+            manifest, index, np.concatenate([np.asarray(self.features), features]),
+            self.paths + paths, np.concatenate([self.ids, new_ids]), self.whitening,
+        )
+
+    def without(self, ids: Iterable[int]) -> IndexStore:
+        """A new store without these ids (unknown ids are ignored); ids are never reused."""
+        gone = {int(i) for i in ids} & self.row_of_id.keys()
+        keep = np.array([int(i) not in gone for i in self.ids], dtype=bool)
+        index = faiss.clone_index(self.index)
+        index.remove_ids(faiss.IDSelectorBatch(np.fromiter(gone, np.int64, len(gone))))
+        paths = [p for p, kept in zip(self.paths, keep) if kept]
+        manifest = self._updated_manifest(
+            count=len(paths), files={p: self.manifest.files[p] for p in paths}
+        )
+        return IndexStore(
+            manifest, index, np.asarray(self.features)[keep], paths, self.ids[keep], self.whitening
+        )
+
+    def _updated_manifest(self, **changes) -> Manifest:
+        return self.manifest.model_copy(update={
+            **changes, "generation": _new_generation(), "created": datetime.now(timezone.utc),
+        })
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """(id, score) pairs per query, best first; at most `k`, fewer for a smaller index.
+
+        `allowed` (ids) restricts the search inside FAISS (an ID selector), so k results come
+        back whenever k images are allowed. An IVF index may miss allowed images outside the
+        probed lists; those queries are answered again exactly over the allowed rows.
+        """
+        available = len(self) if allowed is None else len(allowed)
+        k = min(k, available)
         if k == 0:
             return [[] for _ in queries]
-        if self.whitening is not None:
-            queries = self.whitening(queries)
-        scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = self._searched(queries)
+        selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, np.int64))
+        params = search_params(self.index, self.manifest.nprobe, selector)
+        scores, ids = self.index.search(queries, k, params=params)
+        hits = [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores)
+        ]
+        if allowed is not None and self.manifest.nprobe:
+            short = [q for q, found in enumerate(hits) if len(found) < k]
+            if short:
+                for q, found in zip(short, self._exact_among(queries[short], allowed, k)):
+                    hits[q] = found
+        return hits
+
+    def _exact_among(self, queries: np.ndarray, allowed: np.ndarray, k: int):
+        rows = np.array([self.row_of_id[int(i)] for i in allowed], dtype=np.int64)
+        vectors = self._searched(np.asarray(self.features)[rows])
+        best = exact_top_k(vectors, queries, k)
         return [
-            [(int(row), float(score)) for row, score in zip(r, s) if row >= 0]
-            for r, s in zip(rows, scores)
+            [(int(self.ids[rows[r]]), float(vectors[r] @ query)) for r in order]
+            for order, query in zip(best, queries)
         ]
 
     @classmethod
@@ -162,41 +275,49 @@ class IndexStore:
             features = np.load(folder / FEATURES_FILE, mmap_mode="r")
             paths = (folder / PATHS_FILE).read_text(encoding="utf-8").splitlines()
             whitening = Whitening.load(folder / WHITENING_FILE) if manifest.whitening_dims else None
+            if manifest.format < 2:
+                ids = np.arange(manifest.count, dtype=np.int64)
+                manifest = manifest.model_copy(update={"next_id": manifest.count})
+            else:
+                ids = np.load(folder / IDS_FILE)
         except FileNotFoundError:
             raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise IndexCorrupt(f"cannot read the index in {folder}: {exc}") from exc
-        return cls(manifest, index, features, paths, whitening)
+        return cls(manifest, index, features, paths, ids, whitening)
 
     def save(self, folder: Path) -> None:
-        """Write all four files atomically as one set (see the module docstring)."""
+        """Write every file atomically as one set (see the module docstring).
+
+        The caller holds `writer_lock(folder)` around its whole read-modify-write.
+        """
         folder.mkdir(parents=True, exist_ok=True)
-        with writer_lock(folder):
-            roll_back_interrupted_commit(folder)
-            written = [n for n in COMMIT_ORDER if n != WHITENING_FILE or self.whitening is not None]
-            staged = {name: folder / f".{name}.tmp" for name in written}
-            if self.whitening is not None:
-                self.whitening.save(staged[WHITENING_FILE])
-            faiss.write_index(self.index, str(staged[INDEX_FILE]))
-            with open(staged[FEATURES_FILE], "wb") as out:
-                np.save(out, np.ascontiguousarray(self.features, dtype=np.float32))
-            staged[PATHS_FILE].write_text("".join(f"{p}\n" for p in self.paths), encoding="utf-8")
-            staged[MANIFEST_FILE].write_text(self.manifest.model_dump_json(indent=1))
-            for path in staged.values():
-                _fsync(path)
-            previous = folder / PREVIOUS_DIR
-            if (folder / MANIFEST_FILE).is_file():
-                previous.mkdir()
-                for name in COMMIT_ORDER:
-                    if (folder / name).exists():
-                        os.link(folder / name, previous / name)
-                _fsync(previous)
-            for name in written:
-                os.replace(staged[name], folder / name)
-            _fsync(folder)
-            shutil.rmtree(previous, ignore_errors=True)
-            if self.whitening is None:
-                (folder / WHITENING_FILE).unlink(missing_ok=True)
+        written = [n for n in COMMIT_ORDER if n != WHITENING_FILE or self.whitening is not None]
+        staged = {name: folder / f".{name}.tmp" for name in written}
+        if self.whitening is not None:
+            self.whitening.save(staged[WHITENING_FILE])
+        faiss.write_index(self.index, str(staged[INDEX_FILE]))
+        with open(staged[FEATURES_FILE], "wb") as out:
+            np.save(out, np.ascontiguousarray(self.features, dtype=np.float32))
+        with open(staged[IDS_FILE], "wb") as out:
+            np.save(out, np.ascontiguousarray(self.ids, dtype=np.int64))
+        staged[PATHS_FILE].write_text("".join(f"{p}\n" for p in self.paths), encoding="utf-8")
+        staged[MANIFEST_FILE].write_text(self.manifest.model_dump_json(indent=1))
+        for path in staged.values():
+            _fsync(path)
+        previous = folder / PREVIOUS_DIR
+        if (folder / MANIFEST_FILE).is_file():
+            previous.mkdir()
+            for name in COMMIT_ORDER:
+                if (folder / name).exists():
+                    os.link(folder / name, previous / name)
+            _fsync(previous)
+        for name in written:
+            os.replace(staged[name], folder / name)
+        _fsync(folder)
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.whitening is None:
+            (folder / WHITENING_FILE).unlink(missing_ok=True)
 
 
 def roll_back_interrupted_commit(folder: Path) -> None:
@@ -213,14 +334,28 @@ def roll_back_interrupted_commit(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def writer_lock(folder: Path) -> Iterator[None]:
-    """One writer per saved folder at a time (an exclusive flock on `.lock`)."""
-    with open(folder / ".lock", "w") as handle:
+def writer_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
+    """One writer per saved folder at a time (an exclusive flock on `.lock`), across processes.
+
+    Waits up to `wait` seconds, then raises IndexBusy. Rolls back a crashed commit on entry, so
+    the holder always starts from a complete set.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    with open(folder / LOCK_FILE, "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusy(
+                        f"another writer (usually with_faiss.py) is updating {folder}; "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"another indexer is writing {folder}; wait for it to finish") from None
-        try:
+            roll_back_interrupted_commit(folder)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

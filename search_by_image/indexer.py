@@ -2,7 +2,12 @@
 
 Incremental by default: files whose size and mtime are unchanged keep their stored features,
 new and changed files are embedded, deleted files are dropped. A different model or
-preprocessing than the one that built the index means every file is embedded again.
+preprocessing than the one that built the index means every file is embedded again. A path keeps
+its id across runs, so ids handed out by the API stay valid.
+
+The run holds the collection's writer lock from reading the old index to committing the new one:
+an image added through the API meanwhile waits (or is refused with a retry hint) instead of being
+overwritten by a commit that never saw it.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dataset import ImageFolder, list_images
+from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import Embedder, EmbedderSpec
-from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
+from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
 from search_by_image.metadata import load_metadata
 
 log = logging.getLogger(__name__)
@@ -87,17 +93,29 @@ def embed_files(
 
 def update_index(
     settings,
+    location: Location | None = None,
     rebuild: bool = False,
     progress: bool = True,
 ) -> IndexReport:
-    """Bring `settings.saved_dir` in line with `settings.images_dir`; see the module docstring."""
+    """Bring a collection's saved index in line with its images folder (the module docstring).
+
+    `location` defaults to the default collection of `settings`.
+    """
+    location = location or default_location(settings)
+    if not location.images_dir.is_dir():
+        raise FileNotFoundError(f"images folder {location.images_dir} does not exist")
+    with writer_lock(location.saved_dir):
+        return _update_locked(settings, location, rebuild, progress)
+
+
+def _update_locked(settings, location: Location, rebuild: bool, progress: bool) -> IndexReport:
     started = time.perf_counter()
-    images_dir, saved_dir = settings.images_dir, settings.saved_dir
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"images folder {images_dir} does not exist")
-    found = list_images(images_dir)
+    found = list_images(location.images_dir)
     spec = EmbedderSpec.from_settings(settings)
-    previous = None if rebuild else _load_previous(saved_dir)
+    loaded = _load_previous(location.saved_dir)
+    ids_by_path = {p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {}
+    next_id = loaded.manifest.next_id if loaded else 0
+    previous = None if rebuild else loaded
     if previous is not None and previous.manifest.embedder != spec:
         log.info(
             "The index was built with %s, the settings ask for %s: embedding every image again",
@@ -123,7 +141,7 @@ def update_index(
         log.info("Embedding %d images with %s", len(todo), spec.model)
         embedder = Embedder(spec, settings.device, settings.precision)
         embedded, rows, report.skipped = embed_files(
-            embedder, images_dir, todo, settings.batch_size, settings.workers,
+            embedder, location.images_dir, todo, settings.batch_size, settings.workers,
             settings.max_image_pixels, progress,
         )
     if unchanged and not embedded:  # only files that failed again: the index is still current
@@ -131,15 +149,22 @@ def update_index(
         return report
     old_rows = previous.features[[previous.position[p] for p in keep]] if keep else rows[:0]
     paths = keep + embedded
+    ids = []
+    for path in paths:
+        if path not in ids_by_path:
+            ids_by_path[path], next_id = next_id, next_id + 1
+        ids.append(ids_by_path[path])
     store = IndexStore.create(
         spec,
         np.concatenate([old_rows, rows]),
         paths,
         {p: fingerprints[p] for p in paths},
+        ids=np.array(ids, dtype=np.int64),
+        next_id=next_id,
         whitening_dims=settings.whitening,
     )
-    store.save(saved_dir)
-    for problem in load_metadata(settings.metadata_csv, paths).problems():
+    store.save(location.saved_dir)
+    for problem in load_metadata(location.metadata_csv, paths).problems():
         log.warning("Metadata: %s", problem)
     report.total, report.embedded, report.written = len(paths), len(embedded), True
     report.seconds = time.perf_counter() - started

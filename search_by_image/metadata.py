@@ -2,22 +2,43 @@
 
 The CSV is joined by path at load time (not baked into the index), so editing it needs no
 re-embedding. Problems are reported, never fatal: a CSV is often maintained by hand.
+
+Besides the JSON rows returned with results, the join keeps a typed table aligned with the index
+rows, for filters: each column is a number, a date (ISO `YYYY-MM-DD` text), a boolean or text.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 #: Column names that usually hold the image file, in order of preference.
 PATH_COLUMNS = ("path", "image_path", "image", "file", "filename", "file_name", "image_name")
+#: Text columns whose every value looks like this are dates (filterable by range).
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+#: A text column with at most this many distinct values gets a drop-down on the page.
+MAX_CHOICES = 30
+
+Kind = Literal["number", "date", "bool", "text"]
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    kind: Kind
+    #: the distinct values of a text column with few of them (for a drop-down), else None
+    values: list[str] | None = None
+    min: float | str | None = None
+    max: float | str | None = None
 
 
 @dataclass
@@ -28,6 +49,27 @@ class Metadata:
     unmatched: list[str] = field(default_factory=list)
     #: indexed images without a CSV row
     missing: list[str] = field(default_factory=list)
+    #: typed values, one row per indexed path in index order (NA where the CSV has none)
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    kinds: dict[str, Kind] = field(default_factory=dict)
+
+    def describe(self) -> list[ColumnInfo]:
+        """What the page needs to draw a filter control per column."""
+        infos = []
+        for name, kind in self.kinds.items():
+            values = self.table[name].dropna()
+            info = ColumnInfo(name=name, kind=kind)
+            if kind == "text":
+                distinct = sorted({str(v) for v in values})
+                info.values = distinct if len(distinct) <= MAX_CHOICES else None
+            elif kind in ("number", "date") and len(values):
+                low, high = values.min(), values.max()
+                info.min, info.max = (
+                    (low.date().isoformat(), high.date().isoformat()) if kind == "date"
+                    else (float(low), float(high))
+                )
+            infos.append(info)
+        return infos
 
     def for_path(self, path: str) -> dict[str, Any]:
         return self.rows.get(path, {})
@@ -66,6 +108,25 @@ def _path_column(frame: pd.DataFrame, paths: set[str], names: set[str]) -> str:
     return max(frame.columns, key=hits)
 
 
+def _kind(column: pd.Series) -> Kind:
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(column):
+        return "number"
+    values = column.dropna().astype(str)
+    if len(values) and values.str.fullmatch(ISO_DATE).all():
+        return "date"
+    return "text"
+
+
+def _typed(column: pd.Series, kind: Kind) -> pd.Series:
+    if kind == "date":
+        return pd.to_datetime(column, format="ISO8601", errors="coerce")
+    if kind == "text":
+        return column.astype("string")
+    return column
+
+
 def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
     """Join `csv_path` to the indexed `paths` by relative path, or by file name when unique."""
     if csv_path is None or not csv_path.is_file():
@@ -85,12 +146,44 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
     key = _path_column(frame, indexed, {n for n, p in by_name.items() if p})
     columns = [str(c) for c in frame.columns if c != key]
     metadata = Metadata(columns=columns)
-    for record in frame.astype(object).to_dict(orient="records"):
+    position = {path: row for row, path in enumerate(paths)}
+    matched: dict[int, int] = {}  # index row -> CSV record (the last one wins)
+    for number, record in enumerate(frame.astype(object).to_dict(orient="records")):
         raw = str(record.pop(key)).strip().replace("\\", "/").removeprefix("./")
         path = raw if raw in indexed else by_name.get(PurePosixPath(raw).name)
         if path is None:
             metadata.unmatched.append(raw)
             continue
         metadata.rows[path] = {str(k): _json_value(v) for k, v in record.items()}
+        matched[position[path]] = number
     metadata.missing = [p for p in paths if p not in metadata.rows]
+    values = frame.drop(columns=key).iloc[list(matched.values())]
+    values.index = list(matched.keys())
+    values.columns = columns
+    values = values.reindex(range(len(paths)))
+    metadata.kinds = {str(c): _kind(frame[c]) for c in frame.columns if c != key}
+    metadata.table = pd.DataFrame({c: _typed(values[c], metadata.kinds[c]) for c in columns},
+                                  index=values.index)
     return metadata
+
+
+def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]]) -> None:
+    """Add one CSV row per path (new columns are added), written atomically.
+
+    The existing text is read and written back as text, so hand-made formatting survives.
+    """
+    if not rows:
+        return
+    if csv_path.is_file():
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        by_lower = {str(c).lower(): str(c) for c in frame.columns}
+        key = next((by_lower[c] for c in PATH_COLUMNS if c in by_lower), str(frame.columns[0]))
+    else:
+        frame, key = pd.DataFrame(columns=["path"]), "path"
+    added = pd.DataFrame([{**{k: "" if v is None else str(v) for k, v in values.items()}, key: path}
+                          for path, values in rows.items()])
+    frame = pd.concat([frame, added], ignore_index=True).fillna("")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    staged = csv_path.with_name(f".{csv_path.name}.tmp")
+    frame.to_csv(staged, index=False)
+    os.replace(staged, csv_path)

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image
 
 from config import PROJECT_DIR
+from search_by_image.catalog import DEFAULT
 
 templates = Jinja2Templates(directory=PROJECT_DIR / "templates")
 QUERY_THUMBNAIL_PX = 320
@@ -31,10 +32,20 @@ def query_thumbnail(image: Image.Image) -> str:
 
 
 def render_search_page(request: Request, status_code: int = 200, **context: Any):
+    """The page, with the chosen collection (default: the default one) selected."""
     service = request.app.state.service
+    chosen = service.collections.get(context.pop("collection", None) or DEFAULT, service.default)
+    info = service.info(chosen)
     return templates.TemplateResponse(
         request,
         "search.html",
-        {"images": service.size, "model": service.model, "problem": service.problem, **context},
+        {
+            "collections": [service.summary(c) for c in service.collections.values()],
+            "collection": info,
+            "images": info.images,
+            "model": info.model,
+            "problem": info.detail,
+            **context,
+        },
         status_code=status_code,
     )

@@ -4,9 +4,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from search_by_image.metadata import ColumnInfo
+
 
 class SearchHit(BaseModel):
     rank: int = Field(description="1 = most similar")
+    id: int = Field(description="the image's stable id in its collection")
     path: str = Field(description="path relative to the images folder")
     score: float = Field(description="cosine similarity in [-1, 1]; 1 = identical descriptor")
     image_url: str
@@ -28,23 +31,64 @@ class QueryInfo(BaseModel):
 
 class SearchResponse(BaseModel):
     query: QueryInfo
+    collection: str
     k: int
+    matched: int | None = Field(
+        None, description="images that pass the filters (null when none were given)")
     model: str
     results: list[SearchHit]
     timing: Timing
 
 
-class Health(BaseModel):
+class CollectionSummary(BaseModel):
+    name: str
     status: Literal["ok", "no_index"]
     images: int
     model: str | None
+    index_type: str | None = Field(None, description="the FAISS index_factory string")
+    detail: str | None = Field(None, description="why the collection is not searchable")
+
+
+class CollectionInfo(CollectionSummary):
+    columns: list[ColumnInfo] = Field(description="metadata columns that filters can use")
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionSummary]
+
+
+class AddedImage(BaseModel):
+    id: int
+    path: str = Field(description="where it was stored, relative to the images folder")
+    image_url: str
+    created: bool = Field(description="false when the same image was already in the collection")
+
+
+class AddedImages(BaseModel):
+    collection: str
+    images: list[AddedImage]
+
+
+class DeletedImage(BaseModel):
+    collection: str
+    id: int
+    path: str
+    trashed_to: str | None = Field(description="where the file was moved (null if it was gone)")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "no_index"]
+    images: int = Field(description="images in the default collection")
+    model: str | None
     device: str | None
     detail: str | None = None
+    collections: list[CollectionSummary]
 
 
 class ServiceInfo(BaseModel):
     name: str
     version: str
-    images: int
+    images: int = Field(description="images in the default collection")
     model: str | None
+    collections: list[str]
     endpoints: dict[str, str]

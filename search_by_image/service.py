@@ -1,105 +1,152 @@
-"""What the routes share: the loaded index, the embedder that matches it, and the metadata.
+"""What the routes share: every collection with its current snapshot, and the shared embedders.
 
-Built once at startup (main.py's lifespan). The embedder is rebuilt from the index manifest,
-never from the settings, so a query is processed exactly like the collection was.
+Built once at startup (main.py's lifespan). A watcher thread polls each collection's saved files
+every `reload_seconds`, so an index rewritten by `with_faiss.py`, or a new collection, is served
+without a restart. Each collection's embedder comes from its index manifest, never from the
+settings, so a query is processed exactly like its collection was.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+import threading
 from urllib.parse import quote
 
 from PIL import Image
 
-from search_by_image.backbones import WeightsUnavailable
-from search_by_image.batcher import QueryBatcher
-from search_by_image.embedder import Embedder
-from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
-from search_by_image.metadata import Metadata, load_metadata
-from search_by_image.schemas import QueryInfo, SearchHit, SearchResponse, Timing
+from search_by_image import catalog
+from search_by_image.collection import Collection, Hits
+from search_by_image.embedder import resolve_device
+from search_by_image.embedders import EmbedderPool
+from search_by_image.filters import Condition
+from search_by_image.schemas import (
+    CollectionInfo,
+    CollectionSummary,
+    QueryInfo,
+    SearchHit,
+    SearchResponse,
+    Timing,
+)
 
 log = logging.getLogger(__name__)
 
 
-class NoIndex(RuntimeError):
-    """Search is impossible until an index is built; the message says how."""
+def image_url(collection: str, path: str) -> str:
+    suffix = "" if collection == catalog.DEFAULT else f"?collection={quote(collection)}"
+    return f"/images/{quote(path)}{suffix}"
 
 
-@dataclass
 class SearchService:
-    store: IndexStore | None = None
-    embedder: Embedder | None = None
-    metadata: Metadata | None = None
-    batcher: QueryBatcher | None = None
-    problem: str | None = None
+    def __init__(self, settings):
+        self.settings = settings
+        self.device = str(resolve_device(settings.device))
+        self.embedders = EmbedderPool(settings.device, settings.precision)
+        self.collections: dict[str, Collection] = {}
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @classmethod
     def start(cls, settings) -> SearchService:
-        service = cls()
-        try:
-            store = IndexStore.load(settings.saved_dir)
-            embedder = Embedder(store.manifest.embedder, settings.device, settings.precision)
-        except (IndexMissing, IndexCorrupt, WeightsUnavailable) as exc:
-            service.problem = str(exc)
-            log.warning("Serving without an index: %s", exc)
-            return service
-        service.store, service.embedder = store, embedder
-        service.batcher = QueryBatcher(embedder)
-        service.metadata = load_metadata(settings.metadata_csv, store.paths)
-        for problem in service.metadata.problems():
-            log.warning("Metadata: %s", problem)
-        log.info(
-            "Serving %d images from %s with %s on %s (%s)", len(store), settings.saved_dir,
-            store.manifest.embedder.model, service.embedder.device, service.embedder.precision,
-        )
+        service = cls(settings)
+        service.refresh()
+        for collection in service.collections.values():
+            if collection.snapshot is None:
+                log.warning("Collection %s is not searchable: %s", collection.name, collection.problem)
+        if settings.reload_seconds > 0:
+            service._watcher = threading.Thread(target=service._watch, name="index-watcher", daemon=True)
+            service._watcher.start()
         return service
 
-    @property
-    def size(self) -> int:
-        return len(self.store) if self.store else 0
+    def refresh(self) -> None:
+        """Pick up new, rewritten and removed collections (what the watcher runs)."""
+        found = catalog.discover(self.settings)
+        current = dict(self.collections)
+        for name, location in found.items():
+            if name not in current or current[name].location != location:
+                current[name] = Collection(location, self.embedders)
+            current[name].refresh()
+        self.collections = {name: current[name] for name in found}
 
-    @property
-    def model(self) -> str | None:
-        return self.store.manifest.embedder.model if self.store else None
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.settings.reload_seconds):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the watcher must outlive one bad poll
+                log.exception("Reloading the collections failed; serving what is loaded")
 
     def stop(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close()
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
+        self.embedders.close()
 
-    def ready(self) -> tuple[IndexStore, Embedder]:
-        if self.store is None or self.embedder is None:
-            raise NoIndex(self.problem or "no index loaded")
-        return self.store, self.embedder
+    def get(self, name: str) -> Collection:
+        """Raises catalog.InvalidName or catalog.UnknownCollection with a reason."""
+        catalog.validate_name(name)
+        collection = self.collections.get(name)
+        if collection is None:
+            known = ", ".join(self.collections)
+            raise catalog.UnknownCollection(f"no collection named {name!r}; known collections: {known}")
+        return collection
 
-    def search(self, image: Image.Image, k: int, filename: str | None, decode_ms: float) -> SearchResponse:
-        store, embedder = self.ready()
-        started = time.perf_counter()
-        query = self.batcher.embed(*embedder.preprocess(image))
-        embedded = time.perf_counter()
-        (hits,) = store.search(query[None], k)
-        searched = time.perf_counter()
-        results = [
-            SearchHit(
+    @property
+    def default(self) -> Collection:
+        return self.collections[catalog.DEFAULT]
+
+    @property
+    def ready(self) -> bool:
+        return any(c.snapshot is not None for c in self.collections.values())
+
+    def summary(self, collection: Collection) -> CollectionSummary:
+        snapshot = collection.snapshot
+        store = snapshot.store if snapshot else None
+        return CollectionSummary(
+            name=collection.name,
+            status="ok" if store else "no_index",
+            images=len(store) if store else 0,
+            model=store.manifest.embedder.model if store else None,
+            index_type=store.manifest.index_type if store else None,
+            detail=collection.problem,
+        )
+
+    def info(self, collection: Collection) -> CollectionInfo:
+        snapshot = collection.snapshot
+        columns = snapshot.metadata.describe() if snapshot else []
+        return CollectionInfo(**self.summary(collection).model_dump(), columns=columns)
+
+    def search(
+        self,
+        collection: Collection,
+        image: Image.Image,
+        k: int,
+        conditions: dict[str, Condition],
+        filename: str | None,
+        decode_ms: float,
+    ) -> SearchResponse:
+        found: Hits = collection.search(image, k, conditions)
+        store, metadata = found.snapshot.store, found.snapshot.metadata
+        results = []
+        for rank, (image_id, score) in enumerate(found.hits, start=1):
+            path = store.paths[store.row_of_id[image_id]]
+            results.append(SearchHit(
                 rank=rank,
-                path=store.paths[row],
+                id=image_id,
+                path=path,
                 score=round(score, 6),
-                image_url=f"/images/{quote(store.paths[row])}",
-                metadata=self.metadata.for_path(store.paths[row]),
-            )
-            for rank, (row, score) in enumerate(hits, start=1)
-        ]
-        embed_ms, search_ms = (embedded - started) * 1e3, (searched - embedded) * 1e3
+                image_url=image_url(collection.name, path),
+                metadata=metadata.for_path(path),
+            ))
         return SearchResponse(
             query=QueryInfo(filename=filename, width=image.width, height=image.height),
+            collection=collection.name,
             k=k,
+            matched=found.matched,
             model=store.manifest.embedder.model,
             results=results,
             timing=Timing(
                 decode_ms=round(decode_ms, 2),
-                embed_ms=round(embed_ms, 2),
-                search_ms=round(search_ms, 2),
-                total_ms=round(decode_ms + embed_ms + search_ms, 2),
+                embed_ms=round(found.embed_ms, 2),
+                search_ms=round(found.search_ms, 2),
+                total_ms=round(decode_ms + found.embed_ms + found.search_ms, 2),
             ),
         )

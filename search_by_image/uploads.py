@@ -7,6 +7,7 @@ itself: empty, too large, not an image, corrupt, or too many pixels (decompressi
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 
@@ -105,3 +106,9 @@ def decode_upload(
         return open_rgb(data, max_pixels, target)
     except UnreadableImage as exc:
         raise HTTPException(_STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}") from exc
+
+
+def image_format(data: bytes) -> str:
+    """Pillow's name for the format of bytes that `decode_upload` accepted (JPEG, PNG, ...)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.format or "unknown"

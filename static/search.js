@@ -10,6 +10,11 @@
   const summary = document.getElementById("summary");
   const grid = document.getElementById("grid");
   const submit = document.getElementById("submit");
+  const filterBox = document.getElementById("filters");
+  const filterGrid = document.getElementById("filter-grid");
+  const filterHint = document.getElementById("filter-hint");
+  const filtersJson = document.getElementById("filters-json");
+  const collection = document.getElementById("collection");
 
   const showError = (message) => {
     errorBox.textContent = message;
@@ -64,6 +69,64 @@
     return element("li", { className: "hit" }, [link, body]);
   };
 
+  // Filter controls, drawn from the collection's metadata columns (GET /collections/{name}).
+  const control = (column) => {
+    const label = element("span", { textContent: column.name });
+    const input = (props) => element("input", props);
+    if (column.kind === "number" || column.kind === "date") {
+      const type = column.kind === "number" ? "number" : "date";
+      const bound = (op, placeholder) => {
+        const node = input({ type, placeholder, step: "any" });
+        Object.assign(node.dataset, { column: column.name, op, kind: column.kind });
+        node.setAttribute("aria-label", `${column.name} ${op === "gte" ? "from" : "to"}`);
+        return node;
+      };
+      const low = column.min === null ? "min" : `min ${column.min}`;
+      const high = column.max === null ? "max" : `max ${column.max}`;
+      return element("label", { className: "filter" },
+        [label, element("div", { className: "range" }, [bound("gte", low), bound("lte", high)])]);
+    }
+    let node;
+    if (column.kind === "bool" || column.values) {
+      const values = column.kind === "bool" ? ["true", "false"] : column.values;
+      node = element("select", {}, [element("option", { value: "", textContent: "any" }),
+        ...values.map((value) => element("option", { value, textContent: value }))]);
+    } else {
+      node = input({ type: "text", placeholder: "any" });
+    }
+    Object.assign(node.dataset, { column: column.name, op: "eq", kind: column.kind });
+    return element("label", { className: "filter" }, [label, node]);
+  };
+
+  const loadFilters = async (name) => {
+    filterBox.hidden = false;
+    filterGrid.replaceChildren();
+    try {
+      const response = await fetch(`/collections/${encodeURIComponent(name)}`);
+      const info = await response.json();
+      const columns = response.ok ? info.columns : [];
+      filterGrid.replaceChildren(...columns.map(control));
+      filterHint.hidden = columns.length > 0;
+    } catch (error) {
+      filterHint.hidden = false;
+    }
+  };
+
+  const collectFilters = () => {
+    const filters = {};
+    filterGrid.querySelectorAll("[data-column]").forEach((node) => {
+      const { column, op, kind } = node.dataset;
+      if (node.value === "") return;
+      const value = kind === "number" ? Number(node.value) : kind === "bool" ? node.value === "true" : node.value;
+      if (op === "eq") filters[column] = value;
+      else filters[column] = { ...(filters[column] || {}), [op]: value };
+    });
+    return Object.keys(filters).length ? JSON.stringify(filters) : "";
+  };
+
+  collection.addEventListener("change", () => loadFilters(collection.value));
+  loadFilters(collection.value);
+
   const reason = (body, status) => {
     if (typeof body.detail === "string") return body.detail;
     if (Array.isArray(body.detail) && body.detail.length) {
@@ -79,6 +142,7 @@
       showError("Choose a photo first.");
       return;
     }
+    filtersJson.value = collectFilters();
     submit.disabled = true;
     submit.textContent = "Searching…";
     showError("");
@@ -92,7 +156,8 @@
         return;
       }
       grid.replaceChildren(...body.results.map(renderHit));
-      summary.textContent = `${body.results.length} results in ${Math.round(body.timing.total_ms)} ms`;
+      const matched = body.matched === null ? "" : ` · ${body.matched} images match the filters`;
+      summary.textContent = `${body.results.length} results in ${Math.round(body.timing.total_ms)} ms${matched}`;
       summary.hidden = false;
     } catch (error) {
       showError(`Could not reach the server: ${error.message}`);

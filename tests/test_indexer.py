@@ -10,7 +10,9 @@ import numpy as np
 
 from config import PROJECT_DIR
 from conftest import PHOTOS, copy_photos, make_settings
-from search_by_image.index_store import IndexStore
+import pytest
+
+from search_by_image.index_store import IndexBusy, IndexStore, writer_lock
 from search_by_image.indexer import update_index
 
 FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
@@ -45,7 +47,11 @@ def test_incremental_add_change_remove_and_noop(tmp_path):
     row = after.position["chelsea.jpg"]
     assert np.allclose(after.features[row], before.features[before.position["chelsea.jpg"]])
     kite_like = after.search(after.features[[after.position["coffee.jpg"]]], 1)[0][0]
-    assert after.paths[kite_like[0]] == "coffee.jpg"
+    assert after.paths[after.row_of_id[kite_like[0]]] == "coffee.jpg"
+    ids_before = dict(zip(before.paths, before.ids.tolist()))
+    ids_after = dict(zip(after.paths, after.ids.tolist()))
+    assert all(ids_after[p] == ids_before[p] for p in ("chelsea.jpg", "coffee.jpg", "rocket.jpg"))
+    assert ids_after["eagle.jpg"] == 4  # a new path gets a new id; dog's id 2 is not reused
 
 
 def test_unreadable_files_are_skipped_counted_and_never_misaligned(tmp_path, caplog):
@@ -115,3 +121,32 @@ def test_cli_reports_a_missing_folder(tmp_path):
         cwd=PROJECT_DIR, capture_output=True, text=True,
     )
     assert result.returncode == 1 and "does not exist" in result.stderr
+
+
+def test_an_indexer_run_refuses_to_start_while_another_writer_holds_the_collection(tmp_path):
+    settings = make_settings(tmp_path)
+    copy_photos(settings.images_dir, FOUR[:1])
+    with writer_lock(settings.saved_dir), pytest.raises(IndexBusy, match="try again"):
+        update_index(settings, progress=False)
+
+
+def run_cli(*args: str):
+    return subprocess.run([sys.executable, "with_faiss.py", "--model", "efficientnet_lite0",
+                           "--workers", "0", "--quiet", *args],
+                          cwd=PROJECT_DIR, capture_output=True, text=True)
+
+
+def test_cli_builds_a_named_collection_that_remembers_its_folders(tmp_path):
+    copy_photos(tmp_path / "pets", ["chelsea.jpg", "dog.jpg"])
+    out = tmp_path / "out"
+    assert "new: give its images folder" in run_cli("--output", str(out), "--collection", "pets").stderr
+    first = run_cli("--output", str(out), "--collection", "pets", "--images", str(tmp_path / "pets"))
+    assert first.returncode == 0, first.stderr
+    copy_photos(tmp_path / "pets", ["horses.jpg"])
+    again = run_cli("--output", str(out), "--collection", "pets")  # the folder was remembered
+    assert again.returncode == 0 and "1 embedded" in again.stderr, again.stderr
+    store = IndexStore.load(out / "collections" / "pets")
+    assert sorted(store.paths) == ["chelsea.jpg", "dog.jpg", "horses.jpg"]
+    assert not (out / "manifest.json").exists()  # the default collection was not touched
+    bad = run_cli("--output", str(out), "--collection", "../etc", "--images", str(tmp_path / "pets"))
+    assert bad.returncode == 1 and "invalid collection name" in bad.stderr

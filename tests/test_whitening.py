@@ -5,7 +5,7 @@ import pytest
 
 from config import Settings
 from search_by_image.embedder import EmbedderSpec
-from search_by_image.index_store import WHITENING_FILE, IndexStore
+from search_by_image.index_store import WHITENING_FILE, IndexStore, writer_lock
 from search_by_image.whitening import Whitening, learn_if_enough
 
 SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
@@ -40,7 +40,8 @@ def test_store_learns_saves_loads_and_searches_in_whitened_space(tmp_path):
     paths = [f"{i}.jpg" for i in range(500)]
     store = IndexStore.create(SPEC, features, paths, {p: (1, 1) for p in paths}, whitening_dims=128)
     assert store.manifest.whitening_dims == 128 and store.index.d == 128
-    store.save(tmp_path)
+    with writer_lock(tmp_path):
+        store.save(tmp_path)
     loaded = IndexStore.load(tmp_path)
     assert np.asarray(loaded.features).shape == (500, SPEC.dim)  # raw descriptors on disk
     (row, score), *_ = loaded.search(features[[42]], k=3)[0]
@@ -48,6 +49,7 @@ def test_store_learns_saves_loads_and_searches_in_whitened_space(tmp_path):
 
     small = IndexStore.create(SPEC, features[:10], paths[:10], {p: (1, 1) for p in paths[:10]},
                               whitening_dims=128)
-    small.save(tmp_path)
+    with writer_lock(tmp_path):
+        small.save(tmp_path)
     assert not (tmp_path / WHITENING_FILE).exists()
     assert IndexStore.load(tmp_path).whitening is None

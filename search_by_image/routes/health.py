@@ -11,30 +11,39 @@ router = APIRouter(tags=["service"])
 ENDPOINTS = {
     "GET /": "this information",
     "GET /search": "the upload page",
-    "POST /search": "multipart `file` (+ optional `k`, 1-100): the most similar images as JSON",
-    "GET /images/{path}": "an indexed image",
-    "GET /health": "status, number of indexed images, model",
+    "POST /search": "multipart `file` (+ optional `k` 1-100, `collection`, `filters` JSON): "
+    "the most similar images as JSON",
+    "GET /collections": "every collection with its size",
+    "GET /collections/{name}": "one collection and its filterable metadata columns",
+    "POST /collections/{name}/images": "multipart `files` (+ optional `metadata` JSON): add images",
+    "DELETE /collections/{name}/images/{id}": "remove an image",
+    "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
+    "GET /health": "status, number of indexed images, model, device",
     "GET /docs": "interactive API documentation",
 }
 
 
 @router.get("/", response_model=ServiceInfo, summary="Welcome and API overview")
 def root(service: ServiceDep) -> ServiceInfo:
+    default = service.summary(service.default)
     return ServiceInfo(
         name="search-by-image",
         version=__version__,
-        images=service.size,
-        model=service.model,
+        images=default.images,
+        model=default.model,
+        collections=list(service.collections),
         endpoints=ENDPOINTS,
     )
 
 
 @router.get("/health", response_model=Health, summary="Liveness and index status")
 def health(service: ServiceDep) -> Health:
+    default = service.summary(service.default)
     return Health(
-        status="ok" if service.store is not None else "no_index",
-        images=service.size,
-        model=service.model,
-        device=str(service.embedder.device) if service.embedder else None,
-        detail=service.problem,
+        status="ok" if service.ready else "no_index",
+        images=default.images,
+        model=default.model,
+        device=service.device,
+        detail=default.detail,
+        collections=[service.summary(c) for c in service.collections.values()],
     )

@@ -5,12 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
-from search_by_image.deps import ServiceDep, SettingsDep
+from search_by_image.catalog import DEFAULT
+from search_by_image.collection import NoIndex
+from search_by_image.deps import ServiceDep, SettingsDep, find_collection
+from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
 from search_by_image.schemas import SearchResponse
-from search_by_image.service import NoIndex
 from search_by_image.uploads import decode_upload, read_upload
 
 router = APIRouter(tags=["search"])
@@ -19,11 +22,24 @@ MAX_K = 100
 
 ERRORS = {
     400: {"description": "The upload is empty"},
+    404: {"description": "No collection by that name"},
     413: {"description": "The upload or its pixel count is over the configured limit"},
     415: {"description": "The upload is not an image"},
-    422: {"description": "Missing `file` field, `k` out of range, or a truncated/corrupt image"},
-    503: {"description": "No index has been built yet"},
+    422: {"description": "Missing `file` field, `k` out of range, a filter the collection cannot "
+          "apply, or a truncated/corrupt image"},
+    503: {"description": "The collection has no index yet"},
 }
+
+FILTERS_HELP = (
+    'JSON object, column -> condition, all must hold: a value {"category": "animals"}, a list '
+    '{"category": ["animals", "food"]}, or a range {"width": {"gte": 500, "lt": 1000}} '
+    "(gt, gte, lt, lte; numbers or ISO dates). See GET /collections/{name} for the columns."
+)
+
+
+def filter_error(exc: FilterError) -> RequestValidationError:
+    location = ("body", "filters") + ((exc.column,) if exc.column else ())
+    return RequestValidationError([{"type": "value_error", "loc": location, "msg": exc.message}])
 
 
 @router.get("/search", response_class=HTMLResponse, summary="The upload page")
@@ -45,18 +61,30 @@ async def search(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the query image (JPEG, PNG, WebP, GIF, BMP, TIFF)")],
     k: Annotated[int, Form(ge=1, le=MAX_K, description="number of results")] = 10,
+    collection: Annotated[str, Form(description="which collection to search")] = DEFAULT,
+    filters: Annotated[str | None, Form(description=FILTERS_HELP)] = None,
 ):
+    target = find_collection(service, collection)
     try:
-        _, embedder = service.ready()
+        snapshot = target.require()
+        conditions = parse_filters(filters)
+        check_filters(conditions, snapshot.metadata.kinds)
     except NoIndex as exc:
         raise HTTPException(503, f"search is unavailable: {exc}") from exc
+    except FilterError as exc:
+        raise filter_error(exc) from exc
     data = await read_upload(file, settings.max_upload_bytes)
     started = time.perf_counter()
     image = await run_in_threadpool(
-        decode_upload, data, settings.max_image_pixels, embedder.preprocess.resized_size
+        decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size
     )
     decode_ms = (time.perf_counter() - started) * 1e3
-    response = await run_in_threadpool(service.search, image, k, file.filename, decode_ms)
+    try:
+        response = await run_in_threadpool(
+            service.search, target, image, k, conditions, file.filename, decode_ms)
+    except FilterError as exc:  # the collection was reloaded with other columns meanwhile
+        raise filter_error(exc) from exc
     if wants_html(request):
-        return render_search_page(request, response=response, query_image=query_thumbnail(image), k=k)
+        return render_search_page(request, response=response, query_image=query_thumbnail(image),
+                                  k=k, collection=target.name, filters=filters)
     return response

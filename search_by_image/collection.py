@@ -1,0 +1,269 @@
+"""One served collection: the snapshot that searches read, and the writes that replace it.
+
+Readers take `collection.snapshot` once and use only that, so a request sees one index, one
+metadata table and one embedder even when a write or a reload swaps a new snapshot in meanwhile
+(a swap by reference: nobody ever sees half an index). Writers take the collection's thread
+lock; API adds and deletes also take the saved folder's writer lock, so they serialise with each
+other and with a `with_faiss.py` run in another process, and always start from what is on disk.
+
+Images added through the API are written into the collection's images folder (`uploads/`, named
+by content hash, so the same photo twice is one image), which stays the source of truth: a later
+`with_faiss.py` run keeps them. Deleted images are moved to the saved folder's `trash/`, not
+destroyed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from search_by_image.backbones import WeightsUnavailable
+from search_by_image.batcher import QueryBatcher
+from search_by_image.catalog import UPLOADS_DIR, Location
+from search_by_image.embedder import Embedder
+from search_by_image.embedders import EmbedderPool
+from search_by_image.filters import Condition, matching_rows
+from search_by_image.index_store import (
+    MANIFEST_FILE,
+    PREVIOUS_DIR,
+    IndexCorrupt,
+    IndexMissing,
+    IndexStore,
+    Manifest,
+    writer_lock,
+)
+from search_by_image.metadata import Metadata, append_rows, load_metadata
+
+log = logging.getLogger(__name__)
+
+#: How long an API write waits for another writer before answering "busy, retry".
+WRITE_LOCK_WAIT_S = 5.0
+#: File suffix of an uploaded image, by the format Pillow detected.
+SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
+            "TIFF": ".tif", "MPO": ".jpg"}
+
+Stamp = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
+
+
+class NoIndex(RuntimeError):
+    """Search is impossible until an index is built; the message says how."""
+
+
+class UnknownImage(LookupError):
+    pass
+
+
+class Rebuilt(RuntimeError):
+    """The collection was rebuilt with another model while an upload was being embedded."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    store: IndexStore
+    metadata: Metadata
+    embedder: Embedder
+    batcher: QueryBatcher
+    stamp: Stamp
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    image: Image.Image
+    format: str
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    id: int
+    path: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Hits:
+    snapshot: Snapshot
+    hits: list[tuple[int, float]]
+    #: images that passed the filters (None without filters)
+    matched: int | None
+    embed_ms: float
+    search_ms: float
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat() if path else None
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size) if info else None
+
+
+class Collection:
+    def __init__(self, location: Location, embedders: EmbedderPool):
+        self.location = location
+        self.snapshot: Snapshot | None = None
+        self.problem: str | None = None
+        self._embedders = embedders
+        self._lock = threading.RLock()
+        self._failed: Stamp | None = None
+
+    @property
+    def name(self) -> str:
+        return self.location.name
+
+    def _stamp(self) -> Stamp:
+        return (_file_stamp(self.location.saved_dir / MANIFEST_FILE),
+                _file_stamp(self.location.metadata_csv))
+
+    def require(self) -> Snapshot:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise NoIndex(self.problem or f"collection {self.name!r} has no index yet")
+        return snapshot
+
+    def refresh(self) -> bool:
+        """Swap in what is on disk if it changed since the current snapshot; True if swapped.
+
+        A commit in flight (`.previous/` present) is left for the next call, and a broken index
+        on disk keeps the last good snapshot serving, with the problem reported.
+        """
+        with self._lock:
+            stamp = self._stamp()
+            current = self.snapshot
+            if (current and stamp == current.stamp) or stamp == self._failed:
+                return False
+            if (self.location.saved_dir / PREVIOUS_DIR).exists():
+                return False
+            try:
+                store = self._store_for(stamp, current)
+                embedder, batcher = self._embedders.get(store.manifest.embedder)
+            except (IndexMissing, IndexCorrupt, WeightsUnavailable) as exc:
+                self._failed, self.problem = stamp, str(exc)
+                log.warning("Collection %s: %s", self.name, exc)
+                return False
+            metadata = load_metadata(self.location.metadata_csv, store.paths)
+            self.snapshot = Snapshot(store, metadata, embedder, batcher, stamp)
+            self.problem, self._failed = None, None
+            if current is None or current.store is not store:
+                log.info("Collection %s: serving %d images (%s)", self.name, len(store),
+                         store.manifest.index_type)
+            return True
+
+    def _store_for(self, stamp: Stamp, current: Snapshot | None) -> IndexStore:
+        """The current store when only the CSV changed, else the one on disk."""
+        if current and stamp[0] == current.stamp[0]:
+            return current.store
+        if current and stamp[0] is not None:
+            try:
+                on_disk = Manifest.model_validate_json(
+                    (self.location.saved_dir / MANIFEST_FILE).read_text()).generation
+            except (OSError, ValueError):
+                on_disk = None
+            if on_disk == current.store.manifest.generation:
+                return current.store
+        return IndexStore.load(self.location.saved_dir)
+
+    def search(self, image: Image.Image, k: int, conditions: dict[str, Condition]) -> Hits:
+        """Filters are checked (FilterError) before the forward pass is spent."""
+        snapshot = self.require()
+        allowed = None
+        if conditions:
+            mask = matching_rows(conditions, snapshot.metadata, len(snapshot.store))
+            allowed = snapshot.store.ids[mask]
+        started = time.perf_counter()
+        query = snapshot.batcher.embed(*snapshot.embedder.preprocess(image))
+        embedded = time.perf_counter()
+        (hits,) = snapshot.store.search(query[None], k, allowed)
+        searched = time.perf_counter()
+        return Hits(snapshot, hits, None if allowed is None else len(allowed),
+                    (embedded - started) * 1e3, (searched - embedded) * 1e3)
+
+    def add(self, uploads: list[Upload]) -> list[Added]:
+        """Store, embed and index `uploads`; the same content twice is one image (one id)."""
+        snapshot = self.require()
+        spec = snapshot.store.manifest.embedder
+        features = snapshot.embedder.embed_prepared(
+            [snapshot.embedder.preprocess(upload.image) for upload in uploads])
+        paths = [self._upload_path(upload) for upload in uploads]
+        with self._lock, writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S):
+            self.refresh()
+            snapshot = self.require()
+            if snapshot.store.manifest.embedder != spec:
+                raise Rebuilt(f"collection {self.name!r} was rebuilt with another model meanwhile")
+            store = snapshot.store
+            fresh: dict[str, int] = {}
+            for row, path in enumerate(paths):
+                if path not in store.position and path not in fresh:
+                    fresh[path] = row
+            files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
+            rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
+            if rows:
+                append_rows(self._csv(), rows)
+            if fresh:
+                store = store.with_added(features[list(fresh.values())], list(fresh), files)
+                store.save(self.location.saved_dir)
+            self._swap(store)
+            return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
+
+    def delete(self, image_id: int) -> tuple[str, Path | None]:
+        """Remove one image; its file goes to the trash folder. Returns its path and new place."""
+        with self._lock, writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S):
+            self.refresh()
+            store = self.require().store
+            row = store.row_of_id.get(image_id)
+            if row is None:
+                raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
+            path = store.paths[row]
+            source = self.location.images_dir / path
+            trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
+            if source.is_file():
+                trashed.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(source, trashed)
+            else:
+                trashed = None
+            try:
+                smaller = store.without([image_id])
+                smaller.save(self.location.saved_dir)
+            except BaseException:
+                if trashed is not None:
+                    shutil.move(trashed, source)
+                raise
+            self._swap(smaller)
+            return path, trashed
+
+    def _csv(self) -> Path:
+        if self.location.metadata_csv is None:
+            raise ValueError(f"collection {self.name!r} has no metadata CSV to add rows to")
+        return self.location.metadata_csv
+
+    def _swap(self, store: IndexStore) -> None:
+        snapshot = self.require()
+        metadata = load_metadata(self.location.metadata_csv, store.paths)
+        self.snapshot = Snapshot(store, metadata, snapshot.embedder, snapshot.batcher, self._stamp())
+
+    @staticmethod
+    def _upload_path(upload: Upload) -> str:
+        digest = hashlib.sha256(upload.data).hexdigest()[:24]
+        return f"{UPLOADS_DIR}/{digest}{SUFFIXES.get(upload.format, '.img')}"
+
+    def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
+        """Write atomically (unless the same content is already there); its fingerprint."""
+        target = self.location.images_dir / path
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".{target.name}.tmp")
+            staged.write_bytes(data)
+            os.replace(staged, target)
+        info = target.stat()
+        return info.st_size, info.st_mtime_ns

@@ -1,0 +1,133 @@
+"""Collections: list them, describe one (its filterable columns), add and delete images live."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+
+from search_by_image.collection import NoIndex, Rebuilt, UnknownImage, Upload
+from search_by_image.deps import CollectionDep, ServiceDep, SettingsDep
+from search_by_image.index_store import IndexBusy
+from search_by_image.schemas import (
+    AddedImage,
+    AddedImages,
+    CollectionInfo,
+    CollectionList,
+    DeletedImage,
+)
+from search_by_image.service import image_url
+from search_by_image.uploads import decode_upload, image_format, read_upload
+
+router = APIRouter(prefix="/collections", tags=["collections"])
+
+#: Seconds a client should wait when another writer (an indexer run) holds the collection.
+RETRY_AFTER_S = 10
+MAX_FILES = 64
+
+Row = dict[str, str | int | float | bool | None]
+ROWS = TypeAdapter(Row | list[Row])
+
+WRITE_ERRORS = {
+    404: {"description": "No such collection (or image)"},
+    503: {"description": "No index yet, or an indexer run holds the collection (see Retry-After)"},
+}
+
+
+@router.get("", response_model=CollectionList, summary="Every collection with its size")
+def list_collections(service: ServiceDep) -> CollectionList:
+    return CollectionList(collections=[service.summary(c) for c in service.collections.values()])
+
+
+@router.get("/{name}", response_model=CollectionInfo, responses={404: WRITE_ERRORS[404]},
+            summary="One collection and the metadata columns its filters can use")
+def describe_collection(service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
+    return service.info(collection)
+
+
+def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
+    if metadata is None or not metadata.strip():
+        return [None] * count
+    try:
+        rows = ROWS.validate_json(metadata)
+    except ValidationError as exc:
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("body", "metadata"),
+            "msg": "metadata must be a JSON object of plain values, or a list of them (one per "
+                   f"file): {exc.errors()[0]['msg']}",
+        }]) from None
+    if isinstance(rows, dict):
+        return [rows] * count
+    if len(rows) != count:
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("body", "metadata"),
+            "msg": f"{len(rows)} metadata rows for {count} files: give one per file, or one object",
+        }])
+    return list(rows)
+
+
+@router.post(
+    "/{name}/images",
+    response_model=AddedImages,
+    status_code=201,
+    responses={**WRITE_ERRORS, 413: {"description": "An upload is over the size or pixel limit"},
+               415: {"description": "An upload is not an image"},
+               422: {"description": "A corrupt image, or metadata that is not valid JSON"}},
+    summary="Add images to a collection; searchable as soon as this answers",
+)
+async def add_images(
+    service: ServiceDep,
+    settings: SettingsDep,
+    collection: CollectionDep,
+    files: Annotated[list[UploadFile], File(description="one or more images")],
+    metadata: Annotated[str | None, Form(
+        description='JSON: one object for every file ({"category": "shoes"}) or a list with one '
+        "object per file; written to the collection's metadata CSV")] = None,
+) -> AddedImages:
+    if len(files) > MAX_FILES:
+        raise HTTPException(413, f"at most {MAX_FILES} files per request")
+    try:
+        snapshot = collection.require()
+    except NoIndex as exc:
+        raise HTTPException(503, f"cannot add images yet: {exc}") from exc
+    rows = _rows_for(metadata, len(files))
+    uploads = []
+    for file, row in zip(files, rows):
+        data = await read_upload(file, settings.max_upload_bytes)
+        image = await run_in_threadpool(
+            decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size)
+        uploads.append(Upload(data, image, image_format(data), row))
+    try:
+        added = await run_in_threadpool(collection.add, uploads)
+    except IndexBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
+    except Rebuilt as exc:
+        raise HTTPException(409, f"{exc}; send the images again") from exc
+    return AddedImages(collection=collection.name, images=[
+        AddedImage(id=a.id, path=a.path, image_url=image_url(collection.name, a.path), created=a.created)
+        for a in added
+    ])
+
+
+@router.delete(
+    "/{name}/images/{image_id}",
+    response_model=DeletedImage,
+    responses=WRITE_ERRORS,
+    summary="Remove an image from a collection (its file is moved to the collection's trash)",
+)
+async def delete_image(
+    collection: CollectionDep,
+    image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
+) -> DeletedImage:
+    try:
+        path, trashed = await run_in_threadpool(collection.delete, image_id)
+    except UnknownImage as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except NoIndex as exc:
+        raise HTTPException(503, str(exc)) from exc
+    except IndexBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
+    return DeletedImage(collection=collection.name, id=image_id, path=path,
+                        trashed_to=str(trashed) if trashed else None)
