@@ -15,6 +15,7 @@ destroyed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -42,7 +43,7 @@ from search_by_image.index_store import (
     Manifest,
     writer_lock,
 )
-from search_by_image.metadata import Metadata, append_rows, load_metadata
+from search_by_image.metadata import Metadata, append_rows, load_metadata, remove_rows
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ class Collection:
             return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
 
     def delete(self, image_id: int) -> tuple[str, Path | None]:
-        """Remove one image; its file goes to the trash folder. Returns its path and new place."""
+        """Remove one image. Its file and its CSV rows (as JSON) go to the trash folder, so a
+        delete can be undone by hand. Returns its path and where the file went."""
         with self._lock, writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S):
             self.refresh()
             store = self.require().store
@@ -239,6 +241,11 @@ class Collection:
                 if trashed is not None:
                     shutil.move(trashed, source)
                 raise
+            rows = remove_rows(self.location.metadata_csv, path, store.paths)
+            if rows:
+                self.location.trash_dir.mkdir(parents=True, exist_ok=True)
+                record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
+                record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
             self._swap(smaller)
             return path, trashed
 

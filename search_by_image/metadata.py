@@ -167,23 +167,42 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
     return metadata
 
 
-def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]]) -> None:
-    """Add one CSV row per path (new columns are added), written atomically.
+def _read_as_text(csv_path: Path) -> tuple[pd.DataFrame, str]:
+    """The CSV as text cells (so hand-made formatting survives a rewrite) and its path column."""
+    if not csv_path.is_file():
+        return pd.DataFrame(columns=["path"]), "path"
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    by_lower = {str(c).lower(): str(c) for c in frame.columns}
+    return frame, next((by_lower[c] for c in PATH_COLUMNS if c in by_lower), str(frame.columns[0]))
 
-    The existing text is read and written back as text, so hand-made formatting survives.
-    """
-    if not rows:
-        return
-    if csv_path.is_file():
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-        by_lower = {str(c).lower(): str(c) for c in frame.columns}
-        key = next((by_lower[c] for c in PATH_COLUMNS if c in by_lower), str(frame.columns[0]))
-    else:
-        frame, key = pd.DataFrame(columns=["path"]), "path"
-    added = pd.DataFrame([{**{k: "" if v is None else str(v) for k, v in values.items()}, key: path}
-                          for path, values in rows.items()])
-    frame = pd.concat([frame, added], ignore_index=True).fillna("")
+
+def _write_atomically(frame: pd.DataFrame, csv_path: Path) -> None:
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     staged = csv_path.with_name(f".{csv_path.name}.tmp")
     frame.to_csv(staged, index=False)
     os.replace(staged, csv_path)
+
+
+def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]]) -> None:
+    """Add one CSV row per path (new columns are added), written atomically."""
+    if not rows:
+        return
+    frame, key = _read_as_text(csv_path)
+    added = pd.DataFrame([{**{k: "" if v is None else str(v) for k, v in values.items()}, key: path}
+                          for path, values in rows.items()])
+    _write_atomically(pd.concat([frame, added], ignore_index=True).fillna(""), csv_path)
+
+
+def remove_rows(csv_path: Path | None, path: str, indexed: list[str]) -> list[dict[str, str]]:
+    """Remove the CSV rows that the join gives to `path`; returns them (for the trash)."""
+    if csv_path is None or not csv_path.is_file():
+        return []
+    frame, key = _read_as_text(csv_path)
+    name = PurePosixPath(path).name
+    unique_name = sum(PurePosixPath(p).name == name for p in indexed) == 1
+    cells = frame[key].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
+    gone = (cells == path) | ((cells == name) & unique_name)
+    if not gone.any():
+        return []
+    _write_atomically(frame[~gone], csv_path)
+    return frame[gone].to_dict(orient="records")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -88,20 +89,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server(demo_collection) -> Iterator[str]:
-    """A real `uvicorn main:app` on 127.0.0.1 serving the demo collection; yields its base URL."""
+@contextlib.contextmanager
+def running_server(settings: Settings, **env: str) -> Iterator[str]:
+    """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
-        "SBI_IMAGES_DIR": str(demo_collection.images_dir),
-        "SBI_METADATA_CSV": str(demo_collection.metadata_csv),
-        "SBI_SAVED_DIR": str(demo_collection.saved_dir),
-        "SBI_MAX_UPLOAD_BYTES": str(LIVE_UPLOAD_LIMIT),
+        "SBI_IMAGES_DIR": str(settings.images_dir),
+        "SBI_METADATA_CSV": str(settings.metadata_csv),
+        "SBI_SAVED_DIR": str(settings.saved_dir),
+        **env,
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=PROJECT_DIR, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -115,6 +116,15 @@ def live_server(demo_collection) -> Iterator[str]:
             server.kill()
             pytest.fail(f"uvicorn did not start: {server.stderr.read().decode()[-2000:]}")
         time.sleep(0.3)
-    yield base
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_collection) -> Iterator[str]:
+    """The demo collection behind a real uvicorn, with a small upload limit."""
+    with running_server(demo_collection, SBI_MAX_UPLOAD_BYTES=str(LIVE_UPLOAD_LIMIT)) as base:
+        yield base

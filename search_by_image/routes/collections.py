@@ -94,10 +94,14 @@ async def add_images(
         raise HTTPException(503, f"cannot add images yet: {exc}") from exc
     rows = _rows_for(metadata, len(files))
     uploads = []
-    for file, row in zip(files, rows):
-        data = await read_upload(file, settings.max_upload_bytes)
-        image = await run_in_threadpool(
-            decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size)
+    for number, (file, row) in enumerate(zip(files, rows), start=1):
+        try:
+            data = await read_upload(file, settings.max_upload_bytes)
+            image = await run_in_threadpool(
+                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size)
+        except HTTPException as exc:  # say which file, when several are sent; none is added
+            raise HTTPException(exc.status_code, f"file {number} ({file.filename}): {exc.detail}; "
+                                "nothing was added") from exc
         uploads.append(Upload(data, image, image_format(data), row))
     try:
         added = await run_in_threadpool(collection.add, uploads)

@@ -1,0 +1,188 @@
+"""Collections over HTTP (TestClient): listing, filters inside the search, live adds and deletes."""
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import PHOTOS, copy_photos, jpeg_bytes
+from main import create_app
+from search_by_image import catalog
+from search_by_image.index_store import IndexStore
+from search_by_image.indexer import update_index
+
+#: 5 of the 13 demo photos; the cat's nearest neighbours are other animals, not these.
+NOT_ANIMALS = ["coffee.jpg", "hubble_deep_field.jpg", "retina.jpg", "rocket.jpg", "scream.jpg"]
+
+
+@pytest.fixture(scope="module")
+def settings(demo_collection, tmp_path_factory):
+    """A writable copy of the demo collection (index included) plus a named `pets` collection."""
+    root = tmp_path_factory.mktemp("collections")
+    shutil.copytree(demo_collection.images_dir, root / "images")
+    shutil.copy2(demo_collection.metadata_csv, root / "data.csv")
+    shutil.copytree(demo_collection.saved_dir, root / "saved")
+    settings = demo_collection.model_copy(update={
+        "images_dir": root / "images", "metadata_csv": root / "data.csv",
+        "saved_dir": root / "saved", "reload_seconds": 0,
+    })
+    copy_photos(root / "pets", ["chelsea.jpg", "dog.jpg", "horses.jpg"])
+    (root / "pets.csv").write_text("file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,,7\n")
+    pets = catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv")
+    update_index(settings, pets, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def search(client, photo: str, **form):
+    data = jpeg_bytes(Image.open(PHOTOS / photo))
+    return client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")}, data=form)
+
+
+def test_collections_are_listed_with_their_sizes(client):
+    listed = {c["name"]: c["images"] for c in client.get("/collections").json()["collections"]}
+    assert listed == {"default": 13, "pets": 3}
+    assert client.get("/").json()["collections"] == ["default", "pets"]
+
+
+def test_a_collection_describes_its_filterable_columns(client):
+    columns = {c["name"]: c for c in client.get("/collections/pets").json()["columns"]}
+    assert columns["age"]["kind"] == "number" and (columns["age"]["min"], columns["age"]["max"]) == (4, 11)
+    assert columns["name"]["values"] == ["Chelsea", "Rex"]
+
+
+@pytest.mark.parametrize(("name", "in_url"), [("nope", "nope"), ("..", "%2E%2E"), ("a.b", "a.b")])
+def test_an_unknown_collection_is_a_404_with_a_reason(client, name, in_url):
+    response = search(client, "chelsea.jpg", collection=name)
+    assert response.status_code == 404
+    assert "collection" in response.json()["detail"]
+    assert client.get(f"/collections/{in_url}").status_code == 404
+
+
+def test_a_named_collection_is_searched_on_its_own(client):
+    body = search(client, "dog.jpg", collection="pets", k=10).json()
+    assert body["collection"] == "pets" and [h["path"] for h in body["results"]][0] == "dog.jpg"
+    assert len(body["results"]) == 3 and body["results"][0]["metadata"]["name"] == "Rex"
+    image = client.get(body["results"][0]["image_url"])
+    assert image.status_code == 200 and "collection=pets" in body["results"][0]["image_url"]
+
+
+def test_a_filtered_search_still_returns_k_results(client):
+    unfiltered = [h["path"] for h in search(client, "chelsea.jpg", k=5).json()["results"]]
+    assert len(set(unfiltered) & set(NOT_ANIMALS)) < 5  # cutting the top 5 afterwards would fall short
+    filters = json.dumps({"category": ["food", "space", "art", "medical"]})
+    body = search(client, "chelsea.jpg", k=5, filters=filters).json()
+    assert sorted(h["path"] for h in body["results"]) == NOT_ANIMALS
+    assert body["matched"] == 5
+
+
+def test_range_filters_on_a_number_column(client):
+    body = search(client, "chelsea.jpg", collection="pets", filters='{"age": {"gte": 5}}').json()
+    assert sorted(h["path"] for h in body["results"]) == ["dog.jpg", "horses.jpg"]
+    assert body["matched"] == 2
+
+
+@pytest.mark.parametrize(("filters", "column", "words"), [
+    ('{"colour": "red"}', "colour", "unknown column"),
+    ('{"age": "old"}', "age", "holds numbers"),
+    ('{"name": {"gt": 1}}', "name", "ranges need a number or date column"),
+    ("not json", None, "JSON object"),
+])
+def test_bad_filters_are_a_422_naming_the_problem(client, filters, column, words):
+    response = search(client, "chelsea.jpg", collection="pets", filters=filters)
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert words in error["msg"]
+    assert error["loc"][:2] == ["body", "filters"] and (column is None or error["loc"][2] == column)
+
+
+def new_photo() -> bytes:
+    """A photo that is not in the collection: the left half of the astronaut, mirrored."""
+    image = Image.open(PHOTOS / "astronaut.jpg")
+    return jpeg_bytes(image.crop((0, 0, image.width // 2, image.height)).transpose(Image.FLIP_LEFT_RIGHT))
+
+
+def test_add_search_then_delete_an_image_persists_on_disk(client, settings):
+    data = new_photo()
+    added = client.post("/collections/default/images",
+                        files=[("files", ("new.jpg", data, "image/jpeg"))],
+                        data={"metadata": '{"title": "Half an astronaut", "category": "people"}'})
+    assert added.status_code == 201, added.text
+    (image,) = added.json()["images"]
+    assert image["created"] and image["id"] == 13 and image["path"].startswith("uploads/")
+    assert (settings.images_dir / image["path"]).is_file()
+
+    again = client.post("/collections/default/images", files=[("files", ("same.jpg", data, "image/jpeg"))])
+    assert again.json()["images"][0] == {**image, "created": False}  # same content, same image
+
+    top = client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")}, data={"k": 1}).json()
+    assert top["results"][0]["id"] == image["id"]
+    assert top["results"][0]["metadata"]["title"] == "Half an astronaut"
+    assert client.get(image["image_url"]).status_code == 200
+    on_disk = IndexStore.load(settings.saved_dir)
+    assert image["path"] in on_disk.position and len(on_disk) == 14
+
+    deleted = client.delete(f"/collections/default/images/{image['id']}")
+    assert deleted.status_code == 200 and deleted.json()["path"] == image["path"]
+    assert not (settings.images_dir / image["path"]).exists()
+    assert (settings.saved_dir / "trash").is_dir() and deleted.json()["trashed_to"]
+    assert image["path"] not in settings.metadata_csv.read_text()  # its row went to the trash too
+    assert "Half an astronaut" in next((settings.saved_dir / "trash").glob("*.json")).read_text()
+    after = client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")}, data={"k": 20}).json()
+    assert image["id"] not in [h["id"] for h in after["results"]]
+    assert len(IndexStore.load(settings.saved_dir)) == 13
+    assert client.delete(f"/collections/default/images/{image['id']}").status_code == 404
+
+
+def test_adds_with_one_metadata_row_per_file(client, settings):
+    photo = Image.open(PHOTOS / "chelsea.jpg")
+    files = [("files", (f"{i}.jpg", jpeg_bytes(photo.rotate(90 * i, expand=True)), "image/jpeg"))
+             for i in (1, 2)]
+    rows = json.dumps([{"name": "Sideways", "age": 4}, {"name": "Upside down", "age": 4}])
+    added = client.post("/collections/pets/images", files=files, data={"metadata": rows})
+    assert added.status_code == 201, added.text
+    ids = [i["id"] for i in added.json()["images"]]
+    assert ids == [3, 4]
+    info = client.get("/collections/pets").json()
+    assert info["images"] == 5 and "Sideways" in next(c for c in info["columns"] if c["name"] == "name")["values"]
+    mismatch = client.post("/collections/pets/images", files=files[:1], data={"metadata": rows})
+    assert mismatch.status_code == 422 and "2 metadata rows for 1 files" in mismatch.text
+
+
+@pytest.mark.parametrize(("files", "data", "status", "words"), [
+    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")),
+      ("files", ("a.txt", b"hello", "text/plain"))], {}, 415, "file 2 (a.txt): cannot use this upload"),
+    ([("files", ("a.jpg", b"", "image/jpeg"))], {}, 400, "empty"),
+    ([("file", ("a.jpg", b"x", "image/jpeg"))], {}, 422, "files"),
+    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))], {"metadata": "[1"}, 422,
+     "metadata must be"),
+])
+def test_bad_adds_are_refused_with_a_reason(client, files, data, status, words):
+    response = client.post("/collections/pets/images", files=files, data=data)
+    assert response.status_code == status and words in response.text
+
+
+def test_adding_to_an_unknown_collection_is_a_404(client):
+    response = client.post("/collections/hats/images",
+                           files=[("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))])
+    assert response.status_code == 404 and "known collections" in response.json()["detail"]
+
+
+def test_an_indexer_run_on_disk_is_picked_up_without_a_restart(client, settings):
+    copy_photos(settings.images_dir / "more", ["eagle.jpg"])
+    update_index(settings, progress=False)
+    client.app.state.service.refresh()  # what the watcher thread does every reload_seconds
+    assert client.get("/health").json()["images"] == 14
+    top = {h["path"] for h in search(client, "eagle.jpg", k=2).json()["results"]}
+    assert top == {"eagle.jpg", "more/eagle.jpg"}
+    shutil.rmtree(settings.images_dir / "more")
+    update_index(settings, progress=False)
+    client.app.state.service.refresh()
+    assert client.get("/health").json()["images"] == 13
