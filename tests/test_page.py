@@ -4,7 +4,9 @@ import shutil
 
 import pytest
 
-from conftest import ARTIFACTS, PHOTOS
+from conftest import ARTIFACTS, PHOTOS, copy_photos, running_server
+from search_by_image import catalog
+from search_by_image.indexer import update_index
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -69,4 +71,57 @@ def test_page_works_without_javascript(browser, live_server):
     page.click("#submit")
     page.wait_for_selector("#grid li.hit")
     assert page.locator("#grid li.hit .path").first.inner_text() == "scream.jpg"
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def two_collections(demo_collection, tmp_path_factory):
+    """The demo collection plus a named `pets` collection with a number column, served."""
+    root = tmp_path_factory.mktemp("page")
+    shutil.copytree(demo_collection.saved_dir, root / "saved")
+    settings = demo_collection.model_copy(update={"saved_dir": root / "saved"})
+    copy_photos(root / "pets", ["chelsea.jpg", "dog.jpg", "horses.jpg"])
+    (root / "pets.csv").write_text("file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,Star,7\n")
+    update_index(settings, catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv"),
+                 progress=False)
+    with running_server(settings) as base:
+        yield base
+
+
+def test_filter_controls_come_from_the_metadata_and_restrict_the_results(browser, two_collections):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{two_collections}/search")
+    category = page.locator('#filter-grid select[data-column="category"]')
+    expect(category).to_be_visible()
+    category.select_option("animals")
+    page.set_input_files("#file", str(PHOTOS / "coffee.jpg"))
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit")
+    hits = page.locator("#grid li.hit")
+    assert hits.count() == 5  # all five animal photos of the demo, none of them near a coffee cup
+    assert all("animals" in hits.nth(i).inner_text() for i in range(hits.count()))
+    assert "5 images match the filters" in page.locator("#summary").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "search-filtered.png"), full_page=True)
+
+    page.select_option("#collection", "pets")
+    expect(page.locator('#filter-grid input[data-column="age"][data-op="gte"]')).to_be_visible()
+    expect(page.locator('#filter-grid [data-column="category"]')).to_have_count(0)
+    page.fill('#filter-grid input[data-column="age"][data-op="gte"]', "5")
+    page.click("#submit")
+    page.wait_for_function("document.querySelectorAll('#grid li.hit').length === 2")
+    paths = sorted(page.locator("#grid li.hit .path").all_inner_texts())
+    assert paths == ["dog.jpg", "horses.jpg"]
+    page.close()
+
+
+def test_the_collection_choice_works_without_javascript(browser, two_collections):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{two_collections}/search")
+    page.select_option("#collection", "pets")
+    page.set_input_files("#file", str(PHOTOS / "dog.jpg"))
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit")
+    assert page.locator("#grid li.hit").count() == 3
+    assert page.locator("#collection").input_value() == "pets"
     context.close()
