@@ -12,7 +12,10 @@ Sections:
             ONNX Runtime (exported from the same torch model); architecture timing, random weights.
   http      POST /search latency on a real uvicorn on 127.0.0.1: p50/p95 for 0.5-3 MP JPEGs, one
             client and 16 concurrent, with the server's decode/embed/search breakdown.
-  faiss     search time and recall@10 against exact search for Flat, HNSW and IVF indexes.
+  faiss     search time and recall@10 against exact search for Flat, HNSW and IVF indexes, and
+            for the index the indexer picks by collection size (index_choice, nprobe tuned).
+  live      a live add (embed + commit of the whole set) and delete at several collection sizes,
+            and a filtered search (FAISS ID selector) next to an unfiltered one.
 Timings are printed, never asserted. Exits 0.
 """
 
@@ -37,6 +40,8 @@ from config import PROJECT_DIR, Settings
 from dataset import ImageFolder, open_rgb
 from search_by_image.backbones import load_backbone
 from search_by_image.embedder import Embedder, EmbedderSpec, pool
+from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
+from search_by_image.index_store import build_index
 from search_by_image.indexer import embed_files
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
@@ -228,11 +233,11 @@ def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def one_at_a_time_ms(index, queries: np.ndarray) -> float:
+def one_at_a_time_ms(index, queries: np.ndarray, params=None) -> float:
     """Latency of single-query searches, as the service runs them (no batching across users)."""
     started = time.perf_counter()
     for row in range(len(queries)):
-        index.search(queries[row : row + 1], 10)
+        index.search(queries[row : row + 1], 10, params=params)
     return (time.perf_counter() - started) / len(queries) * 1e3
 
 
@@ -264,16 +269,75 @@ def bench_faiss(args) -> None:
             for value in values:
                 faiss.ParameterSpace().set_index_parameter(index, knob, value)
                 _, found = index.search(query, 10)
-                recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
                 rows.append([count, f"{factory} {knob}={value}", build, one_at_a_time_ms(index, query),
-                             f"{recall:.3f}", per_vector])
+                             f"{recall_at_k(found, truth):.3f}", per_vector])
+        factory = choose_index_type(count, dim)
+        started = time.perf_counter()
+        index = build_index(base, np.arange(count), factory)
+        nprobe, _ = tune_nprobe(index, base, np.arange(count))
+        build = time.perf_counter() - started
+        params = search_params(index, nprobe)
+        _, found = index.search(query, 10, params=params)
+        rows.append([count, f"**auto: {factory}**" + (f" nprobe={nprobe}" if nprobe else ""), build,
+                     one_at_a_time_ms(index, query, params), f"{recall_at_k(found, truth):.3f}",
+                     round(faiss.serialize_index(index).nbytes / count)])
     table(f"FAISS, d={dim}, {queries} queries one at a time, clustered synthetic unit vectors",
           ["N", "index", "build s", "ms/query", "recall@10", "bytes/vector"], rows)
 
 
+# --- live updates --------------------------------------------------------------------------
+
+def bench_live(args) -> None:
+    """Add and delete one image at a time through the service's collection, as the API does."""
+    from search_by_image.collection import Collection, Upload
+    from search_by_image.embedders import EmbedderPool
+    from search_by_image.catalog import default_location
+    from search_by_image.filters import parse_filters
+    from search_by_image.index_store import IndexStore, writer_lock
+
+    photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]
+    spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
+    pool_ = EmbedderPool("cpu", "auto")
+    rows = []
+    for count in args.live_sizes:
+        root = Path(tempfile.mkdtemp())
+        settings = Settings(images_dir=root / "images", metadata_csv=root / "data.csv",
+                            saved_dir=root / "saved", model="efficientnet_lite0")
+        (root / "images").mkdir()
+        features = clustered_vectors(count, spec.dim, seed=3)
+        paths = [f"synthetic/{i}.jpg" for i in range(count)]
+        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=256)
+        with writer_lock(settings.saved_dir):
+            store.save(settings.saved_dir)
+        (root / "data.csv").write_text("path,group\n" + "".join(f"{p},{i % 100}\n" for i, p in enumerate(paths)))
+        collection = Collection(default_location(settings), pool_)
+        collection.refresh()
+        adds, deletes = [], []
+        for photo in photos[:5]:
+            data = photo.read_bytes()
+            upload = Upload(data, open_rgb(data, BIG, None), "JPEG")
+            started = time.perf_counter()
+            (added,) = collection.add([upload])
+            adds.append((time.perf_counter() - started) * 1e3)
+            started = time.perf_counter()
+            collection.delete(added.id)
+            deletes.append((time.perf_counter() - started) * 1e3)
+        image = open_rgb(photos[0].read_bytes(), BIG, None)
+        plain = [collection.search(image, 10, {}).search_ms for _ in range(20)]
+        one_group = parse_filters('{"group": 7}')
+        filtered = [collection.search(image, 10, one_group) for _ in range(20)]
+        rows.append([count, store.manifest.index_type, statistics.median(adds), statistics.median(deletes),
+                     statistics.median(plain), statistics.median(f.search_ms for f in filtered),
+                     len(filtered[0].hits)])
+    pool_.close()
+    table("Live updates through the service's collection (ms, median of 5; search median of 20)",
+          ["N", "index", "add 1 image", "delete 1 image", "search k=10", "search k=10, filter 1%",
+           "filtered hits"], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss"])
+    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss", "live"])
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
     parser.add_argument("--models", nargs="*", default=["efficientnet_lite0"])
     parser.add_argument("--images", type=int, default=240, help="images for the indexing run")
@@ -284,11 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=32, help="requests per HTTP row")
     parser.add_argument("--faiss-sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--faiss-dim", type=int, default=2048)
+    parser.add_argument("--live-sizes", nargs="*", type=int, default=[1_000, 10_000, 100_000])
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     for section in args.only:
         {"indexing": bench_indexing, "runtimes": bench_runtimes, "http": bench_http,
-         "faiss": bench_faiss}[section](args)
+         "faiss": bench_faiss, "live": bench_live}[section](args)
     return 0
 
 

@@ -14,6 +14,7 @@ destroyed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,10 @@ class UnknownImage(LookupError):
     pass
 
 
+class StorageError(RuntimeError):
+    """The collection's folders cannot be written (read-only mount, permissions, disk full)."""
+
+
 class Rebuilt(RuntimeError):
     """The collection was rebuilt with another model while an upload was being embedded."""
 
@@ -100,6 +106,15 @@ class Hits:
     matched: int | None
     embed_ms: float
     search_ms: float
+
+
+@contextlib.contextmanager
+def _storage(name: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(f"collection {name!r} cannot be written: {exc.strerror or exc} "
+                           f"({exc.filename or 'its folders'}); nothing was changed") from exc
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -207,13 +222,14 @@ class Collection:
             for row, path in enumerate(paths):
                 if path not in store.position and path not in fresh:
                     fresh[path] = row
-            files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
-            rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
-            if rows:
-                append_rows(self._csv(), rows)
-            if fresh:
-                store = store.with_added(features[list(fresh.values())], list(fresh), files)
-                store.save(self.location.saved_dir)
+            with _storage(self.name):
+                files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
+                rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
+                if rows:
+                    append_rows(self._csv(), rows)
+                if fresh:
+                    store = store.with_added(features[list(fresh.values())], list(fresh), files)
+                    store.save(self.location.saved_dir)
             self._swap(store)
             return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
 
@@ -229,23 +245,24 @@ class Collection:
             path = store.paths[row]
             source = self.location.images_dir / path
             trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
-            if source.is_file():
-                trashed.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(source, trashed)
-            else:
-                trashed = None
-            try:
-                smaller = store.without([image_id])
-                smaller.save(self.location.saved_dir)
-            except BaseException:
-                if trashed is not None:
-                    shutil.move(trashed, source)
-                raise
-            rows = remove_rows(self.location.metadata_csv, path, store.paths)
-            if rows:
-                self.location.trash_dir.mkdir(parents=True, exist_ok=True)
-                record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
-                record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
+            with _storage(self.name):
+                if source.is_file():
+                    trashed.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(source, trashed)
+                else:
+                    trashed = None
+                try:
+                    smaller = store.without([image_id])
+                    smaller.save(self.location.saved_dir)
+                except BaseException:
+                    if trashed is not None:
+                        shutil.move(trashed, source)
+                    raise
+                rows = remove_rows(self.location.metadata_csv, path, store.paths)
+                if rows:
+                    record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
+                    record.parent.mkdir(parents=True, exist_ok=True)
+                    record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
             self._swap(smaller)
             return path, trashed
 

@@ -186,3 +186,20 @@ def test_an_indexer_run_on_disk_is_picked_up_without_a_restart(client, settings)
     update_index(settings, progress=False)
     client.app.state.service.refresh()
     assert client.get("/health").json()["images"] == 13
+
+
+def test_an_unwritable_images_folder_is_a_507_and_changes_nothing(client, settings):
+    blocker = settings.images_dir / "uploads"
+    moved = blocker.with_name("uploads.bak")
+    if blocker.exists():
+        blocker.rename(moved)
+    blocker.write_text("a file where the uploads folder should be")
+    try:
+        before = client.get("/collections/default").json()["images"]
+        response = client.post("/collections/default/images", files=[("files", ("n.jpg", new_photo(), "image/jpeg"))])
+        assert response.status_code == 507 and "nothing was changed" in response.json()["detail"]
+        assert client.get("/collections/default").json()["images"] == before
+    finally:
+        blocker.unlink()
+        if moved.exists():
+            moved.rename(blocker)

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from search_by_image.collection import NoIndex, Rebuilt, UnknownImage, Upload
+from search_by_image.collection import NoIndex, Rebuilt, StorageError, UnknownImage, Upload
 from search_by_image.deps import CollectionDep, ServiceDep, SettingsDep
 from search_by_image.index_store import IndexBusy
 from search_by_image.schemas import (
@@ -32,6 +32,7 @@ ROWS = TypeAdapter(Row | list[Row])
 
 WRITE_ERRORS = {
     404: {"description": "No such collection (or image)"},
+    507: {"description": "The collection's folders cannot be written (read-only, full)"},
     503: {"description": "No index yet, or an indexer run holds the collection (see Retry-After)"},
 }
 
@@ -109,6 +110,8 @@ async def add_images(
         raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
     except Rebuilt as exc:
         raise HTTPException(409, f"{exc}; send the images again") from exc
+    except StorageError as exc:
+        raise HTTPException(507, str(exc)) from exc
     return AddedImages(collection=collection.name, images=[
         AddedImage(id=a.id, path=a.path, image_url=image_url(collection.name, a.path), created=a.created)
         for a in added
@@ -133,5 +136,7 @@ async def delete_image(
         raise HTTPException(503, str(exc)) from exc
     except IndexBusy as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
+    except StorageError as exc:
+        raise HTTPException(507, str(exc)) from exc
     return DeletedImage(collection=collection.name, id=image_id, path=path,
                         trashed_to=str(trashed) if trashed else None)
