@@ -9,7 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from limits import parse
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -57,9 +58,27 @@ class Settings(BaseSettings):
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
     )
 
+    search_requires_key: bool = Field(
+        False, description="searching needs an API key (scope search or admin); writes always do"
+    )
+    rate_limit: str = Field(
+        "300/minute", description="searches and writes per client (API key, else address); '' = off"
+    )
+    cors_origins: list[str] = Field(
+        [], description="origins allowed to call the API from a browser; empty = CORS off"
+    )
+
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
     log_level: str = "INFO"
+
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_rule(cls, value: str) -> str:
+        if value:
+            parse(value)  # ValueError names the bad notation
+        return value
 
 
 @lru_cache

@@ -10,13 +10,17 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
+from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.pages import render_search_page, wants_html
+from search_by_image.rate_limit import RateLimiter
 from search_by_image.routes import collections, health, images, search
+from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
 from search_by_image.uploads import UploadSizeLimit
 
@@ -54,7 +58,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keys = KeyStore(settings.saved_dir / KEYS_FILE)
+    app.state.limiter = RateLimiter(settings.rate_limit)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(collections.router)

@@ -1,13 +1,29 @@
-"""FastAPI dependencies for the state built once at startup."""
+"""FastAPI dependencies: the state built once at startup, and who is calling.
 
+Access is a dependency per route (`SearchAccess`, `AdminAccess`), so /docs shows the bearer
+scheme on exactly the routes that take it. FastAPI reads a request's form before it solves
+dependencies, so an upload is size-limited (UploadSizeLimit) before a missing key is refused.
+"""
+
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from config import Settings
+from search_by_image.auth import KeyRecord, KeyStore, Scope
 from search_by_image.catalog import InvalidName, UnknownCollection
 from search_by_image.collection import Collection
+from search_by_image.rate_limit import RateLimiter
 from search_by_image.service import SearchService
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="API key",
+    description="`Authorization: Bearer sbi_...`; create one with "
+    "`python -m search_by_image.keys create --scope search|admin`",
+)
 
 
 def get_service(request: Request) -> SearchService:
@@ -20,6 +36,65 @@ def get_app_settings(request: Request) -> Settings:
 
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: KeyRecord | None
+    address: str
+
+    @property
+    def identity(self) -> str:
+        return f"key:{self.key.id}" if self.key else f"address:{self.address}"
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, scope: Scope) -> Caller:
+    """The caller, or 401 (no or bad key where one is needed) / 403 (key without the scope)."""
+    settings: Settings = request.app.state.settings
+    keys: KeyStore = request.app.state.keys
+    address = request.client.host if request.client else "unknown"
+    needed = scope == "admin" or settings.search_requires_key
+    if credentials is None:
+        if not needed:
+            return Caller(None, address)
+        if scope == "admin" and not keys.has_admin():
+            raise _unauthorized("this needs an admin API key, and none exists yet: create one with "
+                                "`python -m search_by_image.keys create --scope admin`")
+        raise _unauthorized(f"this needs an API key with scope {scope}: "
+                            "send `Authorization: Bearer <key>`")
+    record = keys.verify(credentials.credentials)
+    if record is None:
+        raise _unauthorized("unknown or revoked API key")
+    if scope == "admin" and record.scope != "admin":
+        raise HTTPException(403, f"key {record.id} has scope {record.scope}; this needs scope admin")
+    return Caller(record, address)
+
+
+def _access(scope: Scope, limited: bool):
+    def dependency(request: Request, credentials: Credentials) -> Caller:
+        caller = authenticate(request, credentials, scope)
+        if limited:
+            limiter: RateLimiter = request.app.state.limiter
+            wait = limiter.wait_seconds(caller.identity)
+            if wait is not None:
+                raise HTTPException(429, f"too many requests: the limit is {limiter.rule} per client; "
+                                    f"retry in {wait} s", headers={"Retry-After": str(wait)})
+        return caller
+
+    return dependency
+
+
+#: Reading: collections, their descriptions. Open unless SBI_SEARCH_REQUIRES_KEY.
+ReadAccess = Annotated[Caller, Depends(_access("search", limited=False))]
+#: Searching: like reading, and counted by the rate limiter.
+SearchAccess = Annotated[Caller, Depends(_access("search", limited=True))]
+#: Changing collections: always an admin key, counted by the rate limiter.
+AdminAccess = Annotated[Caller, Depends(_access("admin", limited=True))]
 
 
 def find_collection(service: SearchService, name: str) -> Collection:

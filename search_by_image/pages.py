@@ -45,6 +45,7 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
             "images": info.images,
             "model": info.model,
             "problem": info.detail,
+            "search_requires_key": request.app.state.settings.search_requires_key,
             **context,
         },
         status_code=status_code,

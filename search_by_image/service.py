@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from PIL import Image
 
 from search_by_image import catalog
+from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.collection import Collection, Hits
 from search_by_image.embedder import resolve_device
 from search_by_image.embedders import EmbedderPool
@@ -31,17 +32,14 @@ from search_by_image.schemas import (
 log = logging.getLogger(__name__)
 
 
-def image_url(collection: str, path: str) -> str:
-    suffix = "" if collection == catalog.DEFAULT else f"?collection={quote(collection)}"
-    return f"/images/{quote(path)}{suffix}"
-
-
 class SearchService:
     def __init__(self, settings):
         self.settings = settings
         self.device = str(resolve_device(settings.device))
         self.embedders = EmbedderPool(settings.device, settings.precision)
         self.collections: dict[str, Collection] = {}
+        #: image URLs carry a signature when searching needs a key (an <img> sends no header)
+        self.signer = UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -89,6 +87,12 @@ class SearchService:
             raise catalog.UnknownCollection(f"no collection named {name!r}; known collections: {known}")
         return collection
 
+    def image_url(self, collection: str, path: str) -> str:
+        query = {} if collection == catalog.DEFAULT else {"collection": collection}
+        if self.signer is not None:
+            query["exp"], query["sig"] = self.signer.sign(collection, path)
+        return f"/images/{quote(path)}" + (f"?{urlencode(query)}" if query else "")
+
     @property
     def default(self) -> Collection:
         return self.collections[catalog.DEFAULT]
@@ -133,7 +137,7 @@ class SearchService:
                 id=image_id,
                 path=path,
                 score=round(score, 6),
-                image_url=image_url(collection.name, path),
+                image_url=self.image_url(collection.name, path),
                 metadata=metadata.for_path(path),
             ))
         return SearchResponse(

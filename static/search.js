@@ -15,6 +15,31 @@
   const filterHint = document.getElementById("filter-hint");
   const filtersJson = document.getElementById("filters-json");
   const collection = document.getElementById("collection");
+  const keyForm = document.getElementById("key-form");
+  const keyInput = document.getElementById("api-key");
+  const keyStatus = document.getElementById("key-status");
+
+  // The API key lives in sessionStorage: this tab only, gone when it closes, never in a cookie.
+  const KEY = "search-by-image-key";
+  const authHeaders = () => {
+    const key = sessionStorage.getItem(KEY);
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  };
+  const askForKey = (message) => {
+    keyForm.hidden = false;
+    keyStatus.textContent = message;
+    keyInput.focus();
+  };
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = keyInput.value.trim();
+    if (key) sessionStorage.setItem(KEY, key);
+    else sessionStorage.removeItem(KEY);
+    keyInput.value = "";
+    keyStatus.textContent = key ? "Key saved for this tab." : "Key removed.";
+    loadFilters(collection.value);
+  });
+  if (sessionStorage.getItem(KEY)) keyStatus.textContent = "A key is set for this tab.";
 
   const showError = (message) => {
     errorBox.textContent = message;
@@ -102,7 +127,7 @@
     filterBox.hidden = false;
     filterGrid.replaceChildren();
     try {
-      const response = await fetch(`/collections/${encodeURIComponent(name)}`);
+      const response = await fetch(`/collections/${encodeURIComponent(name)}`, { headers: authHeaders() });
       const info = await response.json();
       const columns = response.ok ? info.columns : [];
       filterGrid.replaceChildren(...columns.map(control));
@@ -148,11 +173,12 @@
     showError("");
     try {
       const response = await fetch(form.action, {
-        method: "POST", body: new FormData(form), headers: { Accept: "application/json" },
+        method: "POST", body: new FormData(form), headers: { Accept: "application/json", ...authHeaders() },
       });
       const body = await response.json().catch(() => ({}));
       if (!response.ok) {
         showError(reason(body, response.status));
+        if (response.status === 401 || response.status === 403) askForKey(reason(body, response.status));
         return;
       }
       grid.replaceChildren(...body.results.map(renderHit));

@@ -91,13 +91,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(settings: Settings, **env: str) -> Iterator[str]:
-    """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL."""
+    """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL.
+
+    No rate limit unless `env` sets SBI_RATE_LIMIT: these tests send many requests from one address.
+    """
     port = free_port()
     environment = {
         **os.environ,
         "SBI_IMAGES_DIR": str(settings.images_dir),
         "SBI_METADATA_CSV": str(settings.metadata_csv),
         "SBI_SAVED_DIR": str(settings.saved_dir),
+        "SBI_RATE_LIMIT": "",
         **env,
     }
     server = subprocess.Popen(

@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import PHOTOS, copy_photos, jpeg_bytes
 from main import create_app
 from search_by_image import catalog
+from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
 
@@ -37,7 +38,9 @@ def settings(demo_collection, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(settings):
-    with TestClient(create_app(settings)) as client:
+    """A client holding an admin key (writes always need one)."""
+    _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin", "tests")
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
         yield client
 
 

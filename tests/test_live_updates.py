@@ -14,6 +14,7 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server
+from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.index_store import IndexStore
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
@@ -61,18 +62,21 @@ class Searcher:
 def test_concurrent_adds_deletes_and_searches_lose_nothing(collection):
     before = IndexStore.load(collection.saved_dir)
     doomed = before.ids[:4].tolist()
+    _, key = KeyStore(collection.saved_dir / KEYS_FILE).create("admin")
+    admin = {"Authorization": f"Bearer {key}"}
     with running_server(collection) as base, ThreadPoolExecutor(10) as pool:
         searcher = Searcher(base)
         searches = [pool.submit(searcher, n) for n in range(3)]
 
         def add(number: int) -> dict:
-            response = httpx.post(f"{base}/collections/default/images", timeout=120,
+            response = httpx.post(f"{base}/collections/default/images", timeout=120, headers=admin,
                                   files=[("files", (f"{number}.jpg", variant(100 + number), "image/jpeg"))])
             assert response.status_code == 201, response.text
             return response.json()["images"][0]
 
         def delete(image_id: int) -> None:
-            response = httpx.delete(f"{base}/collections/default/images/{image_id}", timeout=120)
+            response = httpx.delete(f"{base}/collections/default/images/{image_id}", timeout=120,
+                                    headers=admin)
             assert response.status_code == 200, response.text
 
         writes = [pool.submit(add, n) for n in range(12)] + [pool.submit(delete, i) for i in doomed]

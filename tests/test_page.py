@@ -1,11 +1,13 @@
 """The upload page in headless Chromium (Debian's binary, driven by Playwright)."""
 
 import shutil
+import time
 
 import pytest
 
 from conftest import ARTIFACTS, PHOTOS, copy_photos, running_server
 from search_by_image import catalog
+from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.indexer import update_index
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -29,18 +31,28 @@ def browser(in_ci):
         browser.close()
 
 
+def wait_for_thumbnails(page, shown: int = 4, timeout_s: float = 15) -> None:
+    """Poll from Python: `wait_for_function` evaluates strings, which the page's CSP forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(
+        f"() => [...document.querySelectorAll('#grid img')].slice(0, {shown})"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    ):
+        assert time.monotonic() < deadline, "result thumbnails did not load"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(("label", "viewport"), [("desktop", (1280, 900)), ("phone", (390, 844))])
 def test_upload_shows_a_grid_of_results(browser, live_server, label, viewport):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    console = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(f"{live_server}/search")
     page.set_input_files("#file", str(PHOTOS / "horses.jpg"))
     expect(page.locator("#preview")).to_be_visible()  # waits for the blob: image to load
     page.click("#submit")
     page.wait_for_selector("#grid li.hit img")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#grid img')].slice(0, 4)"
-        ".every(img => img.complete && img.naturalWidth > 0)"
-    )
+    wait_for_thumbnails(page)
     hits = page.locator("#grid li.hit")
     assert hits.count() == 10
     assert hits.first.locator(".path").inner_text() == "horses.jpg"
@@ -48,6 +60,7 @@ def test_upload_shows_a_grid_of_results(browser, live_server, label, viewport):
     assert "Horses in a field" in hits.first.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"search-{label}.png"), full_page=True)
+    assert not [m for m in console if "Content Security Policy" in m]  # the page lives with its CSP
     page.close()
 
 
@@ -108,7 +121,7 @@ def test_filter_controls_come_from_the_metadata_and_restrict_the_results(browser
     expect(page.locator('#filter-grid [data-column="category"]')).to_have_count(0)
     page.fill('#filter-grid input[data-column="age"][data-op="gte"]', "5")
     page.click("#submit")
-    page.wait_for_function("document.querySelectorAll('#grid li.hit').length === 2")
+    expect(page.locator("#grid li.hit")).to_have_count(2)
     paths = sorted(page.locator("#grid li.hit .path").all_inner_texts())
     assert paths == ["dog.jpg", "horses.jpg"]
     page.close()
@@ -125,3 +138,25 @@ def test_the_collection_choice_works_without_javascript(browser, two_collections
     assert page.locator("#grid li.hit").count() == 3
     assert page.locator("#collection").input_value() == "pets"
     context.close()
+
+
+def test_a_key_entered_on_the_page_is_used_for_searches_and_images(browser, demo_collection, tmp_path):
+    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
+    settings = demo_collection.model_copy(update={"saved_dir": tmp_path / "saved"})
+    _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("search", "page test")
+    with running_server(settings, SBI_SEARCH_REQUIRES_KEY="true") as base:
+        page = browser.new_page()
+        page.goto(f"{base}/search")
+        expect(page.locator("#key-form")).to_be_visible()
+        page.set_input_files("#file", str(PHOTOS / "giraffe.jpg"))
+        page.click("#submit")
+        expect(page.locator("#error")).to_contain_text("API key")
+        page.fill("#api-key", key)
+        page.click("#key-save")
+        expect(page.locator("#key-status")).to_contain_text("saved")
+        page.click("#submit")
+        page.wait_for_selector("#grid li.hit")
+        assert page.locator("#grid li.hit .path").first.inner_text() == "giraffe.jpg"
+        wait_for_thumbnails(page)  # signed image URLs load without a header
+        assert key not in page.content()  # the key is not written into the page
+        page.close()

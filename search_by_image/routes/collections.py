@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from search_by_image.collection import NoIndex, Rebuilt, StorageError, UnknownImage, Upload
-from search_by_image.deps import CollectionDep, ServiceDep, SettingsDep
+from search_by_image.deps import AdminAccess, CollectionDep, ReadAccess, ServiceDep, SettingsDep
 from search_by_image.index_store import IndexBusy
 from search_by_image.schemas import (
     AddedImage,
@@ -18,7 +18,6 @@ from search_by_image.schemas import (
     CollectionList,
     DeletedImage,
 )
-from search_by_image.service import image_url
 from search_by_image.uploads import decode_upload, image_format, read_upload
 
 router = APIRouter(prefix="/collections", tags=["collections"])
@@ -30,7 +29,13 @@ MAX_FILES = 64
 Row = dict[str, str | int | float | bool | None]
 ROWS = TypeAdapter(Row | list[Row])
 
+AUTH_ERRORS = {
+    401: {"description": "No API key, or an unknown or revoked one"},
+    403: {"description": "The key lacks the admin scope"},
+    429: {"description": "Too many requests from this client (see Retry-After)"},
+}
 WRITE_ERRORS = {
+    **AUTH_ERRORS,
     404: {"description": "No such collection (or image)"},
     507: {"description": "The collection's folders cannot be written (read-only, full)"},
     503: {"description": "No index yet, or an indexer run holds the collection (see Retry-After)"},
@@ -38,13 +43,13 @@ WRITE_ERRORS = {
 
 
 @router.get("", response_model=CollectionList, summary="Every collection with its size")
-def list_collections(service: ServiceDep) -> CollectionList:
+def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
     return CollectionList(collections=[service.summary(c) for c in service.collections.values()])
 
 
 @router.get("/{name}", response_model=CollectionInfo, responses={404: WRITE_ERRORS[404]},
             summary="One collection and the metadata columns its filters can use")
-def describe_collection(service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
+def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
     return service.info(collection)
 
 
@@ -79,6 +84,7 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     summary="Add images to a collection; searchable as soon as this answers",
 )
 async def add_images(
+    _: AdminAccess,
     service: ServiceDep,
     settings: SettingsDep,
     collection: CollectionDep,
@@ -113,7 +119,8 @@ async def add_images(
     except StorageError as exc:
         raise HTTPException(507, str(exc)) from exc
     return AddedImages(collection=collection.name, images=[
-        AddedImage(id=a.id, path=a.path, image_url=image_url(collection.name, a.path), created=a.created)
+        AddedImage(id=a.id, path=a.path, image_url=service.image_url(collection.name, a.path),
+                   created=a.created)
         for a in added
     ])
 
@@ -125,6 +132,7 @@ async def add_images(
     summary="Remove an image from a collection (its file is moved to the collection's trash)",
 )
 async def delete_image(
+    _: AdminAccess,
     collection: CollectionDep,
     image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
 ) -> DeletedImage:

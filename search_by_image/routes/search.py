@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from search_by_image.catalog import DEFAULT
 from search_by_image.collection import NoIndex
-from search_by_image.deps import ServiceDep, SettingsDep, find_collection
+from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
 from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
 from search_by_image.schemas import SearchResponse
@@ -22,11 +22,13 @@ MAX_K = 100
 
 ERRORS = {
     400: {"description": "The upload is empty"},
+    401: {"description": "This server needs an API key for searching (SBI_SEARCH_REQUIRES_KEY)"},
     404: {"description": "No collection by that name"},
     413: {"description": "The upload or its pixel count is over the configured limit"},
     415: {"description": "The upload is not an image"},
     422: {"description": "Missing `file` field, `k` out of range, a filter the collection cannot "
           "apply, or a truncated/corrupt image"},
+    429: {"description": "Too many requests from this client (see Retry-After)"},
     503: {"description": "The collection has no index yet"},
 }
 
@@ -57,6 +59,7 @@ def search_page(request: Request):
 )
 async def search(
     request: Request,
+    _: SearchAccess,
     service: ServiceDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the query image (JPEG, PNG, WebP, GIF, BMP, TIFF)")],

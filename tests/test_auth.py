@@ -1,0 +1,154 @@
+"""API keys, scopes, signed image URLs, rate limits, CORS and security headers."""
+
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from config import PROJECT_DIR
+from conftest import PHOTOS
+from main import create_app
+from search_by_image.auth import KEYS_FILE, KeyStore
+
+
+@pytest.fixture
+def keys(tmp_path) -> KeyStore:
+    return KeyStore(tmp_path / KEYS_FILE)
+
+
+def test_keys_are_stored_as_salted_hashes_readable_by_the_owner_only(keys):
+    record, key = keys.create("search", "laptop")
+    text = keys.path.read_text()
+    secret = key.split("_", 2)[2]
+    assert secret not in text and record.hash in text
+    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o600
+    assert keys.verify(key) == record
+    other, other_key = keys.create("search")
+    assert other.salt != record.salt
+
+
+@pytest.mark.parametrize("bad", ["", "sbi_", "sbi_nope_x", "Bearer x", "sbi_{id}_wrong", "xyz_{id}_{secret}"])
+def test_anything_but_the_exact_key_is_refused(keys, bad):
+    record, key = keys.create("admin")
+    secret = key.split("_", 2)[2]
+    assert keys.verify(bad.format(id=record.id, secret=secret)) is None
+
+
+def test_a_revoked_key_stops_working(keys):
+    record, key = keys.create("admin")
+    assert keys.revoke(record.id) and keys.verify(key) is None
+    assert not keys.revoke(record.id)
+
+
+def test_the_keys_command_creates_lists_and_revokes(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "search_by_image.keys", *args], cwd=PROJECT_DIR,
+                              env={"SBI_SAVED_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True)
+
+    created = run("create", "--scope", "admin", "--label", "ci")
+    assert created.returncode == 0 and "shown only this once" in created.stderr
+    key = created.stdout.strip()
+    listed = run("list").stdout
+    key_id = key.split("_")[1]
+    assert key_id in listed and "admin" in listed and "ci" in listed and key.split("_", 2)[2] not in listed
+    assert KeyStore(tmp_path / KEYS_FILE).verify(key) is not None
+    assert run("revoke", key_id).returncode == 0
+    assert KeyStore(tmp_path / KEYS_FILE).verify(key) is None
+    assert run("revoke", key_id).returncode == 1
+
+
+def make_client(demo_collection, tmp_path, **overrides) -> TestClient:
+    """The demo index, with its own saved folder (so keys and URL secrets stay per test)."""
+    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
+    settings = demo_collection.model_copy(update={"saved_dir": tmp_path / "saved", **overrides})
+    return TestClient(create_app(settings))
+
+
+def search(client, key: str | None = None, **form):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return client.post("/search", headers=headers, data=form,
+                       files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")})
+
+
+def test_search_is_open_by_default_and_writes_always_need_an_admin_key(demo_collection, tmp_path):
+    with make_client(demo_collection, tmp_path) as client:
+        assert search(client).status_code == 200
+        photo = (PHOTOS / "dog.jpg").read_bytes()
+        refused = client.post("/collections/default/images", files=[("files", ("d.jpg", photo, "image/jpeg"))])
+        assert refused.status_code == 401 and "none exists yet" in refused.json()["detail"]
+        assert refused.headers["www-authenticate"] == "Bearer"
+        keys = client.app.state.keys
+        _, search_key = keys.create("search")
+        forbidden = client.delete("/collections/default/images/0", headers={"Authorization": f"Bearer {search_key}"})
+        assert forbidden.status_code == 403 and "needs scope admin" in forbidden.json()["detail"]
+        _, admin_key = keys.create("admin")
+        wrong = client.delete("/collections/default/images/0", headers={"Authorization": "Bearer sbi_x_y"})
+        assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["detail"]
+        assert search(client, "sbi_x_y").status_code == 401  # a bad key is refused even where none is needed
+        missing = client.delete("/collections/default/images/999", headers={"Authorization": f"Bearer {admin_key}"})
+        assert missing.status_code == 404  # authorised; the image just does not exist
+
+
+def test_a_server_that_requires_keys_for_search(demo_collection, tmp_path):
+    with make_client(demo_collection, tmp_path, search_requires_key=True) as client:
+        assert client.get("/health").status_code == 200  # probes stay open
+        assert client.get("/search").status_code == 200  # the page, with its key box
+        assert 'id="key-form"' in client.get("/search").text and "needs an API key" in client.get("/search").text
+        refused = search(client)
+        assert refused.status_code == 401 and "scope search" in refused.json()["detail"]
+        assert client.get("/collections").status_code == 401
+        assert client.get("/images/chelsea.jpg").status_code == 401
+        record, key = client.app.state.keys.create("search")
+        found = search(client, key, k=1)
+        assert found.status_code == 200
+        url = found.json()["results"][0]["image_url"]
+        assert "sig=" in url and client.get(url).status_code == 200  # signed: an <img> sends no header
+        assert client.get(url.replace("sig=", "sig=0")).status_code == 401
+        assert client.get("/images/chelsea.jpg", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        client.app.state.keys.revoke(record.id)
+        assert search(client, key).status_code == 401  # revoked: refused at once
+
+
+def test_the_docs_show_the_bearer_scheme_on_protected_routes(demo_collection, tmp_path):
+    with make_client(demo_collection, tmp_path) as client:
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["API key"]["scheme"] == "bearer"
+        assert schema["paths"]["/search"]["post"]["security"] == [{"API key": []}]
+        assert "security" not in schema["paths"]["/health"]["get"]
+
+
+def test_too_many_requests_get_a_429_with_retry_after_per_client(demo_collection, tmp_path):
+    with make_client(demo_collection, tmp_path, rate_limit="2/minute") as client:
+        assert [search(client).status_code for _ in range(2)] == [200, 200]
+        limited = search(client)
+        assert limited.status_code == 429 and "too many requests" in limited.json()["detail"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        _, key = client.app.state.keys.create("search")
+        assert search(client, key).status_code == 200  # a key has its own budget
+        assert client.get("/health").status_code == 200  # probes are never limited
+
+
+def test_security_headers_and_cors_off_by_default(demo_collection, tmp_path):
+    with make_client(demo_collection, tmp_path) as client:
+        page = client.get("/search", headers={"Origin": "https://elsewhere.example"})
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "access-control-allow-origin" not in page.headers
+        assert "content-security-policy" not in client.get("/docs").headers
+        assert search(client).headers["x-content-type-options"] == "nosniff"
+
+
+def test_cors_for_configured_origins_only(demo_collection, tmp_path):
+    with make_client(demo_collection, tmp_path, cors_origins=["https://app.example"]) as client:
+        allowed = client.options("/search", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization"})
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        other = client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
