@@ -248,8 +248,9 @@ def bench_faiss(args) -> None:
     rows = []
     for count in args.faiss_sizes:
         print(f"faiss: building indexes over {count} vectors", flush=True)
-        base = clustered_vectors(count, dim, seed=1)
-        query = clustered_vectors(queries, dim, seed=2)
+        # queries from the same clusters as the base, held out of it: like real queries, which
+        # look like the collection (queries from other centres have no true neighbours at all)
+        base, query = np.split(clustered_vectors(count + queries, dim, seed=1), [count])
         exact = faiss.index_factory(dim, "Flat", faiss.METRIC_INNER_PRODUCT)
         exact.add(base)
         _, truth = exact.search(query, 10)
