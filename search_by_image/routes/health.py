@@ -24,7 +24,7 @@ ENDPOINTS = {
 
 
 @router.get("/", response_model=ServiceInfo, summary="Welcome and API overview")
-def root(service: ServiceDep) -> ServiceInfo:
+async def root(service: ServiceDep) -> ServiceInfo:
     default = service.summary(service.default)
     return ServiceInfo(
         name="search-by-image",
@@ -37,7 +37,9 @@ def root(service: ServiceDep) -> ServiceInfo:
 
 
 @router.get("/health", response_model=Health, summary="Liveness and index status")
-def health(service: ServiceDep) -> Health:
+# async on purpose: it only reads state, so it runs on the event loop and answers even when every
+# worker thread is busy with uploads and searches
+async def health(service: ServiceDep) -> Health:
     default = service.summary(service.default)
     return Health(
         status="ok" if service.ready else "no_index",
