@@ -25,8 +25,10 @@ class Timing(BaseModel):
 
 class QueryInfo(BaseModel):
     filename: str | None
-    width: int
+    width: int = Field(description="width of what was searched (the region, when a box was given)")
     height: int
+    box: list[int] | None = Field(
+        None, description="the region searched, in pixels of the uploaded image: left, top, right, bottom")
 
 
 class SearchResponse(BaseModel):

@@ -126,6 +126,7 @@ class SearchService:
         conditions: dict[str, Condition],
         filename: str | None,
         decode_ms: float,
+        box: tuple[int, int, int, int] | None = None,
     ) -> SearchResponse:
         found: Hits = collection.search(image, k, conditions)
         store, metadata = found.snapshot.store, found.snapshot.metadata
@@ -141,7 +142,8 @@ class SearchService:
                 metadata=metadata.for_path(path),
             ))
         return SearchResponse(
-            query=QueryInfo(filename=filename, width=image.width, height=image.height),
+            query=QueryInfo(filename=filename, width=image.width, height=image.height,
+                            box=list(box) if box else None),
             collection=collection.name,
             k=k,
             matched=found.matched,

@@ -46,6 +46,60 @@
     errorBox.hidden = !message;
   };
 
+  // Search by region: drag on the preview to draw a box; it is sent as fractions of the photo.
+  const stage = document.getElementById("stage");
+  const region = document.getElementById("region");
+  const regionHint = document.getElementById("region-hint");
+  const regionClear = document.getElementById("region-clear");
+  const boxInput = document.getElementById("box");
+  let drag = null;
+
+  const clearRegion = () => {
+    boxInput.value = "";
+    region.hidden = true;
+    regionClear.hidden = true;
+  };
+  const fractionAt = (event) => {
+    const rect = preview.getBoundingClientRect();
+    const clamp = (value) => Math.min(1, Math.max(0, value));
+    return [clamp((event.clientX - rect.left) / rect.width), clamp((event.clientY - rect.top) / rect.height)];
+  };
+  const drawRegion = ([x0, y0], [x1, y1]) => {
+    const [left, right, top, bottom] = [Math.min(x0, x1), Math.max(x0, x1), Math.min(y0, y1), Math.max(y0, y1)];
+    Object.assign(region.style, {
+      left: `${left * 100}%`, top: `${top * 100}%`,
+      width: `${(right - left) * 100}%`, height: `${(bottom - top) * 100}%`,
+    });
+    region.hidden = false;
+    return [left, top, right, bottom];
+  };
+  stage.addEventListener("pointerdown", (event) => {
+    if (!zone.classList.contains("has-image")) return;
+    event.preventDefault();
+    stage.setPointerCapture(event.pointerId);
+    drag = { start: fractionAt(event), box: null };
+  });
+  stage.addEventListener("pointermove", (event) => {
+    if (drag) drag.box = drawRegion(drag.start, fractionAt(event));
+  });
+  stage.addEventListener("pointerup", () => {
+    const box = drag && drag.box;
+    drag = null;
+    const tiny = !box || box[2] - box[0] < 0.03 || box[3] - box[1] < 0.03;
+    if (tiny) {
+      clearRegion();
+      input.click(); // a click, not a drag: choose another photo
+      return;
+    }
+    boxInput.value = box.map((value) => value.toFixed(4)).join(",");
+    regionClear.hidden = false;
+  });
+  // The dropzone is a <label>: once a photo is shown, clicks draw boxes instead of opening the chooser.
+  zone.addEventListener("click", (event) => {
+    if (zone.classList.contains("has-image") && event.target !== input) event.preventDefault();
+  });
+  regionClear.addEventListener("click", clearRegion);
+
   const showPreview = () => {
     const file = input.files[0];
     if (!file) return;
@@ -53,6 +107,9 @@
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
     prompt.hidden = true;
+    zone.classList.add("has-image");
+    regionHint.hidden = false;
+    clearRegion();
     showError("");
   };
 
@@ -183,7 +240,8 @@
       }
       grid.replaceChildren(...body.results.map(renderHit));
       const matched = body.matched === null ? "" : ` · ${body.matched} images match the filters`;
-      summary.textContent = `${body.results.length} results in ${Math.round(body.timing.total_ms)} ms${matched}`;
+      const where = body.query.box ? " · searched the selected region" : "";
+      summary.textContent = `${body.results.length} results in ${Math.round(body.timing.total_ms)} ms${matched}${where}`;
       summary.hidden = false;
     } catch (error) {
       showError(`Could not reach the server: ${error.message}`);

@@ -4,6 +4,7 @@ import shutil
 import time
 
 import pytest
+from PIL import Image
 
 from conftest import ARTIFACTS, PHOTOS, copy_photos, running_server
 from search_by_image import catalog
@@ -160,3 +161,32 @@ def test_a_key_entered_on_the_page_is_used_for_searches_and_images(browser, demo
         wait_for_thumbnails(page)  # signed image URLs load without a header
         assert key not in page.content()  # the key is not written into the page
         page.close()
+
+
+def test_a_box_drawn_on_the_photo_searches_that_region(browser, live_server, tmp_path):
+    cat = Image.open(PHOTOS / "chelsea.jpg").resize((400, 300))
+    rocket = Image.open(PHOTOS / "rocket.jpg").resize((400, 300))
+    both = Image.new("RGB", (800, 300))
+    both.paste(cat, (0, 0))
+    both.paste(rocket, (400, 0))
+    both.save(tmp_path / "both.jpg", quality=90)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_server}/search")
+    page.set_input_files("#file", str(tmp_path / "both.jpg"))
+    preview = page.locator("#preview")
+    expect(preview).to_be_visible()
+    area = preview.bounding_box()
+    page.mouse.move(area["x"] + area["width"] * 0.52, area["y"] + area["height"] * 0.02)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.75, area["y"] + area["height"] * 0.5, steps=5)
+    page.mouse.move(area["x"] + area["width"] * 0.98, area["y"] + area["height"] * 0.98, steps=5)
+    page.mouse.up()
+    expect(page.locator("#region")).to_be_visible()
+    assert page.locator("#box").input_value().startswith("0.52")
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit")
+    assert page.locator("#grid li.hit .path").first.inner_text() == "rocket.jpg"
+    page.screenshot(path=str(ARTIFACTS / "search-region.png"), full_page=True)
+    page.click("#region-clear")
+    assert page.locator("#box").input_value() == ""
+    page.close()

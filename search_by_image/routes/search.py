@@ -13,6 +13,7 @@ from search_by_image.collection import NoIndex
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
 from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
+from search_by_image.regions import BoxError, crop_to_box, parse_box
 from search_by_image.schemas import SearchResponse
 from search_by_image.uploads import decode_upload, read_upload
 
@@ -39,9 +40,23 @@ FILTERS_HELP = (
 )
 
 
+BOX_HELP = ("search only this region of the query: left,top,right,bottom in pixels, or as "
+            "fractions of the width and height when all four are at most 1 (e.g. 0.5,0,1,1)")
+
+
 def filter_error(exc: FilterError) -> RequestValidationError:
     location = ("body", "filters") + ((exc.column,) if exc.column else ())
     return RequestValidationError([{"type": "value_error", "loc": location, "msg": exc.message}])
+
+
+def box_error(exc: BoxError) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("body", "box"), "msg": str(exc)}])
+
+
+def decode_query(data: bytes, max_pixels: int, target, box):
+    """The query image, cut to `box` when one is given (decoded at full size for that)."""
+    image = decode_upload(data, max_pixels, None if box else target)
+    return crop_to_box(image, box) if box else (image, None)
 
 
 @router.get("/search", response_class=HTMLResponse, summary="The upload page")
@@ -66,25 +81,31 @@ async def search(
     k: Annotated[int, Form(ge=1, le=MAX_K, description="number of results")] = 10,
     collection: Annotated[str, Form(description="which collection to search")] = DEFAULT,
     filters: Annotated[str | None, Form(description=FILTERS_HELP)] = None,
+    box: Annotated[str | None, Form(description=BOX_HELP)] = None,
 ):
     target = find_collection(service, collection)
     try:
         snapshot = target.require()
         conditions = parse_filters(filters)
         check_filters(conditions, snapshot.metadata.kinds)
+        region = parse_box(box)
     except NoIndex as exc:
         raise HTTPException(503, f"search is unavailable: {exc}") from exc
     except FilterError as exc:
         raise filter_error(exc) from exc
+    except BoxError as exc:
+        raise box_error(exc) from exc
     data = await read_upload(file, settings.max_upload_bytes)
     started = time.perf_counter()
-    image = await run_in_threadpool(
-        decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size
-    )
+    try:
+        image, pixels = await run_in_threadpool(
+            decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region)
+    except BoxError as exc:
+        raise box_error(exc) from exc
     decode_ms = (time.perf_counter() - started) * 1e3
     try:
         response = await run_in_threadpool(
-            service.search, target, image, k, conditions, file.filename, decode_ms)
+            service.search, target, image, k, conditions, file.filename, decode_ms, pixels)
     except FilterError as exc:  # the collection was reloaded with other columns meanwhile
         raise filter_error(exc) from exc
     if wants_html(request):
