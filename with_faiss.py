@@ -48,12 +48,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true",
                         help="embed every image again instead of updating the existing index")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    found = parser.add_argument_group("duplicates (uses the saved index; indexes nothing)")
+    found.add_argument("--duplicates", action="store_true",
+                       help="print the groups of near-duplicate images of the collection")
+    found.add_argument("--threshold", type=float,
+                       help="similarity above which two images are duplicates, in search-score units "
+                       "(default: 0.85, or 0.6 for a whitened index)")
+    found.add_argument("--format", choices=["csv", "json"], default="csv", help="output (default: csv)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    per_run = ("rebuild", "quiet", "collection", "images_dir", "metadata_csv")
+    per_run = ("rebuild", "quiet", "collection", "images_dir", "metadata_csv", "duplicates",
+               "threshold", "format")
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from search_by_image import catalog  # torch import only after --help
     from search_by_image.indexer import update_index
 
+    if args.duplicates:
+        return print_duplicates(settings, args)
     try:
         location = catalog.for_indexing(settings, args.collection, args.images_dir, args.metadata_csv)
         report = update_index(settings, location, rebuild=args.rebuild, progress=not args.quiet)
@@ -69,6 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("%s", exc)
         return 1
     logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
+    return 0
+
+
+def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
+    from search_by_image import catalog
+    from search_by_image.duplicates import find_groups, write_report
+    from search_by_image.index_store import IndexStore
+
+    try:
+        store = IndexStore.load(catalog.find(settings, args.collection).saved_dir)
+    except (LookupError, ValueError, RuntimeError) as exc:
+        logging.error("%s", exc)
+        return 1
+    groups = find_groups(store, args.threshold)
+    write_report(groups, sys.stdout, args.format)
+    logging.info("%d groups of near-duplicates, %d images, among %d", len(groups),
+                 sum(len(g.images) for g in groups), len(store))
     return 0
 
 

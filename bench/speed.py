@@ -14,6 +14,8 @@ Sections:
             client and 16 concurrent, with the server's decode/embed/search breakdown.
   faiss     search time and recall@10 against exact search for Flat, HNSW and IVF indexes, and
             for the index the indexer picks by collection size (index_choice, nprobe tuned).
+  duplicates  near-duplicate groups (range search over the index) at 100k images with planted
+            copies: time, peak memory, planted pairs found.
   live      a live add (embed + commit of the whole set) and delete at several collection sizes,
             and a filtered search (FAISS ID selector) next to an unfiltered one.
 Timings are printed, never asserted. Exits 0.
@@ -336,9 +338,40 @@ def bench_live(args) -> None:
            "filtered hits"], rows)
 
 
+# --- duplicates ----------------------------------------------------------------------------
+
+def bench_duplicates(args) -> None:
+    import resource
+
+    from search_by_image.duplicates import find_groups
+    from search_by_image.index_store import IndexStore
+
+    spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
+    rows = []
+    for count in args.duplicate_sizes:
+        planted = count // 100
+        rng = np.random.default_rng(4)
+        # unclustered vectors: with clusters, the whitening makes each whole cluster one "group"
+        features = rng.standard_normal((count, spec.dim), dtype=np.float32)
+        features[count - planted:] = features[:planted] + 0.3 * rng.standard_normal((planted, spec.dim), dtype=np.float32)
+        features /= np.linalg.norm(features, axis=1, keepdims=True)
+        paths = [f"{i}.jpg" for i in range(count)]
+        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=256)
+        started = time.perf_counter()
+        groups = find_groups(store)
+        seconds = time.perf_counter() - started
+        group_of = {i: number for number, g in enumerate(groups) for i, _ in g.images}
+        found = sum(group_of.get(i, -1) == group_of.get(count - planted + i, -2) for i in range(planted))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append([count, store.manifest.index_type, planted, found, len(groups), seconds, f"{peak:.0f}"])
+    table("Near-duplicate groups by range search (random 1280-d descriptors + noisy copies of 1%, "
+          "256-d whitening, default threshold)",
+          ["N", "index", "planted pairs", "found", "groups", "seconds", "peak RSS MB (process)"], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss", "live"])
+    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss", "live", "duplicates"])
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
     parser.add_argument("--models", nargs="*", default=["efficientnet_lite0"])
     parser.add_argument("--images", type=int, default=240, help="images for the indexing run")
@@ -350,11 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faiss-sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--faiss-dim", type=int, default=2048)
     parser.add_argument("--live-sizes", nargs="*", type=int, default=[1_000, 10_000, 100_000])
+    parser.add_argument("--duplicate-sizes", nargs="*", type=int, default=[10_000, 100_000])
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     for section in args.only:
         {"indexing": bench_indexing, "runtimes": bench_runtimes, "http": bench_http,
-         "faiss": bench_faiss, "live": bench_live}[section](args)
+         "faiss": bench_faiss, "live": bench_live,
+         "duplicates": bench_duplicates}[section](args)
     return 0
 
 

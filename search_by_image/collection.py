@@ -33,6 +33,7 @@ from PIL import Image
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import QueryBatcher
 from search_by_image.catalog import UPLOADS_DIR, Location
+from search_by_image.duplicates import Group, find_groups
 from search_by_image.embedder import Embedder
 from search_by_image.embedders import EmbedderPool
 from search_by_image.filters import Condition, matching_rows
@@ -133,6 +134,7 @@ class Collection:
         self._embedders = embedders
         self._lock = threading.RLock()
         self._failed: Stamp | None = None
+        self._duplicates: dict[tuple[str, float | None], list[Group]] = {}
 
     @property
     def name(self) -> str:
@@ -204,6 +206,14 @@ class Collection:
         searched = time.perf_counter()
         return Hits(snapshot, hits, None if allowed is None else len(allowed),
                     (embedded - started) * 1e3, (searched - embedded) * 1e3)
+
+    def duplicates(self, threshold: float | None) -> tuple[Snapshot, list[Group]]:
+        """Duplicate groups of the current snapshot, remembered until the index changes."""
+        snapshot = self.require()
+        key = (snapshot.store.manifest.generation, threshold)
+        if key not in self._duplicates:
+            self._duplicates = {key: find_groups(snapshot.store, threshold)}
+        return snapshot, self._duplicates[key]
 
     def add(self, uploads: list[Upload]) -> list[Added]:
         """Store, embed and index `uploads`; the same content twice is one image (one id)."""

@@ -94,3 +94,21 @@ class ServiceInfo(BaseModel):
     model: str | None
     collections: list[str]
     endpoints: dict[str, str]
+
+
+class DuplicateImage(BaseModel):
+    id: int
+    path: str
+    image_url: str
+
+
+class DuplicateGroup(BaseModel):
+    best: float = Field(description="the highest similarity between two members")
+    weakest: float = Field(description="the lowest similarity among the links that joined the group")
+    images: list[DuplicateImage]
+
+
+class Duplicates(BaseModel):
+    collection: str
+    threshold: float
+    groups: list[DuplicateGroup]

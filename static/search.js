@@ -206,7 +206,11 @@
     return Object.keys(filters).length ? JSON.stringify(filters) : "";
   };
 
-  collection.addEventListener("change", () => loadFilters(collection.value));
+  const duplicatesLink = document.getElementById("duplicates-link");
+  collection.addEventListener("change", () => {
+    duplicatesLink.href = `/collections/${encodeURIComponent(collection.value)}/duplicates`;
+    loadFilters(collection.value);
+  });
   loadFilters(collection.value);
 
   const reason = (body, status) => {

@@ -3,7 +3,7 @@
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
@@ -11,12 +11,17 @@ from pydantic import TypeAdapter, ValidationError
 from search_by_image.collection import NoIndex, Rebuilt, StorageError, UnknownImage, Upload
 from search_by_image.deps import AdminAccess, CollectionDep, ReadAccess, ServiceDep, SettingsDep
 from search_by_image.index_store import IndexBusy
+from search_by_image.duplicates import default_threshold
+from search_by_image.pages import render_duplicates_page, wants_html
 from search_by_image.schemas import (
     AddedImage,
     AddedImages,
     CollectionInfo,
     CollectionList,
     DeletedImage,
+    DuplicateGroup,
+    DuplicateImage,
+    Duplicates,
 )
 from search_by_image.uploads import decode_upload, image_format, read_upload
 
@@ -51,6 +56,35 @@ def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
             summary="One collection and the metadata columns its filters can use")
 def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
     return service.info(collection)
+
+
+@router.get("/{name}/duplicates", response_model=Duplicates,
+            responses={404: WRITE_ERRORS[404], 503: {"description": "No index yet"}},
+            summary="Groups of near-duplicate images in a collection",
+            description="JSON, or a page of thumbnails when the request accepts text/html.")
+async def duplicates(
+    request: Request,
+    _: ReadAccess,
+    service: ServiceDep,
+    collection: CollectionDep,
+    threshold: Annotated[float | None, Query(
+        gt=0, le=1, description="similarity above which images are duplicates, in search-score "
+        "units (default: 0.85, or 0.6 for a whitened index)")] = None,
+) -> Duplicates:
+    try:
+        snapshot, groups = await run_in_threadpool(collection.duplicates, threshold)
+    except NoIndex as exc:
+        raise HTTPException(503, str(exc)) from exc
+    found = Duplicates(
+        collection=collection.name,
+        threshold=default_threshold(snapshot.store) if threshold is None else threshold,
+        groups=[DuplicateGroup(best=round(g.best, 4), weakest=round(g.weakest, 4), images=[
+            DuplicateImage(id=i, path=p, image_url=service.image_url(collection.name, p))
+            for i, p in g.images]) for g in groups],
+    )
+    if wants_html(request):
+        return render_duplicates_page(request, found, len(snapshot.store))
+    return found
 
 
 def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
