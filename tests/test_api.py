@@ -68,7 +68,7 @@ def test_search_finds_a_photo_first_with_scores_metadata_and_timing(client):
     assert top["metadata"]["title"] == "Coffee cup"
     scores = [hit["score"] for hit in body["results"]]
     assert scores == sorted(scores, reverse=True)
-    assert body["query"] == {"filename": "query.jpg", "width": 300, "height": 200}
+    assert body["query"] == {"filename": "query.jpg", "width": 300, "height": 200, "box": None}
     assert body["timing"]["total_ms"] > 0
     image = client.get(top["image_url"])
     assert image.status_code == 200 and image.content == (PHOTOS / "coffee.jpg").read_bytes()
