@@ -259,9 +259,9 @@ def bench_faiss(args) -> None:
         flat_ms = one_at_a_time_ms(exact, query)
         rows.append([count, "Flat", 0.0, flat_ms, "1.000", round(faiss.serialize_index(exact).nbytes / count)])
         lists = max(16, int(4 * count**0.5))
-        for factory, knob, values in (("HNSW32", "efSearch", (64, 128)),
-                                      (f"IVF{lists},Flat", "nprobe", (8, 32)),
-                                      (f"IVF{lists},SQ8", "nprobe", (32,))):
+        variants = (("HNSW32", "efSearch", (64, 128)), (f"IVF{lists},Flat", "nprobe", (8, 32)),
+                    (f"IVF{lists},SQ8", "nprobe", (32,)))
+        for factory, knob, values in variants if args.faiss_variants == "all" else ():
             index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
             started = time.perf_counter()
             if not index.is_trained:
@@ -382,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=32, help="requests per HTTP row")
     parser.add_argument("--faiss-sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--faiss-dim", type=int, default=2048)
+    parser.add_argument("--faiss-variants", choices=["all", "auto"], default="all",
+                        help="auto: only Flat and the indexer's own choice (quicker at 1M)")
     parser.add_argument("--live-sizes", nargs="*", type=int, default=[1_000, 10_000, 100_000])
     parser.add_argument("--duplicate-sizes", nargs="*", type=int, default=[10_000, 100_000])
     args = parser.parse_args(argv)
