@@ -39,6 +39,7 @@ class Settings(BaseSettings):
         "keep_aspect", description="keep_aspect: whole image, longer side = image_size."
     )
     image_size: int = Field(448, ge=64, le=2048)
+    grayscale: bool = Field(False, description="index and search without colour")
     pooling: Pooling = "gem"
     scales: tuple[float, ...] = Field(
         (1.0,), description="input scales whose descriptors are summed, e.g. [1, 0.707, 0.5]"

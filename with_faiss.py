@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "square crop of the centre (default: keep_aspect)")
     parser.add_argument("--image-size", type=int, help="model input side in pixels (default: 448)")
     parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
+    parser.add_argument("--grayscale", action="store_const", const=True,
+                        help="drop colour: match shapes and textures only (default: off)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 where the CPU/GPU runs it natively, else fp32 (default: auto)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")

@@ -170,6 +170,8 @@ class Collection:
                 self._failed, self.problem = stamp, str(exc)
                 log.warning("Collection %s: %s", self.name, exc)
                 return False
+            if store is not (current.store if current else None):
+                store.place(self._embedders.device)
             metadata = load_metadata(self.location.metadata_csv, store.paths)
             self.snapshot = Snapshot(store, metadata, embedder, batcher, stamp)
             self.problem, self._failed = None, None
@@ -283,6 +285,7 @@ class Collection:
 
     def _swap(self, store: IndexStore) -> None:
         snapshot = self.require()
+        store.place(self._embedders.device)
         metadata = load_metadata(self.location.metadata_csv, store.paths)
         self.snapshot = Snapshot(store, metadata, snapshot.embedder, snapshot.batcher, self._stamp())
 

@@ -48,7 +48,8 @@ class EmbedderSpec(BaseModel):
             weights=weights_id(name),
             dim=info.dim,
             preprocessing=Preprocessing(
-                resize=settings.resize, size=settings.image_size, mean=info.mean, std=info.std
+                resize=settings.resize, size=settings.image_size, mean=info.mean, std=info.std,
+                grayscale=settings.grayscale,
             ),
             pooling=settings.pooling,
             scales=tuple(settings.scales),

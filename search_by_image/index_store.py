@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from search_by_image.embedder import EmbedderSpec
+from search_by_image.faiss_device import place
 from search_by_image.index_choice import choose_index_type, exact_top_k, search_params, tune_nprobe
 from search_by_image.whitening import Whitening, learn_if_enough
 
@@ -141,6 +142,9 @@ class IndexStore:
         self.whitening = whitening
         self.position = {path: row for row, path in enumerate(paths)}
         self.row_of_id = {int(i): row for row, i in enumerate(ids)}
+        #: a GPU copy for unfiltered searches, when the service placed one (faiss_device)
+        self.gpu_index: faiss.Index | None = None
+        self.search_device = "cpu"
         if len(self.row_of_id) != len(ids) or (len(ids) and int(ids.max()) >= manifest.next_id):
             raise IndexCorrupt("duplicate or out-of-range ids in ids.npy; rebuild with --rebuild")
 
@@ -220,6 +224,10 @@ class IndexStore:
             manifest, index, np.asarray(self.features)[keep], paths, self.ids[keep], self.whitening
         )
 
+    def place(self, device: str) -> None:
+        """Put a search copy on the GPU the device setting names, when faiss can (faiss_device)."""
+        self.gpu_index, self.search_device = place(self.index, device, self.manifest.nprobe)
+
     def _updated_manifest(self, **changes) -> Manifest:
         return self.manifest.model_copy(update={
             **changes, "generation": _new_generation(), "created": datetime.now(timezone.utc),
@@ -239,9 +247,12 @@ class IndexStore:
         if k == 0:
             return [[] for _ in queries]
         queries = self._searched(queries)
-        selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, np.int64))
-        params = search_params(self.index, self.manifest.nprobe, selector)
-        scores, ids = self.index.search(queries, k, params=params)
+        if allowed is None and self.gpu_index is not None:
+            scores, ids = self.gpu_index.search(queries, k)
+        else:
+            selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, np.int64))
+            params = search_params(self.index, self.manifest.nprobe, selector)
+            scores, ids = self.index.search(queries, k, params=params)
         hits = [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
             for row_ids, row_scores in zip(ids, scores)

@@ -3,7 +3,9 @@
 Incremental by default: files whose size and mtime are unchanged keep their stored features,
 new and changed files are embedded, deleted files are dropped. A different model or
 preprocessing than the one that built the index means every file is embedded again. A path keeps
-its id across runs, so ids handed out by the API stay valid.
+its id across runs, so ids handed out by the API stay valid. Options that change what a
+descriptor means (model, preprocessing, pooling) are refused on an existing collection unless
+`--rebuild` asks for every image to be embedded again; `auto` keeps the collection's model.
 
 The run holds the collection's writer lock from reading the old index to committing the new one:
 an image added through the API meanwhile waits (or is refused with a retry hint) instead of being
@@ -47,6 +49,19 @@ class IndexReport:
             f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
             f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
             "as unreadable" + ("" if self.written else "; index already up to date")
+        )
+
+
+class SpecMismatch(RuntimeError):
+    """The settings ask for another model or preprocessing than the collection was built with."""
+
+    def __init__(self, collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec):
+        old, new = built.model_dump(), asked.model_dump()
+        changes = [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
+        super().__init__(
+            f"collection {collection!r} was indexed with other options ({'; '.join(changes)}). "
+            f"Run again with --rebuild to embed all {count} images the new way, or use the "
+            "options it was built with: queries are always processed like their collection"
         )
 
 
@@ -111,17 +126,15 @@ def update_index(
 def _update_locked(settings, location: Location, rebuild: bool, progress: bool) -> IndexReport:
     started = time.perf_counter()
     found = list_images(location.images_dir)
-    spec = EmbedderSpec.from_settings(settings)
     loaded = _load_previous(location.saved_dir)
+    if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
+        settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
+    spec = EmbedderSpec.from_settings(settings)
     ids_by_path = {p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {}
     next_id = loaded.manifest.next_id if loaded else 0
     previous = None if rebuild else loaded
     if previous is not None and previous.manifest.embedder != spec:
-        log.info(
-            "The index was built with %s, the settings ask for %s: embedding every image again",
-            previous.manifest.embedder.model_dump(), spec.model_dump(),
-        )
-        previous = None
+        raise SpecMismatch(location.name, len(previous), previous.manifest.embedder, spec)
 
     fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
     old_files = previous.manifest.files if previous else {}

@@ -24,6 +24,9 @@ class Preprocessing(BaseModel):
     size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: compare shapes and textures only: colour is dropped (ITU-R 601 luma, copied to 3 channels),
+    #: for collections mixing colour and black-and-white copies of the same pictures
+    grayscale: bool = False
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """Size the decoded image is resized to before cropping or padding."""
@@ -41,6 +44,8 @@ class Preprocessing(BaseModel):
         """
         width, height = self.resized_size(*image.size)
         image = image.resize((width, height), Image.Resampling.BICUBIC)
+        if self.grayscale:
+            image = image.convert("L").convert("RGB")
         if self.resize == "center_crop":
             left, top = (width - self.size) // 2, (height - self.size) // 2
             image = image.crop((left, top, left + self.size, top + self.size))

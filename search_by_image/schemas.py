@@ -5,6 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from search_by_image.metadata import ColumnInfo
+from search_by_image.preprocessing import Preprocessing
 
 
 class SearchHit(BaseModel):
@@ -48,11 +49,15 @@ class CollectionSummary(BaseModel):
     images: int
     model: str | None
     index_type: str | None = Field(None, description="the FAISS index_factory string")
+    search_device: str | None = Field(None, description="where FAISS searches it: cpu or cuda:N")
     detail: str | None = Field(None, description="why the collection is not searchable")
 
 
 class CollectionInfo(CollectionSummary):
     columns: list[ColumnInfo] = Field(description="metadata columns that filters can use")
+    preprocessing: Preprocessing | None = Field(
+        None, description="how its images, and every query to it, are prepared for the model")
+    pooling: str | None = None
 
 
 class CollectionList(BaseModel):
@@ -82,7 +87,7 @@ class Health(BaseModel):
     status: Literal["ok", "no_index"]
     images: int = Field(description="images in the default collection")
     model: str | None
-    device: str | None
+    device: str | None = Field(description="where the model runs: cpu or cuda:N")
     detail: str | None = None
     collections: list[CollectionSummary]
 

@@ -110,13 +110,19 @@ class SearchService:
             images=len(store) if store else 0,
             model=store.manifest.embedder.model if store else None,
             index_type=store.manifest.index_type if store else None,
+            search_device=store.search_device if store else None,
             detail=collection.problem,
         )
 
     def info(self, collection: Collection) -> CollectionInfo:
         snapshot = collection.snapshot
-        columns = snapshot.metadata.describe() if snapshot else []
-        return CollectionInfo(**self.summary(collection).model_dump(), columns=columns)
+        spec = snapshot.store.manifest.embedder if snapshot else None
+        return CollectionInfo(
+            **self.summary(collection).model_dump(),
+            columns=snapshot.metadata.describe() if snapshot else [],
+            preprocessing=spec.preprocessing if spec else None,
+            pooling=spec.pooling if spec else None,
+        )
 
     def search(
         self,

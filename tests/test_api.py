@@ -53,7 +53,7 @@ def test_health(client):
     assert client.get("/health").json() == {
         "status": "ok", "images": 13, "model": "efficientnet_lite0", "device": "cpu", "detail": None,
         "collections": [{"name": "default", "status": "ok", "images": 13, "model": "efficientnet_lite0",
-                         "index_type": "IDMap2,Flat", "detail": None}],
+                         "index_type": "IDMap2,Flat", "search_device": "cpu", "detail": None}],
     }
 
 

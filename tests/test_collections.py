@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, copy_photos, jpeg_bytes
+from conftest import PHOTOS, copy_photos, jpeg_bytes, make_settings
 from main import create_app
 from search_by_image import catalog
 from search_by_image.auth import KEYS_FILE, KeyStore
@@ -206,3 +206,17 @@ def test_an_unwritable_images_folder_is_a_507_and_changes_nothing(client, settin
         blocker.unlink()
         if moved.exists():
             moved.rename(blocker)
+
+
+def test_a_grayscale_collection_finds_black_and_white_copies_of_colour_photos(tmp_path):
+    settings = make_settings(tmp_path, grayscale=True, reload_seconds=0)
+    settings.images_dir.mkdir(parents=True)
+    for name in ("chelsea.jpg", "coffee.jpg", "rocket.jpg", "horses.jpg"):
+        Image.open(PHOTOS / name).convert("L").save(settings.images_dir / name)
+    update_index(settings, progress=False)
+    with TestClient(create_app(settings.model_copy(update={"grayscale": False}))) as client:
+        # the service follows the index, not its own settings
+        info = client.get("/collections/default").json()
+        assert info["preprocessing"]["grayscale"] is True
+        body = search(client, "coffee.jpg", k=1).json()
+        assert body["results"][0]["path"] == "coffee.jpg" and body["results"][0]["score"] > 0.95

@@ -13,7 +13,7 @@ from conftest import PHOTOS, copy_photos, make_settings
 import pytest
 
 from search_by_image.index_store import IndexBusy, IndexStore, writer_lock
-from search_by_image.indexer import update_index
+from search_by_image.indexer import SpecMismatch, update_index
 
 FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
 
@@ -71,13 +71,19 @@ def test_unreadable_files_are_skipped_counted_and_never_misaligned(tmp_path, cap
     assert not again.written and len(again.skipped) == 2  # retried, still bad: nothing rewritten
 
 
-def test_changed_preprocessing_embeds_everything_again(tmp_path):
+def test_other_preprocessing_is_refused_unless_rebuilding(tmp_path):
     settings = make_settings(tmp_path)
     copy_photos(settings.images_dir, FOUR[:2])
     update_index(settings, progress=False)
-    report = update_index(make_settings(tmp_path, pooling="avg"), progress=False)
+    grey = make_settings(tmp_path, pooling="avg", grayscale=True)
+    with pytest.raises(SpecMismatch, match=r"pooling: gem -> avg.*--rebuild to embed all 2 images"):
+        update_index(grey, progress=False)
+    report = update_index(grey, rebuild=True, progress=False)
     assert report.embedded == 2 and report.reused == 0
-    assert IndexStore.load(settings.saved_dir).manifest.embedder.pooling == "avg"
+    manifest = IndexStore.load(settings.saved_dir).manifest
+    assert manifest.embedder.pooling == "avg" and manifest.embedder.preprocessing.grayscale
+    again = update_index(make_settings(tmp_path, model="auto", pooling="avg", grayscale=True), progress=False)
+    assert not again.written  # `auto` keeps the collection's model: nothing to redo
 
 
 def test_metadata_problems_are_reported_not_fatal(tmp_path, caplog):

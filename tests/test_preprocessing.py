@@ -3,6 +3,7 @@
 import torch
 from PIL import Image
 
+from conftest import PHOTOS
 from search_by_image.preprocessing import Preprocessing
 
 HALF = (0.5, 0.5, 0.5)
@@ -23,3 +24,12 @@ def test_center_crop_takes_the_middle_square():
     pixels, content = prep(image)
     assert content == (56, 56)
     assert pixels.mean() > 0.9  # only the white centre survives the crop
+
+
+def test_grayscale_makes_colour_and_black_and_white_copies_the_same_input():
+    photo = Image.open(PHOTOS / "chelsea.jpg").convert("RGB")
+    grey = Preprocessing(resize="keep_aspect", size=224, mean=(0.5,) * 3, std=(0.5,) * 3, grayscale=True)
+    colour, _ = grey(photo)
+    black_and_white, _ = grey(photo.convert("L").convert("RGB"))
+    assert (colour - black_and_white).abs().max() <= 4 / 255  # rounding: 2 levels of 255, normalised
+    assert torch.equal(colour[0], colour[1])
