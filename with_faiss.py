@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
     parser.add_argument("--grayscale", action="store_const", const=True,
                         help="drop colour: match shapes and textures only (default: off)")
+    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"],
+                        help="auto: ONNX Runtime for EfficientNet-Lite on the CPU, torch otherwise "
+                        "(default: auto)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 where the CPU/GPU runs it natively, else fp32 (default: auto)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")

@@ -92,18 +92,20 @@ def bench_indexing(args) -> None:
         folder = PROJECT_DIR / "data" / "the_images"
     names = sorted(p.name for p in folder.iterdir())[: args.images]
     rows = []
+    cache = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
     for model in args.models:
         spec = EmbedderSpec.from_settings(Settings(model=model))
-        embedder = Embedder(spec, "cpu")
         naive = naive_embed([folder / n for n in names[: max(8, len(names) // 4)]], spec)
-        limit = forward_only(embedder, folder, names, args.batch_size)
-        started = time.perf_counter()
-        embed_files(embedder, folder, names, args.batch_size, args.workers, BIG, progress=False)
-        ours = rate(len(names), time.perf_counter() - started)
-        rows.append([model, embedder.precision, len(names), naive, ours, f"{ours / naive:.1f}x",
-                     limit, f"{ours / limit:.2f}"])
+        for runtime in ("torch", "auto"):
+            embedder = Embedder(spec, "cpu", runtime=runtime, cache_dir=cache)
+            limit = forward_only(embedder, folder, names, args.batch_size)
+            started = time.perf_counter()
+            embed_files(embedder, folder, names, args.batch_size, args.workers, BIG, progress=False)
+            ours = rate(len(names), time.perf_counter() - started)
+            rows.append([model, f"{embedder.runtime} {embedder.precision}", len(names), naive, ours,
+                         f"{ours / naive:.1f}x", limit, f"{ours / limit:.2f}"])
     table(f"Indexing throughput on {folder.parent.name} ({os.cpu_count()} CPUs)",
-          ["model", "precision", "images", "naive img/s", "indexer img/s", "speed-up",
+          ["model", "runtime", "images", "naive img/s", "indexer img/s", "speed-up",
            "forward-only img/s", "fraction of forward"], rows)
 
 

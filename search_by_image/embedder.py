@@ -6,6 +6,9 @@ manifest, and the service rebuilds the embedder from it, so queries match their 
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -20,7 +23,10 @@ from search_by_image.backbones import (
     resolve_model,
     weights_id,
 )
+from search_by_image.onnx_runtime import OnnxTrunk, cache_file, export, resolve_runtime
 from search_by_image.preprocessing import STRIDE, Preprocessing
+
+log = logging.getLogger(__name__)
 
 #: GeM p=3 is the value fixed in Radenović et al. (TPAMI 2018) for off-the-shelf descriptors.
 GEM_P = 3.0
@@ -108,7 +114,10 @@ class Embedder:
         device: str = "auto",
         precision: str = "auto",
         pretrained: bool = True,
+        runtime: str = "torch",
+        cache_dir: Path | None = None,
     ):
+        """`runtime` auto/torch/onnx (see onnx_runtime); the ONNX file is kept in `cache_dir`."""
         available = weights_id(spec.model) if pretrained else spec.weights
         if available != spec.weights:
             raise WeightsUnavailable(
@@ -117,10 +126,24 @@ class Embedder:
             )
         self.spec = spec
         self.device = resolve_device(device)
+        self.runtime = resolve_runtime(runtime, spec.model, self.device)
+        self.preprocess = spec.preprocessing
+        if self.runtime == "onnx":
+            self.autocast_dtype = None
+            self.backbone = self._onnx_trunk(pretrained, cache_dir)
+            return
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.backbone = load_backbone(spec.model, pretrained=pretrained).to(self.device)
         self.backbone = self.backbone.to(memory_format=torch.channels_last)
-        self.preprocess = spec.preprocessing
+
+    def _onnx_trunk(self, pretrained: bool, cache_dir: Path | None) -> OnnxTrunk:
+        if cache_dir is None or not pretrained:
+            cache_dir = Path(tempfile.mkdtemp(prefix="sbi-onnx-"))
+        path = cache_file(cache_dir, self.spec.model, self.spec.weights)
+        if not path.is_file():
+            log.info("Exporting %s to ONNX Runtime (once): %s", self.spec.model, path)
+            export(load_backbone(self.spec.model, pretrained=pretrained), path)
+        return OnnxTrunk(path)
 
     @property
     def precision(self) -> str:
@@ -149,6 +172,8 @@ class Embedder:
         return torch.nn.functional.normalize(total, dim=1).cpu().numpy().astype(np.float32)
 
     def _pooled(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> torch.Tensor:
+        if self.runtime == "onnx":
+            return pool(self.backbone(pixels), content_hw, self.spec.pooling, self.spec.gem_p)
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         with torch.autocast(
             self.device.type,

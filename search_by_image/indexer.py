@@ -152,7 +152,8 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool) 
     embedded, rows, report.skipped = [], np.empty((0, spec.dim), np.float32), []
     if todo:
         log.info("Embedding %d images with %s", len(todo), spec.model)
-        embedder = Embedder(spec, settings.device, settings.precision)
+        embedder = Embedder(spec, settings.device, settings.precision,
+                            runtime=settings.runtime, cache_dir=settings.onnx_cache)
         embedded, rows, report.skipped = embed_files(
             embedder, location.images_dir, todo, settings.batch_size, settings.workers,
             settings.max_image_pixels, progress,

@@ -62,9 +62,11 @@ def require_datasets(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lite0() -> Embedder:
-    """The bundled EfficientNet-Lite0 with its real ImageNet weights, default preprocessing."""
-    return Embedder(EmbedderSpec.from_settings(Settings(model="efficientnet_lite0")), "cpu")
+def lite0(tmp_path_factory) -> Embedder:
+    """The bundled EfficientNet-Lite0 with its real ImageNet weights, default preprocessing and
+    the default runtime (ONNX Runtime on the CPU, exported into a session folder)."""
+    spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
+    return Embedder(spec, "cpu", runtime="auto", cache_dir=tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.fixture(scope="session")

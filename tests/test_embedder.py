@@ -66,3 +66,17 @@ def test_pooling_ignores_cells_outside_the_content():
     content = torch.tensor([[64, 128]])  # 2 x 4 cells of content at stride 32
     assert pool(features, content, "avg", 3.0).item() == pytest.approx(1.0)
     assert pool(features, content, "gem", 3.0).item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_onnx_runtime_gives_the_torch_descriptors(lite0, collection, tmp_path):
+    """The default CPU runtime is an export of the same model: same descriptors, to rounding."""
+    from search_by_image.embedder import Embedder
+
+    assert lite0.runtime == "onnx"
+    images, onnx_rows = collection
+    torch_fp32 = Embedder(lite0.spec, "cpu", precision="fp32", runtime="torch")
+    torch_rows = torch_fp32.embed_images(images)
+    assert np.min(np.sum(onnx_rows * torch_rows, axis=1)) > 0.9999
+    again = Embedder(lite0.spec, "cpu", runtime="onnx", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.onnx"))) == 1  # exported once, then loaded from the cache
+    assert np.allclose(again.embed_images(images[:2]), onnx_rows[:2], atol=1e-5)

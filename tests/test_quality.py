@@ -37,7 +37,8 @@ def holidays(lite0):
 def test_holidays_same_scene_images_rank_first(lite0, holidays):
     features, truth = holidays
     score, p1 = mean_average_precision(features, truth), precision_at(features, truth, 1)
-    print(f"\nholidays_subset300 ({lite0.spec.model}, {lite0.precision}): mAP={score:.4f} P@1={p1:.4f}")
+    print(f"\nholidays_subset300 ({lite0.spec.model}, {lite0.runtime} {lite0.precision}): "
+          f"mAP={score:.4f} P@1={p1:.4f}")
     assert score > 0.70
     assert p1 > 0.75
 
