@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -190,7 +191,9 @@ def bench_http(args) -> None:
                 time.sleep(0.2)
         uploads = query_jpegs()
         settings = Settings()
-        embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu")
+        # the same runtime as the server's (auto), so the ratio is the service's own overhead
+        embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu", runtime=settings.runtime,
+                            cache_dir=Path(tempfile.mkdtemp(prefix="bench-onnx-")))
         rows = []
         for label, data in uploads.items():
             decoded = open_rgb(data, BIG, embedder.preprocess.resized_size)
@@ -203,18 +206,29 @@ def bench_http(args) -> None:
                 response.raise_for_status()
                 return (time.perf_counter() - started) * 1e3, response.json()["timing"]
 
-            for clients in (1, 16):
+            def with_curl(_: int, data=data) -> tuple[float, dict]:
+                """curl's own time: a client that costs the shared 2 cores next to nothing."""
+                with tempfile.NamedTemporaryFile(suffix=".jpg") as upload:
+                    upload.write(data)
+                    upload.flush()
+                    out = subprocess.run(["curl", "-s", "-w", "\n%{time_total}", "-F", f"file=@{upload.name}",
+                                          f"{base}/search"], capture_output=True, text=True, check=True)
+                body, seconds = out.stdout.rsplit("\n", 1)
+                return float(seconds) * 1e3, json.loads(body)["timing"]
+
+            for client, clients, send in (("curl", 1, with_curl), ("httpx", 1, one), ("httpx", 16, one)):
                 with ThreadPoolExecutor(clients) as pool_:
-                    one(0)
+                    send(0)
                     started = time.perf_counter()
-                    results = list(pool_.map(one, range(args.requests)))
+                    results = list(pool_.map(send, range(args.requests)))
                     wall = time.perf_counter() - started
                 latencies = sorted(r[0] for r in results)
                 p50 = statistics.median(latencies)
                 p95 = latencies[int(0.95 * (len(latencies) - 1))]
                 parts = {k: statistics.median(r[1][k] for r in results) for k in ("decode_ms", "embed_ms", "search_ms")}
-                rows.append([label, clients, args.requests, p50, p95, parts["decode_ms"], parts["embed_ms"],
-                             parts["search_ms"], forward, f"{p50 / forward:.2f}", rate(len(results), wall)])
+                rows.append([label, f"{clients} {client}", args.requests, p50, p95, parts["decode_ms"],
+                             parts["embed_ms"], parts["search_ms"], forward, f"{p50 / forward:.2f}",
+                             rate(len(results), wall)])
         table("POST /search on uvicorn, 127.0.0.1 (ms)",
               ["upload", "clients", "requests", "p50", "p95", "decode", "embed", "search",
                "one forward (in-process)", "p50 / forward", "requests/s"], rows)
