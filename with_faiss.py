@@ -52,6 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--rebuild", action="store_true",
                         help="embed every image again instead of updating the existing index")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="where images are embedded: this process, or Ray Data workers "
+                        "(pip install 'ray[data]'); both resume an interrupted run (default: local)")
+    parser.add_argument("--ray-address", help="an existing Ray cluster, e.g. ray://head:10001 "
+                        "(default: start a local Ray)")
+    parser.add_argument("--ray-workers", type=int, default=2,
+                        help="Ray workers embedding at once, one CPU each (default: 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     found = parser.add_argument_group("duplicates (uses the saved index; indexes nothing)")
     found.add_argument("--duplicates", action="store_true",
@@ -66,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     per_run = ("rebuild", "quiet", "collection", "images_dir", "metadata_csv", "duplicates",
-               "threshold", "format")
+               "threshold", "format", "engine", "ray_address", "ray_workers")
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
@@ -79,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return print_duplicates(settings, args)
     try:
         location = catalog.for_indexing(settings, args.collection, args.images_dir, args.metadata_csv)
-        report = update_index(settings, location, rebuild=args.rebuild, progress=not args.quiet)
+        report = update_index(settings, location, rebuild=args.rebuild, progress=not args.quiet,
+                              engine=args.engine, ray_address=args.ray_address,
+                              ray_workers=args.ray_workers)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         logging.error("%s", exc)
         return 1

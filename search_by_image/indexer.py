@@ -14,6 +14,7 @@ overwritten by a commit that never saw it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
 from search_by_image.metadata import load_metadata
+from search_by_image.shards import ShardFiles, ShardResult, plan, run_key
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 class IndexReport:
     total: int = 0
     embedded: int = 0
+    #: images embedded by an earlier, interrupted run (its shard files)
+    resumed: int = 0
     reused: int = 0
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -48,7 +52,7 @@ class IndexReport:
         return (
             f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
             f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
-            "as unreadable" + ("" if self.written else "; index already up to date")
+            "as unreadable" + (f", {self.resumed} from an interrupted run" if self.resumed else "") + ("" if self.written else "; index already up to date")
         )
 
 
@@ -83,8 +87,13 @@ def embed_files(
     workers: int,
     max_pixels: int,
     progress: bool = True,
+    bar: tqdm | None = None,
 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-    """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files."""
+    """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files.
+
+    The one embedding function: the local engine calls it per shard, Ray workers too. `bar` is a
+    progress bar to advance instead of drawing one.
+    """
     dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels)
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate
@@ -92,9 +101,8 @@ def embed_files(
     done: list[str] = []
     rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
     skipped: list[tuple[str, str]] = []
-    with logging_redirect_tqdm(), tqdm(
-        total=len(paths), unit="img", desc="Embedding", disable=not progress
-    ) as bar:
+    own_bar = tqdm(total=len(paths), unit="img", desc="Embedding", disable=not progress) if bar is None else None
+    with logging_redirect_tqdm(), own_bar or contextlib.nullcontext(bar) as bar:
         for batch in loader:
             for index, reason in batch.failed:
                 log.warning("Skipped %s: %s", paths[index], reason)
@@ -111,19 +119,35 @@ def update_index(
     location: Location | None = None,
     rebuild: bool = False,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int = 2,
 ) -> IndexReport:
     """Bring a collection's saved index in line with its images folder (the module docstring).
 
-    `location` defaults to the default collection of `settings`.
+    `location` defaults to the default collection of `settings`; `engine` is `local` or `ray`.
     """
     location = location or default_location(settings)
     if not location.images_dir.is_dir():
         raise FileNotFoundError(f"images folder {location.images_dir} does not exist")
     with writer_lock(location.saved_dir):
-        return _update_locked(settings, location, rebuild, progress)
+        return _update_locked(settings, location, rebuild, progress, engine, ray_address, ray_workers)
 
 
-def _update_locked(settings, location: Location, rebuild: bool, progress: bool) -> IndexReport:
+def _embed_locally(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
+                   shard_files: ShardFiles, progress: bool) -> None:
+    embedder = Embedder(spec, settings.device, settings.precision,
+                        runtime=settings.runtime, cache_dir=settings.onnx_cache)
+    with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding",
+              disable=not progress) as bar:
+        for number, paths in pending.items():
+            done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
+                                              settings.workers, settings.max_image_pixels, bar=bar)
+            shard_files.write(ShardResult(number, done, rows, skipped))
+
+
+def _update_locked(settings, location: Location, rebuild: bool, progress: bool, engine: str,
+                   ray_address: str | None, ray_workers: int) -> IndexReport:
     started = time.perf_counter()
     found = list_images(location.images_dir)
     loaded = _load_previous(location.saved_dir)
@@ -150,15 +174,33 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool) 
         return report
 
     embedded, rows, report.skipped = [], np.empty((0, spec.dim), np.float32), []
+    shard_files = None
     if todo:
-        log.info("Embedding %d images with %s", len(todo), spec.model)
-        embedder = Embedder(spec, settings.device, settings.precision,
-                            runtime=settings.runtime, cache_dir=settings.onnx_cache)
-        embedded, rows, report.skipped = embed_files(
-            embedder, location.images_dir, todo, settings.batch_size, settings.workers,
-            settings.max_image_pixels, progress,
-        )
+        shards = plan(todo)
+        shard_files = ShardFiles(location.saved_dir, run_key(spec, todo))
+        finished = shard_files.done()
+        pending = {n: paths for n, paths in enumerate(shards) if n not in finished}
+        report.resumed = sum(len(shards[n]) for n in finished)
+        if finished:
+            log.info("Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
+                     len(finished), len(shards), report.resumed)
+        if pending:
+            log.info("Embedding %d images with %s (%s engine)",
+                     sum(map(len, pending.values())), spec.model, engine)
+            if engine == "ray":
+                from search_by_image import ray_engine
+
+                ray_engine.embed_shards(settings, spec, location.images_dir, pending, shard_files,
+                                        progress, ray_address, ray_workers)
+            else:
+                _embed_locally(settings, spec, location.images_dir, pending, shard_files, progress)
+        results = [shard_files.read(n) for n in range(len(shards))]
+        embedded = [p for r in results for p in r.paths]
+        rows = np.concatenate([rows] + [r.features for r in results])
+        report.skipped = [s for r in results for s in r.skipped]
     if unchanged and not embedded:  # only files that failed again: the index is still current
+        if shard_files:
+            shard_files.clear()
         report.total, report.seconds = len(keep), time.perf_counter() - started
         return report
     old_rows = previous.features[[previous.position[p] for p in keep]] if keep else rows[:0]
@@ -178,6 +220,8 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool) 
         whitening_dims=settings.whitening,
     )
     store.save(location.saved_dir)
+    if shard_files:
+        shard_files.clear()
     for problem in load_metadata(location.metadata_csv, paths).problems():
         log.warning("Metadata: %s", problem)
     report.total, report.embedded, report.written = len(paths), len(embedded), True

@@ -1,0 +1,84 @@
+"""The Ray engine: the indexer's shard function on Ray Data workers, on a local Ray (the default)
+or an existing cluster (`--ray-address`).
+
+Each worker builds the collection's embedder once and embeds whole shards with the same function
+the local engine uses (`indexer.embed_files`); a shard comes back to the driver as the bytes of
+its shard file, so nodes need no shared disk, and the driver writes each one the moment it
+arrives: a killed run resumes from there. Workers import this project, so on a cluster every node
+needs it installed at the same path (or a Ray `working_dir` runtime env that ships it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from config import PROJECT_DIR
+from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.shards import ShardFiles, ShardResult
+
+log = logging.getLogger(__name__)
+
+
+class ShardEmbedder:
+    """Ray Data callable: rows of (shard number, paths as JSON) in, shard file bytes out."""
+
+    def __init__(self, spec_json: str, settings_json: str, images_dir: str):
+        from config import Settings
+        from search_by_image.indexer import embed_files
+
+        self.settings = Settings.model_validate_json(settings_json)
+        self.embed_files = embed_files
+        self.images_dir = Path(images_dir)
+        self.embedder = Embedder(EmbedderSpec.model_validate_json(spec_json), self.settings.device,
+                                 self.settings.precision, runtime=self.settings.runtime,
+                                 cache_dir=self.settings.onnx_cache)
+
+    def __call__(self, batch: dict) -> dict:
+        results = []
+        for number, paths in zip(batch["number"], batch["paths"]):
+            done, rows, skipped = self.embed_files(
+                self.embedder, self.images_dir, json.loads(paths), self.settings.batch_size, 0,
+                self.settings.max_image_pixels, progress=False)
+            results.append(ShardResult(int(number), done, rows, skipped).to_bytes())
+        return {"number": np.asarray(batch["number"]), "result": np.array(results, dtype=object)}
+
+
+def embed_shards(
+    settings,
+    spec: EmbedderSpec,
+    images_dir: Path,
+    pending: dict[int, list[str]],
+    files: ShardFiles,
+    progress: bool,
+    address: str | None = None,
+    workers: int = 2,
+) -> None:
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_DIR)}})
+    try:
+        rows = [{"number": number, "paths": json.dumps(paths)} for number, paths in pending.items()]
+        results = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            ShardEmbedder, batch_size=1, concurrency=workers, num_cpus=1,
+            fn_constructor_kwargs={"spec_json": spec.model_dump_json(),
+                                   "settings_json": settings.model_dump_json(),
+                                   "images_dir": str(images_dir)},
+        )
+        with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding (ray)",
+                  disable=not progress) as bar:
+            for row in results.iter_rows():
+                number = int(row["number"])
+                files.write_bytes(number, row["result"])
+                bar.update(len(pending[number]))
+    finally:
+        if started_here:
+            ray.shutdown()
