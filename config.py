@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     precision: Precision = Field(
         "auto", description="auto: bf16 where the CPU/GPU runs it natively, else fp32."
     )
+    index_memory_mb: int = Field(
+        4096, ge=16, description="above this size as float32, an index stores 8-bit codes (SQ8)"
+    )
     runtime: Runtime = Field(
         "auto", description="auto: ONNX Runtime for EfficientNet-Lite on the CPU (1.65x faster than "
         "torch bf16), torch otherwise. The ONNX file is exported once into saved/onnx/."

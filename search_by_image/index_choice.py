@@ -28,17 +28,31 @@ FLAT_MAX_COST = 4e7
 #: faiss warns below 39 training points per centroid; k-means needs them to place the centroids.
 MIN_POINTS_PER_LIST = 39
 TARGET_RECALL = 0.95
+#: float32 vectors beyond this many bytes get compressed codes (SQ8); SBI_INDEX_MEMORY_MB sets it.
+DEFAULT_MEMORY_LIMIT = 4 * 2**30
 RECALL_K = 10
 TUNING_QUERIES = 500
 
 
-def choose_index_type(count: int, dim: int, flat_max_cost: float = FLAT_MAX_COST) -> str:
-    """The factory string for `count` vectors of `dim` dimensions (see the module docstring)."""
+def choose_index_type(
+    count: int,
+    dim: int,
+    flat_max_cost: float = FLAT_MAX_COST,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+) -> str:
+    """The factory string for `count` vectors of `dim` dimensions (see the module docstring).
+
+    Vectors that would not fit `memory_limit` bytes as float32 are stored as 8-bit scalars (SQ8,
+    4x smaller; recall@10 0.977-0.981 against 1.000 for IVF-Flat in bench/speed.py).
+    """
     if count * dim <= flat_max_cost:
         return FLAT
     lists = 2 ** round(math.log2(4 * math.sqrt(count)))
     lists = min(lists, count // MIN_POINTS_PER_LIST)
-    return f"IVF{lists},Flat" if lists >= 2 else FLAT
+    if lists < 2:
+        return FLAT
+    codes = "SQ8" if count * dim * 4 > memory_limit else "Flat"
+    return f"IVF{lists},{codes}"
 
 
 def search_params(index: faiss.Index, nprobe: int | None, selector=None) -> faiss.SearchParameters:

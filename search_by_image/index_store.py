@@ -37,7 +37,13 @@ from pydantic import BaseModel
 
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.faiss_device import place
-from search_by_image.index_choice import choose_index_type, exact_top_k, search_params, tune_nprobe
+from search_by_image.index_choice import (
+    DEFAULT_MEMORY_LIMIT,
+    choose_index_type,
+    exact_top_k,
+    search_params,
+    tune_nprobe,
+)
 from search_by_image.whitening import Whitening, learn_if_enough
 
 INDEX_FILE = "faiss_index.faiss"
@@ -142,6 +148,8 @@ class IndexStore:
         self.whitening = whitening
         self.position = {path: row for row, path in enumerate(paths)}
         self.row_of_id = {int(i): row for row, i in enumerate(ids)}
+        #: the folder the index file was memory-mapped from, if it was loaded
+        self.loaded_from: Path | None = None
         #: a GPU copy for unfiltered searches, when the service placed one (faiss_device)
         self.gpu_index: faiss.Index | None = None
         self.search_device = "cpu"
@@ -159,6 +167,7 @@ class IndexStore:
         next_id: int | None = None,
         whitening_dims: int = 0,
         index_type: str | None = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> IndexStore:
         """A new store; the index type is chosen by size unless given (see index_choice)."""
         ids = np.arange(len(paths), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
@@ -166,7 +175,8 @@ class IndexStore:
             next_id = int(ids.max()) + 1 if len(ids) else 0
         whitening = learn_if_enough(features, whitening_dims)
         searched = whitening(features) if whitening else np.asarray(features, np.float32)
-        index_type = index_type or choose_index_type(len(paths), searched.shape[1])
+        index_type = index_type or choose_index_type(len(paths), searched.shape[1],
+                                                     memory_limit=memory_limit)
         index = build_index(searched, ids, index_type)
         nprobe, recall = tune_nprobe(index, searched, ids)
         manifest = Manifest(
@@ -199,7 +209,7 @@ class IndexStore:
         if clash:
             raise ValueError(f"already indexed: {clash[:3]}")
         new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
-        index = faiss.clone_index(self.index)
+        index = self._writable_index()
         index.add_with_ids(self._searched(features), new_ids)
         manifest = self._updated_manifest(
             count=len(self) + len(paths), next_id=self.manifest.next_id + len(paths),
@@ -214,7 +224,7 @@ class IndexStore:
         """A new store without these ids (unknown ids are ignored); ids are never reused."""
         gone = {int(i) for i in ids} & self.row_of_id.keys()
         keep = np.array([int(i) not in gone for i in self.ids], dtype=bool)
-        index = faiss.clone_index(self.index)
+        index = self._writable_index()
         index.remove_ids(faiss.IDSelectorBatch(np.fromiter(gone, np.int64, len(gone))))
         paths = [p for p, kept in zip(self.paths, keep) if kept]
         manifest = self._updated_manifest(
@@ -227,6 +237,17 @@ class IndexStore:
     def place(self, device: str) -> None:
         """Put a search copy on the GPU the device setting names, when faiss can (faiss_device)."""
         self.gpu_index, self.search_device = place(self.index, device, self.manifest.nprobe)
+
+    def _writable_index(self) -> faiss.Index:
+        """An in-memory copy to change. Memory-mapped IVF lists cannot be cloned, so those are
+        read again, whole, from the file this store was loaded from (writers hold the writer
+        lock and refresh first, so that file is this store's)."""
+        try:
+            return faiss.clone_index(self.index)
+        except RuntimeError:
+            if self.loaded_from is None:
+                raise
+            return faiss.read_index(str(self.loaded_from / INDEX_FILE))
 
     def _updated_manifest(self, **changes) -> Manifest:
         return self.manifest.model_copy(update={
@@ -295,7 +316,9 @@ class IndexStore:
             raise IndexMissing(f"no index in {folder}: run `python with_faiss.py` to build one")
         try:
             manifest = Manifest.model_validate_json(manifest_path.read_text())
-            index = faiss.read_index(str(folder / INDEX_FILE))
+            # memory-mapped: the service starts without reading the index into RAM, and several
+            # processes serving the same files share its pages
+            index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
             features = np.load(folder / FEATURES_FILE, mmap_mode="r")
             paths = (folder / PATHS_FILE).read_text(encoding="utf-8").splitlines()
             whitening = Whitening.load(folder / WHITENING_FILE) if manifest.whitening_dims else None
@@ -308,7 +331,9 @@ class IndexStore:
             raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise IndexCorrupt(f"cannot read the index in {folder}: {exc}") from exc
-        return cls(manifest, index, features, paths, ids, whitening)
+        store = cls(manifest, index, features, paths, ids, whitening)
+        store.loaded_from = folder
+        return store
 
     def save(self, folder: Path) -> None:
         """Write every file atomically as one set (see the module docstring).

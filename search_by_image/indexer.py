@@ -218,6 +218,7 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
         ids=np.array(ids, dtype=np.int64),
         next_id=next_id,
         whitening_dims=settings.whitening,
+        memory_limit=settings.index_memory_mb * 2**20,
     )
     store.save(location.saved_dir)
     if shard_files:

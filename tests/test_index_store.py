@@ -180,3 +180,20 @@ def test_crash_between_renames_loads_the_complete_old_set(tmp_path, monkeypatch,
     commit(newer, tmp_path)  # the next writer rolls back, then commits
     assert IndexStore.load(tmp_path).paths == newer.paths
     assert not (tmp_path / PREVIOUS_DIR).exists()
+
+
+def test_a_memory_mapped_compressed_index_still_takes_live_adds_and_deletes(tmp_path):
+    from search_by_image.index_choice import choose_index_type
+
+    factory = choose_index_type(4000, 64, flat_max_cost=1e5, memory_limit=100_000)
+    assert factory.endswith(",SQ8")  # too big for the memory limit as float32: 8-bit codes
+    spec = SPEC.model_copy(update={"dim": 64})
+    features = unit_rows(4000, seed=16, dim=64)
+    paths = [f"{i}.jpg" for i in range(4000)]
+    commit(IndexStore.create(spec, features, paths, {p: (1, 1) for p in paths}, index_type=factory), tmp_path)
+    loaded = IndexStore.load(tmp_path)
+    assert loaded.search(features[[9]], k=1)[0][0][0] == 9
+    grown = loaded.with_added(unit_rows(1, seed=17, dim=64), ["new.jpg"], {"new.jpg": (1, 1)})
+    smaller = grown.without([9])
+    assert len(smaller) == 4000 and 9 not in smaller.row_of_id
+    assert smaller.search(features[[9]], k=1)[0][0][0] != 9
