@@ -46,8 +46,9 @@ class Settings(BaseSettings):
         (1.0,), description="input scales whose descriptors are summed, e.g. [1, 0.707, 0.5]"
     )
     whitening: int = Field(
-        256, ge=0, le=4096,
-        description="PCA-whitening dimensions, learned on collections of 400+ images; 0 = off.",
+        384, ge=0, le=4096,
+        description="PCA-whitening dimensions (at most 0.85 x the image count), learned on "
+        "collections of 400+ images; 0 = off.",
     )
     precision: Precision = Field(
         "auto", description="auto: bf16 where the CPU/GPU runs it natively, else fp32."

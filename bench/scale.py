@@ -5,7 +5,7 @@
 
 Synthetic descriptors (unit vectors around 1,000 centres, like bench/speed.py's FAISS section)
 stand in for a 1M-image collection of a 2048-d model (ResNet50); the real Holidays descriptors go
-through the same path as a second row. For each: build time (PCA-whitening to 256-d, the index the
+through the same path as a second row. For each: build time (PCA-whitening, the index the
 indexer picks by size, nprobe tuning, the atomic commit), size on disk, then in a fresh process,
 as the service does: load (memory-mapped) and answer 200 single queries, with RSS, p50/p95 and
 recall@10 against exact search. Prints a table; exits 0.
@@ -27,6 +27,7 @@ from config import PROJECT_DIR
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.index_store import IndexStore, writer_lock
 from search_by_image.preprocessing import Preprocessing
+from search_by_image.whitening import DEFAULT_DIMS
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 QUERIES = 200
@@ -88,11 +89,11 @@ def spec_for(dim: int) -> EmbedderSpec:
                                                     mean=(0.5,) * 3, std=(0.5,) * 3))
 
 
-def run(label: str, features: np.ndarray, queries: np.ndarray, root: Path) -> list:
+def run(label: str, features: np.ndarray, queries: np.ndarray, root: Path, whitening: int) -> list:
     paths = [f"{i:07d}.jpg" for i in range(len(features))]
     started = time.perf_counter()
     store = IndexStore.create(spec_for(features.shape[1]), features, paths,
-                              {p: (0, 0) for p in paths}, whitening_dims=256)
+                              {p: (0, 0) for p in paths}, whitening_dims=whitening)
     folder = root / label
     with writer_lock(folder):
         store.save(folder)
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--whitening", type=int, default=DEFAULT_DIMS, help="PCA-whitening dimensions")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="sbi-scale-") as tmp:
@@ -123,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         everything = clustered(args.count + QUERIES, args.dim, seed=1)
         base, queries = everything[:args.count], everything[args.count:].copy()
         del everything
-        rows.append(run("synthetic", base, queries, root))
+        rows.append(run("synthetic", base, queries, root, args.whitening))
         del base
         images = DATASETS / "holidays_subset300" / "images"
         if images.is_dir():
             features = real_descriptors(images, root)
-            rows.append(run("holidays", features[QUERIES:], features[:QUERIES], root))
+            rows.append(run("holidays", features[QUERIES:], features[:QUERIES], root, args.whitening))
     header = ["collection", "N", "index", "build s", "disk MB (index)", "load s", "RSS after load MB",
               "RSS after 200 searches MB", "p50 ms", "p95 ms", "recall@10"]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))

@@ -46,6 +46,7 @@ from search_by_image.embedder import Embedder, EmbedderSpec, pool
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 from search_by_image.index_store import build_index
 from search_by_image.indexer import embed_files
+from search_by_image.whitening import DEFAULT_DIMS
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 BIG = 50_000_000
@@ -325,7 +326,7 @@ def bench_live(args) -> None:
         (root / "images").mkdir()
         features = clustered_vectors(count, spec.dim, seed=3)
         paths = [f"synthetic/{i}.jpg" for i in range(count)]
-        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=256)
+        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS)
         with writer_lock(settings.saved_dir):
             store.save(settings.saved_dir)
         (root / "data.csv").write_text("path,group\n" + "".join(f"{p},{i % 100}\n" for i, p in enumerate(paths)))
@@ -372,7 +373,7 @@ def bench_duplicates(args) -> None:
         features[count - planted:] = features[:planted] + 0.3 * rng.standard_normal((planted, spec.dim), dtype=np.float32)
         features /= np.linalg.norm(features, axis=1, keepdims=True)
         paths = [f"{i}.jpg" for i in range(count)]
-        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=256)
+        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS)
         started = time.perf_counter()
         groups = find_groups(store)
         seconds = time.perf_counter() - started
@@ -381,7 +382,7 @@ def bench_duplicates(args) -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows.append([count, store.manifest.index_type, planted, found, len(groups), seconds, f"{peak:.0f}"])
     table("Near-duplicate groups by range search (random 1280-d descriptors + noisy copies of 1%, "
-          "256-d whitening, default threshold)",
+          f"{DEFAULT_DIMS}-d whitening, default threshold)",
           ["N", "index", "planted pairs", "found", "groups", "seconds", "peak RSS MB (process)"], rows)
 
 

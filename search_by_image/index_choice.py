@@ -7,7 +7,7 @@ until recall@10 against exact search reaches the target.
 Where the numbers come from (bench/speed.py --only faiss, this 2-core AVX-512 machine):
 - an exact (Flat) inner-product scan costs about 0.27 ms per million multiply-adds per query
   (5.4 ms at 10k x 2048, 53 ms at 100k x 2048), so FLAT_MAX_COST = 4e7 keeps an exact search
-  near 10 ms. With the default 256-d whitening that is 156k images; with raw 2048-d features, 19.5k.
+  near 10 ms. With the default 384-d whitening that is 104k images; with raw 2048-d features, 19.5k.
 - above that, IVF with nlist = 4 sqrt(n) (faiss's guideline is 4 to 16 sqrt(n)): on 100k
   clustered 2048-d vectors, IVF1024 at nprobe 1 found 0.989 of the exact top 10 in 0.2 ms per
   query against 48 ms for Flat. Real descriptors are less tidy than synthetic clusters, so

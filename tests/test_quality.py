@@ -16,6 +16,7 @@ from search_by_image.evaluation import (
     precision_at,
 )
 from search_by_image.indexer import embed_files
+from search_by_image.whitening import DEFAULT_DIMS
 
 
 def embed_dataset(embedder, name: str):
@@ -47,8 +48,8 @@ def test_whitening_learned_on_other_images_improves_holidays(holidays):
     """The default whitening, learned on disjoint groups, must beat the raw descriptor."""
     features, truth = holidays
     plain = mean_average_precision(features, truth)
-    whitened, p1 = cross_fitted_whitening(features, truth, dims=256)
-    print(f"\nholidays_subset300 + PCA-whitening 256 (cross-fitted): mAP={whitened:.4f} P@1={p1:.4f}")
+    whitened, p1 = cross_fitted_whitening(features, truth, dims=DEFAULT_DIMS)
+    print(f"\nholidays_subset300 + PCA-whitening {DEFAULT_DIMS} (cross-fitted): mAP={whitened:.4f} P@1={p1:.4f}")
     assert whitened > plain + 0.01
 
 

@@ -53,3 +53,9 @@ def test_store_learns_saves_loads_and_searches_in_whitened_space(tmp_path):
         small.save(tmp_path)
     assert not (tmp_path / WHITENING_FILE).exists()
     assert IndexStore.load(tmp_path).whitening is None
+
+
+def test_dimensions_stay_well_under_the_number_of_learning_images():
+    """At as many dimensions as images, the last axes are pure noise blown up (mAP 0.84 -> 0.48)."""
+    assert Whitening.learn(descriptors(420), dims=384).dims == int(0.85 * 420)
+    assert Whitening.learn(descriptors(1000), dims=384).dims == 384

@@ -69,7 +69,7 @@ async def duplicates(
     collection: CollectionDep,
     threshold: Annotated[float | None, Query(
         gt=0, le=1, description="similarity above which images are duplicates, in search-score "
-        "units (default: 0.85, or 0.6 for a whitened index)")] = None,
+        "units (default: 0.85, or 0.5 for a whitened index)")] = None,
 ) -> Duplicates:
     try:
         snapshot, groups = await run_in_threadpool(collection.duplicates, threshold)
