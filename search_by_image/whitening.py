@@ -42,10 +42,10 @@ class Whitening:
 
     @classmethod
     def learn(cls, features: np.ndarray, dims: int = DEFAULT_DIMS, seed: int = 0) -> Whitening:
-        features = np.asarray(features, dtype=np.float64)
-        if len(features) > MAX_SAMPLE:
-            rows = np.random.default_rng(seed).choice(len(features), MAX_SAMPLE, replace=False)
+        if len(features) > MAX_SAMPLE:  # sample before converting: 1M x 2048 as float64 is 16 GB
+            rows = np.sort(np.random.default_rng(seed).choice(len(features), MAX_SAMPLE, replace=False))
             features = features[rows]
+        features = np.asarray(features, dtype=np.float64)
         mean = features.mean(axis=0)
         _, singular, vt = np.linalg.svd(features - mean, full_matrices=False)
         dims = min(dims, len(singular), max(1, int(MAX_DIMS_PER_IMAGE * len(features))))
