@@ -37,7 +37,8 @@ SERVE = r"""
 import json, sys, time
 import numpy as np, psutil
 from search_by_image.index_choice import exact_top_k, recall_at_k
-from search_by_image.index_store import IndexStore
+from search_by_image.index_store import IndexStore, single_threaded_blas
+single_threaded_blas()  # as the service does at startup
 folder, queries = sys.argv[1], np.load(sys.argv[2])
 started = time.perf_counter()
 store = IndexStore.load(__import__("pathlib").Path(folder))

@@ -20,6 +20,7 @@ from search_by_image.collection import Collection, Hits
 from search_by_image.embedder import resolve_device
 from search_by_image.embedders import EmbedderPool
 from search_by_image.filters import Condition
+from search_by_image.index_store import single_threaded_blas
 from search_by_image.schemas import (
     CollectionInfo,
     CollectionSummary,
@@ -46,6 +47,7 @@ class SearchService:
 
     @classmethod
     def start(cls, settings) -> SearchService:
+        single_threaded_blas()
         service = cls(settings)
         service.refresh()
         for collection in service.collections.values():
