@@ -315,6 +315,9 @@ def bench_live(args) -> None:
     from search_by_image.filters import parse_filters
     from search_by_image.index_store import IndexStore, writer_lock
 
+    from search_by_image.index_store import single_threaded_blas
+
+    single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]
     spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
     pool_ = EmbedderPool("cpu", "auto")
