@@ -14,6 +14,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -53,8 +54,10 @@ class Metadata:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     kinds: dict[str, Kind] = field(default_factory=dict)
 
-    def describe(self) -> list[ColumnInfo]:
-        """What the page needs to draw a filter control per column."""
+    @cached_property
+    def described(self) -> list[ColumnInfo]:
+        """What the page needs to draw a filter control per column (once per snapshot: the
+        page and GET /collections/{name} ask on every load)."""
         infos = []
         for name, kind in self.kinds.items():
             values = self.table[name].dropna()

@@ -122,7 +122,7 @@ class SearchService:
         spec = snapshot.store.manifest.embedder if snapshot else None
         return CollectionInfo(
             **self.summary(collection).model_dump(),
-            columns=snapshot.metadata.describe() if snapshot else [],
+            columns=snapshot.metadata.described if snapshot else [],
             preprocessing=spec.preprocessing if spec else None,
             pooling=spec.pooling if spec else None,
         )

@@ -33,7 +33,7 @@ def test_absent_or_broken_csv_means_no_metadata(tmp_path):
 def test_describe_offers_choices_and_ranges(tmp_path):
     csv = tmp_path / "data.csv"
     csv.write_text("file,colour,size,made\nx.jpg,red,3,2020-01-01\ny.jpg,blue,7.5,2021-06-30\n")
-    columns = {c.name: c for c in load_metadata(csv, ["x.jpg", "y.jpg"]).describe()}
+    columns = {c.name: c for c in load_metadata(csv, ["x.jpg", "y.jpg"]).described}
     assert columns["colour"].values == ["blue", "red"]
     assert (columns["size"].kind, columns["size"].min, columns["size"].max) == ("number", 3.0, 7.5)
     assert (columns["made"].min, columns["made"].max) == ("2020-01-01", "2021-06-30")

@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from search_by_image.collection import NoIndex, Rebuilt, StorageError, UnknownImage, Upload
@@ -13,6 +12,7 @@ from search_by_image.deps import AdminAccess, CollectionDep, ReadAccess, Service
 from search_by_image.index_store import IndexBusy
 from search_by_image.duplicates import default_threshold
 from search_by_image.pages import render_duplicates_page, wants_html
+from search_by_image.routes import invalid_field
 from search_by_image.schemas import (
     AddedImage,
     AddedImages,
@@ -93,18 +93,13 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     try:
         rows = ROWS.validate_json(metadata)
     except ValidationError as exc:
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ("body", "metadata"),
-            "msg": "metadata must be a JSON object of plain values, or a list of them (one per "
-                   f"file): {exc.errors()[0]['msg']}",
-        }]) from None
+        raise invalid_field("metadata", message="metadata must be a JSON object of plain values, "
+                            f"or a list of them (one per file): {exc.errors()[0]['msg']}") from None
     if isinstance(rows, dict):
         return [rows] * count
     if len(rows) != count:
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ("body", "metadata"),
-            "msg": f"{len(rows)} metadata rows for {count} files: give one per file, or one object",
-        }])
+        raise invalid_field("metadata", message=f"{len(rows)} metadata rows for {count} files: "
+                            "give one per file, or one object")
     return list(rows)
 
 

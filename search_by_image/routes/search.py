@@ -14,6 +14,7 @@ from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_col
 from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
 from search_by_image.regions import BoxError, crop_to_box, parse_box
+from search_by_image.routes import invalid_field
 from search_by_image.schemas import SearchResponse
 from search_by_image.uploads import decode_upload, read_upload
 
@@ -45,12 +46,11 @@ BOX_HELP = ("search only this region of the query: left,top,right,bottom in pixe
 
 
 def filter_error(exc: FilterError) -> RequestValidationError:
-    location = ("body", "filters") + ((exc.column,) if exc.column else ())
-    return RequestValidationError([{"type": "value_error", "loc": location, "msg": exc.message}])
+    return invalid_field("filters", *([exc.column] if exc.column else []), message=exc.message)
 
 
 def box_error(exc: BoxError) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": ("body", "box"), "msg": str(exc)}])
+    return invalid_field("box", message=str(exc))
 
 
 def decode_query(data: bytes, max_pixels: int, target, box):
