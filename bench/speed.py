@@ -320,7 +320,7 @@ def bench_live(args) -> None:
     single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]
     spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
-    pool_ = EmbedderPool("cpu", "auto")
+    pool_ = EmbedderPool(Settings(device="cpu", saved_dir=Path(tempfile.mkdtemp())))
     rows = []
     for count in args.live_sizes:
         root = Path(tempfile.mkdtemp())

@@ -136,6 +136,12 @@ class Embedder:
         self.backbone = load_backbone(spec.model, pretrained=pretrained).to(self.device)
         self.backbone = self.backbone.to(memory_format=torch.channels_last)
 
+    @classmethod
+    def configured(cls, spec: EmbedderSpec, settings) -> Embedder:
+        """The embedder for `spec` on the device, precision and runtime the settings ask for."""
+        return cls(spec, settings.device, settings.precision, runtime=settings.runtime,
+                   cache_dir=settings.onnx_cache)
+
     def _onnx_trunk(self, pretrained: bool, cache_dir: Path | None) -> OnnxTrunk:
         if cache_dir is None or not pretrained:
             cache_dir = Path(tempfile.mkdtemp(prefix="sbi-onnx-"))

@@ -7,18 +7,15 @@ batcher, so concurrent queries to different collections still coalesce into one 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from search_by_image.batcher import QueryBatcher
 from search_by_image.embedder import Embedder, EmbedderSpec
 
 
 class EmbedderPool:
-    def __init__(self, device: str, precision: str, runtime: str = "torch", cache_dir: Path | None = None):
-        self.device = device
-        self.precision = precision
-        self.runtime = runtime
-        self.cache_dir = cache_dir
+    def __init__(self, settings):
+        self.settings = settings
+        self.device = settings.device
         self._loaded: dict[EmbedderSpec, tuple[Embedder, QueryBatcher]] = {}
         self._lock = threading.Lock()
 
@@ -26,8 +23,7 @@ class EmbedderPool:
         """The embedder for `spec`, loaded on first use (raises WeightsUnavailable)."""
         with self._lock:
             if spec not in self._loaded:
-                embedder = Embedder(spec, self.device, self.precision, runtime=self.runtime,
-                                    cache_dir=self.cache_dir)
+                embedder = Embedder.configured(spec, self.settings)
                 self._loaded[spec] = (embedder, QueryBatcher(embedder))
             return self._loaded[spec]
 

@@ -223,10 +223,10 @@ class IndexStore:
 
     def without(self, ids: Iterable[int]) -> IndexStore:
         """A new store without these ids (unknown ids are ignored); ids are never reused."""
-        gone = {int(i) for i in ids} & self.row_of_id.keys()
-        keep = np.array([int(i) not in gone for i in self.ids], dtype=bool)
+        gone = np.fromiter({int(i) for i in ids} & self.row_of_id.keys(), np.int64)
+        keep = ~np.isin(self.ids, gone)
         index = self._writable_index()
-        index.remove_ids(faiss.IDSelectorBatch(np.fromiter(gone, np.int64, len(gone))))
+        index.remove_ids(faiss.IDSelectorBatch(gone))
         paths = [p for p, kept in zip(self.paths, keep) if kept]
         manifest = self._updated_manifest(
             count=len(paths), files={p: self.manifest.files[p] for p in paths}

@@ -136,8 +136,7 @@ def update_index(
 
 def _embed_locally(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
                    shard_files: ShardFiles, progress: bool) -> None:
-    embedder = Embedder(spec, settings.device, settings.precision,
-                        runtime=settings.runtime, cache_dir=settings.onnx_cache)
+    embedder = Embedder.configured(spec, settings)
     with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding",
               disable=not progress) as bar:
         for number, paths in pending.items():

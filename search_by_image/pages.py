@@ -54,8 +54,8 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
 
 def render_duplicates_page(request: Request, found, images: int):
     service = request.app.state.service
-    info = service.info(service.get(found.collection))
+    summary = service.summary(service.get(found.collection))
     return templates.TemplateResponse(request, "duplicates.html", {
-        "found": found, "images": images, "model": info.model,
+        "found": found, "images": images, "model": summary.model,
         "members": sum(len(group.images) for group in found.groups),
     })

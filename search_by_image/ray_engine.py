@@ -34,9 +34,7 @@ class ShardEmbedder:
         self.settings = Settings.model_validate_json(settings_json)
         self.embed_files = embed_files
         self.images_dir = Path(images_dir)
-        self.embedder = Embedder(EmbedderSpec.model_validate_json(spec_json), self.settings.device,
-                                 self.settings.precision, runtime=self.settings.runtime,
-                                 cache_dir=self.settings.onnx_cache)
+        self.embedder = Embedder.configured(EmbedderSpec.model_validate_json(spec_json), self.settings)
 
     def __call__(self, batch: dict) -> dict:
         results = []

@@ -37,8 +37,7 @@ class SearchService:
     def __init__(self, settings):
         self.settings = settings
         self.device = str(resolve_device(settings.device))
-        self.embedders = EmbedderPool(settings.device, settings.precision, settings.runtime,
-                                      settings.onnx_cache)
+        self.embedders = EmbedderPool(settings)
         self.collections: dict[str, Collection] = {}
         #: image URLs carry a signature when searching needs a key (an <img> sends no header)
         self.signer = UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
