@@ -45,8 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runtime", choices=["auto", "torch", "onnx"],
                         help="auto: ONNX Runtime for EfficientNet-Lite on the CPU, torch otherwise "
                         "(default: auto)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                        help="auto: bf16 where the CPU/GPU runs it natively, else fp32 (default: auto)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"],
+                        help="auto: int8 EfficientNet-Lite0 on CPUs with VNNI, else bf16 where the "
+                        "CPU/GPU runs it natively, else fp32; an existing collection keeps its "
+                        "int8 or float model (default: auto)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")
     parser.add_argument("--workers", type=int, help="decode processes (default: 2)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")

@@ -9,9 +9,11 @@ Sections:
             naive loop (full-size PIL decode, batch 1, eager fp32), and vs the forward pass alone
             on pre-decoded tensors at the same batch size (the limit on this machine).
   runtimes  the forward pass of each backbone under eager fp32, channels_last, bf16 autocast and
-            ONNX Runtime (exported from the same torch model); architecture timing, random weights.
+            ONNX Runtime fp32 and int8 (exported from the same torch model); architecture timing,
+            random weights.
   http      POST /search latency on a real uvicorn on 127.0.0.1: p50/p95 for 0.5-3 MP JPEGs, one
-            client and 16 concurrent, with the server's decode/embed/search breakdown.
+            client and 16 concurrent (curl, a client that costs the shared cores next to nothing),
+            with the server's decode/embed/search breakdown and the batched-forward limit.
   faiss     search time and recall@10 against exact search for Flat, HNSW and IVF indexes, and
             for the index the indexer picks by collection size (index_choice, nprobe tuned).
   duplicates  near-duplicate groups (range search over the index) at 100k images with planted
@@ -32,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from PIL import Image
 from config import PROJECT_DIR, Settings
 from dataset import ImageFolder, open_rgb
 from search_by_image.backbones import load_backbone
+from search_by_image.batcher import MAX_BATCH
 from search_by_image.embedder import Embedder, EmbedderSpec, pool
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 from search_by_image.index_store import build_index
@@ -98,8 +100,10 @@ def bench_indexing(args) -> None:
     for model in args.models:
         spec = EmbedderSpec.from_settings(Settings(model=model))
         naive = naive_embed([folder / n for n in names[: max(8, len(names) // 4)]], spec)
-        for runtime in ("torch", "auto"):
-            embedder = Embedder(spec, "cpu", runtime=runtime, cache_dir=cache)
+        fp32 = spec.model_copy(update={"quantization": "none"})
+        variants = [(fp32, "torch"), (fp32, "onnx")] + ([(spec, "auto")] if spec != fp32 else [])
+        for variant, runtime in variants:
+            embedder = Embedder(variant, "cpu", runtime=runtime, cache_dir=cache)
             limit = forward_only(embedder, folder, names, args.batch_size)
             started = time.perf_counter()
             embed_files(embedder, folder, names, args.batch_size, args.workers, BIG, progress=False)
@@ -113,18 +117,19 @@ def bench_indexing(args) -> None:
 
 # --- runtimes ------------------------------------------------------------------------------
 
-def onnx_session(model: torch.nn.Module, example: torch.Tensor):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    path = Path(tempfile.mkdtemp()) / "model.onnx"
-    torch.onnx.export(model, (example,), str(path), input_names=["x"], output_names=["maps"],
-                      dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"x": x.numpy()})[0]
+def onnx_runners(model: torch.nn.Module, model_name: str) -> dict[str, object]:
+    """The service's ONNX Runtime sessions for `model`: fp32, and int8 calibrated on the bundled
+    photos (timing only: these are random weights)."""
+    from search_by_image.onnx_runtime import OnnxTrunk, available, export
+    from search_by_image.quantization import quantize
+
+    if not available():
+        return {}
+    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    export(model, folder / "fp32.onnx")
+    preprocessing = EmbedderSpec.from_settings(Settings(model=model_name)).preprocessing
+    quantize(folder / "fp32.onnx", folder / "int8.onnx", preprocessing)
+    return {kind: OnnxTrunk(folder / f"{kind}.onnx") for kind in ("fp32", "int8")}
 
 
 def timed(fn, x, repeats: int) -> float:
@@ -148,14 +153,14 @@ def bench_runtimes(args) -> None:
                 cl = timed(last, xl, args.repeats)
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     bf = timed(last, xl, args.repeats)
-            model = model.to(memory_format=torch.contiguous_format)
-            runner = onnx_session(model, x[:1])
-            ort = timed(runner, x, args.repeats) if runner else float("nan")
-            rows.append([model_name, side, args.batch_size, eager, cl, bf, ort,
-                         f"{max(cl, bf, ort if runner else 0) / eager:.1f}x"])
+            runners = onnx_runners(model.to(memory_format=torch.contiguous_format), model_name)
+            onnx = {kind: timed(run, x, args.repeats) for kind, run in runners.items()}
+            rows.append([model_name, side, args.batch_size, eager, cl, bf,
+                         onnx.get("fp32", float("nan")), onnx.get("int8", float("nan")),
+                         f"{max(cl, bf, *onnx.values()) / eager:.1f}x"])
     table("Forward pass, images/s (architecture timing)",
           ["model", "side", "batch", "eager fp32", "channels_last fp32", "channels_last bf16",
-           "ONNX Runtime fp32", "best vs eager"], rows)
+           "ONNX Runtime fp32", "ONNX Runtime int8", "best vs eager"], rows)
 
 
 # --- http ----------------------------------------------------------------------------------
@@ -171,6 +176,26 @@ def query_jpegs() -> dict[str, bytes]:
         image.save(buffer, format="JPEG", quality=90)
         out[f"{name} {megapixels} MP"] = buffer.getvalue()
     return out
+
+
+def curl_requests(base: str, data: bytes, count: int, clients: int) -> tuple[list[float], list[dict], float]:
+    """`count` uploads from one curl process over `clients` connections at once: latencies (ms),
+    the server's timing of each, and the wall time. curl costs the 2 shared cores next to nothing;
+    16 Python client threads took about as much CPU as the server they measured."""
+    with tempfile.TemporaryDirectory() as work:
+        upload = Path(work) / "query.jpg"
+        upload.write_bytes(data)
+        config = Path(work) / "requests.cfg"
+        config.write_text("".join(
+            f'url = "{base}/search"\nform = "file=@{upload}"\noutput = "{work}/{i}.json"\n'
+            'write-out = "%{time_total}\\n"\nnext\n' for i in range(count)))
+        parallel = ["--parallel", "--parallel-immediate", "--parallel-max", str(clients)] if clients > 1 else []
+        started = time.perf_counter()
+        out = subprocess.run(["curl", "-s", "--fail", *parallel, "-K", str(config)],
+                             capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        timings = [json.loads(Path(work, f"{i}.json").read_text())["timing"] for i in range(count)]
+    return [float(t) * 1e3 for t in out.stdout.split()], timings, wall
 
 
 def bench_http(args) -> None:
@@ -199,40 +224,21 @@ def bench_http(args) -> None:
         for label, data in uploads.items():
             decoded = open_rgb(data, BIG, embedder.preprocess.resized_size)
             forward = 1e3 / timed(lambda images: embedder.embed_images(images), [decoded], 10)
-
-            def one(_: int, data=data) -> tuple[float, dict]:
-                started = time.perf_counter()
-                response = httpx.post(f"{base}/search", files={"file": ("q.jpg", data, "image/jpeg")},
-                                      timeout=120)
-                response.raise_for_status()
-                return (time.perf_counter() - started) * 1e3, response.json()["timing"]
-
-            def with_curl(_: int, data=data) -> tuple[float, dict]:
-                """curl's own time: a client that costs the shared 2 cores next to nothing."""
-                with tempfile.NamedTemporaryFile(suffix=".jpg") as upload:
-                    upload.write(data)
-                    upload.flush()
-                    out = subprocess.run(["curl", "-s", "-w", "\n%{time_total}", "-F", f"file=@{upload.name}",
-                                          f"{base}/search"], capture_output=True, text=True, check=True)
-                body, seconds = out.stdout.rsplit("\n", 1)
-                return float(seconds) * 1e3, json.loads(body)["timing"]
-
-            for client, clients, send in (("curl", 1, with_curl), ("httpx", 1, one), ("httpx", 16, one)):
-                with ThreadPoolExecutor(clients) as pool_:
-                    send(0)
-                    started = time.perf_counter()
-                    results = list(pool_.map(send, range(args.requests)))
-                    wall = time.perf_counter() - started
-                latencies = sorted(r[0] for r in results)
+            batched = timed(lambda images: embedder.embed_images(images), [decoded] * MAX_BATCH, 3)
+            for clients in (1, args.clients):
+                curl_requests(base, data, 2, clients)  # warm-up
+                latencies, timings, wall = curl_requests(base, data, args.requests, clients)
+                latencies.sort()
                 p50 = statistics.median(latencies)
                 p95 = latencies[int(0.95 * (len(latencies) - 1))]
-                parts = {k: statistics.median(r[1][k] for r in results) for k in ("decode_ms", "embed_ms", "search_ms")}
-                rows.append([label, f"{clients} {client}", args.requests, p50, p95, parts["decode_ms"],
+                parts = {k: statistics.median(t[k] for t in timings) for k in ("decode_ms", "embed_ms", "search_ms")}
+                limit = 1e3 / forward if clients == 1 else batched
+                rows.append([label, clients, args.requests, p50, p95, parts["decode_ms"],
                              parts["embed_ms"], parts["search_ms"], forward, f"{p50 / forward:.2f}",
-                             rate(len(results), wall)])
-        table("POST /search on uvicorn, 127.0.0.1 (ms)",
+                             rate(len(latencies), wall), limit])
+        table("POST /search on uvicorn, 127.0.0.1 (ms; curl clients)",
               ["upload", "clients", "requests", "p50", "p95", "decode", "embed", "search",
-               "one forward (in-process)", "p50 / forward", "requests/s"], rows)
+               "one forward (in-process)", "p50 / forward", "requests/s", "forward limit img/s"], rows)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -399,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sides", nargs="*", type=int, default=[224, 448])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=32, help="requests per HTTP row")
+    parser.add_argument("--requests", type=int, default=64, help="requests per HTTP row")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--faiss-sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--faiss-dim", type=int, default=2048)
     parser.add_argument("--faiss-variants", choices=["all", "auto"], default="all",

@@ -23,6 +23,7 @@ from search_by_image.backbones import (
     resolve_model,
     weights_id,
 )
+from search_by_image import quantization
 from search_by_image.onnx_runtime import OnnxTrunk, cache_file, export, resolve_runtime
 from search_by_image.preprocessing import STRIDE, Preprocessing
 
@@ -43,12 +44,16 @@ class EmbedderSpec(BaseModel):
     gem_p: float = GEM_P
     #: input scales whose descriptors are summed (e.g. 1, 1/sqrt 2, 1/2): multi-scale pooling
     scales: tuple[float, ...] = (1.0,)
+    #: int8 trunks move descriptors more than rounding does (cosine 0.986 to fp32 on Holidays),
+    #: so unlike bf16 they are part of what a descriptor means; see quantization.py
+    quantization: Literal["none", "int8"] = "none"
 
     @classmethod
     def from_settings(cls, settings) -> EmbedderSpec:
         """The spec a new index gets from the settings (`auto` resolved here, once)."""
         name = resolve_model(settings.model)
         info = BACKBONES[name]
+        device = resolve_device(settings.device)
         return cls(
             model=name,
             weights=weights_id(name),
@@ -59,6 +64,7 @@ class EmbedderSpec(BaseModel):
             ),
             pooling=settings.pooling,
             scales=tuple(settings.scales),
+            quantization=quantization.resolve(settings.precision, settings.runtime, name, device),
         )
 
 
@@ -126,6 +132,8 @@ class Embedder:
             )
         self.spec = spec
         self.device = resolve_device(device)
+        if spec.quantization == "int8":  # the index's int8 model, wherever the query runs
+            self.device, runtime = torch.device("cpu"), "onnx"
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
         self.preprocess = spec.preprocessing
         if self.runtime == "onnx":
@@ -149,10 +157,14 @@ class Embedder:
         if not path.is_file():
             log.info("Exporting %s to ONNX Runtime (once): %s", self.spec.model, path)
             export(load_backbone(self.spec.model, pretrained=pretrained), path)
+        if self.spec.quantization == "int8":
+            path = quantization.quantized_trunk_file(path, self.spec.preprocessing)
         return OnnxTrunk(path)
 
     @property
     def precision(self) -> str:
+        if self.spec.quantization == "int8":
+            return "int8"
         return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
 
     @torch.inference_mode()

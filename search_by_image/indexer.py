@@ -153,6 +153,8 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
         settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
     spec = EmbedderSpec.from_settings(settings)
+    if loaded is not None and not rebuild and settings.precision == "auto":  # ... and its trunk
+        spec = spec.model_copy(update={"quantization": loaded.manifest.embedder.quantization})
     ids_by_path = {p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {}
     next_id = loaded.manifest.next_id if loaded else 0
     previous = None if rebuild else loaded

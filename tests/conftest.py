@@ -61,12 +61,22 @@ def require_datasets(name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Iterator[Path]:
+    """One ONNX cache for every collection and server of the session (SBI_ONNX_DIR), so the
+    export and the int8 quantization run once, not once per test collection."""
+    folder = tmp_path_factory.mktemp("onnx")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SBI_ONNX_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
-def lite0(tmp_path_factory) -> Embedder:
+def lite0(onnx_cache) -> Embedder:
     """The bundled EfficientNet-Lite0 with its real ImageNet weights, default preprocessing and
-    the default runtime (ONNX Runtime on the CPU, exported into a session folder)."""
+    the default runtime and precision (int8 on ONNX Runtime on a CPU with VNNI, else fp32)."""
     spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
-    return Embedder(spec, "cpu", runtime="auto", cache_dir=tmp_path_factory.mktemp("onnx"))
+    return Embedder(spec, "cpu", runtime="auto", cache_dir=onnx_cache)
 
 
 @pytest.fixture(scope="session")

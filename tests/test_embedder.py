@@ -69,14 +69,57 @@ def test_pooling_ignores_cells_outside_the_content():
 
 
 def test_onnx_runtime_gives_the_torch_descriptors(lite0, collection, tmp_path):
-    """The default CPU runtime is an export of the same model: same descriptors, to rounding."""
+    """The fp32 ONNX trunk is an export of the same model: same descriptors, to rounding."""
     from search_by_image.embedder import Embedder
 
     assert lite0.runtime == "onnx"
-    images, onnx_rows = collection
-    torch_fp32 = Embedder(lite0.spec, "cpu", precision="fp32", runtime="torch")
-    torch_rows = torch_fp32.embed_images(images)
+    images, _ = collection
+    fp32 = lite0.spec.model_copy(update={"quantization": "none"})
+    onnx_rows = Embedder(fp32, "cpu", runtime="onnx", cache_dir=tmp_path).embed_images(images)
+    torch_rows = Embedder(fp32, "cpu", precision="fp32", runtime="torch").embed_images(images)
     assert np.min(np.sum(onnx_rows * torch_rows, axis=1)) > 0.9999
-    again = Embedder(lite0.spec, "cpu", runtime="onnx", cache_dir=tmp_path)
+    again = Embedder(fp32, "cpu", runtime="onnx", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.onnx"))) == 1  # exported once, then loaded from the cache
     assert np.allclose(again.embed_images(images[:2]), onnx_rows[:2], atol=1e-5)
+
+
+def test_int8_trunk_stays_close_to_fp32_and_is_quantized_once(lite0, collection, tmp_path):
+    """int8 rounds activations, so descriptors move more than with bf16 but keep their meaning
+    (Holidays: mean cosine 0.986, the same mAP; bench/README); the ranges come from the bundled
+    photos, so a second embedder reuses the cached int8 file."""
+    from search_by_image.embedder import Embedder
+
+    images, _ = collection
+    int8 = lite0.spec.model_copy(update={"quantization": "int8"})
+    first = Embedder(int8, "cpu", runtime="auto", cache_dir=tmp_path)
+    assert (first.runtime, first.precision) == ("onnx", "int8")
+    quantized = sorted(tmp_path.glob("*--int8-*.onnx"))
+    assert len(quantized) == 1
+    stamp = quantized[0].stat().st_mtime_ns
+    int8_rows = Embedder(int8, "cpu", runtime="auto", cache_dir=tmp_path).embed_images(images)
+    assert quantized[0].stat().st_mtime_ns == stamp
+    fp32 = lite0.spec.model_copy(update={"quantization": "none"})
+    fp32_rows = Embedder(fp32, "cpu", runtime="onnx", cache_dir=tmp_path).embed_images(images)
+    cosines = np.sum(int8_rows * fp32_rows, axis=1)
+    assert cosines.mean() > 0.97 and cosines.min() > 0.9
+    assert np.array_equal(np.argmax(int8_rows @ fp32_rows.T, axis=1), np.arange(len(images)))
+
+
+def test_auto_precision_quantizes_only_verified_models_on_cpus_with_vnni(monkeypatch):
+    from config import Settings
+    from search_by_image import quantization
+    from search_by_image.embedder import EmbedderSpec
+
+    def spec(**values):
+        return EmbedderSpec.from_settings(Settings(device="cpu", **values))
+
+    monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: True)
+    assert spec(model="efficientnet_lite0").quantization == "int8"
+    assert spec(model="efficientnet_lite2").quantization == "none"  # not checked on Holidays
+    assert spec(model="efficientnet_lite0", runtime="torch").quantization == "none"
+    assert spec(model="efficientnet_lite0", precision="fp32").quantization == "none"
+    assert spec(model="efficientnet_lite2", precision="int8").quantization == "int8"
+    with pytest.raises(RuntimeError, match="precision int8 runs on ONNX Runtime"):
+        spec(model="efficientnet_lite0", runtime="torch", precision="int8")
+    monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: False)
+    assert spec(model="efficientnet_lite0").quantization == "none"

@@ -86,6 +86,24 @@ def test_other_preprocessing_is_refused_unless_rebuilding(tmp_path):
     assert not again.written  # `auto` keeps the collection's model: nothing to redo
 
 
+def test_auto_precision_keeps_a_collections_trunk_until_a_rebuild(tmp_path, monkeypatch):
+    """A collection indexed with fp32 descriptors stays fp32 when `auto` would now pick int8:
+    mixing them would blur its scores. --rebuild moves it to the current default."""
+    from search_by_image import quantization
+
+    monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: True)
+    copy_photos(make_settings(tmp_path).images_dir, FOUR[:2])
+    update_index(make_settings(tmp_path, precision="fp32"), progress=False)
+    (tmp_path / "images" / "dog.jpg").write_bytes((PHOTOS / "dog.jpg").read_bytes())
+    report = update_index(make_settings(tmp_path), progress=False)
+    assert (report.embedded, report.reused) == (1, 2)
+    assert IndexStore.load(tmp_path / "saved").manifest.embedder.quantization == "none"
+    update_index(make_settings(tmp_path), rebuild=True, progress=False)
+    assert IndexStore.load(tmp_path / "saved").manifest.embedder.quantization == "int8"
+    with pytest.raises(SpecMismatch, match="quantization: int8 -> none"):
+        update_index(make_settings(tmp_path, precision="fp32"), progress=False)
+
+
 def test_metadata_problems_are_reported_not_fatal(tmp_path, caplog):
     settings = make_settings(tmp_path)
     copy_photos(settings.images_dir, FOUR[:2])
