@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
@@ -129,8 +128,8 @@ class Batch:
     """Decoded images of one DataLoader batch; `failed` holds (index, reason) for skipped files."""
 
     indices: list[int]
-    pixels: torch.Tensor
-    content_hw: torch.Tensor
+    #: `Preprocessing` outputs (uint8 pixels), one per index
+    prepared: list[np.ndarray]
     failed: list[tuple[int, str]]
 
 
@@ -138,14 +137,14 @@ class ImageFolder(Dataset):
     """Images of a folder by relative path, decoded and preprocessed (in DataLoader workers).
 
     A file that cannot be decoded yields a failure instead of raising, so one bad file never stops
-    a run; `collate` keeps indices next to tensors, so features and paths cannot drift apart.
+    a run; `collate` keeps indices next to pixels, so features and paths cannot drift apart.
     """
 
     def __init__(
         self,
         root: Path,
         paths: list[str],
-        preprocess: Callable[[Image.Image], tuple[torch.Tensor, tuple[int, int]]],
+        preprocess: Callable[[Image.Image], np.ndarray],
         max_pixels: int,
     ):
         self.root = root
@@ -156,24 +155,19 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, tuple[int, int], str]:
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
         target = getattr(self.preprocess, "resized_size", None)
         try:
             image = open_rgb(self.root / self.paths[index], self.max_pixels, target)
         except (UnreadableImage, OSError) as exc:
-            return index, None, (0, 0), str(exc)
-        pixels, content_hw = self.preprocess(image)
-        return index, pixels, content_hw, ""
+            return index, None, str(exc)
+        return index, self.preprocess(image), ""
 
     @staticmethod
-    def collate(samples: list[tuple[int, torch.Tensor | None, tuple[int, int], str]]) -> Batch:
-        good = [s for s in samples if s[1] is not None]
-        failed = [(s[0], s[3]) for s in samples if s[1] is None]
-        if not good:
-            return Batch([], torch.empty(0), torch.empty(0, 2, dtype=torch.long), failed)
+    def collate(samples: list[tuple[int, np.ndarray | None, str]]) -> Batch:
+        good = [(index, prepared) for index, prepared, _ in samples if prepared is not None]
         return Batch(
-            indices=[s[0] for s in good],
-            pixels=torch.stack([s[1] for s in good]),
-            content_hw=torch.tensor([s[2] for s in good], dtype=torch.long),
-            failed=failed,
+            indices=[index for index, _ in good],
+            prepared=[prepared for _, prepared in good],
+            failed=[(index, reason) for index, prepared, reason in samples if prepared is None],
         )

@@ -45,11 +45,14 @@ class Variant:
     pooling: str = "gem"
     scales: tuple[float, ...] = (1.0,)
     whiten: int = 0  # output dimensions of PCA-whitening; 0 = none
+    #: bf16: torch with bf16 autocast (same mAP as fp32); int8: the quantized ONNX Runtime trunk
+    precision: str = "bf16"
     note: str = ""
 
     def settings(self) -> Settings:
         return Settings(model=self.model, resize=self.resize, image_size=self.size,
-                        pooling=self.pooling, scales=self.scales)
+                        pooling=self.pooling, scales=self.scales, precision=self.precision,
+                        device="cpu")
 
 
 VARIANTS = [
@@ -62,6 +65,10 @@ VARIANTS = [
     Variant("lite0-ms-pw256", scales=MULTI_SCALE, whiten=256, note="+ PCA-whitening to 256-d"),
     Variant("lite0-aspect576-gem", size=576, note="longer side 576"),
     Variant("lite0-aspect448-gem-pw256", whiten=256, note="single scale + PCA-whitening"),
+    Variant("lite0-aspect448-gem-pw384", whiten=384, note="whitening to 384-d"),
+    Variant("lite0-aspect448-gem-int8", precision="int8", note="int8 trunk (ONNX Runtime)"),
+    Variant("lite0-aspect448-gem-pw384-int8", whiten=384, precision="int8",
+            note="the default: int8 trunk + whitening to 384-d"),
     Variant("lite1-ms", model="efficientnet_lite1", scales=MULTI_SCALE),
     Variant("lite2-aspect448-gem", model="efficientnet_lite2"),
     Variant("lite2-ms", model="efficientnet_lite2", scales=MULTI_SCALE),
@@ -84,7 +91,8 @@ def query_ms(embedder: Embedder, image: Image.Image, repeats: int = 5) -> float:
 
 def evaluate(variant: Variant, dataset: Path, truth: GroundTruth, workers: int) -> dict | None:
     try:
-        embedder = Embedder(EmbedderSpec.from_settings(variant.settings()), "cpu")
+        embedder = Embedder(EmbedderSpec.from_settings(variant.settings()), "cpu",
+                            precision=variant.precision)
     except WeightsUnavailable as exc:
         print(f"  skipped {variant.name}: {str(exc)[:120]}")
         return None

@@ -73,20 +73,21 @@ def naive_embed(paths: list[Path], spec: EmbedderSpec) -> float:
     started = time.perf_counter()
     with torch.inference_mode():
         for path in paths:
-            pixels, hw = spec.preprocessing(Image.open(path).convert("RGB"))
-            maps = model(pixels[None])
-            torch.nn.functional.normalize(pool(maps, torch.tensor([hw]), spec.pooling, spec.gem_p), dim=1)
+            pixels, hw = spec.preprocessing.batch([spec.preprocessing(Image.open(path).convert("RGB"))])
+            maps = model(pixels)
+            torch.nn.functional.normalize(pool(maps, hw, spec.pooling, spec.gem_p), dim=1)
     return rate(len(paths), time.perf_counter() - started)
 
 
 def forward_only(embedder: Embedder, folder: Path, names: list[str], batch: int) -> float:
     dataset = ImageFolder(folder, names, embedder.preprocess, BIG)
-    batches = [ImageFolder.collate([dataset[i] for i in range(s, min(s + batch, len(names)))])
-               for s in range(0, len(names), batch)]
-    embedder.embed_batch(batches[0].pixels, batches[0].content_hw)
+    batches = [embedder.preprocess.batch(
+        ImageFolder.collate([dataset[i] for i in range(s, min(s + batch, len(names)))]).prepared)
+        for s in range(0, len(names), batch)]
+    embedder.embed_batch(*batches[0])
     started = time.perf_counter()
-    for b in batches:
-        embedder.embed_batch(b.pixels, b.content_hw)
+    for pixels, content_hw in batches:
+        embedder.embed_batch(pixels, content_hw)
     return rate(len(names), time.perf_counter() - started)
 
 

@@ -13,7 +13,6 @@ import threading
 from concurrent.futures import Future
 
 import numpy as np
-import torch
 
 from search_by_image.embedder import Embedder
 
@@ -25,14 +24,14 @@ class QueryBatcher:
     def __init__(self, embedder: Embedder, max_batch: int = MAX_BATCH):
         self.embedder = embedder
         self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[torch.Tensor, tuple[int, int], Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
         self._worker.start()
 
-    def embed(self, pixels: torch.Tensor, content_hw: tuple[int, int]) -> np.ndarray:
-        """One preprocessed query in, its descriptor out (blocks the calling thread)."""
+    def embed(self, prepared: np.ndarray) -> np.ndarray:
+        """One preprocessed query (`Embedder.preprocess`) in, its descriptor out (blocks)."""
         result: Future = Future()
-        self._queue.put((pixels, content_hw, result))
+        self._queue.put((prepared, result))
         return result.result()
 
     def close(self) -> None:
@@ -56,12 +55,12 @@ class QueryBatcher:
             if stop:
                 return
 
-    def _embed(self, batch: list[tuple[torch.Tensor, tuple[int, int], Future]]) -> None:
+    def _embed(self, batch: list[tuple[np.ndarray, Future]]) -> None:
         try:
-            features = self.embedder.embed_prepared([(pixels, hw) for pixels, hw, _ in batch])
+            features = self.embedder.embed_prepared([prepared for prepared, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
-            for _, _, result in batch:
+            for _, result in batch:
                 result.set_exception(exc)
             return
-        for row, (_, _, result) in enumerate(batch):
+        for row, (_, result) in enumerate(batch):
             result.set_result(features[row])

@@ -202,7 +202,7 @@ class Collection:
             mask = matching_rows(conditions, snapshot.metadata, len(snapshot.store))
             allowed = snapshot.store.ids[mask]
         started = time.perf_counter()
-        query = snapshot.batcher.embed(*snapshot.embedder.preprocess(image))
+        query = snapshot.batcher.embed(snapshot.embedder.preprocess(image))
         embedded = time.perf_counter()
         (hits,) = snapshot.store.search(query[None], k, allowed)
         searched = time.perf_counter()

@@ -169,7 +169,7 @@ class Embedder:
 
     @torch.inference_mode()
     def embed_batch(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> np.ndarray:
-        """Embed padded `size x size` inputs, cropped first to the batch's largest content.
+        """Embed a `Preprocessing.batch`, cropped first to the batch's largest content.
 
         A batch of landscape photos at 448 px is 448 x 352 of content; not running the model over
         the padding made the forward pass 1.4x faster on this repo's 2-core CPU.
@@ -201,11 +201,9 @@ class Embedder:
             maps = self.backbone(pixels)
         return pool(maps.float(), content_hw, self.spec.pooling, self.spec.gem_p)
 
-    def embed_prepared(self, prepared: list[tuple[torch.Tensor, tuple[int, int]]]) -> np.ndarray:
-        """Embed `preprocess` outputs: (pixels, content height and width) per image."""
-        pixels = torch.stack([tensor for tensor, _ in prepared])
-        content_hw = torch.tensor([hw for _, hw in prepared], dtype=torch.long)
-        return self.embed_batch(pixels, content_hw)
+    def embed_prepared(self, prepared: list[np.ndarray]) -> np.ndarray:
+        """Embed `preprocess` outputs (uint8 pixels, one array per image) as one batch."""
+        return self.embed_batch(*self.preprocess.batch(prepared))
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.embed_prepared([self.preprocess(image) for image in images])

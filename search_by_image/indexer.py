@@ -108,7 +108,7 @@ def embed_files(
                 log.warning("Skipped %s: %s", paths[index], reason)
                 skipped.append((paths[index], reason))
             if batch.indices:
-                rows.append(embedder.embed_batch(batch.pixels, batch.content_hw))
+                rows.append(embedder.embed_prepared(batch.prepared))
                 done.extend(paths[i] for i in batch.indices)
             bar.update(len(batch.indices) + len(batch.failed))
     return done, np.concatenate(rows), skipped

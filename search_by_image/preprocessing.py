@@ -36,11 +36,11 @@ class Preprocessing(BaseModel):
             scale = round(self.size / CROP_RATIO) / min(width, height)
         return max(1, round(width * scale)), max(1, round(height * scale))
 
-    def __call__(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Return a `3 x size x size` tensor and the (height, width) of its image content.
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """What the model sees of `image`, as uint8 height x width x 3 (resized, cropped).
 
-        keep_aspect pads bottom/right with zeros (the mean colour after normalisation); the pooling
-        step averages over the content cells only, so padding does not dilute the descriptor.
+        Kept as 8-bit pixels until `batch`: a quarter of the bytes of the float input, which is
+        what decode processes send to the indexer and what waits in the query batcher's queue.
         """
         width, height = self.resized_size(*image.size)
         image = image.resize((width, height), Image.Resampling.BICUBIC)
@@ -49,10 +49,22 @@ class Preprocessing(BaseModel):
         if self.resize == "center_crop":
             left, top = (width - self.size) // 2, (height - self.size) // 2
             image = image.crop((left, top, left + self.size, top + self.size))
-            width = height = self.size
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return np.array(image, dtype=np.uint8)  # writable: torch.from_numpy wants it so
+
+    def batch(self, prepared: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (B, 3, H, W) input and each image's content (height, width).
+
+        H and W are the largest content rounded up to the stride (at most `size`); the rest is
+        padded bottom/right with zeros (the mean colour after normalisation), and the pooling step
+        averages over the content cells only, so padding does not dilute a descriptor.
+        """
+        content_hw = torch.tensor([array.shape[:2] for array in prepared], dtype=torch.long).view(-1, 2)
+        rounded = -(-content_hw.max(dim=0).values // STRIDE) * STRIDE
+        height, width = rounded.clamp(max=self.size).tolist()
         mean = torch.tensor(self.mean).view(3, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1)
-        out = torch.zeros(3, self.size, self.size)
-        out[:, :height, :width] = (pixels - mean) / std
-        return out, (height, width)
+        out = torch.zeros(len(prepared), 3, height, width)
+        for row, array in enumerate(prepared):
+            pixels = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+            out[row, :, : array.shape[0], : array.shape[1]] = (pixels - mean) / std
+        return out, content_hw

@@ -16,9 +16,9 @@ CATEGORIES = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
 def top5(model, name: str) -> list[str]:
     prep = Preprocessing(resize="center_crop", size=224, mean=(0.5,) * 3, std=(0.5,) * 3)
-    pixels, _ = prep(Image.open(PHOTOS / name).convert("RGB"))
+    pixels, _ = prep.batch([prep(Image.open(PHOTOS / name).convert("RGB"))])
     with torch.inference_mode():
-        return [CATEGORIES[i] for i in model.classify(pixels[None]).topk(5).indices[0]]
+        return [CATEGORIES[i] for i in model.classify(pixels).topk(5).indices[0]]
 
 
 def test_bundled_lite0_weights_classify_real_photos():

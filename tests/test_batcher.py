@@ -31,7 +31,7 @@ def test_concurrent_queries_share_batches_and_get_their_own_descriptor(lite0):
     batcher = QueryBatcher(counting)
     try:
         with ThreadPoolExecutor(len(images)) as pool:
-            results = list(pool.map(lambda image: batcher.embed(*lite0.preprocess(image)), images))
+            results = list(pool.map(lambda image: batcher.embed(lite0.preprocess(image)), images))
     finally:
         batcher.close()
     assert sum(counting.batches) == len(images)
@@ -49,6 +49,6 @@ def test_a_failed_forward_pass_reaches_every_waiting_query(lite0):
     batcher = QueryBatcher(Broken())
     try:
         with pytest.raises(RuntimeError, match="out of memory"):
-            batcher.embed(*lite0.preprocess(Image.new("RGB", (64, 64))))
+            batcher.embed(lite0.preprocess(Image.new("RGB", (64, 64))))
     finally:
         batcher.close()

@@ -104,4 +104,4 @@ def test_image_folder_reports_failures_and_keeps_indices_aligned(tmp_path):
     batch = ImageFolder.collate([folder[i] for i in range(3)])
     assert batch.indices == [0, 2]
     assert [i for i, _ in batch.failed] == [1]
-    assert batch.pixels.shape == (2, 3, 128, 128)
+    assert [p.shape for p in batch.prepared] == [(85, 128, 3), (85, 128, 3)]
