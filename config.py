@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     batch_size: int = Field(16, ge=1, le=1024)
-    workers: int = Field(2, ge=0, le=64, description="DataLoader decode processes.")
+    workers: int = Field(
+        2, ge=0, le=64, description="indexing on the CPU: processes that each decode and embed a "
+        "share of the images (about one per core); on a GPU: decode processes feeding it",
+    )
 
     reload_seconds: float = Field(
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"

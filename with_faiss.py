@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "CPU/GPU runs it natively, else fp32; an existing collection keeps its "
                         "int8 or float model (default: auto)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")
-    parser.add_argument("--workers", type=int, help="decode processes (default: 2)")
+    parser.add_argument("--workers", type=int, help="CPU: processes that decode and embed a share "
+                        "of the images each, about one per core; GPU: decode processes (default: 2)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--rebuild", action="store_true",
                         help="embed every image again instead of updating the existing index")

@@ -30,7 +30,7 @@ from search_by_image.evaluation import (
     ns_score,
     precision_at,
 )
-from search_by_image.indexer import embed_files
+from search_by_image.local_engine import embed_files
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 MULTI_SCALE = (1.0, 2**-0.5, 0.5)

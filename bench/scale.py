@@ -75,7 +75,7 @@ def real_descriptors(images: Path, root: Path) -> np.ndarray:
     """The default Lite0 descriptors of the Holidays photos (the first 200 become the queries)."""
     from config import Settings
     from search_by_image.embedder import Embedder
-    from search_by_image.indexer import embed_files
+    from search_by_image.local_engine import embed_files
 
     settings = Settings(model="efficientnet_lite0")
     embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu", runtime="auto", cache_dir=root / "onnx")

@@ -5,9 +5,10 @@
     python -m bench.speed --faiss-sizes 10000 100000 1000000   # the big FAISS run
 
 Sections:
-  indexing  end-to-end images/s (decode + resize + forward + pool) of the indexer's pipeline vs a
-            naive loop (full-size PIL decode, batch 1, eager fp32), and vs the forward pass alone
-            on pre-decoded tensors at the same batch size (the limit on this machine).
+  indexing  end-to-end images/s of the indexer on a fresh collection (decode, resize, forward,
+            pool, whitening, FAISS build, save) per runtime, vs a naive loop (full-size PIL
+            decode, batch 1, eager fp32) and vs the forward pass alone on pre-decoded batches of
+            the same size in one process (the model's limit on this machine).
   runtimes  the forward pass of each backbone under eager fp32, channels_last, bf16 autocast and
             ONNX Runtime fp32 and int8 (exported from the same torch model); architecture timing,
             random weights.
@@ -47,7 +48,7 @@ from search_by_image.batcher import MAX_BATCH
 from search_by_image.embedder import Embedder, EmbedderSpec, pool
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 from search_by_image.index_store import build_index
-from search_by_image.indexer import embed_files
+from search_by_image.indexer import update_index
 from search_by_image.whitening import DEFAULT_DIMS
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
@@ -70,12 +71,16 @@ def rate(count: int, seconds: float) -> float:
 def naive_embed(paths: list[Path], spec: EmbedderSpec) -> float:
     """The baseline: full-size decode, one image at a time, eager fp32, no channels_last."""
     model = load_backbone(spec.model)
-    started = time.perf_counter()
+
+    def embed(path: Path) -> None:
+        pixels, hw = spec.preprocessing.batch([spec.preprocessing(Image.open(path).convert("RGB"))])
+        torch.nn.functional.normalize(pool(model(pixels), hw, spec.pooling, spec.gem_p), dim=1)
+
     with torch.inference_mode():
+        embed(paths[0])  # warm-up: oneDNN picks its kernels on the first call
+        started = time.perf_counter()
         for path in paths:
-            pixels, hw = spec.preprocessing.batch([spec.preprocessing(Image.open(path).convert("RGB"))])
-            maps = model(pixels)
-            torch.nn.functional.normalize(pool(maps, hw, spec.pooling, spec.gem_p), dim=1)
+            embed(path)
     return rate(len(paths), time.perf_counter() - started)
 
 
@@ -91,28 +96,40 @@ def forward_only(embedder: Embedder, folder: Path, names: list[str], batch: int)
     return rate(len(names), time.perf_counter() - started)
 
 
+def indexer_run(settings: Settings) -> float:
+    """`python with_faiss.py` on a fresh collection: decode, embed, whiten, build, save."""
+    started = time.perf_counter()
+    report = update_index(settings, progress=False)
+    return rate(report.embedded, time.perf_counter() - started)
+
+
 def bench_indexing(args) -> None:
     folder = args.datasets_dir / "holidays_subset300" / "images"
     if not folder.is_dir():
         folder = PROJECT_DIR / "data" / "the_images"
     names = sorted(p.name for p in folder.iterdir())[: args.images]
+    root = Path(tempfile.mkdtemp(prefix="bench-indexing-"))
+    (root / "images").mkdir()
+    for name in names:
+        (root / "images" / name).symlink_to(folder / name)
     rows = []
-    cache = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
     for model in args.models:
-        spec = EmbedderSpec.from_settings(Settings(model=model))
-        naive = naive_embed([folder / n for n in names[: max(8, len(names) // 4)]], spec)
-        fp32 = spec.model_copy(update={"quantization": "none"})
-        variants = [(fp32, "torch"), (fp32, "onnx")] + ([(spec, "auto")] if spec != fp32 else [])
-        for variant, runtime in variants:
-            embedder = Embedder(variant, "cpu", runtime=runtime, cache_dir=cache)
-            limit = forward_only(embedder, folder, names, args.batch_size)
-            started = time.perf_counter()
-            embed_files(embedder, folder, names, args.batch_size, args.workers, BIG, progress=False)
-            ours = rate(len(names), time.perf_counter() - started)
-            rows.append([model, f"{embedder.runtime} {embedder.precision}", len(names), naive, ours,
-                         f"{ours / naive:.1f}x", limit, f"{ours / limit:.2f}"])
+        base = dict(model=model, images_dir=root / "images", metadata_csv=root / "none.csv",
+                    device="cpu", batch_size=args.batch_size, onnx_dir=root / "onnx")
+        naive = naive_embed([folder / n for n in names[: args.naive_images]], EmbedderSpec.from_settings(Settings(**base)))
+        configs = [("torch bf16", dict(runtime="torch", precision="bf16", workers=args.workers)),
+                   ("onnx fp32", dict(precision="fp32", workers=args.workers)),
+                   ("onnx int8, one process", dict(precision="int8", workers=0)),
+                   ("onnx int8", dict(precision="int8", workers=args.workers))]
+        for label, config in configs:
+            settings = Settings(**base, **config, saved_dir=root / f"saved-{len(rows)}")
+            embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)
+            limit = forward_only(embedder, folder, names[:160], args.batch_size)
+            ours = indexer_run(settings)
+            rows.append([model, label, settings.workers, len(names), naive, ours, f"{ours / naive:.1f}x",
+                         limit, f"{ours / limit:.2f}"])
     table(f"Indexing throughput on {folder.parent.name} ({os.cpu_count()} CPUs)",
-          ["model", "runtime", "images", "naive img/s", "indexer img/s", "speed-up",
+          ["model", "runtime", "workers", "images", "naive img/s", "indexer img/s", "speed-up",
            "forward-only img/s", "fraction of forward"], rows)
 
 
@@ -401,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss", "live", "duplicates"])
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
     parser.add_argument("--models", nargs="*", default=["efficientnet_lite0"])
-    parser.add_argument("--images", type=int, default=240, help="images for the indexing run")
+    parser.add_argument("--images", type=int, default=811, help="images for the indexing run")
+    parser.add_argument("--naive-images", type=int, default=120, help="images for the naive loop")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sides", nargs="*", type=int, default=[224, 448])

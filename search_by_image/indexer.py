@@ -14,23 +14,20 @@ overwritten by a commit that never saw it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dataset import ImageFolder, list_images
+from dataset import list_images
+from search_by_image import local_engine
 from search_by_image.catalog import Location, default_location
-from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.embedder import EmbedderSpec
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
 from search_by_image.metadata import load_metadata
-from search_by_image.shards import ShardFiles, ShardResult, plan, run_key
+from search_by_image.shards import ShardFiles, plan, run_key
 
 log = logging.getLogger(__name__)
 
@@ -79,41 +76,6 @@ def _load_previous(saved_dir: Path) -> IndexStore | None:
         return None
 
 
-def embed_files(
-    embedder: Embedder,
-    images_dir: Path,
-    paths: list[str],
-    batch_size: int,
-    workers: int,
-    max_pixels: int,
-    progress: bool = True,
-    bar: tqdm | None = None,
-) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-    """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files.
-
-    The one embedding function: the local engine calls it per shard, Ray workers too. `bar` is a
-    progress bar to advance instead of drawing one.
-    """
-    dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate
-    )
-    done: list[str] = []
-    rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
-    skipped: list[tuple[str, str]] = []
-    own_bar = tqdm(total=len(paths), unit="img", desc="Embedding", disable=not progress) if bar is None else None
-    with logging_redirect_tqdm(), own_bar or contextlib.nullcontext(bar) as bar:
-        for batch in loader:
-            for index, reason in batch.failed:
-                log.warning("Skipped %s: %s", paths[index], reason)
-                skipped.append((paths[index], reason))
-            if batch.indices:
-                rows.append(embedder.embed_prepared(batch.prepared))
-                done.extend(paths[i] for i in batch.indices)
-            bar.update(len(batch.indices) + len(batch.failed))
-    return done, np.concatenate(rows), skipped
-
-
 def update_index(
     settings,
     location: Location | None = None,
@@ -132,17 +94,6 @@ def update_index(
         raise FileNotFoundError(f"images folder {location.images_dir} does not exist")
     with writer_lock(location.saved_dir):
         return _update_locked(settings, location, rebuild, progress, engine, ray_address, ray_workers)
-
-
-def _embed_locally(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
-                   shard_files: ShardFiles, progress: bool) -> None:
-    embedder = Embedder.configured(spec, settings)
-    with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding",
-              disable=not progress) as bar:
-        for number, paths in pending.items():
-            done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
-                                              settings.workers, settings.max_image_pixels, bar=bar)
-            shard_files.write(ShardResult(number, done, rows, skipped))
 
 
 def _update_locked(settings, location: Location, rebuild: bool, progress: bool, engine: str,
@@ -194,7 +145,8 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
                 ray_engine.embed_shards(settings, spec, location.images_dir, pending, shard_files,
                                         progress, ray_address, ray_workers)
             else:
-                _embed_locally(settings, spec, location.images_dir, pending, shard_files, progress)
+                local_engine.embed_shards(settings, spec, location.images_dir, pending, shard_files,
+                                          progress)
         results = [shard_files.read(n) for n in range(len(shards))]
         embedded = [p for r in results for p in r.paths]
         rows = np.concatenate([rows] + [r.features for r in results])

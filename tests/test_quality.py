@@ -15,7 +15,7 @@ from search_by_image.evaluation import (
     ns_score,
     precision_at,
 )
-from search_by_image.indexer import embed_files
+from search_by_image.local_engine import embed_files
 from search_by_image.whitening import DEFAULT_DIMS
 
 

@@ -1,0 +1,144 @@
+"""The local engine: the indexer's images embedded on this machine, shard by shard.
+
+On the CPU, `workers` processes each decode and embed their own images with a share of the cores'
+threads, instead of one multi-threaded model fed by DataLoader decode processes. On the project's
+2-core machine, Holidays photos with the int8 trunk (bench/speed.py, indexing table):
+
+    one process, 2 threads, 2 decode processes           77 images/s
+    one process, 2 threads, decoding between batches     91 images/s
+    2 processes, 1 thread each, decoding their own      104 images/s
+
+Nothing is copied between processes, no thread waits for another's batch, and single-threaded
+ONNX Runtime does more per core (78 images/s on one thread, 138 on two). On a GPU one process
+runs the model and `workers` DataLoader processes decode for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from dataset import ImageFolder
+from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.shards import ShardFiles, ShardResult
+
+log = logging.getLogger(__name__)
+
+#: Images per task of a worker process: small enough that the processes finish together (a
+#: 256-image shard per task left one process idle for seconds at the end of a run), large enough
+#: for full batches and to make a task's overhead (a pickled list of paths and rows) negligible.
+CHUNK = 64
+
+
+def embed_files(
+    embedder: Embedder,
+    images_dir: Path,
+    paths: list[str],
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+    progress: bool = True,
+    bar: tqdm | None = None,
+) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files.
+
+    The one embedding function: both engines call it, on chunks of shards. `workers` DataLoader
+    processes decode (0: this process decodes between batches); `bar` is a progress bar to advance
+    instead of drawing one.
+    """
+    dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate
+    )
+    done: list[str] = []
+    rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
+    skipped: list[tuple[str, str]] = []
+    own_bar = tqdm(total=len(paths), unit="img", desc="Embedding", disable=not progress) if bar is None else None
+    with logging_redirect_tqdm(), own_bar or contextlib.nullcontext(bar) as bar:
+        for batch in loader:
+            for index, reason in batch.failed:
+                log.warning("Skipped %s: %s", paths[index], reason)
+                skipped.append((paths[index], reason))
+            if batch.indices:
+                rows.append(embedder.embed_prepared(batch.prepared))
+                done.extend(paths[i] for i in batch.indices)
+            bar.update(len(batch.indices) + len(batch.failed))
+    return done, np.concatenate(rows), skipped
+
+
+_worker: tuple[Embedder, object] | None = None
+
+
+def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
+    from config import Settings
+
+    global _worker
+    logging.disable(logging.WARNING)  # the parent logs skipped files, once
+    torch.set_num_threads(threads)
+    settings = Settings.model_validate_json(settings_json)
+    _worker = (Embedder.configured(EmbedderSpec.model_validate_json(spec_json), settings), settings)
+
+
+def _embed_chunk(images_dir: str, paths: list[str]) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    embedder, settings = _worker
+    return embed_files(embedder, Path(images_dir), paths, settings.batch_size, 0,
+                       settings.max_image_pixels, progress=False)
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """fork where there is one, as DataLoader workers do: a spawned worker spends 3 s importing
+    torch before its first image. Each worker builds its own ONNX Runtime session after the fork."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
+                 files: ShardFiles, progress: bool) -> None:
+    """Embed each pending shard and write its file as soon as all its images are done."""
+    chunks = [(number, paths[start:start + CHUNK]) for number, paths in pending.items()
+              for start in range(0, len(paths), CHUNK)]
+    processes = min(settings.workers, len(chunks))
+    # built here first: a missing model fails in this process, and the ONNX export or int8
+    # quantization is cached once before worker processes load it
+    embedder = Embedder.configured(spec, settings)
+    with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding",
+              disable=not progress) as bar, logging_redirect_tqdm():
+        if embedder.device.type != "cpu" or processes <= 1:
+            workers = settings.workers if embedder.device.type != "cpu" else 0
+            for number, paths in pending.items():
+                done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
+                                                  workers, settings.max_image_pixels, bar=bar)
+                files.write(ShardResult(number, done, rows, skipped))
+            return
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        parts: dict[int, dict[int, tuple]] = {number: {} for number in pending}
+        expected = {number: -(-len(paths) // CHUNK) for number, paths in pending.items()}
+        with ProcessPoolExecutor(processes, mp_context=_process_context(),
+                                 initializer=_start_worker,
+                                 initargs=(spec.model_dump_json(), settings.model_dump_json(), threads)) as pool:
+            running = {pool.submit(_embed_chunk, str(images_dir), paths): (number, order)
+                       for order, (number, paths) in enumerate(chunks)}
+            for future in as_completed(running):
+                number, order = running[future]
+                done, rows, skipped = future.result()
+                for path, reason in skipped:
+                    log.warning("Skipped %s: %s", path, reason)
+                parts[number][order] = (done, rows, skipped)
+                bar.update(len(done) + len(skipped))
+                if len(parts[number]) == expected[number]:
+                    ordered = [parts[number][key] for key in sorted(parts[number])]
+                    files.write(ShardResult(
+                        number, [path for done, _, _ in ordered for path in done],
+                        np.concatenate([rows for _, rows, _ in ordered]),
+                        [item for _, _, skipped in ordered for item in skipped]))
+                    del parts[number]
