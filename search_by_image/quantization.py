@@ -86,6 +86,14 @@ def _calibration_inputs(preprocessing: Preprocessing) -> list[dict]:
     return inputs
 
 
+class _QuantizerDetails(logging.Filter):
+    """ONNX Runtime's quantizer logs every adjusted tensor scale through the root logger at INFO
+    (dozens of lines on a CLI run); its warnings still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "onnxruntime" not in record.pathname
+
+
 def quantize(fp32_file: Path, target: Path, preprocessing: Preprocessing) -> None:
     """Write the int8 model of `fp32_file` to `target`, atomically."""
     from onnxruntime.quantization import (
@@ -105,14 +113,19 @@ def quantize(fp32_file: Path, target: Path, preprocessing: Preprocessing) -> Non
             return next(self.inputs, None)
 
     staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with tempfile.TemporaryDirectory(prefix="sbi-quantize-") as work:
-        prepared = Path(work) / "prepared.onnx"
-        quant_pre_process(str(fp32_file), str(prepared))
-        quantize_static(
-            str(prepared), str(staged), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax, extra_options={"CalibMovingAverage": True},
-        )
+    details = _QuantizerDetails()
+    logging.getLogger().addFilter(details)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sbi-quantize-") as work:
+            prepared = Path(work) / "prepared.onnx"
+            quant_pre_process(str(fp32_file), str(prepared))
+            quantize_static(
+                str(prepared), str(staged), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax, extra_options={"CalibMovingAverage": True},
+            )
+    finally:
+        logging.getLogger().removeFilter(details)
     os.replace(staged, target)
 
 
