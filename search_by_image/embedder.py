@@ -134,6 +134,10 @@ class Embedder:
         self.device = resolve_device(device)
         if spec.quantization == "int8":  # the index's int8 model, wherever the query runs
             self.device, runtime = torch.device("cpu"), "onnx"
+            if not quantization.cpu_has_vnni():
+                log.warning("%s was indexed with an int8 model; this CPU has no VNNI, where ONNX "
+                            "Runtime's int8 kernels can saturate: rebuild with --precision fp32 if "
+                            "results look off", spec.model)
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
         self.preprocess = spec.preprocessing
         if self.runtime == "onnx":

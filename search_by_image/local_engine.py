@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,13 @@ def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[i
                        for order, (number, paths) in enumerate(chunks)}
             for future in as_completed(running):
                 number, order = running[future]
-                done, rows, skipped = future.result()
+                try:
+                    done, rows, skipped = future.result()
+                except BrokenProcessPool as exc:
+                    raise RuntimeError(
+                        "an embedding worker process died (out of memory?); the shards finished so "
+                        "far are kept: run again to resume, with fewer --workers if memory is short"
+                    ) from exc
                 for path, reason in skipped:
                     log.warning("Skipped %s: %s", path, reason)
                 parts[number][order] = (done, rows, skipped)

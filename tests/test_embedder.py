@@ -110,16 +110,14 @@ def test_auto_precision_quantizes_only_verified_models_on_cpus_with_vnni(monkeyp
     from search_by_image import quantization
     from search_by_image.embedder import EmbedderSpec
 
-    def spec(**values):
-        return EmbedderSpec.from_settings(Settings(device="cpu", **values))
-
+    cpu = torch.device("cpu")
     monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: True)
-    assert spec(model="efficientnet_lite0").quantization == "int8"
-    assert spec(model="efficientnet_lite2").quantization == "none"  # not checked on Holidays
-    assert spec(model="efficientnet_lite0", runtime="torch").quantization == "none"
-    assert spec(model="efficientnet_lite0", precision="fp32").quantization == "none"
-    assert spec(model="efficientnet_lite2", precision="int8").quantization == "int8"
+    assert EmbedderSpec.from_settings(Settings(model="efficientnet_lite0", device="cpu")).quantization == "int8"
+    assert quantization.resolve("auto", "auto", "efficientnet_lite2", cpu) == "none"  # unchecked
+    assert quantization.resolve("auto", "torch", "efficientnet_lite0", cpu) == "none"
+    assert quantization.resolve("fp32", "auto", "efficientnet_lite0", cpu) == "none"
+    assert quantization.resolve("int8", "auto", "efficientnet_lite2", cpu) == "int8"
     with pytest.raises(RuntimeError, match="precision int8 runs on ONNX Runtime"):
-        spec(model="efficientnet_lite0", runtime="torch", precision="int8")
+        quantization.resolve("int8", "torch", "efficientnet_lite0", cpu)
     monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: False)
-    assert spec(model="efficientnet_lite0").quantization == "none"
+    assert quantization.resolve("auto", "auto", "efficientnet_lite0", cpu) == "none"

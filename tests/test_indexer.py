@@ -125,6 +125,20 @@ def test_worker_processes_index_like_one_process(tmp_path, monkeypatch, caplog):
     assert np.allclose(one.features, two.features, atol=1e-4)
 
 
+def _die(*_):
+    os._exit(1)  # as the kernel's out-of-memory killer would end a worker
+
+
+def test_a_worker_process_that_dies_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_engine, "CHUNK", 2)
+    monkeypatch.setattr(local_engine, "_embed_chunk", _die)
+    settings = make_settings(tmp_path, workers=2)
+    copy_photos(settings.images_dir, FOUR)
+    with pytest.raises(RuntimeError, match="worker process died.*run again to resume"):
+        update_index(settings, progress=False)
+    assert not (settings.saved_dir / "manifest.json").exists()
+
+
 def test_metadata_problems_are_reported_not_fatal(tmp_path, caplog):
     settings = make_settings(tmp_path)
     copy_photos(settings.images_dir, FOUR[:2])
