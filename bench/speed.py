@@ -27,6 +27,7 @@ Timings are printed, never asserted. Exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,8 @@ from PIL import Image
 
 from config import PROJECT_DIR, Settings
 from dataset import ImageFolder, open_rgb
-from search_by_image.backbones import load_backbone
+from search_by_image import embedder as embedder_module
+from search_by_image.backbones import WeightsUnavailable, load_backbone
 from search_by_image.batcher import MAX_BATCH
 from search_by_image.embedder import Embedder, EmbedderSpec, pool
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
@@ -68,9 +71,9 @@ def rate(count: int, seconds: float) -> float:
 
 # --- indexing ------------------------------------------------------------------------------
 
-def naive_embed(paths: list[Path], spec: EmbedderSpec) -> float:
+def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) -> float:
     """The baseline: full-size decode, one image at a time, eager fp32, no channels_last."""
-    model = load_backbone(spec.model)
+    model = load_backbone(spec.model, pretrained=pretrained)
 
     def embed(path: Path) -> None:
         pixels, hw = spec.preprocessing.batch([spec.preprocessing(Image.open(path).convert("RGB"))])
@@ -103,6 +106,24 @@ def indexer_run(settings: Settings) -> float:
     return rate(report.embedded, time.perf_counter() - started)
 
 
+@contextlib.contextmanager
+def weights_or_architecture(model: str) -> Iterator[bool]:
+    """Real weights where they can be had (True); else random ones for the whole run, children
+    included (False). Timing only: speed does not depend on the weight values, and the issue
+    allows architecture timing for ResNet50, whose weights cannot be had on this machine."""
+    try:
+        load_backbone(model)
+    except WeightsUnavailable:
+        real = embedder_module.load_backbone
+        embedder_module.load_backbone = lambda name, pretrained=True: real(name, pretrained=False)
+        try:
+            yield False
+        finally:
+            embedder_module.load_backbone = real
+        return
+    yield True
+
+
 def bench_indexing(args) -> None:
     folder = args.datasets_dir / "holidays_subset300" / "images"
     if not folder.is_dir():
@@ -115,19 +136,21 @@ def bench_indexing(args) -> None:
     rows = []
     for model in args.models:
         base = dict(model=model, images_dir=root / "images", metadata_csv=root / "none.csv",
-                    device="cpu", batch_size=args.batch_size, onnx_dir=root / "onnx")
-        naive = naive_embed([folder / n for n in names[: args.naive_images]], EmbedderSpec.from_settings(Settings(**base)))
-        configs = [("torch bf16", dict(runtime="torch", precision="bf16", workers=args.workers)),
-                   ("onnx fp32", dict(precision="fp32", workers=args.workers)),
-                   ("onnx int8, one process", dict(precision="int8", workers=0)),
-                   ("onnx int8", dict(precision="int8", workers=args.workers))]
-        for label, config in configs:
-            settings = Settings(**base, **config, saved_dir=root / f"saved-{len(rows)}")
-            embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)
-            limit = forward_only(embedder, folder, names[:160], args.batch_size)
-            ours = indexer_run(settings)
-            rows.append([model, label, settings.workers, len(names), naive, ours, f"{ours / naive:.1f}x",
-                         limit, f"{ours / limit:.2f}"])
+                    device="cpu", batch_size=args.batch_size, onnx_dir=root / f"onnx-{model}")
+        with weights_or_architecture(model) as pretrained:
+            spec = EmbedderSpec.from_settings(Settings(**base))
+            naive = naive_embed([folder / n for n in names[: args.naive_images]], spec, pretrained)
+            configs = [("torch bf16", dict(runtime="torch", precision="bf16", workers=args.workers)),
+                       ("onnx fp32", dict(runtime="onnx", precision="fp32", workers=args.workers)),
+                       ("onnx int8, one process", dict(precision="int8", workers=0)),
+                       ("onnx int8", dict(precision="int8", workers=args.workers))]
+            for label, config in configs:
+                settings = Settings(**base, **config, saved_dir=root / f"saved-{len(rows)}")
+                embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)
+                limit = forward_only(embedder, folder, names[:160], args.batch_size)
+                ours = indexer_run(settings)
+                rows.append([model + ("" if pretrained else " (random weights)"), label, settings.workers,
+                             len(names), naive, ours, f"{ours / naive:.1f}x", limit, f"{ours / limit:.2f}"])
     table(f"Indexing throughput on {folder.parent.name} ({os.cpu_count()} CPUs)",
           ["model", "runtime", "workers", "images", "naive img/s", "indexer img/s", "speed-up",
            "forward-only img/s", "fraction of forward"], rows)

@@ -137,8 +137,8 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
             log.info("Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
                      len(finished), len(shards), report.resumed)
         if pending:
-            log.info("Embedding %d images with %s (%s engine)",
-                     sum(map(len, pending.values())), spec.model, engine)
+            log.info("Embedding %d images with %s%s (%s engine)", sum(map(len, pending.values())),
+                     spec.model, " int8" if spec.quantization == "int8" else "", engine)
             if engine == "ray":
                 from search_by_image import ray_engine
 

@@ -48,12 +48,12 @@ def cpu_has_vnni() -> bool:
 
 def resolve(precision: str, runtime: str, model: str, device: torch.device) -> str:
     """The spec's `quantization` for the settings: `int8` or `none`."""
-    onnx = onnx_runtime.resolve_runtime(runtime, model, device) == "onnx"
-    if precision == "int8":
-        if not onnx:
+    if precision == "int8":  # ONNX Runtime on the CPU, whichever runtime `auto` would pick
+        if runtime == "torch" or device.type != "cpu" or not onnx_runtime.available():
             raise RuntimeError("precision int8 runs on ONNX Runtime on the CPU: use runtime auto "
                                "or onnx, device cpu, and install onnxruntime")
         return "int8"
+    onnx = onnx_runtime.resolve_runtime(runtime, model, device) == "onnx"
     if precision == "auto" and onnx and model in VERIFIED and cpu_has_vnni():
         return "int8"
     return "none"

@@ -117,6 +117,7 @@ def test_auto_precision_quantizes_only_verified_models_on_cpus_with_vnni(monkeyp
     assert quantization.resolve("auto", "torch", "efficientnet_lite0", cpu) == "none"
     assert quantization.resolve("fp32", "auto", "efficientnet_lite0", cpu) == "none"
     assert quantization.resolve("int8", "auto", "efficientnet_lite2", cpu) == "int8"
+    assert quantization.resolve("int8", "auto", "resnet50", cpu) == "int8"  # auto would say torch
     with pytest.raises(RuntimeError, match="precision int8 runs on ONNX Runtime"):
         quantization.resolve("int8", "torch", "efficientnet_lite0", cpu)
     monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: False)
