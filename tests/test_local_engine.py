@@ -1,0 +1,50 @@
+"""The local engine: worker processes index like one process, and a dead worker is a clear error."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from conftest import PHOTOS, copy_photos, make_settings
+from search_by_image import local_engine
+from search_by_image.index_store import IndexStore
+from search_by_image.indexer import update_index
+
+FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
+
+
+def test_worker_processes_index_like_one_process(tmp_path, monkeypatch, caplog):
+    """Two worker processes (chunks of 4 images here, so both get work) store the same rows in
+    the same order as one process, and an unreadable file is reported once."""
+    monkeypatch.setattr(local_engine, "CHUNK", 4)
+    stores = []
+    for name, workers in (("one", 0), ("two", 2)):
+        settings = make_settings(tmp_path / name, workers=workers)
+        copy_photos(settings.images_dir)
+        (settings.images_dir / "notes.jpg").write_text("not a photo")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            report = update_index(settings, progress=False)
+        assert [path for path, _ in report.skipped] == ["notes.jpg"]
+        assert sum("Skipped notes.jpg" in r.getMessage() for r in caplog.records) == 1
+        store = IndexStore.load(settings.saved_dir)
+        assert len(store.paths) == len(store.features) == store.index.ntotal
+        stores.append(store)
+    one, two = stores
+    assert one.paths == two.paths and len(one.paths) == len(os.listdir(PHOTOS))
+    assert np.allclose(one.features, two.features, atol=1e-4)
+
+
+def _die(*_):
+    os._exit(1)  # as the kernel's out-of-memory killer would end a worker
+
+
+def test_a_worker_process_that_dies_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_engine, "CHUNK", 2)
+    monkeypatch.setattr(local_engine, "_embed_chunk", _die)
+    settings = make_settings(tmp_path, workers=2)
+    copy_photos(settings.images_dir, FOUR)
+    with pytest.raises(RuntimeError, match="worker process died.*run again to resume"):
+        update_index(settings, progress=False)
+    assert not (settings.saved_dir / "manifest.json").exists()
