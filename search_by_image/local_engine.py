@@ -19,6 +19,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -120,32 +121,39 @@ def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[i
                 done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
                                                   workers, settings.max_image_pixels, bar=bar)
                 files.write(ShardResult(number, done, rows, skipped))
-            return
-        threads = max(1, (os.cpu_count() or 1) // processes)
-        parts: dict[int, dict[int, tuple]] = {number: {} for number in pending}
-        expected = {number: -(-len(paths) // CHUNK) for number, paths in pending.items()}
-        with ProcessPoolExecutor(processes, mp_context=_process_context(),
-                                 initializer=_start_worker,
-                                 initargs=(spec.model_dump_json(), settings.model_dump_json(), threads)) as pool:
-            running = {pool.submit(_embed_chunk, str(images_dir), paths): (number, order)
-                       for order, (number, paths) in enumerate(chunks)}
-            for future in as_completed(running):
-                number, order = running[future]
-                try:
-                    done, rows, skipped = future.result()
-                except BrokenProcessPool as exc:
-                    raise RuntimeError(
-                        "an embedding worker process died (out of memory?); the shards finished so "
-                        "far are kept: run again to resume, with fewer --workers if memory is short"
-                    ) from exc
-                for path, reason in skipped:
-                    log.warning("Skipped %s: %s", path, reason)
-                parts[number][order] = (done, rows, skipped)
-                bar.update(len(done) + len(skipped))
-                if len(parts[number]) == expected[number]:
-                    ordered = [parts[number][key] for key in sorted(parts[number])]
-                    files.write(ShardResult(
-                        number, [path for done, _, _ in ordered for path in done],
-                        np.concatenate([rows for _, rows, _ in ordered]),
-                        [item for _, _, skipped in ordered for item in skipped]))
-                    del parts[number]
+        else:
+            _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar)
+
+
+def _embed_in_processes(settings, spec: EmbedderSpec, images_dir: Path,
+                        chunks: list[tuple[int, list[str]]], processes: int, files: ShardFiles,
+                        bar: tqdm) -> None:
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    expected = Counter(number for number, _ in chunks)
+    parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
+    with ProcessPoolExecutor(processes, mp_context=_process_context(), initializer=_start_worker,
+                             initargs=(spec.model_dump_json(), settings.model_dump_json(), threads)) as pool:
+        running = {pool.submit(_embed_chunk, str(images_dir), paths): (number, order)
+                   for order, (number, paths) in enumerate(chunks)}
+        for future in as_completed(running):
+            number, order = running[future]
+            try:
+                done, rows, skipped = future.result()
+            except BrokenProcessPool as exc:
+                raise RuntimeError(
+                    "an embedding worker process died (out of memory?); the shards finished so "
+                    "far are kept: run again to resume, with fewer --workers if memory is short"
+                ) from exc
+            for path, reason in skipped:
+                log.warning("Skipped %s: %s", path, reason)
+            bar.update(len(done) + len(skipped))
+            parts[number][order] = (done, rows, skipped)
+            if len(parts[number]) == expected[number]:
+                files.write(_shard(number, [parts[number][key] for key in sorted(parts[number])]))
+
+
+def _shard(number: int, chunks: list[tuple[list[str], np.ndarray, list[tuple[str, str]]]]) -> ShardResult:
+    """One shard's result from its chunks' results, in path order."""
+    return ShardResult(number, [path for done, _, _ in chunks for path in done],
+                       np.concatenate([rows for _, rows, _ in chunks]),
+                       [item for _, _, skipped in chunks for item in skipped])
