@@ -16,6 +16,7 @@ the preprocessing alone, the same for every run, so queries always meet the mode
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ CALIBRATION_DIR = Path(__file__).parent / "calibration"
 VERIFIED = ("efficientnet_lite0",)
 
 
+@functools.cache
 def cpu_has_vnni() -> bool:
     """AVX-512 VNNI or AVX-VNNI: the int8 dot products ONNX Runtime's u8s8 kernels need."""
     try:
