@@ -48,6 +48,7 @@ class CollectionSummary(BaseModel):
     status: Literal["ok", "no_index"]
     images: int
     model: str | None
+    runtime: str | None = Field(None, description="how its queries are embedded, e.g. onnx int8")
     index_type: str | None = Field(None, description="the FAISS index_factory string")
     search_device: str | None = Field(None, description="where FAISS searches it: cpu or cuda:N")
     detail: str | None = Field(None, description="why the collection is not searchable")

@@ -111,6 +111,7 @@ class SearchService:
             status="ok" if store else "no_index",
             images=len(store) if store else 0,
             model=store.manifest.embedder.model if store else None,
+            runtime=f"{snapshot.embedder.runtime} {snapshot.embedder.precision}" if snapshot else None,
             index_type=store.manifest.index_type if store else None,
             search_device=store.search_device if store else None,
             detail=collection.problem,

@@ -50,7 +50,9 @@ def test_root_describes_the_service(client):
 
 
 def test_health(client):
-    assert client.get("/health").json() == {
+    body = client.get("/health").json()
+    assert body["collections"][0].pop("runtime") in ("onnx int8", "onnx fp32")  # int8 needs VNNI
+    assert body == {
         "status": "ok", "images": 13, "model": "efficientnet_lite0", "device": "cpu", "detail": None,
         "collections": [{"name": "default", "status": "ok", "images": 13, "model": "efficientnet_lite0",
                          "index_type": "IDMap2,Flat", "search_device": "cpu", "detail": None}],
