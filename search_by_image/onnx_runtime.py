@@ -11,9 +11,11 @@ in torch. Height, width and batch are dynamic axes, so cropped batches and any s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,16 +53,27 @@ def cache_file(cache_dir: Path, model: str, weights: str) -> Path:
     return cache_dir / f"{model}--{re.sub(r'[^A-Za-z0-9_.-]', '_', weights)}.onnx"
 
 
+@contextlib.contextmanager
+def staged(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path`, renamed onto it when the block succeeds: the cache never
+    holds half a model, and processes writing the same model at once each finish their own file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, path)
+
+
 def export(trunk: torch.nn.Module, path: Path) -> None:
     """Export `trunk` (fp32, eval mode) with dynamic batch, height and width, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     example = torch.zeros(1, 3, 224, 224)
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(trunk.float().eval(), (example,), str(staged), input_names=["pixels"],
+    with staged(path) as temporary, torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(trunk.float().eval(), (example,), str(temporary), input_names=["pixels"],
                           output_names=["maps"], opset_version=OPSET, dynamo=False,
                           dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"}})
-    os.replace(staged, path)
 
 
 class OnnxTrunk:

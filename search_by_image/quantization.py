@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from PIL import Image
 
 from dataset import open_rgb
 from search_by_image import onnx_runtime
+from search_by_image.onnx_runtime import staged
 from search_by_image.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -114,21 +114,19 @@ def quantize(fp32_file: Path, target: Path, preprocessing: Preprocessing) -> Non
         def get_next(self):
             return next(self.inputs, None)
 
-    staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     details = _QuantizerDetails()
     logging.getLogger().addFilter(details)
     try:
-        with tempfile.TemporaryDirectory(prefix="sbi-quantize-") as work:
+        with staged(target) as temporary, tempfile.TemporaryDirectory(prefix="sbi-quantize-") as work:
             prepared = Path(work) / "prepared.onnx"
             quant_pre_process(str(fp32_file), str(prepared))
             quantize_static(
-                str(prepared), str(staged), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                str(prepared), str(temporary), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax, extra_options={"CalibMovingAverage": True},
             )
     finally:
         logging.getLogger().removeFilter(details)
-    os.replace(staged, target)
 
 
 def quantized_trunk_file(fp32_file: Path, preprocessing: Preprocessing) -> Path:
