@@ -65,11 +65,18 @@ def calibration_photos() -> list[Path]:
     return sorted(CALIBRATION_DIR.glob("*.jpg"))
 
 
-def quantized_file(fp32_file: Path, preprocessing: Preprocessing) -> Path:
-    """Beside the fp32 file, named for what decides the ranges: photos and their preprocessing."""
-    digest = hashlib.sha256(preprocessing.model_dump_json().encode())
+@functools.cache
+def _photos_digest() -> bytes:
+    """The calibration photos' content, read once per process (not per embedder built)."""
+    digest = hashlib.sha256()
     for photo in calibration_photos():
         digest.update(photo.read_bytes())
+    return digest.digest()
+
+
+def quantized_file(fp32_file: Path, preprocessing: Preprocessing) -> Path:
+    """Beside the fp32 file, named for what decides the ranges: photos and their preprocessing."""
+    digest = hashlib.sha256(preprocessing.model_dump_json().encode() + _photos_digest())
     return fp32_file.with_name(f"{fp32_file.stem}--int8-{digest.hexdigest()[:12]}.onnx")
 
 
