@@ -12,6 +12,8 @@ Sections:
   runtimes  the forward pass of each backbone under eager fp32, channels_last, bf16 autocast and
             ONNX Runtime fp32 and int8 (exported from the same torch model); architecture timing,
             random weights.
+  preprocessing  decode and resize time per image: Pillow's bicubic next to the project's
+            (the same filter on torch's SIMD kernel), and how far apart their pixels are.
   http      POST /search latency on a real uvicorn on 127.0.0.1: p50/p95 for 0.5-3 MP JPEGs, one
             client and 16 concurrent (curl, a client that costs the shared cores next to nothing),
             with the server's decode/embed/search breakdown and the batched-forward limit.
@@ -72,11 +74,14 @@ def rate(count: int, seconds: float) -> float:
 # --- indexing ------------------------------------------------------------------------------
 
 def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) -> float:
-    """The baseline: full-size decode, one image at a time, eager fp32, no channels_last."""
+    """The baseline: full-size decode, Pillow's resize, one image at a time, eager fp32."""
     model = load_backbone(spec.model, pretrained=pretrained)
+    prep = spec.preprocessing
 
     def embed(path: Path) -> None:
-        pixels, hw = spec.preprocessing.batch([spec.preprocessing(Image.open(path).convert("RGB"))])
+        image = Image.open(path).convert("RGB")
+        image = image.resize(prep.resized_size(*image.size), Image.Resampling.BICUBIC)
+        pixels, hw = prep.batch([np.array(image)])
         torch.nn.functional.normalize(pool(model(pixels), hw, spec.pooling, spec.gem_p), dim=1)
 
     with torch.inference_mode():
@@ -286,6 +291,38 @@ def bench_http(args) -> None:
         server.wait(timeout=30)
 
 
+# --- preprocessing -------------------------------------------------------------------------
+
+def bench_preprocessing(args) -> None:
+    """Per image, one thread: JPEG decode (DCT-scaled as the service does), then Pillow's bicubic
+    resize next to the project's (torch's SIMD port of the same filter), and how far apart they are."""
+    from search_by_image.preprocessing import resize_bicubic
+
+    prep = EmbedderSpec.from_settings(Settings()).preprocessing
+    folder = args.datasets_dir / "holidays_subset300" / "images"
+    photos = {f"Holidays {p.name}": p.read_bytes() for p in sorted(folder.iterdir())[:2]} if folder.is_dir() else {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    for label, data in (photos | query_jpegs()).items():
+        image = open_rgb(data, BIG, prep.resized_size)
+        width, height = prep.resized_size(*image.size)
+        pixels = np.array(image)
+        ms = {name: 1e3 / timed(fn, [None], 20) for name, fn in (
+            ("decode", lambda _: open_rgb(data, BIG, prep.resized_size)),
+            ("pillow", lambda _: image.resize((width, height), Image.Resampling.BICUBIC)),
+            ("ours", lambda _: resize_bicubic(pixels, width, height)))}
+        gap = np.abs(resize_bicubic(pixels, width, height).astype(int)
+                     - np.array(image.resize((width, height), Image.Resampling.BICUBIC)).astype(int))
+        rows.append([label, f"{image.width}x{image.height} -> {width}x{height}", f"{ms['decode']:.2f}",
+                     f"{ms['pillow']:.2f}", f"{ms['ours']:.2f}", f"{ms['pillow'] / ms['ours']:.1f}x",
+                     int(gap.max()), f"{(gap > 0).mean():.2%}"])
+    torch.set_num_threads(threads)
+    table("Decode and resize per image, one thread (ms)",
+          ["image", "decoded -> resized", "decode", "Pillow bicubic", "ours", "speed-up",
+           "max level difference", "values differing"], rows)
+
+
 # --- faiss ---------------------------------------------------------------------------------
 
 def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
@@ -439,7 +476,8 @@ def bench_duplicates(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "http", "faiss", "live", "duplicates"])
+    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "preprocessing", "http", "faiss",
+                                                      "live", "duplicates"])
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
     parser.add_argument("--models", nargs="*", default=["efficientnet_lite0"])
     parser.add_argument("--images", type=int, default=811, help="images for the indexing run")
@@ -459,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     for section in args.only:
-        {"indexing": bench_indexing, "runtimes": bench_runtimes, "http": bench_http,
+        {"indexing": bench_indexing, "runtimes": bench_runtimes, "preprocessing": bench_preprocessing,
+         "http": bench_http,
          "faiss": bench_faiss, "live": bench_live,
          "duplicates": bench_duplicates}[section](args)
     return 0

@@ -107,9 +107,9 @@ def _process_context() -> multiprocessing.context.BaseContext:
 def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
                  files: ShardFiles, progress: bool) -> None:
     """Embed each pending shard and write its file as soon as all its images are done."""
-    chunks = [(number, paths[start:start + CHUNK]) for number, paths in pending.items()
-              for start in range(0, len(paths), CHUNK)]
-    processes = min(settings.workers, len(chunks))
+    processes = settings.workers
+    chunks = plan_chunks(pending, max(1, processes), settings.batch_size)
+    processes = min(processes, len(chunks))
     # built here first: a missing model fails in this process, and the ONNX export or int8
     # quantization is cached once before worker processes load it
     embedder = Embedder.configured(spec, settings)
@@ -123,6 +123,26 @@ def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[i
                 files.write(ShardResult(number, done, rows, skipped))
         else:
             _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar)
+
+
+def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) -> list[tuple[int, list[str]]]:
+    """The worker processes' tasks as (shard, paths), in the order they are handed out.
+
+    Guided self-scheduling: `CHUNK` images per task until what is left is under two chunks per
+    process, then a share of the rest that halves down to `smallest` (a batch), so the processes
+    finish within a small task of each other. With fixed 64-image tasks, one of 2 processes sat
+    idle 0.37 s of a 7 s run over the 811 Holidays photos while the other did the last task.
+    """
+    remaining = sum(map(len, pending.values()))
+    chunks = []
+    for number, paths in pending.items():
+        start = 0
+        while start < len(paths):
+            size = min(CHUNK, max(smallest, remaining // (2 * processes)))
+            chunks.append((number, paths[start:start + size]))
+            remaining -= len(chunks[-1][1])
+            start += size
+    return chunks
 
 
 def _embed_in_processes(settings, spec: EmbedderSpec, images_dir: Path,

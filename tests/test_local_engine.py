@@ -48,3 +48,12 @@ def test_a_worker_process_that_dies_is_a_clear_error_not_a_hang(tmp_path, monkey
     with pytest.raises(RuntimeError, match="worker process died.*run again to resume"):
         update_index(settings, progress=False)
     assert not (settings.saved_dir / "manifest.json").exists()
+
+
+def test_tasks_shrink_towards_the_end_so_processes_finish_together():
+    pending = {0: [f"a{i}" for i in range(256)], 1: [f"b{i}" for i in range(43)]}
+    chunks = local_engine.plan_chunks(pending, processes=2, smallest=16)
+    assert [p for _, chunk in chunks for p in chunk] == pending[0] + pending[1]  # all, in order
+    assert all(set(chunk) <= set(pending[number]) for number, chunk in chunks)  # within a shard
+    sizes = [len(chunk) for _, chunk in chunks]
+    assert sizes[0] == local_engine.CHUNK and max(sizes[-3:]) <= 16

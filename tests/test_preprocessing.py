@@ -1,5 +1,6 @@
 """Resize policies: what part of the photo the model sees, and where the padding goes."""
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -44,3 +45,15 @@ def test_grayscale_makes_colour_and_black_and_white_copies_the_same_input():
     black_and_white = torch.from_numpy(grey(photo.convert("L").convert("RGB"))).int()
     assert (colour - black_and_white).abs().max() <= 2  # rounding: 2 levels of 255
     assert torch.equal(colour[..., 0], colour[..., 1])
+
+
+def test_the_resize_matches_pillows_bicubic_so_older_indexes_still_match():
+    """Indexes built before the SIMD resize used `Image.resize(BICUBIC)`; queries now prepared
+    the fast way must see the same pixels, up and down, to a level or two of 255."""
+    photo = Image.open(PHOTOS / "coffee.jpg").convert("RGB")
+    prep = Preprocessing(resize="keep_aspect", size=448, mean=HALF, std=HALF)
+    for image in (photo, photo.resize((photo.width // 3, photo.height // 3))):
+        pillow = np.array(image.resize(prep.resized_size(*image.size), Image.Resampling.BICUBIC)).astype(int)
+        ours = prep(image).astype(int)
+        assert ours.shape == pillow.shape
+        assert np.abs(ours - pillow).max() <= 2 and (ours != pillow).mean() < 0.01

@@ -57,3 +57,13 @@ def test_the_int8_file_is_named_for_the_preprocessing_it_was_calibrated_with(lit
     assert quantization.quantized_file(fp32, colour) == quantization.quantized_file(fp32, colour)
     assert quantization.quantized_file(fp32, colour) != quantization.quantized_file(fp32, grey)
     assert len(quantization.calibration_photos()) == 13
+
+
+def test_calibration_pixels_come_from_pillows_resize_not_the_fast_kernel(lite0):
+    """int8 ranges are a draw of calibration noise (whitened Holidays mAP moved by a point when
+    the calibration pixels moved by a level); a faster resize must not redraw them."""
+    prep = lite0.spec.preprocessing
+    first = quantization._calibration_inputs(prep)[0]["pixels"]
+    image = Image.open(quantization.calibration_photos()[0]).convert("RGB")
+    pillow = np.array(image.resize(prep.resized_size(*image.size), Image.Resampling.BICUBIC))
+    assert np.array_equal(first, prep.batch([pillow])[0].numpy())
