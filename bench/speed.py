@@ -29,10 +29,12 @@ Timings are printed, never asserted. Exits 0.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,6 +67,14 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
     for row in rows:
         print("| " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in row) + " |")
     sys.stdout.flush()
+
+
+def scratch(prefix: str) -> Path:
+    """A temporary folder, removed when the bench exits (exports, indexes and symlinked datasets
+    of every section otherwise piled up in /tmp run after run)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def rate(count: int, seconds: float) -> float:
@@ -134,7 +144,7 @@ def bench_indexing(args) -> None:
     if not folder.is_dir():
         folder = PROJECT_DIR / "data" / "the_images"
     names = sorted(p.name for p in folder.iterdir())[: args.images]
-    root = Path(tempfile.mkdtemp(prefix="bench-indexing-"))
+    root = scratch("bench-indexing-")
     (root / "images").mkdir()
     for name in names:
         (root / "images" / name).symlink_to(folder / name)
@@ -171,7 +181,7 @@ def onnx_runners(model: torch.nn.Module, model_name: str) -> dict[str, object]:
 
     if not available():
         return {}
-    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    folder = scratch("bench-onnx-")
     export(model, folder / "fp32.onnx")
     preprocessing = EmbedderSpec.from_settings(Settings(model=model_name)).preprocessing
     quantize(folder / "fp32.onnx", folder / "int8.onnx", preprocessing)
@@ -247,7 +257,7 @@ def curl_requests(base: str, data: bytes, count: int, clients: int) -> tuple[lis
 def bench_http(args) -> None:
     import httpx
 
-    root = Path(tempfile.mkdtemp())
+    root = scratch("bench-")
     # no rate limit: every request of the run comes from one address
     env = {**os.environ, "SBI_SAVED_DIR": str(root / "saved"), "SBI_LOG_LEVEL": "WARNING", "SBI_RATE_LIMIT": ""}
     subprocess.run([sys.executable, "with_faiss.py", "--quiet"], cwd=PROJECT_DIR, env=env, check=True)
@@ -266,7 +276,7 @@ def bench_http(args) -> None:
         settings = Settings()
         # the same runtime as the server's (auto), so the ratio is the service's own overhead
         embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu", runtime=settings.runtime,
-                            cache_dir=Path(tempfile.mkdtemp(prefix="bench-onnx-")))
+                            cache_dir=scratch("bench-onnx-"))
         rows = []
         for label, data in uploads.items():
             decoded = open_rgb(data, BIG, embedder.preprocess.resized_size)
@@ -405,10 +415,10 @@ def bench_live(args) -> None:
     single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]
     spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
-    pool_ = EmbedderPool(Settings(device="cpu", saved_dir=Path(tempfile.mkdtemp())))
+    pool_ = EmbedderPool(Settings(device="cpu", saved_dir=scratch("bench-")))
     rows = []
     for count in args.live_sizes:
-        root = Path(tempfile.mkdtemp())
+        root = scratch("bench-")
         settings = Settings(images_dir=root / "images", metadata_csv=root / "data.csv",
                             saved_dir=root / "saved", model="efficientnet_lite0")
         (root / "images").mkdir()
