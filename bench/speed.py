@@ -89,9 +89,7 @@ def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) 
     prep = spec.preprocessing
 
     def embed(path: Path) -> None:
-        image = Image.open(path).convert("RGB")
-        image = image.resize(prep.resized_size(*image.size), Image.Resampling.BICUBIC)
-        pixels, hw = prep.batch([np.array(image)])
+        pixels, hw = prep.batch([np.array(prep.pillow_resized(Image.open(path).convert("RGB")))])
         torch.nn.functional.normalize(pool(model(pixels), hw, spec.pooling, spec.gem_p), dim=1)
 
     with torch.inference_mode():
@@ -320,10 +318,10 @@ def bench_preprocessing(args) -> None:
         pixels = np.array(image)
         ms = {name: 1e3 / timed(fn, [None], 20) for name, fn in (
             ("decode", lambda _: open_rgb(data, BIG, prep.resized_size)),
-            ("pillow", lambda _: image.resize((width, height), Image.Resampling.BICUBIC)),
+            ("pillow", lambda _: prep.pillow_resized(image)),
             ("ours", lambda _: resize_bicubic(pixels, width, height)))}
         gap = np.abs(resize_bicubic(pixels, width, height).astype(int)
-                     - np.array(image.resize((width, height), Image.Resampling.BICUBIC)).astype(int))
+                     - np.array(prep.pillow_resized(image)).astype(int))
         rows.append([label, f"{image.width}x{image.height} -> {width}x{height}", f"{ms['decode']:.2f}",
                      f"{ms['pillow']:.2f}", f"{ms['ours']:.2f}", f"{ms['pillow'] / ms['ours']:.1f}x",
                      int(gap.max()), f"{(gap > 0).mean():.2%}"])

@@ -37,6 +37,11 @@ class Preprocessing(BaseModel):
             scale = round(self.size / CROP_RATIO) / min(width, height)
         return max(1, round(width * scale)), max(1, round(height * scale))
 
+    def pillow_resized(self, image: Image.Image) -> Image.Image:
+        """`image` at `resized_size` by Pillow's own bicubic filter: the reference `resize_bicubic`
+        is checked against, and what int8 calibration resizes with (see quantization.py)."""
+        return image.resize(self.resized_size(*image.size), Image.Resampling.BICUBIC)
+
     def __call__(self, image: Image.Image) -> np.ndarray:
         """What the model sees of `image`, as uint8 height x width x 3 (resized, cropped).
 

@@ -96,8 +96,8 @@ def _calibration_inputs(preprocessing: Preprocessing) -> list[dict]:
         image = open_rgb(photo, 50_000_000)
         smaller = image.resize((image.width * 2 // 3, image.height * 2 // 3), Image.Resampling.BICUBIC)
         for variant in (image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), smaller):
-            resized = variant.resize(preprocessing.resized_size(*variant.size), Image.Resampling.BICUBIC)
-            inputs.append({"pixels": preprocessing.batch([preprocessing(resized)])[0].numpy()})
+            resized = preprocessing(preprocessing.pillow_resized(variant))
+            inputs.append({"pixels": preprocessing.batch([resized])[0].numpy()})
     return inputs
 
 

@@ -65,5 +65,5 @@ def test_calibration_pixels_come_from_pillows_resize_not_the_fast_kernel(lite0):
     prep = lite0.spec.preprocessing
     first = quantization._calibration_inputs(prep)[0]["pixels"]
     image = Image.open(quantization.calibration_photos()[0]).convert("RGB")
-    pillow = np.array(image.resize(prep.resized_size(*image.size), Image.Resampling.BICUBIC))
+    pillow = np.array(prep.pillow_resized(image))
     assert np.array_equal(first, prep.batch([pillow])[0].numpy())
