@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         "share of the images (about one per core); on a GPU: decode processes feeding it",
     )
 
+    index_on_start: bool = Field(
+        False, description="index every collection's folder in the background when the service "
+        "starts (the container does): it answers at once, /health shows the progress"
+    )
     reload_seconds: float = Field(
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
     )

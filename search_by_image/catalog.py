@@ -62,6 +62,28 @@ def validate_name(name: str) -> str:
     return name
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why this process cannot write `folder` (with the fix), or None when it can.
+
+    The usual cause is a bind mount owned by another user than the container's (uid 10001, or
+    whatever `--user` says), so the reason names both owners.
+    """
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # a folder not made yet is as writable as its first existing parent
+    if os.access(probe, os.W_OK | os.X_OK):
+        return None
+    me = f"uid {os.getuid()}, gid {os.getgid()}"
+    try:
+        info = probe.stat()
+        owner = f"belongs to uid {info.st_uid}, gid {info.st_gid}, mode {info.st_mode & 0o777:o}"
+    except OSError as exc:
+        owner = f"cannot be read ({exc.strerror})"
+    return (f"{probe} is not writable by this process ({me}): it {owner}. Run as its owner "
+            "(docker run --user UID:GID, podman run --userns=keep-id) or give it to this user "
+            "or to group 0 with write access (chown, chmod g+rwX)")
+
+
 def _named_dir(settings, name: str) -> Path:
     return settings.saved_dir / COLLECTIONS_DIR / name
 

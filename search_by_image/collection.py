@@ -32,7 +32,7 @@ from PIL import Image
 
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import QueryBatcher
-from search_by_image.catalog import UPLOADS_DIR, Location
+from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
 from search_by_image.duplicates import Group, find_groups
 from search_by_image.embedder import Embedder
 from search_by_image.embedders import EmbedderPool
@@ -114,8 +114,11 @@ def _storage(name: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
+        denied = isinstance(exc, PermissionError) and exc.filename
+        hint = unwritable(Path(exc.filename).parent) if denied else None
         raise StorageError(f"collection {name!r} cannot be written: {exc.strerror or exc} "
-                           f"({exc.filename or 'its folders'}); nothing was changed") from exc
+                           f"({exc.filename or 'its folders'}); nothing was changed"
+                           + (f". {hint}" if hint else "")) from exc
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -224,7 +227,7 @@ class Collection:
         features = snapshot.embedder.embed_prepared(
             [snapshot.embedder.preprocess(upload.image) for upload in uploads])
         paths = [self._upload_path(upload) for upload in uploads]
-        with self._lock, writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S):
+        with self._writing():
             self.refresh()
             snapshot = self.require()
             if snapshot.store.manifest.embedder != spec:
@@ -248,7 +251,7 @@ class Collection:
     def delete(self, image_id: int) -> tuple[str, Path | None]:
         """Remove one image. Its file and its CSV rows (as JSON) go to the trash folder, so a
         delete can be undone by hand. Returns its path and where the file went."""
-        with self._lock, writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S):
+        with self._writing():
             self.refresh()
             store = self.require().store
             row = store.row_of_id.get(image_id)
@@ -277,6 +280,14 @@ class Collection:
                     record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
             self._swap(smaller)
             return path, trashed
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The thread lock, then the saved folder's writer lock (StorageError if it cannot be had)."""
+        with self._lock, contextlib.ExitStack() as stack:
+            with _storage(self.name):
+                stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
+            yield
 
     def _csv(self) -> Path:
         if self.location.metadata_csv is None:

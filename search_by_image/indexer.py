@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -53,6 +54,16 @@ class IndexReport:
         )
 
 
+@dataclass
+class Progress:
+    """How far a run has got, updated as it goes (the service's /health shows it): its phase, and
+    images embedded (or skipped as unreadable) of the `total` it has to embed."""
+
+    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] = "waiting"
+    done: int = 0
+    total: int = 0
+
+
 class SpecMismatch(RuntimeError):
     """The settings ask for another model or preprocessing than the collection was built with."""
 
@@ -84,21 +95,28 @@ def update_index(
     engine: str = "local",
     ray_address: str | None = None,
     ray_workers: int = 2,
+    status: Progress | None = None,
 ) -> IndexReport:
     """Bring a collection's saved index in line with its images folder (the module docstring).
 
-    `location` defaults to the default collection of `settings`; `engine` is `local` or `ray`.
+    `location` defaults to the default collection of `settings`; `engine` is `local` or `ray`;
+    `status`, if given, is kept up to date as the run goes.
     """
     location = location or default_location(settings)
     if not location.images_dir.is_dir():
         raise FileNotFoundError(f"images folder {location.images_dir} does not exist")
+    status = status or Progress()
     with writer_lock(location.saved_dir):
-        return _update_locked(settings, location, rebuild, progress, engine, ray_address, ray_workers)
+        report = _update_locked(settings, location, rebuild, progress, engine, ray_address,
+                                ray_workers, status)
+    status.phase = "finished"
+    return report
 
 
 def _update_locked(settings, location: Location, rebuild: bool, progress: bool, engine: str,
-                   ray_address: str | None, ray_workers: int) -> IndexReport:
+                   ray_address: str | None, ray_workers: int, status: Progress) -> IndexReport:
     started = time.perf_counter()
+    status.phase = "scanning"
     found = list_images(location.images_dir)
     loaded = _load_previous(location.saved_dir)
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
@@ -129,10 +147,15 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
     shard_files = None
     if todo:
         shards = plan(todo)
-        shard_files = ShardFiles(location.saved_dir, run_key(spec, todo))
+
+        def count(number: int) -> None:
+            status.done += len(shards[number])
+
+        shard_files = ShardFiles(location.saved_dir, run_key(spec, todo), on_write=count)
         finished = shard_files.done()
         pending = {n: paths for n, paths in enumerate(shards) if n not in finished}
         report.resumed = sum(len(shards[n]) for n in finished)
+        status.phase, status.total, status.done = "embedding", len(todo), report.resumed
         if finished:
             log.info("Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
                      len(finished), len(shards), report.resumed)
@@ -156,6 +179,7 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
             shard_files.clear()
         report.total, report.seconds = len(keep), time.perf_counter() - started
         return report
+    status.phase = "writing"
     old_rows = previous.features[[previous.position[p] for p in keep]] if keep else rows[:0]
     paths = keep + embedded
     ids = []

@@ -1,5 +1,6 @@
 """Response models of the HTTP API (they are what /docs shows)."""
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -84,12 +85,27 @@ class DeletedImage(BaseModel):
     trashed_to: str | None = Field(description="where the file was moved (null if it was gone)")
 
 
+class IndexingStatus(BaseModel):
+    state: Literal["running", "done", "failed"]
+    collection: str | None = Field(None, description="the collection being indexed now")
+    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] | None = None
+    done: int = Field(0, description="images embedded so far in this collection's run")
+    total: int = Field(0, description="images this collection's run has to embed")
+    percent: float | None = None
+    started: datetime
+    finished: datetime | None = None
+    detail: str | None = Field(None, description="why a collection could not be indexed")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "no_index"]
+    status: Literal["ok", "indexing", "no_index"] = Field(
+        description="ok: something is searchable; indexing: nothing yet, a first index is being built")
     images: int = Field(description="images in the default collection")
     model: str | None
     device: str | None = Field(description="where the model runs: cpu or cuda:N")
     detail: str | None = None
+    indexing: IndexingStatus | None = Field(
+        None, description="the service's own indexer run (SBI_INDEX_ON_START): state and progress")
     collections: list[CollectionSummary]
 
 

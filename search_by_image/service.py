@@ -16,6 +16,7 @@ from PIL import Image
 
 from search_by_image import catalog
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
+from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection, Hits
 from search_by_image.embedder import resolve_device
 from search_by_image.embedders import EmbedderPool
@@ -42,7 +43,9 @@ class SearchService:
         #: image URLs carry a signature when searching needs a key (an <img> sends no header)
         self.signer = UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
         self._stopping = threading.Event()
+        self._refreshing = threading.Lock()
         self._watcher: threading.Thread | None = None
+        self.indexer: BackgroundIndexer | None = None
 
     @classmethod
     def start(cls, settings) -> SearchService:
@@ -55,17 +58,21 @@ class SearchService:
         if settings.reload_seconds > 0:
             service._watcher = threading.Thread(target=service._watch, name="index-watcher", daemon=True)
             service._watcher.start()
+        if settings.index_on_start:
+            service.indexer = BackgroundIndexer(settings, on_indexed=service.refresh).start()
         return service
 
     def refresh(self) -> None:
-        """Pick up new, rewritten and removed collections (what the watcher runs)."""
-        found = catalog.discover(self.settings)
-        current = dict(self.collections)
-        for name, location in found.items():
-            if name not in current or current[name].location != location:
-                current[name] = Collection(location, self.embedders)
-            current[name].refresh()
-        self.collections = {name: current[name] for name in found}
+        """Pick up new, rewritten and removed collections (what the watcher and the background
+        indexer run)."""
+        with self._refreshing:
+            found = catalog.discover(self.settings)
+            current = dict(self.collections)
+            for name, location in found.items():
+                if name not in current or current[name].location != location:
+                    current[name] = Collection(location, self.embedders)
+                current[name].refresh()
+            self.collections = {name: current[name] for name in found}
 
     def _watch(self) -> None:
         while not self._stopping.wait(self.settings.reload_seconds):
@@ -76,6 +83,8 @@ class SearchService:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.indexer is not None:
+            self.indexer.stop()
         if self._watcher is not None:
             self._watcher.join(timeout=30)
         self.embedders.close()

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +62,11 @@ def run_key(spec: EmbedderSpec, paths: list[str]) -> str:
 
 
 class ShardFiles:
-    """The finished shards of one run (one key) in a saved folder."""
+    """The finished shards of one run (one key) in a saved folder; `on_write(number)` is told of
+    each shard written (how the indexer counts progress, whichever engine embeds)."""
 
-    def __init__(self, saved_dir: Path, key: str):
+    def __init__(self, saved_dir: Path, key: str, on_write: Callable[[int], None] | None = None):
+        self.on_write = on_write
         self.root = saved_dir / SHARDS_DIR
         self.folder = self.root / key
         for stale in self.root.glob("*") if self.root.is_dir() else []:
@@ -84,6 +87,8 @@ class ShardFiles:
             out.flush()
             os.fsync(out.fileno())
         os.replace(staged, self._file(number))
+        if self.on_write is not None:
+            self.on_write(number)
 
     def write(self, result: ShardResult) -> None:
         self.write_bytes(result.number, result.to_bytes())

@@ -54,6 +54,7 @@ def test_health(client):
     assert body["collections"][0].pop("runtime") in ("onnx int8", "onnx fp32")  # int8 needs VNNI
     assert body == {
         "status": "ok", "images": 13, "model": "efficientnet_lite0", "device": "cpu", "detail": None,
+        "indexing": None,
         "collections": [{"name": "default", "status": "ok", "images": 13, "model": "efficientnet_lite0",
                          "index_type": "IDMap2,Flat", "search_device": "cpu", "detail": None}],
     }

@@ -19,7 +19,7 @@ ENDPOINTS = {
     "DELETE /collections/{name}/images/{id}": "remove an image",
     "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
-    "GET /health": "status, number of indexed images, model, device",
+    "GET /health": "status, number of indexed images, model, device, indexing progress",
     "GET /docs": "interactive API documentation",
 }
 
@@ -42,11 +42,14 @@ async def root(service: ServiceDep) -> ServiceInfo:
 # worker thread is busy with uploads and searches
 async def health(service: ServiceDep) -> Health:
     default = service.summary(service.default)
+    indexing = service.indexer.status() if service.indexer else None
     return Health(
-        status="ok" if service.ready else "no_index",
+        status="ok" if service.ready else "indexing" if indexing and indexing.state == "running"
+        else "no_index",
         images=default.images,
         model=default.model,
         device=service.device,
         detail=default.detail,
+        indexing=indexing,
         collections=[service.summary(c) for c in service.collections.values()],
     )

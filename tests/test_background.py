@@ -1,0 +1,83 @@
+"""The service indexes in the background (SBI_INDEX_ON_START): it answers at once, /health says
+what the run is doing and how far it has got, and each index is served as soon as it commits."""
+
+import time
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import PHOTOS, copy_photos, make_settings
+from main import create_app
+from search_by_image import catalog, shards
+from search_by_image.index_store import writer_lock
+from search_by_image.indexer import Progress, update_index
+
+
+@dataclass
+class RecordedProgress(Progress):
+    """Progress that remembers every value the indexer gave it, in order."""
+
+    def __setattr__(self, name, value):
+        self.__dict__.setdefault("seen", []).append((name, value))
+        super().__setattr__(name, value)
+
+
+def wait_for(client, predicate, seconds: float = 60.0) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        health = client.get("/health").json()
+        if predicate(health):
+            return health
+        time.sleep(0.1)
+    raise AssertionError(f"/health never got there: {health}")
+
+
+def test_the_indexer_reports_its_phases_and_each_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_SIZE", 4)
+    copy_photos(tmp_path / "images")
+    progress = RecordedProgress()
+    update_index(make_settings(tmp_path), progress=False, status=progress)
+    del progress.seen[:3]  # the dataclass's own defaults
+    phases = [value for name, value in progress.seen if name == "phase"]
+    assert phases == ["scanning", "embedding", "writing", "finished"]
+    assert [value for name, value in progress.seen if name == "total"] == [13]
+    assert [value for name, value in progress.seen if name == "done"] == [0, 4, 8, 12, 13]
+
+
+def test_the_service_answers_while_a_first_index_builds_and_serves_it_when_done(tmp_path):
+    copy_photos(tmp_path / "images")
+    settings = make_settings(tmp_path, index_on_start=True, reload_seconds=0)
+    # an API write holding the collection makes the run wait: /health is asked meanwhile
+    with writer_lock(settings.saved_dir), TestClient(create_app(settings)) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "indexing" and health["images"] == 0
+        assert health["indexing"]["state"] == "running" and health["indexing"]["collection"] == "default"
+        search = client.post("/search", files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes())})
+        assert search.status_code == 503
+    with TestClient(create_app(settings)) as client:  # the lock is free: this run goes through
+        health = wait_for(client, lambda h: h["indexing"]["state"] != "running")
+        assert health["indexing"]["state"] == "done" and health["indexing"]["detail"] is None
+        assert health["status"] == "ok" and health["images"] == 13  # served without a restart
+        search = client.post("/search", files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes())},
+                             data={"k": 1})
+        assert search.json()["results"][0]["path"] == "dog.jpg"
+
+
+def test_a_collection_that_cannot_be_indexed_is_reported_and_the_others_served(tmp_path):
+    copy_photos(tmp_path / "images", ["dog.jpg", "chelsea.jpg"])
+    settings = make_settings(tmp_path, index_on_start=True, reload_seconds=0)
+    catalog.for_indexing(settings, "lost", images_dir=tmp_path / "gone")
+    with TestClient(create_app(settings)) as client:
+        health = wait_for(client, lambda h: h["indexing"]["state"] != "running")
+    assert health["indexing"]["state"] == "failed"
+    assert health["indexing"]["detail"].startswith("lost: ") and "gone" in health["indexing"]["detail"]
+    assert health["status"] == "ok" and health["images"] == 2
+
+
+def test_an_unwritable_folder_is_explained_with_its_owner_and_the_fix(tmp_path, monkeypatch):
+    assert catalog.unwritable(tmp_path / "not" / "made" / "yet") is None
+    monkeypatch.setattr(catalog.os, "access", lambda path, mode: False)
+    reason = catalog.unwritable(tmp_path)
+    assert str(tmp_path) in reason and "--user" in reason and "chmod g+rwX" in reason
+    assert f"uid {tmp_path.stat().st_uid}" in reason
