@@ -2,7 +2,10 @@
 
 Every image goes through `open_rgb`, so a photo is decoded the same way whether it sits in the
 collection or arrives as an upload: EXIF orientation applied, any mode turned into 8-bit RGB,
-and JPEGs decoded at a reduced scale (Pillow `draft`) when the model needs fewer pixels.
+and JPEGs (and HEIC files with a large enough embedded thumbnail) decoded at a reduced scale
+(Pillow `draft`) when the model needs fewer pixels. Only the formats of `search_by_image.formats`
+are opened; camera raw files go through `search_by_image.camera_raw`. A multi-image file (HEIC
+burst, animated WebP/AVIF/GIF, multi-page TIFF) gives its primary image.
 """
 
 from __future__ import annotations
@@ -18,9 +21,15 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from search_by_image import camera_raw, formats
+
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+#: The suffixes the indexer scans: the one list of formats (search_by_image/formats.py).
+IMAGE_SUFFIXES = formats.SUFFIXES
+#: Formats whose Pillow plugin decodes at a reduced size through `draft` (JPEG: DCT scaling;
+#: pillow-heif: the smallest embedded thumbnail that is large enough).
+DRAFT_FORMATS = frozenset({"JPEG", "MPO", "HEIF"})
 
 # Our own pixel limit (UnreadableImage.too_large) is the guard; Pillow's global one would reject
 # large-but-legitimate scans with a different error before ours runs.
@@ -101,29 +110,48 @@ def open_rgb(
     DCT scaling to the smallest scale at least that big, which is several times faster on photos.
     The pixel limit is checked from the header, before any pixel is decoded (decompression bombs).
     """
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(stream) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise UnreadableImage(
-                    f"image is {width}x{height} = {width * height} pixels, "
-                    f"more than the limit of {max_pixels}",
-                    kind="too_large",
-                )
-            if target is not None and image.format == "JPEG":
-                image.draft("RGB", _stored_target(image, target))
-            image.load()
-            # in place, and RGB kept as is: the two copies a 3 MP upload's decode otherwise makes
-            # took 40% as long as the decode itself (py-spy of the service)
-            ImageOps.exif_transpose(image, in_place=True)
-            return _to_rgb(image)
+        if formats.camera_raw(source) is not None:
+            return _open_camera_raw(source, max_pixels, target)
+        stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        with Image.open(stream, formats=formats.PILLOW_NAMES) as image:
+            return _decode(image, max_pixels, target)
     except UnreadableImage:
         raise
     except UnidentifiedImageError as exc:
-        raise UnreadableImage("not a recognised image format", kind="not_image") from exc
+        raise UnreadableImage(formats.unsupported_reason(source), kind="not_image") from exc
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(f"image data is truncated or corrupt ({exc})") from exc
+
+
+def _decode(image: Image.Image, max_pixels: int,
+            target: Callable[[int, int], tuple[int, int]] | None) -> Image.Image:
+    """An opened (header-only) Pillow image as RGB, within the pixel limit."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise UnreadableImage(
+            f"image is {width}x{height} = {width * height} pixels, "
+            f"more than the limit of {max_pixels}",
+            kind="too_large",
+        )
+    if target is not None and image.format in DRAFT_FORMATS:
+        image.draft("RGB", _stored_target(image, target))
+    image.load()
+    # in place, and RGB kept as is: the two copies a 3 MP upload's decode otherwise makes
+    # took 40% as long as the decode itself (py-spy of the service)
+    ImageOps.exif_transpose(image, in_place=True)
+    return _to_rgb(image)
+
+
+def _open_camera_raw(source: Path | bytes, max_pixels: int,
+                     target: Callable[[int, int], tuple[int, int]] | None) -> Image.Image:
+    """A camera raw file: its embedded preview (through `open_rgb`, as any JPEG) or a demosaic."""
+    try:
+        image = camera_raw.decode(source, max_pixels, target,
+                                  lambda preview: open_rgb(preview, max_pixels, target))
+    except camera_raw.RawError as exc:
+        raise UnreadableImage(str(exc), kind=exc.kind) from exc
+    return _to_rgb(image)
 
 
 @dataclass

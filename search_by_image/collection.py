@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from search_by_image import formats
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import QueryBatcher
 from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
@@ -52,9 +53,6 @@ log = logging.getLogger(__name__)
 
 #: How long an API write waits for another writer before answering "busy, retry".
 WRITE_LOCK_WAIT_S = 5.0
-#: File suffix of an uploaded image, by the format Pillow detected.
-SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
-            "TIFF": ".tif", "MPO": ".jpg"}
 
 Stamp = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
 
@@ -88,6 +86,7 @@ class Snapshot:
 class Upload:
     data: bytes
     image: Image.Image
+    #: its name in formats.FORMATS (JPEG, HEIC, DNG...): the stored file's suffix
     format: str
     metadata: dict[str, Any] | None = None
 
@@ -303,7 +302,7 @@ class Collection:
     @staticmethod
     def _upload_path(upload: Upload) -> str:
         digest = hashlib.sha256(upload.data).hexdigest()[:24]
-        return f"{UPLOADS_DIR}/{digest}{SUFFIXES.get(upload.format, '.img')}"
+        return f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
 
     def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
         """Write atomically (unless the same content is already there); its fingerprint."""

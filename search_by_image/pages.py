@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image
 
 from config import PROJECT_DIR
+from search_by_image import formats
 from search_by_image.catalog import DEFAULT
 
 templates = Jinja2Templates(directory=PROJECT_DIR / "templates")
@@ -46,6 +47,8 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
             "model": info.model,
             "problem": info.detail,
             "search_requires_key": request.app.state.settings.search_requires_key,
+            "accept": formats.accept_attribute(),
+            "format_list": formats.described(),
             **context,
         },
         status_code=status_code,

@@ -7,7 +7,6 @@ itself: empty, too large, not an image, corrupt, or too many pixels (decompressi
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 
@@ -16,6 +15,7 @@ from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataset import UnreadableImage, open_rgb
+from search_by_image import formats
 
 #: Room for the multipart boundaries and small form fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -109,6 +109,8 @@ def decode_upload(
 
 
 def image_format(data: bytes) -> str:
-    """Pillow's name for the format of bytes that `decode_upload` accepted (JPEG, PNG, ...)."""
-    with Image.open(io.BytesIO(data)) as image:
-        return image.format or "unknown"
+    """The format (formats.FORMATS) of bytes that `decode_upload` accepted: JPEG, HEIC, DNG..."""
+    found = formats.identify(data)
+    if found is None:  # decode_upload opened it, so this cannot happen short of a bug
+        raise HTTPException(415, f"cannot use this upload: {formats.unsupported_reason(data)}")
+    return found.name

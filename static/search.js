@@ -100,9 +100,37 @@
   });
   regionClear.addEventListener("click", clearRegion);
 
+  // The formats the server reads (the input's accept list); anything else is named and refused here.
+  const accepted = input.accept.split(",");
+  const supported = (file) => {
+    const dot = file.name.lastIndexOf(".");
+    const suffix = dot >= 0 ? file.name.slice(dot).toLowerCase() : "";
+    return accepted.includes(suffix) || accepted.includes(file.type);
+  };
+  const refuse = (file) => {
+    const dot = file.name.lastIndexOf(".");
+    const kind = dot >= 0 ? `“${file.name.slice(dot)}” files` : (file.type || "This file");
+    showError(`${kind} are not supported. Use one of: ${input.dataset.formats}.`);
+  };
+
+  // Browsers show HEIC and camera raw files only where the system can: elsewhere a note replaces the preview.
+  preview.addEventListener("error", () => {
+    if (!preview.src.startsWith("blob:")) return;
+    preview.hidden = true;
+    prompt.hidden = false;
+    prompt.firstElementChild.textContent = input.files[0] ? `${input.files[0].name} (no preview in this browser)` : "";
+    zone.classList.remove("has-image");
+    regionHint.hidden = true;
+  });
+
   const showPreview = () => {
     const file = input.files[0];
     if (!file) return;
+    if (!supported(file)) {
+      refuse(file);
+      input.value = "";
+      return;
+    }
     if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
@@ -121,6 +149,11 @@
   ["dragleave", "drop"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("dragging")));
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
+    const dropped = event.dataTransfer.files[0];
+    if (dropped && !supported(dropped)) {
+      refuse(dropped);
+      return;
+    }
     if (event.dataTransfer.files.length) {
       input.files = event.dataTransfer.files;
       showPreview();

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -52,6 +52,49 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def encoded(image: Image.Image, format: str, **options) -> bytes:
+    """`image` in `format` as Pillow (and its HEIF/AVIF plugins) writes it."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+#: XYZ (D65) to linear sRGB: as a DNG's ColorMatrix1, the sensor's colours are sRGB's primaries.
+_XYZ_TO_SRGB = (3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570)
+
+
+def dng_bytes(photo: Image.Image, orientation: int = 1) -> bytes:
+    """A camera raw file (DNG, 12-bit RGGB Bayer mosaic, no preview) made from a real photo with
+    PiDNG: what LibRaw must demosaic, as it would a sensor's data."""
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
+
+    rgb = np.asarray(photo.convert("RGB"), dtype=np.float64)
+    height, width = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    linear = ((rgb[:height, :width] / 255.0) ** 2.2 * 4095).astype(np.uint16)
+    mosaic = np.empty((height, width), np.uint16)
+    mosaic[0::2, 0::2] = linear[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = linear[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = linear[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = linear[1::2, 1::2, 2]
+    tags = DNGTags()
+    for tag, value in [
+        (Tag.ImageWidth, width), (Tag.ImageLength, height), (Tag.TileWidth, width),
+        (Tag.TileLength, height), (Tag.Orientation, orientation), (Tag.SamplesPerPixel, 1),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.BitsPerSample, 16), (Tag.CFARepeatPatternDim, [2, 2]), (Tag.CFAPattern, CFAPattern.RGGB),
+        (Tag.BlackLevel, 0), (Tag.WhiteLevel, 4095),
+        (Tag.ColorMatrix1, [[round(v * 10000), 10000] for v in _XYZ_TO_SRGB]),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65), (Tag.AsShotNeutral, [[1, 1]] * 3),
+        (Tag.Make, "search-by-image tests"), (Tag.Model, "PiDNG"),
+        (Tag.DNGVersion, DNGVersion.V1_4), (Tag.DNGBackwardVersion, DNGVersion.V1_2),
+    ]:
+        tags.set(tag, value)
+    writer = RAW2DNG()
+    writer.options(tags, path="", compress=False)
+    return bytes(writer.convert(mosaic))
 
 
 def require_datasets(name: str) -> Path:

@@ -93,7 +93,7 @@ def test_png_upload_with_alpha_works(client):
     ("data", "status", "reason"),
     [
         (b"", 400, "empty"),
-        (b"%PDF-1.4 this is a document", 415, "not a recognised image"),
+        (b"%PDF-1.4 this is a document", 415, "PDF files are not supported"),
         ((PHOTOS / "kite.jpg").read_bytes()[:20000], 422, "truncated or corrupt"),
         (png_claiming(100_000, 100_000), 413, "pixels"),
         (b"\xff\xd8" + b"\x00" * (UPLOAD_LIMIT + 10), 413, "limit"),

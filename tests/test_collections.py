@@ -2,12 +2,13 @@
 
 import json
 import shutil
+from pathlib import PurePosixPath
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, copy_photos, jpeg_bytes, make_settings
+from conftest import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_settings
 from main import create_app
 from search_by_image import catalog
 from search_by_image.auth import KEYS_FILE, KeyStore
@@ -220,3 +221,36 @@ def test_a_grayscale_collection_finds_black_and_white_copies_of_colour_photos(tm
         assert info["preprocessing"]["grayscale"] is True
         body = search(client, "coffee.jpg", k=1).json()
         assert body["results"][0]["path"] == "coffee.jpg" and body["results"][0]["score"] > 0.95
+
+
+def test_phone_camera_and_other_formats_are_added_and_kept_by_the_next_indexer_run(client, settings):
+    """Issue 15 case 6: every format an add accepts is stored under a suffix the indexer scans."""
+    folder = settings.images_dir.parent / "phones"
+    copy_photos(folder, ["coffee.jpg", "rocket.jpg"])
+    location = catalog.for_indexing(settings, "phones", folder)
+    update_index(settings, location, progress=False)
+    client.app.state.service.refresh()
+    try:
+        photo = Image.open(PHOTOS / "chelsea.jpg").convert("RGB")
+        files = [("files", (f"cat.{fmt.lower()}", encoded(photo.rotate(4 * n), fmt, **options), "image/*"))
+                 for n, (fmt, options) in enumerate([
+                     ("HEIF", {"quality": 80, "enc_params": {"preset": "ultrafast"}}), ("AVIF", {"quality": 70}),
+                     ("PPM", {}), ("ICO", {"sizes": [(256, 170)]}), ("PNG", {})])]
+        files.append(("files", ("IMG_0001.DNG", dng_bytes(photo.rotate(20)), "image/x-adobe-dng")))
+        added = client.post("/collections/phones/images", files=files)
+        assert added.status_code == 201, added.text
+        images = added.json()["images"]
+        suffixes = [PurePosixPath(i["path"]).suffix for i in images]
+        assert suffixes == [".heic", ".avif", ".ppm", ".ico", ".png", ".dng"]
+        top = client.post("/search", data={"collection": "phones", "k": 1},
+                          files={"file": ("q.heic", files[0][1][1], "image/heic")}).json()
+        assert top["results"][0]["id"] == images[0]["id"]
+
+        report = update_index(settings, location, progress=False)
+        assert (report.removed, report.reused, report.skipped) == (0, 8, [])
+        kept = IndexStore.load(location.saved_dir)
+        assert {i["path"]: i["id"] for i in images}.items() <= {
+            p: int(i) for p, i in zip(kept.paths, kept.ids)}.items()
+    finally:  # the other tests of this module see only their own collections
+        shutil.rmtree(location.saved_dir)
+        client.app.state.service.refresh()

@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
+from search_by_image import formats
 from search_by_image.catalog import DEFAULT
 from search_by_image.collection import NoIndex
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
@@ -77,7 +78,7 @@ async def search(
     _: SearchAccess,
     service: ServiceDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="the query image (JPEG, PNG, WebP, GIF, BMP, TIFF)")],
+    file: Annotated[UploadFile, File(description=f"the query image ({formats.described()})")],
     k: Annotated[int, Form(ge=1, le=MAX_K, description="number of results")] = 10,
     collection: Annotated[str, Form(description="which collection to search")] = DEFAULT,
     filters: Annotated[str | None, Form(description=FILTERS_HELP)] = None,
