@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import Dataset
 
 from search_by_image import camera_raw, formats
 
@@ -164,8 +163,9 @@ class Batch:
     failed: list[tuple[int, str]]
 
 
-class ImageFolder(Dataset):
-    """Images of a folder by relative path, decoded and preprocessed (in DataLoader workers).
+class ImageFolder:
+    """Images of a folder by relative path, decoded and preprocessed (a map-style dataset: torch's
+    DataLoader workers decode it on a GPU; the CPU path iterates it without torch).
 
     A file that cannot be decoded yields a failure instead of raising, so one bad file never stops
     a run; `collate` keeps indices next to pixels, so features and paths cannot drift apart.

@@ -49,10 +49,10 @@ from PIL import Image
 
 from config import PROJECT_DIR, Settings
 from dataset import ImageFolder, open_rgb
-from search_by_image import embedder as embedder_module
-from search_by_image.backbones import WeightsUnavailable, load_backbone
+from search_by_image import torch_runtime
+from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import MAX_BATCH
-from search_by_image.embedder import Embedder, EmbedderSpec, pool
+from search_by_image.embedder import Embedder, EmbedderSpec, normalized, pool
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 from search_by_image.index_store import build_index
 from search_by_image.indexer import update_index
@@ -85,12 +85,12 @@ def rate(count: int, seconds: float) -> float:
 
 def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) -> float:
     """The baseline: full-size decode, Pillow's resize, one image at a time, eager fp32."""
-    model = load_backbone(spec.model, pretrained=pretrained)
+    model = torch_runtime.load_backbone(spec.model, pretrained=pretrained)
     prep = spec.preprocessing
 
     def embed(path: Path) -> None:
-        pixels, hw = prep.batch([np.array(prep.pillow_resized(Image.open(path).convert("RGB")))])
-        torch.nn.functional.normalize(pool(model(pixels), hw, spec.pooling, spec.gem_p), dim=1)
+        pixels, hw = prep.batch([prep(Image.open(path).convert("RGB"))])
+        normalized(pool(model(torch.from_numpy(pixels)).numpy(), hw, spec.pooling, spec.gem_p))
 
     with torch.inference_mode():
         embed(paths[0])  # warm-up: oneDNN picks its kernels on the first call
@@ -125,14 +125,14 @@ def weights_or_architecture(model: str) -> Iterator[bool]:
     included (False). Timing only: speed does not depend on the weight values, and the issue
     allows architecture timing for ResNet50, whose weights cannot be had on this machine."""
     try:
-        load_backbone(model)
+        torch_runtime.load_backbone(model)
     except WeightsUnavailable:
-        real = embedder_module.load_backbone
-        embedder_module.load_backbone = lambda name, pretrained=True: real(name, pretrained=False)
+        real = torch_runtime.load_backbone
+        torch_runtime.load_backbone = lambda name, pretrained=True: real(name, pretrained=False)
         try:
             yield False
         finally:
-            embedder_module.load_backbone = real
+            torch_runtime.load_backbone = real
         return
     yield True
 
@@ -198,7 +198,7 @@ def bench_runtimes(args) -> None:
     rows = []
     for model_name in args.models:
         for side in args.sides:
-            model = load_backbone(model_name, pretrained=False)
+            model = torch_runtime.load_backbone(model_name, pretrained=False)
             x = torch.randn(args.batch_size, 3, side, side)
             with torch.inference_mode():
                 eager = timed(model, x, args.repeats)
@@ -208,7 +208,7 @@ def bench_runtimes(args) -> None:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     bf = timed(last, xl, args.repeats)
             runners = onnx_runners(model.to(memory_format=torch.contiguous_format), model_name)
-            onnx = {kind: timed(run, x, args.repeats) for kind, run in runners.items()}
+            onnx = {kind: timed(run, x.numpy(), args.repeats) for kind, run in runners.items()}
             rows.append([model_name, side, args.batch_size, eager, cl, bf,
                          onnx.get("fp32", float("nan")), onnx.get("int8", float("nan")),
                          f"{max(cl, bf, *onnx.values()) / eager:.1f}x"])
@@ -301,11 +301,18 @@ def bench_http(args) -> None:
 
 # --- preprocessing -------------------------------------------------------------------------
 
-def bench_preprocessing(args) -> None:
-    """Per image, one thread: JPEG decode (DCT-scaled as the service does), then Pillow's bicubic
-    resize next to the project's (torch's SIMD port of the same filter), and how far apart they are."""
-    from search_by_image.preprocessing import resize_bicubic
+def torch_bicubic(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """torch's SIMD port of Pillow's antialiased bicubic filter, which the project resized with
+    until serving dropped torch (issue 18): the row of comparison."""
+    channels_first = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    resized = torch.nn.functional.interpolate(channels_first, size=(height, width), mode="bicubic",
+                                              antialias=True)
+    return resized[0].permute(1, 2, 0).numpy()
 
+
+def bench_preprocessing(args) -> None:
+    """Per image, one thread: JPEG decode (DCT-scaled as the service does), then the project's
+    resize (Pillow's bicubic) next to torch's SIMD port of the same filter, and how far apart."""
     prep = EmbedderSpec.from_settings(Settings()).preprocessing
     folder = args.datasets_dir / "holidays_subset300" / "images"
     photos = {f"Holidays {p.name}": p.read_bytes() for p in sorted(folder.iterdir())[:2]} if folder.is_dir() else {}
@@ -318,17 +325,16 @@ def bench_preprocessing(args) -> None:
         pixels = np.array(image)
         ms = {name: 1e3 / timed(fn, [None], 20) for name, fn in (
             ("decode", lambda _: open_rgb(data, BIG, prep.resized_size)),
-            ("pillow", lambda _: prep.pillow_resized(image)),
-            ("ours", lambda _: resize_bicubic(pixels, width, height)))}
-        gap = np.abs(resize_bicubic(pixels, width, height).astype(int)
-                     - np.array(prep.pillow_resized(image)).astype(int))
+            ("pillow", lambda _: prep(image)),
+            ("torch", lambda _: torch_bicubic(pixels, width, height)))}
+        gap = np.abs(torch_bicubic(pixels, width, height).astype(int) - prep(image).astype(int))
         rows.append([label, f"{image.width}x{image.height} -> {width}x{height}", f"{ms['decode']:.2f}",
-                     f"{ms['pillow']:.2f}", f"{ms['ours']:.2f}", f"{ms['pillow'] / ms['ours']:.1f}x",
+                     f"{ms['pillow']:.2f}", f"{ms['torch']:.2f}", f"{ms['pillow'] / ms['torch']:.1f}x",
                      int(gap.max()), f"{(gap > 0).mean():.2%}"])
     torch.set_num_threads(threads)
     table("Decode and resize per image, one thread (ms)",
-          ["image", "decoded -> resized", "decode", "Pillow bicubic", "ours", "speed-up",
-           "max level difference", "values differing"], rows)
+          ["image", "decoded -> resized", "decode", "Pillow bicubic (ours)", "torch SIMD port",
+           "torch's speed-up", "max level difference", "values differing"], rows)
 
 
 # --- faiss ---------------------------------------------------------------------------------

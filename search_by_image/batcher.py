@@ -11,10 +11,12 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search_by_image.embedder import Embedder
+if TYPE_CHECKING:
+    from search_by_image.embedder import Embedder
 
 #: Upper bound on one coalesced batch: bounds the padding cost and a batch's latency.
 MAX_BATCH = 16

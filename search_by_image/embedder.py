@@ -9,23 +9,21 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from search_by_image.backbones import (
-    BACKBONES,
-    WeightsUnavailable,
-    load_backbone,
-    resolve_model,
-    weights_id,
-)
 from search_by_image import quantization
+from search_by_image.backbones import BACKBONES, WeightsUnavailable, resolve_model, weights_id
+from search_by_image.devices import resolve_device
 from search_by_image.onnx_runtime import OnnxTrunk, cache_file, export, resolve_runtime
 from search_by_image.preprocessing import STRIDE, Preprocessing
+
+if TYPE_CHECKING:
+    from search_by_image.torch_runtime import TorchTrunk
 
 log = logging.getLogger(__name__)
 
@@ -68,50 +66,58 @@ class EmbedderSpec(BaseModel):
         )
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32.
-
-    `auto` picks bf16 where the hardware runs it natively (AVX-512 BF16/AMX CPUs, Ampere+ GPUs):
-    on holidays_subset300 it gave the same mAP as fp32 (0.7969 vs 0.7973) at twice the speed.
-    Precision is a runtime choice, not part of the spec: bf16 only rounds the same descriptor.
-    """
-    if precision == "auto":
-        if device.type == "cuda":
-            supported = torch.cuda.is_bf16_supported()
-        else:
-            supported = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        precision = "bf16" if supported else "fp32"
-    return torch.bfloat16 if precision == "bf16" else None
-
-
-def pool(features: torch.Tensor, content_hw: torch.Tensor, kind: str, p: float) -> torch.Tensor:
-    """Average or GeM-pool feature maps over each image's content cells (padding excluded)."""
+def pool(features: np.ndarray, content_hw: np.ndarray, kind: str, p: float) -> np.ndarray:
+    """Average or GeM-pool float32 (B, C, H, W) feature maps over each image's content cells
+    (padding excluded); (B, C) out."""
     _, _, height, width = features.shape
-    rows = torch.arange(height, device=features.device)
-    cols = torch.arange(width, device=features.device)
-    cells = (content_hw.to(features.device) + STRIDE - 1) // STRIDE
-    mask = (rows[None, :, None] < cells[:, 0, None, None]) & (cols[None, None, :] < cells[:, 1, None, None])
-    mask = mask[:, None].to(features.dtype)
-    count = mask.sum(dim=(2, 3))
+    cells = (content_hw + STRIDE - 1) // STRIDE
+    mask = ((np.arange(height)[None, :, None] < cells[:, 0, None, None])
+            & (np.arange(width)[None, None, :] < cells[:, 1, None, None]))
+    mask = mask[:, None].astype(features.dtype)
+    count = mask.sum(axis=(2, 3))
     if kind == "avg":
-        return (features * mask).sum(dim=(2, 3)) / count
-    powered = features.clamp(min=1e-6).pow(p) * mask
-    return (powered.sum(dim=(2, 3)) / count).pow(1.0 / p)
+        return (features * mask).sum(axis=(2, 3)) / count
+    clamped = np.maximum(features, np.float32(1e-6))
+    # x*x*x for the usual p=3: numpy's general power took as long as an int8 forward pass
+    powered = clamped * clamped * clamped if p == 3 else np.power(clamped, np.float32(p))
+    return np.power((powered * mask).sum(axis=(2, 3)) / count, np.float32(1.0 / p))
+
+
+def normalized(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (all-zero rows stay zero), like torch.nn.functional.normalize."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.float32(1e-12))
+
+
+def rescaled(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A float32 (B, 3, H, W) batch resized plane by plane with Pillow's antialiased bilinear
+    filter (mode F): what torch's interpolate(bilinear, antialias=True) ports, for `scales`."""
+    out = np.empty(pixels.shape[:2] + (height, width), np.float32)
+    for row in range(pixels.shape[0]):
+        for channel in range(pixels.shape[1]):
+            plane = Image.fromarray(np.ascontiguousarray(pixels[row, channel]))
+            out[row, channel] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
+    return out
+
+
+def _torch_runtime(need: str) -> ModuleType:
+    """torch_runtime, imported on first need; a serving-only install says what would need it."""
+    try:
+        from search_by_image import torch_runtime
+    except ImportError as exc:
+        raise WeightsUnavailable(f"{need} needs torch, which is not installed (a serving-only "
+                                 "install): pip install -r requirements.txt") from exc
+    return torch_runtime
 
 
 class Embedder:
-    """A loaded backbone that turns preprocessed batches into unit-length float32 rows.
+    """A loaded trunk that turns preprocessed batches into unit-length float32 rows.
 
-    Not meant to be called from several threads at once: torch already uses every core for one
-    batch. The service funnels concurrent queries through one `QueryBatcher` instead.
+    The trunk is a runtime's session behind one call, float32 pixels in and feature maps out:
+    `OnnxTrunk` (no torch) or `TorchTrunk` (imported only when used). Pooling and multi-scale
+    happen here in numpy, the same for both.
+
+    Not meant to be called from several threads at once: the runtime already uses every core for
+    one batch. The service funnels concurrent queries through one `QueryBatcher` instead.
     """
 
     def __init__(
@@ -122,88 +128,88 @@ class Embedder:
         pretrained: bool = True,
         runtime: str = "torch",
         cache_dir: Path | None = None,
+        threads: int | None = None,
     ):
-        """`runtime` auto/torch/onnx (see onnx_runtime); the ONNX file is kept in `cache_dir`."""
-        available = weights_id(spec.model) if pretrained else spec.weights
-        if available != spec.weights:
-            raise WeightsUnavailable(
-                f"the index was built with {spec.model} weights {spec.weights}, but this machine has "
-                f"{available}: rebuild with `python with_faiss.py --rebuild`"
-            )
+        """`runtime` auto/torch/onnx (see onnx_runtime); the ONNX file is kept in `cache_dir`.
+        `threads`: the runtime's threads (default: every CPU; torch's are process-wide)."""
         self.spec = spec
-        self.device = resolve_device(device)
+        self.preprocess = spec.preprocessing
         if spec.quantization == "int8":  # the index's int8 model, wherever the query runs
-            self.device, runtime = torch.device("cpu"), "onnx"
+            self.device, runtime = "cpu", "onnx"
             if not quantization.cpu_has_vnni():
                 log.warning("%s was indexed with an int8 model; this CPU has no VNNI, where ONNX "
                             "Runtime's int8 kernels can saturate: rebuild with --precision fp32 if "
                             "results look off", spec.model)
+        else:
+            self.device = resolve_device(device)
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
-        self.preprocess = spec.preprocessing
+        self.trunk: OnnxTrunk | TorchTrunk
         if self.runtime == "onnx":
-            self.autocast_dtype = None
-            self.backbone = self._onnx_trunk(pretrained, cache_dir)
-            return
-        self.autocast_dtype = resolve_precision(precision, self.device)
-        self.backbone = load_backbone(spec.model, pretrained=pretrained).to(self.device)
-        self.backbone = self.backbone.to(memory_format=torch.channels_last)
+            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads)
+            self.precision = spec.quantization if spec.quantization == "int8" else "fp32"
+        else:
+            torch_runtime = _torch_runtime(f"{spec.model} on the {self.runtime} runtime")
+            self._check_weights(pretrained)
+            self.trunk = torch_runtime.TorchTrunk(spec.model, self.device, precision, pretrained, threads)
+            self.precision = self.trunk.precision
 
     @classmethod
-    def configured(cls, spec: EmbedderSpec, settings) -> Embedder:
+    def configured(cls, spec: EmbedderSpec, settings, threads: int | None = None) -> Embedder:
         """The embedder for `spec` on the device, precision and runtime the settings ask for."""
         return cls(spec, settings.device, settings.precision, runtime=settings.runtime,
-                   cache_dir=settings.onnx_cache)
+                   cache_dir=settings.onnx_cache, threads=threads)
 
-    def _onnx_trunk(self, pretrained: bool, cache_dir: Path | None) -> OnnxTrunk:
+    def _check_weights(self, pretrained: bool) -> None:
+        available = weights_id(self.spec.model) if pretrained else self.spec.weights
+        if available != self.spec.weights:
+            raise WeightsUnavailable(
+                f"the index was built with {self.spec.model} weights {self.spec.weights}, but this "
+                f"machine has {available}: rebuild with `python with_faiss.py --rebuild`"
+            )
+
+    def _onnx_file(self, pretrained: bool, cache_dir: Path | None) -> Path:
+        """The model file the session runs: exported (and quantized) once, then only read.
+
+        A cached file is named for the index's weights, so where it exists neither the weights
+        nor torch are needed (a serving-only install, README)."""
         if cache_dir is None or not pretrained:
             cache_dir = Path(tempfile.mkdtemp(prefix="sbi-onnx-"))
-        path = cache_file(cache_dir, self.spec.model, self.spec.weights)
-        if not path.is_file():
-            log.info("Exporting %s to ONNX Runtime (once): %s", self.spec.model, path)
-            export(load_backbone(self.spec.model, pretrained=pretrained), path)
+        exported = cache_file(cache_dir, self.spec.model, self.spec.weights)
         if self.spec.quantization == "int8":
-            path = quantization.quantized_trunk_file(path, self.spec.preprocessing)
-        return OnnxTrunk(path)
-
-    @property
-    def precision(self) -> str:
+            served = quantization.quantized_file(exported, self.spec.preprocessing)
+        else:
+            served = exported
+        if served.is_file():
+            return served
+        if not exported.is_file():
+            torch_runtime = _torch_runtime(f"{self.spec.model}'s ONNX file {served} is missing; "
+                                           "exporting it")
+            self._check_weights(pretrained)
+            log.info("Exporting %s to ONNX Runtime (once): %s", self.spec.model, exported)
+            export(torch_runtime.load_backbone(self.spec.model, pretrained=pretrained), exported)
         if self.spec.quantization == "int8":
-            return "int8"
-        return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
+            quantization.quantized_trunk_file(exported, self.spec.preprocessing)
+        return served
 
-    @torch.inference_mode()
-    def embed_batch(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> np.ndarray:
+    def embed_batch(self, pixels: np.ndarray, content_hw: np.ndarray) -> np.ndarray:
         """Embed a `Preprocessing.batch`, cropped first to the batch's largest content.
 
         A batch of landscape photos at 448 px is 448 x 352 of content; not running the model over
         the padding made the forward pass 1.4x faster on this repo's 2-core CPU.
         """
-        height, width = ((content_hw.max(dim=0).values + STRIDE - 1) // STRIDE * STRIDE).tolist()
-        pixels = pixels[:, :, :height, :width].to(self.device)
+        height, width = ((content_hw.max(axis=0) + STRIDE - 1) // STRIDE * STRIDE).tolist()
+        pixels = pixels[:, :, :height, :width]
         total = None
         for scale in self.spec.scales:
             scaled, scaled_hw = pixels, content_hw
             if scale != 1.0:
-                size = (max(STRIDE, round(height * scale)), max(STRIDE, round(width * scale)))
-                scaled = torch.nn.functional.interpolate(
-                    pixels, size=size, mode="bilinear", antialias=True, align_corners=False
-                )
-                scaled_hw = (content_hw.float() * scale).round().clamp(min=1).long()
-            descriptor = torch.nn.functional.normalize(self._pooled(scaled, scaled_hw), dim=1)
+                scaled = rescaled(pixels, max(STRIDE, round(height * scale)),
+                                  max(STRIDE, round(width * scale)))
+                scaled_hw = np.maximum(np.round(content_hw.astype(np.float32) * np.float32(scale)), 1).astype(np.int64)
+            maps = self.trunk(scaled)
+            descriptor = normalized(pool(maps, scaled_hw, self.spec.pooling, self.spec.gem_p))
             total = descriptor if total is None else total + descriptor
-        return torch.nn.functional.normalize(total, dim=1).cpu().numpy().astype(np.float32)
-
-    def _pooled(self, pixels: torch.Tensor, content_hw: torch.Tensor) -> torch.Tensor:
-        if self.runtime == "onnx":
-            return pool(self.backbone(pixels), content_hw, self.spec.pooling, self.spec.gem_p)
-        pixels = pixels.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(
-            self.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-        ):
-            maps = self.backbone(pixels)
-        return pool(maps.float(), content_hw, self.spec.pooling, self.spec.gem_p)
+        return normalized(total).astype(np.float32)
 
     def embed_prepared(self, prepared: list[np.ndarray]) -> np.ndarray:
         """Embed `preprocess` outputs (uint8 pixels, one array per image) as one batch."""

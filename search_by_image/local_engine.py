@@ -20,17 +20,17 @@ import logging
 import multiprocessing
 import os
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dataset import ImageFolder
+from dataset import Batch, ImageFolder
+from search_by_image.devices import is_gpu
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.shards import ShardFiles, ShardResult
 
@@ -55,13 +55,11 @@ def embed_files(
     """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files.
 
     The one embedding function: both engines call it, on chunks of shards. `workers` DataLoader
-    processes decode (0: this process decodes between batches); `bar` is a progress bar to advance
-    instead of drawing one.
+    processes decode (0: this process decodes between batches, without torch); `bar` is a
+    progress bar to advance instead of drawing one.
     """
     dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate
-    )
+    loader = _batches(dataset, batch_size, workers)
     done: list[str] = []
     rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
     skipped: list[tuple[str, str]] = []
@@ -78,6 +76,15 @@ def embed_files(
     return done, np.concatenate(rows), skipped
 
 
+def _batches(dataset: ImageFolder, batch_size: int, workers: int) -> Iterable[Batch]:
+    if workers == 0:
+        return (ImageFolder.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+                for start in range(0, len(dataset), batch_size))
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate)
+
+
 _worker: tuple[Embedder, object] | None = None
 
 
@@ -86,9 +93,9 @@ def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
 
     global _worker
     logging.disable(logging.WARNING)  # the parent logs skipped files, once
-    torch.set_num_threads(threads)
     settings = Settings.model_validate_json(settings_json)
-    _worker = (Embedder.configured(EmbedderSpec.model_validate_json(spec_json), settings), settings)
+    spec = EmbedderSpec.model_validate_json(spec_json)
+    _worker = (Embedder.configured(spec, settings, threads), settings)
 
 
 def _embed_chunk(images_dir: str, paths: list[str]) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
@@ -98,8 +105,8 @@ def _embed_chunk(images_dir: str, paths: list[str]) -> tuple[list[str], np.ndarr
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
-    """fork where there is one, as DataLoader workers do: a spawned worker spends 3 s importing
-    torch before its first image. Each worker builds its own ONNX Runtime session after the fork."""
+    """fork where there is one, as DataLoader workers do: a spawned worker re-imports everything
+    (3 s where that includes torch). Each worker builds its own runtime session after the fork."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -115,8 +122,8 @@ def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[i
     embedder = Embedder.configured(spec, settings)
     with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding",
               disable=not progress) as bar, logging_redirect_tqdm():
-        if embedder.device.type != "cpu" or processes <= 1:
-            workers = settings.workers if embedder.device.type != "cpu" else 0
+        if is_gpu(embedder.device) or processes <= 1:
+            workers = settings.workers if is_gpu(embedder.device) else 0
             for number, paths in pending.items():
                 done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
                                                   workers, settings.max_image_pixels, bar=bar)

@@ -5,8 +5,9 @@ Why: on this project's 2-core AVX-512 CPU, ONNX Runtime ran EfficientNet-Lite0 a
 faster than torch with bf16 autocast (44.2 vs 26.8 images/s, batch 16) and 2.9x faster than torch
 fp32 with channels_last, at fp32 accuracy: descriptors agree with torch's to a cosine of 0.9999+.
 For ResNet50, torch with bf16 is faster (31.4 vs 22.9 images/s at 224 px), so `auto` keeps torch
-there (bench/speed.py, runtimes table). Only the trunk runs on ONNX Runtime; masked pooling stays
-in torch. Height, width and batch are dynamic axes, so cropped batches and any scale work.
+there (bench/speed.py, runtimes table). Only the trunk runs on ONNX Runtime; masked pooling is
+numpy's (embedder.pool). Height, width and batch are dynamic axes, so cropped batches and any scale
+work. Serving an exported model needs no torch: torch is imported only to export one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from search_by_image.devices import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,12 @@ def available() -> bool:
     return True
 
 
-def resolve_runtime(runtime: str, model: str, device: torch.device) -> str:
+def resolve_runtime(runtime: str, model: str, device: str) -> str:
     """`auto`: ONNX Runtime for the models it runs faster on the CPU, torch otherwise."""
     if runtime == "auto":
-        faster = device.type == "cpu" and model in FASTER_ON_ONNX and available()
+        faster = device == "cpu" and model in FASTER_ON_ONNX and available()
         return "onnx" if faster else "torch"
-    if runtime == "onnx" and (device.type != "cpu" or not available()):
+    if runtime == "onnx" and (device != "cpu" or not available()):
         raise RuntimeError("runtime 'onnx' needs the CPU and the onnxruntime package "
                            "(pip install onnxruntime); use runtime auto or torch")
     return runtime
@@ -67,8 +69,11 @@ def staged(path: Path) -> Iterator[Path]:
     os.replace(temporary, path)
 
 
-def export(trunk: torch.nn.Module, path: Path) -> None:
-    """Export `trunk` (fp32, eval mode) with dynamic batch, height and width, atomically."""
+def export(trunk, path: Path) -> None:
+    """Export the torch module `trunk` (fp32, eval mode) with dynamic batch, height and width,
+    atomically."""
+    import torch
+
     example = torch.zeros(1, 3, 224, 224)
     with staged(path) as temporary, torch.inference_mode(False), torch.no_grad():
         torch.onnx.export(trunk.float().eval(), (example,), str(temporary), input_names=["pixels"],
@@ -77,19 +82,19 @@ def export(trunk: torch.nn.Module, path: Path) -> None:
 
 
 class OnnxTrunk:
-    """Callable like the torch trunk: a (B, 3, H, W) float tensor in, feature maps out."""
+    """The trunk as an ONNX Runtime session: float32 (B, 3, H, W) pixels in, feature maps out."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None = None):
+        """`threads`: intra-op threads, default one per CPU this process may run on."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
+        options.intra_op_num_threads = threads or cpu_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no busy-waiting between runs: an idle service's spinning threads took the cores from
         # everything else on the machine (a forward pass next to it went from 25 to 40 ms)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(pixels.float().numpy())
-        return torch.from_numpy(self.session.run(None, {"pixels": array})[0])
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})[0]

@@ -22,7 +22,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from dataset import open_rgb
@@ -48,10 +47,10 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def resolve(precision: str, runtime: str, model: str, device: torch.device) -> str:
+def resolve(precision: str, runtime: str, model: str, device: str) -> str:
     """The spec's `quantization` for the settings: `int8` or `none`."""
     if precision == "int8":  # ONNX Runtime on the CPU, whichever runtime `auto` would pick
-        if runtime == "torch" or device.type != "cpu" or not onnx_runtime.available():
+        if runtime == "torch" or device != "cpu" or not onnx_runtime.available():
             raise RuntimeError("precision int8 runs on ONNX Runtime on the CPU: use runtime auto "
                                "or onnx, device cpu, and install onnxruntime")
         return "int8"
@@ -86,18 +85,17 @@ def _calibration_inputs(preprocessing: Preprocessing) -> list[dict]:
     The variants widen the ranges seen beyond 13 images: on Holidays they gave whitened mAP
     0.8448 against 0.8425 for the photos alone (fp32: 0.8492; percentile ranges: 0.8448).
 
-    The photos are resized by Pillow itself, so `preprocessing` only crops and normalises: the
-    int8 ranges must not depend on the resize kernel. Redrawn from the SIMD resize's pixels (1-2
-    levels apart on 0.3% of values), they moved whitened mAP from 0.8441 to 0.8348: int8
-    calibration noise that cached files and the measured model should not be re-rolled by.
+    The photos are resized by Pillow, as `preprocessing` does: the int8 ranges depend on the
+    resize kernel. Redrawn from torch's SIMD resize's pixels (1-2 levels apart on 0.3% of values),
+    they moved whitened mAP from 0.8441 to 0.8348: int8 calibration noise that cached files and
+    the measured model should not be re-rolled by.
     """
     inputs = []
     for photo in calibration_photos():
         image = open_rgb(photo, 50_000_000)
         smaller = image.resize((image.width * 2 // 3, image.height * 2 // 3), Image.Resampling.BICUBIC)
         for variant in (image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), smaller):
-            resized = preprocessing(preprocessing.pillow_resized(variant))
-            inputs.append({"pixels": preprocessing.batch([resized])[0].numpy()})
+            inputs.append({"pixels": preprocessing.batch([preprocessing(variant)])[0]})
     return inputs
 
 

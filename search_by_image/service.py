@@ -18,7 +18,7 @@ from search_by_image import catalog
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection, Hits
-from search_by_image.embedder import resolve_device
+from search_by_image.devices import resolve_device
 from search_by_image.embedders import EmbedderPool
 from search_by_image.filters import Condition
 from search_by_image.index_store import single_threaded_blas
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class SearchService:
     def __init__(self, settings):
         self.settings = settings
-        self.device = str(resolve_device(settings.device))
+        self.device = resolve_device(settings.device)
         self.embedders = EmbedderPool(settings)
         self.collections: dict[str, Collection] = {}
         #: image URLs carry a signature when searching needs a key (an <img> sends no header)

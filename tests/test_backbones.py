@@ -8,8 +8,9 @@ from torchvision.models import ResNet50_Weights
 
 from conftest import PHOTOS
 from search_by_image import backbones
-from search_by_image.backbones import load_backbone, resnet50_cache_file, resolve_model
+from search_by_image.backbones import resnet50_cache_file, resolve_model
 from search_by_image.preprocessing import Preprocessing
+from search_by_image.torch_runtime import load_backbone
 
 CATEGORIES = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
@@ -17,6 +18,7 @@ CATEGORIES = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 def top5(model, name: str) -> list[str]:
     prep = Preprocessing(resize="center_crop", size=224, mean=(0.5,) * 3, std=(0.5,) * 3)
     pixels, _ = prep.batch([prep(Image.open(PHOTOS / name).convert("RGB"))])
+    pixels = torch.from_numpy(pixels)
     with torch.inference_mode():
         return [CATEGORIES[i] for i in model.classify(pixels).topk(5).indices[0]]
 
@@ -48,7 +50,7 @@ def test_auto_falls_back_to_the_bundled_model_with_one_warning(tmp_path, monkeyp
     def offline():
         raise backbones.WeightsUnavailable("no network")
 
-    monkeypatch.setattr(backbones, "_resnet50_state_dict", offline)
+    monkeypatch.setattr(backbones, "resnet50_state_dict", offline)
     with caplog.at_level(logging.INFO, logger="search_by_image.backbones"):
         assert resolve_model("auto") == "efficientnet_lite0"
     assert len(caplog.records) == 1 and "efficientnet_lite0" in caplog.records[0].getMessage()

@@ -4,7 +4,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import PHOTOS
@@ -61,9 +60,9 @@ def test_batch_padding_barely_changes_a_descriptor(lite0):
 
 
 def test_pooling_ignores_cells_outside_the_content():
-    features = torch.ones(1, 1, 4, 4)
+    features = np.ones((1, 1, 4, 4), np.float32)
     features[..., 2:, :] = 100.0  # padding rows with large activations
-    content = torch.tensor([[64, 128]])  # 2 x 4 cells of content at stride 32
+    content = np.array([[64, 128]])  # 2 x 4 cells of content at stride 32
     assert pool(features, content, "avg", 3.0).item() == pytest.approx(1.0)
     assert pool(features, content, "gem", 3.0).item() == pytest.approx(1.0, rel=1e-4)
 
@@ -81,3 +80,17 @@ def test_onnx_runtime_gives_the_torch_descriptors(lite0, collection, tmp_path):
     again = Embedder(fp32, "cpu", runtime="onnx", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.onnx"))) == 1  # exported once, then loaded from the cache
     assert np.allclose(again.embed_images(images[:2]), onnx_rows[:2], atol=1e-5)
+
+
+def test_multi_scale_inputs_are_resized_like_torchs_antialiased_bilinear():
+    """Multi-scale collections were indexed with torch's interpolate; the numpy path (Pillow's
+    filter that torch ports) gives the same inputs, to float rounding."""
+    import torch
+
+    from search_by_image.embedder import rescaled
+
+    pixels = np.random.default_rng(0).normal(size=(2, 3, 96, 128)).astype(np.float32)
+    for height, width in ((68, 90), (48, 64), (136, 181)):
+        expected = torch.nn.functional.interpolate(torch.from_numpy(pixels), size=(height, width),
+                                                   mode="bilinear", antialias=True, align_corners=False)
+        assert np.abs(rescaled(pixels, height, width) - expected.numpy()).max() < 1e-3

@@ -1,0 +1,45 @@
+"""Which device the model runs on, decided without importing torch where no GPU can be used.
+
+torch (with its CUDA libraries: 141 MB of a 858 MB service before, issue 18) is imported to ask
+about CUDA only where an NVIDIA driver is installed; without one there is no GPU to find.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+#: What the NVIDIA kernel driver creates; CUDA cannot run without it (containers get both too).
+NVIDIA_DRIVER = (Path("/proc/driver/nvidia/version"), Path("/dev/nvidiactl"))
+
+
+@functools.cache
+def cuda_available() -> bool:
+    if not any(path.exists() for path in NVIDIA_DRIVER):
+        return False
+    try:
+        import torch
+    except ImportError:  # a serving-only install: ONNX Runtime on the CPU
+        return False
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    """`auto` as `cuda` or `cpu`; a CUDA device asked for where there is none is an error."""
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device.startswith("cuda") and not cuda_available():
+        raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
+    return device
+
+
+def is_gpu(device: str) -> bool:
+    return device.startswith("cuda")
+
+
+def cpu_threads() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
