@@ -90,6 +90,10 @@ class Settings(BaseSettings):
         [], description="origins allowed to call the API from a browser; empty = CORS off"
     )
 
+    metrics_requires_key: bool = Field(
+        False, description="GET /metrics needs an API key (any scope); off: open like /health"
+    )
+
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
     log_level: str = "INFO"

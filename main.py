@@ -16,10 +16,11 @@ from starlette.exceptions import HTTPException
 
 from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
+from search_by_image import metrics as service_metrics
 from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.pages import render_search_page, wants_html
 from search_by_image.rate_limit import RateLimiter
-from search_by_image.routes import collections, health, images, search
+from search_by_image.routes import collections, health, images, metrics, search
 from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
 from search_by_image.uploads import UploadSizeLimit
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.service = await run_in_threadpool(SearchService.start, settings)
+        service_metrics.watch_service(app.state.service)
         yield
+        service_metrics.forget_service(app.state.service)
         app.state.service.stop()
 
     app = FastAPI(
@@ -66,10 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(service_metrics.RequestMetrics)
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(collections.router)
     app.include_router(images.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from search_by_image.metrics import BATCH_SIZE
+
 if TYPE_CHECKING:
     from search_by_image.embedder import Embedder
 
@@ -35,6 +37,11 @@ class QueryBatcher:
         result: Future = Future()
         self._queue.put((prepared, result))
         return result.result()
+
+    @property
+    def queue_depth(self) -> int:
+        """Queries waiting for the model (not the batch being embedded)."""
+        return self._queue.qsize()
 
     def close(self) -> None:
         self._queue.put(None)
@@ -58,6 +65,7 @@ class QueryBatcher:
                 return
 
     def _embed(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+        BATCH_SIZE.observe(len(batch))
         try:
             features = self.embedder.embed_prepared([prepared for prepared, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it

@@ -48,6 +48,7 @@ from search_by_image.index_store import (
     writer_lock,
 )
 from search_by_image.metadata import Metadata, append_rows, load_metadata, remove_rows
+from search_by_image.metrics import RELOADS
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Collection:
                 embedder, batcher = self._embedders.get(store.manifest.embedder)
             except (IndexMissing, IndexCorrupt, WeightsUnavailable) as exc:
                 self._failed, self.problem = stamp, str(exc)
+                RELOADS.labels(self.name, "failed").inc()
                 log.warning("Collection %s: %s", self.name, exc)
                 return False
             if store is not (current.store if current else None):
@@ -178,6 +180,7 @@ class Collection:
             self.snapshot = Snapshot(store, metadata, embedder, batcher, stamp)
             self.problem, self._failed = None, None
             if current is None or current.store is not store:
+                RELOADS.labels(self.name, "loaded").inc()
                 log.info("Collection %s: serving %d images (%s)", self.name, len(store),
                          store.manifest.index_type)
             return True

@@ -27,6 +27,10 @@ class EmbedderPool:
                 self._loaded[spec] = (embedder, QueryBatcher(embedder))
             return self._loaded[spec]
 
+    def loaded(self) -> dict[EmbedderSpec, tuple[Embedder, QueryBatcher]]:
+        with self._lock:
+            return dict(self._loaded)
+
     def close(self) -> None:
         with self._lock:
             for _, batcher in self._loaded.values():

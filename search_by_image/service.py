@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from PIL import Image
 
-from search_by_image import catalog
+from search_by_image import catalog, metrics
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection, Hits
@@ -147,6 +147,9 @@ class SearchService:
         box: tuple[int, int, int, int] | None = None,
     ) -> SearchResponse:
         found: Hits = collection.search(image, k, conditions)
+        metrics.DECODE_SECONDS.observe(decode_ms / 1e3)
+        metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
+        metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
         store, metadata = found.snapshot.store, found.snapshot.metadata
         results = []
         for rank, (image_id, score) in enumerate(found.hits, start=1):

@@ -16,12 +16,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataset import UnreadableImage, open_rgb
 from search_by_image import formats
+from search_by_image.metrics import REJECTED_UPLOADS
 
 #: Room for the multipart boundaries and small form fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 READ_CHUNK = 1024 * 1024
 
 _STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413}
+#: UnreadableImage kinds as rejection reasons (metrics.REJECTION_REASONS)
+_REASON_BY_KIND = {"not_image": "not_image", "corrupt": "corrupt", "too_large": "too_many_pixels"}
 
 
 def size_limit_reason(max_bytes: int) -> str:
@@ -75,6 +78,7 @@ class UploadSizeLimit:
                 raise
 
     async def _refuse(self, send: Send) -> None:
+        REJECTED_UPLOADS.labels("too_many_bytes").inc()
         body = json.dumps({"detail": size_limit_reason(self.max_bytes)}).encode()
         await send({
             "type": "http.response.start",
@@ -92,9 +96,11 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
     while chunk := await file.read(READ_CHUNK):
         size += len(chunk)
         if size > max_bytes:
+            REJECTED_UPLOADS.labels("too_many_bytes").inc()
             raise HTTPException(413, size_limit_reason(max_bytes))
         chunks.append(chunk)
     if size == 0:
+        REJECTED_UPLOADS.labels("empty").inc()
         raise HTTPException(400, "the uploaded file is empty (0 bytes)")
     return b"".join(chunks)
 
@@ -105,6 +111,7 @@ def decode_upload(
     try:
         return open_rgb(data, max_pixels, target)
     except UnreadableImage as exc:
+        REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
         raise HTTPException(_STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}") from exc
 
 

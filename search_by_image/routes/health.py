@@ -20,6 +20,7 @@ ENDPOINTS = {
     "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
     "GET /health": "status, number of indexed images, model, device, indexing progress",
+    "GET /metrics": "Prometheus metrics: requests, latencies, batches, images, reloads, rejections",
     "GET /docs": "interactive API documentation",
 }
 

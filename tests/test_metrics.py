@@ -1,0 +1,77 @@
+"""GET /metrics: what an operator's Prometheus scrapes, moved by real requests."""
+
+import io
+import shutil
+
+from fastapi.testclient import TestClient
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import PHOTOS
+from main import create_app
+from search_by_image.auth import KEYS_FILE, KeyStore
+
+
+def scrape(client: TestClient, **headers) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_requests_latencies_batches_images_and_rejections(demo_collection):
+    photo = (PHOTOS / "chelsea.jpg").read_bytes()
+    with TestClient(create_app(demo_collection.model_copy(update={"rate_limit": ""}))) as client:
+        before = scrape(client)
+        for _ in range(3):
+            assert client.post("/search", files={"file": ("q.jpg", photo, "image/jpeg")}).status_code == 200
+        assert client.post("/search", files={"file": ("q.txt", b"not an image", "text/plain")}).status_code == 415
+        assert client.get("/collections/nope").status_code == 404
+        after = scrape(client)
+
+    def grew(name: str, **labels) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("sbi_http_requests_total", method="POST", route="/search", status="200") == 3
+    assert grew("sbi_http_requests_total", method="POST", route="/search", status="415") == 1
+    assert grew("sbi_http_requests_total", method="GET", route="/collections/{name}", status="404") == 1
+    assert grew("sbi_http_request_duration_seconds_count", method="POST", route="/search") == 4
+    for stage in ("decode", "embed", "search"):
+        assert grew(f"sbi_{stage}_seconds_count") == 3
+        assert grew(f"sbi_{stage}_seconds_sum") > 0
+    assert grew("sbi_batch_size_count") == 3 and grew("sbi_batch_size_sum") == 3
+    assert grew("sbi_rejected_uploads_total", reason="not_image") == 1
+    assert value(after, "sbi_rejected_uploads_total", reason="too_many_pixels") >= 0
+    assert value(after, "sbi_collection_images", collection="default") == 13
+    assert value(after, "sbi_batcher_queue_depth", model="efficientnet_lite0") == 0
+    assert value(after, "sbi_index_reloads_total", collection="default", outcome="loaded") >= 1
+    assert value(after, "process_resident_memory_bytes") > 0
+
+
+def test_uploads_over_the_pixel_limit_are_counted_by_reason(demo_collection):
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 300)).save(buffer, format="PNG")
+    settings = demo_collection.model_copy(update={"rate_limit": "", "max_image_pixels": 100_000})
+    with TestClient(create_app(settings)) as client:
+        before = scrape(client)
+        response = client.post("/search", files={"file": ("big.png", buffer.getvalue(), "image/png")})
+        assert response.status_code == 413
+        after = scrape(client)
+    assert (value(after, "sbi_rejected_uploads_total", reason="too_many_pixels")
+            - value(before, "sbi_rejected_uploads_total", reason="too_many_pixels")) == 1
+
+
+def test_metrics_can_require_a_key(demo_collection, tmp_path):
+    saved = tmp_path / "saved"
+    shutil.copytree(demo_collection.saved_dir, saved)
+    settings = demo_collection.model_copy(update={"saved_dir": saved, "metrics_requires_key": True})
+    _, key = KeyStore(saved / KEYS_FILE).create("search", "prometheus")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer sbi_wrong"}).status_code == 401
+        assert value(scrape(client, Authorization=f"Bearer {key}"), "sbi_collection_images",
+                     collection="default") == 13
