@@ -145,8 +145,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, **env: str) -> Iterator[str]:
+def running_server(settings: Settings, python: str = sys.executable, **env: str) -> Iterator[str]:
     """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL.
+    `python`: the interpreter of the venv to run it from.
 
     No rate limit unless `env` sets SBI_RATE_LIMIT: these tests send many requests from one address.
     """
@@ -160,7 +161,7 @@ def running_server(settings: Settings, **env: str) -> Iterator[str]:
         **env,
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        [python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT_DIR, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"

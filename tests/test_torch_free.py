@@ -4,15 +4,21 @@ torch with its CUDA libraries was most of the service's memory and start time (i
 run the app and the indexer in a fresh interpreter and look at what it imported.
 """
 
+import hashlib
+import io
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
-from conftest import PHOTOS, copy_photos
+from PIL import Image
 
 from config import PROJECT_DIR
+from conftest import PHOTOS, copy_photos, make_settings, running_server
+from search_by_image.auth import KEYS_FILE, KeyStore
 
 SERVE = """
 import json, sys
@@ -46,8 +52,8 @@ print(json.dumps({"torch": "torch" in sys.modules, "embedded": report.embedded, 
 """
 
 
-def run_python(script: str, *args) -> dict:
-    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=PROJECT_DIR,
+def run_python(script: str, *args, python: Path | str = sys.executable) -> dict:
+    done = subprocess.run([str(python), "-c", script, *map(str, args)], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -62,13 +68,30 @@ def collection(demo_collection, tmp_path):
     return tmp_path
 
 
-def test_the_service_starts_searches_and_adds_without_importing_torch(collection, tmp_path):
-    from PIL import Image
+def serving_only_venv() -> Path:
+    """A real venv with `pip install -r requirements-serve.txt` and nothing else, as the README
+    documents it; built once per version of that file (about 2 minutes) and kept in ~/.cache."""
+    requirements = PROJECT_DIR / "requirements-serve.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    venv = Path.home() / ".cache" / "search-by-image" / f"serve-venv-{digest}"
+    if not (venv / "complete").is_file():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
+                       check=True, timeout=1200, capture_output=True)
+        (venv / "complete").write_text(requirements.read_text())
+    return venv / "bin" / "python"
 
+
+def serve(collection: Path, tmp_path: Path, python: Path | str = sys.executable) -> dict:
     new = tmp_path / "new.png"
     Image.open(PHOTOS / "kite.jpg").rotate(3).save(new)
-    result = run_python(SERVE, collection / "images", collection / "data.csv", collection / "saved",
-                        PHOTOS / "chelsea.jpg", new)
+    return run_python(SERVE, collection / "images", collection / "data.csv", collection / "saved",
+                      PHOTOS / "chelsea.jpg", new, python=python)
+
+
+def test_the_service_starts_searches_and_adds_without_importing_torch(collection, tmp_path):
+    result = serve(collection, tmp_path)
     assert result["health"]["status"] == "ok"
     assert result["top"] == "chelsea.jpg"
     assert result["added"] == 201 and result["found_added"].startswith("uploads/")
@@ -83,3 +106,23 @@ def test_the_indexer_on_onnx_runtime_does_not_import_torch(collection):
     assert (first["embedded"], first["torch"]) == (2, False)
     second = run_python(INDEX, *args)
     assert (second["embedded"], second["torch"]) == (0, False)
+
+
+def test_a_serving_only_install_serves_searches_and_adds(collection, tmp_path):
+    """requirements-serve.txt alone (no torch in the venv at all) runs `uvicorn main:app` on a
+    collection whose ONNX model is in the cache: it starts, searches and accepts adds."""
+    python = serving_only_venv()
+    check = subprocess.run([str(python), "-c", "import torch"], capture_output=True, check=False)
+    assert check.returncode != 0, "the serving-only venv must not have torch"
+    settings = make_settings(collection)
+    _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin")
+    new = io.BytesIO()
+    Image.open(PHOTOS / "kite.jpg").rotate(3).save(new, format="PNG")
+    with running_server(settings, python=str(python)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        found = client.post("/search", files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")})
+        assert found.status_code == 200 and found.json()["results"][0]["path"] == "chelsea.jpg"
+        added = client.post("/collections/default/images", files={"files": ("new.png", new.getvalue(), "image/png")},
+                            headers={"Authorization": f"Bearer {key}"})
+        assert added.status_code == 201
+        again = client.post("/search", files={"file": ("q.png", new.getvalue(), "image/png")}).json()
+        assert again["results"][0]["path"] == added.json()["images"][0]["path"]
