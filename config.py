@@ -96,6 +96,13 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
+    decode_memory_mb: int = Field(
+        512, ge=16, description="memory that image decodes in flight may use at once, process-wide "
+        "(estimated from declared pixels: a 7000x7000 WebP takes 0.75 GB whatever its file size); "
+        "decodes beyond it wait their turn")
+    max_add_files: int = Field(64, ge=1, description="images per add request")
+    max_add_pixels: int = Field(
+        200_000_000, ge=10_000, description="pixels that the images of one add request may declare together")
     log_level: str = "INFO"
 
 

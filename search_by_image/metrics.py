@@ -40,7 +40,7 @@ RELOADS = Counter("sbi_index_reloads", "Indexes swapped in from disk (new or rew
 REJECTED_UPLOADS = Counter("sbi_rejected_uploads", "Uploads refused, by reason",
                            ["reason"])
 #: Every reason an upload can be refused for, so each series exists (at 0) from the start.
-REJECTION_REASONS = ("too_many_bytes", "empty", "not_image", "corrupt", "too_many_pixels")
+REJECTION_REASONS = ("too_many_bytes", "empty", "not_image", "corrupt", "too_many_pixels", "busy")
 for _reason in REJECTION_REASONS:
     REJECTED_UPLOADS.labels(_reason)
 

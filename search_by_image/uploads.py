@@ -7,8 +7,10 @@ itself: empty, too large, not an image, corrupt, or too many pixels (decompressi
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import HTTPException, UploadFile
 from PIL import Image
@@ -22,9 +24,12 @@ from search_by_image.metrics import REJECTED_UPLOADS
 MULTIPART_OVERHEAD = 64 * 1024
 READ_CHUNK = 1024 * 1024
 
-_STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413}
+_STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413, "busy": 503}
 #: UnreadableImage kinds as rejection reasons (metrics.REJECTION_REASONS)
-_REASON_BY_KIND = {"not_image": "not_image", "corrupt": "corrupt", "too_large": "too_many_pixels"}
+_REASON_BY_KIND = {"not_image": "not_image", "corrupt": "corrupt", "too_large": "too_many_pixels",
+                   "busy": "busy"}
+#: Seconds a client is told to wait when the decode budget stayed full (dataset.decode_budget).
+BUSY_RETRY_AFTER_S = 5
 
 
 def size_limit_reason(max_bytes: int) -> str:
@@ -106,13 +111,28 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
 
 
 def decode_upload(
-    data: bytes, max_pixels: int, target: Callable[[int, int], tuple[int, int]] | None
-) -> Image.Image:
+    data: bytes,
+    max_pixels: int,
+    target: Callable[[int, int], tuple[int, int]] | None,
+    finish: Callable[[Image.Image], Any] | None = None,
+) -> Any:
+    """`open_rgb` (within the process' decode budget), its refusals as HTTP errors."""
     try:
-        return open_rgb(data, max_pixels, target)
+        return open_rgb(data, max_pixels, target, finish)
     except UnreadableImage as exc:
         REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
-        raise HTTPException(_STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}") from exc
+        headers = {"Retry-After": str(BUSY_RETRY_AFTER_S)} if exc.kind == "busy" else None
+        raise HTTPException(_STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}",
+                            headers=headers) from exc
+
+
+def declared_pixels(data: bytes) -> int:
+    """Width x height that the header declares (0 when it cannot be read: decoding says why)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=formats.PILLOW_NAMES) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - any unreadable header is decode_upload's to explain
+        return 0
 
 
 def image_format(data: bytes) -> str:

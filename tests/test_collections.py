@@ -1,5 +1,6 @@
 """Collections over HTTP (TestClient): listing, filters inside the search, live adds and deletes."""
 
+import io
 import json
 import shutil
 from pathlib import PurePosixPath
@@ -171,6 +172,18 @@ def test_adds_with_one_metadata_row_per_file(client, settings):
 def test_bad_adds_are_refused_with_a_reason(client, files, data, status, words):
     response = client.post("/collections/pets/images", files=files, data=data)
     assert response.status_code == status and words in response.text
+
+
+def test_an_add_declaring_too_many_pixels_together_is_refused_before_decoding(client, settings):
+    """Eight 292-byte files declaring 49 MP each (392 MP > SBI_MAX_ADD_PIXELS): 413 from the
+    headers alone, nothing decoded or written."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (7000, 7000)).save(buffer, format="WEBP", lossless=True, method=0)
+    before = sorted((settings.images_dir / "uploads").glob("*"))
+    response = client.post("/collections/default/images",
+                           files=[("files", (f"{n}.webp", buffer.getvalue())) for n in range(8)])
+    assert response.status_code == 413 and "pixels together" in response.json()["detail"]
+    assert sorted((settings.images_dir / "uploads").glob("*")) == before
 
 
 def test_adding_to_an_unknown_collection_is_a_404(client):

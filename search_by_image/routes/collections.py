@@ -23,13 +23,12 @@ from search_by_image.schemas import (
     DuplicateImage,
     Duplicates,
 )
-from search_by_image.uploads import decode_upload, image_format, read_upload
+from search_by_image.uploads import declared_pixels, decode_upload, image_format, read_upload
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
 #: Seconds a client should wait when another writer (an indexer run) holds the collection.
 RETRY_AFTER_S = 10
-MAX_FILES = 64
 
 Row = dict[str, str | int | float | bool | None]
 ROWS = TypeAdapter(Row | list[Row])
@@ -122,22 +121,32 @@ async def add_images(
         description='JSON: one object for every file ({"category": "shoes"}) or a list with one '
         "object per file; written to the collection's metadata CSV")] = None,
 ) -> AddedImages:
-    if len(files) > MAX_FILES:
-        raise HTTPException(413, f"at most {MAX_FILES} files per request")
+    if len(files) > settings.max_add_files:
+        raise HTTPException(413, f"at most {settings.max_add_files} files per request")
     try:
         snapshot = collection.require()
     except NoIndex as exc:
         raise HTTPException(503, f"cannot add images yet: {exc}") from exc
     rows = _rows_for(metadata, len(files))
-    uploads = []
-    for number, (file, row) in enumerate(zip(files, rows), start=1):
+    contents = []
+    for number, file in enumerate(files, start=1):
         try:
-            data = await read_upload(file, settings.max_upload_bytes)
-            image = await run_in_threadpool(
-                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size)
+            contents.append(await read_upload(file, settings.max_upload_bytes))
         except HTTPException as exc:  # say which file, when several are sent; none is added
             raise HTTPException(exc.status_code, f"file {number} ({file.filename}): {exc.detail}; "
                                 "nothing was added") from exc
+    declared = sum(map(declared_pixels, contents))
+    if declared > settings.max_add_pixels:
+        raise HTTPException(413, f"the files declare {declared} pixels together, more than the limit "
+                            f"of {settings.max_add_pixels} per request; send them in smaller batches")
+    uploads = []
+    for number, (file, data, row) in enumerate(zip(files, contents, rows), start=1):
+        try:
+            image = await run_in_threadpool(
+                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size)
+        except HTTPException as exc:
+            raise HTTPException(exc.status_code, f"file {number} ({file.filename}): {exc.detail}; "
+                                "nothing was added", headers=exc.headers) from exc
         uploads.append(Upload(data, image, image_format(data), row))
     try:
         added = await run_in_threadpool(collection.add, uploads)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
 from search_by_image import formats
+from dataset import reduced
 from search_by_image.catalog import DEFAULT
 from search_by_image.collection import NoIndex
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
@@ -55,9 +56,16 @@ def box_error(exc: BoxError) -> RequestValidationError:
 
 
 def decode_query(data: bytes, max_pixels: int, target, box):
-    """The query image, cut to `box` when one is given (decoded at full size for that)."""
-    image = decode_upload(data, max_pixels, None if box else target)
-    return crop_to_box(image, box) if box else (image, None)
+    """The query image, cut to `box` when one is given: decoded at full size for that, and the
+    region reduced to what the model needs while still inside the decode budget."""
+    if box is None:
+        return decode_upload(data, max_pixels, target), None
+
+    def cut(image):
+        region, pixels = crop_to_box(image, box)
+        return reduced(region, target(region.width, region.height)), pixels
+
+    return decode_upload(data, max_pixels, None, cut)
 
 
 @router.get("/search", response_class=HTMLResponse, summary="The upload page")
