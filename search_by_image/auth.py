@@ -5,7 +5,7 @@ against a salted SHA-256 with a constant-time compare. Slow password hashes (scr
 to protect low-entropy passwords; a 256-bit random secret is already beyond brute force with one
 SHA-256, and that keeps the check per request in microseconds.
 
-Records live in `saved/api_keys.json` (mode 0600, written atomically) and are re-read when the
+Records live in `saved/api_keys.json` (mode 0640, written atomically) and are re-read when the
 file changes, so `python -m search_by_image.keys create/revoke` applies to a running service at
 once. Scopes: `search` (search, list collections, fetch images) and `admin` (all of that plus
 adding, deleting and managing images). Search is open without a key unless
@@ -52,10 +52,12 @@ def _digest(salt: str, secret: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomic write of a file only its owner can read."""
+    """Atomic write of a file that others cannot read. Its group can: a container created again
+    with another uid of the same group (OpenShift runs arbitrary uids in group 0) still reads the
+    keys its volume holds (salted hashes of 256-bit secrets) and its URL-signing secret."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.tmp")
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     with os.fdopen(fd, "w") as out:
         out.write(text)
         out.flush()

@@ -35,7 +35,8 @@ class BackgroundIndexer:
         self.collection: str | None = None
         self.state: str = "running"
         self.detail: str | None = None
-        self.problems: list[str] = []
+        #: why a collection could not be indexed, by name
+        self.problems: dict[str, str] = {}
         self.started = datetime.now(UTC)
         self.finished: datetime | None = None
         self._stopping = threading.Event()
@@ -57,12 +58,12 @@ class BackgroundIndexer:
             self.collection, self.progress = name, Progress()
             problem = self._index(location)
             if problem:
-                self.problems.append(f"{name}: {problem}")
+                self.problems[name] = problem
                 log.error("Indexing collection %s failed: %s", name, problem)
             self.on_indexed()
         self.collection, self.finished = None, datetime.now(UTC)
         self.state = "failed" if self.problems else "done"
-        self.detail = "; ".join(self.problems) or None
+        self.detail = "; ".join(f"{name}: {problem}" for name, problem in self.problems.items()) or None
 
     def _index(self, location: catalog.Location) -> str | None:
         """One collection's run; the reason it failed, or None."""

@@ -19,12 +19,12 @@ def keys(tmp_path) -> KeyStore:
     return KeyStore(tmp_path / KEYS_FILE)
 
 
-def test_keys_are_stored_as_salted_hashes_readable_by_the_owner_only(keys):
+def test_keys_are_stored_as_salted_hashes_others_cannot_read(keys):
     record, key = keys.create("search", "laptop")
     text = keys.path.read_text()
     secret = key.split("_", 2)[2]
     assert secret not in text and record.hash in text
-    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o640
     assert keys.verify(key) == record
     other, other_key = keys.create("search")
     assert other.salt != record.salt

@@ -4,10 +4,9 @@ what the run is doing and how far it has got, and each index is served as soon a
 import time
 from dataclasses import dataclass
 
-import pytest
+from conftest import PHOTOS, copy_photos, make_settings
 from fastapi.testclient import TestClient
 
-from conftest import PHOTOS, copy_photos, make_settings
 from main import create_app
 from search_by_image import catalog, shards
 from search_by_image.index_store import writer_lock
@@ -72,7 +71,15 @@ def test_a_collection_that_cannot_be_indexed_is_reported_and_the_others_served(t
         health = wait_for(client, lambda h: h["indexing"]["state"] != "running")
     assert health["indexing"]["state"] == "failed"
     assert health["indexing"]["detail"].startswith("lost: ") and "gone" in health["indexing"]["detail"]
-    assert health["status"] == "ok" and health["images"] == 2
+    assert health["status"] == "ok" and health["images"] == 2 and health["detail"] is None
+
+
+def test_health_says_why_the_default_collection_could_not_be_indexed(tmp_path):
+    settings = make_settings(tmp_path, index_on_start=True, reload_seconds=0)  # no images folder
+    with TestClient(create_app(settings)) as client:
+        health = wait_for(client, lambda h: h["indexing"]["state"] != "running")
+    assert health["status"] == "no_index" and health["indexing"]["state"] == "failed"
+    assert "images folder" in health["detail"] and "does not exist" in health["detail"]
 
 
 def test_an_unwritable_folder_is_explained_with_its_owner_and_the_fix(tmp_path, monkeypatch):

@@ -50,7 +50,9 @@ async def health(service: ServiceDep) -> Health:
         images=default.images,
         model=default.model,
         device=service.device,
-        detail=default.detail,
+        # a default collection with no index: why the service could not build one says more
+        detail=(service.indexer.problems.get(default.name) if service.indexer and default.status != "ok"
+                else None) or default.detail,
         indexing=indexing,
         collections=[service.summary(c) for c in service.collections.values()],
     )
