@@ -76,6 +76,14 @@ class Settings(BaseSettings):
         False, description="index every collection's folder in the background when the service "
         "starts (the container does): it answers at once, /health shows the progress"
     )
+    watch: bool = Field(
+        False, description="the service keeps every collection in step with its images folder as "
+        "files appear, change or go away (indexing them in the background, at start too)"
+    )
+    watch_quiet_ms: int = Field(
+        1000, ge=50, le=600_000, description="watch mode: a folder's changes are indexed once it "
+        "has been quiet this long (a copy in progress is one run, not hundreds)"
+    )
     reload_seconds: float = Field(
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
     )

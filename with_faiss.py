@@ -63,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ray-workers", type=int, default=2,
                         help="Ray workers embedding at once, one CPU each (default: 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--watch", action="store_true",
+                        help="after indexing, keep watching the images folder and index files as "
+                        "they appear, change or go away, until Ctrl-C (quiet period: "
+                        "SBI_WATCH_QUIET_MS, default 1000)")
     found = parser.add_argument_group("duplicates (uses the saved index; indexes nothing)")
     found.add_argument("--duplicates", action="store_true",
                        help="print the groups of near-duplicate images of the collection")
@@ -76,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     per_run = ("rebuild", "quiet", "collection", "images_dir", "metadata_csv", "duplicates",
-               "threshold", "format", "engine", "ray_address", "ray_workers")
+               "threshold", "format", "engine", "ray_address", "ray_workers", "watch")
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
@@ -96,7 +100,26 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("%s", exc)
         return 1
     logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
+    if args.watch:
+        follow_folder(settings, location)
     return 0
+
+
+def follow_folder(settings: Settings, location) -> None:
+    """--watch: the collection follows its folder (search_by_image/watch.py) until Ctrl-C."""
+    import threading
+
+    from search_by_image import watch
+    from search_by_image.background import BackgroundIndexer
+
+    def reindex(changed) -> None:
+        BackgroundIndexer(settings, lambda: None, {changed.name: changed}).start().wait()
+
+    logging.info("Watching %s for changes (Ctrl-C to stop)", location.images_dir)
+    try:
+        watch.follow(lambda: {location.name: location}, reindex, settings.watch_quiet_ms, threading.Event())
+    except KeyboardInterrupt:
+        logging.info("Stopped watching")
 
 
 def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:

@@ -28,8 +28,12 @@ BUSY_TRIES, BUSY_WAIT_S = 5, 2.0
 class BackgroundIndexer:
     """Runs the incremental indexer over every collection, once, in a daemon thread."""
 
-    def __init__(self, settings, on_indexed: Callable[[], None]):
+    def __init__(self, settings, on_indexed: Callable[[], None],
+                 locations: dict[str, catalog.Location] | None = None):
+        """`locations`: the collections to index (default: every one; watch mode passes those
+        whose folder changed)."""
         self.settings = settings
+        self.locations = locations
         self.on_indexed = on_indexed  # the service's refresh: serve each new index at once
         self.progress = Progress()
         self.collection: str | None = None
@@ -46,13 +50,16 @@ class BackgroundIndexer:
         self._thread.start()
         return self
 
+    def wait(self) -> None:
+        self._thread.join()
+
     def stop(self) -> None:
         """No further collection or retry is started; a run under way finishes (its shards make
         an interrupted one resumable anyway)."""
         self._stopping.set()
 
     def _run(self) -> None:
-        for name, location in catalog.discover(self.settings).items():
+        for name, location in (self.locations or catalog.discover(self.settings)).items():
             if self._stopping.is_set():
                 break
             self.collection, self.progress = name, Progress()

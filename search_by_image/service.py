@@ -16,8 +16,7 @@ from urllib.parse import quote, urlencode
 from PIL import Image
 
 from dataset import decode_budget
-
-from search_by_image import catalog, metrics
+from search_by_image import catalog, metrics, watch
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection, Hits
@@ -69,6 +68,7 @@ class SearchService:
         self._stopping = threading.Event()
         self._refreshing = threading.Lock()
         self._watcher: threading.Thread | None = None
+        self._folders: threading.Thread | None = None
         self.indexer: BackgroundIndexer | None = None
 
     @classmethod
@@ -84,9 +84,29 @@ class SearchService:
         if settings.reload_seconds > 0:
             service._watcher = threading.Thread(target=service._watch, name="index-watcher", daemon=True)
             service._watcher.start()
-        if settings.index_on_start:
+        if settings.index_on_start or settings.watch:
             service.indexer = BackgroundIndexer(settings, on_indexed=service.refresh).start()
+        if settings.watch:
+            service._folders = threading.Thread(target=service._follow_folders, name="folder-watcher",
+                                                daemon=True)
+            service._folders.start()
         return service
+
+    def _follow_folders(self) -> None:
+        """Watch mode: after the start's catch-up run, each collection whose folder changes is
+        indexed in the background like it (its progress in /health), then served."""
+        if self.indexer is not None:
+            self.indexer.wait()
+
+        def reindex(location: catalog.Location) -> None:
+            self.indexer = BackgroundIndexer(self.settings, self.refresh, {location.name: location})
+            self.indexer.start().wait()
+
+        try:
+            watch.follow(lambda: catalog.discover(self.settings), reindex, self.settings.watch_quiet_ms,
+                         self._stopping)
+        except Exception:  # noqa: BLE001 - searching goes on without watch mode
+            log.exception("Watch mode stopped; restart the service to resume it")
 
     def refresh(self) -> None:
         """Pick up new, rewritten and removed collections (what the watcher and the background
@@ -111,8 +131,9 @@ class SearchService:
         self._stopping.set()
         if self.indexer is not None:
             self.indexer.stop()
-        if self._watcher is not None:
-            self._watcher.join(timeout=30)
+        for thread in (self._watcher, self._folders):
+            if thread is not None:
+                thread.join(timeout=30)
         self.embedders.close()
 
     def get(self, name: str) -> Collection:
