@@ -199,20 +199,45 @@ class Collection:
                 return current.store
         return IndexStore.load(self.location.saved_dir)
 
-    def search(self, image: Image.Image, k: int, conditions: dict[str, Condition]) -> Hits:
-        """Filters are checked (FilterError) before the forward pass is spent."""
+    def search(self, image: Image.Image, k: int, conditions: dict[str, Condition],
+               offset: int = 0) -> Hits:
+        """Results `offset` to `offset + k` for an image; filters are checked (FilterError)
+        before the forward pass is spent."""
         snapshot = self.require()
-        allowed = None
-        if conditions:
-            mask = matching_rows(conditions, snapshot.metadata, len(snapshot.store))
-            allowed = snapshot.store.ids[mask]
+        allowed = self._allowed(snapshot, conditions)
         started = time.perf_counter()
         query = snapshot.batcher.embed(snapshot.embedder.preprocess(image))
         embedded = time.perf_counter()
-        (hits,) = snapshot.store.search(query[None], k, allowed)
+        (hits,) = snapshot.store.search(query[None], offset + k, allowed)
         searched = time.perf_counter()
-        return Hits(snapshot, hits, None if allowed is None else len(allowed),
+        return Hits(snapshot, hits[offset:], None if allowed is None else len(allowed),
                     (embedded - started) * 1e3, (searched - embedded) * 1e3)
+
+    def similar(self, image_id: int, k: int, conditions: dict[str, Condition],
+                offset: int = 0) -> tuple[str, Hits]:
+        """"More like this": the images nearest an indexed one, from its stored descriptor (no
+        decode, no forward pass), itself left out. Returns its path and the hits."""
+        snapshot = self.require()
+        store = snapshot.store
+        row = store.row_of_id.get(image_id)
+        if row is None:
+            raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
+        allowed = self._allowed(snapshot, conditions)
+        started = time.perf_counter()
+        query = np.asarray(store.features[row], dtype=np.float32)
+        (hits,) = store.search(query[None], offset + k + 1, allowed)
+        others = [hit for hit in hits if hit[0] != image_id][offset:offset + k]
+        matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
+        return store.paths[row], Hits(snapshot, others, matched, 0.0,
+                                      (time.perf_counter() - started) * 1e3)
+
+    @staticmethod
+    def _allowed(snapshot: Snapshot, conditions: dict[str, Condition]) -> np.ndarray | None:
+        """The ids that pass the filters; None without filters."""
+        if not conditions:
+            return None
+        mask = matching_rows(conditions, snapshot.metadata, len(snapshot.store))
+        return snapshot.store.ids[mask]
 
     def duplicates(self, threshold: float | None) -> tuple[Snapshot, list[Group]]:
         """Duplicate groups of the current snapshot, remembered until the index changes."""

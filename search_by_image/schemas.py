@@ -26,9 +26,12 @@ class Timing(BaseModel):
 
 
 class QueryInfo(BaseModel):
-    filename: str | None
-    width: int = Field(description="width of what was searched (the region, when a box was given)")
-    height: int
+    filename: str | None = Field(description="the upload's file name, or the path of the image "
+                                 "searched from (similar)")
+    width: int | None = Field(description="width of what was searched (the region, when a box was "
+                              "given); null for a search from an indexed image (not decoded)")
+    height: int | None
+    id: int | None = Field(None, description="the indexed image searched from (similar), else null")
     box: list[int] | None = Field(
         None, description="the region searched, in pixels of the uploaded image: left, top, right, bottom")
 
@@ -37,6 +40,7 @@ class SearchResponse(BaseModel):
     query: QueryInfo
     collection: str
     k: int
+    offset: int = Field(0, description="results skipped before these (paging): rank = offset + 1...")
     matched: int | None = Field(
         None, description="images that pass the filters (null when none were given)")
     model: str

@@ -192,14 +192,29 @@ class SearchService:
         filename: str | None,
         decode_ms: float,
         box: tuple[int, int, int, int] | None = None,
+        offset: int = 0,
     ) -> SearchResponse:
-        found: Hits = collection.search(image, k, conditions)
+        found: Hits = collection.search(image, k, conditions, offset)
         metrics.DECODE_SECONDS.observe(decode_ms / 1e3)
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
         metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
+        query = QueryInfo(filename=filename, width=image.width, height=image.height,
+                          box=list(box) if box else None)
+        return self._response(collection, found, query, k, offset, decode_ms)
+
+    def similar(self, collection: Collection, image_id: int, k: int,
+                conditions: dict[str, Condition], offset: int = 0) -> SearchResponse:
+        """"More like this" from an indexed image (Collection.similar); UnknownImage if none."""
+        path, found = collection.similar(image_id, k, conditions, offset)
+        metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
+        query = QueryInfo(filename=path, width=None, height=None, id=image_id)
+        return self._response(collection, found, query, k, offset, 0.0)
+
+    def _response(self, collection: Collection, found: Hits, query: QueryInfo, k: int,
+                  offset: int, decode_ms: float) -> SearchResponse:
         store, metadata = found.snapshot.store, found.snapshot.metadata
         results = []
-        for rank, (image_id, score) in enumerate(found.hits, start=1):
+        for rank, (image_id, score) in enumerate(found.hits, start=offset + 1):
             path = store.paths[store.row_of_id[image_id]]
             results.append(SearchHit(
                 rank=rank,
@@ -210,10 +225,10 @@ class SearchService:
                 metadata=metadata.for_path(path),
             ))
         return SearchResponse(
-            query=QueryInfo(filename=filename, width=image.width, height=image.height,
-                            box=list(box) if box else None),
+            query=query,
             collection=collection.name,
             k=k,
+            offset=offset,
             matched=found.matched,
             model=store.manifest.embedder.model,
             results=results,

@@ -166,6 +166,38 @@
     return node;
   };
 
+  // "More like this" on every result, and "More results" for the next page of the last search.
+  const moreBox = document.getElementById("more-box");
+  const moreButton = document.getElementById("more");
+  let last = null; // { fetchPage(offset), k, offset }
+  const similarUrl = (id, offset) => {
+    const params = new URLSearchParams({ k: document.getElementById("k").value, offset });
+    const filters = collectFilters();
+    if (filters) params.set("filters", filters);
+    return `/collections/${encodeURIComponent(collection.value)}/images/${id}/similar?${params}`;
+  };
+  const similarLink = (id) => {
+    const link = element("a", { className: "similar", href: similarUrl(id, 0), textContent: "More like this" });
+    link.dataset.id = id;
+    return link;
+  };
+  grid.addEventListener("click", (event) => {
+    const link = event.target.closest("a.similar");
+    if (!link) return;
+    event.preventDefault();
+    const id = link.dataset.id;
+    const thumb = link.closest(".hit").querySelector("img");
+    run((offset) => fetch(similarUrl(id, offset), { headers: { Accept: "application/json", ...authHeaders() } }), false)
+      .then((ok) => {
+        if (!ok || !thumb) return;
+        preview.src = thumb.src;
+        preview.hidden = false;
+        prompt.hidden = true;
+        window.scrollTo({ top: 0, behavior: "smooth" });
+      });
+  });
+  moreButton.addEventListener("click", () => last && run(last.fetchPage, true));
+
   const renderHit = (hit) => {
     const link = element("a", { href: hit.image_url, target: "_blank", rel: "noopener" },
       [element("img", { src: hit.image_url, alt: hit.path, loading: "lazy" })]);
@@ -180,6 +212,7 @@
       element("meter", { className: "bar", min: 0, max: 1, value: hit.score }),
       element("p", { className: "path", title: hit.path, textContent: hit.path }),
       ...(details.length ? [element("dl", {}, details)] : []),
+      similarLink(hit.id),
     ]);
     return element("li", { className: "hit" }, [link, body]);
   };
@@ -255,6 +288,41 @@
     return `The search failed (HTTP ${status}).`;
   };
 
+  // One search (an upload or "more like this"), its results shown or appended to the grid.
+  const run = async (fetchPage, append) => {
+    const offset = append ? last.offset + last.k : 0;
+    submit.disabled = moreButton.disabled = true;
+    showError("");
+    try {
+      const response = await fetchPage(offset);
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        showError(reason(body, response.status));
+        if (response.status === 401 || response.status === 403) askForKey(reason(body, response.status));
+        return false;
+      }
+      last = { fetchPage, k: body.k, offset: body.offset };
+      const hits = body.results.map(renderHit);
+      if (append) grid.append(...hits);
+      else grid.replaceChildren(...hits);
+      const shown = body.offset + body.results.length;
+      const from = append ? 1 : body.offset + 1;
+      const like = body.query.id === null ? "" : ` · more like ${body.query.filename}`;
+      const matched = body.matched === null ? "" : ` · ${body.matched} images match the filters`;
+      const where = body.query.box ? " · searched the selected region" : "";
+      summary.textContent = (shown ? `Results ${from}–${shown}` : "No results")
+        + ` in ${Math.round(body.timing.total_ms)} ms${like}${matched}${where}`;
+      summary.hidden = false;
+      moreBox.hidden = body.results.length < body.k;
+      return true;
+    } catch (error) {
+      showError(`Could not reach the server: ${error.message}`);
+      return false;
+    } finally {
+      submit.disabled = moreButton.disabled = false;
+    }
+  };
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!input.files.length) {
@@ -262,29 +330,14 @@
       return;
     }
     filtersJson.value = collectFilters();
-    submit.disabled = true;
     submit.textContent = "Searching…";
-    showError("");
-    try {
-      const response = await fetch(form.action, {
-        method: "POST", body: new FormData(form), headers: { Accept: "application/json", ...authHeaders() },
+    const data = new FormData(form);
+    await run((offset) => {
+      data.set("offset", offset);
+      return fetch(form.action, {
+        method: "POST", body: data, headers: { Accept: "application/json", ...authHeaders() },
       });
-      const body = await response.json().catch(() => ({}));
-      if (!response.ok) {
-        showError(reason(body, response.status));
-        if (response.status === 401 || response.status === 403) askForKey(reason(body, response.status));
-        return;
-      }
-      grid.replaceChildren(...body.results.map(renderHit));
-      const matched = body.matched === null ? "" : ` · ${body.matched} images match the filters`;
-      const where = body.query.box ? " · searched the selected region" : "";
-      summary.textContent = `${body.results.length} results in ${Math.round(body.timing.total_ms)} ms${matched}${where}`;
-      summary.hidden = false;
-    } catch (error) {
-      showError(`Could not reach the server: ${error.message}`);
-    } finally {
-      submit.disabled = false;
-      submit.textContent = "Search";
-    }
+    }, false);
+    submit.textContent = "Search";
   });
 })();

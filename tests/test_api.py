@@ -71,7 +71,7 @@ def test_search_finds_a_photo_first_with_scores_metadata_and_timing(client):
     assert top["metadata"]["title"] == "Coffee cup"
     scores = [hit["score"] for hit in body["results"]]
     assert scores == sorted(scores, reverse=True)
-    assert body["query"] == {"filename": "query.jpg", "width": 300, "height": 200, "box": None}
+    assert body["query"] == {"filename": "query.jpg", "width": 300, "height": 200, "box": None, "id": None}
     assert body["timing"]["total_ms"] > 0
     image = client.get(top["image_url"])
     assert image.status_code == 200 and image.content == (PHOTOS / "coffee.jpg").read_bytes()
@@ -80,6 +80,61 @@ def test_search_finds_a_photo_first_with_scores_metadata_and_timing(client):
 def test_default_k_is_ten_and_k_is_capped_by_the_collection(client):
     assert len(search(client, (PHOTOS / "dog.jpg").read_bytes()).json()["results"]) == 10
     assert len(search(client, (PHOTOS / "dog.jpg").read_bytes(), k=100).json()["results"]) == 13
+
+
+def test_offset_pages_through_the_results(client):
+    data = (PHOTOS / "dog.jpg").read_bytes()
+    everything = search(client, data, k=13).json()["results"]
+    page = search(client, data, k=5, offset=5).json()
+    assert page["offset"] == 5 and [h["rank"] for h in page["results"]] == [6, 7, 8, 9, 10]
+    assert [h["id"] for h in page["results"]] == [h["id"] for h in everything[5:10]]
+    assert [h["id"] for h in search(client, data, k=5, offset=10).json()["results"]] == [
+        h["id"] for h in everything[10:]]
+    assert search(client, data, offset=-1).status_code == 422
+
+
+def image_id(client, path: str) -> int:
+    hit = search(client, (PHOTOS / path).read_bytes(), k=1).json()["results"][0]
+    assert hit["path"] == path
+    return hit["id"]
+
+
+def test_more_like_this_searches_from_the_stored_descriptor(client):
+    cat = image_id(client, "chelsea.jpg")
+    by_upload = search(client, (PHOTOS / "chelsea.jpg").read_bytes(), k=6).json()["results"]
+    response = client.get(f"/collections/default/images/{cat}/similar", params={"k": 5})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["query"] == {"filename": "chelsea.jpg", "width": None, "height": None, "box": None, "id": cat}
+    # itself left out; the rest as an upload of the same file finds them (up to near-ties)
+    assert [h["id"] for h in body["results"]][:4] == [h["id"] for h in by_upload[1:5]]
+    assert [h["rank"] for h in body["results"]] == [1, 2, 3, 4, 5]
+    assert body["timing"]["decode_ms"] == body["timing"]["embed_ms"] == 0  # no decode, no forward pass
+    second = client.get(f"/collections/default/images/{cat}/similar", params={"k": 2, "offset": 2}).json()
+    assert [h["id"] for h in second["results"]] == [h["id"] for h in body["results"][2:4]]
+    assert [h["rank"] for h in second["results"]] == [3, 4]
+
+
+def test_more_like_this_takes_filters_and_explains_bad_requests(client):
+    cat = image_id(client, "chelsea.jpg")
+    url = f"/collections/default/images/{cat}/similar"
+    animals = client.get(url, params={"filters": '{"category": "animals"}', "k": 100}).json()
+    assert animals["results"] and all(h["metadata"]["category"] == "animals" for h in animals["results"])
+    assert cat not in [h["id"] for h in animals["results"]]
+    assert animals["matched"] == len(animals["results"])
+    assert client.get(url, params={"filters": '{"nope": 1}'}).status_code == 422
+    missing = client.get("/collections/default/images/9999/similar")
+    assert missing.status_code == 404 and "no image with id 9999" in missing.json()["detail"]
+    assert client.get("/collections/nope/images/1/similar").status_code == 404
+
+
+def test_the_results_page_offers_more_like_this_on_every_result(client):
+    cat = image_id(client, "chelsea.jpg")
+    page = client.get(f"/collections/default/images/{cat}/similar", params={"k": 4},
+                      headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.text.count('class="similar"') == 4 and "more like chelsea.jpg" in page.text
+    assert f"/images/{cat}/similar?k=4&amp;offset=4" in page.text  # the next page, without JavaScript
 
 
 def test_png_upload_with_alpha_works(client):

@@ -8,11 +8,20 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
 from search_by_image.collection import NoIndex, Rebuilt, StorageError, UnknownImage, Upload
-from search_by_image.deps import AdminAccess, CollectionDep, ReadAccess, ServiceDep, SettingsDep
+from search_by_image.deps import (
+    AdminAccess,
+    CollectionDep,
+    ReadAccess,
+    SearchAccess,
+    ServiceDep,
+    SettingsDep,
+)
+from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.index_store import IndexBusy
 from search_by_image.duplicates import default_threshold
-from search_by_image.pages import render_duplicates_page, wants_html
+from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
 from search_by_image.routes import invalid_field
+from search_by_image.routes.search import FILTERS_HELP, MAX_K, MAX_OFFSET, OFFSET_HELP, filter_error
 from search_by_image.schemas import (
     AddedImage,
     AddedImages,
@@ -22,6 +31,7 @@ from search_by_image.schemas import (
     DuplicateGroup,
     DuplicateImage,
     Duplicates,
+    SearchResponse,
 )
 from search_by_image.uploads import declared_pixels, decode_upload, image_format, read_upload
 
@@ -161,6 +171,44 @@ async def add_images(
                    created=a.created)
         for a in added
     ])
+
+
+@router.get(
+    "/{name}/images/{image_id}/similar",
+    response_model=SearchResponse,
+    responses={404: WRITE_ERRORS[404], 422: {"description": "A filter the collection cannot apply"},
+               429: AUTH_ERRORS[429], 503: {"description": "No index yet"}},
+    summary="More like this: the images most similar to one already in the collection",
+    description="The image's stored descriptor is the query: nothing is uploaded, decoded or "
+    "embedded. The image itself is left out. JSON, or the results page when the request accepts "
+    "text/html.",
+)
+async def similar_images(
+    request: Request,
+    _: SearchAccess,
+    service: ServiceDep,
+    collection: CollectionDep,
+    image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results")] = 10,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
+    filters: Annotated[str | None, Query(description=FILTERS_HELP)] = None,
+) -> SearchResponse:
+    try:
+        snapshot = collection.require()
+        conditions = parse_filters(filters)
+        check_filters(conditions, snapshot.metadata.kinds)
+        response = await run_in_threadpool(service.similar, collection, image_id, k, conditions, offset)
+    except NoIndex as exc:
+        raise HTTPException(503, f"search is unavailable: {exc}") from exc
+    except UnknownImage as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except FilterError as exc:
+        raise filter_error(exc) from exc
+    if wants_html(request):
+        return render_search_page(request, response=response, k=k, collection=collection.name,
+                                  filters=filters, query_image=service.image_url(
+                                      collection.name, response.query.filename))
+    return response
 
 
 @router.delete(

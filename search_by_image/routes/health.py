@@ -12,11 +12,13 @@ ENDPOINTS = {
     "GET /": "this information",
     "GET /search": "the upload page",
     "POST /search": "multipart `file` (+ optional `k` 1-100, `collection`, `filters` JSON, "
-    "`box`): the most similar images as JSON",
+    "`box`, `offset` for paging): the most similar images as JSON",
     "GET /collections": "every collection with its size",
     "GET /collections/{name}": "one collection and its filterable metadata columns",
     "POST /collections/{name}/images": "multipart `files` (+ optional `metadata` JSON): add images",
     "DELETE /collections/{name}/images/{id}": "remove an image",
+    "GET /collections/{name}/images/{id}/similar": "more like this: the images most similar to an "
+    "indexed one (`?k=&offset=&filters=`), from its stored descriptor",
     "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
     "GET /health": "status, number of indexed images, model, device, indexing progress",

@@ -23,6 +23,9 @@ from search_by_image.uploads import decode_upload, read_upload
 router = APIRouter(tags=["search"])
 
 MAX_K = 100
+#: How deep paging goes: results offset..offset+k come from one FAISS search of offset+k.
+MAX_OFFSET = 10_000
+OFFSET_HELP = f"results to skip, for paging past the first page (0-{MAX_OFFSET})"
 
 ERRORS = {
     400: {"description": "The upload is empty"},
@@ -91,6 +94,7 @@ async def search(
     collection: Annotated[str, Form(description="which collection to search")] = DEFAULT,
     filters: Annotated[str | None, Form(description=FILTERS_HELP)] = None,
     box: Annotated[str | None, Form(description=BOX_HELP)] = None,
+    offset: Annotated[int, Form(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
 ):
     target = find_collection(service, collection)
     try:
@@ -114,7 +118,7 @@ async def search(
     decode_ms = (time.perf_counter() - started) * 1e3
     try:
         response = await run_in_threadpool(
-            service.search, target, image, k, conditions, file.filename, decode_ms, pixels)
+            service.search, target, image, k, conditions, file.filename, decode_ms, pixels, offset)
     except FilterError as exc:  # the collection was reloaded with other columns meanwhile
         raise filter_error(exc) from exc
     if wants_html(request):
