@@ -33,6 +33,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from search_by_image import camera_raw, formats
+from search_by_image.thumbnails import Thumbnails, covering
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,8 @@ class ImageFolder:
     DataLoader workers decode it on a GPU; the CPU path iterates it without torch).
 
     A file that cannot be decoded yields a failure instead of raising, so one bad file never stops
-    a run; `collate` keeps indices next to pixels, so features and paths cannot drift apart.
+    a run; `collate` keeps indices next to pixels, so features and paths cannot drift apart. With
+    `thumbnails`, each image's grid thumbnail is written from the same decode.
     """
 
     def __init__(
@@ -323,21 +325,28 @@ class ImageFolder:
         paths: list[str],
         preprocess: Callable[[Image.Image], np.ndarray],
         max_pixels: int,
+        thumbnails: Thumbnails | None = None,
     ):
         self.root = root
         self.paths = paths
         self.preprocess = preprocess
         self.max_pixels = max_pixels
+        self.thumbnails = thumbnails
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
         target = getattr(self.preprocess, "resized_size", None)
+        file = self.root / self.paths[index]
         try:
-            image = open_rgb(self.root / self.paths[index], self.max_pixels, target)
+            image = open_rgb(file, self.max_pixels, covering(target) if self.thumbnails else target)
         except (UnreadableImage, OSError) as exc:
             return index, None, str(exc)
+        if self.thumbnails is not None:
+            with contextlib.suppress(OSError):
+                stat = file.stat()
+                self.thumbnails.write_quietly(self.paths[index], (stat.st_size, stat.st_mtime_ns), image)
         return index, self.preprocess(image), ""
 
     @staticmethod

@@ -49,6 +49,7 @@ from search_by_image.index_store import (
 )
 from search_by_image.metadata import Metadata, append_rows, load_metadata, remove_rows
 from search_by_image.metrics import RELOADS
+from search_by_image.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,10 @@ class Collection:
     @property
     def name(self) -> str:
         return self.location.name
+
+    @property
+    def thumbnails(self) -> Thumbnails:
+        return Thumbnails(self.location.saved_dir)
 
     def _stamp(self) -> Stamp:
         return (_file_stamp(self.location.saved_dir / MANIFEST_FILE),
@@ -266,6 +271,8 @@ class Collection:
                     fresh[path] = row
             with _storage(self.name):
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
+                for path, row in fresh.items():
+                    self.thumbnails.write_quietly(path, files[path], uploads[row].image)
                 rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
                 if rows:
                     append_rows(self._csv(), rows)
@@ -306,6 +313,7 @@ class Collection:
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
             self._swap(smaller)
+            self.thumbnails.remove(path, tuple(store.manifest.files[path]))
             return path, trashed
 
     @contextlib.contextmanager

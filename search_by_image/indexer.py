@@ -29,6 +29,7 @@ from search_by_image.embedder import EmbedderSpec
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
 from search_by_image.metadata import load_metadata
 from search_by_image.shards import ShardFiles, plan, run_key
+from search_by_image.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ def update_index(
     return report
 
 
+def _thumbnails(settings, location: Location) -> Thumbnails | None:
+    return Thumbnails(location.saved_dir) if settings.thumbnails else None
+
+
 def _update_locked(settings, location: Location, rebuild: bool, progress: bool, engine: str,
                    ray_address: str | None, ray_workers: int, status: Progress) -> IndexReport:
     started = time.perf_counter()
@@ -169,7 +174,7 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
                                         progress, ray_address, ray_workers)
             else:
                 local_engine.embed_shards(settings, spec, location.images_dir, pending, shard_files,
-                                          progress)
+                                          progress, _thumbnails(settings, location))
         results = [shard_files.read(n) for n in range(len(shards))]
         embedded = [p for r in results for p in r.paths]
         rows = np.concatenate([rows] + [r.features for r in results])
@@ -200,6 +205,7 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
     store.save(location.saved_dir)
     if shard_files:
         shard_files.clear()
+    Thumbnails(location.saved_dir).prune(store.manifest.files)
     for problem in load_metadata(location.metadata_csv, paths).problems():
         log.warning("Metadata: %s", problem)
     report.total, report.embedded, report.written = len(paths), len(embedded), True

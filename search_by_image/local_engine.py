@@ -33,6 +33,7 @@ from dataset import Batch, ImageFolder
 from search_by_image.devices import is_gpu
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.shards import ShardFiles, ShardResult
+from search_by_image.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,15 @@ def embed_files(
     max_pixels: int,
     progress: bool = True,
     bar: tqdm | None = None,
+    thumbnails: Thumbnails | None = None,
 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files.
 
     The one embedding function: both engines call it, on chunks of shards. `workers` DataLoader
     processes decode (0: this process decodes between batches, without torch); `bar` is a
-    progress bar to advance instead of drawing one.
+    progress bar to advance instead of drawing one; `thumbnails` are written from the same decode.
     """
-    dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels)
+    dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels, thumbnails)
     loader = _batches(dataset, batch_size, workers)
     done: list[str] = []
     rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
@@ -98,10 +100,11 @@ def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
     _worker = (Embedder.configured(spec, settings, threads), settings)
 
 
-def _embed_chunk(images_dir: str, paths: list[str]) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+def _embed_chunk(images_dir: str, paths: list[str], thumbnails: Thumbnails | None
+                 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     embedder, settings = _worker
     return embed_files(embedder, Path(images_dir), paths, settings.batch_size, 0,
-                       settings.max_image_pixels, progress=False)
+                       settings.max_image_pixels, progress=False, thumbnails=thumbnails)
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
@@ -112,8 +115,9 @@ def _process_context() -> multiprocessing.context.BaseContext:
 
 
 def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
-                 files: ShardFiles, progress: bool) -> None:
-    """Embed each pending shard and write its file as soon as all its images are done."""
+                 files: ShardFiles, progress: bool, thumbnails: Thumbnails | None = None) -> None:
+    """Embed each pending shard and write its file as soon as all its images are done (and each
+    image's thumbnail, with `thumbnails`)."""
     processes = settings.workers
     chunks = plan_chunks(pending, max(1, processes), settings.batch_size)
     processes = min(processes, len(chunks))
@@ -126,10 +130,11 @@ def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[i
             workers = settings.workers if is_gpu(embedder.device) else 0
             for number, paths in pending.items():
                 done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
-                                                  workers, settings.max_image_pixels, bar=bar)
+                                                  workers, settings.max_image_pixels, bar=bar,
+                                                  thumbnails=thumbnails)
                 files.write(ShardResult(number, done, rows, skipped))
         else:
-            _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar)
+            _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar, thumbnails)
 
 
 def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) -> list[tuple[int, list[str]]]:
@@ -154,13 +159,13 @@ def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) ->
 
 def _embed_in_processes(settings, spec: EmbedderSpec, images_dir: Path,
                         chunks: list[tuple[int, list[str]]], processes: int, files: ShardFiles,
-                        bar: tqdm) -> None:
+                        bar: tqdm, thumbnails: Thumbnails | None) -> None:
     threads = max(1, (os.cpu_count() or 1) // processes)
     expected = Counter(number for number, _ in chunks)
     parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
     with ProcessPoolExecutor(processes, mp_context=_process_context(), initializer=_start_worker,
                              initargs=(spec.model_dump_json(), settings.model_dump_json(), threads)) as pool:
-        running = {pool.submit(_embed_chunk, str(images_dir), paths): (number, order)
+        running = {pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
                    for order, (number, paths) in enumerate(chunks)}
         for future in as_completed(running):
             number, order = running[future]

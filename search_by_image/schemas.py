@@ -15,6 +15,7 @@ class SearchHit(BaseModel):
     path: str = Field(description="path relative to the images folder")
     score: float = Field(description="cosine similarity in [-1, 1]; 1 = identical descriptor")
     image_url: str
+    thumbnail_url: str = Field(description="a JPEG at most 384 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
 
 
@@ -74,6 +75,7 @@ class AddedImage(BaseModel):
     id: int
     path: str = Field(description="where it was stored, relative to the images folder")
     image_url: str
+    thumbnail_url: str
     created: bool = Field(description="false when the same image was already in the collection")
 
 
@@ -126,6 +128,7 @@ class DuplicateImage(BaseModel):
     id: int
     path: str
     image_url: str
+    thumbnail_url: str
 
 
 class DuplicateGroup(BaseModel):

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from PIL import Image
 
 from dataset import decode_budget
-from search_by_image import catalog, metrics, watch
+from search_by_image import catalog, metrics, thumbnails, watch
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection, Hits
@@ -146,10 +146,22 @@ class SearchService:
         return collection
 
     def image_url(self, collection: str, path: str) -> str:
-        query = {} if collection == catalog.DEFAULT else {"collection": collection}
+        return self._file_url("images", collection, path, {})
+
+    def thumbnail_url(self, collection: Collection, path: str) -> str:
+        """The grid thumbnail's URL, versioned by the image's fingerprint (cacheable for a year)."""
+        snapshot = collection.snapshot
+        fingerprint = snapshot.store.manifest.files.get(path) if snapshot else None
+        version = thumbnails.version(path, tuple(fingerprint)) if fingerprint else "0"
+        return self._file_url("thumbnails", collection.name, path, {"v": version})
+
+    def _file_url(self, route: str, collection: str, path: str, query: dict[str, str]) -> str:
+        """/images/ or /thumbnails/ URL of an indexed image; signed where searching needs a key."""
+        if collection != catalog.DEFAULT:
+            query["collection"] = collection
         if self.signer is not None:
             query["exp"], query["sig"] = self.signer.sign(collection, path)
-        return f"/images/{quote(path)}" + (f"?{urlencode(query)}" if query else "")
+        return f"/{route}/{quote(path)}" + (f"?{urlencode(query)}" if query else "")
 
     @property
     def default(self) -> Collection:
@@ -222,6 +234,7 @@ class SearchService:
                 path=path,
                 score=round(score, 6),
                 image_url=self.image_url(collection.name, path),
+                thumbnail_url=self.thumbnail_url(collection, path),
                 metadata=metadata.for_path(path),
             ))
         return SearchResponse(

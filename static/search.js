@@ -200,7 +200,7 @@
 
   const renderHit = (hit) => {
     const link = element("a", { href: hit.image_url, target: "_blank", rel: "noopener" },
-      [element("img", { src: hit.image_url, alt: hit.path, loading: "lazy" })]);
+      [element("img", { src: hit.thumbnail_url, alt: hit.path, loading: "lazy" })]);
     const details = Object.entries(hit.metadata)
       .filter(([, value]) => value !== null)
       .flatMap(([key, value]) => [element("dt", { textContent: key }), element("dd", { textContent: String(value) })]);

@@ -222,7 +222,8 @@ def test_plain_form_post_renders_the_results_page(client):
     )
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
     assert response.text.count('class="hit"') == 5
-    assert 'src="/images/eagle.jpg"' in response.text and "data:image/jpeg;base64," in response.text
+    assert 'href="/images/eagle.jpg"' in response.text and 'src="/thumbnails/eagle.jpg?v=' in response.text
+    assert "data:image/jpeg;base64," in response.text
 
 
 def test_plain_form_post_errors_render_on_the_page(client):

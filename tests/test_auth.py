@@ -108,6 +108,9 @@ def test_a_server_that_requires_keys_for_search(demo_collection, tmp_path):
         url = found.json()["results"][0]["image_url"]
         assert "sig=" in url and client.get(url).status_code == 200  # signed: an <img> sends no header
         assert client.get(url.replace("sig=", "sig=0")).status_code == 401
+        thumbnail = client.get(found.json()["results"][0]["thumbnail_url"])  # signed the same way
+        assert thumbnail.status_code == 200 and thumbnail.headers["cache-control"].startswith("private")
+        assert client.get("/thumbnails/chelsea.jpg").status_code == 401
         assert client.get("/images/chelsea.jpg", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         client.app.state.keys.revoke(record.id)
         assert search(client, key).status_code == 401  # revoked: refused at once

@@ -88,7 +88,8 @@ async def duplicates(
         collection=collection.name,
         threshold=default_threshold(snapshot.store) if threshold is None else threshold,
         groups=[DuplicateGroup(best=round(g.best, 4), weakest=round(g.weakest, 4), images=[
-            DuplicateImage(id=i, path=p, image_url=service.image_url(collection.name, p))
+            DuplicateImage(id=i, path=p, image_url=service.image_url(collection.name, p),
+                           thumbnail_url=service.thumbnail_url(collection, p))
             for i, p in g.images]) for g in groups],
     )
     if wants_html(request):
@@ -168,7 +169,7 @@ async def add_images(
         raise HTTPException(507, str(exc)) from exc
     return AddedImages(collection=collection.name, images=[
         AddedImage(id=a.id, path=a.path, image_url=service.image_url(collection.name, a.path),
-                   created=a.created)
+                   thumbnail_url=service.thumbnail_url(collection, a.path), created=a.created)
         for a in added
     ])
 
@@ -206,8 +207,8 @@ async def similar_images(
         raise filter_error(exc) from exc
     if wants_html(request):
         return render_search_page(request, response=response, k=k, collection=collection.name,
-                                  filters=filters, query_image=service.image_url(
-                                      collection.name, response.query.filename))
+                                  filters=filters, query_image=service.thumbnail_url(
+                                      collection, response.query.filename))
     return response
 
 

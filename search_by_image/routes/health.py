@@ -21,6 +21,7 @@ ENDPOINTS = {
     "indexed one (`?k=&offset=&filters=`), from its stored descriptor",
     "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
+    "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 384 px (`thumbnail_url` in results)",
     "GET /health": "status, number of indexed images, model, device, indexing progress",
     "GET /metrics": "Prometheus metrics: requests, latencies, batches, images, reloads, rejections",
     "GET /docs": "interactive API documentation",

@@ -1,31 +1,38 @@
-"""GET /images/{path}: the indexed images themselves, for the result grid."""
+"""GET /images/{path} and /thumbnails/{path}: the indexed images and their grid thumbnails."""
 
 import posixpath
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from dataset import UnreadableImage, open_rgb
 from search_by_image.catalog import DEFAULT
-from search_by_image.deps import Credentials, ServiceDep, authenticate, find_collection
+from search_by_image.collection import Collection
+from search_by_image.deps import Credentials, ServiceDep, SettingsDep, authenticate, find_collection
+from search_by_image.thumbnails import covering
 
 router = APIRouter(tags=["images"])
 
+#: Originals: their URL names a path, whose file may change; an hour, like a signed URL.
+IMAGE_MAX_AGE_S = 3600
+#: Thumbnails: their URL carries the image's fingerprint (`v`), so it never changes content.
+THUMBNAIL_MAX_AGE_S = 365 * 24 * 3600
 
-@router.get("/images/{path:path}", summary="An indexed image", response_class=FileResponse)
-def indexed_image(
-    request: Request,
-    path: str,
-    service: ServiceDep,
-    credentials: Credentials,
-    collection: Annotated[str, Query(description="the collection it belongs to")] = DEFAULT,
-    exp: Annotated[int | None, Query(description="signed URL: expiry (Unix time)")] = None,
-    sig: Annotated[str | None, Query(description="signed URL: signature")] = None,
-):
-    """Only paths that are in the index are served: anything else, `..` tricks included, is a 404.
+CollectionQuery = Annotated[str, Query(description="the collection it belongs to")]
+Expiry = Annotated[int | None, Query(description="signed URL: expiry (Unix time)")]
+Signature = Annotated[str | None, Query(description="signed URL: signature")]
 
-    Where searching needs a key, the URLs in search results are signed (an <img> cannot send a
-    header) and valid for an hour; a key with scope search works too.
+
+def _indexed(request: Request, service, credentials, collection: str, path: str,
+             exp: int | None, sig: str | None) -> tuple[Collection, tuple[int, int], Path]:
+    """The collection, fingerprint and file of an indexed path; 401/404 with a reason otherwise.
+
+    Only paths that are in the index are served: anything else, `..` tricks included, is a 404.
+    Where searching needs a key, the URLs in results are signed (an <img> cannot send a header)
+    and valid for an hour; a key with scope search works too.
     """
     if service.signer is None or not service.signer.check(collection, path, exp, sig):
         authenticate(request, credentials, "search")
@@ -38,4 +45,51 @@ def indexed_image(
     file = target.location.images_dir / path
     if not file.is_file():
         raise HTTPException(404, "this image was indexed but is no longer on disk")
-    return FileResponse(file)
+    return target, tuple(snapshot.store.manifest.files[path]), file
+
+
+def _cached(request: Request, file: Path, max_age: int, shared: bool, immutable: bool = False):
+    """The file with Cache-Control and its validators (ETag, Last-Modified); 304 when the
+    client's copy is current."""
+    scope = "public" if shared else "private"
+    headers = {"Cache-Control": f"{scope}, max-age={max_age}" + (", immutable" if immutable else "")}
+    try:
+        stat = file.stat()
+    except FileNotFoundError:  # deleted since it was looked up
+        raise HTTPException(404, "this image was indexed but is no longer on disk") from None
+    response = FileResponse(file, headers=headers, stat_result=stat)
+    etag = response.headers["etag"]
+    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={**headers, "ETag": etag})
+    return response
+
+
+@router.get("/images/{path:path}", summary="An indexed image", response_class=FileResponse)
+def indexed_image(
+    request: Request, path: str, service: ServiceDep, credentials: Credentials,
+    collection: CollectionQuery = DEFAULT, exp: Expiry = None, sig: Signature = None,
+):
+    _, _, file = _indexed(request, service, credentials, collection, path, exp, sig)
+    return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
+
+
+@router.get("/thumbnails/{path:path}", summary="An indexed image's grid thumbnail (JPEG, 384 px)",
+            response_class=FileResponse)
+async def thumbnail(
+    request: Request, path: str, service: ServiceDep, settings: SettingsDep, credentials: Credentials,
+    collection: CollectionQuery = DEFAULT, exp: Expiry = None, sig: Signature = None,
+    v: Annotated[str | None, Query(description="the image's version (in thumbnail_url)")] = None,
+):
+    """Made while indexing or adding; an image indexed without one gets it now, once."""
+    target, fingerprint, file = _indexed(request, service, credentials, collection, path, exp, sig)
+    thumbs = target.thumbnails
+    small = thumbs.file(path, fingerprint)
+    if not small.is_file():
+        try:
+            image = await run_in_threadpool(open_rgb, file, settings.max_image_pixels, covering(None))
+            small = await run_in_threadpool(thumbs.write, path, fingerprint, image)
+        except UnreadableImage as exc:
+            raise HTTPException(422, f"this image cannot be read any more: {exc.reason}") from exc
+        except OSError:  # a read-only saved folder: answer with the original instead
+            return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
+    return _cached(request, small, THUMBNAIL_MAX_AGE_S, shared=service.signer is None, immutable=v is not None)
