@@ -2,14 +2,15 @@
 
 Every image goes through `open_rgb`, so a photo is decoded the same way whether it sits in the
 collection or arrives as an upload: EXIF orientation applied, any mode turned into 8-bit RGB,
-and JPEGs (and HEIC files with a large enough embedded thumbnail) decoded at a reduced scale
-(Pillow `draft`) when the model needs fewer pixels. Only the formats of `search_by_image.formats`
-are opened; camera raw files go through `search_by_image.camera_raw`. A multi-image file (HEIC
-burst, animated WebP/AVIF/GIF, multi-page TIFF) gives its primary image.
-
 and no bigger than the model needs. JPEGs are decoded at a reduced scale (Pillow `draft`, DCT
-scaling); Pillow has no reduced decoding for PNG, WebP, TIFF or GIF, so those are shrunk by an
-integer factor (`Image.reduce`, a box filter) right after decoding, before any conversion.
+scaling), HEIC files from an embedded thumbnail when one is large enough (pillow-heif's `draft`);
+Pillow has no reduced decoding for PNG, WebP, TIFF or GIF, so those are shrunk by an integer
+factor (`Image.reduce`, a box filter) right after decoding, before any conversion.
+
+Only the formats of `search_by_image.formats` are opened; camera raw files go through
+`search_by_image.camera_raw` (their preview back through `open_rgb`, a demosaic inside the same
+budget). A multi-image file (HEIC burst, animated WebP/AVIF/GIF, multi-page TIFF) gives its
+primary image.
 
 Memory is set by decoded pixels, not by file size: a 34-byte lossless WebP declaring 7000x7000
 decodes to 0.75 GB. So every decode first takes its estimated cost from one process-wide
@@ -294,7 +295,8 @@ def _open_camera_raw(source: Path | bytes, max_pixels: int,
     """A camera raw file: its embedded preview (through `open_rgb`, as any JPEG) or a demosaic."""
     try:
         image = camera_raw.decode(source, max_pixels, target,
-                                  lambda preview: open_rgb(preview, max_pixels, target))
+                                  lambda preview: open_rgb(preview, max_pixels, target),
+                                  decode_budget.hold)
     except camera_raw.RawError as exc:
         raise UnreadableImage(str(exc), kind=exc.kind) from exc
     return _to_rgb(image)

@@ -4,13 +4,15 @@ A camera stores a JPEG preview beside the sensor data, rendered with the camera'
 when it is at least as large as the caller needs, it is used (decoded by `decode_jpeg`, the same
 path as any JPEG: pixel limit and DCT scaling included). Otherwise the sensor data is demosaiced
 by LibRaw, at half size (each 2x2 Bayer cell as one pixel, 4x less work and memory) whenever
-that is still large enough. The pixel limit is checked from the header before either.
+that is still large enough. The pixel limit is checked from the header before either, and the
+demosaic holds its estimated memory from the caller's decode budget (dataset.decode_budget).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,9 @@ from PIL import ExifTags, Image
 #: The longest side asked of the preview when the caller gives no target size (a region search
 #: decodes at full size and crops): big enough to crop from, and what cameras embed (>= 1600 px).
 FULL_SIZE_PREVIEW = 1600
+#: LibRaw's memory per sensor pixel: the unpacked raw data (16-bit), and per output pixel its
+#: 4 x 16-bit working image plus the 8-bit RGB result
+RAW_BYTES_PER_PIXEL, WORKING_BYTES_PER_PIXEL = 2, 8 + 3
 #: LibRaw's `flip` (how the sensor image is turned for display) as Pillow transposes
 _FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
 
@@ -35,8 +40,11 @@ class RawError(ValueError):
 
 
 def decode(source: Path | bytes, max_pixels: int, target: Target | None,
-           decode_jpeg: Callable[[bytes], Image.Image]) -> Image.Image:
-    """The displayed image (orientation applied) of a camera raw file; raises RawError."""
+           decode_jpeg: Callable[[bytes], Image.Image],
+           budget: Callable[[int], AbstractContextManager] = lambda cost: nullcontext()) -> Image.Image:
+    """The displayed image (orientation applied) of a camera raw file; raises RawError.
+
+    `decode_jpeg` decodes the preview; `budget(bytes)` is held around the demosaic."""
     try:
         with rawpy.imread(str(source) if isinstance(source, Path) else io.BytesIO(source)) as raw:
             sizes = raw.sizes
@@ -51,13 +59,16 @@ def decode(source: Path | bytes, max_pixels: int, target: Target | None,
             if preview is not None:
                 return preview
             half = max(width, height) // 2 >= needed
-            pixels = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
-            return Image.fromarray(np.ascontiguousarray(pixels))
+            sensor = sizes.raw_width * sizes.raw_height
+            cost = sensor * RAW_BYTES_PER_PIXEL + width * height * WORKING_BYTES_PER_PIXEL // (4 if half else 1)
+            with budget(cost):
+                pixels = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
+                return Image.fromarray(np.ascontiguousarray(pixels))
     except RawError:
         raise
     except (rawpy.LibRawFileUnsupportedError, rawpy.NotSupportedError) as exc:
         raise RawError(f"not a camera raw file LibRaw reads ({exc})", "not_image") from exc
-    except (rawpy.LibRawError, OSError, ValueError) as exc:
+    except (rawpy.LibRawError, OSError) as exc:  # the caller's own errors (budget, preview) pass
         raise RawError(f"camera raw data is truncated or corrupt ({exc})", "corrupt") from exc
 
 

@@ -5,6 +5,8 @@ HEIC and AVIF files are encoded here from real photos by the libraries users' fi
 photo written by PiDNG, which LibRaw demosaics as it would a camera's.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -129,3 +131,19 @@ def test_the_list_covers_phone_and_camera_formats_and_the_page_accepts_them():
     accept = formats.accept_attribute().split(",")
     assert {".heic", ".avif", ".dng", ".nef", "image/heic", "image/jpeg"} <= set(accept)
     assert formats.SUFFIXES == {s for s in accept if s.startswith(".")}
+
+
+def test_a_demosaic_holds_its_memory_from_the_decode_budget(monkeypatch):
+    import dataset
+
+    held = []
+
+    class Recording:
+        @contextlib.contextmanager
+        def hold(self, cost, wait=None):
+            held.append(cost)
+            yield
+
+    monkeypatch.setattr(dataset, "decode_budget", Recording())
+    open_rgb(dng_bytes(PHOTO), LIMIT)
+    assert held and held[0] >= 450 * 300 * camera_raw.WORKING_BYTES_PER_PIXEL
