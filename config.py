@@ -5,6 +5,7 @@ indexer and the service lives here so that `python with_faiss.py` and `uvicorn m
 Relative default paths are anchored at the project folder, so both commands work from any cwd.
 """
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     rate_limit: str = Field(
         "300/minute", description="searches and writes per client (API key, else address); '' = off"
     )
+    trusted_proxies: list[str] = Field(
+        [], description="addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the "
+        "client for the rate limit; empty = forwarded headers are never believed")
     cors_origins: list[str] = Field(
         [], description="origins allowed to call the API from a browser; empty = CORS off"
     )
@@ -122,6 +126,13 @@ class Settings(BaseSettings):
     @property
     def onnx_cache(self) -> Path:
         return self.onnx_dir or self.saved_dir / "onnx"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
     @field_validator("rate_limit")
     @classmethod

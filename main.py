@@ -19,7 +19,7 @@ from search_by_image import __version__
 from search_by_image import metrics as service_metrics
 from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.pages import render_search_page, wants_html
-from search_by_image.rate_limit import RateLimiter
+from search_by_image.rate_limit import RateLimiter, trusted_networks
 from search_by_image.routes import collections, health, images, metrics, search
 from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.keys = KeyStore(settings.saved_dir / KEYS_FILE)
     app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

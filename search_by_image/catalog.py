@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +47,19 @@ class Location(BaseModel):
     @property
     def trash_dir(self) -> Path:
         return self.saved_dir / TRASH_DIR
+
+    def served_file(self, path: str) -> Path | None:
+        """The file to serve for indexed `path`: a regular file whose real path, resolved now
+        (symlinks followed), lies inside the images folder; None otherwise. A symlink indexed
+        once and later pointed at /etc/passwd or saved/api_keys.json is refused, not served."""
+        root = self.images_dir.resolve()
+        try:
+            real = (root / path).resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return None
+        if not real.is_relative_to(root) or not stat.S_ISREG(real.stat().st_mode):
+            return None
+        return real
 
 
 class _Source(BaseModel):

@@ -41,6 +41,7 @@ from search_by_image.filters import Condition, matching_rows
 from search_by_image.index_store import (
     MANIFEST_FILE,
     PREVIOUS_DIR,
+    IndexBusy,
     IndexCorrupt,
     IndexMissing,
     IndexStore,
@@ -161,15 +162,21 @@ class Collection:
     def refresh(self) -> bool:
         """Swap in what is on disk if it changed since the current snapshot; True if swapped.
 
-        A commit in flight (`.previous/` present) is left for the next call, and a broken index
-        on disk keeps the last good snapshot serving, with the problem reported.
+        `.previous/` left by a writer that crashed mid-commit is rolled back first. One left by a
+        live writer (a commit in flight) is waited for, unless nothing is served yet: then the
+        complete old set it keeps is loaded. A broken index on disk keeps the last good snapshot
+        serving, with the problem reported.
         """
         with self._lock:
-            stamp = self._stamp()
+            if (self.location.saved_dir / PREVIOUS_DIR).exists() and not self._roll_back_crashed_commit():
+                if self.snapshot is not None:
+                    return False
+                self._failed = None
+                stamp: Stamp = (None, self._stamp()[1])  # reloaded once the commit is done
+            else:
+                stamp = self._stamp()
             current = self.snapshot
             if (current and stamp == current.stamp) or stamp == self._failed:
-                return False
-            if (self.location.saved_dir / PREVIOUS_DIR).exists():
                 return False
             try:
                 store = self._store_for(stamp, current)
@@ -189,6 +196,17 @@ class Collection:
                 log.info("Collection %s: serving %d images (%s)", self.name, len(store),
                          store.manifest.index_type)
             return True
+
+    def _roll_back_crashed_commit(self) -> bool:
+        """True when `.previous/` was a crashed writer's (the writer lock was free) and is rolled
+        back now; False while a live writer holds the lock, or the folder cannot be written."""
+        try:
+            with writer_lock(self.location.saved_dir, wait=0):
+                pass  # taking the lock rolls an interrupted commit back
+        except (IndexBusy, OSError):
+            return False
+        log.warning("Collection %s: rolled back a commit interrupted by a crash", self.name)
+        return True
 
     def _store_for(self, stamp: Stamp, current: Snapshot | None) -> IndexStore:
         """The current store when only the CSV changed, else the one on disk."""

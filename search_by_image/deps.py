@@ -15,7 +15,7 @@ from config import Settings
 from search_by_image.auth import KeyRecord, KeyStore, Scope
 from search_by_image.catalog import InvalidName, UnknownCollection
 from search_by_image.collection import Collection
-from search_by_image.rate_limit import RateLimiter
+from search_by_image.rate_limit import RateLimiter, client_address
 from search_by_image.service import SearchService
 
 bearer = HTTPBearer(
@@ -57,7 +57,8 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     """The caller, or 401 (no or bad key where one is needed) / 403 (key without the scope)."""
     settings: Settings = request.app.state.settings
     keys: KeyStore = request.app.state.keys
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request.client.host if request.client else "unknown",
+                             request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
     needed = scope == "admin" or settings.search_requires_key
     if credentials is None:
         if not needed:

@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from search_by_image.json_limits import JsonTooLarge, check_json_text
 from search_by_image.metadata import Kind, Metadata
 
 Scalar = str | int | float | bool
+MAX_FILTERS_BYTES = 16 * 1024
 
 
 class FilterError(ValueError):
@@ -62,7 +64,10 @@ def parse_filters(text: str | None) -> dict[str, Condition]:
     if text is None or not text.strip():
         return {}
     try:
+        check_json_text(text, "filters", MAX_FILTERS_BYTES)
         raw = json.loads(text)
+    except JsonTooLarge as exc:
+        raise FilterError(None, str(exc)) from None
     except json.JSONDecodeError as exc:
         raise FilterError(None, f"filters must be a JSON object: {exc}") from None
     if not isinstance(raw, dict):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from fastapi.testclient import TestClient
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config import PROJECT_DIR
 from conftest import PHOTOS
@@ -155,3 +156,31 @@ def test_cors_for_configured_origins_only(demo_collection, tmp_path):
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         other = client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def behind_uvicorn(demo_collection, tmp_path, **overrides) -> TestClient:
+    """The app wrapped as `uvicorn main:app` wraps it (proxy headers believed from 127.0.0.1),
+    called from 127.0.0.1."""
+    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
+    settings = demo_collection.model_copy(update={"saved_dir": tmp_path / "saved", **overrides})
+    app = create_app(settings)
+    return TestClient(ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1"), client=("127.0.0.1", 5000))
+
+
+def forwarded_search(client, hops: str):
+    return client.post("/search", headers={"X-Forwarded-For": hops},
+                       files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")})
+
+
+def test_a_rotating_forwarded_header_does_not_reset_the_rate_limit(demo_collection, tmp_path):
+    with behind_uvicorn(demo_collection, tmp_path, rate_limit="2/minute") as client:
+        statuses = [forwarded_search(client, f"203.0.113.{n}").status_code for n in range(4)]
+    assert statuses == [200, 200, 429, 429]
+
+
+def test_a_trusted_proxy_gives_each_forwarded_client_its_own_budget(demo_collection, tmp_path):
+    with behind_uvicorn(demo_collection, tmp_path, rate_limit="1/minute",
+                        trusted_proxies=["127.0.0.0/8"]) as client:
+        first = [forwarded_search(client, "203.0.113.7").status_code for _ in range(2)]
+        other = forwarded_search(client, "203.0.113.8").status_code
+    assert first == [200, 429] and other == 200

@@ -1,7 +1,10 @@
 """Collections over HTTP (TestClient): listing, filters inside the search, live adds and deletes."""
 
+import contextlib
+import fcntl
 import io
 import json
+import os
 import shutil
 from pathlib import PurePosixPath
 
@@ -13,7 +16,7 @@ from conftest import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_s
 from main import create_app
 from search_by_image import catalog
 from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.index_store import IndexStore
+from search_by_image.index_store import LOCK_FILE, PREVIOUS_DIR, IndexStore
 from search_by_image.indexer import update_index
 
 #: 5 of the 13 demo photos; the cat's nearest neighbours are other animals, not these.
@@ -168,6 +171,10 @@ def test_adds_with_one_metadata_row_per_file(client, settings):
     ([("file", ("a.jpg", b"x", "image/jpeg"))], {}, 422, "files"),
     ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))], {"metadata": "[1"}, 422,
      "metadata must be"),
+    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
+     {"metadata": "[" * 5000 + "]" * 5000}, 422, "nested more than 8 levels"),
+    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
+     {"metadata": json.dumps({"note": "x" * 300_000})}, 422, "the limit is 262144"),
 ])
 def test_bad_adds_are_refused_with_a_reason(client, files, data, status, words):
     response = client.post("/collections/pets/images", files=files, data=data)
@@ -267,3 +274,48 @@ def test_phone_camera_and_other_formats_are_added_and_kept_by_the_next_indexer_r
     finally:  # the other tests of this module see only their own collections
         shutil.rmtree(location.saved_dir)
         client.app.state.service.refresh()
+
+
+def test_an_indexed_symlink_repointed_outside_the_collection_is_not_served(tmp_path):
+    settings = make_settings(tmp_path)
+    copy_photos(settings.images_dir, ["chelsea.jpg", "dog.jpg"])
+    link = settings.images_dir / "link.jpg"
+    link.symlink_to(settings.images_dir / "chelsea.jpg")
+    update_index(settings, progress=False)
+    secret = tmp_path / "saved" / "secret.txt"
+    secret.write_text("api keys")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/images/link.jpg").status_code == 200
+        link.unlink()
+        link.symlink_to(secret)  # re-pointed after indexing
+        refused = client.get("/images/link.jpg")
+        assert refused.status_code == 404 and "api keys" not in refused.text
+        link.unlink()
+        link.symlink_to(settings.images_dir)  # a folder inside it is not a file either
+        assert client.get("/images/link.jpg").status_code == 404
+        link.unlink()
+        link.symlink_to("dog.jpg")  # inside the folder: served
+        assert client.get("/images/link.jpg").content == (PHOTOS / "dog.jpg").read_bytes()
+
+
+@pytest.mark.parametrize("writer_alive", [False, True], ids=["crashed-writer", "commit-in-flight"])
+def test_a_commit_left_half_done_still_serves_the_last_complete_index(demo_collection, tmp_path,
+                                                                       writer_alive):
+    """The issue's reproduction: `.previous/` holding hard links to the index files, as a commit
+    killed between its steps leaves it. A crashed writer's is rolled back at startup; one whose
+    writer still holds the lock is served from meanwhile, and left to that writer."""
+    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
+    settings = demo_collection.model_copy(update={"saved_dir": tmp_path / "saved", "reload_seconds": 0})
+    previous = settings.saved_dir / PREVIOUS_DIR
+    previous.mkdir()
+    for name in ("features.npy", "images_paths.txt", "ids.npy", "faiss_index.faiss", "manifest.json"):
+        os.link(settings.saved_dir / name, previous / name)
+    with contextlib.ExitStack() as stack:
+        if writer_alive:  # another process' writer, mid-commit: it holds the lock file
+            held = stack.enter_context(open(settings.saved_dir / LOCK_FILE, "w"))
+            fcntl.flock(held, fcntl.LOCK_EX)
+        client = stack.enter_context(TestClient(create_app(settings)))
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["images"] == 13 and health["detail"] is None
+        assert search(client, "chelsea.jpg", k=1).json()["results"][0]["path"] == "chelsea.jpg"
+        assert previous.exists() == writer_alive

@@ -83,3 +83,17 @@ def test_a_range_needs_a_bound():
 def test_the_mask_is_aligned_with_the_index_rows(metadata):
     mask = matching_rows(parse_filters('{"note": "z"}'), metadata, len(PATHS))
     assert mask.dtype == np.bool_ and mask.tolist() == [False, False, False, True, False]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('{"a":' * 2000 + "1" + "}" * 2000, "nested more than 8 levels"),
+    ('{"a": [' + ", ".join(['"x"'] * 5000) + "]}", "the limit is 16384"),
+    ('{"a": "[[[[[[[[[[[[[[[["}', None),  # brackets inside a string are text, not nesting
+])
+def test_oversized_or_deeply_nested_filters_are_refused_before_parsing(text, words):
+    if words is None:
+        assert parse_filters(text) == {"a": "[[[[[[[[[[[[[[[["}
+        return
+    with pytest.raises(FilterError) as caught:
+        parse_filters(text)
+    assert words in caught.value.message and caught.value.column is None

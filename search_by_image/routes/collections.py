@@ -18,6 +18,7 @@ from search_by_image.deps import (
 )
 from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.index_store import IndexBusy
+from search_by_image.json_limits import JsonTooLarge, check_json_text
 from search_by_image.duplicates import default_threshold
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
 from search_by_image.routes import invalid_field
@@ -39,6 +40,8 @@ router = APIRouter(prefix="/collections", tags=["collections"])
 
 #: Seconds a client should wait when another writer (an indexer run) holds the collection.
 RETRY_AFTER_S = 10
+#: JSON text of the `metadata` field: one small object per file is a few hundred bytes
+MAX_METADATA_BYTES = 256 * 1024
 
 Row = dict[str, str | int | float | bool | None]
 ROWS = TypeAdapter(Row | list[Row])
@@ -101,7 +104,10 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     if metadata is None or not metadata.strip():
         return [None] * count
     try:
+        check_json_text(metadata, "metadata", MAX_METADATA_BYTES)
         rows = ROWS.validate_json(metadata)
+    except JsonTooLarge as exc:
+        raise invalid_field("metadata", message=str(exc)) from None
     except ValidationError as exc:
         raise invalid_field("metadata", message="metadata must be a JSON object of plain values, "
                             f"or a list of them (one per file): {exc.errors()[0]['msg']}") from None

@@ -30,7 +30,8 @@ def _indexed(request: Request, service, credentials, collection: str, path: str,
              exp: int | None, sig: str | None) -> tuple[Collection, tuple[int, int], Path]:
     """The collection, fingerprint and file of an indexed path; 401/404 with a reason otherwise.
 
-    Only paths that are in the index are served: anything else, `..` tricks included, is a 404.
+    Only paths that are in the index are served: anything else, `..` tricks included, is a 404;
+    so is an indexed path that is now a symlink leading outside the collection's folder.
     Where searching needs a key, the URLs in results are signed (an <img> cannot send a header)
     and valid for an hour; a key with scope search works too.
     """
@@ -42,9 +43,10 @@ def _indexed(request: Request, service, credentials, collection: str, path: str,
     indexed = snapshot is not None and path in snapshot.store.position
     if not indexed or normal.startswith(("..", "/")) or normal != path:
         raise HTTPException(404, "no such indexed image")
-    file = target.location.images_dir / path
-    if not file.is_file():
-        raise HTTPException(404, "this image was indexed but is no longer on disk")
+    file = target.location.served_file(path)
+    if file is None:
+        raise HTTPException(404, "this image was indexed but is no longer on disk, or no longer a "
+                            "file inside the collection's folder")
     return target, tuple(snapshot.store.manifest.files[path]), file
 
 
