@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from dataset import list_images
-from search_by_image import local_engine
+from search_by_image import local_engine, unreadable
 from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
@@ -110,6 +110,7 @@ def update_index(
     with writer_lock(location.saved_dir):
         report = _update_locked(settings, location, rebuild, progress, engine, ray_address,
                                 ray_workers, status)
+        unreadable.record(location.saved_dir, report.skipped)
     status.phase = "finished"
     return report
 

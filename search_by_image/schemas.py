@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from search_by_image.metadata import ColumnInfo
 from search_by_image.preprocessing import Preprocessing
+from search_by_image.unreadable import UnreadableFiles
 
 
 class SearchHit(BaseModel):
@@ -62,6 +63,9 @@ class CollectionSummary(BaseModel):
 
 class CollectionInfo(CollectionSummary):
     columns: list[ColumnInfo] = Field(description="metadata columns that filters can use")
+    unreadable: UnreadableFiles = Field(
+        default_factory=UnreadableFiles,
+        description="files of its images folder that the last indexer run could not read, and why")
     preprocessing: Preprocessing | None = Field(
         None, description="how its images, and every query to it, are prepared for the model")
     pooling: str | None = None

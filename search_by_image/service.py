@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from PIL import Image
 
 from dataset import decode_budget
-from search_by_image import catalog, metrics, thumbnails, watch
+from search_by_image import catalog, metrics, thumbnails, unreadable, watch
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection, Hits
@@ -193,6 +193,7 @@ class SearchService:
             columns=snapshot.metadata.described if snapshot else [],
             preprocessing=spec.preprocessing if spec else None,
             pooling=spec.pooling if spec else None,
+            unreadable=unreadable.load(collection.location.saved_dir),
         )
 
     def search(
