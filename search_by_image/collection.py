@@ -34,7 +34,7 @@ from search_by_image import formats
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import QueryBatcher
 from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
-from search_by_image.duplicates import Group, find_groups
+from search_by_image.duplicates import Group, Neighbours, find_groups
 from search_by_image.embedder import Embedder
 from search_by_image.embedders import EmbedderPool
 from search_by_image.filters import Condition, matching_rows
@@ -54,6 +54,8 @@ from search_by_image.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
+#: Duplicate groups kept per collection generation, by threshold (each a pass over the neighbours).
+KEPT_THRESHOLDS = 8
 #: How long an API write waits for another writer before answering "busy, retry".
 WRITE_LOCK_WAIT_S = 5.0
 
@@ -139,7 +141,9 @@ class Collection:
         self._embedders = embedders
         self._lock = threading.RLock()
         self._failed: Stamp | None = None
-        self._duplicates: dict[tuple[str, float | None], list[Group]] = {}
+        self._duplicates_lock = threading.Lock()
+        self._neighbours: Neighbours | None = None
+        self._groups: dict[float | None, list[Group]] = {}
 
     @property
     def name(self) -> str:
@@ -263,12 +267,20 @@ class Collection:
         return snapshot.store.ids[mask]
 
     def duplicates(self, threshold: float | None) -> tuple[Snapshot, list[Group]]:
-        """Duplicate groups of the current snapshot, remembered until the index changes."""
+        """Duplicate groups of the current snapshot: its neighbour list is computed once per
+        generation (one caller computes, the others wait for it), and the groups of the last
+        few thresholds are kept until the index changes."""
         snapshot = self.require()
-        key = (snapshot.store.manifest.generation, threshold)
-        if key not in self._duplicates:
-            self._duplicates = {key: find_groups(snapshot.store, threshold)}
-        return snapshot, self._duplicates[key]
+        generation = snapshot.store.manifest.generation
+        with self._duplicates_lock:
+            if self._neighbours is None or self._neighbours.generation != generation:
+                self._neighbours, self._groups = Neighbours.of(snapshot.store), {}
+            neighbours = self._neighbours
+            if threshold not in self._groups:
+                if len(self._groups) >= KEPT_THRESHOLDS:
+                    self._groups.pop(next(iter(self._groups)))
+                self._groups[threshold] = find_groups(snapshot.store, threshold, neighbours)
+            return snapshot, self._groups[threshold]
 
     def add(self, uploads: list[Upload]) -> list[Added]:
         """Store, embed and index `uploads`; the same content twice is one image (one id)."""

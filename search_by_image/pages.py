@@ -55,10 +55,17 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
     )
 
 
-def render_duplicates_page(request: Request, found, images: int):
+def render_duplicates_page(request: Request, found, images: int, limit: int):
+    """One page of groups, with links to the previous and next pages at the same threshold."""
     service = request.app.state.service
     summary = service.summary(service.get(found.collection))
+
+    def page(offset: int) -> str:
+        return str(request.url.include_query_params(offset=offset, limit=limit))
+
+    shown_to = found.offset + len(found.groups)
     return templates.TemplateResponse(request, "duplicates.html", {
-        "found": found, "images": images, "model": summary.model,
-        "members": sum(len(group.images) for group in found.groups),
+        "found": found, "images": images, "model": summary.model, "members": found.images_in_groups,
+        "previous": page(max(0, found.offset - limit)) if found.offset else None,
+        "next": page(shown_to) if shown_to < found.total else None,
     })

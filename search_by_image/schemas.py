@@ -144,4 +144,7 @@ class DuplicateGroup(BaseModel):
 class Duplicates(BaseModel):
     collection: str
     threshold: float
-    groups: list[DuplicateGroup]
+    total: int = Field(description="groups at this threshold, all pages together")
+    images_in_groups: int = Field(description="images in those groups, all pages together")
+    offset: int = Field(description="groups skipped before these (paging), largest groups first")
+    groups: list[DuplicateGroup] = Field(description="at most `limit` groups from `offset` on")

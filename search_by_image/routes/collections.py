@@ -40,6 +40,7 @@ router = APIRouter(prefix="/collections", tags=["collections"])
 
 #: Seconds a client should wait when another writer (an indexer run) holds the collection.
 RETRY_AFTER_S = 10
+MAX_GROUPS_PER_PAGE = 500
 #: JSON text of the `metadata` field: one small object per file is a few hundred bytes
 MAX_METADATA_BYTES = 256 * 1024
 
@@ -76,27 +77,35 @@ def describe_collection(_: ReadAccess, service: ServiceDep, collection: Collecti
             description="JSON, or a page of thumbnails when the request accepts text/html.")
 async def duplicates(
     request: Request,
-    _: ReadAccess,
+    _: SearchAccess,
     service: ServiceDep,
     collection: CollectionDep,
     threshold: Annotated[float | None, Query(
         gt=0, le=1, description="similarity above which images are duplicates, in search-score "
         "units (default: 0.85, or 0.5 for a whitened index)")] = None,
+    offset: Annotated[int, Query(ge=0, description="groups to skip (paging)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_GROUPS_PER_PAGE, description="groups per page")] = 50,
 ) -> Duplicates:
+    """Counted by the rate limiter like a search. The first request after the index changes
+    computes the collection's neighbour list; any threshold is then answered from it."""
     try:
-        snapshot, groups = await run_in_threadpool(collection.duplicates, threshold)
+        snapshot, every_group = await run_in_threadpool(collection.duplicates, threshold)
     except NoIndex as exc:
         raise HTTPException(503, str(exc)) from exc
+    groups = every_group[offset:offset + limit]
     found = Duplicates(
         collection=collection.name,
         threshold=default_threshold(snapshot.store) if threshold is None else threshold,
+        total=len(every_group),
+        images_in_groups=sum(len(g.images) for g in every_group),
+        offset=offset,
         groups=[DuplicateGroup(best=round(g.best, 4), weakest=round(g.weakest, 4), images=[
             DuplicateImage(id=i, path=p, image_url=service.image_url(collection.name, p),
                            thumbnail_url=service.thumbnail_url(collection, p))
             for i, p in g.images]) for g in groups],
     )
     if wants_html(request):
-        return render_duplicates_page(request, found, len(snapshot.store))
+        return render_duplicates_page(request, found, len(snapshot.store), limit)
     return found
 
 

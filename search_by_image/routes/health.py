@@ -19,7 +19,7 @@ ENDPOINTS = {
     "DELETE /collections/{name}/images/{id}": "remove an image",
     "GET /collections/{name}/images/{id}/similar": "more like this: the images most similar to an "
     "indexed one (`?k=&offset=&filters=`), from its stored descriptor",
-    "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`)",
+    "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`, `offset`, `limit`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
     "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 384 px (`thumbnail_url` in results)",
     "GET /health": "status, number of indexed images, model, device, indexing progress",
