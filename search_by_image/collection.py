@@ -48,7 +48,7 @@ from search_by_image.index_store import (
     Manifest,
     writer_lock,
 )
-from search_by_image.metadata import Metadata, append_rows, load_metadata, remove_rows
+from search_by_image.metadata import Metadata, append_rows, check_rows, load_metadata, remove_rows
 from search_by_image.metrics import RELOADS
 from search_by_image.thumbnails import Thumbnails
 
@@ -294,6 +294,7 @@ class Collection:
             snapshot = self.require()
             if snapshot.store.manifest.embedder != spec:
                 raise Rebuilt(f"collection {self.name!r} was rebuilt with another model meanwhile")
+            check_rows([upload.metadata for upload in uploads], snapshot.metadata)  # CSV may have changed
             store = snapshot.store
             fresh: dict[str, int] = {}
             for row, path in enumerate(paths):
@@ -305,7 +306,7 @@ class Collection:
                     self.thumbnails.write_quietly(path, files[path], uploads[row].image)
                 rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
                 if rows:
-                    append_rows(self._csv(), rows)
+                    append_rows(self._csv(), rows, store.paths)
                 if fresh:
                     store = store.with_added(features[list(fresh.values())], list(fresh), files)
                     store.save(self.location.saved_dir)

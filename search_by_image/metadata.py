@@ -53,6 +53,8 @@ class Metadata:
     #: typed values, one row per indexed path in index order (NA where the CSV has none)
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     kinds: dict[str, Kind] = field(default_factory=dict)
+    #: the column that names the image (image_column), None without a CSV
+    key: str | None = None
 
     @cached_property
     def described(self) -> list[ColumnInfo]:
@@ -98,17 +100,36 @@ def _json_value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _path_column(frame: pd.DataFrame, paths: set[str], names: set[str]) -> str:
-    by_lower = {str(c).lower(): c for c in frame.columns}
+def _unique_names(paths: list[str]) -> dict[str, str | None]:
+    """File name -> its indexed path, or None when several indexed files share the name."""
+    by_name: dict[str, str | None] = {}
+    for path in paths:
+        name = PurePosixPath(path).name
+        by_name[name] = None if name in by_name else path  # ambiguous names match nothing
+    return by_name
+
+
+def image_column(frame: pd.DataFrame, indexed: list[str]) -> str:
+    """Which column names the image: the one rule, used to read, append and remove rows.
+
+    The first of PATH_COLUMNS (in that order of preference, any case) that is a column; else the
+    column whose cells match the most indexed paths or unique file names (the leftmost on a tie).
+    An add can never move the role to another column: keys that are PATH_COLUMNS names are refused
+    (`check_rows`), and the content rule only ever counts indexed paths, which a new column's
+    cells are not.
+    """
+    by_lower = {str(c).lower(): str(c) for c in frame.columns}
     for candidate in PATH_COLUMNS:
         if candidate in by_lower:
             return by_lower[candidate]
+    paths = set(indexed)
+    names = {name for name, path in _unique_names(indexed).items() if path}
 
     def hits(column: str) -> int:
         values = frame[column].astype(str)
         return int(values.isin(paths).sum() + values.isin(names).sum())
 
-    return max(frame.columns, key=hits)
+    return str(max(frame.columns, key=hits))
 
 
 def _kind(column: pd.Series) -> Kind:
@@ -141,14 +162,12 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
         return Metadata()
     if frame.empty or len(frame.columns) == 0:
         return Metadata()
+    frame = _restored(frame)
     indexed = set(paths)
-    by_name: dict[str, str | None] = {}
-    for path in paths:
-        name = PurePosixPath(path).name
-        by_name[name] = None if name in by_name else path  # ambiguous names match nothing
-    key = _path_column(frame, indexed, {n for n, p in by_name.items() if p})
+    by_name = _unique_names(paths)
+    key = image_column(frame, paths)
     columns = [str(c) for c in frame.columns if c != key]
-    metadata = Metadata(columns=columns)
+    metadata = Metadata(columns=columns, key=key)
     position = {path: row for row, path in enumerate(paths)}
     matched: dict[int, int] = {}  # index row -> CSV record (the last one wins)
     for number, record in enumerate(frame.astype(object).to_dict(orient="records")):
@@ -170,28 +189,39 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
     return metadata
 
 
-def _read_as_text(csv_path: Path) -> tuple[pd.DataFrame, str]:
-    """The CSV as text cells (so hand-made formatting survives a rewrite) and its path column."""
+def _read_as_text(csv_path: Path, indexed: list[str]) -> tuple[pd.DataFrame, str]:
+    """The CSV as text cells (so hand-made formatting survives a rewrite) and its image column."""
     if not csv_path.is_file():
         return pd.DataFrame(columns=["path"]), "path"
     frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    by_lower = {str(c).lower(): str(c) for c in frame.columns}
-    return frame, next((by_lower[c] for c in PATH_COLUMNS if c in by_lower), str(frame.columns[0]))
+    if len(frame.columns) == 0:
+        return pd.DataFrame(columns=["path"]), "path"
+    return frame, image_column(frame, indexed)
 
 
 def _write_atomically(frame: pd.DataFrame, csv_path: Path) -> None:
+    """Replace the CSV in one rename; a failed write (a full disk) leaves no staged file."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     staged = csv_path.with_name(f".{csv_path.name}.tmp")
-    frame.to_csv(staged, index=False)
-    os.replace(staged, csv_path)
+    try:
+        frame.to_csv(staged, index=False)
+        os.replace(staged, csv_path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
 
 
-def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]]) -> None:
-    """Add one CSV row per path (new columns are added), written atomically."""
+def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]], indexed: list[str]) -> None:
+    """One CSV row per path (new columns are added), written atomically. A path's earlier rows
+    are replaced, so a retried add never duplicates them. Cells a spreadsheet would run as a
+    formula are neutralised (`neutralised`)."""
     if not rows:
         return
-    frame, key = _read_as_text(csv_path)
-    added = pd.DataFrame([{**{k: "" if v is None else str(v) for k, v in values.items()}, key: path}
+    frame, key = _read_as_text(csv_path, indexed)
+    cells = frame[key].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
+    frame = frame[~cells.isin(set(rows))]
+    added = pd.DataFrame([{**{neutralised(str(k)): "" if v is None else neutralised(_text(v))
+                              for k, v in values.items()}, key: path}
                           for path, values in rows.items()])
     _write_atomically(pd.concat([frame, added], ignore_index=True).fillna(""), csv_path)
 
@@ -200,7 +230,7 @@ def remove_rows(csv_path: Path | None, path: str, indexed: list[str]) -> list[di
     """Remove the CSV rows that the join gives to `path`; returns them (for the trash)."""
     if csv_path is None or not csv_path.is_file():
         return []
-    frame, key = _read_as_text(csv_path)
+    frame, key = _read_as_text(csv_path, indexed)
     name = PurePosixPath(path).name
     unique_name = sum(PurePosixPath(p).name == name for p in indexed) == 1
     cells = frame[key].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
@@ -209,3 +239,98 @@ def remove_rows(csv_path: Path | None, path: str, indexed: list[str]) -> list[di
         return []
     _write_atomically(frame[~gone], csv_path)
     return frame[gone].to_dict(orient="records")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# -- CSV injection (OWASP): cells that start like a formula are written with a leading quote ---
+
+#: What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _formula_like(text: str) -> bool:
+    """A spreadsheet would run it (leading quotes aside, so that quoting stays reversible)."""
+    bare = text.lstrip("'")
+    return bare.startswith(FORMULA_STARTS) and not _is_number(bare)
+
+
+def neutralised(text: str) -> str:
+    """`text` as it may be written to the CSV: `'` before a would-be formula (`=1+2`, `@SUM(..)`,
+    `-2+3`), plain numbers such as `-5` left alone."""
+    return "'" + text if _formula_like(text) else text
+
+
+def restored(text: str) -> str:
+    """What `neutralised` was given: API clients get their values back as they sent them."""
+    return text[1:] if text.startswith("'") and _formula_like(text[1:]) else text
+
+
+def _restored(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.rename(columns=lambda c: restored(str(c)))
+    for column in frame.columns:
+        if pd.api.types.is_string_dtype(frame[column]):
+            quoted = frame[column].str.startswith("'", na=False)
+            if quoted.any():
+                frame[column] = frame[column].where(~quoted, frame[column].map(
+                    lambda v: restored(v) if isinstance(v, str) else v))
+    return frame
+
+
+# -- checking rows before they are added ---------------------------------------------------------
+
+#: Longest column name an add may create.
+MAX_COLUMN_NAME = 100
+
+
+class MetadataRejected(ValueError):
+    """A row an add cannot write; `column` names the culprit."""
+
+    def __init__(self, column: str, message: str):
+        super().__init__(f"{column}: {message}")
+        self.column = column
+        self.message = message
+
+
+def check_rows(rows: list[dict[str, Any] | None], metadata: Metadata) -> None:
+    """MetadataRejected for a key that would name the image (any PATH_COLUMNS name, or the
+    collection's image column) or a value of the wrong kind for a typed column: one value never
+    retypes a column for everyone (`{"width": "unknown"}` on a number column)."""
+    reserved = {c.lower() for c in PATH_COLUMNS} | ({metadata.key.lower()} if metadata.key else set())
+    for row in rows:
+        for column, value in (row or {}).items():
+            if column.lower() in reserved:
+                raise MetadataRejected(column, "this name is reserved for the column that names the "
+                                       "image; the service writes the image's path itself")
+            if not column.strip() or len(column) > MAX_COLUMN_NAME:
+                raise MetadataRejected(column[:MAX_COLUMN_NAME], "column names must be 1-"
+                                       f"{MAX_COLUMN_NAME} characters")
+            if value is not None and not _fits(value, metadata.kinds.get(column, "text")):
+                raise MetadataRejected(column, f"this column holds {_KIND_NAMES[metadata.kinds[column]]}; "
+                                       f"{value!r} is not one (null leaves it empty)")
+
+
+_KIND_NAMES = {"number": "numbers", "date": "ISO dates (YYYY-MM-DD)", "bool": "true/false"}
+
+
+def _fits(value: Any, kind: Kind) -> bool:
+    if kind == "number":
+        return not isinstance(value, bool) and (
+            isinstance(value, (int, float)) and math.isfinite(value) or _is_number(str(value)))
+    if kind == "date":
+        return isinstance(value, str) and bool(ISO_DATE.fullmatch(value.strip()))
+    if kind == "bool":
+        return isinstance(value, bool) or str(value).lower() in ("true", "false")
+    return True

@@ -319,3 +319,25 @@ def test_a_commit_left_half_done_still_serves_the_last_complete_index(demo_colle
         assert health["status"] == "ok" and health["images"] == 13 and health["detail"] is None
         assert search(client, "chelsea.jpg", k=1).json()["results"][0]["path"] == "chelsea.jpg"
         assert previous.exists() == writer_alive
+
+
+def test_metadata_that_would_hijack_retype_or_inject_is_handled(client, settings):
+    """Case 4: a `path` key would take over the image column; case 5: `age: unknown` would turn a
+    number column into text; both 422 naming the column, nothing added. Case 11: a formula is
+    stored quoted in the CSV and given back as sent."""
+    photo = Image.open(PHOTOS / "rocket.jpg")
+    files = [("files", ("r.jpg", jpeg_bytes(photo.rotate(180)), "image/jpeg"))]
+    before = client.get("/collections/pets").json()["images"]
+    for row, column in (({"path": "evil.jpg"}, "path"), ({"age": "unknown"}, "age")):
+        refused = client.post("/collections/pets/images", files=files, data={"metadata": json.dumps(row)})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "metadata", column]
+    assert client.get("/collections/pets").json()["images"] == before
+    formula = "=HYPERLINK(\"http://evil\",\"click\")"
+    added = client.post("/collections/pets/images", files=files,
+                        data={"metadata": json.dumps({"name": formula, "age": 3})})
+    assert added.status_code == 201, added.text
+    assert "'=HYPERLINK" in (settings.images_dir.parent / "pets.csv").read_text()
+    hit = search(client, "rocket.jpg", collection="pets", k=1).json()["results"][0]
+    assert hit["metadata"] == {"name": formula, "age": 3}
+    ages = {c["name"]: c for c in client.get("/collections/pets").json()["columns"]}["age"]
+    assert ages["kind"] == "number"

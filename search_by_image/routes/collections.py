@@ -19,6 +19,7 @@ from search_by_image.deps import (
 from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.index_store import IndexBusy
 from search_by_image.json_limits import JsonTooLarge, check_json_text
+from search_by_image.metadata import MetadataRejected, check_rows
 from search_by_image.duplicates import default_threshold
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
 from search_by_image.routes import invalid_field
@@ -154,6 +155,10 @@ async def add_images(
     except NoIndex as exc:
         raise HTTPException(503, f"cannot add images yet: {exc}") from exc
     rows = _rows_for(metadata, len(files))
+    try:
+        check_rows(rows, snapshot.metadata)
+    except MetadataRejected as exc:
+        raise invalid_field("metadata", exc.column, message=exc.message) from None
     contents = []
     for number, file in enumerate(files, start=1):
         try:
@@ -182,6 +187,8 @@ async def add_images(
         raise HTTPException(409, f"{exc}; send the images again") from exc
     except StorageError as exc:
         raise HTTPException(507, str(exc)) from exc
+    except MetadataRejected as exc:  # the CSV changed while the images were embedded
+        raise invalid_field("metadata", exc.column, message=exc.message) from None
     return AddedImages(collection=collection.name, images=[
         AddedImage(id=a.id, path=a.path, image_url=service.image_url(collection.name, a.path),
                    thumbnail_url=service.thumbnail_url(collection, a.path), created=a.created)
