@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     whitening: int = Field(
         384, ge=0, le=4096,
-        description="PCA-whitening dimensions (at most 0.85 x the image count), learned on "
+        description="PCA-whitening dimensions (eigenvalues shrunk towards their mean), learned on "
         "collections of 400+ images; 0 = off.",
     )
     precision: Precision = Field(

@@ -1,39 +1,74 @@
-"""Retrieval quality of descriptor variants on the ground-truth sets in ../shared/datasets.
+"""Retrieval quality as users get it, measured through the product's own path.
 
-    python -m bench.quality                       # the standard table on holidays_subset300
-    python -m bench.quality --variants lite0-ms   # some rows only
-    python -m bench.quality --dataset ukbench_subset14
+    python -m bench.quality                      # the product table (below), thumbnails
+    python -m bench.quality --http               # + the Holidays queries through a real uvicorn
+    python -m bench.quality --camera             # + altered copies of camera-size photos
+    python -m bench.quality --shrinkage 0        # the whitening before issue 14, for comparison
+    python -m bench.quality --variants           # side protocol: descriptor variants, cross-fitted
 
-Prints a Markdown table (mAP with each query excluded from its own ranking, precision@1/@5, and
-the forward time per query image) and exits 0. PCA-whitening is learned by two-fold cross-fitting
-over the Holidays *groups*: it is learned on the images of one half of the groups and evaluated on
-the queries of the other half, so no evaluation query (nor its relevant images) is ever seen.
+The headline rows index holidays_subset300 the way `python with_faiss.py` does (the indexer, its
+default settings, into a temporary saved folder; the photos symlinked from ../shared/datasets)
+and query it through the same code as POST /search (`evaluation.ProductSearch`), each query
+photo uploaded as its file's bytes and left out of its own results:
+- Holidays-300 mAP and P@1;
+- altered copies (`search_by_image/alterations.py`): the rank of the source photo while the whole
+  collection is indexed, on seed 1 and on a held-out seed 2 that no choice was made on;
+- planted near-duplicates (seed 3 copies added to the collection, indexed incrementally as a user
+  would): share of copies grouped with their original, share of distinct photos falsely grouped,
+  at the default threshold;
+- UKBench N-S (every image a query, itself included), through the product too.
+`--http` repeats the Holidays queries over HTTP on 127.0.0.1 (k=100, the API's maximum) and
+reports the request latency. `--variants` keeps the older table of descriptor variants, whose
+whitening is cross-fitted: a side protocol, labelled as such, never the headline.
+Tables and what they mean: bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 
 from config import PROJECT_DIR, Settings
+from search_by_image import whitening
+from search_by_image.alterations import altered_copies, pick_sources
 from search_by_image.backbones import WeightsUnavailable, resnet50_cache_file
+from search_by_image.duplicates import default_threshold, find_groups
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.evaluation import (
     GroundTruth,
+    ProductSearch,
+    average_precision,
     cross_fitted_whitening,
+    duplicate_finding,
+    index_like_a_user,
     mean_average_precision,
     ns_score,
     precision_at,
+    product_map,
+    source_ranks,
 )
 from search_by_image.local_engine import embed_files
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 MULTI_SCALE = (1.0, 2**-0.5, 0.5)
+#: Altered copies per seed, and the seeds: 1 is the development set, 2 held out, 3 planted.
+COPIES = 300
+DEV_SEED, HELD_OUT_SEED, PLANTED_SEED = 1, 2, 3
+#: Camera-size photos (2560-5120 px) for `--camera`: Debian's wallpaper packages.
+WALLPAPER_PACKAGES = ("gnome-backgrounds", "plasma-workspace-wallpapers")
+CAMERA_COPIES_PER_PHOTO = 3
 
 
 @dataclass(frozen=True)
@@ -115,23 +150,223 @@ def evaluate(variant: Variant, dataset: Path, truth: GroundTruth, workers: int) 
     return row
 
 
+
+
+def rank_row(label: str, ranks) -> str:
+    return f"| {label} | {len(ranks.ranks)} | {ranks.rank1:.3f} | {ranks.mean_rank:.3f} | {int(ranks.ranks.max())} |"
+
+
+def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -> tuple[Settings, list[str]]:
+    """Index Holidays like a user, then measure it through the search path; Markdown lines."""
+    truth = GroundTruth.read(holidays)
+    lines = []
+    started = time.perf_counter()
+    settings = index_like_a_user({f: holidays / "images" / f for f in truth.files}, work / "holidays",
+                                 **overrides)
+    seconds = time.perf_counter() - started
+    open_photo = lambda i: Image.open(holidays / "images" / truth.files[i])
+    with ProductSearch(settings) as search:
+        manifest = search.store.manifest
+        lines.append(f"holidays_subset300 indexed like a user in {seconds:.0f} s: {manifest.embedder.model} "
+                     f"{search.collection.require().embedder.runtime} {search.collection.require().embedder.precision}, "
+                     f"whitening {manifest.whitening_dims}-d (shrinkage {whitening.SHRINKAGE}), "
+                     f"{search.store.index.d}-d index\n")
+        score, p1 = product_map(search, holidays, truth)
+        lines += ["| measure | value |", "|---|---|", f"| Holidays-300 mAP (query left out) | {score:.4f} |",
+                  f"| Holidays-300 P@1 | {p1:.4f} |"]
+        print(f"  Holidays mAP {score:.4f}", flush=True)
+        ranks = {}
+        for seed in (DEV_SEED, HELD_OUT_SEED):
+            copies = altered_copies(open_photo, pick_sources(COPIES, len(truth.files), seed), seed)
+            ranks[seed] = source_ranks(search, copies, truth.files)
+            print(f"  altered copies seed {seed}: rank-1 {ranks[seed].rank1:.3f}", flush=True)
+    _, found = planted_duplicates(settings, holidays, truth, work)
+    ns = None
+    if (ukbench / "groundtruth.csv").is_file():
+        ns = product_ns(ukbench, work, overrides)
+    lines += [f"| altered copies, seed {DEV_SEED}: rank-1 / mean rank | {ranks[DEV_SEED].rank1:.3f} / {ranks[DEV_SEED].mean_rank:.3f} |",
+              f"| altered copies, held-out seed {HELD_OUT_SEED}: rank-1 / mean rank | {ranks[HELD_OUT_SEED].rank1:.3f} / {ranks[HELD_OUT_SEED].mean_rank:.3f} |",
+              f"| planted duplicates found (default threshold {found[1]:.2f}) | {found[0].recall:.3f} ({found[0].found}/{found[0].planted}) |",
+              f"| distinct photos falsely grouped | {found[0].false_share:.3f} ({found[0].falsely_grouped}/{found[0].originals}) |"]
+    if ns is not None:
+        lines.append(f"| UKBench-14 N-S (of 4) | {ns:.3f} |")
+    lines += ["", "Altered copies by edit (a copy counts under each of its edits; `combined` = 2-3 edits):", "",
+              "| edit | copies | rank-1 | mean rank | worst rank |", "|---|---|---|---|---|"]
+    for seed in (DEV_SEED, HELD_OUT_SEED):
+        for edit, (count, rank1, mean) in ranks[seed].by_edit().items():
+            lines.append(f"| seed {seed}: {edit} | {count} | {rank1:.3f} | {mean:.3f} | |")
+    return settings, lines
+
+
+def planted_duplicates(settings: Settings, holidays: Path, truth: GroundTruth, work: Path):
+    """Copy the indexed collection, add the planted copies to its folder, run the indexer again
+    (incremental: only the copies are embedded), and score its duplicate groups."""
+    root = work / "planted"
+    shutil.copytree(settings.saved_dir, root / "saved", symlinks=True,
+                    ignore=shutil.ignore_patterns("onnx"))
+    copies = altered_copies(lambda i: Image.open(holidays / "images" / truth.files[i]),
+                            pick_sources(COPIES, len(truth.files), PLANTED_SEED), PLANTED_SEED)
+    planted = {f"planted-{n:03d}-{truth.files[c.source]}": c.data for n, c in enumerate(copies)}
+    images = {f: holidays / "images" / f for f in truth.files} | planted
+    overrides = {k: v for k, v in settings.model_dump().items() if k == "onnx_dir" or k == "whitening"}
+    planted_settings = index_like_a_user(images, root, **overrides)
+    with ProductSearch(planted_settings) as search:
+        threshold = default_threshold(search.store)
+        groups = find_groups(search.store)
+    copy_of = {name: truth.files[c.source] for name, c in zip(planted, copies)}
+    return planted_settings, (duplicate_finding(groups, copy_of, truth.files), threshold)
+
+
+def product_ns(ukbench: Path, work: Path, overrides: dict) -> float:
+    """UKBench N-S through the product (every image a query, itself included in its top 4)."""
+    truth = GroundTruth.read(ukbench)
+    settings = index_like_a_user({f: ukbench / "images" / f for f in truth.files}, work / "ukbench", **overrides)
+    group_of = dict(zip(truth.files, truth.groups))
+    with ProductSearch(settings) as search:
+        hits = [sum(group_of[p] == group_of[name] for p, _ in search.results((ukbench / "images" / name).read_bytes(), 4))
+                for name in truth.files]
+    return float(np.mean(hits))
+
+
+def http_table(settings: Settings, holidays: Path) -> list[str]:
+    """The Holidays queries through a real uvicorn on 127.0.0.1: mAP (top 100) and latency."""
+    truth = GroundTruth.read(holidays)
+    with uvicorn(settings) as base, httpx.Client(base_url=base, timeout=60) as client:
+        group_of = dict(zip(truth.files, truth.groups))
+        aps, p1, latency = [], [], []
+        for query in truth.queries:
+            name = truth.files[query]
+            data = (holidays / "images" / name).read_bytes()
+            started = time.perf_counter()
+            response = client.post("/search", files={"file": (name, data, "image/jpeg")}, data={"k": "100"})
+            latency.append((time.perf_counter() - started) * 1e3)
+            response.raise_for_status()
+            order = [hit["path"] for hit in response.json()["results"] if hit["path"] != name]
+            relevant = np.array([group_of.get(p) == truth.groups[query] for p in order])
+            total = sum(g == truth.groups[query] for g in truth.groups) - 1
+            aps.append(average_precision(relevant, total))
+            p1.append(bool(relevant[0]))
+    return ["| measure | value |", "|---|---|",
+            f"| Holidays-300 mAP over HTTP (top 100, query left out) | {np.mean(aps):.4f} |",
+            f"| Holidays-300 P@1 over HTTP | {np.mean(p1):.4f} |",
+            (f"| POST /search latency p50 / p90, 325x243 JPEG, one client | {statistics.median(latency):.1f} / "
+             f"{np.percentile(latency, 90):.1f} ms |")]
+
+
+class uvicorn:
+    """`uvicorn main:app` on a free 127.0.0.1 port serving `settings`' collection."""
+
+    def __init__(self, settings: Settings):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.env = {**os.environ, "SBI_IMAGES_DIR": str(settings.images_dir),
+                    "SBI_METADATA_CSV": str(settings.metadata_csv), "SBI_SAVED_DIR": str(settings.saved_dir),
+                    "SBI_RATE_LIMIT": "", "SBI_ONNX_DIR": str(settings.onnx_dir or "")}
+
+    def __enter__(self) -> str:
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=PROJECT_DIR, env={k: v for k, v in self.env.items() if v}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.server.poll() is None:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
+                    return base
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.server.kill()
+        raise RuntimeError("uvicorn did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.server.terminate()
+        self.server.wait(timeout=30)
+
+
+def wallpapers(work: Path) -> list[Path]:
+    """Camera-size photos (longer side >= 2000 px) from Debian's wallpaper packages."""
+    folder = work / "wallpapers"
+    folder.mkdir(exist_ok=True)
+    for package in WALLPAPER_PACKAGES:
+        subprocess.run(["apt-get", "download", package], cwd=folder, check=True, capture_output=True)
+    for deb in folder.glob("*.deb"):
+        subprocess.run(["dpkg", "-x", str(deb), str(folder / "x")], check=True)
+    found = []
+    for path in sorted((folder / "x").rglob("*")):
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and path.is_file():
+            with Image.open(path) as image:
+                if max(image.size) >= 2000:
+                    found.append(path)
+    return found
+
+
+def camera_table(holidays: Path, work: Path, overrides: dict) -> list[str]:
+    """Altered copies of camera-size photos, found among them and the 811 Holidays photos."""
+    truth = GroundTruth.read(holidays)
+    photos = wallpapers(work)
+    names = [f"wall-{n:03d}{p.suffix.lower()}" for n, p in enumerate(photos)]
+    images = {f: holidays / "images" / f for f in truth.files} | dict(zip(names, photos))
+    settings = index_like_a_user(images, work / "camera", **overrides)
+    sources = [n for n in range(len(photos)) for _ in range(CAMERA_COPIES_PER_PHOTO)]
+    with ProductSearch(settings) as search:
+        lines = []
+        for seed in (DEV_SEED, HELD_OUT_SEED):
+            copies = altered_copies(lambda i: Image.open(photos[i]), sources, seed)
+            ranks = source_ranks(search, copies, names)
+            lines.append(rank_row(f"camera-size photos ({len(photos)}, 2560-5120 px), seed {seed}", ranks))
+    return ["| set | copies | rank-1 | mean rank | worst rank |", "|---|---|---|---|---|"] + lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="holidays_subset300")
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
-    parser.add_argument("--variants", nargs="*", help="names of rows to run (default: all)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--http", action="store_true", help="also query through a real uvicorn")
+    parser.add_argument("--camera", action="store_true", help="also altered copies of camera-size photos")
+    parser.add_argument("--whitening", type=int, help="the indexer's --whitening (default: its default)")
+    parser.add_argument("--shrinkage", type=float, help=f"whitening shrinkage (default {whitening.SHRINKAGE}; "
+                        "0 = the whitening before issue 14)")
+    parser.add_argument("--variants", nargs="*", help="side protocol: descriptor variants (names, or all)")
+    parser.add_argument("--dataset", default="holidays_subset300", help="for --variants")
+    parser.add_argument("--workers", type=int, default=2, help="for --variants")
     args = parser.parse_args(argv)
-    dataset = args.datasets_dir / args.dataset
-    if not (dataset / "groundtruth.csv").is_file():
-        print(f"{dataset} not found: the datasets live in ../shared/datasets beside the repo")
+    holidays = args.datasets_dir / "holidays_subset300"
+    if not (holidays / "groundtruth.csv").is_file():
+        print(f"{holidays} not found: the datasets live in ../shared/datasets beside the repo")
         return 0
+    if args.variants is not None:
+        return variants_table(args)
+    if args.shrinkage is not None:
+        whitening.SHRINKAGE = args.shrinkage
+    overrides = {"onnx_dir": PROJECT_DIR / "saved" / "onnx"}  # the int8 model quantized once
+    if args.whitening is not None:
+        overrides["whitening"] = args.whitening
+    with tempfile.TemporaryDirectory(prefix="sbi-quality-") as tmp:
+        work = Path(tmp)
+        settings, lines = product_tables(holidays, args.datasets_dir / "ukbench_subset14", work, overrides)
+        print("\n## Through the product (in-process POST /search code)\n\n" + "\n".join(lines), flush=True)
+        if args.http:
+            print("\n## Over HTTP (uvicorn main:app on 127.0.0.1)\n\n" + "\n".join(http_table(settings, holidays)),
+                  flush=True)
+        if args.camera:
+            print("\n## Camera-size photos\n\n" + "\n".join(camera_table(holidays, work, overrides)), flush=True)
+    return 0
+
+
+def variants_table(args) -> int:
+    """The side-protocol table of descriptor variants (cross-fitted whitening, not the product)."""
+    dataset = args.datasets_dir / args.dataset
     truth = GroundTruth.read(dataset)
     chosen = [v for v in VARIANTS if not args.variants or v.name in args.variants]
     if not resnet50_cache_file().is_file():
         print(f"ResNet50 weights are not in {resnet50_cache_file()}: its rows will be skipped "
               "unless they can be downloaded.")
-    print(f"{args.dataset}: {len(truth.files)} images, {len(truth.queries)} queries\n")
+    print(f"{args.dataset}: {len(truth.files)} images, {len(truth.queries)} queries "
+          "(side protocol: whitening cross-fitted, not what the product does)\n")
     rows = []
     for variant in chosen:
         row = evaluate(variant, dataset, truth, args.workers)

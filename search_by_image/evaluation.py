@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
+from config import Settings
 from search_by_image.whitening import Whitening
 
 
@@ -85,3 +87,141 @@ def ns_score(features: np.ndarray, truth: GroundTruth) -> float:
     scores = features[truth.queries] @ features.T
     top4 = np.argsort(-scores, axis=1, kind="stable")[:, :4]
     return float((groups[top4] == groups[truth.queries][:, None]).sum(axis=1).mean())
+
+
+# --- The product's path: a collection indexed as `with_faiss.py` does, queried as POST /search ---
+
+
+def index_like_a_user(images: dict[str, Path | bytes], root: Path, **overrides) -> Settings:
+    """Index `images` (name -> file to link, or bytes to write) the way `with_faiss.py` does.
+
+    The images are symlinked (or written) into `root/images`, and the indexer run with the
+    default settings on the bundled model unless `overrides` say otherwise; returns the settings
+    a service for that collection needs.
+    """
+    from search_by_image.indexer import update_index
+
+    folder = root / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in images.items():
+        target = folder / name
+        if isinstance(source, bytes):
+            target.write_bytes(source)
+        elif not target.exists():
+            target.symlink_to(source.resolve())
+    settings = Settings(**{"images_dir": folder, "metadata_csv": root / "no-metadata.csv",
+                           "saved_dir": root / "saved", "model": "efficientnet_lite0", **overrides})
+    update_index(settings, progress=False)
+    return settings
+
+
+class ProductSearch:
+    """Rankings of a collection as POST /search computes them, in-process: the upload decoded by
+    the route's own `decode_query`, then `SearchService.search` with k = the collection size."""
+
+    def __init__(self, settings: Settings):
+        from search_by_image.service import SearchService
+
+        self.settings = settings
+        self.service = SearchService(settings)
+        self.service.refresh()
+        self.collection = self.service.default
+        self.store = self.collection.require().store
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.service.stop()
+
+    def results(self, data: bytes, k: int | None = None) -> list[tuple[str, float]]:
+        """(path, score) of the top k (default: every image), best first."""
+        from search_by_image.routes.search import decode_query
+
+        snapshot = self.collection.require()
+        image, _ = decode_query(data, self.settings.max_image_pixels,
+                                snapshot.embedder.preprocess.resized_size, None)
+        response = self.service.search(self.collection, image, k or len(self.store), {}, None, 0.0)
+        return [(hit.path, hit.score) for hit in response.results]
+
+    def ranking(self, data: bytes) -> list[str]:
+        return [path for path, _ in self.results(data)]
+
+
+def product_map(search: ProductSearch, dataset_dir: Path, truth: GroundTruth) -> tuple[float, float]:
+    """Holidays mAP and P@1 through the product: each query photo uploaded as its file's bytes,
+    the query itself dropped from its results (asking for every image = k + 1)."""
+    group_of = dict(zip(truth.files, truth.groups))
+    ranked = []
+    for query in truth.queries:
+        name = truth.files[query]
+        order = [p for p in search.ranking((dataset_dir / "images" / name).read_bytes()) if p != name]
+        ranked.append(np.array([group_of.get(p) == truth.groups[query] for p in order]))
+    return (float(np.mean([average_precision(r, int(r.sum())) for r in ranked])),
+            float(np.mean([r[0] for r in ranked])))
+
+
+@dataclass(frozen=True)
+class SourceRanks:
+    """Where each altered copy's source photo came in the copy's results (1 = first)."""
+
+    ranks: np.ndarray
+    edits: list[tuple[str, ...]]
+
+    @property
+    def rank1(self) -> float:
+        return float(np.mean(self.ranks == 1))
+
+    @property
+    def mean_rank(self) -> float:
+        return float(np.mean(self.ranks))
+
+    def by_edit(self) -> dict[str, tuple[int, float, float]]:
+        """edit -> (copies, rank-1 rate, mean rank) over copies that include that edit."""
+        out = {}
+        for edit in sorted({e for edits in self.edits for e in edits} | {"combined"}):
+            rows = [i for i, e in enumerate(self.edits)
+                    if (len(e) > 1 if edit == "combined" else edit in e)]
+            if rows:
+                out[edit] = (len(rows), float(np.mean(self.ranks[rows] == 1)), float(np.mean(self.ranks[rows])))
+        return out
+
+
+def source_ranks(search: ProductSearch, copies, names: list[str]) -> SourceRanks:
+    """Rank of each copy's source (`names[copy.source]`) while the whole collection is indexed."""
+    ranks = []
+    for copy in copies:
+        ranking = search.ranking(copy.data)
+        ranks.append(ranking.index(names[copy.source]) + 1)
+    return SourceRanks(np.array(ranks), [c.edits for c in copies])
+
+
+@dataclass(frozen=True)
+class DuplicateFinding:
+    planted: int
+    found: int  # planted copies in the same group as their original
+    originals: int
+    falsely_grouped: int  # original photos grouped with another, distinct original
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.planted if self.planted else 0.0
+
+    @property
+    def false_share(self) -> float:
+        return self.falsely_grouped / self.originals if self.originals else 0.0
+
+
+def duplicate_finding(groups, copy_of: dict[str, str], originals: list[str]) -> DuplicateFinding:
+    """Score duplicate groups (duplicates.Group) against planted copies: `copy_of` maps each
+    planted copy's path to its original's; any two distinct originals in one group are a false
+    grouping of both."""
+    group_of = {path: n for n, group in enumerate(groups) for _, path in group.images}
+    found = sum(1 for copy, original in copy_of.items()
+                if copy in group_of and group_of[copy] == group_of.get(original))
+    members: dict[int, int] = {}
+    for path in originals:
+        if path in group_of:
+            members[group_of[path]] = members.get(group_of[path], 0) + 1
+    false = sum(1 for path in originals if members.get(group_of.get(path, -1), 0) > 1)
+    return DuplicateFinding(len(copy_of), found, len(originals), false)
