@@ -30,9 +30,10 @@ import numpy as np
 
 from search_by_image.index_choice import search_params
 from search_by_image.index_store import IndexStore
+from search_by_image.match_kinds import RAW, WHITENED, thresholds_for
 
-RAW_THRESHOLD = 0.85
-WHITENED_THRESHOLD = 0.5
+RAW_THRESHOLD = RAW.copy
+WHITENED_THRESHOLD = WHITENED.copy
 QUERY_BATCH = 1024
 #: Nearest images kept per image: links to more near-copies than this come through the others.
 NEIGHBOURS = 32
@@ -46,6 +47,8 @@ class Group:
     best: float
     #: the lowest similarity among the links that joined the group
     weakest: float
+    #: copies: every link at copy strength (match_kinds); similar: some weaker link joined it
+    kind: str = "copies"
 
 
 def default_threshold(store: IndexStore) -> float:
@@ -123,9 +126,11 @@ def find_groups(store: IndexStore, threshold: float | None = None,
     scores: dict[int, list[float]] = {}
     for a, _, score in links:
         scores.setdefault(root(a), []).append(score)
+    copy = thresholds_for(store.whitening is not None).copy
     groups = [
         Group(images=sorted(((i, store.paths[store.row_of_id[i]]) for i in ids), key=lambda m: m[1]),
-              best=max(scores[key]), weakest=min(scores[key]))
+              best=max(scores[key]), weakest=min(scores[key]),
+              kind="copies" if min(scores[key]) >= copy else "similar")
         for key, ids in members.items()
     ]
     return sorted(groups, key=lambda g: (-len(g.images), -g.best))
@@ -134,13 +139,13 @@ def find_groups(store: IndexStore, threshold: float | None = None,
 def write_report(groups: list[Group], out: TextIO, fmt: str) -> None:
     """CSV (one row per image: group, id, path, best and weakest similarity) or JSON."""
     if fmt == "json":
-        json.dump([{"group": number, "best": round(g.best, 4), "weakest": round(g.weakest, 4),
+        json.dump([{"group": number, "kind": g.kind, "best": round(g.best, 4), "weakest": round(g.weakest, 4),
                     "images": [{"id": i, "path": p} for i, p in g.images]}
                    for number, g in enumerate(groups, start=1)], out, indent=1)
         out.write("\n")
         return
     writer = csv.writer(out)
-    writer.writerow(["group", "id", "path", "best", "weakest"])
+    writer.writerow(["group", "kind", "id", "path", "best", "weakest"])
     for number, group in enumerate(groups, start=1):
         for image_id, path in group.images:
-            writer.writerow([number, image_id, path, f"{group.best:.4f}", f"{group.weakest:.4f}"])
+            writer.writerow([number, group.kind, image_id, path, f"{group.best:.4f}", f"{group.weakest:.4f}"])

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from search_by_image.match_kinds import MatchKind
 from search_by_image.metadata import ColumnInfo
 from search_by_image.preprocessing import Preprocessing
 from search_by_image.unreadable import UnreadableFiles
@@ -15,6 +16,9 @@ class SearchHit(BaseModel):
     id: int = Field(description="the image's stable id in its collection")
     path: str = Field(description="path relative to the images folder")
     score: float = Field(description="cosine similarity in [-1, 1]; 1 = identical descriptor")
+    match: MatchKind = Field(description="copy: the same photo, edited (or a near-identical shot); "
+                             "similar: likely the same scene or object; weak: likely no real match. "
+                             "Thresholds: search_by_image/match_kinds.py")
     image_url: str
     thumbnail_url: str = Field(description="a JPEG at most 384 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
@@ -136,6 +140,9 @@ class DuplicateImage(BaseModel):
 
 
 class DuplicateGroup(BaseModel):
+    kind: Literal["copies", "similar"] = Field(
+        description="copies: every link at copy strength (the same shot, edited, or a near-identical "
+        "one); similar: joined by weaker links (the same scene, another shot)")
     best: float = Field(description="the highest similarity between two members")
     weakest: float = Field(description="the lowest similarity among the links that joined the group")
     images: list[DuplicateImage]

@@ -24,6 +24,7 @@ from search_by_image.devices import resolve_device
 from search_by_image.embedders import EmbedderPool
 from search_by_image.filters import Condition
 from search_by_image.index_store import single_threaded_blas
+from search_by_image.match_kinds import thresholds_for
 from search_by_image.schemas import (
     CollectionInfo,
     CollectionSummary,
@@ -227,6 +228,7 @@ class SearchService:
                   offset: int, decode_ms: float) -> SearchResponse:
         store, metadata = found.snapshot.store, found.snapshot.metadata
         results = []
+        kinds = thresholds_for(store.whitening is not None)
         for rank, (image_id, score) in enumerate(found.hits, start=offset + 1):
             path = store.paths[store.row_of_id[image_id]]
             results.append(SearchHit(
@@ -234,6 +236,7 @@ class SearchService:
                 id=image_id,
                 path=path,
                 score=round(score, 6),
+                match=kinds.kind(score),
                 image_url=self.image_url(collection.name, path),
                 thumbnail_url=self.thumbnail_url(collection, path),
                 metadata=metadata.for_path(path),

@@ -68,6 +68,9 @@ def test_search_finds_a_photo_first_with_scores_metadata_and_timing(client):
     assert [hit["rank"] for hit in body["results"]] == [1, 2, 3, 4, 5]
     top = body["results"][0]
     assert top["path"] == "coffee.jpg" and top["score"] > 0.8
+    assert top["match"] in ("copy", "similar")  # a half-size copy at JPEG quality 40
+    same = search(client, (PHOTOS / "coffee.jpg").read_bytes(), k=5).json()["results"]
+    assert same[0]["match"] == "copy" and same[-1]["match"] != "copy"  # one coffee photo in the demo
     assert top["metadata"]["title"] == "Coffee cup"
     scores = [hit["score"] for hit in body["results"]]
     assert scores == sorted(scores, reverse=True)

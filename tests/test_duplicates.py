@@ -41,6 +41,15 @@ def test_planted_copies_are_grouped_with_their_originals_and_nothing_else(plante
     found = sorted(sorted(p for _, p in g.images) for g in groups)
     assert found == [["chelsea.jpg", "copies/cat-small.jpg"], ["copies/eagle-crop.jpg", "eagle.jpg"]]
     assert all(RAW_THRESHOLD < g.weakest <= g.best <= 1.0 for g in groups)
+    assert {g.kind for g in groups} == {"copies"}
+
+
+def test_groups_joined_by_weaker_links_say_they_are_similar_not_copies(planted):
+    """Below the copy threshold (the default one), a group is reported as similar shots."""
+    groups = find_groups(IndexStore.load(planted.saved_dir), threshold=0.5)
+    kinds = {g.kind for g in groups}
+    assert kinds == {"copies", "similar"}
+    assert all((g.kind == "copies") == (g.weakest >= RAW_THRESHOLD) for g in groups)
 
 
 def test_the_most_similar_distinct_photos_are_not_duplicates(planted):
@@ -58,9 +67,9 @@ def test_the_cli_lists_groups_as_csv_or_json(planted):
             cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
 
     rows = run().stdout.splitlines()
-    assert rows[0] == "group,id,path,best,weakest" and len(rows) == 5
+    assert rows[0] == "group,kind,id,path,best,weakest" and len(rows) == 5
     groups = json.loads(run("--format", "json", "--threshold", "0.5").stdout)
-    assert len(groups) > 2 and {"group", "best", "weakest", "images"} <= set(groups[0])
+    assert len(groups) > 2 and {"group", "kind", "best", "weakest", "images"} <= set(groups[0])
 
 
 def test_the_api_and_the_page_show_the_groups(planted):
@@ -72,7 +81,8 @@ def test_the_api_and_the_page_show_the_groups(planted):
         assert client.get("/collections/default/duplicates?threshold=2").status_code == 422
         page = client.get("/collections/default/duplicates", headers={"Accept": "text/html"})
         assert page.status_code == 200 and "2 groups, 4 images, among 15" in page.text
-        assert "copies/cat-small.jpg" in page.text
+        assert "copies/cat-small.jpg" in page.text and "copies</strong>" in page.text
+        assert {g["kind"] for g in body["groups"]} == {"copies"}
 
 
 def test_groups_come_from_a_neighbour_list_computed_once_per_generation(planted, monkeypatch):

@@ -100,7 +100,7 @@ async def duplicates(
         total=len(every_group),
         images_in_groups=sum(len(g.images) for g in every_group),
         offset=offset,
-        groups=[DuplicateGroup(best=round(g.best, 4), weakest=round(g.weakest, 4), images=[
+        groups=[DuplicateGroup(kind=g.kind, best=round(g.best, 4), weakest=round(g.weakest, 4), images=[
             DuplicateImage(id=i, path=p, image_url=service.image_url(collection.name, p),
                            thumbnail_url=service.thumbnail_url(collection, p))
             for i, p in g.images]) for g in groups],

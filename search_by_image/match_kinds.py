@@ -1,0 +1,41 @@
+"""How strong a match is, in words: `copy`, `similar` or `weak`.
+
+A score alone does not tell a client whether the top result is a good match: cosine scales differ
+between whitened indexes (collections of 400+ images) and raw ones. The thresholds below come from
+`python -m bench.quality`'s sets on holidays_subset300 through the product (EfficientNet-Lite0 int8,
+448 px GeM; whitened: 384-d, shrinkage 1, learned on the collection), bench/README.md "Score
+meaning":
+- whitened `copy` >= 0.5: 97.6% of the altered copies (900, seeds 1-3: crops, rotations, colour,
+  rescale, JPEG, mirror, border, caption, combinations) score at least that with their source;
+  so do 27% of the pairs of *different shots* of one Holidays scene (global descriptors cannot
+  tell a re-shot from an edited copy), and 5 of 328,000 pairs of different scenes.
+- whitened `similar` >= 0.3: 52% of same-scene pairs, 89 of 328,000 different-scene pairs; the
+  best unrelated result of a Holidays query is above 0.3 for about 1 query in 8.
+- raw `copy` >= 0.85 (89% of the copies, 23% of same-scene pairs, 10 different-scene pairs);
+  raw `similar` >= 0.75 (59% of same-scene pairs, 488 different-scene pairs).
+Anything under `similar` is `weak`: likely no good match in the collection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MatchKind = Literal["copy", "similar", "weak"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    copy: float
+    similar: float
+
+    def kind(self, score: float) -> MatchKind:
+        return "copy" if score >= self.copy else "similar" if score >= self.similar else "weak"
+
+
+WHITENED = Thresholds(copy=0.5, similar=0.3)
+RAW = Thresholds(copy=0.85, similar=0.75)
+
+
+def thresholds_for(whitened: bool) -> Thresholds:
+    return WHITENED if whitened else RAW
