@@ -92,14 +92,22 @@ def ns_score(features: np.ndarray, truth: GroundTruth) -> float:
 # --- The product's path: a collection indexed as `with_faiss.py` does, queried as POST /search ---
 
 
-def index_like_a_user(images: dict[str, Path | bytes], root: Path, **overrides) -> Settings:
+def index_like_a_user(images: dict[str, Path | bytes], root: Path, start_from: Path | None = None,
+                      **overrides) -> Settings:
     """Index `images` (name -> file to link, or bytes to write) the way `with_faiss.py` does.
 
     The images are symlinked (or written) into `root/images`, and the indexer run with the
     default settings on the bundled model unless `overrides` say otherwise; returns the settings
-    a service for that collection needs.
+    a service for that collection needs. `start_from`: a saved folder of some of these images to
+    update (a copy of it), as a user adding photos to an indexed folder would: only the new ones
+    are embedded.
     """
+    import shutil
+
     from search_by_image.indexer import update_index
+
+    if start_from is not None:
+        shutil.copytree(start_from, root / "saved", ignore=shutil.ignore_patterns("onnx"))
 
     folder = root / "images"
     folder.mkdir(parents=True, exist_ok=True)
