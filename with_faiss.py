@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="print the groups of near-duplicate images of the collection")
     found.add_argument("--threshold", type=float,
                        help="similarity above which two images are duplicates, in search-score units "
-                       "(default: 0.85, or 0.5 for a whitened index)")
+                       "(default: 0.85, or 0.6 for a whitened index)")
     found.add_argument("--format", choices=["csv", "json"], default="csv", help="output (default: csv)")
     return parser.parse_args(argv)
 

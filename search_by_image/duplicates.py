@@ -8,14 +8,12 @@ search at threshold 0.0001 took 13-23 s and 1.2 GB on 4,000 images, per request)
 the list (N x NEIGHBOURS ids and scores), never an N x N matrix. A group bigger than NEIGHBOURS
 is still found whole as long as its members link up through one another.
 
-The threshold is in the units of the index, the same as search scores. Defaults, measured with
-EfficientNet-Lite0 (448 px, GeM) on holidays_subset300 and the demo photos:
-- raw descriptors: 99.9% of pairs of different scenes score under 0.76; half-size copies and
-  8%-cropped copies score 0.85 and up -> 0.85.
-- with the default 384-d whitening (collections of 400+ images): different scenes under 0.14 at
-  the 99.9th percentile; half-size and cropped copies 0.58 and up -> 0.5.
-Heavy re-compression (JPEG quality 15 of a small photo) can fall under either; lower the
-threshold to catch those, at the price of near-identical scenes.
+The threshold is in the units of the index, the same as search scores; the default is the `copy`
+threshold of match_kinds.py (0.85 raw, 0.6 whitened), where its measurements are. A group whose
+every link reaches it is `copies`; one joined by weaker links (a lower threshold asked for) is
+`similar`. Global descriptors cannot tell an edited copy from another shot of the same scene: on
+holidays_subset300 at the default, about 94% of altered copies are found and about a third of
+the distinct photos are grouped with another shot of their scene (bench/README.md).
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ async def duplicates(
     collection: CollectionDep,
     threshold: Annotated[float | None, Query(
         gt=0, le=1, description="similarity above which images are duplicates, in search-score "
-        "units (default: 0.85, or 0.5 for a whitened index)")] = None,
+        "units (default: 0.85, or 0.6 for a whitened index)")] = None,
     offset: Annotated[int, Query(ge=0, description="groups to skip (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_GROUPS_PER_PAGE, description="groups per page")] = 50,
 ) -> Duplicates:
