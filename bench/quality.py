@@ -302,13 +302,14 @@ def wallpapers(work: Path) -> list[Path]:
     return found
 
 
-def camera_table(holidays: Path, work: Path, overrides: dict) -> list[str]:
-    """Altered copies of camera-size photos, found among them and the 811 Holidays photos."""
+def camera_table(holidays_settings: Settings, holidays: Path, work: Path, overrides: dict) -> list[str]:
+    """Altered copies of camera-size photos, found among them and the 811 Holidays photos (the
+    wallpapers added to the indexed Holidays folder: only they are embedded)."""
     truth = GroundTruth.read(holidays)
     photos = wallpapers(work)
     names = [f"wall-{n:03d}{p.suffix.lower()}" for n, p in enumerate(photos)]
     images = {f: holidays / "images" / f for f in truth.files} | dict(zip(names, photos))
-    settings = index_like_a_user(images, work / "camera", **overrides)
+    settings = index_like_a_user(images, work / "camera", start_from=holidays_settings.saved_dir, **overrides)
     sources = [n for n in range(len(photos)) for _ in range(CAMERA_COPIES_PER_PHOTO)]
     with ProductSearch(settings) as search:
         lines = []
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n## Over HTTP (uvicorn main:app on 127.0.0.1)\n\n" + "\n".join(http_table(settings, holidays)),
                   flush=True)
         if args.camera:
-            print("\n## Camera-size photos\n\n" + "\n".join(camera_table(holidays, work, overrides)), flush=True)
+            print("\n## Camera-size photos\n\n" + "\n".join(camera_table(settings, holidays, work, overrides)), flush=True)
     return 0
 
 
