@@ -75,7 +75,7 @@ def test_planted_copies_are_grouped_with_their_original(holidays, tmp_path):
                                   truth.files)
     print(f"\nplanted copies grouped with their original {found.recall:.3f}; distinct photos "
           f"falsely grouped {found.false_share:.3f}")
-    assert found.recall >= 0.85
+    assert found.recall >= 0.8  # bench: 0.883 of 300 at the default threshold
 
 
 def test_ukbench_views_of_an_object_fill_the_top_four(tmp_path):
