@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from search_by_image import formats
+from search_by_image import journal
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import QueryBatcher
 from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
@@ -46,6 +47,7 @@ from search_by_image.index_store import (
     IndexMissing,
     IndexStore,
     Manifest,
+    recover,
     writer_lock,
 )
 from search_by_image.metadata import Metadata, append_rows, check_rows, load_metadata, remove_rows
@@ -166,13 +168,14 @@ class Collection:
     def refresh(self) -> bool:
         """Swap in what is on disk if it changed since the current snapshot; True if swapped.
 
-        `.previous/` left by a writer that crashed mid-commit is rolled back first. One left by a
-        live writer (a commit in flight) is waited for, unless nothing is served yet: then the
+        `.previous/` left by a writer that crashed mid-commit is rolled back first, and a live
+        add or delete it was part of undone or finished (journal). One left by a live writer (a
+        commit in flight) is waited for, unless nothing is served yet: then the
         complete old set it keeps is loaded. A broken index on disk keeps the last good snapshot
         serving, with the problem reported.
         """
         with self._lock:
-            if (self.location.saved_dir / PREVIOUS_DIR).exists() and not self._roll_back_crashed_commit():
+            if self._interrupted() and not self._roll_back_crashed_commit():
                 if self.snapshot is not None:
                     return False
                 self._failed = None
@@ -201,9 +204,15 @@ class Collection:
                          store.manifest.index_type)
             return True
 
+    def _interrupted(self) -> bool:
+        """A commit (`.previous/`) or a live write (journal) was left half done, or is in flight."""
+        saved = self.location.saved_dir
+        return (saved / PREVIOUS_DIR).exists() or (saved / journal.PENDING_FILE).exists()
+
     def _roll_back_crashed_commit(self) -> bool:
-        """True when `.previous/` was a crashed writer's (the writer lock was free) and is rolled
-        back now; False while a live writer holds the lock, or the folder cannot be written."""
+        """True when what `_interrupted` found was a crashed writer's (the writer lock was free)
+        and is rolled back or finished now; False while a live writer holds the lock, or the
+        folder cannot be written."""
         try:
             with writer_lock(self.location.saved_dir, wait=0):
                 pass  # taking the lock rolls an interrupted commit back
@@ -300,7 +309,8 @@ class Collection:
             for row, path in enumerate(paths):
                 if path not in store.position and path not in fresh:
                     fresh[path] = row
-            with _storage(self.name):
+            created = [self.location.images_dir / path for path in fresh]
+            with _storage(self.name), self._journaled(store, [f for f in created if not f.exists()]):
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
                 for path, row in fresh.items():
                     self.thumbnails.write_quietly(path, files[path], uploads[row].image)
@@ -325,24 +335,19 @@ class Collection:
             path = store.paths[row]
             source = self.location.images_dir / path
             trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
-            with _storage(self.name):
-                if source.is_file():
-                    trashed.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(source, trashed)
-                else:
-                    trashed = None
-                try:
-                    smaller = store.without([image_id])
-                    smaller.save(self.location.saved_dir)
-                except BaseException:
-                    if trashed is not None:
-                        shutil.move(trashed, source)
-                    raise
+            record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
+            moved = [(source, trashed)] if source.is_file() else []
+            with _storage(self.name), self._journaled(store, [record], moved):
                 rows = remove_rows(self.location.metadata_csv, path, store.paths)
                 if rows:
-                    record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
+                if moved:
+                    trashed.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(source, trashed)
+                smaller = store.without([image_id])
+                smaller.save(self.location.saved_dir)
+            trashed = trashed if moved else None
             self._swap(smaller)
             self.thumbnails.remove(path, tuple(store.manifest.files[path]))
             return path, trashed
@@ -354,6 +359,25 @@ class Collection:
             with _storage(self.name):
                 stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
             yield
+
+    @contextlib.contextmanager
+    def _journaled(self, store: IndexStore, created: list[Path],
+                   moved: list[tuple[Path, Path]] = ()) -> Iterator[None]:
+        """A write recorded before it starts (journal): undone at once if it fails before the
+        index commit (a full disk), by the next writer if the process dies."""
+        saved = self.location.saved_dir
+        journal.begin(saved, journal.Plan(generation=store.manifest.generation,
+                                          csv=self.location.metadata_csv, created=created,
+                                          moved=list(moved)))
+        try:
+            yield
+        except BaseException:
+            try:
+                recover(saved)
+            except OSError:  # still unwritable: the next writer (or restart) finishes the job
+                log.exception("Collection %s: could not undo a failed write yet", self.name)
+            raise
+        journal.end(saved)
 
     def _csv(self) -> Path:
         if self.location.metadata_csv is None:

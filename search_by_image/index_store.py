@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
+from search_by_image import journal
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.faiss_device import place
 from search_by_image.index_choice import (
@@ -344,17 +345,12 @@ class IndexStore:
         folder.mkdir(parents=True, exist_ok=True)
         written = [n for n in COMMIT_ORDER if n != WHITENING_FILE or self.whitening is not None]
         staged = {name: folder / f".{name}.tmp" for name in written}
-        if self.whitening is not None:
-            self.whitening.save(staged[WHITENING_FILE])
-        faiss.write_index(self.index, str(staged[INDEX_FILE]))
-        with open(staged[FEATURES_FILE], "wb") as out:
-            np.save(out, np.ascontiguousarray(self.features, dtype=np.float32))
-        with open(staged[IDS_FILE], "wb") as out:
-            np.save(out, np.ascontiguousarray(self.ids, dtype=np.int64))
-        staged[PATHS_FILE].write_text("".join(f"{p}\n" for p in self.paths), encoding="utf-8")
-        staged[MANIFEST_FILE].write_text(self.manifest.model_dump_json(indent=1))
-        for path in staged.values():
-            _fsync(path)
+        try:
+            self._stage(staged)
+        except BaseException:  # a full disk: nothing half-written stays behind
+            for path in staged.values():
+                path.unlink(missing_ok=True)
+            raise
         previous = folder / PREVIOUS_DIR
         if (folder / MANIFEST_FILE).is_file():
             previous.mkdir()
@@ -368,6 +364,20 @@ class IndexStore:
         shutil.rmtree(previous, ignore_errors=True)
         if self.whitening is None:
             (folder / WHITENING_FILE).unlink(missing_ok=True)
+
+    def _stage(self, staged: dict[str, Path]) -> None:
+        """Write every file of the set under its temporary name, synced."""
+        if self.whitening is not None:
+            self.whitening.save(staged[WHITENING_FILE])
+        faiss.write_index(self.index, str(staged[INDEX_FILE]))
+        with open(staged[FEATURES_FILE], "wb") as out:
+            np.save(out, np.ascontiguousarray(self.features, dtype=np.float32))
+        with open(staged[IDS_FILE], "wb") as out:
+            np.save(out, np.ascontiguousarray(self.ids, dtype=np.int64))
+        staged[PATHS_FILE].write_text("".join(f"{p}\n" for p in self.paths), encoding="utf-8")
+        staged[MANIFEST_FILE].write_text(self.manifest.model_dump_json(indent=1))
+        for path in staged.values():
+            _fsync(path)
 
 
 def single_threaded_blas() -> None:
@@ -397,8 +407,8 @@ def roll_back_interrupted_commit(folder: Path) -> None:
 def writer_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
     """One writer per saved folder at a time (an exclusive flock on `.lock`), across processes.
 
-    Waits up to `wait` seconds, then raises IndexBusy. Rolls back a crashed commit on entry, so
-    the holder always starts from a complete set.
+    Waits up to `wait` seconds, then raises IndexBusy. Recovers from a crash on entry (`recover`),
+    so the holder always starts from a complete set and no half-done live write.
     """
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
@@ -415,10 +425,24 @@ def writer_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
                     ) from None
                 time.sleep(0.05)
         try:
-            roll_back_interrupted_commit(folder)
+            recover(folder)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover(folder: Path) -> None:
+    """After a crash or a failed write: roll back a half-done commit, then undo or finish the
+    live write it belonged to (journal). The caller holds the writer lock."""
+    roll_back_interrupted_commit(folder)
+    journal.settle(folder, committed_generation(folder))
+
+
+def committed_generation(folder: Path) -> str | None:
+    try:
+        return Manifest.model_validate_json((folder / MANIFEST_FILE).read_text()).generation
+    except (OSError, ValueError):
+        return None
 
 
 def _fsync(path: Path) -> None:

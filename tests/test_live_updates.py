@@ -1,5 +1,8 @@
 """A real uvicorn under concurrent adds, deletes and searches, and an index rewritten under it."""
 
+import errno
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -14,8 +17,15 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server
+from fastapi.testclient import TestClient
+
+from main import create_app
+from search_by_image import collection as collection_module
+from search_by_image import index_store
 from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.collection import Collection, Upload
 from search_by_image.index_store import IndexStore
+from search_by_image.indexer import update_index
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -125,3 +135,68 @@ def test_an_index_rewritten_by_the_indexer_is_served_without_restart_or_failed_r
     assert searcher.statuses and set(searcher.statuses) == {200}
     paths = {p for _, p in searcher.pairs}
     assert paths <= set(NAMES) | {"new/eagle.jpg", "new/kite.jpg"}
+
+
+@pytest.fixture
+def admin_client(collection):
+    _, key = KeyStore(collection.saved_dir / KEYS_FILE).create("admin")
+    with TestClient(create_app(collection), headers={"Authorization": f"Bearer {key}"}) as client:
+        yield client
+
+
+def leftovers(collection) -> list[str]:
+    return sorted(str(p) for folder in (collection.images_dir, collection.saved_dir)
+                  for p in folder.rglob(".*") if p.name != ".lock" and p.name != ".url_secret")
+
+
+def test_a_full_disk_is_a_507_that_changes_nothing_and_a_retry_adds_once(admin_client, collection,
+                                                                        monkeypatch):
+    csv_before = collection.metadata_csv.read_bytes()
+    files_before = sorted(p for p in collection.images_dir.rglob("*") if p.is_file())
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device", str(collection.saved_dir))
+
+    monkeypatch.setattr(index_store.faiss, "write_index", full)
+    photo = ("files", ("new.jpg", variant(40), "image/jpeg"))
+    form = {"metadata": json.dumps({"title": "Retried"})}
+    refused = admin_client.post("/collections/default/images", files=[photo], data=form)
+    assert refused.status_code == 507 and "nothing was changed" in refused.json()["detail"]
+    assert collection.metadata_csv.read_bytes() == csv_before
+    assert sorted(p for p in collection.images_dir.rglob("*") if p.is_file()) == files_before
+    assert leftovers(collection) == []  # no staged .tmp, no pending write
+    monkeypatch.undo()
+    added = admin_client.post("/collections/default/images", files=[photo], data=form)
+    assert added.status_code == 201, added.text
+    path = added.json()["images"][0]["path"]
+    rows = [line for line in collection.metadata_csv.read_text().splitlines() if path in line]
+    assert len(rows) == 1 and "Retried" in rows[0]
+
+
+def test_writes_killed_midway_never_become_adds_or_lose_an_image(admin_client, collection, monkeypatch):
+    """SIGKILL between a write's steps, simulated: the index commit never happens and nothing
+    after it runs (no in-process undo). The next indexer run must not index the orphan upload
+    or keep its CSV row; a restarted service must serve the image whose delete was cut short."""
+    service = admin_client.app.state.service
+    target = service.get("default")
+    monkeypatch.setattr(collection_module, "recover", lambda folder: None)  # the process is dead
+    monkeypatch.setattr(IndexStore, "save", lambda self, folder: (_ for _ in ()).throw(SystemExit(9)))
+    image = Image.open(io.BytesIO(variant(41)))
+    with pytest.raises(SystemExit):
+        target.add([Upload(variant(41), image, "JPEG", {"title": "Never acknowledged"})])
+    orphan = next((collection.images_dir / "uploads").glob("*.jpg"))
+    victim = IndexStore.load(collection.saved_dir).ids[0]
+    victim_path = IndexStore.load(collection.saved_dir).paths[0]
+    with pytest.raises(SystemExit):
+        target.delete(int(victim))
+    assert not (collection.images_dir / victim_path).exists()  # moved to the trash, not committed
+    monkeypatch.undo()
+
+    restarted = Collection(target.location, service.embedders)
+    restarted.refresh()  # a restart: the half-done delete is undone before anything is served
+    assert (collection.images_dir / victim_path).is_file()
+    assert admin_client.get(f"/images/{victim_path}").status_code == 200
+    report = update_index(collection, progress=False)  # what `python with_faiss.py` runs
+    assert not orphan.exists() and "Never acknowledged" not in collection.metadata_csv.read_text()
+    assert orphan.name not in " ".join(IndexStore.load(collection.saved_dir).paths)
+    assert report.embedded == 0 and leftovers(collection) == []
