@@ -134,18 +134,23 @@ class Embedder:
         `threads`: the runtime's threads (default: every CPU; torch's are process-wide)."""
         self.spec = spec
         self.preprocess = spec.preprocessing
+        emulate_int8 = False
         if spec.quantization == "int8":  # the index's int8 model, wherever the query runs
             self.device, runtime = "cpu", "onnx"
-            if not quantization.cpu_has_vnni():
-                log.warning("%s was indexed with an int8 model; this CPU has no VNNI, where ONNX "
-                            "Runtime's int8 kernels can saturate: rebuild with --precision fp32 if "
-                            "results look off", spec.model)
+            # without VNNI ONNX Runtime's int8 kernels saturate on this model (descriptors off by
+            # a cosine of 0.07): the int8 model then runs emulated in float, right but slow
+            emulate_int8 = not quantization.cpu_has_vnni()
+            if emulate_int8:
+                log.warning("%s uses an int8 model; this CPU has no VNNI, where ONNX Runtime's "
+                            "int8 kernels saturate, so it runs emulated in float (the same "
+                            "descriptors, slower than fp32): rebuild with --precision fp32 for "
+                            "speed", spec.model)
         else:
             self.device = resolve_device(device)
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
         self.trunk: OnnxTrunk | TorchTrunk
         if self.runtime == "onnx":
-            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads)
+            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8)
             self.precision = spec.quantization if spec.quantization == "int8" else "fp32"
         else:
             torch_runtime = _torch_runtime(f"{spec.model} on the {self.runtime} runtime")

@@ -84,8 +84,15 @@ def export(trunk, path: Path) -> None:
 class OnnxTrunk:
     """The trunk as an ONNX Runtime session: float32 (B, 3, H, W) pixels in, feature maps out."""
 
-    def __init__(self, path: Path, threads: int | None = None):
-        """`threads`: intra-op threads, default one per CPU this process may run on."""
+    def __init__(self, path: Path, threads: int | None = None, emulate_int8: bool = False):
+        """`threads`: intra-op threads, default one per CPU this process may run on.
+
+        `emulate_int8`: run an int8 (QDQ) model as dequantize -> float op -> quantize instead of
+        ONNX Runtime's integer kernels: the same int8 model, computed without them, for CPUs
+        whose u8s8 kernels saturate (x86 without VNNI, see quantization.cpu_has_vnni). There the
+        integer kernels pair u8*s8 products in int16 (vpmaddubsw), which overflows on this
+        model: int8-vs-fp32 descriptor cosine 0.930 on the demo photos (AVX2 EPYC, ORT 1.32)
+        against 0.992 emulated. Emulated, it ran at 0.87x the fp32 model's speed there."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -94,6 +101,9 @@ class OnnxTrunk:
         # no busy-waiting between runs: an idle service's spinning threads took the cores from
         # everything else on the machine (a forward pass next to it went from 25 to 40 ms)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.emulated_int8 = emulate_int8
+        if emulate_int8:  # keep the Q/DQ nodes: no fusion into QLinearConv's integer kernels
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:

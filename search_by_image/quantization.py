@@ -7,11 +7,16 @@ to 0.8066 raw and from 0.8492 to 0.8441 with the default whitening (bf16 roundin
 0.8455): at the edge of the 0.5-point budget (bench/README, quality and runtime tables).
 
 How: QDQ format, per-channel int8 weights, uint8 activations with MinMax ranges (moving average):
-ONNX Runtime's settings for CNNs on x86 with VNNI. Without VNNI its u8s8 kernels can saturate, so
-`auto` quantizes only on CPUs that have it. The calibration photos are `calibration/` (the demo
-collection's photos at 448 px, see data/LICENSES.md), prepared with the index's own preprocessing
-and never taken from the user's collection: the int8 model is then a function of the weights and
-the preprocessing alone, the same for every run, so queries always meet the model of their index.
+ONNX Runtime's settings for CNNs on x86 with VNNI. Without VNNI its u8s8 kernels saturate on this
+model (int8-vs-fp32 cosine 0.930 on the demo photos on an AVX2 EPYC, against 0.992 for the same
+int8 model emulated in float), so `auto` quantizes only on CPUs that have it, and an int8 model
+opened on a CPU without it runs emulated (`OnnxTrunk(emulate_int8=True)`): right, but slower
+than fp32.
+
+The calibration photos are `calibration/` (the demo collection's photos at 448 px, see
+data/LICENSES.md), prepared with the index's own preprocessing and never taken from the user's
+collection: the int8 model is then a function of the weights and the preprocessing alone, the same
+for every run, so queries always meet the model of their index.
 """
 
 from __future__ import annotations
