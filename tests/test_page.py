@@ -190,3 +190,35 @@ def test_a_box_drawn_on_the_photo_searches_that_region(browser, live_server, tmp
     page.click("#region-clear")
     assert page.locator("#box").input_value() == ""
     page.close()
+
+
+def test_more_like_this_and_more_results_from_a_result(browser, live_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_server}/search")
+    page.set_input_files("#file", str(PHOTOS / "horses.jpg"))
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit")
+    page.locator("#grid li.hit a.similar").first.click()  # horses.jpg itself: more like it
+    expect(page.locator("#summary")).to_contain_text("more like horses.jpg")
+    hits = page.locator("#grid li.hit .path")
+    assert hits.count() == 10 and "horses.jpg" not in hits.all_inner_texts()
+    wait_for_thumbnails(page)
+    assert "/thumbnails/" in page.locator("#grid img").first.get_attribute("src")
+    page.click("#more")  # the next page, appended: the 12 other images of the demo collection
+    expect(page.locator("#grid li.hit")).to_have_count(12)
+    expect(page.locator("#more-box")).to_be_hidden()
+    assert "#12" in page.locator("#grid li.hit .rank").last.inner_text()
+    page.close()
+
+
+def test_an_unsupported_format_is_named_before_anything_is_sent(browser, live_server, tmp_path):
+    psd = tmp_path / "layers.psd"
+    psd.write_bytes(b"8BPS\x00\x01" + b"\x00" * 64)
+    page = browser.new_page()
+    page.goto(f"{live_server}/search")
+    assert ".heic" in page.locator("#file").get_attribute("accept")
+    expect(page.locator("#dropzone-text")).to_contain_text("HEIC")
+    page.set_input_files("#file", str(psd))
+    expect(page.locator("#error")).to_contain_text("“.psd” files are not supported")
+    assert "HEIC" in page.locator("#error").inner_text()
+    page.close()
