@@ -1,0 +1,293 @@
+"""Camera-size photos: decode, indexing and query speed per size and format, and thumbnails.
+
+    python -m bench.camera                       # sets (cached), then every section
+    python -m bench.camera --only decode indexing query
+    flock /tmp/sbi-bench.lock python -m bench.camera --only indexing
+
+The photos are Debian's wallpapers (bench/wallpapers.py): 37 pictures of 2560x1600 to 5120x2880.
+The sets are crops of them (different places, mirrored), resized to the camera sizes and encoded as
+a camera or phone would: 12 MP (4240x2832) and 6 MP (3000x2000) JPEG q90 and HEIC (x265 through
+pillow-heif, quality 80), plus the wallpapers' own 4K and 5K PNGs. They are made once into
+~/.cache/search-by-image/bench/camera (SBI_BENCH_CACHE), never into the repository.
+
+Sections (each figure beside its baseline, measured in the same run):
+  decode    per set: milliseconds of the product's decode (`open_rgb` at the model's target, the
+            reduced-size decoding each format has) next to a full-size decode, the resize to the
+            model input, the forward pass per image (int8 ONNX, batches of 16, one thread), and
+            the thumbnail (resize + JPEG encode + write). `limit img/s` = what 2 cores allow for
+            decode + resize + forward: 2 x 1000 / (their sum in ms).
+  indexing  `python with_faiss.py` end to end on a fresh output folder (start-up counts), images/s
+            against that limit; with thumbnails (the default) and with SBI_THUMBNAILS=false.
+  query     a real uvicorn serving the 12 MP JPEG collection: POST /search p50/p95 per query set
+            (one client), against the query's own decode + one forward pass (batch 1, 2 threads)
+            measured in this process; bytes of a 10-result page as originals and as thumbnails;
+            a thumbnail made on first request (the alternative to making them while indexing).
+Timings are printed, never asserted. Exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from bench import wallpapers
+from bench.speed import scratch, table
+from config import PROJECT_DIR, Settings
+from dataset import open_rgb
+from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.thumbnails import Thumbnails, covering
+
+BIG = 200_000_000
+SIZES = {"12 MP": (4240, 2832), "6 MP": (3000, 2000)}
+HEIC_OPTIONS = {"quality": 80, "enc_params": {"preset": "ultrafast"}}
+
+
+def _crops(sources: list[Path], size: tuple[int, int], count: int, seed: int):
+    """`count` different camera-size pictures: crops of the sources at random places and scales
+    (covering `size`), mirrored every other time, resized to exactly `size` (each source decoded
+    once for all its crops)."""
+    rng = random.Random(seed)
+    aspect = size[0] / size[1]
+    per_source = -(-count // len(sources))
+    made = 0
+    for source_path in sources:
+        with Image.open(source_path) as source:
+            photo = source.convert("RGB")
+        for _ in range(min(per_source, count - made)):
+            width = min(photo.width, round(photo.height * aspect)) * rng.uniform(0.7, 1.0)
+            height = width / aspect
+            left = rng.uniform(0, photo.width - width)
+            top = rng.uniform(0, photo.height - height)
+            crop = photo.resize(size, Image.Resampling.BILINEAR, box=(left, top, left + width, top + height))
+            yield crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if made % 2 else crop
+            made += 1
+
+
+def camera_sets(counts: dict[str, int]) -> dict[str, Path]:
+    """Folder per set name ('12 MP JPEG', ...), made on first use into the cache."""
+    root = wallpapers.CACHE / "camera"
+    sources = wallpapers.photos()
+    sets = {}
+    for size_name, size in SIZES.items():
+        for fmt, suffix, options in (("JPEG", ".jpg", {"quality": 90}), ("HEIF", ".heic", HEIC_OPTIONS)):
+            label = f"{size_name} {'HEIC' if fmt == 'HEIF' else fmt}"
+            count = counts["heic" if fmt == "HEIF" else size_name]
+            folder = root / label.replace(" ", "-").lower()
+            folder.mkdir(parents=True, exist_ok=True)
+            if len(list(folder.glob(f"*{suffix}"))) < count:
+                print(f"making {count} {label} files in {folder}", file=sys.stderr)
+                for number, crop in enumerate(_crops(sources, size, count, seed=len(sets))):
+                    file = folder / f"{number:04d}{suffix}"
+                    if not file.exists():  # atomically, so an interrupted run leaves no half file
+                        crop.save(file.with_suffix(".tmp"), format=fmt, **options)
+                        os.replace(file.with_suffix(".tmp"), file)
+            sets[label] = folder
+    pngs = root / "4k-5k-png"
+    pngs.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        link = pngs / f"{source.parent.parent.parent.name}.png"
+        if source.suffix == ".png" and not link.exists():
+            link.symlink_to(source)
+    sets["4K-5K PNG"] = pngs
+    return sets
+
+
+def files_of(folder: Path, limit: int | None = None) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in (".jpg", ".heic", ".png"))[:limit]
+
+
+def median_ms(fn, items) -> float:
+    times = []
+    for item in items:
+        started = time.perf_counter()
+        fn(item)
+        times.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(times)
+
+
+def one_thread_embedder(settings: Settings) -> Embedder:
+    return Embedder.configured(EmbedderSpec.from_settings(settings), settings, threads=1)
+
+
+# --- decode ----------------------------------------------------------------------------------
+
+def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
+    settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
+    embedder = one_thread_embedder(settings)
+    prep = embedder.preprocess
+    target = covering(prep.resized_size)
+    thumbs = Thumbnails(scratch("sbi-camera-thumbs-"))
+    costs, rows = {}, []
+    for label, folder in sets.items():
+        files = files_of(folder, args.decode_files)
+        full = median_ms(lambda p: open_rgb(p, BIG), files[:4])
+        decoded = [open_rgb(p, BIG, target) for p in files]
+        decode = median_ms(lambda p: open_rgb(p, BIG, target), files)
+        resize = median_ms(prep, decoded)
+        prepared = [prep(image) for image in decoded]
+        batches = [prepared[i:i + 16] for i in range(0, len(prepared), 16)]
+        embedder.embed_prepared(batches[0])
+        started = time.perf_counter()
+        for batch in batches:
+            embedder.embed_prepared(batch)
+        forward = (time.perf_counter() - started) * 1e3 / len(prepared)
+        thumb = median_ms(lambda pair: thumbs.write(pair[0].name, (1, 1), pair[1]), list(zip(files, decoded)))
+        limit = 2 * 1000 / (decode + resize + forward)
+        costs[label] = {"decode": decode, "resize": resize, "forward": forward, "limit": limit}
+        rows.append([label, len(files), full, decode, resize, forward, thumb,
+                     f"{100 * decode / (decode + resize + forward):.0f}%", limit])
+    table("Camera-size decode, one core (ms per image, medians)",
+          ["set", "files", "full-size decode", "product decode", "resize", "forward (int8, 1 thread)",
+           "thumbnail", "decode share", "limit img/s (2 cores)"], rows)
+    return costs
+
+
+# --- indexing --------------------------------------------------------------------------------
+
+def index_folder(folder: Path, output: Path, onnx_dir: Path, thumbnails: bool) -> tuple[float, str]:
+    """`python with_faiss.py` as a user runs it, on a fresh output folder: (seconds, summary)."""
+    shutil.rmtree(output, ignore_errors=True)
+    env = {**os.environ, "SBI_ONNX_DIR": str(onnx_dir), "SBI_THUMBNAILS": str(thumbnails).lower()}
+    command = [sys.executable, "with_faiss.py", "--images", str(folder), "--output", str(output),
+               "--csv", str(output / "none.csv"), "--model", "efficientnet_lite0", "--quiet"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    summary = next((line for line in (done.stderr + done.stdout).splitlines() if "images indexed" in line), "")
+    return seconds, summary
+
+
+def bench_indexing(sets: dict[str, Path], costs: dict[str, dict[str, float]], args) -> Path:
+    work = scratch("sbi-camera-index-")
+    rows = []
+    kept = work / "12mp-jpeg"
+    for label in args.index_sets:
+        folder = sets[label]
+        count = len(files_of(folder))
+        rates = {}
+        for thumbnails in (False, True):
+            output = kept if (label == "12 MP JPEG" and thumbnails) else work / "run"
+            seconds, _ = index_folder(folder, output, args.onnx_dir, thumbnails)
+            rates[thumbnails] = count / seconds
+        limit = costs[label]["limit"] if label in costs else float("nan")
+        rows.append([label, count, rates[False], rates[True], f"{rates[True] / rates[False]:.2f}",
+                     limit, f"{rates[True] / limit:.2f}"])
+    table("Indexing end to end (`python with_faiss.py`, fresh output, start-up included)",
+          ["set", "files", "img/s, thumbnails off", "img/s, thumbnails on", "on / off",
+           "limit img/s (decode table)", "on / limit"], rows)
+    return kept
+
+
+# --- query -----------------------------------------------------------------------------------
+
+def bench_query(sets: dict[str, Path], saved: Path, args) -> None:
+    settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
+    embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)  # 2 threads, as served
+    prep = embedder.preprocess
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, "SBI_IMAGES_DIR": str(sets["12 MP JPEG"]), "SBI_SAVED_DIR": str(saved),
+           "SBI_METADATA_CSV": str(saved / "none.csv"), "SBI_ONNX_DIR": str(args.onnx_dir),
+           "SBI_RATE_LIMIT": "", "SBI_MAX_UPLOAD_BYTES": str(60 * 2**20), "SBI_MAX_IMAGE_PIXELS": str(BIG)}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--port", str(port)],
+                              cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if client.get("/health").json()["status"] == "ok":
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not start")
+                time.sleep(0.3)
+            rows = []
+            for label, folder in sets.items():
+                files = files_of(folder, args.queries)
+                datas = [p.read_bytes() for p in files]
+                client.post("/search", files={"file": (files[0].name, datas[0])})  # warm-up
+                latencies = []
+                for path, data in zip(files, datas):
+                    started = time.perf_counter()
+                    response = client.post("/search", files={"file": (path.name, data)})
+                    latencies.append((time.perf_counter() - started) * 1e3)
+                    response.raise_for_status()
+                decode = median_ms(lambda d: open_rgb(d, BIG, prep.resized_size), datas)
+                images = [open_rgb(d, BIG, prep.resized_size) for d in datas]
+                forward = median_ms(lambda image: embedder.embed_images([image]), images)
+                p50 = statistics.median(latencies)
+                p95 = float(np.percentile(latencies, 95))
+                rows.append([label, len(files), f"{np.mean([len(d) for d in datas]) / 2**20:.1f} MB",
+                             p50, p95, decode, forward, f"{p50 / (decode + forward):.2f}"])
+            table("Queries over HTTP (one client, real uvicorn, 12 MP JPEG collection)",
+                  ["query set", "queries", "mean file", "p50 ms", "p95 ms", "own decode ms",
+                   "one forward ms", "p50 / (decode + forward)"], rows)
+            page_bytes(client, sets, saved)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def page_bytes(client: httpx.Client, sets: dict[str, Path], saved: Path) -> None:
+    query = files_of(sets["12 MP JPEG"])[0].read_bytes()
+    hits = client.post("/search", files={"file": ("q.jpg", query)}, data={"k": 10}).json()["results"]
+    originals = sum(len(client.get(h["image_url"]).content) for h in hits)
+    thumbnails = sum(len(client.get(h["thumbnail_url"]).content) for h in hits)
+    shutil.rmtree(saved / "thumbnails", ignore_errors=True)  # as if indexed without them
+    started = time.perf_counter()
+    first = [client.get(h["thumbnail_url"]) for h in hits]
+    on_demand = (time.perf_counter() - started) * 1e3 / len(hits)
+    assert all(r.status_code == 200 for r in first)
+    started = time.perf_counter()
+    for h in hits:
+        client.get(h["thumbnail_url"])
+    cached = (time.perf_counter() - started) * 1e3 / len(hits)
+    table("A 10-result page of the 12 MP collection: image bytes the browser downloads",
+          ["originals (before)", "thumbnails (after)", "ratio", "thumbnail made on first request",
+           "thumbnail served from disk"],
+          [[f"{originals / 1e6:.2f} MB", f"{thumbnails / 1e3:.0f} KB", f"{originals / thumbnails:.0f}x",
+            f"{on_demand:.0f} ms", f"{cached:.1f} ms"]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=["decode", "indexing", "query"])
+    parser.add_argument("--files", type=int, default=300, help="12 MP JPEG files")
+    parser.add_argument("--files-6mp", type=int, default=60, help="6 MP JPEG files")
+    parser.add_argument("--heic-files", type=int, default=12, help="HEIC files per size")
+    parser.add_argument("--decode-files", type=int, default=24, help="files per set in the decode table")
+    parser.add_argument("--queries", type=int, default=20, help="queries per set")
+    parser.add_argument("--index-sets", nargs="*", default=["12 MP JPEG", "6 MP JPEG", "12 MP HEIC"])
+    parser.add_argument("--onnx-dir", type=Path, default=wallpapers.CACHE / "onnx",
+                        help="exported ONNX models, shared by the runs (the export is not timed)")
+    args = parser.parse_args(argv)
+    sets = camera_sets({"12 MP": args.files, "6 MP": args.files_6mp, "heic": args.heic_files})
+    Embedder.configured(EmbedderSpec.from_settings(Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")),
+                        Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0"))  # export + int8 once, before timing
+    costs = decode_costs(sets, args) if "decode" in args.only or "indexing" in args.only else {}
+    saved = bench_indexing(sets, costs, args) if "indexing" in args.only else None
+    if "query" in args.only:
+        if saved is None:
+            saved = scratch("sbi-camera-index-") / "12mp-jpeg"
+            index_folder(sets["12 MP JPEG"], saved, args.onnx_dir, thumbnails=True)
+        bench_query(sets, saved, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
