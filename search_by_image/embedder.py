@@ -129,9 +129,11 @@ class Embedder:
         runtime: str = "torch",
         cache_dir: Path | None = None,
         threads: int | None = None,
+        keep_memory: bool = True,
     ):
         """`runtime` auto/torch/onnx (see onnx_runtime); the ONNX file is kept in `cache_dir`.
-        `threads`: the runtime's threads (default: every CPU; torch's are process-wide)."""
+        `threads`: the runtime's threads (default: every CPU; torch's are process-wide).
+        `keep_memory=False`: ONNX Runtime returns each batch's memory (a server between bursts)."""
         self.spec = spec
         self.preprocess = spec.preprocessing
         emulate_int8 = False
@@ -150,7 +152,8 @@ class Embedder:
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
         self.trunk: OnnxTrunk | TorchTrunk
         if self.runtime == "onnx":
-            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8)
+            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8,
+                                   keep_memory)
             self.precision = spec.quantization if spec.quantization == "int8" else "fp32"
         else:
             torch_runtime = _torch_runtime(f"{spec.model} on the {self.runtime} runtime")
@@ -159,10 +162,11 @@ class Embedder:
             self.precision = self.trunk.precision
 
     @classmethod
-    def configured(cls, spec: EmbedderSpec, settings, threads: int | None = None) -> Embedder:
+    def configured(cls, spec: EmbedderSpec, settings, threads: int | None = None,
+                   keep_memory: bool = True) -> Embedder:
         """The embedder for `spec` on the device, precision and runtime the settings ask for."""
         return cls(spec, settings.device, settings.precision, runtime=settings.runtime,
-                   cache_dir=settings.onnx_cache, threads=threads)
+                   cache_dir=settings.onnx_cache, threads=threads, keep_memory=keep_memory)
 
     def _check_weights(self, pretrained: bool) -> None:
         available = weights_id(self.spec.model) if pretrained else self.spec.weights

@@ -23,7 +23,8 @@ class EmbedderPool:
         """The embedder for `spec`, loaded on first use (raises WeightsUnavailable)."""
         with self._lock:
             if spec not in self._loaded:
-                embedder = Embedder.configured(spec, self.settings)
+                # the service's memory goes back between bursts of queries (onnx_runtime.OnnxTrunk)
+                embedder = Embedder.configured(spec, self.settings, keep_memory=False)
                 self._loaded[spec] = (embedder, QueryBatcher(embedder))
             return self._loaded[spec]
 
