@@ -17,7 +17,7 @@ from conftest import PHOTOS
 from main import create_app
 from search_by_image.catalog import Location
 from search_by_image.embedder import Embedder
-from search_by_image.index_store import IndexMissing, IndexStore
+from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
 from search_by_image.watch import changed_collections, relevant
 
 DEADLINE_S = 90
@@ -57,9 +57,11 @@ def wait_for(condition, what: str):
 
 
 def indexed_paths(saved: Path) -> set[str]:
+    """What the saved index holds; nothing while a commit is half done (read again later, as the
+    service does: it waits for the commit)."""
     try:
         return set(IndexStore.load(saved).paths)
-    except IndexMissing:
+    except (IndexMissing, IndexCorrupt):
         return set()
 
 
@@ -85,14 +87,16 @@ def test_the_indexer_follows_its_folder_with_watch(collection):
                  "start watching")
         dropped = drop_photo(settings.images_dir)
         wait_for(lambda: "dropped/turned-kite.jpg" in indexed_paths(settings.saved_dir), "index a new photo")
-        store = IndexStore.load(settings.saved_dir)
+        store = wait_for(lambda: "dropped/turned-kite.jpg" in indexed_paths(settings.saved_dir)
+                         and IndexStore.load(settings.saved_dir), "commit")
         embedder = Embedder.configured(store.manifest.embedder, settings)
         query = embedder.embed_images([Image.open(dropped).convert("RGB")])
         (hits,) = store.search(query, 1)
         assert store.paths[store.row_of_id[hits[0][0]]] == "dropped/turned-kite.jpg"
 
         (settings.images_dir / "dog.jpg").unlink()
-        wait_for(lambda: "dog.jpg" not in indexed_paths(settings.saved_dir), "drop a deleted photo")
+        wait_for(lambda: (paths := indexed_paths(settings.saved_dir)) and "dog.jpg" not in paths,
+                 "drop a deleted photo")
         assert watcher.poll() is None, watcher.stderr.read()
     finally:
         watcher.terminate()
