@@ -133,6 +133,18 @@ def demo_collection(tmp_path_factory) -> Settings:
     return settings
 
 
+def writable_copy(settings: Settings, root: Path, **overrides) -> Settings:
+    """A copy of `settings`' collection (images, CSV, saved index) under `root`, for tests that
+    write to it; `overrides` change other settings."""
+    shutil.copytree(settings.images_dir, root / "images")
+    shutil.copy2(settings.metadata_csv, root / "data.csv")
+    shutil.copytree(settings.saved_dir, root / "saved")
+    return settings.model_copy(update={
+        "images_dir": root / "images", "metadata_csv": root / "data.csv", "saved_dir": root / "saved",
+        **overrides,
+    })
+
+
 @pytest.fixture(scope="session")
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -4,7 +4,6 @@ import errno
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import pytest
 from PIL import Image
 
 from config import PROJECT_DIR
-from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server
+from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server, writable_copy
 from fastapi.testclient import TestClient
 
 from main import create_app
@@ -33,13 +32,7 @@ NAMES = sorted(p.name for p in PHOTOS.iterdir())
 @pytest.fixture
 def collection(demo_collection, tmp_path):
     """A writable copy of the demo collection, index included (nothing to embed again)."""
-    shutil.copytree(demo_collection.images_dir, tmp_path / "images")
-    shutil.copy2(demo_collection.metadata_csv, tmp_path / "data.csv")
-    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
-    return demo_collection.model_copy(update={
-        "images_dir": tmp_path / "images", "metadata_csv": tmp_path / "data.csv",
-        "saved_dir": tmp_path / "saved",
-    })
+    return writable_copy(demo_collection, tmp_path)
 
 
 def variant(number: int) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, jpeg_bytes
+from conftest import PHOTOS, jpeg_bytes, writable_copy
 from main import create_app
 from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.index_store import IndexStore
@@ -18,13 +18,7 @@ from search_by_image.thumbnails import THUMBNAIL_PX, Thumbnails, covering
 @pytest.fixture
 def collection(demo_collection, tmp_path):
     """A writable copy of the demo collection, index and thumbnails included."""
-    shutil.copytree(demo_collection.images_dir, tmp_path / "images")
-    shutil.copy2(demo_collection.metadata_csv, tmp_path / "data.csv")
-    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
-    return demo_collection.model_copy(update={
-        "images_dir": tmp_path / "images", "metadata_csv": tmp_path / "data.csv",
-        "saved_dir": tmp_path / "saved", "reload_seconds": 0,
-    })
+    return writable_copy(demo_collection, tmp_path, reload_seconds=0)
 
 
 def test_the_indexer_makes_one_thumbnail_per_image_in_its_decode_pass(demo_collection):

@@ -2,7 +2,6 @@
 without anyone running the indexer, from the command line and inside the service."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from config import PROJECT_DIR
-from conftest import PHOTOS
+from conftest import PHOTOS, writable_copy
 from main import create_app
 from search_by_image.catalog import Location
 from search_by_image.embedder import Embedder
@@ -26,13 +25,7 @@ DEADLINE_S = 90
 @pytest.fixture
 def collection(demo_collection, tmp_path):
     """A writable copy of the demo collection, index included."""
-    shutil.copytree(demo_collection.images_dir, tmp_path / "images")
-    shutil.copy2(demo_collection.metadata_csv, tmp_path / "data.csv")
-    shutil.copytree(demo_collection.saved_dir, tmp_path / "saved")
-    return demo_collection.model_copy(update={
-        "images_dir": tmp_path / "images", "metadata_csv": tmp_path / "data.csv",
-        "saved_dir": tmp_path / "saved", "rate_limit": "", "watch_quiet_ms": 300,
-    })
+    return writable_copy(demo_collection, tmp_path, rate_limit="", watch_quiet_ms=300)
 
 
 def drop_photo(folder: Path) -> Path:
