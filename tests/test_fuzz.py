@@ -103,3 +103,52 @@ def test_damaged_real_images_decode_or_are_refused_with_a_4xx(fmt, data):
     cut = data.draw(st.integers(1, len(raw)))
     extra = data.draw(st.binary(max_size=64))
     decodes_or_refuses(bytes(raw[:cut]) + extra)
+
+
+def nested(depth: int, kind: str) -> str:
+    return ("[" * depth + "]" * depth) if kind == "list" else ('{"a":' * depth + "1" + "}" * depth)
+
+
+HOSTILE = {  # issue 15's cases, as requests: (method, url, form fields, headers)
+    "filters nested 5000 deep": ("POST", "/search", {"filters": nested(5000, "object")}, {}),
+    "filters of 100 kB": ("POST", "/search", {"filters": '{"a": "' + "x" * 100_000 + '"}'}, {}),
+    "metadata nested 5000 deep": ("POST", "/collections/default/images", {"metadata": nested(5000, "list")}, {}),
+    "metadata naming the image column": ("POST", "/collections/default/images", {"metadata": '{"path": "x"}'}, {}),
+    "metadata retyping a number column": ("POST", "/collections/default/images", {"metadata": '{"width": "unknown"}'}, {}),
+    "duplicates at threshold 0.0001, far page": ("GET", "/collections/default/duplicates?threshold=0.0001&offset=100000", None, {}),
+    "duplicates with a huge page": ("GET", "/collections/default/duplicates?limit=100000", None, {}),
+    "a rotating X-Forwarded-For": ("POST", "/search", {}, {"X-Forwarded-For": "198.51.100.9, 203.0.113.1"}),
+    "an image path out of the folder": ("GET", "/images/..%2f..%2fsaved%2fapi_keys.json", None, {}),
+}
+
+
+@pytest.mark.parametrize("label", sorted(HOSTILE))
+def test_the_issues_hostile_requests_get_a_4xx_or_an_answer_never_a_5xx(served, label):
+    app, key = served
+    method, url, form, headers = HOSTILE[label]
+    CASES[f"hostile: {label}"] += 1
+    client = TestClient(app)  # the service the fixture started stays loaded
+    files = {"file": ("q.jpg", small("JPEG"), "image/jpeg")} if url == "/search" else \
+        [("files", ("a.jpg", small("JPEG"), "image/jpeg"))] if form is not None else None
+    response = client.request(method, url, data=form, files=files,
+                              headers={"Authorization": f"Bearer {key}", **headers})
+    assert response.status_code < 500, response.text[:300]
+    if "nested" in label or "kB" in label or "image column" in label or "retyping" in label:
+        assert response.status_code == 422
+
+
+@given(depth=st.integers(1, 3000), kind=st.sampled_from(["list", "object"]),
+       field=st.sampled_from(["filters", "metadata"]))
+@FUZZ
+def test_json_fields_of_any_depth_are_answered_without_a_5xx(served, depth, kind, field):
+    app, key = served
+    CASES["hostile: JSON depth"] += 1
+    client = TestClient(app)
+    if field == "filters":
+        response = client.post("/search", data={"filters": nested(depth, kind)},
+                               files={"file": ("q.jpg", small("JPEG"), "image/jpeg")})
+    else:
+        response = client.post("/collections/default/images", data={"metadata": nested(depth, kind)},
+                               headers={"Authorization": f"Bearer {key}"},
+                               files=[("files", ("a.jpg", small("JPEG"), "image/jpeg"))])
+    assert response.status_code < 500 and (depth <= 8 or response.status_code == 422)
