@@ -4,6 +4,7 @@ Thin: the lifespan loads the index and its model once; routes live in search_by_
 """
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
 from search_by_image import metrics as service_metrics
 from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.batcher import BatcherClosed
 from search_by_image.pages import render_search_page, wants_html
 from search_by_image.rate_limit import RateLimiter, trusted_networks
 from search_by_image.routes import collections, health, images, metrics, search
@@ -39,6 +41,11 @@ async def _http_error(request: Request, exc: HTTPException):
     return await http_exception_handler(request, exc)
 
 
+async def _service_stopped(request: Request, exc: BatcherClosed):
+    """A query that reaches a stopped service's model: refused at once, never left waiting."""
+    return await http_exception_handler(request, HTTPException(503, "The service is stopping"))
+
+
 async def _validation_error(request: Request, exc: RequestValidationError):
     if wants_html(request) and request.url.path == "/search":
         return render_search_page(request, 422, error=_first_error(exc))
@@ -46,13 +53,36 @@ async def _validation_error(request: Request, exc: RequestValidationError):
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # One service per app, however many lifespans run on it at once (a test client entered while a
+    # server's lifespan runs): the first starts it, the last one to end stops it. A second
+    # SearchService would replace the first on app.state, and ending its lifespan would leave the app
+    # serving a stopped service while the first lifespan still runs.
+    lifespans = threading.Lock()
+    running = 0
+
+    def enter() -> None:
+        nonlocal running
+        with lifespans:
+            if running == 0:
+                app.state.service = SearchService.start(settings)
+                service_metrics.watch_service(app.state.service)
+            running += 1
+
+    def leave() -> None:
+        nonlocal running
+        with lifespans:
+            running -= 1
+            if running == 0:
+                service_metrics.forget_service(app.state.service)
+                app.state.service.stop()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.service = await run_in_threadpool(SearchService.start, settings)
-        service_metrics.watch_service(app.state.service)
-        yield
-        service_metrics.forget_service(app.state.service)
-        app.state.service.stop()
+        await run_in_threadpool(enter)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(leave)
 
     app = FastAPI(
         title="search-by-image",
@@ -79,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BatcherClosed, _service_stopped)
     return app
 
 

@@ -24,18 +24,28 @@ if TYPE_CHECKING:
 MAX_BATCH = 16
 
 
+class BatcherClosed(RuntimeError):
+    """The batcher was closed (its service stopped): nothing will embed this query."""
+
+
 class QueryBatcher:
     def __init__(self, embedder: Embedder, max_batch: int = MAX_BATCH):
         self.embedder = embedder
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        # a query is queued, or refused, atomically with respect to close(): none waits on a dead worker
+        self._closing = threading.Lock()
+        self._closed = False
         self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
         self._worker.start()
 
     def embed(self, prepared: np.ndarray) -> np.ndarray:
         """One preprocessed query (`Embedder.preprocess`) in, its descriptor out (blocks)."""
         result: Future = Future()
-        self._queue.put((prepared, result))
+        with self._closing:
+            if self._closed:
+                raise BatcherClosed("the query batcher is closed")
+            self._queue.put((prepared, result))
         return result.result()
 
     @property
@@ -44,7 +54,12 @@ class QueryBatcher:
         return self._queue.qsize()
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Embed what is queued, then stop; later queries raise BatcherClosed instead of waiting."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
         self._worker.join(timeout=30)
 
     def _run(self) -> None:

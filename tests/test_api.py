@@ -3,6 +3,7 @@
 import io
 import shutil
 import struct
+import threading
 import zlib
 
 import pytest
@@ -241,6 +242,31 @@ def test_openapi_documents_the_typed_response(client):
     post = schema["paths"]["/search"]["post"]
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("SearchResponse")
     assert {"400", "413", "415", "422", "503"} <= set(post["responses"])
+
+
+def search_within(app, seconds: float = 60):
+    """A search from a client of its own, on a thread: a request left waiting fails the test
+    instead of hanging it (a `with` client's exit would wait for it)."""
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(
+        search(TestClient(app), (PHOTOS / "dog.jpg").read_bytes())), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answer, f"a search waited more than {seconds} s"
+    return answer[0]
+
+
+def test_a_second_lifespan_on_the_app_leaves_it_searching_and_a_stopped_one_refuses(demo_collection):
+    """A client entered and left while the server runs (what schemathesis' ASGI transport does)
+    shares the running service; it used to start a second one in its place and stop it on leaving,
+    and every later search waited forever on the stopped service's batcher."""
+    app = create_app(demo_collection)
+    with TestClient(app):
+        with TestClient(app):
+            assert search_within(app).status_code == 200
+        assert search_within(app).status_code == 200
+    response = search_within(app)  # no lifespan left: the service is stopped
+    assert response.status_code == 503, response.text
 
 
 def test_without_an_index_the_service_starts_and_explains(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import PHOTOS
-from search_by_image.batcher import QueryBatcher
+from search_by_image.batcher import BatcherClosed, QueryBatcher
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -52,3 +52,17 @@ def test_a_failed_forward_pass_reaches_every_waiting_query(lite0):
             batcher.embed(lite0.preprocess(Image.new("RGB", (64, 64))))
     finally:
         batcher.close()
+
+
+class Echo:
+    def embed_prepared(self, prepared):
+        return np.stack([p.ravel() for p in prepared])
+
+
+def test_a_closed_batcher_refuses_a_query_at_once_instead_of_leaving_it_waiting():
+    batcher = QueryBatcher(Echo())
+    assert batcher.embed(np.ones(3, np.float32)).tolist() == [1, 1, 1]
+    batcher.close()
+    batcher.close()  # twice is harmless
+    with pytest.raises(BatcherClosed):
+        batcher.embed(np.ones(3, np.float32))
