@@ -39,6 +39,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench import wallpapers
 from config import PROJECT_DIR, Settings
 from search_by_image import whitening
 from search_by_image.alterations import altered_copies, pick_sources
@@ -65,8 +66,8 @@ MULTI_SCALE = (1.0, 2**-0.5, 0.5)
 #: Altered copies per seed, and the seeds: 1 is the development set, 2 held out, 3 planted.
 COPIES = 300
 DEV_SEED, HELD_OUT_SEED, PLANTED_SEED = 1, 2, 3
-#: Camera-size photos (2560-5120 px) for `--camera`: Debian's wallpaper packages.
-WALLPAPER_PACKAGES = ("gnome-backgrounds", "plasma-workspace-wallpapers")
+#: Camera-size photos for `--camera`: Debian's wallpapers (bench/wallpapers.py) at least this long.
+CAMERA_MIN_SIDE = 2000
 CAMERA_COPIES_PER_PHOTO = 3
 
 
@@ -285,28 +286,11 @@ class uvicorn:
         self.server.wait(timeout=30)
 
 
-def wallpapers(work: Path) -> list[Path]:
-    """Camera-size photos (longer side >= 2000 px) from Debian's wallpaper packages."""
-    folder = work / "wallpapers"
-    folder.mkdir(exist_ok=True)
-    for package in WALLPAPER_PACKAGES:
-        subprocess.run(["apt-get", "download", package], cwd=folder, check=True, capture_output=True)
-    for deb in folder.glob("*.deb"):
-        subprocess.run(["dpkg", "-x", str(deb), str(folder / "x")], check=True)
-    found = []
-    for path in sorted((folder / "x").rglob("*")):
-        if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and path.is_file():
-            with Image.open(path) as image:
-                if max(image.size) >= 2000:
-                    found.append(path)
-    return found
-
-
 def camera_table(holidays_settings: Settings, holidays: Path, work: Path, overrides: dict) -> list[str]:
     """Altered copies of camera-size photos, found among them and the 811 Holidays photos (the
     wallpapers added to the indexed Holidays folder: only they are embedded)."""
     truth = GroundTruth.read(holidays)
-    photos = wallpapers(work)
+    photos = wallpapers.photos(min_side=CAMERA_MIN_SIDE)
     names = [f"wall-{n:03d}{p.suffix.lower()}" for n, p in enumerate(photos)]
     images = {f: holidays / "images" / f for f in truth.files} | dict(zip(names, photos))
     settings = index_like_a_user(images, work / "camera", start_from=holidays_settings.saved_dir, **overrides)
