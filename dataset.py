@@ -91,7 +91,8 @@ class MemoryBudget:
         with self._changed:
             if not self._changed.wait_for(lambda: self._used + cost <= self.capacity, timeout=wait):
                 raise UnreadableImage(
-                    "the server is decoding other large images; retry in a few seconds", kind="busy")
+                    "the server is decoding other large images; retry in a few seconds", kind="busy"
+                )
             self._used += cost
         try:
             yield
@@ -153,8 +154,7 @@ def _high_depth_to_gray(image: Image.Image) -> Image.Image:
     for top in range(0, image.height, STRIP_ROWS):
         strip = image.crop((0, top, image.width, min(top + STRIP_ROWS, image.height)))
         values = np.asarray(strip, dtype=np.float32)
-        gray.paste(Image.fromarray(np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)),
-                   (0, top))
+        gray.paste(Image.fromarray(np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)), (0, top))
     gray.info = image.info.copy()  # EXIF orientation included
     return gray
 
@@ -201,9 +201,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _stored_target(
-    image: Image.Image, target: Callable[[int, int], tuple[int, int]]
-) -> tuple[int, int]:
+def _stored_target(image: Image.Image, target: Callable[[int, int], tuple[int, int]]) -> tuple[int, int]:
     """`target` is in displayed (EXIF-rotated) coordinates; draft() works on stored ones."""
     width, height = image.size
     if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
@@ -263,9 +261,12 @@ def open_rgb(
         raise UnreadableImage(f"image data is truncated or corrupt ({exc})") from exc
 
 
-def _decode(image: Image.Image, max_pixels: int,
-            target: Callable[[int, int], tuple[int, int]] | None,
-            finish: Callable[[Image.Image], Any] | None = None) -> Any:
+def _decode(
+    image: Image.Image,
+    max_pixels: int,
+    target: Callable[[int, int], tuple[int, int]] | None,
+    finish: Callable[[Image.Image], Any] | None = None,
+) -> Any:
     """An opened (header-only) Pillow image as RGB, within the pixel limit and the decode budget."""
     check_pixels(image, max_pixels)
     if target is not None and image.format in DRAFT_FORMATS:
@@ -290,13 +291,18 @@ def _finished(rgb: Image.Image, finish: Callable[[Image.Image], Any] | None) -> 
         raise _FinishFailed from exc
 
 
-def _open_camera_raw(source: Path | bytes, max_pixels: int,
-                     target: Callable[[int, int], tuple[int, int]] | None) -> Image.Image:
+def _open_camera_raw(
+    source: Path | bytes, max_pixels: int, target: Callable[[int, int], tuple[int, int]] | None
+) -> Image.Image:
     """A camera raw file: its embedded preview (through `open_rgb`, as any JPEG) or a demosaic."""
     try:
-        image = camera_raw.decode(source, max_pixels, target,
-                                  lambda preview: open_rgb(preview, max_pixels, target),
-                                  decode_budget.hold)
+        image = camera_raw.decode(
+            source,
+            max_pixels,
+            target,
+            lambda preview: open_rgb(preview, max_pixels, target),
+            decode_budget.hold,
+        )
     except camera_raw.RawError as exc:
         raise UnreadableImage(str(exc), kind=exc.kind) from exc
     return _to_rgb(image)

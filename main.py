@@ -96,9 +96,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(service_metrics.RequestMetrics)
     app.include_router(health.router)

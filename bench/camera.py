@@ -122,6 +122,7 @@ def one_thread_embedder(settings: Settings) -> Embedder:
 
 # --- decode ----------------------------------------------------------------------------------
 
+
 def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
     settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
     embedder = one_thread_embedder(settings)
@@ -136,7 +137,7 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
         decode = median_ms(lambda p: open_rgb(p, BIG, target), files)
         resize = median_ms(prep, decoded)
         prepared = [prep(image) for image in decoded]
-        batches = [prepared[i:i + 16] for i in range(0, len(prepared), 16)]
+        batches = [prepared[i : i + 16] for i in range(0, len(prepared), 16)]
         embedder.embed_prepared(batches[0])
         started = time.perf_counter()
         for batch in batches:
@@ -145,28 +146,65 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
         thumb = median_ms(lambda pair: thumbs.write(pair[0].name, (1, 1), pair[1]), list(zip(files, decoded)))
         limit = 2 * 1000 / (decode + resize + forward)
         costs[label] = {"decode": decode, "resize": resize, "forward": forward, "limit": limit}
-        rows.append([label, len(files), full, decode, resize, forward, thumb,
-                     f"{100 * decode / (decode + resize + forward):.0f}%", limit])
-    table("Camera-size decode, one core (ms per image, medians)",
-          ["set", "files", "full-size decode", "product decode", "resize", "forward (int8, 1 thread)",
-           "thumbnail", "decode share", "limit img/s (2 cores)"], rows)
+        rows.append(
+            [
+                label,
+                len(files),
+                full,
+                decode,
+                resize,
+                forward,
+                thumb,
+                f"{100 * decode / (decode + resize + forward):.0f}%",
+                limit,
+            ]
+        )
+    table(
+        "Camera-size decode, one core (ms per image, medians)",
+        [
+            "set",
+            "files",
+            "full-size decode",
+            "product decode",
+            "resize",
+            "forward (int8, 1 thread)",
+            "thumbnail",
+            "decode share",
+            "limit img/s (2 cores)",
+        ],
+        rows,
+    )
     return costs
 
 
 # --- indexing --------------------------------------------------------------------------------
 
+
 def index_folder(folder: Path, output: Path, onnx_dir: Path, thumbnails: bool) -> tuple[float, str]:
     """`python with_faiss.py` as a user runs it, on a fresh output folder: (seconds, summary)."""
     shutil.rmtree(output, ignore_errors=True)
     env = {**os.environ, "SBI_ONNX_DIR": str(onnx_dir), "SBI_THUMBNAILS": str(thumbnails).lower()}
-    command = [sys.executable, "with_faiss.py", "--images", str(folder), "--output", str(output),
-               "--csv", str(output / "none.csv"), "--model", "efficientnet_lite0", "--quiet"]
+    command = [
+        sys.executable,
+        "with_faiss.py",
+        "--images",
+        str(folder),
+        "--output",
+        str(output),
+        "--csv",
+        str(output / "none.csv"),
+        "--model",
+        "efficientnet_lite0",
+        "--quiet",
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    summary = next((line for line in (done.stderr + done.stdout).splitlines() if "images indexed" in line), "")
+    summary = next(
+        (line for line in (done.stderr + done.stdout).splitlines() if "images indexed" in line), ""
+    )
     return seconds, summary
 
 
@@ -183,26 +221,58 @@ def bench_indexing(sets: dict[str, Path], costs: dict[str, dict[str, float]], ar
             seconds, _ = index_folder(folder, output, args.onnx_dir, thumbnails)
             rates[thumbnails] = count / seconds
         limit = costs[label]["limit"] if label in costs else float("nan")
-        rows.append([label, count, rates[False], rates[True], f"{rates[True] / rates[False]:.2f}",
-                     limit, f"{rates[True] / limit:.2f}"])
-    table("Indexing end to end (`python with_faiss.py`, fresh output, start-up included)",
-          ["set", "files", "img/s, thumbnails off", "img/s, thumbnails on", "on / off",
-           "limit img/s (decode table)", "on / limit"], rows)
+        rows.append(
+            [
+                label,
+                count,
+                rates[False],
+                rates[True],
+                f"{rates[True] / rates[False]:.2f}",
+                limit,
+                f"{rates[True] / limit:.2f}",
+            ]
+        )
+    table(
+        "Indexing end to end (`python with_faiss.py`, fresh output, start-up included)",
+        [
+            "set",
+            "files",
+            "img/s, thumbnails off",
+            "img/s, thumbnails on",
+            "on / off",
+            "limit img/s (decode table)",
+            "on / limit",
+        ],
+        rows,
+    )
     return kept
 
 
 # --- query -----------------------------------------------------------------------------------
+
 
 def bench_query(sets: dict[str, Path], saved: Path, args) -> None:
     settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
     embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)  # 2 threads, as served
     prep = embedder.preprocess
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "SBI_IMAGES_DIR": str(sets["12 MP JPEG"]), "SBI_SAVED_DIR": str(saved),
-           "SBI_METADATA_CSV": str(saved / "none.csv"), "SBI_ONNX_DIR": str(args.onnx_dir),
-           "SBI_RATE_LIMIT": "", "SBI_MAX_UPLOAD_BYTES": str(60 * 2**20), "SBI_MAX_IMAGE_PIXELS": str(BIG)}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--port", str(port)],
-                              cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "SBI_IMAGES_DIR": str(sets["12 MP JPEG"]),
+        "SBI_SAVED_DIR": str(saved),
+        "SBI_METADATA_CSV": str(saved / "none.csv"),
+        "SBI_ONNX_DIR": str(args.onnx_dir),
+        "SBI_RATE_LIMIT": "",
+        "SBI_MAX_UPLOAD_BYTES": str(60 * 2**20),
+        "SBI_MAX_IMAGE_PIXELS": str(BIG),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port)],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=120) as client:
@@ -232,11 +302,32 @@ def bench_query(sets: dict[str, Path], saved: Path, args) -> None:
                 forward = median_ms(lambda image: embedder.embed_images([image]), images)
                 p50 = statistics.median(latencies)
                 p95 = float(np.percentile(latencies, 95))
-                rows.append([label, len(files), f"{np.mean([len(d) for d in datas]) / 2**20:.1f} MB",
-                             p50, p95, decode, forward, f"{p50 / (decode + forward):.2f}"])
-            table("Queries over HTTP (one client, real uvicorn, 12 MP JPEG collection)",
-                  ["query set", "queries", "mean file", "p50 ms", "p95 ms", "own decode ms",
-                   "one forward ms", "p50 / (decode + forward)"], rows)
+                rows.append(
+                    [
+                        label,
+                        len(files),
+                        f"{np.mean([len(d) for d in datas]) / 2**20:.1f} MB",
+                        p50,
+                        p95,
+                        decode,
+                        forward,
+                        f"{p50 / (decode + forward):.2f}",
+                    ]
+                )
+            table(
+                "Queries over HTTP (one client, real uvicorn, 12 MP JPEG collection)",
+                [
+                    "query set",
+                    "queries",
+                    "mean file",
+                    "p50 ms",
+                    "p95 ms",
+                    "own decode ms",
+                    "one forward ms",
+                    "p50 / (decode + forward)",
+                ],
+                rows,
+            )
             page_bytes(client, sets, saved)
     finally:
         server.terminate()
@@ -257,15 +348,31 @@ def page_bytes(client: httpx.Client, sets: dict[str, Path], saved: Path) -> None
     for h in hits:
         client.get(h["thumbnail_url"])
     cached = (time.perf_counter() - started) * 1e3 / len(hits)
-    table("A 10-result page of the 12 MP collection: image bytes the browser downloads",
-          ["originals (before)", "thumbnails (after)", "ratio", "thumbnail made on first request",
-           "thumbnail served from disk"],
-          [[f"{originals / 1e6:.2f} MB", f"{thumbnails / 1e3:.0f} KB", f"{originals / thumbnails:.0f}x",
-            f"{on_demand:.0f} ms", f"{cached:.1f} ms"]])
+    table(
+        "A 10-result page of the 12 MP collection: image bytes the browser downloads",
+        [
+            "originals (before)",
+            "thumbnails (after)",
+            "ratio",
+            "thumbnail made on first request",
+            "thumbnail served from disk",
+        ],
+        [
+            [
+                f"{originals / 1e6:.2f} MB",
+                f"{thumbnails / 1e3:.0f} KB",
+                f"{originals / thumbnails:.0f}x",
+                f"{on_demand:.0f} ms",
+                f"{cached:.1f} ms",
+            ]
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="*", default=["decode", "indexing", "query"])
     parser.add_argument("--files", type=int, default=300, help="12 MP JPEG files")
     parser.add_argument("--files-6mp", type=int, default=60, help="6 MP JPEG files")
@@ -273,12 +380,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-files", type=int, default=24, help="files per set in the decode table")
     parser.add_argument("--queries", type=int, default=20, help="queries per set")
     parser.add_argument("--index-sets", nargs="*", default=["12 MP JPEG", "6 MP JPEG", "12 MP HEIC"])
-    parser.add_argument("--onnx-dir", type=Path, default=wallpapers.CACHE / "onnx",
-                        help="exported ONNX models, shared by the runs (the export is not timed)")
+    parser.add_argument(
+        "--onnx-dir",
+        type=Path,
+        default=wallpapers.CACHE / "onnx",
+        help="exported ONNX models, shared by the runs (the export is not timed)",
+    )
     args = parser.parse_args(argv)
     sets = camera_sets({"12 MP": args.files, "6 MP": args.files_6mp, "heic": args.heic_files})
-    Embedder.configured(EmbedderSpec.from_settings(Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")),
-                        Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0"))  # export + int8 once, before timing
+    Embedder.configured(
+        EmbedderSpec.from_settings(Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")),
+        Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0"),
+    )  # export + int8 once, before timing
     costs = decode_costs(sets, args) if "decode" in args.only or "indexing" in args.only else {}
     saved = bench_indexing(sets, costs, args) if "indexing" in args.only else None
     if "query" in args.only:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import io
 import os
 import shutil
@@ -62,14 +63,27 @@ class Tree:
             shutil.copy2(PROJECT_DIR / "data" / "the_data.csv", self.csv)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "SBI_IMAGES_DIR": str(self.images), "SBI_METADATA_CSV": str(self.csv),
-                "SBI_SAVED_DIR": str(self.saved), "SBI_LOG_LEVEL": "WARNING", "SBI_RATE_LIMIT": "",
-                "SBI_RELOAD_SECONDS": "0", **extra}
+        return {
+            **os.environ,
+            "SBI_IMAGES_DIR": str(self.images),
+            "SBI_METADATA_CSV": str(self.csv),
+            "SBI_SAVED_DIR": str(self.saved),
+            "SBI_LOG_LEVEL": "WARNING",
+            "SBI_RATE_LIMIT": "",
+            "SBI_RELOAD_SECONDS": "0",
+            **extra,
+        }
 
     def timed(self, *command: str) -> float:
         started = time.perf_counter()
-        subprocess.run([self.python, *command], cwd=self.root, env=self.env(), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [self.python, *command],
+            cwd=self.root,
+            env=self.env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return time.perf_counter() - started
 
     def index(self) -> float:
@@ -78,9 +92,24 @@ class Tree:
     def serve(self, **extra: str) -> tuple[subprocess.Popen, str, float]:
         port = free_port()
         started = time.perf_counter()
-        server = subprocess.Popen([self.python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
-                                   "--port", str(port), "--log-level", "warning"], cwd=self.root,
-                                  env=self.env(**extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                self.python,
+                "-m",
+                "uvicorn",
+                "main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=self.root,
+            env=self.env(**extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         while True:
             try:
@@ -99,7 +128,9 @@ def stop(server: subprocess.Popen) -> None:
 
 
 def search(base: str, data: bytes) -> None:
-    httpx.post(f"{base}/search", files={"file": ("q.jpg", data, "image/jpeg")}, timeout=120).raise_for_status()
+    httpx.post(
+        f"{base}/search", files={"file": ("q.jpg", data, "image/jpeg")}, timeout=120
+    ).raise_for_status()
 
 
 def twelve_megapixels() -> bytes:
@@ -116,11 +147,11 @@ def load_peak(tree: Tree) -> float:
 
     def send(item) -> None:
         _, body, field, _ = item
-        try:
-            httpx.post(f"{base}/search", files={field: ("u.jpg", body, "image/jpeg")}, data={"k": "5"},
-                       timeout=120)
-        except httpx.RemoteProtocolError:
-            pass  # the 413 may close the connection while the client still sends
+        # The 413 may close the connection while the client still sends.
+        with contextlib.suppress(httpx.RemoteProtocolError):
+            httpx.post(
+                f"{base}/search", files={field: ("u.jpg", body, "image/jpeg")}, data={"k": "5"}, timeout=120
+            )
 
     try:
         with ThreadPoolExecutor(32) as pool:
@@ -173,14 +204,26 @@ def measure(tree: Tree, repeats: int, big: bytes, seconds: float) -> dict:
             stop(server)
     peak_load = load_peak(tree)
     peak_big, answered = large_upload_peak(tree, big, seconds)
-    return {"launch": statistics.median(launches), "import": imports, "idle": statistics.median(idle),
-            "searched": statistics.median(searched), "torch": "yes" if torch else "no",
-            "load": peak_load, "big": peak_big, "answered": answered, "unchanged": unchanged}
+    return {
+        "launch": statistics.median(launches),
+        "import": imports,
+        "idle": statistics.median(idle),
+        "searched": statistics.median(searched),
+        "torch": "yes" if torch else "no",
+        "load": peak_load,
+        "big": peak_big,
+        "answered": answered,
+        "unchanged": unchanged,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", default="40b8637", help="commit to compare with (default: main before issue 18)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--baseline", default="40b8637", help="commit to compare with (default: main before issue 18)"
+    )
     parser.add_argument("--serve-python", help="python of a venv made from requirements-serve.txt only")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 12 MP load")
@@ -190,26 +233,39 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-lean-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)
     baseline = work / "baseline"
-    subprocess.run(["git", "-C", str(PROJECT_DIR), "worktree", "add", "-q", "--detach", str(baseline),
-                    args.baseline], check=True)
-    atexit.register(subprocess.run, ["git", "-C", str(PROJECT_DIR), "worktree", "remove", "--force",
-                                     str(baseline)], check=False)
-    trees = [Tree(f"baseline {args.baseline}", baseline, sys.executable, work / "a"),
-             Tree("this tree", PROJECT_DIR, sys.executable, work / "b")]
+    subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "worktree", "add", "-q", "--detach", str(baseline), args.baseline],
+        check=True,
+    )
+    atexit.register(
+        subprocess.run,
+        ["git", "-C", str(PROJECT_DIR), "worktree", "remove", "--force", str(baseline)],
+        check=False,
+    )
+    trees = [
+        Tree(f"baseline {args.baseline}", baseline, sys.executable, work / "a"),
+        Tree("this tree", PROJECT_DIR, sys.executable, work / "b"),
+    ]
     if args.serve_python:
         # the same collection as "this tree", its ONNX model exported there by the full install
         trees.append(Tree("this tree, serving-only venv", PROJECT_DIR, args.serve_python, work / "b"))
     if args.skip_baseline:
         trees = trees[1:]
     big = twelve_megapixels()
-    print(f"| tree | import main | launch to /health 200 | idle RSS | RSS after 5 searches | torch mapped "
-          f"| peak RSS, 32-client load test | peak RSS, 16 clients x 12 MP, {args.seconds:.0f} s "
-          f"| indexer, unchanged folder |\n|" + "---|" * 9, flush=True)
+    print(
+        f"| tree | import main | launch to /health 200 | idle RSS | RSS after 5 searches | torch mapped "
+        f"| peak RSS, 32-client load test | peak RSS, 16 clients x 12 MP, {args.seconds:.0f} s "
+        f"| indexer, unchanged folder |\n|" + "---|" * 9,
+        flush=True,
+    )
     for tree in trees:  # each row as soon as it is measured
         r = measure(tree, args.repeats, big, args.seconds)
-        print(f"| {tree.label} | {r['import']:.2f} | {r['launch']:.2f} | {r['idle']:.0f} | {r['searched']:.0f} "
-              f"| {r['torch']} | {r['load']:.0f} | {r['big']:.0f} ({r['answered']} searches) "
-              f"| {r['unchanged']:.2f} |", flush=True)
+        print(
+            f"| {tree.label} | {r['import']:.2f} | {r['launch']:.2f} | {r['idle']:.0f} | {r['searched']:.0f} "
+            f"| {r['torch']} | {r['load']:.0f} | {r['big']:.0f} ({r['answered']} searches) "
+            f"| {r['unchanged']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

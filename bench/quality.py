@@ -85,14 +85,25 @@ class Variant:
     note: str = ""
 
     def settings(self) -> Settings:
-        return Settings(model=self.model, resize=self.resize, image_size=self.size,
-                        pooling=self.pooling, scales=self.scales, precision=self.precision,
-                        device="cpu")
+        return Settings(
+            model=self.model,
+            resize=self.resize,
+            image_size=self.size,
+            pooling=self.pooling,
+            scales=self.scales,
+            precision=self.precision,
+            device="cpu",
+        )
 
 
 VARIANTS = [
-    Variant("lite0-crop224-avg", resize="center_crop", size=224, pooling="avg",
-            note="classic: 256 px, centre crop 224, average pooling"),
+    Variant(
+        "lite0-crop224-avg",
+        resize="center_crop",
+        size=224,
+        pooling="avg",
+        note="classic: 256 px, centre crop 224, average pooling",
+    ),
     Variant("lite0-crop224-gem", resize="center_crop", size=224),
     Variant("lite0-aspect448-avg", pooling="avg"),
     Variant("lite0-aspect448-gem", note="whole image, longer side 448, GeM"),
@@ -102,8 +113,12 @@ VARIANTS = [
     Variant("lite0-aspect448-gem-pw256", whiten=256, note="single scale + PCA-whitening"),
     Variant("lite0-aspect448-gem-pw384", whiten=384, note="whitening to 384-d"),
     Variant("lite0-aspect448-gem-int8", precision="int8", note="int8 trunk (ONNX Runtime)"),
-    Variant("lite0-aspect448-gem-pw384-int8", whiten=384, precision="int8",
-            note="the default: int8 trunk + whitening to 384-d"),
+    Variant(
+        "lite0-aspect448-gem-pw384-int8",
+        whiten=384,
+        precision="int8",
+        note="the default: int8 trunk + whitening to 384-d",
+    ),
     Variant("lite1-ms", model="efficientnet_lite1", scales=MULTI_SCALE),
     Variant("lite2-aspect448-gem", model="efficientnet_lite2"),
     Variant("lite2-ms", model="efficientnet_lite2", scales=MULTI_SCALE),
@@ -126,14 +141,16 @@ def query_ms(embedder: Embedder, image: Image.Image, repeats: int = 5) -> float:
 
 def evaluate(variant: Variant, dataset: Path, truth: GroundTruth, workers: int) -> dict | None:
     try:
-        embedder = Embedder(EmbedderSpec.from_settings(variant.settings()), "cpu",
-                            precision=variant.precision)
+        embedder = Embedder(
+            EmbedderSpec.from_settings(variant.settings()), "cpu", precision=variant.precision
+        )
     except WeightsUnavailable as exc:
         print(f"  skipped {variant.name}: {str(exc)[:120]}")
         return None
     started = time.perf_counter()
-    paths, features, _ = embed_files(embedder, dataset / "images", truth.files, 16, workers,
-                                     50_000_000, progress=False)
+    paths, features, _ = embed_files(
+        embedder, dataset / "images", truth.files, 16, workers, 50_000_000, progress=False
+    )
     seconds = time.perf_counter() - started
     assert paths == truth.files
     row = {"variant": variant.name, "dim": features.shape[1], "img/s": len(paths) / seconds}
@@ -150,10 +167,9 @@ def evaluate(variant: Variant, dataset: Path, truth: GroundTruth, workers: int) 
     return row
 
 
-
-
 def rank_row(label: str, ranks) -> str:
-    return f"| {label} | {len(ranks.ranks)} | {ranks.rank1:.3f} | {ranks.mean_rank:.3f} | {int(ranks.ranks.max())} |"
+    worst = int(ranks.ranks.max())
+    return f"| {label} | {len(ranks.ranks)} | {ranks.rank1:.3f} | {ranks.mean_rank:.3f} | {worst} |"
 
 
 def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -> tuple[Settings, list[str]]:
@@ -161,19 +177,30 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
     truth = GroundTruth.read(holidays)
     lines = []
     started = time.perf_counter()
-    settings = index_like_a_user({f: holidays / "images" / f for f in truth.files}, work / "holidays",
-                                 **overrides)
+    settings = index_like_a_user(
+        {f: holidays / "images" / f for f in truth.files}, work / "holidays", **overrides
+    )
     seconds = time.perf_counter() - started
-    open_photo = lambda i: Image.open(holidays / "images" / truth.files[i])
+
+    def open_photo(i: int) -> Image.Image:
+        return Image.open(holidays / "images" / truth.files[i])
+
     with ProductSearch(settings) as search:
         manifest = search.store.manifest
-        lines.append(f"holidays_subset300 indexed like a user in {seconds:.0f} s: {manifest.embedder.model} "
-                     f"{search.collection.require().embedder.runtime} {search.collection.require().embedder.precision}, "
-                     f"whitening {manifest.whitening_dims}-d (shrinkage {whitening.SHRINKAGE}), "
-                     f"{search.store.index.d}-d index\n")
+        embedder = search.collection.require().embedder
+        lines.append(
+            f"holidays_subset300 indexed like a user in {seconds:.0f} s: {manifest.embedder.model} "
+            f"{embedder.runtime} {embedder.precision}, "
+            f"whitening {manifest.whitening_dims}-d (shrinkage {whitening.SHRINKAGE}), "
+            f"{search.store.index.d}-d index\n"
+        )
         score, p1 = product_map(search, holidays, truth)
-        lines += ["| measure | value |", "|---|---|", f"| Holidays-300 mAP (query left out) | {score:.4f} |",
-                  f"| Holidays-300 P@1 | {p1:.4f} |"]
+        lines += [
+            "| measure | value |",
+            "|---|---|",
+            f"| Holidays-300 mAP (query left out) | {score:.4f} |",
+            f"| Holidays-300 P@1 | {p1:.4f} |",
+        ]
         print(f"  Holidays mAP {score:.4f}", flush=True)
         ranks = {}
         for seed in (DEV_SEED, HELD_OUT_SEED):
@@ -184,14 +211,29 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
     ns = None
     if (ukbench / "groundtruth.csv").is_file():
         ns = product_ns(ukbench, work, overrides)
-    lines += [f"| altered copies, seed {DEV_SEED}: rank-1 / mean rank | {ranks[DEV_SEED].rank1:.3f} / {ranks[DEV_SEED].mean_rank:.3f} |",
-              f"| altered copies, held-out seed {HELD_OUT_SEED}: rank-1 / mean rank | {ranks[HELD_OUT_SEED].rank1:.3f} / {ranks[HELD_OUT_SEED].mean_rank:.3f} |",
-              f"| planted duplicates found (default threshold {found[1]:.2f}) | {found[0].recall:.3f} ({found[0].found}/{found[0].planted}) |",
-              f"| distinct photos falsely grouped | {found[0].false_share:.3f} ({found[0].falsely_grouped}/{found[0].originals}) |"]
+    dev, held, (dups, threshold) = ranks[DEV_SEED], ranks[HELD_OUT_SEED], found
+    lines += [
+        f"| altered copies, seed {DEV_SEED}: rank-1 / mean rank | {dev.rank1:.3f} / {dev.mean_rank:.3f} |",
+        (
+            f"| altered copies, held-out seed {HELD_OUT_SEED}: rank-1 / mean rank "
+            f"| {held.rank1:.3f} / {held.mean_rank:.3f} |"
+        ),
+        (
+            f"| planted duplicates found (default threshold {threshold:.2f}) "
+            f"| {dups.recall:.3f} ({dups.found}/{dups.planted}) |"
+        ),
+        f"| distinct photos falsely grouped | {dups.false_share:.3f} "
+        f"({dups.falsely_grouped}/{dups.originals}) |",
+    ]
     if ns is not None:
         lines.append(f"| UKBench-14 N-S (of 4) | {ns:.3f} |")
-    lines += ["", "Altered copies by edit (a copy counts under each of its edits; `combined` = 2-3 edits):", "",
-              "| edit | copies | rank-1 | mean rank |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Altered copies by edit (a copy counts under each of its edits; `combined` = 2-3 edits):",
+        "",
+        "| edit | copies | rank-1 | mean rank |",
+        "|---|---|---|---|",
+    ]
     for seed in (DEV_SEED, HELD_OUT_SEED):
         for edit, (count, rank1, mean) in ranks[seed].by_edit().items():
             lines.append(f"| seed {seed}: {edit} | {count} | {rank1:.3f} | {mean:.3f} |")
@@ -202,8 +244,11 @@ def planted_duplicates(settings: Settings, holidays: Path, truth: GroundTruth, w
     """Copy the indexed collection, add the planted copies to its folder, run the indexer again
     (incremental: only the copies are embedded), and score its duplicate groups."""
     root = work / "planted"
-    copies = altered_copies(lambda i: Image.open(holidays / "images" / truth.files[i]),
-                            pick_sources(COPIES, len(truth.files), PLANTED_SEED), PLANTED_SEED)
+    copies = altered_copies(
+        lambda i: Image.open(holidays / "images" / truth.files[i]),
+        pick_sources(COPIES, len(truth.files), PLANTED_SEED),
+        PLANTED_SEED,
+    )
     planted = {f"planted-{n:03d}-{truth.files[c.source]}": c.data for n, c in enumerate(copies)}
     images = {f: holidays / "images" / f for f in truth.files} | planted
     overrides = {k: v for k, v in settings.model_dump().items() if k == "onnx_dir" or k == "whitening"}
@@ -218,11 +263,18 @@ def planted_duplicates(settings: Settings, holidays: Path, truth: GroundTruth, w
 def product_ns(ukbench: Path, work: Path, overrides: dict) -> float:
     """UKBench N-S through the product (every image a query, itself included in its top 4)."""
     truth = GroundTruth.read(ukbench)
-    settings = index_like_a_user({f: ukbench / "images" / f for f in truth.files}, work / "ukbench", **overrides)
+    settings = index_like_a_user(
+        {f: ukbench / "images" / f for f in truth.files}, work / "ukbench", **overrides
+    )
     group_of = dict(zip(truth.files, truth.groups))
     with ProductSearch(settings) as search:
-        hits = [sum(group_of[p] == group_of[name] for p, _ in search.results((ukbench / "images" / name).read_bytes(), 4))
-                for name in truth.files]
+        hits = [
+            sum(
+                group_of[p] == group_of[name]
+                for p, _ in search.results((ukbench / "images" / name).read_bytes(), 4)
+            )
+            for name in truth.files
+        ]
     return float(np.mean(hits))
 
 
@@ -239,16 +291,23 @@ def http_table(settings: Settings, holidays: Path) -> list[str]:
             response = client.post("/search", files={"file": (name, data, "image/jpeg")}, data={"k": "100"})
             latency.append((time.perf_counter() - started) * 1e3)
             response.raise_for_status()
-            order = [hit["path"] for hit in response.json()["results"] if hit["path"] != name]
+            order = [hit["path"] for hit in response.json()["results"]]
+            order = [path for path in order if path != name]
             relevant = np.array([group_of.get(p) == truth.groups[query] for p in order])
             total = sum(g == truth.groups[query] for g in truth.groups) - 1
             aps.append(average_precision(relevant, total))
             p1.append(bool(relevant[0]))
-    return ["| measure | value |", "|---|---|",
-            f"| Holidays-300 mAP over HTTP (top 100, query left out) | {np.mean(aps):.4f} |",
-            f"| Holidays-300 P@1 over HTTP | {np.mean(p1):.4f} |",
-            (f"| POST /search latency p50 / p90, 325x243 JPEG, one client | {statistics.median(latency):.1f} / "
-             f"{np.percentile(latency, 90):.1f} ms |")]
+    return [
+        "| measure | value |",
+        "|---|---|",
+        f"| Holidays-300 mAP over HTTP (top 100, query left out) | {np.mean(aps):.4f} |",
+        f"| Holidays-300 P@1 over HTTP | {np.mean(p1):.4f} |",
+        (
+            "| POST /search latency p50 / p90, 325x243 JPEG, one client | "
+            f"{statistics.median(latency):.1f} / "
+            f"{np.percentile(latency, 90):.1f} ms |"
+        ),
+    ]
 
 
 class uvicorn:
@@ -260,15 +319,23 @@ class uvicorn:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.env = {**os.environ, "SBI_IMAGES_DIR": str(settings.images_dir),
-                    "SBI_METADATA_CSV": str(settings.metadata_csv), "SBI_SAVED_DIR": str(settings.saved_dir),
-                    "SBI_RATE_LIMIT": "", "SBI_ONNX_DIR": str(settings.onnx_dir or "")}
+        self.env = {
+            **os.environ,
+            "SBI_IMAGES_DIR": str(settings.images_dir),
+            "SBI_METADATA_CSV": str(settings.metadata_csv),
+            "SBI_SAVED_DIR": str(settings.saved_dir),
+            "SBI_RATE_LIMIT": "",
+            "SBI_ONNX_DIR": str(settings.onnx_dir or ""),
+        }
 
     def __enter__(self) -> str:
         self.server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=PROJECT_DIR, env={k: v for k, v in self.env.items() if v}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            cwd=PROJECT_DIR,
+            env={k: v for k, v in self.env.items() if v},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and self.server.poll() is None:
@@ -305,13 +372,18 @@ def camera_table(holidays_settings: Settings, holidays: Path, work: Path, overri
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
     parser.add_argument("--http", action="store_true", help="also query through a real uvicorn")
     parser.add_argument("--camera", action="store_true", help="also altered copies of camera-size photos")
     parser.add_argument("--whitening", type=int, help="the indexer's --whitening (default: its default)")
-    parser.add_argument("--shrinkage", type=float, help=f"whitening shrinkage (default {whitening.SHRINKAGE}; "
-                        "0 = the whitening before issue 14)")
+    parser.add_argument(
+        "--shrinkage",
+        type=float,
+        help=f"whitening shrinkage (default {whitening.SHRINKAGE}; 0 = the whitening before issue 14)",
+    )
     parser.add_argument("--variants", nargs="*", help="side protocol: descriptor variants (names, or all)")
     parser.add_argument("--dataset", default="holidays_subset300", help="for --variants")
     parser.add_argument("--workers", type=int, default=2, help="for --variants")
@@ -332,10 +404,16 @@ def main(argv: list[str] | None = None) -> int:
         settings, lines = product_tables(holidays, args.datasets_dir / "ukbench_subset14", work, overrides)
         print("\n## Through the product (in-process POST /search code)\n\n" + "\n".join(lines), flush=True)
         if args.http:
-            print("\n## Over HTTP (uvicorn main:app on 127.0.0.1)\n\n" + "\n".join(http_table(settings, holidays)),
-                  flush=True)
+            print(
+                "\n## Over HTTP (uvicorn main:app on 127.0.0.1)\n\n"
+                + "\n".join(http_table(settings, holidays)),
+                flush=True,
+            )
         if args.camera:
-            print("\n## Camera-size photos\n\n" + "\n".join(camera_table(settings, holidays, work, overrides)), flush=True)
+            print(
+                "\n## Camera-size photos\n\n" + "\n".join(camera_table(settings, holidays, work, overrides)),
+                flush=True,
+            )
     return 0
 
 
@@ -345,10 +423,14 @@ def variants_table(args) -> int:
     truth = GroundTruth.read(dataset)
     chosen = [v for v in VARIANTS if not args.variants or v.name in args.variants]
     if not resnet50_cache_file().is_file():
-        print(f"ResNet50 weights are not in {resnet50_cache_file()}: its rows will be skipped "
-              "unless they can be downloaded.")
-    print(f"{args.dataset}: {len(truth.files)} images, {len(truth.queries)} queries "
-          "(side protocol: whitening cross-fitted, not what the product does)\n")
+        print(
+            f"ResNet50 weights are not in {resnet50_cache_file()}: its rows will be skipped "
+            "unless they can be downloaded."
+        )
+    print(
+        f"{args.dataset}: {len(truth.files)} images, {len(truth.queries)} queries "
+        "(side protocol: whitening cross-fitted, not what the product does)\n"
+    )
     rows = []
     for variant in chosen:
         row = evaluate(variant, dataset, truth, args.workers)
@@ -359,9 +441,16 @@ def variants_table(args) -> int:
     columns = [c for c in columns if any(r.get(c) is not None for r in rows)]
     print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
-        cells = [f"{row[c]:.4f}" if c in ("mAP", "P@1") else f"{row[c]:.3f}" if c == "N-S" and row.get(c)
-                 else f"{row[c]:.1f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
-                 for c in columns]
+        cells = [
+            f"{row[c]:.4f}"
+            if c in ("mAP", "P@1")
+            else f"{row[c]:.3f}"
+            if c == "N-S" and row.get(c)
+            else f"{row[c]:.1f}"
+            if isinstance(row.get(c), float)
+            else str(row.get(c, ""))
+            for c in columns
+        ]
         print("| " + " | ".join(cells) + " |")
     return 0
 

@@ -67,7 +67,7 @@ def clustered(count: int, dim: int, seed: int) -> np.ndarray:
     for start in range(0, count, 100_000):  # in blocks: a 1M x 2048 float32 array is 8 GB already
         n = min(100_000, count - start)
         block = centres[rng.integers(0, 1000, n)] + 0.7 * rng.standard_normal((n, dim), dtype=np.float32)
-        out[start:start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -85,16 +85,21 @@ def real_descriptors(images: Path, root: Path) -> np.ndarray:
 
 
 def spec_for(dim: int) -> EmbedderSpec:
-    return EmbedderSpec(model=f"synthetic-{dim}d", weights="none", dim=dim, pooling="gem",
-                        preprocessing=Preprocessing(resize="keep_aspect", size=448,
-                                                    mean=(0.5,) * 3, std=(0.5,) * 3))
+    return EmbedderSpec(
+        model=f"synthetic-{dim}d",
+        weights="none",
+        dim=dim,
+        pooling="gem",
+        preprocessing=Preprocessing(resize="keep_aspect", size=448, mean=(0.5,) * 3, std=(0.5,) * 3),
+    )
 
 
 def run(label: str, features: np.ndarray, queries: np.ndarray, root: Path, whitening: int) -> list:
     paths = [f"{i:07d}.jpg" for i in range(len(features))]
     started = time.perf_counter()
-    store = IndexStore.create(spec_for(features.shape[1]), features, paths,
-                              {p: (0, 0) for p in paths}, whitening_dims=whitening)
+    store = IndexStore.create(
+        spec_for(features.shape[1]), features, paths, {p: (0, 0) for p in paths}, whitening_dims=whitening
+    )
     folder = root / label
     with writer_lock(folder):
         store.save(folder)
@@ -103,18 +108,34 @@ def run(label: str, features: np.ndarray, queries: np.ndarray, root: Path, white
     index_mb = (folder / "faiss_index.faiss").stat().st_size / 2**20
     np.save(root / "queries.npy", queries)
     del store
-    out = subprocess.run([sys.executable, "-c", SERVE, str(folder), str(root / "queries.npy")],
-                         cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE, str(folder), str(root / "queries.npy")],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     served = json.loads(out.stdout.strip().splitlines()[-1])
     manifest = IndexStore.load(folder).manifest
-    return [label, len(features), f"{manifest.index_type} nprobe={manifest.nprobe}", f"{build:.0f}",
-            f"{disk:.0f} ({index_mb:.0f})", f"{served['load_s']:.1f}", f"{served['rss_loaded_mb']:.0f}",
-            f"{served['rss_mb']:.0f}", f"{served['p50']:.2f}", f"{served['p95']:.2f}",
-            f"{served['recall']:.3f}"]
+    return [
+        label,
+        len(features),
+        f"{manifest.index_type} nprobe={manifest.nprobe}",
+        f"{build:.0f}",
+        f"{disk:.0f} ({index_mb:.0f})",
+        f"{served['load_s']:.1f}",
+        f"{served['rss_loaded_mb']:.0f}",
+        f"{served['rss_mb']:.0f}",
+        f"{served['p50']:.2f}",
+        f"{served['p95']:.2f}",
+        f"{served['recall']:.3f}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--whitening", type=int, default=DEFAULT_DIMS, help="PCA-whitening dimensions")
@@ -124,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         print(f"generating {args.count} x {args.dim} descriptors", flush=True)
         everything = clustered(args.count + QUERIES, args.dim, seed=1)
-        base, queries = everything[:args.count], everything[args.count:].copy()
+        base, queries = everything[: args.count], everything[args.count :].copy()
         del everything
         rows.append(run("synthetic", base, queries, root, args.whitening))
         del base
@@ -132,8 +153,19 @@ def main(argv: list[str] | None = None) -> int:
         if images.is_dir():
             features = real_descriptors(images, root)
             rows.append(run("holidays", features[QUERIES:], features[:QUERIES], root, args.whitening))
-    header = ["collection", "N", "index", "build s", "disk MB (index)", "load s", "RSS after load MB",
-              "RSS after 200 searches MB", "p50 ms", "p95 ms", "recall@10"]
+    header = [
+        "collection",
+        "N",
+        "index",
+        "build s",
+        "disk MB (index)",
+        "load s",
+        "RSS after load MB",
+        "RSS after 200 searches MB",
+        "p50 ms",
+        "p95 ms",
+        "recall@10",
+    ]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(c) for c in row) + " |")

@@ -83,6 +83,7 @@ def rate(count: int, seconds: float) -> float:
 
 # --- indexing ------------------------------------------------------------------------------
 
+
 def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) -> float:
     """The baseline: full-size decode, Pillow's resize, one image at a time, eager fp32."""
     model = torch_runtime.load_backbone(spec.model, pretrained=pretrained)
@@ -102,9 +103,12 @@ def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) 
 
 def forward_only(embedder: Embedder, folder: Path, names: list[str], batch: int) -> float:
     dataset = ImageFolder(folder, names, embedder.preprocess, BIG)
-    batches = [embedder.preprocess.batch(
-        ImageFolder.collate([dataset[i] for i in range(s, min(s + batch, len(names)))]).prepared)
-        for s in range(0, len(names), batch)]
+    batches = [
+        embedder.preprocess.batch(
+            ImageFolder.collate([dataset[i] for i in range(s, min(s + batch, len(names)))]).prepared
+        )
+        for s in range(0, len(names), batch)
+    ]
     embedder.embed_batch(*batches[0])
     started = time.perf_counter()
     for pixels, content_hw in batches:
@@ -148,28 +152,60 @@ def bench_indexing(args) -> None:
         (root / "images" / name).symlink_to(folder / name)
     rows = []
     for model in args.models:
-        base = dict(model=model, images_dir=root / "images", metadata_csv=root / "none.csv",
-                    device="cpu", batch_size=args.batch_size, onnx_dir=root / f"onnx-{model}")
+        base = dict(
+            model=model,
+            images_dir=root / "images",
+            metadata_csv=root / "none.csv",
+            device="cpu",
+            batch_size=args.batch_size,
+            onnx_dir=root / f"onnx-{model}",
+        )
         with weights_or_architecture(model) as pretrained:
             spec = EmbedderSpec.from_settings(Settings(**base))
             naive = naive_embed([folder / n for n in names[: args.naive_images]], spec, pretrained)
-            configs = [("torch bf16", dict(runtime="torch", precision="bf16", workers=args.workers)),
-                       ("onnx fp32", dict(runtime="onnx", precision="fp32", workers=args.workers)),
-                       ("onnx int8, one process", dict(precision="int8", workers=0)),
-                       ("onnx int8", dict(precision="int8", workers=args.workers))]
+            configs = [
+                ("torch bf16", dict(runtime="torch", precision="bf16", workers=args.workers)),
+                ("onnx fp32", dict(runtime="onnx", precision="fp32", workers=args.workers)),
+                ("onnx int8, one process", dict(precision="int8", workers=0)),
+                ("onnx int8", dict(precision="int8", workers=args.workers)),
+            ]
             for label, config in configs:
                 settings = Settings(**base, **config, saved_dir=root / f"saved-{len(rows)}")
                 embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)
                 limit = forward_only(embedder, folder, names[:160], args.batch_size)
                 ours = indexer_run(settings)
-                rows.append([model + ("" if pretrained else " (random weights)"), label, settings.workers,
-                             len(names), naive, ours, f"{ours / naive:.1f}x", limit, f"{ours / limit:.2f}"])
-    table(f"Indexing throughput on {folder.parent.name} ({os.cpu_count()} CPUs)",
-          ["model", "runtime", "workers", "images", "naive img/s", "indexer img/s", "speed-up",
-           "forward-only img/s", "fraction of forward"], rows)
+                rows.append(
+                    [
+                        model + ("" if pretrained else " (random weights)"),
+                        label,
+                        settings.workers,
+                        len(names),
+                        naive,
+                        ours,
+                        f"{ours / naive:.1f}x",
+                        limit,
+                        f"{ours / limit:.2f}",
+                    ]
+                )
+    table(
+        f"Indexing throughput on {folder.parent.name} ({os.cpu_count()} CPUs)",
+        [
+            "model",
+            "runtime",
+            "workers",
+            "images",
+            "naive img/s",
+            "indexer img/s",
+            "speed-up",
+            "forward-only img/s",
+            "fraction of forward",
+        ],
+        rows,
+    )
 
 
 # --- runtimes ------------------------------------------------------------------------------
+
 
 def onnx_runners(model: torch.nn.Module, model_name: str) -> dict[str, object]:
     """The service's ONNX Runtime sessions for `model`: fp32, and int8 calibrated on the bundled
@@ -209,15 +245,38 @@ def bench_runtimes(args) -> None:
                     bf = timed(last, xl, args.repeats)
             runners = onnx_runners(model.to(memory_format=torch.contiguous_format), model_name)
             onnx = {kind: timed(run, x.numpy(), args.repeats) for kind, run in runners.items()}
-            rows.append([model_name, side, args.batch_size, eager, cl, bf,
-                         onnx.get("fp32", float("nan")), onnx.get("int8", float("nan")),
-                         f"{max(cl, bf, *onnx.values()) / eager:.1f}x"])
-    table("Forward pass, images/s (architecture timing)",
-          ["model", "side", "batch", "eager fp32", "channels_last fp32", "channels_last bf16",
-           "ONNX Runtime fp32", "ONNX Runtime int8", "best vs eager"], rows)
+            rows.append(
+                [
+                    model_name,
+                    side,
+                    args.batch_size,
+                    eager,
+                    cl,
+                    bf,
+                    onnx.get("fp32", float("nan")),
+                    onnx.get("int8", float("nan")),
+                    f"{max(cl, bf, *onnx.values()) / eager:.1f}x",
+                ]
+            )
+    table(
+        "Forward pass, images/s (architecture timing)",
+        [
+            "model",
+            "side",
+            "batch",
+            "eager fp32",
+            "channels_last fp32",
+            "channels_last bf16",
+            "ONNX Runtime fp32",
+            "ONNX Runtime int8",
+            "best vs eager",
+        ],
+        rows,
+    )
 
 
 # --- http ----------------------------------------------------------------------------------
+
 
 def query_jpegs() -> dict[str, bytes]:
     """Real photos upscaled to typical phone-upload sizes (0.5, 1 and 3 MP)."""
@@ -225,7 +284,9 @@ def query_jpegs() -> dict[str, bytes]:
     for name, megapixels in (("coffee.jpg", 0.5), ("kite.jpg", 1.0), ("giraffe.jpg", 3.0)):
         image = Image.open(PROJECT_DIR / "data" / "the_images" / name).convert("RGB")
         scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
+        )
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=90)
         out[f"{name} {megapixels} MP"] = buffer.getvalue()
@@ -240,13 +301,20 @@ def curl_requests(base: str, data: bytes, count: int, clients: int) -> tuple[lis
         upload = Path(work) / "query.jpg"
         upload.write_bytes(data)
         config = Path(work) / "requests.cfg"
-        config.write_text("next\n".join(
-            f'url = "{base}/search"\nform = "file=@{upload}"\noutput = "{work}/{i}.json"\n'
-            'write-out = "%{time_total}\\n"\n' for i in range(count)))
-        parallel = ["--parallel", "--parallel-immediate", "--parallel-max", str(clients)] if clients > 1 else []
+        config.write_text(
+            "next\n".join(
+                f'url = "{base}/search"\nform = "file=@{upload}"\noutput = "{work}/{i}.json"\n'
+                'write-out = "%{time_total}\\n"\n'
+                for i in range(count)
+            )
+        )
+        parallel = (
+            ["--parallel", "--parallel-immediate", "--parallel-max", str(clients)] if clients > 1 else []
+        )
         started = time.perf_counter()
-        out = subprocess.run(["curl", "-s", "--fail", *parallel, "-K", str(config)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["curl", "-s", "--fail", *parallel, "-K", str(config)], capture_output=True, text=True, check=True
+        )
         wall = time.perf_counter() - started
         timings = [json.loads(Path(work, f"{i}.json").read_text())["timing"] for i in range(count)]
     return [float(t) * 1e3 for t in out.stdout.split()], timings, wall
@@ -257,11 +325,30 @@ def bench_http(args) -> None:
 
     root = scratch("bench-")
     # no rate limit: every request of the run comes from one address
-    env = {**os.environ, "SBI_SAVED_DIR": str(root / "saved"), "SBI_LOG_LEVEL": "WARNING", "SBI_RATE_LIMIT": ""}
+    env = {
+        **os.environ,
+        "SBI_SAVED_DIR": str(root / "saved"),
+        "SBI_LOG_LEVEL": "WARNING",
+        "SBI_RATE_LIMIT": "",
+    }
     subprocess.run([sys.executable, "with_faiss.py", "--quiet"], cwd=PROJECT_DIR, env=env, check=True)
     port = 8765
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], cwd=PROJECT_DIR, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -273,8 +360,12 @@ def bench_http(args) -> None:
         uploads = query_jpegs()
         settings = Settings()
         # the same runtime as the server's (auto), so the ratio is the service's own overhead
-        embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu", runtime=settings.runtime,
-                            cache_dir=scratch("bench-onnx-"))
+        embedder = Embedder(
+            EmbedderSpec.from_settings(settings),
+            "cpu",
+            runtime=settings.runtime,
+            cache_dir=scratch("bench-onnx-"),
+        )
         rows = []
         for label, data in uploads.items():
             decoded = open_rgb(data, BIG, embedder.preprocess.resized_size)
@@ -286,14 +377,45 @@ def bench_http(args) -> None:
                 latencies.sort()
                 p50 = statistics.median(latencies)
                 p95 = latencies[int(0.95 * (len(latencies) - 1))]
-                parts = {k: statistics.median(t[k] for t in timings) for k in ("decode_ms", "embed_ms", "search_ms")}
+                parts = {
+                    k: statistics.median(t[k] for t in timings)
+                    for k in ("decode_ms", "embed_ms", "search_ms")
+                }
                 limit = 1e3 / forward if clients == 1 else batched
-                rows.append([label, clients, args.requests, p50, p95, parts["decode_ms"],
-                             parts["embed_ms"], parts["search_ms"], forward, f"{p50 / forward:.2f}",
-                             rate(len(latencies), wall), limit])
-        table("POST /search on uvicorn, 127.0.0.1 (ms; curl clients)",
-              ["upload", "clients", "requests", "p50", "p95", "decode", "embed", "search",
-               "one forward (in-process)", "p50 / forward", "requests/s", "forward limit img/s"], rows)
+                rows.append(
+                    [
+                        label,
+                        clients,
+                        args.requests,
+                        p50,
+                        p95,
+                        parts["decode_ms"],
+                        parts["embed_ms"],
+                        parts["search_ms"],
+                        forward,
+                        f"{p50 / forward:.2f}",
+                        rate(len(latencies), wall),
+                        limit,
+                    ]
+                )
+        table(
+            "POST /search on uvicorn, 127.0.0.1 (ms; curl clients)",
+            [
+                "upload",
+                "clients",
+                "requests",
+                "p50",
+                "p95",
+                "decode",
+                "embed",
+                "search",
+                "one forward (in-process)",
+                "p50 / forward",
+                "requests/s",
+                "forward limit img/s",
+            ],
+            rows,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -301,12 +423,14 @@ def bench_http(args) -> None:
 
 # --- preprocessing -------------------------------------------------------------------------
 
+
 def torch_bicubic(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """torch's SIMD port of Pillow's antialiased bicubic filter, which the project resized with
     until serving dropped torch (issue 18): the row of comparison."""
     channels_first = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
-    resized = torch.nn.functional.interpolate(channels_first, size=(height, width), mode="bicubic",
-                                              antialias=True)
+    resized = torch.nn.functional.interpolate(
+        channels_first, size=(height, width), mode="bicubic", antialias=True
+    )
     return resized[0].permute(1, 2, 0).numpy()
 
 
@@ -315,7 +439,11 @@ def bench_preprocessing(args) -> None:
     resize (Pillow's bicubic) next to torch's SIMD port of the same filter, and how far apart."""
     prep = EmbedderSpec.from_settings(Settings()).preprocessing
     folder = args.datasets_dir / "holidays_subset300" / "images"
-    photos = {f"Holidays {p.name}": p.read_bytes() for p in sorted(folder.iterdir())[:2]} if folder.is_dir() else {}
+    photos = (
+        {f"Holidays {p.name}": p.read_bytes() for p in sorted(folder.iterdir())[:2]}
+        if folder.is_dir()
+        else {}
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
@@ -323,21 +451,46 @@ def bench_preprocessing(args) -> None:
         image = open_rgb(data, BIG, prep.resized_size)
         width, height = prep.resized_size(*image.size)
         pixels = np.array(image)
-        ms = {name: 1e3 / timed(fn, [None], 20) for name, fn in (
-            ("decode", lambda _: open_rgb(data, BIG, prep.resized_size)),
-            ("pillow", lambda _: prep(image)),
-            ("torch", lambda _: torch_bicubic(pixels, width, height)))}
+        ms = {
+            name: 1e3 / timed(fn, [None], 20)
+            for name, fn in (
+                ("decode", lambda _, data=data: open_rgb(data, BIG, prep.resized_size)),
+                ("pillow", lambda _, image=image: prep(image)),
+                ("torch", lambda _, p=pixels, w=width, h=height: torch_bicubic(p, w, h)),
+            )
+        }
         gap = np.abs(torch_bicubic(pixels, width, height).astype(int) - prep(image).astype(int))
-        rows.append([label, f"{image.width}x{image.height} -> {width}x{height}", f"{ms['decode']:.2f}",
-                     f"{ms['pillow']:.2f}", f"{ms['torch']:.2f}", f"{ms['pillow'] / ms['torch']:.1f}x",
-                     int(gap.max()), f"{(gap > 0).mean():.2%}"])
+        rows.append(
+            [
+                label,
+                f"{image.width}x{image.height} -> {width}x{height}",
+                f"{ms['decode']:.2f}",
+                f"{ms['pillow']:.2f}",
+                f"{ms['torch']:.2f}",
+                f"{ms['pillow'] / ms['torch']:.1f}x",
+                int(gap.max()),
+                f"{(gap > 0).mean():.2%}",
+            ]
+        )
     torch.set_num_threads(threads)
-    table("Decode and resize per image, one thread (ms)",
-          ["image", "decoded -> resized", "decode", "Pillow bicubic (ours)", "torch SIMD port",
-           "torch's speed-up", "max level difference", "values differing"], rows)
+    table(
+        "Decode and resize per image, one thread (ms)",
+        [
+            "image",
+            "decoded -> resized",
+            "decode",
+            "Pillow bicubic (ours)",
+            "torch SIMD port",
+            "torch's speed-up",
+            "max level difference",
+            "values differing",
+        ],
+        rows,
+    )
 
 
 # --- faiss ---------------------------------------------------------------------------------
+
 
 def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     """Unit vectors around 1,000 random centres: a crude stand-in for real descriptor clusters.
@@ -347,7 +500,9 @@ def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, dim), dtype=np.float32)
-    vectors = centres[rng.integers(0, 1000, count)] + 0.7 * rng.standard_normal((count, dim), dtype=np.float32)
+    vectors = centres[rng.integers(0, 1000, count)] + 0.7 * rng.standard_normal(
+        (count, dim), dtype=np.float32
+    )
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -373,10 +528,15 @@ def bench_faiss(args) -> None:
         exact.add(base)
         _, truth = exact.search(query, 10)
         flat_ms = one_at_a_time_ms(exact, query)
-        rows.append([count, "Flat", 0.0, flat_ms, "1.000", round(faiss.serialize_index(exact).nbytes / count)])
+        rows.append(
+            [count, "Flat", 0.0, flat_ms, "1.000", round(faiss.serialize_index(exact).nbytes / count)]
+        )
         lists = max(16, int(4 * count**0.5))
-        variants = (("HNSW32", "efSearch", (64, 128)), (f"IVF{lists},Flat", "nprobe", (8, 32)),
-                    (f"IVF{lists},SQ8", "nprobe", (32,)))
+        variants = (
+            ("HNSW32", "efSearch", (64, 128)),
+            (f"IVF{lists},Flat", "nprobe", (8, 32)),
+            (f"IVF{lists},SQ8", "nprobe", (32,)),
+        )
         for factory, knob, values in variants if args.faiss_variants == "all" else ():
             index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
             started = time.perf_counter()
@@ -388,8 +548,16 @@ def bench_faiss(args) -> None:
             for value in values:
                 faiss.ParameterSpace().set_index_parameter(index, knob, value)
                 _, found = index.search(query, 10)
-                rows.append([count, f"{factory} {knob}={value}", build, one_at_a_time_ms(index, query),
-                             f"{recall_at_k(found, truth):.3f}", per_vector])
+                rows.append(
+                    [
+                        count,
+                        f"{factory} {knob}={value}",
+                        build,
+                        one_at_a_time_ms(index, query),
+                        f"{recall_at_k(found, truth):.3f}",
+                        per_vector,
+                    ]
+                )
         factory = choose_index_type(count, dim)
         started = time.perf_counter()
         index = build_index(base, np.arange(count), factory)
@@ -397,24 +565,33 @@ def bench_faiss(args) -> None:
         build = time.perf_counter() - started
         params = search_params(index, nprobe)
         _, found = index.search(query, 10, params=params)
-        rows.append([count, f"**auto: {factory}**" + (f" nprobe={nprobe}" if nprobe else ""), build,
-                     one_at_a_time_ms(index, query, params), f"{recall_at_k(found, truth):.3f}",
-                     round(faiss.serialize_index(index).nbytes / count)])
-    table(f"FAISS, d={dim}, {queries} queries one at a time, clustered synthetic unit vectors",
-          ["N", "index", "build s", "ms/query", "recall@10", "bytes/vector"], rows)
+        rows.append(
+            [
+                count,
+                f"**auto: {factory}**" + (f" nprobe={nprobe}" if nprobe else ""),
+                build,
+                one_at_a_time_ms(index, query, params),
+                f"{recall_at_k(found, truth):.3f}",
+                round(faiss.serialize_index(index).nbytes / count),
+            ]
+        )
+    table(
+        f"FAISS, d={dim}, {queries} queries one at a time, clustered synthetic unit vectors",
+        ["N", "index", "build s", "ms/query", "recall@10", "bytes/vector"],
+        rows,
+    )
 
 
 # --- live updates --------------------------------------------------------------------------
 
+
 def bench_live(args) -> None:
     """Add and delete one image at a time through the service's collection, as the API does."""
+    from search_by_image.catalog import default_location
     from search_by_image.collection import Collection, Upload
     from search_by_image.embedders import EmbedderPool
-    from search_by_image.catalog import default_location
     from search_by_image.filters import parse_filters
-    from search_by_image.index_store import IndexStore, writer_lock
-
-    from search_by_image.index_store import single_threaded_blas
+    from search_by_image.index_store import IndexStore, single_threaded_blas, writer_lock
 
     single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]
@@ -423,15 +600,23 @@ def bench_live(args) -> None:
     rows = []
     for count in args.live_sizes:
         root = scratch("bench-")
-        settings = Settings(images_dir=root / "images", metadata_csv=root / "data.csv",
-                            saved_dir=root / "saved", model="efficientnet_lite0")
+        settings = Settings(
+            images_dir=root / "images",
+            metadata_csv=root / "data.csv",
+            saved_dir=root / "saved",
+            model="efficientnet_lite0",
+        )
         (root / "images").mkdir()
         features = clustered_vectors(count, spec.dim, seed=3)
         paths = [f"synthetic/{i}.jpg" for i in range(count)]
-        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS)
+        store = IndexStore.create(
+            spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS
+        )
         with writer_lock(settings.saved_dir):
             store.save(settings.saved_dir)
-        (root / "data.csv").write_text("path,group\n" + "".join(f"{p},{i % 100}\n" for i, p in enumerate(paths)))
+        (root / "data.csv").write_text(
+            "path,group\n" + "".join(f"{p},{i % 100}\n" for i, p in enumerate(paths))
+        )
         collection = Collection(default_location(settings), pool_)
         collection.refresh()
         adds, deletes = [], []
@@ -448,16 +633,35 @@ def bench_live(args) -> None:
         plain = [collection.search(image, 10, {}).search_ms for _ in range(20)]
         one_group = parse_filters('{"group": 7}')
         filtered = [collection.search(image, 10, one_group) for _ in range(20)]
-        rows.append([count, store.manifest.index_type, statistics.median(adds), statistics.median(deletes),
-                     statistics.median(plain), statistics.median(f.search_ms for f in filtered),
-                     len(filtered[0].hits)])
+        rows.append(
+            [
+                count,
+                store.manifest.index_type,
+                statistics.median(adds),
+                statistics.median(deletes),
+                statistics.median(plain),
+                statistics.median(f.search_ms for f in filtered),
+                len(filtered[0].hits),
+            ]
+        )
     pool_.close()
-    table("Live updates through the service's collection (ms, median of 5; search median of 20)",
-          ["N", "index", "add 1 image", "delete 1 image", "search k=10", "search k=10, filter 1%",
-           "filtered hits"], rows)
+    table(
+        "Live updates through the service's collection (ms, median of 5; search median of 20)",
+        [
+            "N",
+            "index",
+            "add 1 image",
+            "delete 1 image",
+            "search k=10",
+            "search k=10, filter 1%",
+            "filtered hits",
+        ],
+        rows,
+    )
 
 
 # --- duplicates ----------------------------------------------------------------------------
+
 
 def bench_duplicates(args) -> None:
     import resource
@@ -472,10 +676,14 @@ def bench_duplicates(args) -> None:
         rng = np.random.default_rng(4)
         # unclustered vectors: with clusters, the whitening makes each whole cluster one "group"
         features = rng.standard_normal((count, spec.dim), dtype=np.float32)
-        features[count - planted:] = features[:planted] + 0.3 * rng.standard_normal((planted, spec.dim), dtype=np.float32)
+        features[count - planted :] = features[:planted] + 0.3 * rng.standard_normal(
+            (planted, spec.dim), dtype=np.float32
+        )
         features /= np.linalg.norm(features, axis=1, keepdims=True)
         paths = [f"{i}.jpg" for i in range(count)]
-        store = IndexStore.create(spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS)
+        store = IndexStore.create(
+            spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS
+        )
         started = time.perf_counter()
         groups = find_groups(store)
         seconds = time.perf_counter() - started
@@ -483,15 +691,23 @@ def bench_duplicates(args) -> None:
         found = sum(group_of.get(i, -1) == group_of.get(count - planted + i, -2) for i in range(planted))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows.append([count, store.manifest.index_type, planted, found, len(groups), seconds, f"{peak:.0f}"])
-    table("Near-duplicate groups by range search (random 1280-d descriptors + noisy copies of 1%, "
-          f"{DEFAULT_DIMS}-d whitening, default threshold)",
-          ["N", "index", "planted pairs", "found", "groups", "seconds", "peak RSS MB (process)"], rows)
+    table(
+        "Near-duplicate groups by range search (random 1280-d descriptors + noisy copies of 1%, "
+        f"{DEFAULT_DIMS}-d whitening, default threshold)",
+        ["N", "index", "planted pairs", "found", "groups", "seconds", "peak RSS MB (process)"],
+        rows,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", default=["indexing", "runtimes", "preprocessing", "http", "faiss",
-                                                      "live", "duplicates"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=["indexing", "runtimes", "preprocessing", "http", "faiss", "live", "duplicates"],
+    )
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
     parser.add_argument("--models", nargs="*", default=["efficientnet_lite0"])
     parser.add_argument("--images", type=int, default=811, help="images for the indexing run")
@@ -504,17 +720,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--faiss-sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--faiss-dim", type=int, default=2048)
-    parser.add_argument("--faiss-variants", choices=["all", "auto"], default="all",
-                        help="auto: only Flat and the indexer's own choice (quicker at 1M)")
+    parser.add_argument(
+        "--faiss-variants",
+        choices=["all", "auto"],
+        default="all",
+        help="auto: only Flat and the indexer's own choice (quicker at 1M)",
+    )
     parser.add_argument("--live-sizes", nargs="*", type=int, default=[1_000, 10_000, 100_000])
     parser.add_argument("--duplicate-sizes", nargs="*", type=int, default=[10_000, 100_000])
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     for section in args.only:
-        {"indexing": bench_indexing, "runtimes": bench_runtimes, "preprocessing": bench_preprocessing,
-         "http": bench_http,
-         "faiss": bench_faiss, "live": bench_live,
-         "duplicates": bench_duplicates}[section](args)
+        {
+            "indexing": bench_indexing,
+            "runtimes": bench_runtimes,
+            "preprocessing": bench_preprocessing,
+            "http": bench_http,
+            "faiss": bench_faiss,
+            "live": bench_live,
+            "duplicates": bench_duplicates,
+        }[section](args)
     return 0
 
 

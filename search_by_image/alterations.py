@@ -93,14 +93,23 @@ def _caption(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     draw = ImageDraw.Draw(out)
     words = ["holiday", "summer", "2019", "with friends", "#travel", "look at this", "best day"]
     text = " ".join(rng.choice(words, size=int(rng.integers(2, 4))))
-    draw.text((bar // 3, (0 if top else image.height) + bar // 4), text,
-              fill=(255, 255, 255) if dark else (0, 0, 0), font_size=max(8, bar // 2))
+    draw.text(
+        (bar // 3, (0 if top else image.height) + bar // 4),
+        text,
+        fill=(255, 255, 255) if dark else (0, 0, 0),
+        font_size=max(8, bar // 2),
+    )
     return out
 
 
 EDITS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
-    "crop": _crop, "rotate": _rotate, "colour": _colour, "rescale": _rescale,
-    "mirror": _mirror, "border": _border, "caption": _caption,
+    "crop": _crop,
+    "rotate": _rotate,
+    "colour": _colour,
+    "rescale": _rescale,
+    "mirror": _mirror,
+    "border": _border,
+    "caption": _caption,
 }
 
 

@@ -20,7 +20,7 @@ import os
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -94,8 +94,14 @@ class KeyStore:
     def create(self, scope: Scope, label: str = "") -> tuple[KeyRecord, str]:
         """A new key; the returned string is the only time its secret exists in clear."""
         key_id, secret, salt = secrets.token_hex(4), secrets.token_urlsafe(32), secrets.token_hex(16)
-        record = KeyRecord(id=key_id, scope=scope, label=label, salt=salt,
-                           hash=_digest(salt, secret), created=datetime.now(timezone.utc))
+        record = KeyRecord(
+            id=key_id,
+            scope=scope,
+            label=label,
+            salt=salt,
+            hash=_digest(salt, secret),
+            created=datetime.now(UTC),
+        )
         self._save([*self.records(), record])
         return record, f"{PREFIX}_{key_id}_{secret}"
 

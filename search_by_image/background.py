@@ -28,8 +28,9 @@ BUSY_TRIES, BUSY_WAIT_S = 5, 2.0
 class BackgroundIndexer:
     """Runs the incremental indexer over every collection, once, in a daemon thread."""
 
-    def __init__(self, settings, on_indexed: Callable[[], None],
-                 locations: dict[str, catalog.Location] | None = None):
+    def __init__(
+        self, settings, on_indexed: Callable[[], None], locations: dict[str, catalog.Location] | None = None
+    ):
         """`locations`: the collections to index (default: every one; watch mode passes those
         whose folder changed)."""
         self.settings = settings
@@ -81,8 +82,11 @@ class BackgroundIndexer:
                 if attempt == BUSY_TRIES - 1 or self._stopping.wait(BUSY_WAIT_S):
                     return str(exc)
             except PermissionError as exc:
-                return (catalog.unwritable(location.saved_dir) or catalog.unwritable(location.images_dir)
-                        or str(exc))
+                return (
+                    catalog.unwritable(location.saved_dir)
+                    or catalog.unwritable(location.images_dir)
+                    or str(exc)
+                )
             except Exception as exc:  # reported in /health, the service keeps serving
                 log.exception("Indexing collection %s", location.name)
                 return f"{type(exc).__name__}: {exc}"

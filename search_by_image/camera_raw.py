@@ -39,9 +39,13 @@ class RawError(ValueError):
         self.kind = kind
 
 
-def decode(source: Path | bytes, max_pixels: int, target: Target | None,
-           decode_jpeg: Callable[[bytes], Image.Image],
-           budget: Callable[[int], AbstractContextManager] = lambda cost: nullcontext()) -> Image.Image:
+def decode(
+    source: Path | bytes,
+    max_pixels: int,
+    target: Target | None,
+    decode_jpeg: Callable[[bytes], Image.Image],
+    budget: Callable[[int], AbstractContextManager] = lambda cost: nullcontext(),
+) -> Image.Image:
     """The displayed image (orientation applied) of a camera raw file; raises RawError.
 
     `decode_jpeg` decodes the preview; `budget(bytes)` is held around the demosaic."""
@@ -50,8 +54,11 @@ def decode(source: Path | bytes, max_pixels: int, target: Target | None,
             sizes = raw.sizes
             width, height = sizes.width, sizes.height
             if width * height > max_pixels:
-                raise RawError(f"image is {width}x{height} = {width * height} pixels, more than "
-                               f"the limit of {max_pixels}", "too_large")
+                raise RawError(
+                    f"image is {width}x{height} = {width * height} pixels, more than "
+                    f"the limit of {max_pixels}",
+                    "too_large",
+                )
             if sizes.flip in (5, 6):
                 width, height = height, width
             needed = max(target(width, height)) if target else min(max(width, height), FULL_SIZE_PREVIEW)
@@ -60,7 +67,9 @@ def decode(source: Path | bytes, max_pixels: int, target: Target | None,
                 return preview
             half = max(width, height) // 2 >= needed
             sensor = sizes.raw_width * sizes.raw_height
-            cost = sensor * RAW_BYTES_PER_PIXEL + width * height * WORKING_BYTES_PER_PIXEL // (4 if half else 1)
+            cost = sensor * RAW_BYTES_PER_PIXEL + width * height * WORKING_BYTES_PER_PIXEL // (
+                4 if half else 1
+            )
             with budget(cost):
                 pixels = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
                 return Image.fromarray(np.ascontiguousarray(pixels))
@@ -72,7 +81,9 @@ def decode(source: Path | bytes, max_pixels: int, target: Target | None,
         raise RawError(f"camera raw data is truncated or corrupt ({exc})", "corrupt") from exc
 
 
-def _preview(raw: rawpy.RawPy, needed: int, decode_jpeg: Callable[[bytes], Image.Image]) -> Image.Image | None:
+def _preview(
+    raw: rawpy.RawPy, needed: int, decode_jpeg: Callable[[bytes], Image.Image]
+) -> Image.Image | None:
     """The embedded preview if its longest side is at least `needed`, turned for display."""
     try:
         thumb = raw.extract_thumb()

@@ -93,9 +93,11 @@ def unwritable(folder: Path) -> str | None:
         owner = f"belongs to uid {info.st_uid}, gid {info.st_gid}, mode {info.st_mode & 0o777:o}"
     except OSError as exc:
         owner = f"cannot be read ({exc.strerror})"
-    return (f"{probe} is not writable by this process ({me}): it {owner}. Run as its owner "
-            "(docker run --user UID:GID, podman run --userns=keep-id) or give it to this user "
-            "or to group 0 with write access (chown, chmod g+rwX)")
+    return (
+        f"{probe} is not writable by this process ({me}): it {owner}. Run as its owner "
+        "(docker run --user UID:GID, podman run --userns=keep-id) or give it to this user "
+        "or to group 0 with write access (chown, chmod g+rwX)"
+    )
 
 
 def _named_dir(settings, name: str) -> Path:
@@ -117,8 +119,9 @@ def _read_named(settings, name: str) -> Location | None:
         source = _Source.model_validate_json((folder / SOURCE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return Location(name=name, images_dir=source.images_dir,
-                    metadata_csv=source.metadata_csv, saved_dir=folder)
+    return Location(
+        name=name, images_dir=source.images_dir, metadata_csv=source.metadata_csv, saved_dir=folder
+    )
 
 
 def find(settings, name: str) -> Location:
@@ -154,10 +157,12 @@ def for_indexing(
     """
     if name == DEFAULT:
         location = default_location(settings)
-        return location.model_copy(update={
-            "images_dir": images_dir or location.images_dir,
-            "metadata_csv": metadata_csv or location.metadata_csv,
-        })
+        return location.model_copy(
+            update={
+                "images_dir": images_dir or location.images_dir,
+                "metadata_csv": metadata_csv or location.metadata_csv,
+            }
+        )
     validate_name(name)
     known = _read_named(settings, name)
     folder = _named_dir(settings, name)
@@ -165,8 +170,13 @@ def for_indexing(
         raise FileNotFoundError(f"collection {name!r} is new: give its images folder with --images")
     source = _Source(
         images_dir=(images_dir or known.images_dir).resolve(),
-        metadata_csv=(metadata_csv.resolve() if metadata_csv
-                      else known.metadata_csv if known else folder / METADATA_FILE),
+        metadata_csv=(
+            metadata_csv.resolve()
+            if metadata_csv
+            else known.metadata_csv
+            if known
+            else folder / METADATA_FILE
+        ),
     )
     if known is None or (known.images_dir, known.metadata_csv) != (source.images_dir, source.metadata_csv):
         folder.mkdir(parents=True, exist_ok=True)

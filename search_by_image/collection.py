@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from search_by_image import formats
-from search_by_image import journal
+from search_by_image import formats, journal
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import QueryBatcher
 from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
@@ -122,9 +121,10 @@ def _storage(name: str) -> Iterator[None]:
     except OSError as exc:
         denied = isinstance(exc, PermissionError) and exc.filename
         hint = unwritable(Path(exc.filename).parent) if denied else None
-        raise StorageError(f"collection {name!r} cannot be written: {exc.strerror or exc} "
-                           f"({exc.filename or 'its folders'}); nothing was changed"
-                           + (f". {hint}" if hint else "")) from exc
+        raise StorageError(
+            f"collection {name!r} cannot be written: {exc.strerror or exc} "
+            f"({exc.filename or 'its folders'}); nothing was changed" + (f". {hint}" if hint else "")
+        ) from exc
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -156,8 +156,7 @@ class Collection:
         return Thumbnails(self.location.saved_dir)
 
     def _stamp(self) -> Stamp:
-        return (_file_stamp(self.location.saved_dir / MANIFEST_FILE),
-                _file_stamp(self.location.metadata_csv))
+        return (_file_stamp(self.location.saved_dir / MANIFEST_FILE), _file_stamp(self.location.metadata_csv))
 
     def require(self) -> Snapshot:
         snapshot = self.snapshot
@@ -200,8 +199,9 @@ class Collection:
             self.problem, self._failed = None, None
             if current is None or current.store is not store:
                 RELOADS.labels(self.name, "loaded").inc()
-                log.info("Collection %s: serving %d images (%s)", self.name, len(store),
-                         store.manifest.index_type)
+                log.info(
+                    "Collection %s: serving %d images (%s)", self.name, len(store), store.manifest.index_type
+                )
             return True
 
     def _interrupted(self) -> bool:
@@ -228,15 +228,15 @@ class Collection:
         if current and stamp[0] is not None:
             try:
                 on_disk = Manifest.model_validate_json(
-                    (self.location.saved_dir / MANIFEST_FILE).read_text()).generation
+                    (self.location.saved_dir / MANIFEST_FILE).read_text()
+                ).generation
             except (OSError, ValueError):
                 on_disk = None
             if on_disk == current.store.manifest.generation:
                 return current.store
         return IndexStore.load(self.location.saved_dir)
 
-    def search(self, image: Image.Image, k: int, conditions: dict[str, Condition],
-               offset: int = 0) -> Hits:
+    def search(self, image: Image.Image, k: int, conditions: dict[str, Condition], offset: int = 0) -> Hits:
         """Results `offset` to `offset + k` for an image; filters are checked (FilterError)
         before the forward pass is spent."""
         snapshot = self.require()
@@ -246,12 +246,18 @@ class Collection:
         embedded = time.perf_counter()
         (hits,) = snapshot.store.search(query[None], offset + k, allowed)
         searched = time.perf_counter()
-        return Hits(snapshot, hits[offset:], None if allowed is None else len(allowed),
-                    (embedded - started) * 1e3, (searched - embedded) * 1e3)
+        return Hits(
+            snapshot,
+            hits[offset:],
+            None if allowed is None else len(allowed),
+            (embedded - started) * 1e3,
+            (searched - embedded) * 1e3,
+        )
 
-    def similar(self, image_id: int, k: int, conditions: dict[str, Condition],
-                offset: int = 0) -> tuple[str, Hits]:
-        """"More like this": the images nearest an indexed one, from its stored descriptor (no
+    def similar(
+        self, image_id: int, k: int, conditions: dict[str, Condition], offset: int = 0
+    ) -> tuple[str, Hits]:
+        """ "More like this": the images nearest an indexed one, from its stored descriptor (no
         decode, no forward pass), itself left out. Returns its path and the hits."""
         snapshot = self.require()
         store = snapshot.store
@@ -262,10 +268,9 @@ class Collection:
         started = time.perf_counter()
         query = np.asarray(store.features[row], dtype=np.float32)
         (hits,) = store.search(query[None], offset + k + 1, allowed)
-        others = [hit for hit in hits if hit[0] != image_id][offset:offset + k]
+        others = [hit for hit in hits if hit[0] != image_id][offset : offset + k]
         matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
-        return store.paths[row], Hits(snapshot, others, matched, 0.0,
-                                      (time.perf_counter() - started) * 1e3)
+        return store.paths[row], Hits(snapshot, others, matched, 0.0, (time.perf_counter() - started) * 1e3)
 
     @staticmethod
     def _allowed(snapshot: Snapshot, conditions: dict[str, Condition]) -> np.ndarray | None:
@@ -296,7 +301,8 @@ class Collection:
         snapshot = self.require()
         spec = snapshot.store.manifest.embedder
         features = snapshot.embedder.embed_prepared(
-            [snapshot.embedder.preprocess(upload.image) for upload in uploads])
+            [snapshot.embedder.preprocess(upload.image) for upload in uploads]
+        )
         paths = [self._upload_path(upload) for upload in uploads]
         with self._writing():
             self.refresh()
@@ -361,14 +367,21 @@ class Collection:
             yield
 
     @contextlib.contextmanager
-    def _journaled(self, store: IndexStore, created: list[Path],
-                   moved: list[tuple[Path, Path]] = ()) -> Iterator[None]:
+    def _journaled(
+        self, store: IndexStore, created: list[Path], moved: list[tuple[Path, Path]] = ()
+    ) -> Iterator[None]:
         """A write recorded before it starts (journal): undone at once if it fails before the
         index commit (a full disk), by the next writer if the process dies."""
         saved = self.location.saved_dir
-        journal.begin(saved, journal.Plan(generation=store.manifest.generation,
-                                          csv=self.location.metadata_csv, created=created,
-                                          moved=list(moved)))
+        journal.begin(
+            saved,
+            journal.Plan(
+                generation=store.manifest.generation,
+                csv=self.location.metadata_csv,
+                created=created,
+                moved=list(moved),
+            ),
+        )
         try:
             yield
         except BaseException:

@@ -57,17 +57,21 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     """The caller, or 401 (no or bad key where one is needed) / 403 (key without the scope)."""
     settings: Settings = request.app.state.settings
     keys: KeyStore = request.app.state.keys
-    address = client_address(request.client.host if request.client else "unknown",
-                             request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
+    address = client_address(
+        request.client.host if request.client else "unknown",
+        request.headers.get("x-forwarded-for"),
+        request.app.state.trusted_proxies,
+    )
     needed = scope == "admin" or settings.search_requires_key
     if credentials is None:
         if not needed:
             return Caller(None, address)
         if scope == "admin" and not keys.has_admin():
-            raise _unauthorized("this needs an admin API key, and none exists yet: create one with "
-                                "`python -m search_by_image.keys create --scope admin`")
-        raise _unauthorized(f"this needs an API key with scope {scope}: "
-                            "send `Authorization: Bearer <key>`")
+            raise _unauthorized(
+                "this needs an admin API key, and none exists yet: create one with "
+                "`python -m search_by_image.keys create --scope admin`"
+            )
+        raise _unauthorized(f"this needs an API key with scope {scope}: send `Authorization: Bearer <key>`")
     record = keys.verify(credentials.credentials)
     if record is None:
         raise _unauthorized("unknown or revoked API key")
@@ -83,8 +87,11 @@ def _access(scope: Scope, limited: bool):
             limiter: RateLimiter = request.app.state.limiter
             wait = limiter.wait_seconds(caller.identity)
             if wait is not None:
-                raise HTTPException(429, f"too many requests: the limit is {limiter.rule} per client; "
-                                    f"retry in {wait} s", headers={"Retry-After": str(wait)})
+                raise HTTPException(
+                    429,
+                    f"too many requests: the limit is {limiter.rule} per client; retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
         return caller
 
     return dependency

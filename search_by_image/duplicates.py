@@ -74,14 +74,14 @@ class Neighbours:
         found = np.full((len(store), count), -1, np.int64)
         scores = np.full((len(store), count), -np.inf, np.float32)
         for start in range(0, len(store), QUERY_BATCH):
-            queries = store._searched(features[start:start + QUERY_BATCH])
+            queries = store._searched(features[start : start + QUERY_BATCH])
             batch_scores, batch_ids = store.index.search(queries, k, params=params)
-            own = store.ids[start:start + len(queries), None]
+            own = store.ids[start : start + len(queries), None]
             for row, (row_ids, row_scores) in enumerate(zip(batch_ids, batch_scores)):
                 keep = (row_ids >= 0) & (row_ids != own[row])
                 kept = row_ids[keep][:count]
-                found[start + row, :len(kept)] = kept
-                scores[start + row, :len(kept)] = row_scores[keep][:count]
+                found[start + row, : len(kept)] = kept
+                scores[start + row, : len(kept)] = row_scores[keep][:count]
         return cls(store.manifest.generation, np.asarray(store.ids, np.int64), found, scores)
 
     def links(self, threshold: float) -> Iterator[tuple[int, int, float]]:
@@ -96,8 +96,9 @@ class Neighbours:
                 yield pair[0], pair[1], float(self.scores[row, column])
 
 
-def find_groups(store: IndexStore, threshold: float | None = None,
-                neighbours: Neighbours | None = None) -> list[Group]:
+def find_groups(
+    store: IndexStore, threshold: float | None = None, neighbours: Neighbours | None = None
+) -> list[Group]:
     """Groups of two or more images linked by similarities above the threshold, largest first.
 
     `neighbours` (of this store) saves recomputing them; the service keeps them per generation.
@@ -126,9 +127,12 @@ def find_groups(store: IndexStore, threshold: float | None = None,
         scores.setdefault(root(a), []).append(score)
     copy = thresholds_for(store.whitening is not None).copy
     groups = [
-        Group(images=sorted(((i, store.paths[store.row_of_id[i]]) for i in ids), key=lambda m: m[1]),
-              best=max(scores[key]), weakest=min(scores[key]),
-              kind="copies" if min(scores[key]) >= copy else "similar")
+        Group(
+            images=sorted(((i, store.paths[store.row_of_id[i]]) for i in ids), key=lambda m: m[1]),
+            best=max(scores[key]),
+            weakest=min(scores[key]),
+            kind="copies" if min(scores[key]) >= copy else "similar",
+        )
         for key, ids in members.items()
     ]
     return sorted(groups, key=lambda g: (-len(g.images), -g.best))
@@ -137,9 +141,20 @@ def find_groups(store: IndexStore, threshold: float | None = None,
 def write_report(groups: list[Group], out: TextIO, fmt: str) -> None:
     """CSV (one row per image: group, id, path, best and weakest similarity) or JSON."""
     if fmt == "json":
-        json.dump([{"group": number, "kind": g.kind, "best": round(g.best, 4), "weakest": round(g.weakest, 4),
-                    "images": [{"id": i, "path": p} for i, p in g.images]}
-                   for number, g in enumerate(groups, start=1)], out, indent=1)
+        json.dump(
+            [
+                {
+                    "group": number,
+                    "kind": g.kind,
+                    "best": round(g.best, 4),
+                    "weakest": round(g.weakest, 4),
+                    "images": [{"id": i, "path": p} for i, p in g.images],
+                }
+                for number, g in enumerate(groups, start=1)
+            ],
+            out,
+            indent=1,
+        )
         out.write("\n")
         return
     writer = csv.writer(out)

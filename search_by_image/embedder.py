@@ -57,7 +57,10 @@ class EmbedderSpec(BaseModel):
             weights=weights_id(name),
             dim=info.dim,
             preprocessing=Preprocessing(
-                resize=settings.resize, size=settings.image_size, mean=info.mean, std=info.std,
+                resize=settings.resize,
+                size=settings.image_size,
+                mean=info.mean,
+                std=info.std,
                 grayscale=settings.grayscale,
             ),
             pooling=settings.pooling,
@@ -71,8 +74,9 @@ def pool(features: np.ndarray, content_hw: np.ndarray, kind: str, p: float) -> n
     (padding excluded); (B, C) out."""
     _, _, height, width = features.shape
     cells = (content_hw + STRIDE - 1) // STRIDE
-    mask = ((np.arange(height)[None, :, None] < cells[:, 0, None, None])
-            & (np.arange(width)[None, None, :] < cells[:, 1, None, None]))
+    mask = (np.arange(height)[None, :, None] < cells[:, 0, None, None]) & (
+        np.arange(width)[None, None, :] < cells[:, 1, None, None]
+    )
     mask = mask[:, None].astype(features.dtype)
     count = mask.sum(axis=(2, 3))
     if kind == "avg":
@@ -104,8 +108,10 @@ def _torch_runtime(need: str) -> ModuleType:
     try:
         from search_by_image import torch_runtime
     except ImportError as exc:
-        raise WeightsUnavailable(f"{need} needs torch, which is not installed (a serving-only "
-                                 "install): pip install -r requirements.txt") from exc
+        raise WeightsUnavailable(
+            f"{need} needs torch, which is not installed (a serving-only "
+            "install): pip install -r requirements.txt"
+        ) from exc
     return torch_runtime
 
 
@@ -143,17 +149,19 @@ class Embedder:
             # a cosine of 0.07): the int8 model then runs emulated in float, right but slow
             emulate_int8 = not quantization.cpu_has_vnni()
             if emulate_int8:
-                log.warning("%s uses an int8 model; this CPU has no VNNI, where ONNX Runtime's "
-                            "int8 kernels saturate, so it runs emulated in float (the same "
-                            "descriptors, slower than fp32): rebuild with --precision fp32 for "
-                            "speed", spec.model)
+                log.warning(
+                    "%s uses an int8 model; this CPU has no VNNI, where ONNX Runtime's "
+                    "int8 kernels saturate, so it runs emulated in float (the same "
+                    "descriptors, slower than fp32): rebuild with --precision fp32 for "
+                    "speed",
+                    spec.model,
+                )
         else:
             self.device = resolve_device(device)
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
         self.trunk: OnnxTrunk | TorchTrunk
         if self.runtime == "onnx":
-            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8,
-                                   keep_memory)
+            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8, keep_memory)
             self.precision = spec.quantization if spec.quantization == "int8" else "fp32"
         else:
             torch_runtime = _torch_runtime(f"{spec.model} on the {self.runtime} runtime")
@@ -162,11 +170,19 @@ class Embedder:
             self.precision = self.trunk.precision
 
     @classmethod
-    def configured(cls, spec: EmbedderSpec, settings, threads: int | None = None,
-                   keep_memory: bool = True) -> Embedder:
+    def configured(
+        cls, spec: EmbedderSpec, settings, threads: int | None = None, keep_memory: bool = True
+    ) -> Embedder:
         """The embedder for `spec` on the device, precision and runtime the settings ask for."""
-        return cls(spec, settings.device, settings.precision, runtime=settings.runtime,
-                   cache_dir=settings.onnx_cache, threads=threads, keep_memory=keep_memory)
+        return cls(
+            spec,
+            settings.device,
+            settings.precision,
+            runtime=settings.runtime,
+            cache_dir=settings.onnx_cache,
+            threads=threads,
+            keep_memory=keep_memory,
+        )
 
     def _check_weights(self, pretrained: bool) -> None:
         available = weights_id(self.spec.model) if pretrained else self.spec.weights
@@ -191,8 +207,7 @@ class Embedder:
         if served.is_file():
             return served
         if not exported.is_file():
-            torch_runtime = _torch_runtime(f"{self.spec.model}'s ONNX file {served} is missing; "
-                                           "exporting it")
+            torch_runtime = _torch_runtime(f"{self.spec.model}'s ONNX file {served} is missing; exporting it")
             self._check_weights(pretrained)
             log.info("Exporting %s to ONNX Runtime (once): %s", self.spec.model, exported)
             export(torch_runtime.load_backbone(self.spec.model, pretrained=pretrained), exported)
@@ -212,9 +227,12 @@ class Embedder:
         for scale in self.spec.scales:
             scaled, scaled_hw = pixels, content_hw
             if scale != 1.0:
-                scaled = rescaled(pixels, max(STRIDE, round(height * scale)),
-                                  max(STRIDE, round(width * scale)))
-                scaled_hw = np.maximum(np.round(content_hw.astype(np.float32) * np.float32(scale)), 1).astype(np.int64)
+                scaled = rescaled(
+                    pixels, max(STRIDE, round(height * scale)), max(STRIDE, round(width * scale))
+                )
+                scaled_hw = np.maximum(np.round(content_hw.astype(np.float32) * np.float32(scale)), 1).astype(
+                    np.int64
+                )
             maps = self.trunk(scaled)
             descriptor = normalized(pool(maps, scaled_hw, self.spec.pooling, self.spec.gem_p))
             total = descriptor if total is None else total + descriptor

@@ -72,8 +72,10 @@ def cross_fitted_whitening(features: np.ndarray, truth: GroundTruth, dims: int) 
         whitened = Whitening.learn(features[fold != held_out], dims)(features)
         queries = [q for q in truth.queries if fold[q] == held_out]
         ranked += _query_relevance(whitened, truth, queries)
-    return (float(np.mean([average_precision(r, int(r.sum())) for r in ranked])),
-            float(np.mean([r[0] for r in ranked])))
+    return (
+        float(np.mean([average_precision(r, int(r.sum())) for r in ranked])),
+        float(np.mean([r[0] for r in ranked])),
+    )
 
 
 def precision_at(features: np.ndarray, truth: GroundTruth, k: int) -> float:
@@ -92,8 +94,9 @@ def ns_score(features: np.ndarray, truth: GroundTruth) -> float:
 # --- The product's path: a collection indexed as `with_faiss.py` does, queried as POST /search ---
 
 
-def index_like_a_user(images: dict[str, Path | bytes], root: Path, start_from: Path | None = None,
-                      **overrides) -> Settings:
+def index_like_a_user(
+    images: dict[str, Path | bytes], root: Path, start_from: Path | None = None, **overrides
+) -> Settings:
     """Index `images` (name -> file to link, or bytes to write) the way `with_faiss.py` does.
 
     The images are symlinked (or written) into `root/images`, and the indexer run with the
@@ -117,8 +120,15 @@ def index_like_a_user(images: dict[str, Path | bytes], root: Path, start_from: P
             target.write_bytes(source)
         elif not target.exists():
             target.symlink_to(source.resolve())
-    settings = Settings(**{"images_dir": folder, "metadata_csv": root / "no-metadata.csv",
-                           "saved_dir": root / "saved", "model": "efficientnet_lite0", **overrides})
+    settings = Settings(
+        **{
+            "images_dir": folder,
+            "metadata_csv": root / "no-metadata.csv",
+            "saved_dir": root / "saved",
+            "model": "efficientnet_lite0",
+            **overrides,
+        }
+    )
     update_index(settings, progress=False)
     return settings
 
@@ -147,8 +157,9 @@ class ProductSearch:
         from search_by_image.routes.search import decode_query
 
         snapshot = self.collection.require()
-        image, _ = decode_query(data, self.settings.max_image_pixels,
-                                snapshot.embedder.preprocess.resized_size, None)
+        image, _ = decode_query(
+            data, self.settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, None
+        )
         response = self.service.search(self.collection, image, k or len(self.store), {}, None, 0.0)
         return [(hit.path, hit.score) for hit in response.results]
 
@@ -165,8 +176,10 @@ def product_map(search: ProductSearch, dataset_dir: Path, truth: GroundTruth) ->
         name = truth.files[query]
         order = [p for p in search.ranking((dataset_dir / "images" / name).read_bytes()) if p != name]
         ranked.append(np.array([group_of.get(p) == truth.groups[query] for p in order]))
-    return (float(np.mean([average_precision(r, int(r.sum())) for r in ranked])),
-            float(np.mean([r[0] for r in ranked])))
+    return (
+        float(np.mean([average_precision(r, int(r.sum())) for r in ranked])),
+        float(np.mean([r[0] for r in ranked])),
+    )
 
 
 @dataclass(frozen=True)
@@ -188,10 +201,13 @@ class SourceRanks:
         """edit -> (copies, rank-1 rate, mean rank) over copies that include that edit."""
         out = {}
         for edit in sorted({e for edits in self.edits for e in edits} | {"combined"}):
-            rows = [i for i, e in enumerate(self.edits)
-                    if (len(e) > 1 if edit == "combined" else edit in e)]
+            rows = [i for i, e in enumerate(self.edits) if (len(e) > 1 if edit == "combined" else edit in e)]
             if rows:
-                out[edit] = (len(rows), float(np.mean(self.ranks[rows] == 1)), float(np.mean(self.ranks[rows])))
+                out[edit] = (
+                    len(rows),
+                    float(np.mean(self.ranks[rows] == 1)),
+                    float(np.mean(self.ranks[rows])),
+                )
         return out
 
 
@@ -225,8 +241,11 @@ def duplicate_finding(groups, copy_of: dict[str, str], originals: list[str]) -> 
     planted copy's path to its original's; any two distinct originals in one group are a false
     grouping of both."""
     group_of = {path: n for n, group in enumerate(groups) for _, path in group.images}
-    found = sum(1 for copy, original in copy_of.items()
-                if copy in group_of and group_of[copy] == group_of.get(original))
+    found = sum(
+        1
+        for copy, original in copy_of.items()
+        if copy in group_of and group_of[copy] == group_of.get(original)
+    )
     members: dict[int, int] = {}
     for path in originals:
         if path in group_of:

@@ -38,9 +38,12 @@ def place(index: faiss.Index, device: str, nprobe: int = 0) -> tuple[faiss.Index
         return None, "cpu"
     if number >= gpus():
         if not _warned:
-            log.warning("FAISS runs on the CPU: the installed faiss has no GPU support (%d GPUs "
-                        "visible to it); install a GPU build of faiss to search on %s",
-                        gpus(), device)
+            log.warning(
+                "FAISS runs on the CPU: the installed faiss has no GPU support (%d GPUs "
+                "visible to it); install a GPU build of faiss to search on %s",
+                gpus(),
+                device,
+            )
             _warned = True
         return None, "cpu"
     try:

@@ -80,8 +80,10 @@ def parse_filters(text: str | None) -> dict[str, Condition]:
             except ValidationError as exc:
                 problem = exc.errors()[0]
                 where = ".".join(str(p) for p in problem["loc"])
-                raise FilterError(column, f"{where + ': ' if where else ''}{problem['msg']} "
-                                  "(a range takes gt, gte, lt, lte)") from None
+                raise FilterError(
+                    column,
+                    f"{where + ': ' if where else ''}{problem['msg']} (a range takes gt, gte, lt, lte)",
+                ) from None
         elif isinstance(value, list):
             if not value or not all(_is_scalar(v) for v in value):
                 raise FilterError(column, "a list must hold one or more plain values")
@@ -134,15 +136,16 @@ def _in_range(values: pd.Series, condition: Range, kind: Kind, column: str) -> p
     hit = pd.Series(True, index=values.index)
     for op, bound in condition.bounds().items():
         bound = _coerce(bound, kind, column)
-        hit &= {"gt": values > bound, "gte": values >= bound,
-                "lt": values < bound, "lte": values <= bound}[op]
+        hit &= {"gt": values > bound, "gte": values >= bound, "lt": values < bound, "lte": values <= bound}[
+            op
+        ]
     return hit
 
 
 def _coerce(value: Any, kind: Kind, column: str) -> Any:
     """`value` as the column's type, or a FilterError that says which type was expected."""
     if kind == "number":
-        if isinstance(value, bool) or isinstance(value, date):
+        if isinstance(value, bool | date):
             raise FilterError(column, f"this column holds numbers; {value!r} is not one")
         try:
             return float(value)
@@ -152,8 +155,9 @@ def _coerce(value: Any, kind: Kind, column: str) -> Any:
         try:
             parsed = value if isinstance(value, date) else datetime.fromisoformat(str(value))
         except ValueError:
-            raise FilterError(column, f"this column holds dates; {value!r} is not an ISO date "
-                              "(YYYY-MM-DD)") from None
+            raise FilterError(
+                column, f"this column holds dates; {value!r} is not an ISO date (YYYY-MM-DD)"
+            ) from None
         return pd.Timestamp(parsed)
     if kind == "bool":
         text = str(value).lower()

@@ -73,13 +73,25 @@ _COMMON = (
     ImageFormat("GIF", (".gif",), ("image/gif",), ("GIF",)),
     ImageFormat("BMP", (".bmp", ".dib"), ("image/bmp",), ("BMP", "DIB")),
     ImageFormat("TIFF", (".tif", ".tiff"), ("image/tiff",), ("TIFF",)),
-    ImageFormat("PPM", (".ppm", ".pgm", ".pbm", ".pnm"),
-                ("image/x-portable-pixmap", "image/x-portable-graymap", "image/x-portable-bitmap",
-                 "image/x-portable-anymap"), ("PPM",)),
+    ImageFormat(
+        "PPM",
+        (".ppm", ".pgm", ".pbm", ".pnm"),
+        (
+            "image/x-portable-pixmap",
+            "image/x-portable-graymap",
+            "image/x-portable-bitmap",
+            "image/x-portable-anymap",
+        ),
+        ("PPM",),
+    ),
     ImageFormat("ICO", (".ico",), ("image/x-icon", "image/vnd.microsoft.icon"), ("ICO",)),
 )
-_HEIF = ImageFormat("HEIC", (".heic", ".heif", ".hif"),
-                    ("image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"), ("HEIF",))
+_HEIF = ImageFormat(
+    "HEIC",
+    (".heic", ".heif", ".hif"),
+    ("image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"),
+    ("HEIF",),
+)
 _AVIF = ImageFormat("AVIF", (".avif",), ("image/avif",), ("AVIF",))
 #: Camera raw files, by maker. The ones LibRaw reads that photographers' cameras write most.
 RAW_FORMATS = (
@@ -170,7 +182,7 @@ def _raw_in_tiff(source: Path | bytes, start: bytes) -> str | None:
     """DNG by its DNGVersion tag; other makers' raw files by sub-directories + the Make tag."""
     try:
         tags = TiffImagePlugin.ImageFileDirectory_v2(start[:8])
-        with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as file:
+        with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
             file.seek(tags.next)
             tags.load(file)
     except (OSError, ValueError, SyntaxError, EOFError, struct.error):
@@ -197,8 +209,12 @@ def identify(source: Path | bytes) -> ImageFormat | None:
 
 
 _OTHER_MAGIC = (
-    (b"\xff\x0a", "JPEG XL"), (b"\x00\x00\x00\x0cJXL ", "JPEG XL"), (b"%PDF", "PDF"),
-    (b"8BPS", "Photoshop (PSD)"), (b"<svg", "SVG"), (b"<?xml", "SVG/XML"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"%PDF", "PDF"),
+    (b"8BPS", "Photoshop (PSD)"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "SVG/XML"),
 )
 _VIDEO_BRANDS = (b"qt  ", b"isom", b"mp41", b"mp42", b"M4V ", b"3gp4", b"3gp5", b"avc1")
 

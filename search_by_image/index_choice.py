@@ -68,7 +68,7 @@ def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     block = max(1, 20_000_000 // max(len(vectors), 1))
     rows = []
     for start in range(0, len(queries), block):
-        scores = queries[start:start + block] @ vectors.T
+        scores = queries[start : start + block] @ vectors.T
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
         rows.append(np.take_along_axis(top, order, axis=1))

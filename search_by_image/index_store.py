@@ -28,7 +28,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
@@ -177,8 +177,7 @@ class IndexStore:
             next_id = int(ids.max()) + 1 if len(ids) else 0
         whitening = learn_if_enough(features, whitening_dims)
         searched = whitening(features) if whitening else np.asarray(features, np.float32)
-        index_type = index_type or choose_index_type(len(paths), searched.shape[1],
-                                                     memory_limit=memory_limit)
+        index_type = index_type or choose_index_type(len(paths), searched.shape[1], memory_limit=memory_limit)
         index = build_index(searched, ids, index_type)
         nprobe, recall = tune_nprobe(index, searched, ids)
         manifest = Manifest(
@@ -191,7 +190,7 @@ class IndexStore:
             generation=_new_generation(),
             whitening_requested=whitening_dims,
             whitening_dims=whitening.dims if whitening else 0,
-            created=datetime.now(timezone.utc),
+            created=datetime.now(UTC),
             files=files,
         )
         return cls(manifest, index, features, paths, ids, whitening)
@@ -214,12 +213,17 @@ class IndexStore:
         index = self._writable_index()
         index.add_with_ids(self._searched(features), new_ids)
         manifest = self._updated_manifest(
-            count=len(self) + len(paths), next_id=self.manifest.next_id + len(paths),
+            count=len(self) + len(paths),
+            next_id=self.manifest.next_id + len(paths),
             files={**self.manifest.files, **files},
         )
         return IndexStore(
-            manifest, index, np.concatenate([np.asarray(self.features), features]),
-            self.paths + paths, np.concatenate([self.ids, new_ids]), self.whitening,
+            manifest,
+            index,
+            np.concatenate([np.asarray(self.features), features]),
+            self.paths + paths,
+            np.concatenate([self.ids, new_ids]),
+            self.whitening,
         )
 
     def without(self, ids: Iterable[int]) -> IndexStore:
@@ -229,9 +233,7 @@ class IndexStore:
         index = self._writable_index()
         index.remove_ids(faiss.IDSelectorBatch(gone))
         paths = [p for p, kept in zip(self.paths, keep) if kept]
-        manifest = self._updated_manifest(
-            count=len(paths), files={p: self.manifest.files[p] for p in paths}
-        )
+        manifest = self._updated_manifest(count=len(paths), files={p: self.manifest.files[p] for p in paths})
         return IndexStore(
             manifest, index, np.asarray(self.features)[keep], paths, self.ids[keep], self.whitening
         )
@@ -252,9 +254,13 @@ class IndexStore:
             return faiss.read_index(str(self.loaded_from / INDEX_FILE))
 
     def _updated_manifest(self, **changes) -> Manifest:
-        return self.manifest.model_copy(update={
-            **changes, "generation": _new_generation(), "created": datetime.now(timezone.utc),
-        })
+        return self.manifest.model_copy(
+            update={
+                **changes,
+                "generation": _new_generation(),
+                "created": datetime.now(UTC),
+            }
+        )
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None

@@ -51,7 +51,9 @@ class IndexReport:
         return (
             f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
             f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
-            "as unreadable" + (f", {self.resumed} from an interrupted run" if self.resumed else "") + ("" if self.written else "; index already up to date")
+            "as unreadable"
+            + (f", {self.resumed} from an interrupted run" if self.resumed else "")
+            + ("" if self.written else "; index already up to date")
         )
 
 
@@ -108,8 +110,9 @@ def update_index(
         raise FileNotFoundError(f"images folder {location.images_dir} does not exist")
     status = status or Progress()
     with writer_lock(location.saved_dir):
-        report = _update_locked(settings, location, rebuild, progress, engine, ray_address,
-                                ray_workers, status)
+        report = _update_locked(
+            settings, location, rebuild, progress, engine, ray_address, ray_workers, status
+        )
         unreadable.record(location.saved_dir, report.skipped)
     status.phase = "finished"
     return report
@@ -119,8 +122,16 @@ def _thumbnails(settings, location: Location) -> Thumbnails | None:
     return Thumbnails(location.saved_dir) if settings.thumbnails else None
 
 
-def _update_locked(settings, location: Location, rebuild: bool, progress: bool, engine: str,
-                   ray_address: str | None, ray_workers: int, status: Progress) -> IndexReport:
+def _update_locked(
+    settings,
+    location: Location,
+    rebuild: bool,
+    progress: bool,
+    engine: str,
+    ray_address: str | None,
+    ray_workers: int,
+    status: Progress,
+) -> IndexReport:
     started = time.perf_counter()
     status.phase = "scanning"
     found = list_images(location.images_dir)
@@ -138,13 +149,19 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
 
     fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
     old_files = previous.manifest.files if previous else {}
-    keep = [p for p in (previous.paths if previous else [])
-            if p in fingerprints and tuple(old_files[p]) == fingerprints[p]]
+    keep = [
+        p
+        for p in (previous.paths if previous else [])
+        if p in fingerprints and tuple(old_files[p]) == fingerprints[p]
+    ]
     keep_set = set(keep)
     todo = [p for p in found if p not in keep_set]
     report = IndexReport(reused=len(keep), removed=len(previous.paths) - len(keep) if previous else 0)
-    unchanged = (previous is not None and report.removed == 0
-                 and previous.manifest.whitening_requested == settings.whitening)
+    unchanged = (
+        previous is not None
+        and report.removed == 0
+        and previous.manifest.whitening_requested == settings.whitening
+    )
     if unchanged and not todo:
         report.total, report.seconds = len(keep), time.perf_counter() - started
         return report
@@ -163,19 +180,43 @@ def _update_locked(settings, location: Location, rebuild: bool, progress: bool, 
         report.resumed = sum(len(shards[n]) for n in finished)
         status.phase, status.total, status.done = "embedding", len(todo), report.resumed
         if finished:
-            log.info("Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
-                     len(finished), len(shards), report.resumed)
+            log.info(
+                "Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
+                len(finished),
+                len(shards),
+                report.resumed,
+            )
         if pending:
-            log.info("Embedding %d images with %s%s (%s engine)", sum(map(len, pending.values())),
-                     spec.model, " int8" if spec.quantization == "int8" else "", engine)
+            log.info(
+                "Embedding %d images with %s%s (%s engine)",
+                sum(map(len, pending.values())),
+                spec.model,
+                " int8" if spec.quantization == "int8" else "",
+                engine,
+            )
             if engine == "ray":
                 from search_by_image import ray_engine
 
-                ray_engine.embed_shards(settings, spec, location.images_dir, pending, shard_files,
-                                        progress, ray_address, ray_workers)
+                ray_engine.embed_shards(
+                    settings,
+                    spec,
+                    location.images_dir,
+                    pending,
+                    shard_files,
+                    progress,
+                    ray_address,
+                    ray_workers,
+                )
             else:
-                local_engine.embed_shards(settings, spec, location.images_dir, pending, shard_files,
-                                          progress, _thumbnails(settings, location))
+                local_engine.embed_shards(
+                    settings,
+                    spec,
+                    location.images_dir,
+                    pending,
+                    shard_files,
+                    progress,
+                    _thumbnails(settings, location),
+                )
         results = [shard_files.read(n) for n in range(len(shards))]
         embedded = [p for r in results for p in r.paths]
         rows = np.concatenate([rows] + [r.features for r in results])

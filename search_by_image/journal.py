@@ -21,7 +21,6 @@ after a crash before they change anything.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil

@@ -65,7 +65,9 @@ def embed_files(
     done: list[str] = []
     rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
     skipped: list[tuple[str, str]] = []
-    own_bar = tqdm(total=len(paths), unit="img", desc="Embedding", disable=not progress) if bar is None else None
+    own_bar = (
+        tqdm(total=len(paths), unit="img", desc="Embedding", disable=not progress) if bar is None else None
+    )
     with logging_redirect_tqdm(), own_bar or contextlib.nullcontext(bar) as bar:
         for batch in loader:
             for index, reason in batch.failed:
@@ -80,8 +82,10 @@ def embed_files(
 
 def _batches(dataset: ImageFolder, batch_size: int, workers: int) -> Iterable[Batch]:
     if workers == 0:
-        return (ImageFolder.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-                for start in range(0, len(dataset), batch_size))
+        return (
+            ImageFolder.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            for start in range(0, len(dataset), batch_size)
+        )
     from torch.utils.data import DataLoader
 
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate)
@@ -100,11 +104,20 @@ def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
     _worker = (Embedder.configured(spec, settings, threads), settings)
 
 
-def _embed_chunk(images_dir: str, paths: list[str], thumbnails: Thumbnails | None
-                 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+def _embed_chunk(
+    images_dir: str, paths: list[str], thumbnails: Thumbnails | None
+) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     embedder, settings = _worker
-    return embed_files(embedder, Path(images_dir), paths, settings.batch_size, 0,
-                       settings.max_image_pixels, progress=False, thumbnails=thumbnails)
+    return embed_files(
+        embedder,
+        Path(images_dir),
+        paths,
+        settings.batch_size,
+        0,
+        settings.max_image_pixels,
+        progress=False,
+        thumbnails=thumbnails,
+    )
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
@@ -114,8 +127,15 @@ def _process_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[int, list[str]],
-                 files: ShardFiles, progress: bool, thumbnails: Thumbnails | None = None) -> None:
+def embed_shards(
+    settings,
+    spec: EmbedderSpec,
+    images_dir: Path,
+    pending: dict[int, list[str]],
+    files: ShardFiles,
+    progress: bool,
+    thumbnails: Thumbnails | None = None,
+) -> None:
     """Embed each pending shard and write its file as soon as all its images are done (and each
     image's thumbnail, with `thumbnails`)."""
     processes = settings.workers
@@ -124,14 +144,25 @@ def embed_shards(settings, spec: EmbedderSpec, images_dir: Path, pending: dict[i
     # built here first: a missing model fails in this process, and the ONNX export or int8
     # quantization is cached once before worker processes load it
     embedder = Embedder.configured(spec, settings)
-    with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding",
-              disable=not progress) as bar, logging_redirect_tqdm():
+    with (
+        tqdm(
+            total=sum(map(len, pending.values())), unit="img", desc="Embedding", disable=not progress
+        ) as bar,
+        logging_redirect_tqdm(),
+    ):
         if is_gpu(embedder.device) or processes <= 1:
             workers = settings.workers if is_gpu(embedder.device) else 0
             for number, paths in pending.items():
-                done, rows, skipped = embed_files(embedder, images_dir, paths, settings.batch_size,
-                                                  workers, settings.max_image_pixels, bar=bar,
-                                                  thumbnails=thumbnails)
+                done, rows, skipped = embed_files(
+                    embedder,
+                    images_dir,
+                    paths,
+                    settings.batch_size,
+                    workers,
+                    settings.max_image_pixels,
+                    bar=bar,
+                    thumbnails=thumbnails,
+                )
                 files.write(ShardResult(number, done, rows, skipped))
         else:
             _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar, thumbnails)
@@ -151,22 +182,35 @@ def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) ->
         start = 0
         while start < len(paths):
             size = min(CHUNK, max(smallest, remaining // (2 * processes)))
-            chunks.append((number, paths[start:start + size]))
+            chunks.append((number, paths[start : start + size]))
             remaining -= len(chunks[-1][1])
             start += size
     return chunks
 
 
-def _embed_in_processes(settings, spec: EmbedderSpec, images_dir: Path,
-                        chunks: list[tuple[int, list[str]]], processes: int, files: ShardFiles,
-                        bar: tqdm, thumbnails: Thumbnails | None) -> None:
+def _embed_in_processes(
+    settings,
+    spec: EmbedderSpec,
+    images_dir: Path,
+    chunks: list[tuple[int, list[str]]],
+    processes: int,
+    files: ShardFiles,
+    bar: tqdm,
+    thumbnails: Thumbnails | None,
+) -> None:
     threads = max(1, (os.cpu_count() or 1) // processes)
     expected = Counter(number for number, _ in chunks)
     parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
-    with ProcessPoolExecutor(processes, mp_context=_process_context(), initializer=_start_worker,
-                             initargs=(spec.model_dump_json(), settings.model_dump_json(), threads)) as pool:
-        running = {pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
-                   for order, (number, paths) in enumerate(chunks)}
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=_process_context(),
+        initializer=_start_worker,
+        initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
+    ) as pool:
+        running = {
+            pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
+            for order, (number, paths) in enumerate(chunks)
+        }
         for future in as_completed(running):
             number, order = running[future]
             try:
@@ -186,6 +230,9 @@ def _embed_in_processes(settings, spec: EmbedderSpec, images_dir: Path,
 
 def _shard(number: int, chunks: list[tuple[list[str], np.ndarray, list[tuple[str, str]]]]) -> ShardResult:
     """One shard's result from its chunks' results, in path order."""
-    return ShardResult(number, [path for done, _, _ in chunks for path in done],
-                       np.concatenate([rows for _, rows, _ in chunks]),
-                       [item for _, _, skipped in chunks for item in skipped])
+    return ShardResult(
+        number,
+        [path for done, _, _ in chunks for path in done],
+        np.concatenate([rows for _, rows, _ in chunks]),
+        [item for _, _, skipped in chunks for item in skipped],
+    )

@@ -70,7 +70,8 @@ class Metadata:
             elif kind in ("number", "date") and len(values):
                 low, high = values.min(), values.max()
                 info.min, info.max = (
-                    (low.date().isoformat(), high.date().isoformat()) if kind == "date"
+                    (low.date().isoformat(), high.date().isoformat())
+                    if kind == "date"
                     else (float(low), float(high))
                 )
             infos.append(info)
@@ -82,8 +83,9 @@ class Metadata:
     def problems(self) -> list[str]:
         lines = []
         if self.unmatched:
-            lines.append(f"{len(self.unmatched)} CSV rows name files that are not indexed: "
-                         + _sample(self.unmatched))
+            lines.append(
+                f"{len(self.unmatched)} CSV rows name files that are not indexed: " + _sample(self.unmatched)
+            )
         if self.missing:
             lines.append(f"{len(self.missing)} indexed images have no CSV row: " + _sample(self.missing))
         return lines
@@ -184,8 +186,9 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
     values.columns = columns
     values = values.reindex(range(len(paths)))
     metadata.kinds = {str(c): _kind(frame[c]) for c in frame.columns if c != key}
-    metadata.table = pd.DataFrame({c: _typed(values[c], metadata.kinds[c]) for c in columns},
-                                  index=values.index)
+    metadata.table = pd.DataFrame(
+        {c: _typed(values[c], metadata.kinds[c]) for c in columns}, index=values.index
+    )
     return metadata
 
 
@@ -220,9 +223,17 @@ def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]], indexed: list[s
     frame, key = _read_as_text(csv_path, indexed)
     cells = frame[key].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
     frame = frame[~cells.isin(set(rows))]
-    added = pd.DataFrame([{**{neutralised(str(k)): "" if v is None else neutralised(_text(v))
-                              for k, v in values.items()}, key: path}
-                          for path, values in rows.items()])
+    added = pd.DataFrame(
+        [
+            {
+                **{
+                    neutralised(str(k)): "" if v is None else neutralised(_text(v)) for k, v in values.items()
+                },
+                key: path,
+            }
+            for path, values in rows.items()
+        ]
+    )
     _write_atomically(pd.concat([frame, added], ignore_index=True).fillna(""), csv_path)
 
 
@@ -284,8 +295,9 @@ def _restored(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_string_dtype(frame[column]):
             quoted = frame[column].str.startswith("'", na=False)
             if quoted.any():
-                frame[column] = frame[column].where(~quoted, frame[column].map(
-                    lambda v: restored(v) if isinstance(v, str) else v))
+                frame[column] = frame[column].where(
+                    ~quoted, frame[column].map(lambda v: restored(v) if isinstance(v, str) else v)
+                )
     return frame
 
 
@@ -312,14 +324,21 @@ def check_rows(rows: list[dict[str, Any] | None], metadata: Metadata) -> None:
     for row in rows:
         for column, value in (row or {}).items():
             if column.lower() in reserved:
-                raise MetadataRejected(column, "this name is reserved for the column that names the "
-                                       "image; the service writes the image's path itself")
+                raise MetadataRejected(
+                    column,
+                    "this name is reserved for the column that names the "
+                    "image; the service writes the image's path itself",
+                )
             if not column.strip() or len(column) > MAX_COLUMN_NAME:
-                raise MetadataRejected(column[:MAX_COLUMN_NAME], "column names must be 1-"
-                                       f"{MAX_COLUMN_NAME} characters")
+                raise MetadataRejected(
+                    column[:MAX_COLUMN_NAME], f"column names must be 1-{MAX_COLUMN_NAME} characters"
+                )
             if value is not None and not _fits(value, metadata.kinds.get(column, "text")):
-                raise MetadataRejected(column, f"this column holds {_KIND_NAMES[metadata.kinds[column]]}; "
-                                       f"{value!r} is not one (null leaves it empty)")
+                raise MetadataRejected(
+                    column,
+                    f"this column holds {_KIND_NAMES[metadata.kinds[column]]}; "
+                    f"{value!r} is not one (null leaves it empty)",
+                )
 
 
 _KIND_NAMES = {"number": "numbers", "date": "ISO dates (YYYY-MM-DD)", "bool": "true/false"}
@@ -328,7 +347,8 @@ _KIND_NAMES = {"number": "numbers", "date": "ISO dates (YYYY-MM-DD)", "bool": "t
 def _fits(value: Any, kind: Kind) -> bool:
     if kind == "number":
         return not isinstance(value, bool) and (
-            isinstance(value, (int, float)) and math.isfinite(value) or _is_number(str(value)))
+            isinstance(value, (int, float)) and math.isfinite(value) or _is_number(str(value))
+        )
     if kind == "date":
         return isinstance(value, str) and bool(ISO_DATE.fullmatch(value.strip()))
     if kind == "bool":

@@ -23,22 +23,31 @@ if TYPE_CHECKING:
 #: Seconds: from under a millisecond (a search over a small index) to the 12 MP decodes.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-REQUESTS = Counter("sbi_http_requests", "HTTP requests answered, by route template and status",
-                   ["method", "route", "status"])
-REQUEST_SECONDS = Histogram("sbi_http_request_duration_seconds", "HTTP request latency, by route",
-                            ["method", "route"], buckets=LATENCY_BUCKETS)
-DECODE_SECONDS = Histogram("sbi_decode_seconds", "Decoding an uploaded query image",
-                           buckets=LATENCY_BUCKETS)
-EMBED_SECONDS = Histogram("sbi_embed_seconds", "Embedding a query, waiting in the batcher included",
-                          buckets=LATENCY_BUCKETS)
-SEARCH_SECONDS = Histogram("sbi_search_seconds", "Searching the index for a query's neighbours",
-                           buckets=LATENCY_BUCKETS)
-BATCH_SIZE = Histogram("sbi_batch_size", "Queries per forward pass of the query batcher",
-                       buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32))
-RELOADS = Counter("sbi_index_reloads", "Indexes swapped in from disk (new or rewritten), or "
-                  "refused as broken, by collection", ["collection", "outcome"])
-REJECTED_UPLOADS = Counter("sbi_rejected_uploads", "Uploads refused, by reason",
-                           ["reason"])
+REQUESTS = Counter(
+    "sbi_http_requests", "HTTP requests answered, by route template and status", ["method", "route", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "sbi_http_request_duration_seconds",
+    "HTTP request latency, by route",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+DECODE_SECONDS = Histogram("sbi_decode_seconds", "Decoding an uploaded query image", buckets=LATENCY_BUCKETS)
+EMBED_SECONDS = Histogram(
+    "sbi_embed_seconds", "Embedding a query, waiting in the batcher included", buckets=LATENCY_BUCKETS
+)
+SEARCH_SECONDS = Histogram(
+    "sbi_search_seconds", "Searching the index for a query's neighbours", buckets=LATENCY_BUCKETS
+)
+BATCH_SIZE = Histogram(
+    "sbi_batch_size", "Queries per forward pass of the query batcher", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32)
+)
+RELOADS = Counter(
+    "sbi_index_reloads",
+    "Indexes swapped in from disk (new or rewritten), or refused as broken, by collection",
+    ["collection", "outcome"],
+)
+REJECTED_UPLOADS = Counter("sbi_rejected_uploads", "Uploads refused, by reason", ["reason"])
 #: Every reason an upload can be refused for, so each series exists (at 0) from the start.
 REJECTION_REASONS = ("too_many_bytes", "empty", "not_image", "corrupt", "too_many_pixels", "busy")
 for _reason in REJECTION_REASONS:
@@ -52,10 +61,12 @@ class _Collections(Collector):
         self.services: weakref.WeakSet[SearchService] = weakref.WeakSet()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        images = GaugeMetricFamily("sbi_collection_images", "Images in a collection's served index",
-                                   labels=["collection"])
-        waiting = GaugeMetricFamily("sbi_batcher_queue_depth", "Queries waiting for the model, by "
-                                    "model", labels=["model"])
+        images = GaugeMetricFamily(
+            "sbi_collection_images", "Images in a collection's served index", labels=["collection"]
+        )
+        waiting = GaugeMetricFamily(
+            "sbi_batcher_queue_depth", "Queries waiting for the model, by model", labels=["model"]
+        )
         for service in list(self.services):
             for name, collection in service.collections.items():
                 snapshot = collection.snapshot

@@ -45,8 +45,10 @@ def resolve_runtime(runtime: str, model: str, device: str) -> str:
         faster = device == "cpu" and model in FASTER_ON_ONNX and available()
         return "onnx" if faster else "torch"
     if runtime == "onnx" and (device != "cpu" or not available()):
-        raise RuntimeError("runtime 'onnx' needs the CPU and the onnxruntime package "
-                           "(pip install onnxruntime); use runtime auto or torch")
+        raise RuntimeError(
+            "runtime 'onnx' needs the CPU and the onnxruntime package "
+            "(pip install onnxruntime); use runtime auto or torch"
+        )
     return runtime
 
 
@@ -76,16 +78,24 @@ def export(trunk, path: Path) -> None:
 
     example = torch.zeros(1, 3, 224, 224)
     with staged(path) as temporary, torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(trunk.float().eval(), (example,), str(temporary), input_names=["pixels"],
-                          output_names=["maps"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"}})
+        torch.onnx.export(
+            trunk.float().eval(),
+            (example,),
+            str(temporary),
+            input_names=["pixels"],
+            output_names=["maps"],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"}},
+        )
 
 
 class OnnxTrunk:
     """The trunk as an ONNX Runtime session: float32 (B, 3, H, W) pixels in, feature maps out."""
 
-    def __init__(self, path: Path, threads: int | None = None, emulate_int8: bool = False,
-                 keep_memory: bool = True):
+    def __init__(
+        self, path: Path, threads: int | None = None, emulate_int8: bool = False, keep_memory: bool = True
+    ):
         """`threads`: intra-op threads, default one per CPU this process may run on.
 
         `emulate_int8`: run an int8 (QDQ) model as dequantize -> float op -> quantize instead of

@@ -64,8 +64,15 @@ def render_duplicates_page(request: Request, found, images: int, limit: int):
         return str(request.url.include_query_params(offset=offset, limit=limit))
 
     shown_to = found.offset + len(found.groups)
-    return templates.TemplateResponse(request, "duplicates.html", {
-        "found": found, "images": images, "model": summary.model, "members": found.images_in_groups,
-        "previous": page(max(0, found.offset - limit)) if found.offset else None,
-        "next": page(shown_to) if shown_to < found.total else None,
-    })
+    return templates.TemplateResponse(
+        request,
+        "duplicates.html",
+        {
+            "found": found,
+            "images": images,
+            "model": summary.model,
+            "members": found.images_in_groups,
+            "previous": page(max(0, found.offset - limit)) if found.offset else None,
+            "next": page(shown_to) if shown_to < found.total else None,
+        },
+    )

@@ -56,8 +56,10 @@ def resolve(precision: str, runtime: str, model: str, device: str) -> str:
     """The spec's `quantization` for the settings: `int8` or `none`."""
     if precision == "int8":  # ONNX Runtime on the CPU, whichever runtime `auto` would pick
         if runtime == "torch" or device != "cpu" or not onnx_runtime.available():
-            raise RuntimeError("precision int8 runs on ONNX Runtime on the CPU: use runtime auto "
-                               "or onnx, device cpu, and install onnxruntime")
+            raise RuntimeError(
+                "precision int8 runs on ONNX Runtime on the CPU: use runtime auto "
+                "or onnx, device cpu, and install onnxruntime"
+            )
         return "int8"
     onnx = onnx_runtime.resolve_runtime(runtime, model, device) == "onnx"
     if precision == "auto" and onnx and model in VERIFIED and cpu_has_vnni():
@@ -137,9 +139,15 @@ def quantize(fp32_file: Path, target: Path, preprocessing: Preprocessing) -> Non
             prepared = Path(work) / "prepared.onnx"
             quant_pre_process(str(fp32_file), str(prepared))
             quantize_static(
-                str(prepared), str(temporary), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax, extra_options={"CalibMovingAverage": True},
+                str(prepared),
+                str(temporary),
+                Photos(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"CalibMovingAverage": True},
             )
     finally:
         logging.getLogger().removeFilter(details)
@@ -149,7 +157,11 @@ def quantized_trunk_file(fp32_file: Path, preprocessing: Preprocessing) -> Path:
     """The int8 model for `fp32_file`, quantized on first use and cached beside it."""
     target = quantized_file(fp32_file, preprocessing)
     if not target.is_file():
-        log.info("Quantizing %s to int8 (once, on %d bundled photos): %s", fp32_file.stem,
-                 len(calibration_photos()), target)
+        log.info(
+            "Quantizing %s to int8 (once, on %d bundled photos): %s",
+            fp32_file.stem,
+            len(calibration_photos()),
+            target,
+        )
         quantize(fp32_file, target, preprocessing)
     return target

@@ -40,8 +40,14 @@ class ShardEmbedder:
         results = []
         for number, paths in zip(batch["number"], batch["paths"]):
             done, rows, skipped = self.embed_files(
-                self.embedder, self.images_dir, json.loads(paths), self.settings.batch_size, 0,
-                self.settings.max_image_pixels, progress=False)
+                self.embedder,
+                self.images_dir,
+                json.loads(paths),
+                self.settings.batch_size,
+                0,
+                self.settings.max_image_pixels,
+                progress=False,
+            )
             results.append(ShardResult(int(number), done, rows, skipped).to_bytes())
         return {"number": np.asarray(batch["number"]), "result": np.array(results, dtype=object)}
 
@@ -60,19 +66,30 @@ def embed_shards(
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 logging_level=logging.WARNING, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_DIR)}})
+        ray.init(
+            address=address,
+            num_cpus=None if address else workers,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_DIR)}},
+        )
     try:
         rows = [{"number": number, "paths": json.dumps(paths)} for number, paths in pending.items()]
         results = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            ShardEmbedder, batch_size=1, concurrency=workers, num_cpus=1,
-            fn_constructor_kwargs={"spec_json": spec.model_dump_json(),
-                                   "settings_json": settings.model_dump_json(),
-                                   "images_dir": str(images_dir)},
+            ShardEmbedder,
+            batch_size=1,
+            concurrency=workers,
+            num_cpus=1,
+            fn_constructor_kwargs={
+                "spec_json": spec.model_dump_json(),
+                "settings_json": settings.model_dump_json(),
+                "images_dir": str(images_dir),
+            },
         )
-        with tqdm(total=sum(map(len, pending.values())), unit="img", desc="Embedding (ray)",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=sum(map(len, pending.values())), unit="img", desc="Embedding (ray)", disable=not progress
+        ) as bar:
             for row in results.iter_rows():
                 number = int(row["number"])
                 files.write_bytes(number, row["result"])

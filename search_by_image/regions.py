@@ -50,8 +50,10 @@ def to_pixels(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
         raise BoxError(f"the box reaches ({right:g}, {bottom:g}), outside the {width}x{height} image")
     pixels = (round(left), round(top), round(right), round(bottom))
     if pixels[2] - pixels[0] < MIN_SIDE_PX or pixels[3] - pixels[1] < MIN_SIDE_PX:
-        raise BoxError(f"the box is {pixels[2] - pixels[0]}x{pixels[3] - pixels[1]} pixels; "
-                       f"it needs at least {MIN_SIDE_PX}x{MIN_SIDE_PX}")
+        raise BoxError(
+            f"the box is {pixels[2] - pixels[0]}x{pixels[3] - pixels[1]} pixels; "
+            f"it needs at least {MIN_SIDE_PX}x{MIN_SIDE_PX}"
+        )
     return pixels
 
 

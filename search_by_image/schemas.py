@@ -16,9 +16,11 @@ class SearchHit(BaseModel):
     id: int = Field(description="the image's stable id in its collection")
     path: str = Field(description="path relative to the images folder")
     score: float = Field(description="cosine similarity in [-1, 1]; 1 = identical descriptor")
-    match: MatchKind = Field(description="copy: the same photo, edited (or a near-identical shot); "
-                             "similar: likely the same scene or object; weak: likely no real match. "
-                             "Thresholds: search_by_image/match_kinds.py")
+    match: MatchKind = Field(
+        description="copy: the same photo, edited (or a near-identical shot); "
+        "similar: likely the same scene or object; weak: likely no real match. "
+        "Thresholds: search_by_image/match_kinds.py"
+    )
     image_url: str
     thumbnail_url: str = Field(description="a JPEG at most 384 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
@@ -32,14 +34,18 @@ class Timing(BaseModel):
 
 
 class QueryInfo(BaseModel):
-    filename: str | None = Field(description="the upload's file name, or the path of the image "
-                                 "searched from (similar)")
-    width: int | None = Field(description="width of what was searched (the region, when a box was "
-                              "given); null for a search from an indexed image (not decoded)")
+    filename: str | None = Field(
+        description="the upload's file name, or the path of the image searched from (similar)"
+    )
+    width: int | None = Field(
+        description="width of what was searched (the region, when a box was "
+        "given); null for a search from an indexed image (not decoded)"
+    )
     height: int | None
     id: int | None = Field(None, description="the indexed image searched from (similar), else null")
     box: list[int] | None = Field(
-        None, description="the region searched, in pixels of the uploaded image: left, top, right, bottom")
+        None, description="the region searched, in pixels of the uploaded image: left, top, right, bottom"
+    )
 
 
 class SearchResponse(BaseModel):
@@ -47,8 +53,7 @@ class SearchResponse(BaseModel):
     collection: str
     k: int
     offset: int = Field(0, description="results skipped before these (paging): rank = offset + 1...")
-    matched: int | None = Field(
-        None, description="images that pass the filters (null when none were given)")
+    matched: int | None = Field(None, description="images that pass the filters (null when none were given)")
     model: str
     results: list[SearchHit]
     timing: Timing
@@ -69,9 +74,11 @@ class CollectionInfo(CollectionSummary):
     columns: list[ColumnInfo] = Field(description="metadata columns that filters can use")
     unreadable: UnreadableFiles = Field(
         default_factory=UnreadableFiles,
-        description="files of its images folder that the last indexer run could not read, and why")
+        description="files of its images folder that the last indexer run could not read, and why",
+    )
     preprocessing: Preprocessing | None = Field(
-        None, description="how its images, and every query to it, are prepared for the model")
+        None, description="how its images, and every query to it, are prepared for the model"
+    )
     pooling: str | None = None
 
 
@@ -113,13 +120,15 @@ class IndexingStatus(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "indexing", "no_index"] = Field(
-        description="ok: something is searchable; indexing: nothing yet, a first index is being built")
+        description="ok: something is searchable; indexing: nothing yet, a first index is being built"
+    )
     images: int = Field(description="images in the default collection")
     model: str | None
     device: str | None = Field(description="where the model runs: cpu or cuda:N")
     detail: str | None = None
     indexing: IndexingStatus | None = Field(
-        None, description="the service's own indexer run (SBI_INDEX_ON_START): state and progress")
+        None, description="the service's own indexer run (SBI_INDEX_ON_START): state and progress"
+    )
     collections: list[CollectionSummary]
 
 
@@ -142,7 +151,8 @@ class DuplicateImage(BaseModel):
 class DuplicateGroup(BaseModel):
     kind: Literal["copies", "similar"] = Field(
         description="copies: every link at copy strength (the same shot, edited, or a near-identical "
-        "one); similar: joined by weaker links (the same scene, another shot)")
+        "one); similar: joined by weaker links (the same scene, another shot)"
+    )
     best: float = Field(description="the highest similarity between two members")
     weakest: float = Field(description="the lowest similarity among the links that joined the group")
     images: list[DuplicateImage]

@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 
 #: glibc mallopt parameters: (name, value)
-MALLOC_OPTIONS = ((-8, 2),  # M_ARENA_MAX: two arenas, not 8 per core
-                  (-3, 1 << 20))  # M_MMAP_THRESHOLD: 1 MiB and up is mmap()ed, unmapped when freed
+MALLOC_OPTIONS = (
+    (-8, 2),  # M_ARENA_MAX: two arenas, not 8 per core
+    (-3, 1 << 20),
+)  # M_MMAP_THRESHOLD: 1 MiB and up is mmap()ed, unmapped when freed
 
 
 def give_freed_memory_back() -> None:
@@ -65,7 +67,9 @@ class SearchService:
         self.embedders = EmbedderPool(settings)
         self.collections: dict[str, Collection] = {}
         #: image URLs carry a signature when searching needs a key (an <img> sends no header)
-        self.signer = UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
+        self.signer = (
+            UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
+        )
         self._stopping = threading.Event()
         self._refreshing = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -88,8 +92,9 @@ class SearchService:
         if settings.index_on_start or settings.watch:
             service.indexer = BackgroundIndexer(settings, on_indexed=service.refresh).start()
         if settings.watch:
-            service._folders = threading.Thread(target=service._follow_folders, name="folder-watcher",
-                                                daemon=True)
+            service._folders = threading.Thread(
+                target=service._follow_folders, name="folder-watcher", daemon=True
+            )
             service._folders.start()
         return service
 
@@ -104,8 +109,9 @@ class SearchService:
             self.indexer.start().wait()
 
         try:
-            watch.follow(lambda: catalog.discover(self.settings), reindex, self.settings.watch_quiet_ms,
-                         self._stopping)
+            watch.follow(
+                lambda: catalog.discover(self.settings), reindex, self.settings.watch_quiet_ms, self._stopping
+            )
         except Exception:  # noqa: BLE001 - searching goes on without watch mode
             log.exception("Watch mode stopped; restart the service to resume it")
 
@@ -212,35 +218,40 @@ class SearchService:
         metrics.DECODE_SECONDS.observe(decode_ms / 1e3)
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
         metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
-        query = QueryInfo(filename=filename, width=image.width, height=image.height,
-                          box=list(box) if box else None)
+        query = QueryInfo(
+            filename=filename, width=image.width, height=image.height, box=list(box) if box else None
+        )
         return self._response(collection, found, query, k, offset, decode_ms)
 
-    def similar(self, collection: Collection, image_id: int, k: int,
-                conditions: dict[str, Condition], offset: int = 0) -> SearchResponse:
-        """"More like this" from an indexed image (Collection.similar); UnknownImage if none."""
+    def similar(
+        self, collection: Collection, image_id: int, k: int, conditions: dict[str, Condition], offset: int = 0
+    ) -> SearchResponse:
+        """ "More like this" from an indexed image (Collection.similar); UnknownImage if none."""
         path, found = collection.similar(image_id, k, conditions, offset)
         metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
         query = QueryInfo(filename=path, width=None, height=None, id=image_id)
         return self._response(collection, found, query, k, offset, 0.0)
 
-    def _response(self, collection: Collection, found: Hits, query: QueryInfo, k: int,
-                  offset: int, decode_ms: float) -> SearchResponse:
+    def _response(
+        self, collection: Collection, found: Hits, query: QueryInfo, k: int, offset: int, decode_ms: float
+    ) -> SearchResponse:
         store, metadata = found.snapshot.store, found.snapshot.metadata
         results = []
         kinds = thresholds_for(store.whitening is not None)
         for rank, (image_id, score) in enumerate(found.hits, start=offset + 1):
             path = store.paths[store.row_of_id[image_id]]
-            results.append(SearchHit(
-                rank=rank,
-                id=image_id,
-                path=path,
-                score=round(score, 6),
-                match=kinds.kind(score),
-                image_url=self.image_url(collection.name, path),
-                thumbnail_url=self.thumbnail_url(collection, path),
-                metadata=metadata.for_path(path),
-            ))
+            results.append(
+                SearchHit(
+                    rank=rank,
+                    id=image_id,
+                    path=path,
+                    score=round(score, 6),
+                    match=kinds.kind(score),
+                    image_url=self.image_url(collection.name, path),
+                    thumbnail_url=self.thumbnail_url(collection, path),
+                    metadata=metadata.for_path(path),
+                )
+            )
         return SearchResponse(
             query=query,
             collection=collection.name,

@@ -38,21 +38,29 @@ class ShardResult:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, number=self.number, features=self.features,
-                 meta=json.dumps({"paths": self.paths, "skipped": self.skipped}))
+        np.savez(
+            buffer,
+            number=self.number,
+            features=self.features,
+            meta=json.dumps({"paths": self.paths, "skipped": self.skipped}),
+        )
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ShardResult:
         with np.load(io.BytesIO(data)) as saved:
             meta = json.loads(str(saved["meta"]))
-            return cls(int(saved["number"]), meta["paths"], saved["features"].astype(np.float32),
-                       [tuple(s) for s in meta["skipped"]])
+            return cls(
+                int(saved["number"]),
+                meta["paths"],
+                saved["features"].astype(np.float32),
+                [tuple(s) for s in meta["skipped"]],
+            )
 
 
 def plan(paths: list[str], size: int | None = None) -> list[list[str]]:
     size = size or SHARD_SIZE
-    return [paths[start:start + size] for start in range(0, len(paths), size)]
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
 def run_key(spec: EmbedderSpec, paths: list[str]) -> str:

@@ -95,8 +95,9 @@ class TorchTrunk:
     """The trunk as a torch module on `device`: float32 (B, 3, H, W) pixels in, feature maps out
     (float32 numpy, like `OnnxTrunk`)."""
 
-    def __init__(self, model: str, device: str, precision: str, pretrained: bool = True,
-                 threads: int | None = None):
+    def __init__(
+        self, model: str, device: str, precision: str, pretrained: bool = True, threads: int | None = None
+    ):
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
@@ -111,7 +112,10 @@ class TorchTrunk:
     @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(pixels).to(self.device).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
             maps = self.module(batch)
         return maps.float().cpu().numpy()

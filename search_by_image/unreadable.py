@@ -4,7 +4,7 @@ page can show them (path and reason), not only the indexer's log."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -24,8 +24,10 @@ class UnreadableFiles(BaseModel):
 
 def record(saved_dir: Path, skipped: list[tuple[str, str]]) -> None:
     """Replace the list with this run's (atomically: a reader sees the old list or the new)."""
-    report = UnreadableFiles(checked=datetime.now(timezone.utc),
-                             files=[UnreadableFile(path=p, reason=r) for p, r in sorted(skipped)])
+    report = UnreadableFiles(
+        checked=datetime.now(UTC),
+        files=[UnreadableFile(path=p, reason=r) for p, r in sorted(skipped)],
+    )
     saved_dir.mkdir(parents=True, exist_ok=True)
     staged = saved_dir / f".{UNREADABLE_FILE}.tmp"
     staged.write_text(report.model_dump_json(indent=1))

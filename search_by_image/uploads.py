@@ -26,8 +26,12 @@ READ_CHUNK = 1024 * 1024
 
 _STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413, "busy": 503}
 #: UnreadableImage kinds as rejection reasons (metrics.REJECTION_REASONS)
-_REASON_BY_KIND = {"not_image": "not_image", "corrupt": "corrupt", "too_large": "too_many_pixels",
-                   "busy": "busy"}
+_REASON_BY_KIND = {
+    "not_image": "not_image",
+    "corrupt": "corrupt",
+    "too_large": "too_many_pixels",
+    "busy": "busy",
+}
 #: Seconds a client is told to wait when the decode budget stayed full (dataset.decode_budget).
 BUSY_RETRY_AFTER_S = 5
 
@@ -85,13 +89,17 @@ class UploadSizeLimit:
     async def _refuse(self, send: Send) -> None:
         REJECTED_UPLOADS.labels("too_many_bytes").inc()
         body = json.dumps({"detail": size_limit_reason(self.max_bytes)}).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -122,8 +130,9 @@ def decode_upload(
     except UnreadableImage as exc:
         REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
         headers = {"Retry-After": str(BUSY_RETRY_AFTER_S)} if exc.kind == "busy" else None
-        raise HTTPException(_STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}",
-                            headers=headers) from exc
+        raise HTTPException(
+            _STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}", headers=headers
+        ) from exc
 
 
 def declared_pixels(data: bytes) -> int:

@@ -66,9 +66,15 @@ def follow(
             stop.wait(RESCAN_MS / 1e3)
             continue
         log.info("Watching %s", ", ".join(str(folder) for folder in folders))
-        for changes in watchfiles.watch(*folders, watch_filter=lambda _, path: relevant(path),
-                                        step=quiet_ms, debounce=max(quiet_ms, MAX_GROUP_MS),
-                                        stop_event=stop, yield_on_timeout=True, rust_timeout=RESCAN_MS):
+        for changes in watchfiles.watch(
+            *folders,
+            watch_filter=lambda _, path: relevant(path),
+            step=quiet_ms,
+            debounce=max(quiet_ms, MAX_GROUP_MS),
+            stop_event=stop,
+            yield_on_timeout=True,
+            rust_timeout=RESCAN_MS,
+        ):
             for location in changed_collections((path for _, path in changes), folders):
                 on_change(location)
             current = {loc.images_dir.resolve() for loc in collections().values() if loc.images_dir.is_dir()}

@@ -48,8 +48,9 @@ class Whitening:
         return self.projection.shape[1]
 
     @classmethod
-    def learn(cls, features: np.ndarray, dims: int = DEFAULT_DIMS, seed: int = 0,
-              shrinkage: float | None = None) -> Whitening:
+    def learn(
+        cls, features: np.ndarray, dims: int = DEFAULT_DIMS, seed: int = 0, shrinkage: float | None = None
+    ) -> Whitening:
         shrinkage = SHRINKAGE if shrinkage is None else shrinkage
         if len(features) > MAX_SAMPLE:  # sample before converting: 1M x 2048 as float64 is 16 GB
             rows = np.sort(np.random.default_rng(seed).choice(len(features), MAX_SAMPLE, replace=False))
@@ -58,7 +59,7 @@ class Whitening:
         mean = features.mean(axis=0)
         _, singular, vt = np.linalg.svd(features - mean, full_matrices=False)
         dims = min(dims, len(singular))
-        eigen = singular ** 2 / len(features)
+        eigen = singular**2 / len(features)
         projection = vt[:dims].T / np.sqrt(eigen[:dims] + shrinkage * eigen.mean())
         return cls(mean.astype(np.float32), projection.astype(np.float32))
 
@@ -67,9 +68,12 @@ class Whitening:
         need a second 8 GB array next to the first."""
         out = np.empty((len(features), self.dims), dtype=np.float32)
         for start in range(0, len(features), BLOCK_ROWS):
-            block = (np.asarray(features[start:start + BLOCK_ROWS], dtype=np.float32) - self.mean) @ self.projection
-            out[start:start + BLOCK_ROWS] = block / np.maximum(
-                np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            block = (
+                np.asarray(features[start : start + BLOCK_ROWS], dtype=np.float32) - self.mean
+            ) @ self.projection
+            out[start : start + BLOCK_ROWS] = block / np.maximum(
+                np.linalg.norm(block, axis=1, keepdims=True), 1e-12
+            )
         return out
 
     def save(self, path: Path) -> None:

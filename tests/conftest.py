@@ -81,15 +81,25 @@ def dng_bytes(photo: Image.Image, orientation: int = 1) -> bytes:
     mosaic[1::2, 1::2] = linear[1::2, 1::2, 2]
     tags = DNGTags()
     for tag, value in [
-        (Tag.ImageWidth, width), (Tag.ImageLength, height), (Tag.TileWidth, width),
-        (Tag.TileLength, height), (Tag.Orientation, orientation), (Tag.SamplesPerPixel, 1),
+        (Tag.ImageWidth, width),
+        (Tag.ImageLength, height),
+        (Tag.TileWidth, width),
+        (Tag.TileLength, height),
+        (Tag.Orientation, orientation),
+        (Tag.SamplesPerPixel, 1),
         (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
-        (Tag.BitsPerSample, 16), (Tag.CFARepeatPatternDim, [2, 2]), (Tag.CFAPattern, CFAPattern.RGGB),
-        (Tag.BlackLevel, 0), (Tag.WhiteLevel, 4095),
+        (Tag.BitsPerSample, 16),
+        (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB),
+        (Tag.BlackLevel, 0),
+        (Tag.WhiteLevel, 4095),
         (Tag.ColorMatrix1, [[round(v * 10000), 10000] for v in _XYZ_TO_SRGB]),
-        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65), (Tag.AsShotNeutral, [[1, 1]] * 3),
-        (Tag.Make, "search-by-image tests"), (Tag.Model, "PiDNG"),
-        (Tag.DNGVersion, DNGVersion.V1_4), (Tag.DNGBackwardVersion, DNGVersion.V1_2),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65),
+        (Tag.AsShotNeutral, [[1, 1]] * 3),
+        (Tag.Make, "search-by-image tests"),
+        (Tag.Model, "PiDNG"),
+        (Tag.DNGVersion, DNGVersion.V1_4),
+        (Tag.DNGBackwardVersion, DNGVersion.V1_2),
     ]:
         tags.set(tag, value)
     writer = RAW2DNG()
@@ -139,10 +149,14 @@ def writable_copy(settings: Settings, root: Path, **overrides) -> Settings:
     shutil.copytree(settings.images_dir, root / "images")
     shutil.copy2(settings.metadata_csv, root / "data.csv")
     shutil.copytree(settings.saved_dir, root / "saved")
-    return settings.model_copy(update={
-        "images_dir": root / "images", "metadata_csv": root / "data.csv", "saved_dir": root / "saved",
-        **overrides,
-    })
+    return settings.model_copy(
+        update={
+            "images_dir": root / "images",
+            "metadata_csv": root / "data.csv",
+            "saved_dir": root / "saved",
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +188,10 @@ def running_server(settings: Settings, python: str = sys.executable, **env: str)
     }
     server = subprocess.Popen(
         [python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_DIR, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

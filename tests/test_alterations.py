@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import PHOTOS
 from PIL import Image
 
-from conftest import PHOTOS
 from search_by_image.alterations import EDITS, KINDS, alter, altered_copies, pick_sources
 
 

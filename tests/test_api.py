@@ -7,10 +7,10 @@ import threading
 import zlib
 
 import pytest
+from conftest import PHOTOS, jpeg_bytes, make_settings
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, jpeg_bytes, make_settings
 from main import create_app
 from search_by_image.index_store import MANIFEST_FILE
 
@@ -30,6 +30,7 @@ def search(client, data: bytes, name: str = "query.jpg", **form):
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims `width x height` pixels: a decompression bomb's shape."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -54,10 +55,23 @@ def test_health(client):
     body = client.get("/health").json()
     assert body["collections"][0].pop("runtime") in ("onnx int8", "onnx fp32")  # int8 needs VNNI
     assert body == {
-        "status": "ok", "images": 13, "model": "efficientnet_lite0", "device": "cpu", "detail": None,
+        "status": "ok",
+        "images": 13,
+        "model": "efficientnet_lite0",
+        "device": "cpu",
+        "detail": None,
         "indexing": None,
-        "collections": [{"name": "default", "status": "ok", "images": 13, "model": "efficientnet_lite0",
-                         "index_type": "IDMap2,Flat", "search_device": "cpu", "detail": None}],
+        "collections": [
+            {
+                "name": "default",
+                "status": "ok",
+                "images": 13,
+                "model": "efficientnet_lite0",
+                "index_type": "IDMap2,Flat",
+                "search_device": "cpu",
+                "detail": None,
+            }
+        ],
     }
 
 
@@ -93,7 +107,8 @@ def test_offset_pages_through_the_results(client):
     assert page["offset"] == 5 and [h["rank"] for h in page["results"]] == [6, 7, 8, 9, 10]
     assert [h["id"] for h in page["results"]] == [h["id"] for h in everything[5:10]]
     assert [h["id"] for h in search(client, data, k=5, offset=10).json()["results"]] == [
-        h["id"] for h in everything[10:]]
+        h["id"] for h in everything[10:]
+    ]
     assert search(client, data, offset=-1).status_code == 422
 
 
@@ -134,8 +149,9 @@ def test_more_like_this_takes_filters_and_explains_bad_requests(client):
 
 def test_the_results_page_offers_more_like_this_on_every_result(client):
     cat = image_id(client, "chelsea.jpg")
-    page = client.get(f"/collections/default/images/{cat}/similar", params={"k": 4},
-                      headers={"Accept": "text/html"})
+    page = client.get(
+        f"/collections/default/images/{cat}/similar", params={"k": 4}, headers={"Accept": "text/html"}
+    )
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert page.text.count('class="similar"') == 4 and "more like chelsea.jpg" in page.text
     assert f"/images/{cat}/similar?k=4&amp;offset=4" in page.text  # the next page, without JavaScript
@@ -168,16 +184,20 @@ def test_bad_uploads_get_a_4xx_with_a_reason(client, data, status, reason):
 
 def test_oversized_chunked_upload_is_refused_while_streaming(client):
     boundary = "sbi-test-boundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+
     def body():
         yield head
         for _ in range(100):  # 100 x 64 KiB = 6.4 MB, far past the limit
             yield b"\x00" * 65536
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    response = client.post("/search", content=body(),
-                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    response = client.post(
+        "/search", content=body(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert response.status_code == 413 and "limit" in response.json()["detail"]
     assert_search_still_works(client)
 
@@ -201,8 +221,14 @@ def test_invalid_form_is_a_422_naming_the_field(client, files, form, field):
 
 @pytest.mark.parametrize(
     "path",
-    ["../config.py", "..%2Fconfig.py", "%2E%2E/%2E%2E/etc/passwd", "/etc/passwd",
-     "not-indexed.jpg", "..%5Cconfig.py"],
+    [
+        "../config.py",
+        "..%2Fconfig.py",
+        "%2E%2E/%2E%2E/etc/passwd",
+        "/etc/passwd",
+        "not-indexed.jpg",
+        "..%5Cconfig.py",
+    ],
 )
 def test_only_indexed_images_are_served(client, path):
     assert client.get(f"/images/{path}").status_code == 404
@@ -231,8 +257,9 @@ def test_plain_form_post_renders_the_results_page(client):
 
 
 def test_plain_form_post_errors_render_on_the_page(client):
-    response = client.post("/search", files={"file": ("q.jpg", b"", "image/jpeg")},
-                           headers={"Accept": "text/html"})
+    response = client.post(
+        "/search", files={"file": ("q.jpg", b"", "image/jpeg")}, headers={"Accept": "text/html"}
+    )
     assert response.status_code == 400
     assert "text/html" in response.headers["content-type"] and "empty" in response.text
 
@@ -240,7 +267,9 @@ def test_plain_form_post_errors_render_on_the_page(client):
 def test_openapi_documents_the_typed_response(client):
     schema = client.get("/openapi.json").json()
     post = schema["paths"]["/search"]["post"]
-    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("SearchResponse")
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "SearchResponse"
+    )
     assert {"400", "413", "415", "422", "503"} <= set(post["responses"])
 
 
@@ -248,8 +277,9 @@ def search_within(app, seconds: float = 60):
     """A search from a client of its own, on a thread: a request left waiting fails the test
     instead of hanging it (a `with` client's exit would wait for it)."""
     answer = []
-    thread = threading.Thread(target=lambda: answer.append(
-        search(TestClient(app), (PHOTOS / "dog.jpg").read_bytes())), daemon=True)
+    thread = threading.Thread(
+        target=lambda: answer.append(search(TestClient(app), (PHOTOS / "dog.jpg").read_bytes())), daemon=True
+    )
     thread.start()
     thread.join(seconds)
     assert answer, f"a search waited more than {seconds} s"

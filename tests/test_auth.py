@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PHOTOS
 from fastapi.testclient import TestClient
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config import PROJECT_DIR
-from conftest import PHOTOS
 from main import create_app
 from search_by_image.auth import KEYS_FILE, KeyStore
 
@@ -46,9 +46,13 @@ def test_a_revoked_key_stops_working(keys):
 
 def test_the_keys_command_creates_lists_and_revokes(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "search_by_image.keys", *args], cwd=PROJECT_DIR,
-                              env={"SBI_SAVED_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "search_by_image.keys", *args],
+            cwd=PROJECT_DIR,
+            env={"SBI_SAVED_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+        )
 
     created = run("create", "--scope", "admin", "--label", "ci")
     assert created.returncode == 0 and "shown only this once" in created.stderr
@@ -71,26 +75,36 @@ def make_client(demo_collection, tmp_path, **overrides) -> TestClient:
 
 def search(client, key: str | None = None, **form):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return client.post("/search", headers=headers, data=form,
-                       files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")})
+    return client.post(
+        "/search",
+        headers=headers,
+        data=form,
+        files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")},
+    )
 
 
 def test_search_is_open_by_default_and_writes_always_need_an_admin_key(demo_collection, tmp_path):
     with make_client(demo_collection, tmp_path) as client:
         assert search(client).status_code == 200
         photo = (PHOTOS / "dog.jpg").read_bytes()
-        refused = client.post("/collections/default/images", files=[("files", ("d.jpg", photo, "image/jpeg"))])
+        refused = client.post(
+            "/collections/default/images", files=[("files", ("d.jpg", photo, "image/jpeg"))]
+        )
         assert refused.status_code == 401 and "none exists yet" in refused.json()["detail"]
         assert refused.headers["www-authenticate"] == "Bearer"
         keys = client.app.state.keys
         _, search_key = keys.create("search")
-        forbidden = client.delete("/collections/default/images/0", headers={"Authorization": f"Bearer {search_key}"})
+        forbidden = client.delete(
+            "/collections/default/images/0", headers={"Authorization": f"Bearer {search_key}"}
+        )
         assert forbidden.status_code == 403 and "needs scope admin" in forbidden.json()["detail"]
         _, admin_key = keys.create("admin")
         wrong = client.delete("/collections/default/images/0", headers={"Authorization": "Bearer sbi_x_y"})
         assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["detail"]
         assert search(client, "sbi_x_y").status_code == 401  # a bad key is refused even where none is needed
-        missing = client.delete("/collections/default/images/999", headers={"Authorization": f"Bearer {admin_key}"})
+        missing = client.delete(
+            "/collections/default/images/999", headers={"Authorization": f"Bearer {admin_key}"}
+        )
         assert missing.status_code == 404  # authorised; the image just does not exist
 
 
@@ -98,7 +112,9 @@ def test_a_server_that_requires_keys_for_search(demo_collection, tmp_path):
     with make_client(demo_collection, tmp_path, search_requires_key=True) as client:
         assert client.get("/health").status_code == 200  # probes stay open
         assert client.get("/search").status_code == 200  # the page, with its key box
-        assert 'id="key-form"' in client.get("/search").text and "needs an API key" in client.get("/search").text
+        assert (
+            'id="key-form"' in client.get("/search").text and "needs an API key" in client.get("/search").text
+        )
         refused = search(client)
         assert refused.status_code == 401 and "scope search" in refused.json()["detail"]
         assert client.get("/collections").status_code == 401
@@ -112,7 +128,9 @@ def test_a_server_that_requires_keys_for_search(demo_collection, tmp_path):
         thumbnail = client.get(found.json()["results"][0]["thumbnail_url"])  # signed the same way
         assert thumbnail.status_code == 200 and thumbnail.headers["cache-control"].startswith("private")
         assert client.get("/thumbnails/chelsea.jpg").status_code == 401
-        assert client.get("/images/chelsea.jpg", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert (
+            client.get("/images/chelsea.jpg", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        )
         client.app.state.keys.revoke(record.id)
         assert search(client, key).status_code == 401  # revoked: refused at once
 
@@ -150,9 +168,14 @@ def test_security_headers_and_cors_off_by_default(demo_collection, tmp_path):
 
 def test_cors_for_configured_origins_only(demo_collection, tmp_path):
     with make_client(demo_collection, tmp_path, cors_origins=["https://app.example"]) as client:
-        allowed = client.options("/search", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization"})
+        allowed = client.options(
+            "/search",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         other = client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
@@ -168,8 +191,11 @@ def behind_uvicorn(demo_collection, tmp_path, **overrides) -> TestClient:
 
 
 def forwarded_search(client, hops: str):
-    return client.post("/search", headers={"X-Forwarded-For": hops},
-                       files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")})
+    return client.post(
+        "/search",
+        headers={"X-Forwarded-For": hops},
+        files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")},
+    )
 
 
 def test_a_rotating_forwarded_header_does_not_reset_the_rate_limit(demo_collection, tmp_path):
@@ -179,8 +205,9 @@ def test_a_rotating_forwarded_header_does_not_reset_the_rate_limit(demo_collecti
 
 
 def test_a_trusted_proxy_gives_each_forwarded_client_its_own_budget(demo_collection, tmp_path):
-    with behind_uvicorn(demo_collection, tmp_path, rate_limit="1/minute",
-                        trusted_proxies=["127.0.0.0/8"]) as client:
+    with behind_uvicorn(
+        demo_collection, tmp_path, rate_limit="1/minute", trusted_proxies=["127.0.0.0/8"]
+    ) as client:
         first = [forwarded_search(client, "203.0.113.7").status_code for _ in range(2)]
         other = forwarded_search(client, "203.0.113.8").status_code
     assert first == [200, 429] and other == 200

@@ -3,10 +3,10 @@
 import logging
 
 import torch
+from conftest import PHOTOS
 from PIL import Image
 from torchvision.models import ResNet50_Weights
 
-from conftest import PHOTOS
 from search_by_image import backbones
 from search_by_image.backbones import resnet50_cache_file, resolve_model
 from search_by_image.preprocessing import Preprocessing

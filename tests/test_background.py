@@ -58,8 +58,9 @@ def test_the_service_answers_while_a_first_index_builds_and_serves_it_when_done(
         health = wait_for(client, lambda h: h["indexing"]["state"] != "running")
         assert health["indexing"]["state"] == "done" and health["indexing"]["detail"] is None
         assert health["status"] == "ok" and health["images"] == 13  # served without a restart
-        search = client.post("/search", files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes())},
-                             data={"k": 1})
+        search = client.post(
+            "/search", files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes())}, data={"k": 1}
+        )
         assert search.json()["results"][0]["path"] == "dog.jpg"
 
 

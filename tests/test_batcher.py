@@ -4,9 +4,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import PHOTOS
 from PIL import Image
 
-from conftest import PHOTOS
 from search_by_image.batcher import BatcherClosed, QueryBatcher
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())

@@ -1,8 +1,8 @@
 """Where collections live: names that cannot escape, discovery, remembered sources."""
 
 import pytest
-
 from conftest import make_settings
+
 from search_by_image import catalog
 
 
@@ -16,7 +16,10 @@ def test_the_default_collection_keeps_the_original_layout(tmp_path):
     settings = make_settings(tmp_path)
     location = catalog.find(settings, "default")
     assert (location.images_dir, location.metadata_csv, location.saved_dir) == (
-        settings.images_dir, settings.metadata_csv, settings.saved_dir)
+        settings.images_dir,
+        settings.metadata_csv,
+        settings.saved_dir,
+    )
 
 
 def test_named_collections_are_recorded_and_discovered(tmp_path):

@@ -9,10 +9,10 @@ import shutil
 from pathlib import PurePosixPath
 
 import pytest
+from conftest import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_settings
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_settings
 from main import create_app
 from search_by_image import catalog
 from search_by_image.auth import KEYS_FILE, KeyStore
@@ -30,10 +30,14 @@ def settings(demo_collection, tmp_path_factory):
     shutil.copytree(demo_collection.images_dir, root / "images")
     shutil.copy2(demo_collection.metadata_csv, root / "data.csv")
     shutil.copytree(demo_collection.saved_dir, root / "saved")
-    settings = demo_collection.model_copy(update={
-        "images_dir": root / "images", "metadata_csv": root / "data.csv",
-        "saved_dir": root / "saved", "reload_seconds": 0,
-    })
+    settings = demo_collection.model_copy(
+        update={
+            "images_dir": root / "images",
+            "metadata_csv": root / "data.csv",
+            "saved_dir": root / "saved",
+            "reload_seconds": 0,
+        }
+    )
     copy_photos(root / "pets", ["chelsea.jpg", "dog.jpg", "horses.jpg"])
     (root / "pets.csv").write_text("file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,,7\n")
     pets = catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv")
@@ -97,12 +101,15 @@ def test_range_filters_on_a_number_column(client):
     assert body["matched"] == 2
 
 
-@pytest.mark.parametrize(("filters", "column", "words"), [
-    ('{"colour": "red"}', "colour", "unknown column"),
-    ('{"age": "old"}', "age", "holds numbers"),
-    ('{"name": {"gt": 1}}', "name", "ranges need a number or date column"),
-    ("not json", None, "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("filters", "column", "words"),
+    [
+        ('{"colour": "red"}', "colour", "unknown column"),
+        ('{"age": "old"}', "age", "holds numbers"),
+        ('{"name": {"gt": 1}}', "name", "ranges need a number or date column"),
+        ("not json", None, "JSON object"),
+    ],
+)
 def test_bad_filters_are_a_422_naming_the_problem(client, filters, column, words):
     response = search(client, "chelsea.jpg", collection="pets", filters=filters)
     assert response.status_code == 422
@@ -119,9 +126,11 @@ def new_photo() -> bytes:
 
 def test_add_search_then_delete_an_image_persists_on_disk(client, settings):
     data = new_photo()
-    added = client.post("/collections/default/images",
-                        files=[("files", ("new.jpg", data, "image/jpeg"))],
-                        data={"metadata": '{"title": "Half an astronaut", "category": "people"}'})
+    added = client.post(
+        "/collections/default/images",
+        files=[("files", ("new.jpg", data, "image/jpeg"))],
+        data={"metadata": '{"title": "Half an astronaut", "category": "people"}'},
+    )
     assert added.status_code == 201, added.text
     (image,) = added.json()["images"]
     assert image["created"] and image["id"] == 13 and image["path"].startswith("uploads/")
@@ -151,31 +160,57 @@ def test_add_search_then_delete_an_image_persists_on_disk(client, settings):
 
 def test_adds_with_one_metadata_row_per_file(client, settings):
     photo = Image.open(PHOTOS / "chelsea.jpg")
-    files = [("files", (f"{i}.jpg", jpeg_bytes(photo.rotate(90 * i, expand=True)), "image/jpeg"))
-             for i in (1, 2)]
+    files = [
+        ("files", (f"{i}.jpg", jpeg_bytes(photo.rotate(90 * i, expand=True)), "image/jpeg")) for i in (1, 2)
+    ]
     rows = json.dumps([{"name": "Sideways", "age": 4}, {"name": "Upside down", "age": 4}])
     added = client.post("/collections/pets/images", files=files, data={"metadata": rows})
     assert added.status_code == 201, added.text
     ids = [i["id"] for i in added.json()["images"]]
     assert ids == [3, 4]
     info = client.get("/collections/pets").json()
-    assert info["images"] == 5 and "Sideways" in next(c for c in info["columns"] if c["name"] == "name")["values"]
+    assert (
+        info["images"] == 5
+        and "Sideways" in next(c for c in info["columns"] if c["name"] == "name")["values"]
+    )
     mismatch = client.post("/collections/pets/images", files=files[:1], data={"metadata": rows})
     assert mismatch.status_code == 422 and "2 metadata rows for 1 files" in mismatch.text
 
 
-@pytest.mark.parametrize(("files", "data", "status", "words"), [
-    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")),
-      ("files", ("a.txt", b"hello", "text/plain"))], {}, 415, "file 2 (a.txt): cannot use this upload"),
-    ([("files", ("a.jpg", b"", "image/jpeg"))], {}, 400, "empty"),
-    ([("file", ("a.jpg", b"x", "image/jpeg"))], {}, 422, "files"),
-    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))], {"metadata": "[1"}, 422,
-     "metadata must be"),
-    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
-     {"metadata": "[" * 5000 + "]" * 5000}, 422, "nested more than 8 levels"),
-    ([("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
-     {"metadata": json.dumps({"note": "x" * 300_000})}, 422, "the limit is 262144"),
-])
+@pytest.mark.parametrize(
+    ("files", "data", "status", "words"),
+    [
+        (
+            [
+                ("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")),
+                ("files", ("a.txt", b"hello", "text/plain")),
+            ],
+            {},
+            415,
+            "file 2 (a.txt): cannot use this upload",
+        ),
+        ([("files", ("a.jpg", b"", "image/jpeg"))], {}, 400, "empty"),
+        ([("file", ("a.jpg", b"x", "image/jpeg"))], {}, 422, "files"),
+        (
+            [("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
+            {"metadata": "[1"},
+            422,
+            "metadata must be",
+        ),
+        (
+            [("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
+            {"metadata": "[" * 5000 + "]" * 5000},
+            422,
+            "nested more than 8 levels",
+        ),
+        (
+            [("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
+            {"metadata": json.dumps({"note": "x" * 300_000})},
+            422,
+            "the limit is 262144",
+        ),
+    ],
+)
 def test_bad_adds_are_refused_with_a_reason(client, files, data, status, words):
     response = client.post("/collections/pets/images", files=files, data=data)
     assert response.status_code == status and words in response.text
@@ -187,15 +222,18 @@ def test_an_add_declaring_too_many_pixels_together_is_refused_before_decoding(cl
     buffer = io.BytesIO()
     Image.new("RGB", (7000, 7000)).save(buffer, format="WEBP", lossless=True, method=0)
     before = sorted((settings.images_dir / "uploads").glob("*"))
-    response = client.post("/collections/default/images",
-                           files=[("files", (f"{n}.webp", buffer.getvalue())) for n in range(8)])
+    response = client.post(
+        "/collections/default/images", files=[("files", (f"{n}.webp", buffer.getvalue())) for n in range(8)]
+    )
     assert response.status_code == 413 and "pixels together" in response.json()["detail"]
     assert sorted((settings.images_dir / "uploads").glob("*")) == before
 
 
 def test_adding_to_an_unknown_collection_is_a_404(client):
-    response = client.post("/collections/hats/images",
-                           files=[("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))])
+    response = client.post(
+        "/collections/hats/images",
+        files=[("files", ("a.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg"))],
+    )
     assert response.status_code == 404 and "known collections" in response.json()["detail"]
 
 
@@ -220,7 +258,9 @@ def test_an_unwritable_images_folder_is_a_507_and_changes_nothing(client, settin
     blocker.write_text("a file where the uploads folder should be")
     try:
         before = client.get("/collections/default").json()["images"]
-        response = client.post("/collections/default/images", files=[("files", ("n.jpg", new_photo(), "image/jpeg"))])
+        response = client.post(
+            "/collections/default/images", files=[("files", ("n.jpg", new_photo(), "image/jpeg"))]
+        )
         assert response.status_code == 507 and "nothing was changed" in response.json()["detail"]
         assert client.get("/collections/default").json()["images"] == before
     finally:
@@ -252,25 +292,37 @@ def test_phone_camera_and_other_formats_are_added_and_kept_by_the_next_indexer_r
     client.app.state.service.refresh()
     try:
         photo = Image.open(PHOTOS / "chelsea.jpg").convert("RGB")
-        files = [("files", (f"cat.{fmt.lower()}", encoded(photo.rotate(4 * n), fmt, **options), "image/*"))
-                 for n, (fmt, options) in enumerate([
-                     ("HEIF", {"quality": 80, "enc_params": {"preset": "ultrafast"}}), ("AVIF", {"quality": 70}),
-                     ("PPM", {}), ("ICO", {"sizes": [(256, 170)]}), ("PNG", {})])]
+        files = [
+            ("files", (f"cat.{fmt.lower()}", encoded(photo.rotate(4 * n), fmt, **options), "image/*"))
+            for n, (fmt, options) in enumerate(
+                [
+                    ("HEIF", {"quality": 80, "enc_params": {"preset": "ultrafast"}}),
+                    ("AVIF", {"quality": 70}),
+                    ("PPM", {}),
+                    ("ICO", {"sizes": [(256, 170)]}),
+                    ("PNG", {}),
+                ]
+            )
+        ]
         files.append(("files", ("IMG_0001.DNG", dng_bytes(photo.rotate(20)), "image/x-adobe-dng")))
         added = client.post("/collections/phones/images", files=files)
         assert added.status_code == 201, added.text
         images = added.json()["images"]
         suffixes = [PurePosixPath(i["path"]).suffix for i in images]
         assert suffixes == [".heic", ".avif", ".ppm", ".ico", ".png", ".dng"]
-        top = client.post("/search", data={"collection": "phones", "k": 1},
-                          files={"file": ("q.heic", files[0][1][1], "image/heic")}).json()
+        top = client.post(
+            "/search",
+            data={"collection": "phones", "k": 1},
+            files={"file": ("q.heic", files[0][1][1], "image/heic")},
+        ).json()
         assert top["results"][0]["id"] == images[0]["id"]
 
         report = update_index(settings, location, progress=False)
         assert (report.removed, report.reused, report.skipped) == (0, 8, [])
         kept = IndexStore.load(location.saved_dir)
         assert {i["path"]: i["id"] for i in images}.items() <= {
-            p: int(i) for p, i in zip(kept.paths, kept.ids)}.items()
+            p: int(i) for p, i in zip(kept.paths, kept.ids)
+        }.items()
     finally:  # the other tests of this module see only their own collections
         shutil.rmtree(location.saved_dir)
         client.app.state.service.refresh()
@@ -299,8 +351,9 @@ def test_an_indexed_symlink_repointed_outside_the_collection_is_not_served(tmp_p
 
 
 @pytest.mark.parametrize("writer_alive", [False, True], ids=["crashed-writer", "commit-in-flight"])
-def test_a_commit_left_half_done_still_serves_the_last_complete_index(demo_collection, tmp_path,
-                                                                       writer_alive):
+def test_a_commit_left_half_done_still_serves_the_last_complete_index(
+    demo_collection, tmp_path, writer_alive
+):
     """The issue's reproduction: `.previous/` holding hard links to the index files, as a commit
     killed between its steps leaves it. A crashed writer's is rolled back at startup; one whose
     writer still holds the lock is served from meanwhile, and left to that writer."""
@@ -330,11 +383,16 @@ def test_metadata_that_would_hijack_retype_or_inject_is_handled(client, settings
     before = client.get("/collections/pets").json()["images"]
     for row, column in (({"path": "evil.jpg"}, "path"), ({"age": "unknown"}, "age")):
         refused = client.post("/collections/pets/images", files=files, data={"metadata": json.dumps(row)})
-        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "metadata", column]
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == [
+            "body",
+            "metadata",
+            column,
+        ]
     assert client.get("/collections/pets").json()["images"] == before
-    formula = "=HYPERLINK(\"http://evil\",\"click\")"
-    added = client.post("/collections/pets/images", files=files,
-                        data={"metadata": json.dumps({"name": formula, "age": 3})})
+    formula = '=HYPERLINK("http://evil","click")'
+    added = client.post(
+        "/collections/pets/images", files=files, data={"metadata": json.dumps({"name": formula, "age": 3})}
+    )
     assert added.status_code == 201, added.text
     assert "'=HYPERLINK" in (settings.images_dir.parent / "pets.csv").read_text()
     hit = search(client, "rocket.jpg", collection="pets", k=1).json()["results"][0]

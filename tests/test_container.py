@@ -65,11 +65,13 @@ def test_the_image_and_compose_set_only_real_settings_and_mount_the_images_volum
 
 def test_the_runtime_stage_installs_no_torch():
     text = (PROJECT_DIR / "Dockerfile").read_text()
-    final = text[text.rindex("\nFROM "):]
+    final = text[text.rindex("\nFROM ") :]
     assert "requirements-serve.txt" in final and "requirements.txt" not in final
     serving = (PROJECT_DIR / "requirements-serve.txt").read_text().lower()
-    assert not any(line.split(">")[0].split("=")[0].strip() in ("torch", "torchvision", "timm")
-                   for line in serving.splitlines())
+    assert not any(
+        line.split(">")[0].split("=")[0].strip() in ("torch", "torchvision", "timm")
+        for line in serving.splitlines()
+    )
 
 
 def search_top(client, photo: Path) -> dict:
@@ -82,16 +84,22 @@ def container_settings(root: Path) -> tuple[Settings, list[Path]]:
     """The image's settings with /app moved to `root` (the session's ONNX cache kept), and its
     volumes there."""
     image = dockerfile_stages()["final"]
-    moved = {name: str(root / Path(value).relative_to(APP)) if value.startswith("/app/") else value
-             for name, value in image["env"].items() if name.startswith("SBI_") and name != "SBI_ONNX_DIR"}
+    moved = {
+        name: str(root / Path(value).relative_to(APP)) if value.startswith("/app/") else value
+        for name, value in image["env"].items()
+        if name.startswith("SBI_") and name != "SBI_ONNX_DIR"
+    }
     values = {name.removeprefix("SBI_").lower(): value for name, value in moved.items()}
     settings = Settings(**values, workers=0, reload_seconds=0, rate_limit="")
     return settings, [root / Path(v).relative_to(APP) for v in image["volumes"]]
 
 
 def files_outside(root: Path, volumes: list[Path]) -> dict[Path, int]:
-    return {path: path.stat().st_mtime_ns for path in root.rglob("*")
-            if path.is_file() and not any(path.is_relative_to(v) for v in volumes)}
+    return {
+        path: path.stat().st_mtime_ns
+        for path in root.rglob("*")
+        if path.is_file() and not any(path.is_relative_to(v) for v in volumes)
+    }
 
 
 def test_what_users_add_lives_in_the_volumes_and_survives_a_new_container(tmp_path):
@@ -104,18 +112,21 @@ def test_what_users_add_lives_in_the_volumes_and_survives_a_new_container(tmp_pa
     with TestClient(create_app(settings)) as client:  # the container's first start
         wait_for(client, lambda h: h["status"] == "ok")
         _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin")  # `docker exec ... keys create`
-        added = client.post("/collections/default/images",
-                            files={"files": ("kite.jpg", (PHOTOS / "kite.jpg").read_bytes(), "image/jpeg")},
-                            data={"metadata": '{"title": "A kite"}'},
-                            headers={"Authorization": f"Bearer {key}"})
+        added = client.post(
+            "/collections/default/images",
+            files={"files": ("kite.jpg", (PHOTOS / "kite.jpg").read_bytes(), "image/jpeg")},
+            data={"metadata": '{"title": "A kite"}'},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert added.status_code == 201, added.text
     assert files_outside(tmp_path / "app", volumes) == before
     with TestClient(create_app(settings)) as client:  # a new container on the same volumes
         wait_for(client, lambda h: h["indexing"]["state"] == "done")
         found = search_top(client, PHOTOS / "kite.jpg")
         assert found["path"].startswith("uploads/") and found["metadata"] == {"title": "A kite"}
-        gone = client.delete(f"/collections/default/images/{found['id']}",
-                             headers={"Authorization": f"Bearer {key}"})
+        gone = client.delete(
+            f"/collections/default/images/{found['id']}", headers={"Authorization": f"Bearer {key}"}
+        )
         assert gone.status_code == 200
     assert files_outside(tmp_path / "app", volumes) == before
 

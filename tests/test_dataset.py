@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import PHOTOS, jpeg_bytes
 from PIL import Image
 
-from conftest import PHOTOS, jpeg_bytes
 from dataset import ImageFolder, UnreadableImage, list_images, open_rgb
 from search_by_image.preprocessing import Preprocessing
 

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import PHOTOS, copy_photos, jpeg_bytes, make_settings
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from config import PROJECT_DIR
-from conftest import PHOTOS, copy_photos, jpeg_bytes, make_settings
 from main import create_app
 from search_by_image.duplicates import RAW_THRESHOLD, Neighbours, find_groups
 from search_by_image.index_store import IndexStore
@@ -31,7 +31,9 @@ def planted(tmp_path_factory):
     (copies / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((cat.width // 2, cat.height // 2)), 70))
     eagle = Image.open(PHOTOS / "eagle.jpg")
     w, h = eagle.size
-    (copies / "eagle-crop.jpg").write_bytes(jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100))))
+    (copies / "eagle-crop.jpg").write_bytes(
+        jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
+    )
     update_index(settings, progress=False)
     return settings
 
@@ -64,7 +66,11 @@ def test_the_cli_lists_groups_as_csv_or_json(planted):
     def run(*extra):
         return subprocess.run(
             [sys.executable, "with_faiss.py", "--duplicates", "--output", str(planted.saved_dir), *extra],
-            cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
 
     rows = run().stdout.splitlines()
     assert rows[0] == "group,kind,id,path,best,weakest" and len(rows) == 5
@@ -91,11 +97,15 @@ def test_groups_come_from_a_neighbour_list_computed_once_per_generation(planted,
     the rate limiter like a search."""
     computed = []
     real = Neighbours.of
-    monkeypatch.setattr(Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a)))
+    monkeypatch.setattr(
+        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+    )
     settings = planted.model_copy(update={"rate_limit": "12/minute"})
     with TestClient(create_app(settings)) as client:
-        answers = [client.get(f"/collections/default/duplicates?threshold={t}").json()
-                   for t in (0.0001, 0.3, 0.5, 0.85, 0.0001)]
+        answers = [
+            client.get(f"/collections/default/duplicates?threshold={t}").json()
+            for t in (0.0001, 0.3, 0.5, 0.85, 0.0001)
+        ]
         assert len(computed) == 1
         lowest = answers[0]
         assert lowest["total"] == 1 and lowest["images_in_groups"] == 15  # everything links up
@@ -116,7 +126,10 @@ def test_neighbour_links_give_the_same_groups_as_every_pair(planted):
     vectors = store._searched(np.asarray(store.features))
     similarity = vectors @ vectors.T
     for threshold in (0.3, 0.5, 0.85):
-        pairs = {(int(store.ids[a]), int(store.ids[b])) for a, b in zip(*np.nonzero(similarity > threshold))
-                 if a < b}
+        pairs = {
+            (int(store.ids[a]), int(store.ids[b]))
+            for a, b in zip(*np.nonzero(similarity > threshold))
+            if a < b
+        }
         linked = {(a, b) for a, b, _ in Neighbours.of(store).links(threshold)}
         assert {tuple(sorted(p)) for p in linked} == {tuple(sorted(p)) for p in pairs}

@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import PHOTOS
 from PIL import Image
 
-from conftest import PHOTOS
 from search_by_image.embedder import pool
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
@@ -91,6 +91,11 @@ def test_multi_scale_inputs_are_resized_like_torchs_antialiased_bilinear():
 
     pixels = np.random.default_rng(0).normal(size=(2, 3, 96, 128)).astype(np.float32)
     for height, width in ((68, 90), (48, 64), (136, 181)):
-        expected = torch.nn.functional.interpolate(torch.from_numpy(pixels), size=(height, width),
-                                                   mode="bilinear", antialias=True, align_corners=False)
+        expected = torch.nn.functional.interpolate(
+            torch.from_numpy(pixels),
+            size=(height, width),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )
         assert np.abs(rescaled(pixels, height, width) - expected.numpy()).max() < 1e-3

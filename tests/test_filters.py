@@ -1,6 +1,5 @@
 """Metadata filters: the syntax, the type checks that name their column, and the row masks."""
 
-
 import numpy as np
 import pytest
 
@@ -29,40 +28,51 @@ def rows(metadata, text: str) -> list[str]:
 
 
 def test_column_kinds_are_inferred(metadata):
-    assert metadata.kinds == {"category": "text", "price": "number", "taken": "date",
-                              "featured": "bool", "note": "text"}
+    assert metadata.kinds == {
+        "category": "text",
+        "price": "number",
+        "taken": "date",
+        "featured": "bool",
+        "note": "text",
+    }
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"category": "shoes"}', ["a.jpg", "b.jpg"]),
-    ('{"category": ["bags", "hats"]}', ["c.jpg", "d.jpg"]),
-    ('{"price": {"lt": 100}}', ["a.jpg", "c.jpg"]),
-    ('{"price": 150}', ["b.jpg"]),
-    ('{"price": {"gte": 50, "lte": 80}, "category": "bags"}', ["c.jpg"]),
-    ('{"taken": {"gte": "2020-01-01", "lte": "2021-12-31"}}', ["b.jpg", "c.jpg"]),
-    ('{"featured": true}', ["a.jpg", "c.jpg"]),
-    ("{}", PATHS),
-    ("", PATHS),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"category": "shoes"}', ["a.jpg", "b.jpg"]),
+        ('{"category": ["bags", "hats"]}', ["c.jpg", "d.jpg"]),
+        ('{"price": {"lt": 100}}', ["a.jpg", "c.jpg"]),
+        ('{"price": 150}', ["b.jpg"]),
+        ('{"price": {"gte": 50, "lte": 80}, "category": "bags"}', ["c.jpg"]),
+        ('{"taken": {"gte": "2020-01-01", "lte": "2021-12-31"}}', ["b.jpg", "c.jpg"]),
+        ('{"featured": true}', ["a.jpg", "c.jpg"]),
+        ("{}", PATHS),
+        ("", PATHS),
+    ],
+)
 def test_filters_select_the_matching_rows(metadata, text, expected):
     assert rows(metadata, text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"colour": "red"}', "colour: unknown column; columns: category, price"),
-    ('{"price": "cheap"}', "price: this column holds numbers; 'cheap' is not one"),
-    ('{"price": {"lt": "cheap"}}', "price: "),
-    ('{"taken": {"gte": "last year"}}', "taken: "),
-    ('{"taken": "yesterday"}', "taken: this column holds dates"),
-    ('{"category": {"lt": 3}}', "category: ranges need a number or date column"),
-    ('{"price": {"between": [1, 2]}}', "price: between: Extra inputs are not permitted"),
-    ('{"price": {}}', "price: "),
-    ('{"category": []}', "category: a list must hold one or more plain values"),
-    ('{"category": [{"a": 1}]}', "category: a list must hold"),
-    ('{"featured": "maybe"}', "featured: this column holds true/false"),
-    ('["shoes"]', "filters must be a JSON object"),
-    ("{category: shoes}", "filters must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"colour": "red"}', "colour: unknown column; columns: category, price"),
+        ('{"price": "cheap"}', "price: this column holds numbers; 'cheap' is not one"),
+        ('{"price": {"lt": "cheap"}}', "price: "),
+        ('{"taken": {"gte": "last year"}}', "taken: "),
+        ('{"taken": "yesterday"}', "taken: this column holds dates"),
+        ('{"category": {"lt": 3}}', "category: ranges need a number or date column"),
+        ('{"price": {"between": [1, 2]}}', "price: between: Extra inputs are not permitted"),
+        ('{"price": {}}', "price: "),
+        ('{"category": []}', "category: a list must hold one or more plain values"),
+        ('{"category": [{"a": 1}]}', "category: a list must hold"),
+        ('{"featured": "maybe"}', "featured: this column holds true/false"),
+        ('["shoes"]', "filters must be a JSON object"),
+        ("{category: shoes}", "filters must be a JSON object"),
+    ],
+)
 def test_bad_filters_name_their_problem(metadata, text, message):
     with pytest.raises(FilterError) as caught:
         matching_rows(parse_filters(text), metadata, len(PATHS))
@@ -85,11 +95,14 @@ def test_the_mask_is_aligned_with_the_index_rows(metadata):
     assert mask.dtype == np.bool_ and mask.tolist() == [False, False, False, True, False]
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ('{"a":' * 2000 + "1" + "}" * 2000, "nested more than 8 levels"),
-    ('{"a": [' + ", ".join(['"x"'] * 5000) + "]}", "the limit is 16384"),
-    ('{"a": "[[[[[[[[[[[[[[[["}', None),  # brackets inside a string are text, not nesting
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"a":' * 2000 + "1" + "}" * 2000, "nested more than 8 levels"),
+        ('{"a": [' + ", ".join(['"x"'] * 5000) + "]}", "the limit is 16384"),
+        ('{"a": "[[[[[[[[[[[[[[[["}', None),  # brackets inside a string are text, not nesting
+    ],
+)
 def test_oversized_or_deeply_nested_filters_are_refused_before_parsing(text, words):
     if words is None:
         assert parse_filters(text) == {"a": "[[[[[[[[[[[[[[[["}

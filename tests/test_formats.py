@@ -9,9 +9,9 @@ import contextlib
 
 import numpy as np
 import pytest
+from conftest import PHOTOS, dng_bytes, encoded
 from PIL import Image
 
-from conftest import PHOTOS, dng_bytes, encoded
 from dataset import UnreadableImage, list_images, open_rgb
 from search_by_image import camera_raw, formats
 from search_by_image.preprocessing import Preprocessing
@@ -39,8 +39,9 @@ def test_phone_formats_decode_like_the_photo(fmt):
 
 def test_a_multi_image_heic_gives_its_primary_image():
     other = PHOTO.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((300, 200))
-    data = encoded(PHOTO, "HEIF", save_all=True, append_images=[other], primary_index=1, quality=80,
-                   **FAST_HEIC)
+    data = encoded(
+        PHOTO, "HEIF", save_all=True, append_images=[other], primary_index=1, quality=80, **FAST_HEIC
+    )
     decoded = open_rgb(data, LIMIT)
     assert decoded.size == (300, 200) and close_to(decoded, other, 4)
 
@@ -130,7 +131,7 @@ def test_the_list_covers_phone_and_camera_formats_and_the_page_accepts_them():
     assert {"HEIC", "AVIF", "DNG", "CR2", "CR3", "NEF", "ARW", "ORF", "RW2"} <= names
     accept = formats.accept_attribute().split(",")
     assert {".heic", ".avif", ".dng", ".nef", "image/heic", "image/jpeg"} <= set(accept)
-    assert formats.SUFFIXES == {s for s in accept if s.startswith(".")}
+    assert {s for s in accept if s.startswith(".")} == formats.SUFFIXES
 
 
 def test_a_demosaic_holds_its_memory_from_the_decode_budget(monkeypatch):

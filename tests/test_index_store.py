@@ -89,8 +89,13 @@ def test_a_large_collection_gets_a_tuned_ivf_index_that_still_filters_exactly(tm
     from search_by_image import index_choice
 
     assert index_choice.choose_index_type(4000, 64, flat_max_cost=1e5).startswith("IVF")
-    store = IndexStore.create(spec, features, paths, {p: (1, 1) for p in paths},
-                              index_type=index_choice.choose_index_type(4000, 64, flat_max_cost=1e5))
+    store = IndexStore.create(
+        spec,
+        features,
+        paths,
+        {p: (1, 1) for p in paths},
+        index_type=index_choice.choose_index_type(4000, 64, flat_max_cost=1e5),
+    )
     assert store.manifest.nprobe >= 1 and store.manifest.recall_at_10 >= 0.95
     commit(store, tmp_path)
     loaded = IndexStore.load(tmp_path)
@@ -121,10 +126,8 @@ def test_a_format_1_index_loads_with_row_numbers_as_ids(tmp_path):
 
 
 def test_a_second_writer_waits_then_gives_up_with_a_reason(tmp_path):
-    with writer_lock(tmp_path):
-        with pytest.raises(IndexBusy, match="try again"):
-            with writer_lock(tmp_path, wait=0.2):
-                pass
+    with writer_lock(tmp_path), pytest.raises(IndexBusy, match="try again"), writer_lock(tmp_path, wait=0.2):
+        pass
 
 
 def test_search_asks_for_no_more_than_the_index_holds(tmp_path):

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+from conftest import PHOTOS, copy_photos, make_settings
 
 from config import PROJECT_DIR
-from conftest import PHOTOS, copy_photos, make_settings
-import pytest
-
 from search_by_image.index_store import IndexBusy, IndexStore, writer_lock
 from search_by_image.indexer import SpecMismatch, update_index
 
@@ -115,19 +114,44 @@ def test_metadata_problems_are_reported_not_fatal(tmp_path, caplog):
 
 
 def test_cli_help_documents_every_flag():
-    result = subprocess.run([sys.executable, "with_faiss.py", "--help"], cwd=PROJECT_DIR,
-                            capture_output=True, text=True, check=True)
-    for flag in ("--images", "--output", "--csv", "--batch-size", "--workers", "--device",
-                 "--model", "--rebuild"):
+    result = subprocess.run(
+        [sys.executable, "with_faiss.py", "--help"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for flag in (
+        "--images",
+        "--output",
+        "--csv",
+        "--batch-size",
+        "--workers",
+        "--device",
+        "--model",
+        "--rebuild",
+    ):
         assert flag in result.stdout
 
 
 def test_cli_writes_the_promised_files(tmp_path):
     copy_photos(tmp_path / "images", FOUR[:2])
     result = subprocess.run(
-        [sys.executable, "with_faiss.py", "--images", str(tmp_path / "images"),
-         "--output", str(tmp_path / "out"), "--model", "efficientnet_lite0", "--workers", "0"],
-        cwd=PROJECT_DIR, capture_output=True, text=True,
+        [
+            sys.executable,
+            "with_faiss.py",
+            "--images",
+            str(tmp_path / "images"),
+            "--output",
+            str(tmp_path / "out"),
+            "--model",
+            "efficientnet_lite0",
+            "--workers",
+            "0",
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "2 images indexed" in result.stderr
@@ -140,9 +164,17 @@ def test_cli_writes_the_promised_files(tmp_path):
 
 def test_cli_reports_a_missing_folder(tmp_path):
     result = subprocess.run(
-        [sys.executable, "with_faiss.py", "--images", str(tmp_path / "nowhere"),
-         "--output", str(tmp_path / "out")],
-        cwd=PROJECT_DIR, capture_output=True, text=True,
+        [
+            sys.executable,
+            "with_faiss.py",
+            "--images",
+            str(tmp_path / "nowhere"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "does not exist" in result.stderr
 
@@ -155,9 +187,21 @@ def test_an_indexer_run_refuses_to_start_while_another_writer_holds_the_collecti
 
 
 def run_cli(*args: str):
-    return subprocess.run([sys.executable, "with_faiss.py", "--model", "efficientnet_lite0",
-                           "--workers", "0", "--quiet", *args],
-                          cwd=PROJECT_DIR, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "with_faiss.py",
+            "--model",
+            "efficientnet_lite0",
+            "--workers",
+            "0",
+            "--quiet",
+            *args,
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_cli_builds_a_named_collection_that_remembers_its_folders(tmp_path):

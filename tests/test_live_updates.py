@@ -12,12 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server, writable_copy
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from config import PROJECT_DIR
-from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server, writable_copy
-from fastapi.testclient import TestClient
-
 from main import create_app
 from search_by_image import collection as collection_module
 from search_by_image import index_store
@@ -39,8 +38,12 @@ def variant(number: int) -> bytes:
     """A new photo per number: a different crop of one of the demo photos."""
     image = Image.open(PHOTOS / NAMES[number % len(NAMES)])
     margin = 0.05 + 0.03 * (number // len(NAMES))
-    box = (int(image.width * margin), int(image.height * margin),
-           int(image.width * (1 - margin / 2)), int(image.height * (1 - margin)))
+    box = (
+        int(image.width * margin),
+        int(image.height * margin),
+        int(image.width * (1 - margin / 2)),
+        int(image.height * (1 - margin)),
+    )
     return jpeg_bytes(image.crop(box), quality=85)
 
 
@@ -55,8 +58,9 @@ class Searcher:
         data = variant(number)
         with httpx.Client(base_url=self.base, timeout=60) as client:
             while not self.stop.is_set():
-                response = client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")},
-                                       data={"k": "20"})
+                response = client.post(
+                    "/search", files={"file": ("q.jpg", data, "image/jpeg")}, data={"k": "20"}
+                )
                 self.statuses.append(response.status_code)
                 if response.status_code == 200:
                     self.pairs |= {(h["id"], h["path"]) for h in response.json()["results"]}
@@ -72,14 +76,19 @@ def test_concurrent_adds_deletes_and_searches_lose_nothing(collection):
         searches = [pool.submit(searcher, n) for n in range(3)]
 
         def add(number: int) -> dict:
-            response = httpx.post(f"{base}/collections/default/images", timeout=120, headers=admin,
-                                  files=[("files", (f"{number}.jpg", variant(100 + number), "image/jpeg"))])
+            response = httpx.post(
+                f"{base}/collections/default/images",
+                timeout=120,
+                headers=admin,
+                files=[("files", (f"{number}.jpg", variant(100 + number), "image/jpeg"))],
+            )
             assert response.status_code == 201, response.text
             return response.json()["images"][0]
 
         def delete(image_id: int) -> None:
-            response = httpx.delete(f"{base}/collections/default/images/{image_id}", timeout=120,
-                                    headers=admin)
+            response = httpx.delete(
+                f"{base}/collections/default/images/{image_id}", timeout=120, headers=admin
+            )
             assert response.status_code == 200, response.text
 
         writes = [pool.submit(add, n) for n in range(12)] + [pool.submit(delete, i) for i in doomed]
@@ -91,7 +100,8 @@ def test_concurrent_adds_deletes_and_searches_lose_nothing(collection):
         served = httpx.get(f"{base}/collections/default", timeout=10).json()
 
     expected = (set(before.paths) - {before.paths[before.row_of_id[i]] for i in doomed}) | {
-        a["path"] for a in added}
+        a["path"] for a in added
+    }
     assert all(a["created"] for a in added) and len({a["id"] for a in added}) == 12
     assert min(a["id"] for a in added) == before.manifest.next_id
     assert served["images"] == len(expected) == 13 + 12 - 4
@@ -108,11 +118,20 @@ def test_an_index_rewritten_by_the_indexer_is_served_without_restart_or_failed_r
         searcher = Searcher(base)
         searches = [pool.submit(searcher, n) for n in range(2)]
         copy_photos(collection.images_dir / "new", ["eagle.jpg", "kite.jpg"])
-        env = {**os.environ, "SBI_IMAGES_DIR": str(collection.images_dir),
-               "SBI_METADATA_CSV": str(collection.metadata_csv), "SBI_SAVED_DIR": str(collection.saved_dir)}
+        env = {
+            **os.environ,
+            "SBI_IMAGES_DIR": str(collection.images_dir),
+            "SBI_METADATA_CSV": str(collection.metadata_csv),
+            "SBI_SAVED_DIR": str(collection.saved_dir),
+        }
         indexer = subprocess.run(
             [sys.executable, "with_faiss.py", "--model", "efficientnet_lite0", "--workers", "0", "--quiet"],
-            cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+            cwd=PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert indexer.returncode == 0, indexer.stderr
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/health", timeout=10).json()["images"] != 15:
@@ -122,8 +141,12 @@ def test_an_index_rewritten_by_the_indexer_is_served_without_restart_or_failed_r
         searcher.stop.set()
         for done in searches:
             done.result()
-        found = httpx.post(f"{base}/search", timeout=60, data={"k": "2"},
-                           files={"file": ("q.jpg", (PHOTOS / "kite.jpg").read_bytes(), "image/jpeg")})
+        found = httpx.post(
+            f"{base}/search",
+            timeout=60,
+            data={"k": "2"},
+            files={"file": ("q.jpg", (PHOTOS / "kite.jpg").read_bytes(), "image/jpeg")},
+        )
     assert {h["path"] for h in found.json()["results"]} == {"kite.jpg", "new/kite.jpg"}
     assert searcher.statuses and set(searcher.statuses) == {200}
     paths = {p for _, p in searcher.pairs}
@@ -138,12 +161,17 @@ def admin_client(collection):
 
 
 def leftovers(collection) -> list[str]:
-    return sorted(str(p) for folder in (collection.images_dir, collection.saved_dir)
-                  for p in folder.rglob(".*") if p.name != ".lock" and p.name != ".url_secret")
+    return sorted(
+        str(p)
+        for folder in (collection.images_dir, collection.saved_dir)
+        for p in folder.rglob(".*")
+        if p.name != ".lock" and p.name != ".url_secret"
+    )
 
 
-def test_a_full_disk_is_a_507_that_changes_nothing_and_a_retry_adds_once(admin_client, collection,
-                                                                        monkeypatch):
+def test_a_full_disk_is_a_507_that_changes_nothing_and_a_retry_adds_once(
+    admin_client, collection, monkeypatch
+):
     csv_before = collection.metadata_csv.read_bytes()
     files_before = sorted(p for p in collection.images_dir.rglob("*") if p.is_file())
 

@@ -2,7 +2,6 @@
 indexer killed with SIGKILL at any point. Figures are printed (`-s`), never asserted as timings."""
 
 import os
-from collections import Counter
 import shutil
 import signal
 import statistics
@@ -10,15 +9,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import psutil
+from conftest import LIVE_UPLOAD_LIMIT, PHOTOS, copy_photos, jpeg_bytes, make_settings
 from PIL import Image
 
 from config import PROJECT_DIR
-from conftest import LIVE_UPLOAD_LIMIT, PHOTOS, copy_photos, jpeg_bytes, make_settings
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
 
@@ -31,8 +32,14 @@ def requests_to_send() -> list[tuple[str, bytes, str, int]]:
     good = []
     for name in sorted(p.name for p in PHOTOS.iterdir())[:8]:
         image = Image.open(PHOTOS / name)
-        good.append((f"photo {name}", jpeg_bytes(image.resize((image.width * 3 // 4, image.height * 3 // 4))),
-                     "file", 200))
+        good.append(
+            (
+                f"photo {name}",
+                jpeg_bytes(image.resize((image.width * 3 // 4, image.height * 3 // 4))),
+                "file",
+                200,
+            )
+        )
     cut = (PHOTOS / "eagle.jpg").read_bytes()
     bad = [
         ("not an image", b"just text" * 100, "file", 415),
@@ -55,7 +62,7 @@ def server_pid(base: str) -> int:
 
 def peak_rss_mb(pid: int) -> float:
     """The kernel's high-water mark of the process' resident memory (VmHWM)."""
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM")
@@ -79,8 +86,12 @@ def test_32_clients_mixing_searches_and_bad_uploads(live_server):
         label, body, field, expected = item
         started = time.perf_counter()
         try:
-            response = httpx.post(f"{live_server}/search", files={field: ("u.jpg", body, "image/jpeg")},
-                                  data={"k": "5"}, timeout=120)
+            response = httpx.post(
+                f"{live_server}/search",
+                files={field: ("u.jpg", body, "image/jpeg")},
+                data={"k": "5"},
+                timeout=120,
+            )
             status = response.status_code
         except httpx.RemoteProtocolError:  # the 413 may close the connection while we still send
             status = 413
@@ -102,12 +113,15 @@ def test_32_clients_mixing_searches_and_bad_uploads(live_server):
     wrong = [(label, expected, status) for label, expected, status, _ in results if status != expected]
     latencies = sorted(ms for _, expected, _, ms in results if expected == 200)
     peak = peak_rss_mb(pid)
-    print(f"\nload: {len(results)} requests from {CLIENTS} clients in {wall:.1f} s "
-          f"({len(results) / wall:.1f} req/s); statuses {dict(sorted(Counter(statuses).items()))}; "
-          f"search p50 {statistics.median(latencies):.0f} ms, p95 {latencies[int(0.95 * (len(latencies) - 1))]:.0f} ms; "
-          f"/health {len(health_ms)} probes, max {max(health_ms):.0f} ms; "
-          f"server RSS {rss_before:.0f} MB before, peak {first_peak:.0f} MB after one round, "
-          f"{peak:.0f} MB after two")
+    print(
+        f"\nload: {len(results)} requests from {CLIENTS} clients in {wall:.1f} s "
+        f"({len(results) / wall:.1f} req/s); statuses {dict(sorted(Counter(statuses).items()))}; "
+        f"search p50 {statistics.median(latencies):.0f} ms, "
+        f"p95 {latencies[int(0.95 * (len(latencies) - 1))]:.0f} ms; "
+        f"/health {len(health_ms)} probes, max {max(health_ms):.0f} ms; "
+        f"server RSS {rss_before:.0f} MB before, peak {first_peak:.0f} MB after one round, "
+        f"{peak:.0f} MB after two"
+    )
     assert len(results) == 2 * CLIENTS * ROUNDS  # none lost
     assert not [s for s in statuses if s >= 500]
     assert not wrong, wrong[:5]
@@ -133,10 +147,23 @@ def test_an_indexer_killed_at_any_moment_leaves_a_loadable_index(tmp_path):
     for copy in range(2):  # 26 more images to embed
         for name in sorted(p.name for p in PHOTOS.iterdir()):
             shutil.copy2(PHOTOS / name, settings.images_dir / f"{copy}-{name}")
-    env = {**os.environ, "SBI_IMAGES_DIR": str(settings.images_dir),
-           "SBI_METADATA_CSV": str(settings.metadata_csv), "SBI_SAVED_DIR": str(settings.saved_dir)}
-    command = [sys.executable, "with_faiss.py", "--model", "efficientnet_lite0", "--workers", "0",
-               "--batch-size", "4", "--quiet"]
+    env = {
+        **os.environ,
+        "SBI_IMAGES_DIR": str(settings.images_dir),
+        "SBI_METADATA_CSV": str(settings.metadata_csv),
+        "SBI_SAVED_DIR": str(settings.saved_dir),
+    }
+    command = [
+        sys.executable,
+        "with_faiss.py",
+        "--model",
+        "efficientnet_lite0",
+        "--workers",
+        "0",
+        "--batch-size",
+        "4",
+        "--quiet",
+    ]
     saved = settings.saved_dir
     moments = {
         "startup": lambda started: time.monotonic() - started > 0.5,
@@ -146,9 +173,10 @@ def test_an_indexer_killed_at_any_moment_leaves_a_loadable_index(tmp_path):
     seen = {}
     for moment, ready in moments.items():
         started = time.monotonic()
-        run = subprocess.Popen(command, cwd=PROJECT_DIR, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kill_when(run, lambda: ready(started))
+        run = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        kill_when(run, lambda ready=ready, started=started: ready(started))
         store = IndexStore.load(saved)
         assert len(store.paths) == len(store.features) == store.index.ntotal == len(store.ids)
         seen[moment] = len(store)

@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import running_server
+from PIL import Image
 from test_load import peak_rss_mb, server_pid
 
 SIDE = 7000  # 49 MP: under the default 50 MP limit, so each one is really decoded
@@ -50,8 +49,7 @@ def test_16_hostile_uploads_at_once_stay_under_the_memory_budget(demo_collection
 
         def search(item: tuple[str, bytes]) -> tuple[str, int]:
             label, data = item
-            response = httpx.post(f"{base}/search", files={"file": ("x", data)}, data={"k": "3"},
-                                  timeout=180)
+            response = httpx.post(f"{base}/search", files={"file": ("x", data)}, data={"k": "3"}, timeout=180)
             return label, response.status_code
 
         with ThreadPoolExecutor(1) as watcher:
@@ -61,8 +59,10 @@ def test_16_hostile_uploads_at_once_stay_under_the_memory_budget(demo_collection
             done.set()
             watching.result()
         peak = peak_rss_mb(pid)
-        print(f"\n16 hostile uploads at once: server RSS {idle:.0f} MB idle, peak {peak:.0f} MB; "
-              f"statuses {sorted(set(statuses))}")
+        print(
+            f"\n16 hostile uploads at once: server RSS {idle:.0f} MB idle, peak {peak:.0f} MB; "
+            f"statuses {sorted(set(statuses))}"
+        )
     # decoded and searched in turn; on a crowded machine a request may wait past the budget's
     # patience and be told to retry (503 + Retry-After), never a failure
     assert {status for _, status in statuses} <= {200, 503}, statuses

@@ -15,7 +15,9 @@ PATHS = ["a/cat.jpg", "b/dog.jpg", "c/dog.jpg", "bird.png"]
 
 def test_join_by_path_column_and_unique_names(tmp_path):
     csv = tmp_path / "meta.csv"
-    csv.write_text("title,file,price\nCat,cat.jpg,10\nDog,b/dog.jpg,\nGhost,ghost.jpg,3\nAmbiguous,dog.jpg,1\n")
+    csv.write_text(
+        "title,file,price\nCat,cat.jpg,10\nDog,b/dog.jpg,\nGhost,ghost.jpg,3\nAmbiguous,dog.jpg,1\n"
+    )
     metadata = load_metadata(csv, PATHS)
     assert metadata.columns == ["title", "price"]
     assert metadata.for_path("a/cat.jpg") == {"title": "Cat", "price": 10}
@@ -49,7 +51,7 @@ def test_describe_offers_choices_and_ranges(tmp_path):
 
 def test_appended_rows_keep_the_existing_text_as_it_was(tmp_path):
     csv = tmp_path / "data.csv"
-    original = "image,title,price\na.jpg,\"Shoe, red\",007\n"
+    original = 'image,title,price\na.jpg,"Shoe, red",007\n'
     csv.write_text(original)
     append_rows(csv, {"uploads/b.jpg": {"title": "Bag", "colour": "blue"}}, ["a.jpg"])
     lines = csv.read_text().splitlines()
@@ -89,10 +91,16 @@ def test_a_new_key_never_takes_over_the_image_column(tmp_path, key):
     assert caught.value.column == key and "reserved" in caught.value.message
 
 
-@pytest.mark.parametrize(("row", "column"), [
-    ({"width": "unknown"}, "width"), ({"width": True}, "width"), ({"taken": "last week"}, "taken"),
-    ({"taken": 2020}, "taken"), ({"indoor": "maybe"}, "indoor"),
-])
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ({"width": "unknown"}, "width"),
+        ({"width": True}, "width"),
+        ({"taken": "last week"}, "taken"),
+        ({"taken": 2020}, "taken"),
+        ({"indoor": "maybe"}, "indoor"),
+    ],
+)
 def test_a_value_of_the_wrong_kind_for_a_typed_column_is_refused(tmp_path, row, column):
     csv = tmp_path / "data.csv"
     csv.write_text("path,width,taken,indoor\na.jpg,640,2020-01-02,true\n")
@@ -100,15 +108,23 @@ def test_a_value_of_the_wrong_kind_for_a_typed_column_is_refused(tmp_path, row, 
     with pytest.raises(MetadataRejected) as caught:
         check_rows([row], metadata)
     assert caught.value.column == column
-    check_rows([{"width": "1024", "taken": "2021-05-06", "indoor": False, "new": "anything"},
-                {"width": None}], metadata)  # right kinds, and new columns, pass
+    check_rows(
+        [{"width": "1024", "taken": "2021-05-06", "indoor": False, "new": "anything"}, {"width": None}],
+        metadata,
+    )  # right kinds, and new columns, pass
 
 
 def test_formulas_are_neutralised_in_the_csv_and_given_back_as_sent(tmp_path):
     """OWASP CSV injection: =, +, -, @, tab and CR start a formula in a spreadsheet."""
     csv = tmp_path / "data.csv"
-    sent = {"note": "=HYPERLINK(\"http://x\")", "sum": "@SUM(A1)", "neg": "-5", "calc": "-2+3",
-            "=cmd": "quoted", "plain": "'already quoted"}
+    sent = {
+        "note": '=HYPERLINK("http://x")',
+        "sum": "@SUM(A1)",
+        "neg": "-5",
+        "calc": "-2+3",
+        "=cmd": "quoted",
+        "plain": "'already quoted",
+    }
     append_rows(csv, {"a.jpg": sent}, [])
     written = csv.read_text()
     assert "'=HYPERLINK" in written and "'@SUM" in written and "'-2+3" in written

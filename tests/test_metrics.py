@@ -3,11 +3,11 @@
 import io
 import shutil
 
+from conftest import PHOTOS
 from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import PHOTOS
 from main import create_app
 from search_by_image.auth import KEYS_FILE, KeyStore
 
@@ -15,8 +15,11 @@ from search_by_image.auth import KEYS_FILE, KeyStore
 def scrape(client: TestClient, **headers) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics", headers=headers)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def value(samples, name: str, **labels) -> float:
@@ -29,7 +32,10 @@ def test_metrics_count_requests_latencies_batches_images_and_rejections(demo_col
         before = scrape(client)
         for _ in range(3):
             assert client.post("/search", files={"file": ("q.jpg", photo, "image/jpeg")}).status_code == 200
-        assert client.post("/search", files={"file": ("q.txt", b"not an image", "text/plain")}).status_code == 415
+        assert (
+            client.post("/search", files={"file": ("q.txt", b"not an image", "text/plain")}).status_code
+            == 415
+        )
         assert client.get("/collections/nope").status_code == 404
         after = scrape(client)
 
@@ -61,8 +67,10 @@ def test_uploads_over_the_pixel_limit_are_counted_by_reason(demo_collection):
         response = client.post("/search", files={"file": ("big.png", buffer.getvalue(), "image/png")})
         assert response.status_code == 413
         after = scrape(client)
-    assert (value(after, "sbi_rejected_uploads_total", reason="too_many_pixels")
-            - value(before, "sbi_rejected_uploads_total", reason="too_many_pixels")) == 1
+    assert (
+        value(after, "sbi_rejected_uploads_total", reason="too_many_pixels")
+        - value(before, "sbi_rejected_uploads_total", reason="too_many_pixels")
+    ) == 1
 
 
 def test_metrics_can_require_a_key(demo_collection, tmp_path):
@@ -73,5 +81,9 @@ def test_metrics_can_require_a_key(demo_collection, tmp_path):
     with TestClient(create_app(settings)) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"Authorization": "Bearer sbi_wrong"}).status_code == 401
-        assert value(scrape(client, Authorization=f"Bearer {key}"), "sbi_collection_images",
-                     collection="default") == 13
+        assert (
+            value(
+                scrape(client, Authorization=f"Bearer {key}"), "sbi_collection_images", collection="default"
+            )
+            == 13
+        )

@@ -4,16 +4,22 @@ import shutil
 import time
 
 import pytest
+from conftest import ARTIFACTS, PHOTOS, copy_photos, running_server
 from PIL import Image
 
-from conftest import ARTIFACTS, PHOTOS, copy_photos, running_server
 from search_by_image import catalog
 from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.indexer import update_index
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -95,9 +101,12 @@ def two_collections(demo_collection, tmp_path_factory):
     shutil.copytree(demo_collection.saved_dir, root / "saved")
     settings = demo_collection.model_copy(update={"saved_dir": root / "saved"})
     copy_photos(root / "pets", ["chelsea.jpg", "dog.jpg", "horses.jpg"])
-    (root / "pets.csv").write_text("file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,Star,7\n")
-    update_index(settings, catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv"),
-                 progress=False)
+    (root / "pets.csv").write_text(
+        "file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,Star,7\n"
+    )
+    update_index(
+        settings, catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv"), progress=False
+    )
     with running_server(settings) as base:
         yield base
 

@@ -1,9 +1,9 @@
 """Resize policies: what part of the photo the model sees, and where the padding goes."""
 
 import numpy as np
+from conftest import PHOTOS
 from PIL import Image
 
-from conftest import PHOTOS
 from search_by_image.preprocessing import Preprocessing
 
 HALF = (0.5, 0.5, 0.5)

@@ -7,9 +7,9 @@ they catch a broken pipeline or a whitening that overfits again, not noise.
 
 import numpy as np
 import pytest
+from conftest import require_datasets
 from PIL import Image
 
-from conftest import require_datasets
 from search_by_image.alterations import altered_copies, pick_sources
 from search_by_image.duplicates import find_groups
 from search_by_image.evaluation import (
@@ -45,8 +45,10 @@ def test_holidays_same_scene_photos_rank_first_and_whitening_helps_through_the_p
     assert search.store.whitening is not None and search.store.paths == truth.files
     score, p1 = product_map(search, dataset, truth)
     raw = mean_average_precision(np.asarray(search.store.features), truth)
-    print(f"\nholidays_subset300 through the product ({search.store.manifest.whitening_dims}-d "
-          f"whitening learned on the collection): mAP={score:.4f} P@1={p1:.4f}; raw descriptors {raw:.4f}")
+    print(
+        f"\nholidays_subset300 through the product ({search.store.manifest.whitening_dims}-d "
+        f"whitening learned on the collection): mAP={score:.4f} P@1={p1:.4f}; raw descriptors {raw:.4f}"
+    )
     assert score > 0.80
     assert p1 > 0.80
     assert score > raw + 0.01
@@ -54,8 +56,11 @@ def test_holidays_same_scene_photos_rank_first_and_whitening_helps_through_the_p
 
 def test_altered_copies_find_their_source_among_the_whole_collection(holidays):
     dataset, truth, _, search = holidays
-    copies = altered_copies(lambda i: Image.open(dataset / "images" / truth.files[i]),
-                            pick_sources(COPIES, len(truth.files), 1), 1)
+    copies = altered_copies(
+        lambda i: Image.open(dataset / "images" / truth.files[i]),
+        pick_sources(COPIES, len(truth.files), 1),
+        1,
+    )
     ranks = source_ranks(search, copies, truth.files)
     print(f"\n{COPIES} altered copies: rank-1 {ranks.rank1:.3f}, mean rank {ranks.mean_rank:.3f}")
     assert ranks.rank1 >= 0.93
@@ -65,16 +70,23 @@ def test_altered_copies_find_their_source_among_the_whole_collection(holidays):
 def test_planted_copies_are_grouped_with_their_original(holidays, tmp_path):
     """Copies added to the folder and indexed incrementally, as a user would, then grouped."""
     dataset, truth, settings, _ = holidays
-    copies = altered_copies(lambda i: Image.open(dataset / "images" / truth.files[i]),
-                            pick_sources(PLANTED, len(truth.files), 3), 3)
+    copies = altered_copies(
+        lambda i: Image.open(dataset / "images" / truth.files[i]),
+        pick_sources(PLANTED, len(truth.files), 3),
+        3,
+    )
     planted = {f"planted-{n:03d}.jpg": c.data for n, c in enumerate(copies)}
     images = {f: dataset / "images" / f for f in truth.files} | planted
     with ProductSearch(index_like_a_user(images, tmp_path, start_from=settings.saved_dir)) as search:
-        found = duplicate_finding(find_groups(search.store),
-                                  {name: truth.files[c.source] for name, c in zip(planted, copies)},
-                                  truth.files)
-    print(f"\nplanted copies grouped with their original {found.recall:.3f}; distinct photos "
-          f"falsely grouped {found.false_share:.3f}")
+        found = duplicate_finding(
+            find_groups(search.store),
+            {name: truth.files[c.source] for name, c in zip(planted, copies)},
+            truth.files,
+        )
+    print(
+        f"\nplanted copies grouped with their original {found.recall:.3f}; distinct photos "
+        f"falsely grouped {found.false_share:.3f}"
+    )
     assert found.recall >= 0.8  # bench: 0.883 of 300 at the default threshold
 
 
@@ -84,16 +96,23 @@ def test_ukbench_views_of_an_object_fill_the_top_four(tmp_path):
     settings = index_like_a_user({f: dataset / "images" / f for f in truth.files}, tmp_path)
     group_of = dict(zip(truth.files, truth.groups))
     with ProductSearch(settings) as search:
-        score = np.mean([sum(group_of[p] == group_of[name]
-                             for p, _ in search.results((dataset / "images" / name).read_bytes(), 4))
-                         for name in truth.files])
+        score = np.mean(
+            [
+                sum(
+                    group_of[p] == group_of[name]
+                    for p, _ in search.results((dataset / "images" / name).read_bytes(), 4)
+                )
+                for name in truth.files
+            ]
+        )
     print(f"\nukbench_subset14 N-S score through the product (of 4, query included): {score:.3f}")
     assert score >= 3.9
 
 
 def test_ns_score_of_a_perfect_ranking_is_four():
-    truth = GroundTruth(files=[str(i) for i in range(8)], groups=["a"] * 4 + ["b"] * 4,
-                        queries=list(range(8)))
+    truth = GroundTruth(
+        files=[str(i) for i in range(8)], groups=["a"] * 4 + ["b"] * 4, queries=list(range(8))
+    )
     features = np.repeat(np.eye(2, dtype=np.float32), 4, axis=0)
     assert ns_score(features, truth) == pytest.approx(4.0)
     assert mean_average_precision(features, truth) == pytest.approx(1.0)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import PHOTOS
 from PIL import Image
 
 from config import Settings
-from conftest import PHOTOS
 from search_by_image import quantization
 from search_by_image.embedder import Embedder, EmbedderSpec
 
@@ -37,7 +37,9 @@ def test_int8_trunk_stays_close_to_fp32_and_is_quantized_once(lite0, tmp_path):
 def test_auto_precision_quantizes_only_verified_models_on_cpus_with_vnni(monkeypatch):
     cpu = "cpu"
     monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: True)
-    assert EmbedderSpec.from_settings(Settings(model="efficientnet_lite0", device="cpu")).quantization == "int8"
+    assert (
+        EmbedderSpec.from_settings(Settings(model="efficientnet_lite0", device="cpu")).quantization == "int8"
+    )
     assert quantization.resolve("auto", "auto", "efficientnet_lite2", cpu) == "none"  # unchecked
     assert quantization.resolve("auto", "torch", "efficientnet_lite0", cpu) == "none"
     assert quantization.resolve("fp32", "auto", "efficientnet_lite0", cpu) == "none"

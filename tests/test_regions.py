@@ -1,34 +1,40 @@
 """Search by region: box syntax, bounds, and a cropped object finding the photo it came from."""
 
 import pytest
+from conftest import PHOTOS, jpeg_bytes
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, jpeg_bytes
 from main import create_app
 from search_by_image.regions import BoxError, parse_box, to_pixels
 
 
-@pytest.mark.parametrize(("text", "pixels"), [
-    ("10,20,110,220", (10, 20, 110, 220)),
-    ("0.5,0,1,1", (200, 0, 400, 300)),
-    (" 0 , 0 , 1 , 1 ", (0, 0, 400, 300)),
-    ("0,0,400,300", (0, 0, 400, 300)),
-])
+@pytest.mark.parametrize(
+    ("text", "pixels"),
+    [
+        ("10,20,110,220", (10, 20, 110, 220)),
+        ("0.5,0,1,1", (200, 0, 400, 300)),
+        (" 0 , 0 , 1 , 1 ", (0, 0, 400, 300)),
+        ("0,0,400,300", (0, 0, 400, 300)),
+    ],
+)
 def test_boxes_in_pixels_or_fractions(text, pixels):
     assert to_pixels(parse_box(text), 400, 300) == pixels
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("1,2,3", "four numbers"),
-    ("a,b,c,d", "four numbers"),
-    ("0,0,nan,1", "four numbers"),
-    ("-5,0,100,100", "negative"),
-    ("100,0,50,100", "greater than left"),
-    ("0,0,500,100", "outside the 400x300 image"),
-    ("0,0,10,100", "at least 16x16"),
-    ("0,0,0.01,1", "at least 16x16"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("1,2,3", "four numbers"),
+        ("a,b,c,d", "four numbers"),
+        ("0,0,nan,1", "four numbers"),
+        ("-5,0,100,100", "negative"),
+        ("100,0,50,100", "greater than left"),
+        ("0,0,500,100", "outside the 400x300 image"),
+        ("0,0,10,100", "at least 16x16"),
+        ("0,0,0.01,1", "at least 16x16"),
+    ],
+)
 def test_bad_boxes_say_why(text, words):
     with pytest.raises(BoxError, match=words):
         to_pixels(parse_box(text), 400, 300)
@@ -59,10 +65,15 @@ def search(client, data: bytes, **form):
     return client.post("/search", files={"file": ("both.jpg", data, "image/jpeg")}, data={"k": 3, **form})
 
 
-@pytest.mark.parametrize(("box", "expected"), [
-    ("0.5,0,1,1", "rocket.jpg"), ("0,0,0.5,1", "chelsea.jpg"),
-    ("400,0,800,300", "rocket.jpg"), ("0,0,400,300", "chelsea.jpg"),
-])
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ("0.5,0,1,1", "rocket.jpg"),
+        ("0,0,0.5,1", "chelsea.jpg"),
+        ("400,0,800,300", "rocket.jpg"),
+        ("0,0,400,300", "chelsea.jpg"),
+    ],
+)
 def test_a_box_around_one_object_finds_the_photo_it_came_from(client, side_by_side, box, expected):
     data, _ = side_by_side
     body = search(client, data, box=box).json()

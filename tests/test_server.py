@@ -5,14 +5,16 @@ import socket
 from urllib.parse import urlsplit
 
 import httpx
-
 from conftest import LIVE_UPLOAD_LIMIT, PHOTOS
 
 
 def test_search_over_http(live_server):
-    response = httpx.post(f"{live_server}/search",
-                          files={"file": ("g.jpg", (PHOTOS / "giraffe.jpg").read_bytes(), "image/jpeg")},
-                          data={"k": "3"}, timeout=60)
+    response = httpx.post(
+        f"{live_server}/search",
+        files={"file": ("g.jpg", (PHOTOS / "giraffe.jpg").read_bytes(), "image/jpeg")},
+        data={"k": "3"},
+        timeout=60,
+    )
     assert response.status_code == 200
     assert response.json()["results"][0]["path"] == "giraffe.jpg"
 

@@ -3,8 +3,8 @@ as the local one."""
 
 import numpy as np
 import pytest
-
 from conftest import PHOTOS, copy_photos, make_settings
+
 from search_by_image import shards
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
@@ -14,8 +14,12 @@ NINE = sorted(p.name for p in PHOTOS.iterdir())[:9]
 
 
 def test_a_shard_survives_the_trip_through_bytes():
-    result = ShardResult(3, ["a.jpg", "b/c.jpg"], np.arange(6, dtype=np.float32).reshape(2, 3),
-                         [("bad.jpg", "not a recognised image format")])
+    result = ShardResult(
+        3,
+        ["a.jpg", "b/c.jpg"],
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        [("bad.jpg", "not a recognised image format")],
+    )
     again = ShardResult.from_bytes(result.to_bytes())
     assert (again.number, again.paths, again.skipped) == (3, result.paths, result.skipped)
     assert np.array_equal(again.features, result.features)

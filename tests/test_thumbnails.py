@@ -5,10 +5,10 @@ import io
 import shutil
 
 import pytest
+from conftest import PHOTOS, jpeg_bytes, writable_copy
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PHOTOS, jpeg_bytes, writable_copy
 from main import create_app
 from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.index_store import IndexStore
@@ -35,11 +35,15 @@ def test_the_indexer_makes_one_thumbnail_per_image_in_its_decode_pass(demo_colle
 def test_thumbnails_are_small_cacheable_and_revalidated(collection):
     with TestClient(create_app(collection)) as client:
         data = (PHOTOS / "coffee.jpg").read_bytes()
-        hits = client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")}, data={"k": 13}).json()["results"]
+        hits = client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")}, data={"k": 13}).json()[
+            "results"
+        ]
         assert all(h["thumbnail_url"].startswith(f"/thumbnails/{h['path']}?v=") for h in hits)
         got = client.get(hits[0]["thumbnail_url"])
         assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
-        assert "immutable" in got.headers["cache-control"] and "max-age=31536000" in got.headers["cache-control"]
+        assert (
+            "immutable" in got.headers["cache-control"] and "max-age=31536000" in got.headers["cache-control"]
+        )
         assert len(got.content) < len(data) / 3
         again = client.get(hits[0]["thumbnail_url"], headers={"If-None-Match": got.headers["etag"]})
         assert again.status_code == 304 and not again.content
@@ -52,8 +56,11 @@ def test_thumbnails_are_small_cacheable_and_revalidated(collection):
 def test_a_missing_thumbnail_is_made_on_its_first_request(collection):
     shutil.rmtree(collection.saved_dir / "thumbnails")
     with TestClient(create_app(collection)) as client:
-        url = client.post("/search", files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")},
-                          data={"k": 1}).json()["results"][0]["thumbnail_url"]
+        url = client.post(
+            "/search",
+            files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")},
+            data={"k": 1},
+        ).json()["results"][0]["thumbnail_url"]
         first = client.get(url)
         assert first.status_code == 200 and max(Image.open(io.BytesIO(first.content)).size) == THUMBNAIL_PX
         assert len(list((collection.saved_dir / "thumbnails").glob("*/*.jpg"))) == 1
@@ -64,8 +71,9 @@ def test_an_added_image_gets_its_thumbnail_and_a_delete_removes_it(collection):
     with TestClient(create_app(collection), headers={"Authorization": f"Bearer {key}"}) as client:
         photo = Image.open(PHOTOS / "astronaut.jpg")
         data = jpeg_bytes(photo.crop((0, 0, photo.width // 2, photo.height)))
-        (added,) = client.post("/collections/default/images",
-                               files=[("files", ("new.jpg", data, "image/jpeg"))]).json()["images"]
+        (added,) = client.post(
+            "/collections/default/images", files=[("files", ("new.jpg", data, "image/jpeg"))]
+        ).json()["images"]
         before = set((collection.saved_dir / "thumbnails").glob("*/*.jpg"))
         assert len(before) == 14
         assert client.get(added["thumbnail_url"]).status_code == 200

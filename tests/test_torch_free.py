@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import PHOTOS, copy_photos, make_settings, running_server
 from PIL import Image
 
 from config import PROJECT_DIR
-from conftest import PHOTOS, copy_photos, make_settings, running_server
 from search_by_image.auth import KEYS_FILE, KeyStore
 
 SERVE = """
@@ -34,9 +34,10 @@ photo = open(sys.argv[4], "rb").read()
 with TestClient(create_app(settings)) as client:
     health = client.get("/health").json()
     found = client.post("/search", files={"file": ("q.jpg", photo, "image/jpeg")}).json()
-    added = client.post("/collections/default/images", files={"files": ("new.png", open(sys.argv[5], "rb").read(), "image/png")},
+    new = open(sys.argv[5], "rb").read()
+    added = client.post("/collections/default/images", files={"files": ("new.png", new, "image/png")},
                         headers={"Authorization": f"Bearer {key}"})
-    again = client.post("/search", files={"file": ("q.png", open(sys.argv[5], "rb").read(), "image/png")}).json()
+    again = client.post("/search", files={"file": ("q.png", new, "image/png")}).json()
 print(json.dumps({"torch": "torch" in sys.modules, "health": health, "top": found["results"][0]["path"],
                   "added": added.status_code, "found_added": again["results"][0]["path"]}))
 """
@@ -53,8 +54,14 @@ print(json.dumps({"torch": "torch" in sys.modules, "embedded": report.embedded, 
 
 
 def run_python(script: str, *args, python: Path | str = sys.executable) -> dict:
-    done = subprocess.run([str(python), "-c", script, *map(str, args)], cwd=PROJECT_DIR,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [str(python), "-c", script, *map(str, args)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -77,8 +84,12 @@ def serving_only_venv() -> Path:
     if not (venv / "complete").is_file():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
-                       check=True, timeout=1200, capture_output=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
+            check=True,
+            timeout=1200,
+            capture_output=True,
+        )
         (venv / "complete").write_text(requirements.read_text())
     return venv / "bin" / "python"
 
@@ -86,8 +97,15 @@ def serving_only_venv() -> Path:
 def serve(collection: Path, tmp_path: Path, python: Path | str = sys.executable) -> dict:
     new = tmp_path / "new.png"
     Image.open(PHOTOS / "kite.jpg").rotate(3).save(new)
-    return run_python(SERVE, collection / "images", collection / "data.csv", collection / "saved",
-                      PHOTOS / "chelsea.jpg", new, python=python)
+    return run_python(
+        SERVE,
+        collection / "images",
+        collection / "data.csv",
+        collection / "saved",
+        PHOTOS / "chelsea.jpg",
+        new,
+        python=python,
+    )
 
 
 def test_the_service_starts_searches_and_adds_without_importing_torch(collection, tmp_path):
@@ -118,11 +136,19 @@ def test_a_serving_only_install_serves_searches_and_adds(collection, tmp_path):
     _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin")
     new = io.BytesIO()
     Image.open(PHOTOS / "kite.jpg").rotate(3).save(new, format="PNG")
-    with running_server(settings, python=str(python)) as base, httpx.Client(base_url=base, timeout=60) as client:
-        found = client.post("/search", files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")})
+    with (
+        running_server(settings, python=str(python)) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+        found = client.post(
+            "/search", files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")}
+        )
         assert found.status_code == 200 and found.json()["results"][0]["path"] == "chelsea.jpg"
-        added = client.post("/collections/default/images", files={"files": ("new.png", new.getvalue(), "image/png")},
-                            headers={"Authorization": f"Bearer {key}"})
+        added = client.post(
+            "/collections/default/images",
+            files={"files": ("new.png", new.getvalue(), "image/png")},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert added.status_code == 201
         again = client.post("/search", files={"file": ("q.png", new.getvalue(), "image/png")}).json()
         assert again["results"][0]["path"] == added.json()["images"][0]["path"]

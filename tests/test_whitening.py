@@ -47,8 +47,9 @@ def test_store_learns_saves_loads_and_searches_in_whitened_space(tmp_path):
     (row, score), *_ = loaded.search(features[[42]], k=3)[0]
     assert row == 42 and score == pytest.approx(1.0, abs=1e-4)
 
-    small = IndexStore.create(SPEC, features[:10], paths[:10], {p: (1, 1) for p in paths[:10]},
-                              whitening_dims=128)
+    small = IndexStore.create(
+        SPEC, features[:10], paths[:10], {p: (1, 1) for p in paths[:10]}, whitening_dims=128
+    )
     with writer_lock(tmp_path):
         small.save(tmp_path)
     assert not (tmp_path / WHITENING_FILE).exists()

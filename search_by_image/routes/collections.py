@@ -1,6 +1,5 @@
 """Collections: list them, describe one (its filterable columns), add and delete images live."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
@@ -16,11 +15,11 @@ from search_by_image.deps import (
     ServiceDep,
     SettingsDep,
 )
+from search_by_image.duplicates import default_threshold
 from search_by_image.filters import FilterError, check_filters, parse_filters
 from search_by_image.index_store import IndexBusy
 from search_by_image.json_limits import JsonTooLarge, check_json_text
 from search_by_image.metadata import MetadataRejected, check_rows
-from search_by_image.duplicates import default_threshold
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
 from search_by_image.routes import invalid_field
 from search_by_image.routes.search import FILTERS_HELP, MAX_K, MAX_OFFSET, OFFSET_HELP, filter_error
@@ -66,24 +65,37 @@ def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
     return CollectionList(collections=[service.summary(c) for c in service.collections.values()])
 
 
-@router.get("/{name}", response_model=CollectionInfo, responses={404: WRITE_ERRORS[404]},
-            summary="One collection and the metadata columns its filters can use")
+@router.get(
+    "/{name}",
+    response_model=CollectionInfo,
+    responses={404: WRITE_ERRORS[404]},
+    summary="One collection and the metadata columns its filters can use",
+)
 def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
     return service.info(collection)
 
 
-@router.get("/{name}/duplicates", response_model=Duplicates,
-            responses={404: WRITE_ERRORS[404], 503: {"description": "No index yet"}},
-            summary="Groups of near-duplicate images in a collection",
-            description="JSON, or a page of thumbnails when the request accepts text/html.")
+@router.get(
+    "/{name}/duplicates",
+    response_model=Duplicates,
+    responses={404: WRITE_ERRORS[404], 503: {"description": "No index yet"}},
+    summary="Groups of near-duplicate images in a collection",
+    description="JSON, or a page of thumbnails when the request accepts text/html.",
+)
 async def duplicates(
     request: Request,
     _: SearchAccess,
     service: ServiceDep,
     collection: CollectionDep,
-    threshold: Annotated[float | None, Query(
-        gt=0, le=1, description="similarity above which images are duplicates, in search-score "
-        "units (default: 0.85, or 0.6 for a whitened index)")] = None,
+    threshold: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=1,
+            description="similarity above which images are duplicates, in search-score "
+            "units (default: 0.85, or 0.6 for a whitened index)",
+        ),
+    ] = None,
     offset: Annotated[int, Query(ge=0, description="groups to skip (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_GROUPS_PER_PAGE, description="groups per page")] = 50,
 ) -> Duplicates:
@@ -93,17 +105,30 @@ async def duplicates(
         snapshot, every_group = await run_in_threadpool(collection.duplicates, threshold)
     except NoIndex as exc:
         raise HTTPException(503, str(exc)) from exc
-    groups = every_group[offset:offset + limit]
+    groups = every_group[offset : offset + limit]
     found = Duplicates(
         collection=collection.name,
         threshold=default_threshold(snapshot.store) if threshold is None else threshold,
         total=len(every_group),
         images_in_groups=sum(len(g.images) for g in every_group),
         offset=offset,
-        groups=[DuplicateGroup(kind=g.kind, best=round(g.best, 4), weakest=round(g.weakest, 4), images=[
-            DuplicateImage(id=i, path=p, image_url=service.image_url(collection.name, p),
-                           thumbnail_url=service.thumbnail_url(collection, p))
-            for i, p in g.images]) for g in groups],
+        groups=[
+            DuplicateGroup(
+                kind=g.kind,
+                best=round(g.best, 4),
+                weakest=round(g.weakest, 4),
+                images=[
+                    DuplicateImage(
+                        id=i,
+                        path=p,
+                        image_url=service.image_url(collection.name, p),
+                        thumbnail_url=service.thumbnail_url(collection, p),
+                    )
+                    for i, p in g.images
+                ],
+            )
+            for g in groups
+        ],
     )
     if wants_html(request):
         return render_duplicates_page(request, found, len(snapshot.store), limit)
@@ -119,13 +144,18 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     except JsonTooLarge as exc:
         raise invalid_field("metadata", message=str(exc)) from None
     except ValidationError as exc:
-        raise invalid_field("metadata", message="metadata must be a JSON object of plain values, "
-                            f"or a list of them (one per file): {exc.errors()[0]['msg']}") from None
+        raise invalid_field(
+            "metadata",
+            message="metadata must be a JSON object of plain values, "
+            f"or a list of them (one per file): {exc.errors()[0]['msg']}",
+        ) from None
     if isinstance(rows, dict):
         return [rows] * count
     if len(rows) != count:
-        raise invalid_field("metadata", message=f"{len(rows)} metadata rows for {count} files: "
-                            "give one per file, or one object")
+        raise invalid_field(
+            "metadata",
+            message=f"{len(rows)} metadata rows for {count} files: give one per file, or one object",
+        )
     return list(rows)
 
 
@@ -133,9 +163,12 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     "/{name}/images",
     response_model=AddedImages,
     status_code=201,
-    responses={**WRITE_ERRORS, 413: {"description": "An upload is over the size or pixel limit"},
-               415: {"description": "An upload is not an image"},
-               422: {"description": "A corrupt image, or metadata that is not valid JSON"}},
+    responses={
+        **WRITE_ERRORS,
+        413: {"description": "An upload is over the size or pixel limit"},
+        415: {"description": "An upload is not an image"},
+        422: {"description": "A corrupt image, or metadata that is not valid JSON"},
+    },
     summary="Add images to a collection; searchable as soon as this answers",
 )
 async def add_images(
@@ -144,9 +177,13 @@ async def add_images(
     settings: SettingsDep,
     collection: CollectionDep,
     files: Annotated[list[UploadFile], File(description="one or more images")],
-    metadata: Annotated[str | None, Form(
-        description='JSON: one object for every file ({"category": "shoes"}) or a list with one '
-        "object per file; written to the collection's metadata CSV")] = None,
+    metadata: Annotated[
+        str | None,
+        Form(
+            description='JSON: one object for every file ({"category": "shoes"}) or a list with one '
+            "object per file; written to the collection's metadata CSV"
+        ),
+    ] = None,
 ) -> AddedImages:
     if len(files) > settings.max_add_files:
         raise HTTPException(413, f"at most {settings.max_add_files} files per request")
@@ -164,20 +201,28 @@ async def add_images(
         try:
             contents.append(await read_upload(file, settings.max_upload_bytes))
         except HTTPException as exc:  # say which file, when several are sent; none is added
-            raise HTTPException(exc.status_code, f"file {number} ({file.filename}): {exc.detail}; "
-                                "nothing was added") from exc
+            raise HTTPException(
+                exc.status_code, f"file {number} ({file.filename}): {exc.detail}; nothing was added"
+            ) from exc
     declared = sum(map(declared_pixels, contents))
     if declared > settings.max_add_pixels:
-        raise HTTPException(413, f"the files declare {declared} pixels together, more than the limit "
-                            f"of {settings.max_add_pixels} per request; send them in smaller batches")
+        raise HTTPException(
+            413,
+            f"the files declare {declared} pixels together, more than the limit "
+            f"of {settings.max_add_pixels} per request; send them in smaller batches",
+        )
     uploads = []
     for number, (file, data, row) in enumerate(zip(files, contents, rows), start=1):
         try:
             image = await run_in_threadpool(
-                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size)
+                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size
+            )
         except HTTPException as exc:
-            raise HTTPException(exc.status_code, f"file {number} ({file.filename}): {exc.detail}; "
-                                "nothing was added", headers=exc.headers) from exc
+            raise HTTPException(
+                exc.status_code,
+                f"file {number} ({file.filename}): {exc.detail}; nothing was added",
+                headers=exc.headers,
+            ) from exc
         uploads.append(Upload(data, image, image_format(data), row))
     try:
         added = await run_in_threadpool(collection.add, uploads)
@@ -189,18 +234,30 @@ async def add_images(
         raise HTTPException(507, str(exc)) from exc
     except MetadataRejected as exc:  # the CSV changed while the images were embedded
         raise invalid_field("metadata", exc.column, message=exc.message) from None
-    return AddedImages(collection=collection.name, images=[
-        AddedImage(id=a.id, path=a.path, image_url=service.image_url(collection.name, a.path),
-                   thumbnail_url=service.thumbnail_url(collection, a.path), created=a.created)
-        for a in added
-    ])
+    return AddedImages(
+        collection=collection.name,
+        images=[
+            AddedImage(
+                id=a.id,
+                path=a.path,
+                image_url=service.image_url(collection.name, a.path),
+                thumbnail_url=service.thumbnail_url(collection, a.path),
+                created=a.created,
+            )
+            for a in added
+        ],
+    )
 
 
 @router.get(
     "/{name}/images/{image_id}/similar",
     response_model=SearchResponse,
-    responses={404: WRITE_ERRORS[404], 422: {"description": "A filter the collection cannot apply"},
-               429: AUTH_ERRORS[429], 503: {"description": "No index yet"}},
+    responses={
+        404: WRITE_ERRORS[404],
+        422: {"description": "A filter the collection cannot apply"},
+        429: AUTH_ERRORS[429],
+        503: {"description": "No index yet"},
+    },
     summary="More like this: the images most similar to one already in the collection",
     description="The image's stored descriptor is the query: nothing is uploaded, decoded or "
     "embedded. The image itself is left out. JSON, or the results page when the request accepts "
@@ -228,9 +285,14 @@ async def similar_images(
     except FilterError as exc:
         raise filter_error(exc) from exc
     if wants_html(request):
-        return render_search_page(request, response=response, k=k, collection=collection.name,
-                                  filters=filters, query_image=service.thumbnail_url(
-                                      collection, response.query.filename))
+        return render_search_page(
+            request,
+            response=response,
+            k=k,
+            collection=collection.name,
+            filters=filters,
+            query_image=service.thumbnail_url(collection, response.query.filename),
+        )
     return response
 
 
@@ -255,5 +317,6 @@ async def delete_image(
         raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
     except StorageError as exc:
         raise HTTPException(507, str(exc)) from exc
-    return DeletedImage(collection=collection.name, id=image_id, path=path,
-                        trashed_to=str(trashed) if trashed else None)
+    return DeletedImage(
+        collection=collection.name, id=image_id, path=path, trashed_to=str(trashed) if trashed else None
+    )

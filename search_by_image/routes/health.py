@@ -19,7 +19,8 @@ ENDPOINTS = {
     "DELETE /collections/{name}/images/{id}": "remove an image",
     "GET /collections/{name}/images/{id}/similar": "more like this: the images most similar to an "
     "indexed one (`?k=&offset=&filters=`), from its stored descriptor",
-    "GET /collections/{name}/duplicates": "groups of near-duplicate images (`?threshold=`, `offset`, `limit`)",
+    "GET /collections/{name}/duplicates": "groups of near-duplicate images "
+    "(`?threshold=`, `offset`, `limit`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
     "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 384 px (`thumbnail_url` in results)",
     "GET /health": "status, number of indexed images, model, device, indexing progress",
@@ -48,14 +49,19 @@ async def health(service: ServiceDep) -> Health:
     default = service.summary(service.default)
     indexing = service.indexer.status() if service.indexer else None
     return Health(
-        status="ok" if service.ready else "indexing" if indexing and indexing.state == "running"
+        status="ok"
+        if service.ready
+        else "indexing"
+        if indexing and indexing.state == "running"
         else "no_index",
         images=default.images,
         model=default.model,
         device=service.device,
         # a default collection with no index: why the service could not build one says more
-        detail=(service.indexer.problems.get(default.name) if service.indexer and default.status != "ok"
-                else None) or default.detail,
+        detail=(
+            service.indexer.problems.get(default.name) if service.indexer and default.status != "ok" else None
+        )
+        or default.detail,
         indexing=indexing,
         collections=[service.summary(c) for c in service.collections.values()],
     )

@@ -26,8 +26,9 @@ Expiry = Annotated[int | None, Query(description="signed URL: expiry (Unix time)
 Signature = Annotated[str | None, Query(description="signed URL: signature")]
 
 
-def _indexed(request: Request, service, credentials, collection: str, path: str,
-             exp: int | None, sig: str | None) -> tuple[Collection, tuple[int, int], Path]:
+def _indexed(
+    request: Request, service, credentials, collection: str, path: str, exp: int | None, sig: str | None
+) -> tuple[Collection, tuple[int, int], Path]:
     """The collection, fingerprint and file of an indexed path; 401/404 with a reason otherwise.
 
     Only paths that are in the index are served: anything else, `..` tricks included, is a 404;
@@ -45,8 +46,11 @@ def _indexed(request: Request, service, credentials, collection: str, path: str,
         raise HTTPException(404, "no such indexed image")
     file = target.location.served_file(path)
     if file is None:
-        raise HTTPException(404, "this image was indexed but is no longer on disk, or no longer a "
-                            "file inside the collection's folder")
+        raise HTTPException(
+            404,
+            "this image was indexed but is no longer on disk, or no longer a "
+            "file inside the collection's folder",
+        )
     return target, tuple(snapshot.store.manifest.files[path]), file
 
 
@@ -68,18 +72,32 @@ def _cached(request: Request, file: Path, max_age: int, shared: bool, immutable:
 
 @router.get("/images/{path:path}", summary="An indexed image", response_class=FileResponse)
 def indexed_image(
-    request: Request, path: str, service: ServiceDep, credentials: Credentials,
-    collection: CollectionQuery = DEFAULT, exp: Expiry = None, sig: Signature = None,
+    request: Request,
+    path: str,
+    service: ServiceDep,
+    credentials: Credentials,
+    collection: CollectionQuery = DEFAULT,
+    exp: Expiry = None,
+    sig: Signature = None,
 ):
     _, _, file = _indexed(request, service, credentials, collection, path, exp, sig)
     return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
 
 
-@router.get("/thumbnails/{path:path}", summary="An indexed image's grid thumbnail (JPEG, 384 px)",
-            response_class=FileResponse)
+@router.get(
+    "/thumbnails/{path:path}",
+    summary="An indexed image's grid thumbnail (JPEG, 384 px)",
+    response_class=FileResponse,
+)
 async def thumbnail(
-    request: Request, path: str, service: ServiceDep, settings: SettingsDep, credentials: Credentials,
-    collection: CollectionQuery = DEFAULT, exp: Expiry = None, sig: Signature = None,
+    request: Request,
+    path: str,
+    service: ServiceDep,
+    settings: SettingsDep,
+    credentials: Credentials,
+    collection: CollectionQuery = DEFAULT,
+    exp: Expiry = None,
+    sig: Signature = None,
     v: Annotated[str | None, Query(description="the image's version (in thumbnail_url)")] = None,
 ):
     """Made while indexing or adding; an image indexed without one gets it now, once."""
@@ -94,4 +112,6 @@ async def thumbnail(
             raise HTTPException(422, f"this image cannot be read any more: {exc.reason}") from exc
         except OSError:  # a read-only saved folder: answer with the original instead
             return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
-    return _cached(request, small, THUMBNAIL_MAX_AGE_S, shared=service.signer is None, immutable=v is not None)
+    return _cached(
+        request, small, THUMBNAIL_MAX_AGE_S, shared=service.signer is None, immutable=v is not None
+    )

@@ -16,12 +16,21 @@ def metrics_access(request: Request, credentials: Credentials) -> None:
     if not request.app.state.settings.metrics_requires_key:
         return
     if credentials is None or request.app.state.keys.verify(credentials.credentials) is None:
-        raise HTTPException(401, "metrics need an API key (SBI_METRICS_REQUIRES_KEY): send "
-                            "`Authorization: Bearer <key>`", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "metrics need an API key (SBI_METRICS_REQUIRES_KEY): send `Authorization: Bearer <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}},
-                       401: {"description": "SBI_METRICS_REQUIRES_KEY is on and no valid key was sent"}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}},
+        401: {"description": "SBI_METRICS_REQUIRES_KEY is on and no valid key was sent"},
+    },
+)
 def metrics(_: Annotated[None, Depends(metrics_access)]) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

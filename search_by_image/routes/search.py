@@ -8,8 +8,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
-from search_by_image import formats
 from dataset import reduced
+from search_by_image import formats
 from search_by_image.catalog import DEFAULT
 from search_by_image.collection import NoIndex
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
@@ -33,8 +33,10 @@ ERRORS = {
     404: {"description": "No collection by that name"},
     413: {"description": "The upload or its pixel count is over the configured limit"},
     415: {"description": "The upload is not an image"},
-    422: {"description": "Missing `file` field, `k` out of range, a filter the collection cannot "
-          "apply, or a truncated/corrupt image"},
+    422: {
+        "description": "Missing `file` field, `k` out of range, a filter the collection cannot "
+        "apply, or a truncated/corrupt image"
+    },
     429: {"description": "Too many requests from this client (see Retry-After)"},
     503: {"description": "The collection has no index yet"},
 }
@@ -46,8 +48,10 @@ FILTERS_HELP = (
 )
 
 
-BOX_HELP = ("search only this region of the query: left,top,right,bottom in pixels, or as "
-            "fractions of the width and height when all four are at most 1 (e.g. 0.5,0,1,1)")
+BOX_HELP = (
+    "search only this region of the query: left,top,right,bottom in pixels, or as "
+    "fractions of the width and height when all four are at most 1 (e.g. 0.5,0,1,1)"
+)
 
 
 def filter_error(exc: FilterError) -> RequestValidationError:
@@ -112,16 +116,24 @@ async def search(
     started = time.perf_counter()
     try:
         image, pixels = await run_in_threadpool(
-            decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region)
+            decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region
+        )
     except BoxError as exc:
         raise box_error(exc) from exc
     decode_ms = (time.perf_counter() - started) * 1e3
     try:
         response = await run_in_threadpool(
-            service.search, target, image, k, conditions, file.filename, decode_ms, pixels, offset)
+            service.search, target, image, k, conditions, file.filename, decode_ms, pixels, offset
+        )
     except FilterError as exc:  # the collection was reloaded with other columns meanwhile
         raise filter_error(exc) from exc
     if wants_html(request):
-        return render_search_page(request, response=response, query_image=query_thumbnail(image),
-                                  k=k, collection=target.name, filters=filters)
+        return render_search_page(
+            request,
+            response=response,
+            query_image=query_thumbnail(image),
+            k=k,
+            collection=target.name,
+            filters=filters,
+        )
     return response
