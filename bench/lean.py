@@ -34,7 +34,7 @@ from PIL import Image
 from config import PROJECT_DIR
 
 sys.path.insert(0, str(PROJECT_DIR / "tests"))
-from conftest import free_port  # noqa: E402
+from helpers import free_port  # noqa: E402
 from test_load import requests_to_send  # noqa: E402
 
 PHOTOS = PROJECT_DIR / "data" / "the_images"

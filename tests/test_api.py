@@ -7,8 +7,8 @@ import threading
 import zlib
 
 import pytest
-from conftest import PHOTOS, jpeg_bytes, make_settings
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, jpeg_bytes, make_settings
 from PIL import Image
 
 from main import create_app

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PHOTOS
 from fastapi.testclient import TestClient
+from helpers import PHOTOS
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config import PROJECT_DIR

@@ -3,7 +3,7 @@
 import logging
 
 import torch
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 from torchvision.models import ResNet50_Weights
 

@@ -4,8 +4,8 @@ what the run is doing and how far it has got, and each index is served as soon a
 import time
 from dataclasses import dataclass
 
-from conftest import PHOTOS, copy_photos, make_settings
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, make_settings
 
 from main import create_app
 from search_by_image import catalog, shards

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 
 from search_by_image.batcher import BatcherClosed, QueryBatcher

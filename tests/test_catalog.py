@@ -1,7 +1,7 @@
 """Where collections live: names that cannot escape, discovery, remembered sources."""
 
 import pytest
-from conftest import make_settings
+from helpers import make_settings
 
 from search_by_image import catalog
 

@@ -9,8 +9,8 @@ import shutil
 from pathlib import PurePosixPath
 
 import pytest
-from conftest import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_settings
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_settings
 from PIL import Image
 
 from main import create_app

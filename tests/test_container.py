@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 
 import yaml
-from conftest import PHOTOS, copy_photos, jpeg_bytes
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, jpeg_bytes
 from PIL import Image
 from test_background import wait_for
 

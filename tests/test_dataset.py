@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, jpeg_bytes
+from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
 from dataset import ImageFolder, UnreadableImage, list_images, open_rgb

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, copy_photos, jpeg_bytes, make_settings
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings
 from PIL import Image
 
 from config import PROJECT_DIR

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 
 from search_by_image.embedder import pool

@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, dng_bytes, encoded
+from helpers import PHOTOS, dng_bytes, encoded
 from PIL import Image
 
 from dataset import UnreadableImage, list_images, open_rgb

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from conftest import PHOTOS
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
+from helpers import PHOTOS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image

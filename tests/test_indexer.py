@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, copy_photos, make_settings
+from helpers import PHOTOS, copy_photos, make_settings
 
 from config import PROJECT_DIR
 from search_by_image.index_store import IndexBusy, IndexStore, writer_lock

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import PHOTOS, copy_photos, jpeg_bytes, running_server, writable_copy
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, jpeg_bytes, running_server, writable_copy
 from PIL import Image
 
 from config import PROJECT_DIR

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
-from conftest import LIVE_UPLOAD_LIMIT, PHOTOS, copy_photos, jpeg_bytes, make_settings
+from helpers import LIVE_UPLOAD_LIMIT, PHOTOS, copy_photos, jpeg_bytes, make_settings
 from PIL import Image
 
 from config import PROJECT_DIR

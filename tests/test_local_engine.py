@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, copy_photos, make_settings
+from helpers import PHOTOS, copy_photos, make_settings
 
 from search_by_image import local_engine
 from search_by_image.index_store import IndexStore

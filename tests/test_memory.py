@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from conftest import running_server
+from helpers import running_server
 from PIL import Image
 from test_load import peak_rss_mb, server_pid
 

@@ -3,8 +3,8 @@
 import io
 import shutil
 
-from conftest import PHOTOS
 from fastapi.testclient import TestClient
+from helpers import PHOTOS
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -4,7 +4,7 @@ import shutil
 import time
 
 import pytest
-from conftest import ARTIFACTS, PHOTOS, copy_photos, running_server
+from helpers import ARTIFACTS, PHOTOS, copy_photos, running_server
 from PIL import Image
 
 from search_by_image import catalog

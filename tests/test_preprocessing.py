@@ -1,7 +1,7 @@
 """Resize policies: what part of the photo the model sees, and where the padding goes."""
 
 import numpy as np
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 
 from search_by_image.preprocessing import Preprocessing

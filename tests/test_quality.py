@@ -7,7 +7,7 @@ they catch a broken pipeline or a whitening that overfits again, not noise.
 
 import numpy as np
 import pytest
-from conftest import require_datasets
+from helpers import require_datasets
 from PIL import Image
 
 from search_by_image.alterations import altered_copies, pick_sources

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 
 from config import Settings

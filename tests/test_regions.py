@@ -1,8 +1,8 @@
 """Search by region: box syntax, bounds, and a cropped object finding the photo it came from."""
 
 import pytest
-from conftest import PHOTOS, jpeg_bytes
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
 from main import create_app

@@ -5,7 +5,7 @@ import socket
 from urllib.parse import urlsplit
 
 import httpx
-from conftest import LIVE_UPLOAD_LIMIT, PHOTOS
+from helpers import LIVE_UPLOAD_LIMIT, PHOTOS
 
 
 def test_search_over_http(live_server):

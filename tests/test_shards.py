@@ -3,7 +3,7 @@ as the local one."""
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, copy_photos, make_settings
+from helpers import PHOTOS, copy_photos, make_settings
 
 from search_by_image import shards
 from search_by_image.index_store import IndexStore

@@ -5,8 +5,8 @@ import io
 import shutil
 
 import pytest
-from conftest import PHOTOS, jpeg_bytes, writable_copy
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, jpeg_bytes, writable_copy
 from PIL import Image
 
 from main import create_app

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PHOTOS, copy_photos, make_settings, running_server
+from helpers import PHOTOS, copy_photos, make_settings, running_server
 from PIL import Image
 
 from config import PROJECT_DIR

@@ -1,7 +1,7 @@
 """The last indexer run's unreadable files, visible through the API and on the page."""
 
-from conftest import PHOTOS, copy_photos, make_settings
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, make_settings
 
 from main import create_app
 from search_by_image.indexer import update_index

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PHOTOS, writable_copy
 from fastapi.testclient import TestClient
+from helpers import PHOTOS, writable_copy
 from PIL import Image
 
 from config import PROJECT_DIR

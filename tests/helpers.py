@@ -1,0 +1,177 @@
+"""Helpers the tests import: the demo photos, settings for a test collection, encoders for test
+images, and a real uvicorn on 127.0.0.1. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from config import PROJECT_DIR, Settings
+
+PHOTOS = PROJECT_DIR / "data" / "the_images"
+DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
+ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
+LIVE_UPLOAD_LIMIT = 400_000
+
+
+def make_settings(root: Path, **overrides) -> Settings:
+    """Settings for a collection under `root` (images/, data.csv, saved/), on the bundled model."""
+    values = dict(
+        images_dir=root / "images",
+        metadata_csv=root / "data.csv",
+        saved_dir=root / "saved",
+        model="efficientnet_lite0",
+        workers=0,
+    )
+    return Settings(**{**values, **overrides})
+
+
+def copy_photos(target: Path, names: list[str] | None = None) -> list[str]:
+    target.mkdir(parents=True, exist_ok=True)
+    chosen = names or sorted(p.name for p in PHOTOS.iterdir())
+    for name in chosen:
+        shutil.copy2(PHOTOS / name, target / name)
+    return chosen
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def encoded(image: Image.Image, format: str, **options) -> bytes:
+    """`image` in `format` as Pillow (and its HEIF/AVIF plugins) writes it."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+#: XYZ (D65) to linear sRGB: as a DNG's ColorMatrix1, the sensor's colours are sRGB's primaries.
+_XYZ_TO_SRGB = (3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570)
+
+
+def dng_bytes(photo: Image.Image, orientation: int = 1) -> bytes:
+    """A camera raw file (DNG, 12-bit RGGB Bayer mosaic, no preview) made from a real photo with
+    PiDNG: what LibRaw must demosaic, as it would a sensor's data."""
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
+
+    rgb = np.asarray(photo.convert("RGB"), dtype=np.float64)
+    height, width = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    linear = ((rgb[:height, :width] / 255.0) ** 2.2 * 4095).astype(np.uint16)
+    mosaic = np.empty((height, width), np.uint16)
+    mosaic[0::2, 0::2] = linear[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = linear[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = linear[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = linear[1::2, 1::2, 2]
+    tags = DNGTags()
+    for tag, value in [
+        (Tag.ImageWidth, width),
+        (Tag.ImageLength, height),
+        (Tag.TileWidth, width),
+        (Tag.TileLength, height),
+        (Tag.Orientation, orientation),
+        (Tag.SamplesPerPixel, 1),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.BitsPerSample, 16),
+        (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB),
+        (Tag.BlackLevel, 0),
+        (Tag.WhiteLevel, 4095),
+        (Tag.ColorMatrix1, [[round(v * 10000), 10000] for v in _XYZ_TO_SRGB]),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65),
+        (Tag.AsShotNeutral, [[1, 1]] * 3),
+        (Tag.Make, "search-by-image tests"),
+        (Tag.Model, "PiDNG"),
+        (Tag.DNGVersion, DNGVersion.V1_4),
+        (Tag.DNGBackwardVersion, DNGVersion.V1_2),
+    ]:
+        tags.set(tag, value)
+    writer = RAW2DNG()
+    writer.options(tags, path="", compress=False)
+    return bytes(writer.convert(mosaic))
+
+
+def require_datasets(name: str) -> Path:
+    path = DATASETS / name
+    if not (path / "groundtruth.csv").is_file():
+        pytest.skip(f"{path} is absent: the evaluation datasets live in ../shared beside the repo")
+    return path
+
+
+def writable_copy(settings: Settings, root: Path, **overrides) -> Settings:
+    """A copy of `settings`' collection (images, CSV, saved index) under `root`, for tests that
+    write to it; `overrides` change other settings."""
+    shutil.copytree(settings.images_dir, root / "images")
+    shutil.copy2(settings.metadata_csv, root / "data.csv")
+    shutil.copytree(settings.saved_dir, root / "saved")
+    return settings.model_copy(
+        update={
+            "images_dir": root / "images",
+            "metadata_csv": root / "data.csv",
+            "saved_dir": root / "saved",
+            **overrides,
+        }
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, python: str = sys.executable, **env: str) -> Iterator[str]:
+    """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL.
+    `python`: the interpreter of the venv to run it from.
+
+    No rate limit unless `env` sets SBI_RATE_LIMIT: these tests send many requests from one address.
+    """
+    port = free_port()
+    environment = {
+        **os.environ,
+        "SBI_IMAGES_DIR": str(settings.images_dir),
+        "SBI_METADATA_CSV": str(settings.metadata_csv),
+        "SBI_SAVED_DIR": str(settings.saved_dir),
+        "SBI_RATE_LIMIT": "",
+        **env,
+    }
+    server = subprocess.Popen(
+        [python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"uvicorn did not start: {server.stderr.read().decode()[-2000:]}")
+        time.sleep(0.3)
+    try:
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
