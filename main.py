@@ -19,7 +19,7 @@ from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
 from search_by_image import metrics as service_metrics
 from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.batcher import BatcherClosed
+from search_by_image.errors import InvalidField, SearchByImageError
 from search_by_image.pages import render_search_page, wants_html
 from search_by_image.rate_limit import RateLimiter, trusted_networks
 from search_by_image.routes import collections, health, images, metrics, search
@@ -41,15 +41,19 @@ async def _http_error(request: Request, exc: HTTPException):
     return await http_exception_handler(request, exc)
 
 
-async def _service_stopped(request: Request, exc: BatcherClosed):
-    """A query that reaches a stopped service's model: refused at once, never left waiting."""
-    return await http_exception_handler(request, HTTPException(503, "The service is stopping"))
-
-
 async def _validation_error(request: Request, exc: RequestValidationError):
     if wants_html(request) and request.url.path == "/search":
         return render_search_page(request, 422, error=_first_error(exc))
     return await request_validation_exception_handler(request, exc)
+
+
+async def _domain_error(request: Request, exc: SearchByImageError):
+    """Every domain error (search_by_image.errors) as its HTTP answer: a field the service cannot
+    use in the shape of FastAPI's own 422 (`loc` included), the others as status + detail."""
+    if isinstance(exc, InvalidField):
+        error = {"type": "value_error", "loc": ("body", *exc.location), "msg": exc.message}
+        return await _validation_error(request, RequestValidationError([error]))
+    return await _http_error(request, HTTPException(exc.status, str(exc), headers=dict(exc.headers) or None))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -112,7 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(BatcherClosed, _service_stopped)
+    app.add_exception_handler(SearchByImageError, _domain_error)
     return app
 
 

@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
     from search_by_image import catalog  # torch import only after --help
+    from search_by_image.errors import SearchByImageError
     from search_by_image.indexer import update_index
 
     if args.duplicates:
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             ray_address=args.ray_address,
             ray_workers=args.ray_workers,
         )
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+    except SearchByImageError as exc:  # anything else is a bug: its traceback is kept
         logging.error("%s", exc)
         return 1
     logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
@@ -194,11 +195,12 @@ def follow_folder(settings: Settings, location) -> None:
 def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     from search_by_image import catalog
     from search_by_image.duplicates import find_groups, write_report
+    from search_by_image.errors import SearchByImageError
     from search_by_image.index_store import IndexStore
 
     try:
         store = IndexStore.load(catalog.find(settings, args.collection).saved_dir)
-    except (LookupError, ValueError, RuntimeError) as exc:
+    except SearchByImageError as exc:
         logging.error("%s", exc)
         return 1
     groups = find_groups(store, args.threshold)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from search_by_image.errors import WeightsUnavailable
+
 if TYPE_CHECKING:
     import torch
     from torchvision.models import WeightsEnum
@@ -43,10 +45,6 @@ BACKBONES = {
     "efficientnet_lite1": BackboneInfo("efficientnet_lite1", 1280, LITE_MEAN, LITE_STD),
     "efficientnet_lite2": BackboneInfo("efficientnet_lite2", 1280, LITE_MEAN, LITE_STD),
 }
-
-
-class WeightsUnavailable(RuntimeError):
-    pass
 
 
 def resnet50_weights() -> WeightsEnum:

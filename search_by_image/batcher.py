@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from search_by_image.errors import BatcherClosed
 from search_by_image.metrics import BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
 
 #: Upper bound on one coalesced batch: bounds the padding cost and a batch's latency.
 MAX_BATCH = 16
-
-
-class BatcherClosed(RuntimeError):
-    """The batcher was closed (its service stopped): nothing will embed this query."""
 
 
 class QueryBatcher:
@@ -44,7 +41,7 @@ class QueryBatcher:
         result: Future = Future()
         with self._closing:
             if self._closed:
-                raise BatcherClosed("the query batcher is closed")
+                raise BatcherClosed("The service is stopping")
             self._queue.put((prepared, result))
         return result.result()
 

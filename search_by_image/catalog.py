@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from search_by_image.errors import ImagesFolderMissing, InvalidName, UnknownCollection
+
 DEFAULT = "default"
 #: Letters, digits, `_` and `-`, starting with a letter or digit: safe as a folder name and in
 #: a URL, and no `.`/`..`/`/` path tricks.
@@ -26,14 +28,6 @@ UPLOADS_DIR = "uploads"
 #: Where deleted images are moved inside a collection's saved folder (recoverable by hand).
 TRASH_DIR = "trash"
 METADATA_FILE = "metadata.csv"
-
-
-class InvalidName(ValueError):
-    pass
-
-
-class UnknownCollection(LookupError):
-    pass
 
 
 class Location(BaseModel):
@@ -167,7 +161,7 @@ def for_indexing(
     known = _read_named(settings, name)
     folder = _named_dir(settings, name)
     if images_dir is None and known is None:
-        raise FileNotFoundError(f"collection {name!r} is new: give its images folder with --images")
+        raise ImagesFolderMissing(f"collection {name!r} is new: give its images folder with --images")
     source = _Source(
         images_dir=(images_dir or known.images_dir).resolve(),
         metadata_csv=(

@@ -37,6 +37,7 @@ from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
 from search_by_image.duplicates import Group, Neighbours, find_groups
 from search_by_image.embedder import Embedder
 from search_by_image.embedders import EmbedderPool
+from search_by_image.errors import NoIndex, Rebuilt, StorageError, UnknownImage
 from search_by_image.filters import Condition, matching_rows
 from search_by_image.index_store import (
     MANIFEST_FILE,
@@ -61,22 +62,6 @@ KEPT_THRESHOLDS = 8
 WRITE_LOCK_WAIT_S = 5.0
 
 Stamp = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
-
-
-class NoIndex(RuntimeError):
-    """Search is impossible until an index is built; the message says how."""
-
-
-class UnknownImage(LookupError):
-    pass
-
-
-class StorageError(RuntimeError):
-    """The collection's folders cannot be written (read-only mount, permissions, disk full)."""
-
-
-class Rebuilt(RuntimeError):
-    """The collection was rebuilt with another model while an upload was being embedded."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +146,8 @@ class Collection:
     def require(self) -> Snapshot:
         snapshot = self.snapshot
         if snapshot is None:
-            raise NoIndex(self.problem or f"collection {self.name!r} has no index yet")
+            problem = self.problem or "none was built"
+            raise NoIndex(f"collection {self.name!r} has no usable index yet: {problem}")
         return snapshot
 
     def refresh(self) -> bool:
@@ -308,7 +294,10 @@ class Collection:
             self.refresh()
             snapshot = self.require()
             if snapshot.store.manifest.embedder != spec:
-                raise Rebuilt(f"collection {self.name!r} was rebuilt with another model meanwhile")
+                raise Rebuilt(
+                    f"collection {self.name!r} was rebuilt with another model meanwhile; "
+                    "send the images again"
+                )
             check_rows([upload.metadata for upload in uploads], snapshot.metadata)  # CSV may have changed
             store = snapshot.store
             fresh: dict[str, int] = {}

@@ -13,7 +13,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from config import Settings
 from search_by_image.auth import KeyRecord, KeyStore, Scope
-from search_by_image.catalog import InvalidName, UnknownCollection
 from search_by_image.collection import Collection
 from search_by_image.rate_limit import RateLimiter, client_address
 from search_by_image.service import SearchService
@@ -106,11 +105,8 @@ AdminAccess = Annotated[Caller, Depends(_access("admin", limited=True))]
 
 
 def find_collection(service: SearchService, name: str) -> Collection:
-    """The named collection, or a 404 that says why (bad name, or which names exist)."""
-    try:
-        return service.get(name)
-    except (InvalidName, UnknownCollection) as exc:
-        raise HTTPException(404, str(exc)) from exc
+    """The named collection, or InvalidName/UnknownCollection (404) that says why."""
+    return service.get(name)
 
 
 def collection_in_path(

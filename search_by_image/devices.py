@@ -10,6 +10,8 @@ import functools
 import os
 from pathlib import Path
 
+from search_by_image.errors import SetupError
+
 #: What the NVIDIA kernel driver creates; CUDA cannot run without it (containers get both too).
 NVIDIA_DRIVER = (Path("/proc/driver/nvidia/version"), Path("/dev/nvidiactl"))
 
@@ -30,7 +32,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if cuda_available() else "cpu"
     if device.startswith("cuda") and not cuda_available():
-        raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
+        raise SetupError(f"device {device!r} was asked for, but CUDA is not available here")
     return device
 
 

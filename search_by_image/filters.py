@@ -22,20 +22,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from search_by_image.errors import FilterError
 from search_by_image.json_limits import JsonTooLarge, check_json_text
 from search_by_image.metadata import Kind, Metadata
 
 Scalar = str | int | float | bool
 MAX_FILTERS_BYTES = 16 * 1024
-
-
-class FilterError(ValueError):
-    """A filter the collection cannot apply; `column` is None for the whole `filters` field."""
-
-    def __init__(self, column: str | None, message: str):
-        super().__init__(f"{column}: {message}" if column else message)
-        self.column = column
-        self.message = message
 
 
 class Range(BaseModel):

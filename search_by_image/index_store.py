@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from search_by_image import journal
 from search_by_image.embedder import EmbedderSpec
+from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.faiss_device import place
 from search_by_image.index_choice import (
     DEFAULT_MEMORY_LIMIT,
@@ -63,18 +64,6 @@ LOCK_FILE = ".lock"
 TRAIN_POINTS_PER_LIST = 64
 #: 2 added ids.npy; a format-1 index (rows numbered 0..N-1) still loads.
 FORMAT_VERSION = 2
-
-
-class IndexMissing(RuntimeError):
-    pass
-
-
-class IndexCorrupt(RuntimeError):
-    pass
-
-
-class IndexBusy(RuntimeError):
-    """Another writer holds the folder (usually `with_faiss.py` updating it)."""
 
 
 class Manifest(BaseModel):

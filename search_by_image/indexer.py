@@ -26,6 +26,7 @@ from dataset import list_images
 from search_by_image import local_engine, unreadable
 from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import EmbedderSpec
+from search_by_image.errors import ImagesFolderMissing, SpecMismatch
 from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
 from search_by_image.metadata import load_metadata
 from search_by_image.shards import ShardFiles, plan, run_key
@@ -67,17 +68,15 @@ class Progress:
     total: int = 0
 
 
-class SpecMismatch(RuntimeError):
-    """The settings ask for another model or preprocessing than the collection was built with."""
-
-    def __init__(self, collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec):
-        old, new = built.model_dump(), asked.model_dump()
-        changes = [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
-        super().__init__(
-            f"collection {collection!r} was indexed with other options ({'; '.join(changes)}). "
-            f"Run again with --rebuild to embed all {count} images the new way, or use the "
-            "options it was built with: queries are always processed like their collection"
-        )
+def spec_mismatch(collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec) -> SpecMismatch:
+    """What changed between the spec a collection was built with and the one asked for now."""
+    old, new = built.model_dump(), asked.model_dump()
+    changes = [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
+    return SpecMismatch(
+        f"collection {collection!r} was indexed with other options ({'; '.join(changes)}). "
+        f"Run again with --rebuild to embed all {count} images the new way, or use the "
+        "options it was built with: queries are always processed like their collection"
+    )
 
 
 def _load_previous(saved_dir: Path) -> IndexStore | None:
@@ -107,7 +106,7 @@ def update_index(
     """
     location = location or default_location(settings)
     if not location.images_dir.is_dir():
-        raise FileNotFoundError(f"images folder {location.images_dir} does not exist")
+        raise ImagesFolderMissing(f"images folder {location.images_dir} does not exist")
     status = status or Progress()
     with writer_lock(location.saved_dir):
         report = _update_locked(
@@ -145,7 +144,7 @@ def _update_locked(
     next_id = loaded.manifest.next_id if loaded else 0
     previous = None if rebuild else loaded
     if previous is not None and previous.manifest.embedder != spec:
-        raise SpecMismatch(location.name, len(previous), previous.manifest.embedder, spec)
+        raise spec_mismatch(location.name, len(previous), previous.manifest.embedder, spec)
 
     fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
     old_files = previous.manifest.files if previous else {}

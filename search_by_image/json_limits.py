@@ -8,11 +8,9 @@ document is a list of metadata objects (2 levels) or a range filter (2 levels).
 
 from __future__ import annotations
 
+from search_by_image.errors import JsonTooLarge
+
 MAX_DEPTH = 8
-
-
-class JsonTooLarge(ValueError):
-    """The text is over the size or depth limit; the message says which, safe to show."""
 
 
 def nesting_depth(text: str) -> int:
@@ -41,6 +39,6 @@ def check_json_text(text: str, field: str, max_bytes: int, max_depth: int = MAX_
     """Raise JsonTooLarge when `text` is longer than `max_bytes` or nested deeper than `max_depth`."""
     size = len(text.encode())
     if size > max_bytes:
-        raise JsonTooLarge(f"{field} is {size} bytes of JSON; the limit is {max_bytes}")
+        raise JsonTooLarge(field, f"{field} is {size} bytes of JSON; the limit is {max_bytes}")
     if nesting_depth(text) > max_depth:
-        raise JsonTooLarge(f"{field} is nested more than {max_depth} levels deep")
+        raise JsonTooLarge(field, f"{field} is nested more than {max_depth} levels deep")

@@ -32,6 +32,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dataset import Batch, ImageFolder
 from search_by_image.devices import is_gpu
 from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.errors import IndexingInterrupted
 from search_by_image.shards import ShardFiles, ShardResult
 from search_by_image.thumbnails import Thumbnails
 
@@ -216,7 +217,7 @@ def _embed_in_processes(
             try:
                 done, rows, skipped = future.result()
             except BrokenProcessPool as exc:
-                raise RuntimeError(
+                raise IndexingInterrupted(
                     "an embedding worker process died (out of memory?); the shards finished so "
                     "far are kept: run again to resume, with fewer --workers if memory is short"
                 ) from exc

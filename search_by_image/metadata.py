@@ -21,6 +21,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel
 
+from search_by_image.errors import MetadataRejected
+
 log = logging.getLogger(__name__)
 
 #: Column names that usually hold the image file, in order of preference.
@@ -305,15 +307,6 @@ def _restored(frame: pd.DataFrame) -> pd.DataFrame:
 
 #: Longest column name an add may create.
 MAX_COLUMN_NAME = 100
-
-
-class MetadataRejected(ValueError):
-    """A row an add cannot write; `column` names the culprit."""
-
-    def __init__(self, column: str, message: str):
-        super().__init__(f"{column}: {message}")
-        self.column = column
-        self.message = message
 
 
 def check_rows(rows: list[dict[str, Any] | None], metadata: Metadata) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from search_by_image.devices import cpu_threads
+from search_by_image.errors import SetupError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def resolve_runtime(runtime: str, model: str, device: str) -> str:
         faster = device == "cpu" and model in FASTER_ON_ONNX and available()
         return "onnx" if faster else "torch"
     if runtime == "onnx" and (device != "cpu" or not available()):
-        raise RuntimeError(
+        raise SetupError(
             "runtime 'onnx' needs the CPU and the onnxruntime package "
             "(pip install onnxruntime); use runtime auto or torch"
         )

@@ -31,6 +31,7 @@ from PIL import Image
 
 from dataset import open_rgb
 from search_by_image import onnx_runtime
+from search_by_image.errors import SetupError
 from search_by_image.onnx_runtime import staged
 from search_by_image.preprocessing import Preprocessing
 
@@ -56,7 +57,7 @@ def resolve(precision: str, runtime: str, model: str, device: str) -> str:
     """The spec's `quantization` for the settings: `int8` or `none`."""
     if precision == "int8":  # ONNX Runtime on the CPU, whichever runtime `auto` would pick
         if runtime == "torch" or device != "cpu" or not onnx_runtime.available():
-            raise RuntimeError(
+            raise SetupError(
                 "precision int8 runs on ONNX Runtime on the CPU: use runtime auto "
                 "or onnx, device cpu, and install onnxruntime"
             )

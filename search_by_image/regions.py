@@ -12,14 +12,12 @@ import math
 
 from PIL import Image
 
+from search_by_image.errors import BoxError
+
 #: Smallest box side worth embedding: under the network's 32 px stride it is a handful of cells.
 MIN_SIDE_PX = 16
 
 Box = tuple[float, float, float, float]
-
-
-class BoxError(ValueError):
-    pass
 
 
 def parse_box(text: str | None) -> Box | None:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from search_by_image.backbones import BACKBONES, WeightsUnavailable, lite_weights_file, resnet50_state_dict
+from search_by_image.errors import UnknownModel
 
 
 def _lite_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
@@ -68,7 +69,7 @@ def load_backbone(name: str, pretrained: bool = True) -> FeatureMaps:
             model.load_state_dict(resnet50_state_dict(), strict=True)
         return FeatureMaps(nn.Sequential(*list(model.children())[:-2]), model.fc).eval()
     if name not in BACKBONES:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BACKBONES)}")
+        raise UnknownModel(f"unknown model {name!r}; choose one of {sorted(BACKBONES)}")
     model = timm.create_model(name, pretrained=False)
     if pretrained:
         model.load_state_dict(_lite_state_dict(model, name), strict=True)

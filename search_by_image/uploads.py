@@ -1,4 +1,4 @@
-"""Uploaded bytes to a decoded image, or a 4xx that says what is wrong with them.
+"""Uploaded bytes to a decoded image, or an UploadRejected (4xx) that says what is wrong with them.
 
 Limits are enforced twice: `UploadSizeLimit` refuses a too-large request body while it streams in
 (before multipart parsing spools it anywhere), and `read_upload`/`decode_upload` check the file
@@ -12,12 +12,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import HTTPException, UploadFile
+from fastapi import UploadFile
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataset import UnreadableImage, open_rgb
 from search_by_image import formats
+from search_by_image.errors import BUSY_DECODE_RETRY_AFTER_S, UploadRejected
 from search_by_image.metrics import REJECTED_UPLOADS
 
 #: Room for the multipart boundaries and small form fields around the file itself.
@@ -32,8 +33,6 @@ _REASON_BY_KIND = {
     "too_large": "too_many_pixels",
     "busy": "busy",
 }
-#: Seconds a client is told to wait when the decode budget stayed full (dataset.decode_budget).
-BUSY_RETRY_AFTER_S = 5
 
 
 def size_limit_reason(max_bytes: int) -> str:
@@ -110,11 +109,11 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
         size += len(chunk)
         if size > max_bytes:
             REJECTED_UPLOADS.labels("too_many_bytes").inc()
-            raise HTTPException(413, size_limit_reason(max_bytes))
+            raise UploadRejected(413, size_limit_reason(max_bytes))
         chunks.append(chunk)
     if size == 0:
         REJECTED_UPLOADS.labels("empty").inc()
-        raise HTTPException(400, "the uploaded file is empty (0 bytes)")
+        raise UploadRejected(400, "the uploaded file is empty (0 bytes)")
     return b"".join(chunks)
 
 
@@ -124,14 +123,14 @@ def decode_upload(
     target: Callable[[int, int], tuple[int, int]] | None,
     finish: Callable[[Image.Image], Any] | None = None,
 ) -> Any:
-    """`open_rgb` (within the process' decode budget), its refusals as HTTP errors."""
+    """`open_rgb` (within the process' decode budget), its refusals as UploadRejected."""
     try:
         return open_rgb(data, max_pixels, target, finish)
     except UnreadableImage as exc:
         REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
-        headers = {"Retry-After": str(BUSY_RETRY_AFTER_S)} if exc.kind == "busy" else None
-        raise HTTPException(
-            _STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}", headers=headers
+        headers = {"Retry-After": str(BUSY_DECODE_RETRY_AFTER_S)} if exc.kind == "busy" else None
+        raise UploadRejected(
+            _STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}", headers
         ) from exc
 
 
@@ -148,5 +147,5 @@ def image_format(data: bytes) -> str:
     """The format (formats.FORMATS) of bytes that `decode_upload` accepted: JPEG, HEIC, DNG..."""
     found = formats.identify(data)
     if found is None:  # decode_upload opened it, so this cannot happen short of a bug
-        raise HTTPException(415, f"cannot use this upload: {formats.unsupported_reason(data)}")
+        raise UploadRejected(415, f"cannot use this upload: {formats.unsupported_reason(data)}")
     return found.name

@@ -2,11 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
-from search_by_image.collection import NoIndex, Rebuilt, StorageError, UnknownImage, Upload
+from search_by_image.collection import Upload
 from search_by_image.deps import (
     AdminAccess,
     CollectionDep,
@@ -16,13 +16,12 @@ from search_by_image.deps import (
     SettingsDep,
 )
 from search_by_image.duplicates import default_threshold
-from search_by_image.filters import FilterError, check_filters, parse_filters
-from search_by_image.index_store import IndexBusy
-from search_by_image.json_limits import JsonTooLarge, check_json_text
-from search_by_image.metadata import MetadataRejected, check_rows
+from search_by_image.errors import InvalidField, TooLarge, UploadRejected
+from search_by_image.filters import check_filters, parse_filters
+from search_by_image.json_limits import check_json_text
+from search_by_image.metadata import check_rows
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
-from search_by_image.routes import invalid_field
-from search_by_image.routes.search import FILTERS_HELP, MAX_K, MAX_OFFSET, OFFSET_HELP, filter_error
+from search_by_image.routes.search import FILTERS_HELP, MAX_K, MAX_OFFSET, OFFSET_HELP
 from search_by_image.schemas import (
     AddedImage,
     AddedImages,
@@ -38,8 +37,6 @@ from search_by_image.uploads import declared_pixels, decode_upload, image_format
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
-#: Seconds a client should wait when another writer (an indexer run) holds the collection.
-RETRY_AFTER_S = 10
 MAX_GROUPS_PER_PAGE = 500
 #: JSON text of the `metadata` field: one small object per file is a few hundred bytes
 MAX_METADATA_BYTES = 256 * 1024
@@ -101,10 +98,7 @@ async def duplicates(
 ) -> Duplicates:
     """Counted by the rate limiter like a search. The first request after the index changes
     computes the collection's neighbour list; any threshold is then answered from it."""
-    try:
-        snapshot, every_group = await run_in_threadpool(collection.duplicates, threshold)
-    except NoIndex as exc:
-        raise HTTPException(503, str(exc)) from exc
+    snapshot, every_group = await run_in_threadpool(collection.duplicates, threshold)
     groups = every_group[offset : offset + limit]
     found = Duplicates(
         collection=collection.name,
@@ -138,23 +132,20 @@ async def duplicates(
 def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     if metadata is None or not metadata.strip():
         return [None] * count
+    check_json_text(metadata, "metadata", MAX_METADATA_BYTES)
     try:
-        check_json_text(metadata, "metadata", MAX_METADATA_BYTES)
         rows = ROWS.validate_json(metadata)
-    except JsonTooLarge as exc:
-        raise invalid_field("metadata", message=str(exc)) from None
     except ValidationError as exc:
-        raise invalid_field(
-            "metadata",
-            message="metadata must be a JSON object of plain values, "
+        raise InvalidField(
+            ("metadata",),
+            "metadata must be a JSON object of plain values, "
             f"or a list of them (one per file): {exc.errors()[0]['msg']}",
         ) from None
     if isinstance(rows, dict):
         return [rows] * count
     if len(rows) != count:
-        raise invalid_field(
-            "metadata",
-            message=f"{len(rows)} metadata rows for {count} files: give one per file, or one object",
+        raise InvalidField(
+            ("metadata",), f"{len(rows)} metadata rows for {count} files: give one per file, or one object"
         )
     return list(rows)
 
@@ -186,28 +177,19 @@ async def add_images(
     ] = None,
 ) -> AddedImages:
     if len(files) > settings.max_add_files:
-        raise HTTPException(413, f"at most {settings.max_add_files} files per request")
-    try:
-        snapshot = collection.require()
-    except NoIndex as exc:
-        raise HTTPException(503, f"cannot add images yet: {exc}") from exc
+        raise TooLarge(f"at most {settings.max_add_files} files per request")
+    snapshot = collection.require()
     rows = _rows_for(metadata, len(files))
-    try:
-        check_rows(rows, snapshot.metadata)
-    except MetadataRejected as exc:
-        raise invalid_field("metadata", exc.column, message=exc.message) from None
+    check_rows(rows, snapshot.metadata)
     contents = []
     for number, file in enumerate(files, start=1):
         try:
             contents.append(await read_upload(file, settings.max_upload_bytes))
-        except HTTPException as exc:  # say which file, when several are sent; none is added
-            raise HTTPException(
-                exc.status_code, f"file {number} ({file.filename}): {exc.detail}; nothing was added"
-            ) from exc
+        except UploadRejected as exc:  # say which file, when several are sent; none is added
+            raise exc.reworded(f"file {number} ({file.filename}): {exc}; nothing was added") from exc
     declared = sum(map(declared_pixels, contents))
     if declared > settings.max_add_pixels:
-        raise HTTPException(
-            413,
+        raise TooLarge(
             f"the files declare {declared} pixels together, more than the limit "
             f"of {settings.max_add_pixels} per request; send them in smaller batches",
         )
@@ -217,23 +199,11 @@ async def add_images(
             image = await run_in_threadpool(
                 decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size
             )
-        except HTTPException as exc:
-            raise HTTPException(
-                exc.status_code,
-                f"file {number} ({file.filename}): {exc.detail}; nothing was added",
-                headers=exc.headers,
-            ) from exc
+        except UploadRejected as exc:
+            raise exc.reworded(f"file {number} ({file.filename}): {exc}; nothing was added") from exc
         uploads.append(Upload(data, image, image_format(data), row))
-    try:
-        added = await run_in_threadpool(collection.add, uploads)
-    except IndexBusy as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
-    except Rebuilt as exc:
-        raise HTTPException(409, f"{exc}; send the images again") from exc
-    except StorageError as exc:
-        raise HTTPException(507, str(exc)) from exc
-    except MetadataRejected as exc:  # the CSV changed while the images were embedded
-        raise invalid_field("metadata", exc.column, message=exc.message) from None
+    # MetadataRejected here means the CSV changed while the images were embedded
+    added = await run_in_threadpool(collection.add, uploads)
     return AddedImages(
         collection=collection.name,
         images=[
@@ -273,17 +243,10 @@ async def similar_images(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
     filters: Annotated[str | None, Query(description=FILTERS_HELP)] = None,
 ) -> SearchResponse:
-    try:
-        snapshot = collection.require()
-        conditions = parse_filters(filters)
-        check_filters(conditions, snapshot.metadata.kinds)
-        response = await run_in_threadpool(service.similar, collection, image_id, k, conditions, offset)
-    except NoIndex as exc:
-        raise HTTPException(503, f"search is unavailable: {exc}") from exc
-    except UnknownImage as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except FilterError as exc:
-        raise filter_error(exc) from exc
+    snapshot = collection.require()
+    conditions = parse_filters(filters)
+    check_filters(conditions, snapshot.metadata.kinds)
+    response = await run_in_threadpool(service.similar, collection, image_id, k, conditions, offset)
     if wants_html(request):
         return render_search_page(
             request,
@@ -307,16 +270,7 @@ async def delete_image(
     collection: CollectionDep,
     image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
 ) -> DeletedImage:
-    try:
-        path, trashed = await run_in_threadpool(collection.delete, image_id)
-    except UnknownImage as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except NoIndex as exc:
-        raise HTTPException(503, str(exc)) from exc
-    except IndexBusy as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
-    except StorageError as exc:
-        raise HTTPException(507, str(exc)) from exc
+    path, trashed = await run_in_threadpool(collection.delete, image_id)
     return DeletedImage(
         collection=collection.name, id=image_id, path=path, trashed_to=str(trashed) if trashed else None
     )

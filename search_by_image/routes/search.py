@@ -3,20 +3,17 @@
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
 from dataset import reduced
 from search_by_image import formats
 from search_by_image.catalog import DEFAULT
-from search_by_image.collection import NoIndex
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
-from search_by_image.filters import FilterError, check_filters, parse_filters
+from search_by_image.filters import check_filters, parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
-from search_by_image.regions import BoxError, crop_to_box, parse_box
-from search_by_image.routes import invalid_field
+from search_by_image.regions import crop_to_box, parse_box
 from search_by_image.schemas import SearchResponse
 from search_by_image.uploads import decode_upload, read_upload
 
@@ -52,14 +49,6 @@ BOX_HELP = (
     "search only this region of the query: left,top,right,bottom in pixels, or as "
     "fractions of the width and height when all four are at most 1 (e.g. 0.5,0,1,1)"
 )
-
-
-def filter_error(exc: FilterError) -> RequestValidationError:
-    return invalid_field("filters", *([exc.column] if exc.column else []), message=exc.message)
-
-
-def box_error(exc: BoxError) -> RequestValidationError:
-    return invalid_field("box", message=str(exc))
 
 
 def decode_query(data: bytes, max_pixels: int, target, box):
@@ -101,32 +90,20 @@ async def search(
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
 ):
     target = find_collection(service, collection)
-    try:
-        snapshot = target.require()
-        conditions = parse_filters(filters)
-        check_filters(conditions, snapshot.metadata.kinds)
-        region = parse_box(box)
-    except NoIndex as exc:
-        raise HTTPException(503, f"search is unavailable: {exc}") from exc
-    except FilterError as exc:
-        raise filter_error(exc) from exc
-    except BoxError as exc:
-        raise box_error(exc) from exc
+    snapshot = target.require()
+    conditions = parse_filters(filters)
+    check_filters(conditions, snapshot.metadata.kinds)
+    region = parse_box(box)
     data = await read_upload(file, settings.max_upload_bytes)
     started = time.perf_counter()
-    try:
-        image, pixels = await run_in_threadpool(
-            decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region
-        )
-    except BoxError as exc:
-        raise box_error(exc) from exc
+    image, pixels = await run_in_threadpool(
+        decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region
+    )
     decode_ms = (time.perf_counter() - started) * 1e3
-    try:
-        response = await run_in_threadpool(
-            service.search, target, image, k, conditions, file.filename, decode_ms, pixels, offset
-        )
-    except FilterError as exc:  # the collection was reloaded with other columns meanwhile
-        raise filter_error(exc) from exc
+    # a FilterError here means the collection was reloaded with other columns meanwhile
+    response = await run_in_threadpool(
+        service.search, target, image, k, conditions, file.filename, decode_ms, pixels, offset
+    )
     if wants_html(request):
         return render_search_page(
             request,

@@ -1,0 +1,186 @@
+"""The service's domain errors: what went wrong in words a user can act on, and its HTTP answer.
+
+Every error a user may be told about derives from `SearchByImageError`, whose `status` and
+`headers` are the HTTP response the app's one handler (`search_by_image.app`) sends with the
+message as `detail`. Routes and the modules under them raise these and map nothing by hand; the
+command line (`with_faiss.py`) prints them as one line and lets anything else (a bug, a library
+failure) keep its traceback. Each also derives from the builtin it used to be (RuntimeError,
+LookupError...), so existing `except` clauses keep working.
+
+`InvalidField` errors name a request field: the handler answers them in the shape of FastAPI's
+own 422 (`detail[0].loc`), so a client handles them like any other validation error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: Seconds a client should wait when another writer (an indexer run) holds the collection.
+BUSY_INDEX_RETRY_AFTER_S = 10
+#: Seconds a client is told to wait when the decode budget stayed full (dataset.decode_budget).
+BUSY_DECODE_RETRY_AFTER_S = 5
+
+
+class SearchByImageError(Exception):
+    """Base class: the message is safe to show; `status` and `headers` are its HTTP answer."""
+
+    status: int = 500
+    headers: Mapping[str, str] = {}
+
+
+# -- 404: what the request names does not exist ------------------------------------------------
+
+
+class InvalidName(SearchByImageError, ValueError):
+    """A collection name that cannot be one (catalog.validate_name)."""
+
+    status = 404
+
+
+class UnknownCollection(SearchByImageError, LookupError):
+    status = 404
+
+
+class UnknownImage(SearchByImageError, LookupError):
+    status = 404
+
+
+# -- 503: not now -------------------------------------------------------------------------------
+
+
+class NoIndex(SearchByImageError, RuntimeError):
+    """Search is impossible until an index is built; the message says how."""
+
+    status = 503
+
+
+class IndexMissing(SearchByImageError, RuntimeError):
+    status = 503
+
+
+class IndexCorrupt(SearchByImageError, RuntimeError):
+    status = 503
+
+
+class IndexBusy(SearchByImageError, RuntimeError):
+    """Another writer holds the folder (usually `with_faiss.py` updating it)."""
+
+    status = 503
+    headers = {"Retry-After": str(BUSY_INDEX_RETRY_AFTER_S)}
+
+
+class BatcherClosed(SearchByImageError, RuntimeError):
+    """The query batcher was closed (its service stopped): nothing will embed this query."""
+
+    status = 503
+
+
+class WeightsUnavailable(SearchByImageError, RuntimeError):
+    """A model's weights cannot be had (no cache, no network, a file that does not fit)."""
+
+    status = 503
+
+
+# -- the collection's state or folders ----------------------------------------------------------
+
+
+class StorageError(SearchByImageError, RuntimeError):
+    """The collection's folders cannot be written (read-only mount, permissions, disk full)."""
+
+    status = 507
+
+
+class Rebuilt(SearchByImageError, RuntimeError):
+    """The collection was rebuilt with another model while an upload was being embedded."""
+
+    status = 409
+
+
+class SpecMismatch(SearchByImageError, RuntimeError):
+    """The settings ask for another model or preprocessing than the collection was built with."""
+
+    status = 409
+
+
+# -- the command line and the settings ----------------------------------------------------------
+
+
+class ImagesFolderMissing(SearchByImageError, FileNotFoundError):
+    """An images folder that does not exist, or a new collection without one."""
+
+
+class SetupError(SearchByImageError, RuntimeError):
+    """Settings this machine cannot honour (a device, runtime or precision it lacks)."""
+
+
+class UnknownModel(SearchByImageError, ValueError):
+    pass
+
+
+class IndexingInterrupted(SearchByImageError, RuntimeError):
+    """An indexer run stopped part way (what it finished is kept: run again to resume)."""
+
+
+# -- the request ---------------------------------------------------------------------------------
+
+
+class UploadRejected(SearchByImageError):
+    """An uploaded file that cannot be used: empty, too large, not an image, corrupt, busy."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = dict(headers or {})
+
+    def reworded(self, message: str) -> UploadRejected:
+        """The same refusal with another message (which file of several, say)."""
+        return UploadRejected(self.status, message, self.headers)
+
+
+class TooLarge(SearchByImageError):
+    """A request over a per-request limit (files, pixels)."""
+
+    status = 413
+
+
+class InvalidField(SearchByImageError, ValueError):
+    """A form or query field the service cannot use; answered like FastAPI's own 422s.
+
+    `location` is the field, then the part of it at fault (a filter's column, say)."""
+
+    status = 422
+
+    def __init__(self, location: tuple[str, ...], message: str):
+        super().__init__(f"{location[-1]}: {message}" if len(location) > 1 else message)
+        self.location = location
+        self.message = message
+
+
+class FilterError(InvalidField):
+    """A filter the collection cannot apply; `column` is None for the whole `filters` field."""
+
+    def __init__(self, column: str | None, message: str):
+        super().__init__(("filters", column) if column else ("filters",), message)
+        self.column = column
+
+
+class BoxError(InvalidField):
+    """A `box` that is not four numbers inside the image."""
+
+    def __init__(self, message: str):
+        super().__init__(("box",), message)
+
+
+class MetadataRejected(InvalidField):
+    """A metadata row an add cannot write; `column` names the culprit."""
+
+    def __init__(self, column: str, message: str):
+        super().__init__(("metadata", column), message)
+        self.column = column
+
+
+class JsonTooLarge(InvalidField):
+    """JSON text over the size or depth limit (json_limits); the message says which."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__((field,), message)
