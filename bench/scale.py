@@ -51,8 +51,8 @@ for query in queries:
     times.append((time.perf_counter() - started) * 1e3)
     found.append([i for i, _ in hits])
 rss = psutil.Process().memory_info().rss
-searched = store._searched(np.asarray(store.features))
-truth = store.ids[exact_top_k(searched, store._searched(queries), 10)]
+searched = store.searchable(np.asarray(store.features))
+truth = store.ids[exact_top_k(searched, store.searchable(queries), 10)]
 times.sort()
 print(json.dumps({"load_s": load_s, "rss_loaded_mb": rss_loaded / 2**20, "rss_mb": rss / 2**20,
                   "p50": times[len(times) // 2], "p95": times[int(0.95 * (len(times) - 1))],

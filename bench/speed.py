@@ -630,9 +630,10 @@ def bench_live(args) -> None:
             collection.delete(added.id)
             deletes.append((time.perf_counter() - started) * 1e3)
         image = open_rgb(photos[0].read_bytes(), BIG, None)
-        plain = [collection.search(image, 10, {}).search_ms for _ in range(20)]
+        snapshot = collection.require()
+        plain = [snapshot.search(image, 10).search_ms for _ in range(20)]
         one_group = parse_filters('{"group": 7}')
-        filtered = [collection.search(image, 10, one_group) for _ in range(20)]
+        filtered = [snapshot.search(image, 10, snapshot.allowed(one_group)) for _ in range(20)]
         rows.append(
             [
                 count,

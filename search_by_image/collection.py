@@ -21,24 +21,19 @@ import logging
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from search_by_image import formats, journal
 from search_by_image.backbones import WeightsUnavailable
-from search_by_image.batcher import QueryBatcher
 from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
 from search_by_image.duplicates import Group, Neighbours, find_groups
-from search_by_image.embedder import Embedder
 from search_by_image.embedders import EmbedderPool
 from search_by_image.errors import NoIndex, Rebuilt, StorageError, UnknownImage
-from search_by_image.filters import Condition, matching_rows
 from search_by_image.index_store import (
     MANIFEST_FILE,
     PREVIOUS_DIR,
@@ -50,8 +45,9 @@ from search_by_image.index_store import (
     recover,
     writer_lock,
 )
-from search_by_image.metadata import Metadata, append_rows, check_rows, load_metadata, remove_rows
+from search_by_image.metadata import append_rows, check_rows, load_metadata, remove_rows
 from search_by_image.metrics import RELOADS
+from search_by_image.snapshot import Snapshot, Stamp
 from search_by_image.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
@@ -60,17 +56,6 @@ log = logging.getLogger(__name__)
 KEPT_THRESHOLDS = 8
 #: How long an API write waits for another writer before answering "busy, retry".
 WRITE_LOCK_WAIT_S = 5.0
-
-Stamp = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    store: IndexStore
-    metadata: Metadata
-    embedder: Embedder
-    batcher: QueryBatcher
-    stamp: Stamp
 
 
 @dataclass(frozen=True)
@@ -87,16 +72,6 @@ class Added:
     id: int
     path: str
     created: bool
-
-
-@dataclass(frozen=True)
-class Hits:
-    snapshot: Snapshot
-    hits: list[tuple[int, float]]
-    #: images that passed the filters (None without filters)
-    matched: int | None
-    embed_ms: float
-    search_ms: float
 
 
 @contextlib.contextmanager
@@ -181,7 +156,7 @@ class Collection:
             if store is not (current.store if current else None):
                 store.place(self._embedders.device)
             metadata = load_metadata(self.location.metadata_csv, store.paths)
-            self.snapshot = Snapshot(store, metadata, embedder, batcher, stamp)
+            self.snapshot = Snapshot(self.name, store, metadata, embedder, batcher, stamp)
             self.problem, self._failed = None, None
             if current is None or current.store is not store:
                 RELOADS.labels(self.name, "loaded").inc()
@@ -221,50 +196,6 @@ class Collection:
             if on_disk == current.store.manifest.generation:
                 return current.store
         return IndexStore.load(self.location.saved_dir)
-
-    def search(self, image: Image.Image, k: int, conditions: dict[str, Condition], offset: int = 0) -> Hits:
-        """Results `offset` to `offset + k` for an image; filters are checked (FilterError)
-        before the forward pass is spent."""
-        snapshot = self.require()
-        allowed = self._allowed(snapshot, conditions)
-        started = time.perf_counter()
-        query = snapshot.batcher.embed(snapshot.embedder.preprocess(image))
-        embedded = time.perf_counter()
-        (hits,) = snapshot.store.search(query[None], offset + k, allowed)
-        searched = time.perf_counter()
-        return Hits(
-            snapshot,
-            hits[offset:],
-            None if allowed is None else len(allowed),
-            (embedded - started) * 1e3,
-            (searched - embedded) * 1e3,
-        )
-
-    def similar(
-        self, image_id: int, k: int, conditions: dict[str, Condition], offset: int = 0
-    ) -> tuple[str, Hits]:
-        """ "More like this": the images nearest an indexed one, from its stored descriptor (no
-        decode, no forward pass), itself left out. Returns its path and the hits."""
-        snapshot = self.require()
-        store = snapshot.store
-        row = store.row_of_id.get(image_id)
-        if row is None:
-            raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
-        allowed = self._allowed(snapshot, conditions)
-        started = time.perf_counter()
-        query = np.asarray(store.features[row], dtype=np.float32)
-        (hits,) = store.search(query[None], offset + k + 1, allowed)
-        others = [hit for hit in hits if hit[0] != image_id][offset : offset + k]
-        matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
-        return store.paths[row], Hits(snapshot, others, matched, 0.0, (time.perf_counter() - started) * 1e3)
-
-    @staticmethod
-    def _allowed(snapshot: Snapshot, conditions: dict[str, Condition]) -> np.ndarray | None:
-        """The ids that pass the filters; None without filters."""
-        if not conditions:
-            return None
-        mask = matching_rows(conditions, snapshot.metadata, len(snapshot.store))
-        return snapshot.store.ids[mask]
 
     def duplicates(self, threshold: float | None) -> tuple[Snapshot, list[Group]]:
         """Duplicate groups of the current snapshot: its neighbour list is computed once per
@@ -390,7 +321,9 @@ class Collection:
         snapshot = self.require()
         store.place(self._embedders.device)
         metadata = load_metadata(self.location.metadata_csv, store.paths)
-        self.snapshot = Snapshot(store, metadata, snapshot.embedder, snapshot.batcher, self._stamp())
+        self.snapshot = Snapshot(
+            self.name, store, metadata, snapshot.embedder, snapshot.batcher, self._stamp()
+        )
 
     @staticmethod
     def _upload_path(upload: Upload) -> str:

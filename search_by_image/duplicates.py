@@ -74,7 +74,7 @@ class Neighbours:
         found = np.full((len(store), count), -1, np.int64)
         scores = np.full((len(store), count), -np.inf, np.float32)
         for start in range(0, len(store), QUERY_BATCH):
-            queries = store._searched(features[start : start + QUERY_BATCH])
+            queries = store.searchable(features[start : start + QUERY_BATCH])
             batch_scores, batch_ids = store.index.search(queries, k, params=params)
             own = store.ids[start : start + len(queries), None]
             for row, (row_ids, row_scores) in enumerate(zip(batch_ids, batch_scores)):
@@ -128,7 +128,7 @@ def find_groups(
     copy = thresholds_for(store.whitening is not None).copy
     groups = [
         Group(
-            images=sorted(((i, store.paths[store.row_of_id[i]]) for i in ids), key=lambda m: m[1]),
+            images=sorted(((i, store.path_of(i)) for i in ids), key=lambda m: m[1]),
             best=max(scores[key]),
             weakest=min(scores[key]),
             kind="copies" if min(scores[key]) >= copy else "similar",

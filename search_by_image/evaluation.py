@@ -135,7 +135,8 @@ def index_like_a_user(
 
 class ProductSearch:
     """Rankings of a collection as POST /search computes them, in-process: the upload decoded by
-    the route's own `decode_query`, then `SearchService.search` with k = the collection size."""
+    the route's own `decode_query`, searched and answered like the route (`Snapshot.search`,
+    `search_response`) with k = the collection size."""
 
     def __init__(self, settings: Settings):
         from search_by_image.service import SearchService
@@ -154,13 +155,17 @@ class ProductSearch:
 
     def results(self, data: bytes, k: int | None = None) -> list[tuple[str, float]]:
         """(path, score) of the top k (default: every image), best first."""
+        from search_by_image.routes.results import search_response
         from search_by_image.routes.search import decode_query
+        from search_by_image.schemas import QueryInfo
 
         snapshot = self.collection.require()
         image, _ = decode_query(
             data, self.settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, None
         )
-        response = self.service.search(self.collection, image, k or len(self.store), {}, None, 0.0)
+        k = k or len(self.store)
+        query = QueryInfo(filename=None, width=image.width, height=image.height)
+        response = search_response(self.service, snapshot.search(image, k), query, k, 0, 0.0)
         return [(hit.path, hit.score) for hit in response.results]
 
     def ranking(self, data: bytes) -> list[str]:

@@ -187,7 +187,12 @@ class IndexStore:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _searched(self, vectors: np.ndarray) -> np.ndarray:
+    def path_of(self, image_id: int) -> str:
+        """The path of an indexed id (KeyError for one that is not)."""
+        return self.paths[self.row_of_id[image_id]]
+
+    def searchable(self, vectors: np.ndarray) -> np.ndarray:
+        """Descriptors as the index holds them: whitened when it is, float32, contiguous."""
         vectors = self.whitening(vectors) if self.whitening is not None else vectors
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -200,7 +205,7 @@ class IndexStore:
             raise ValueError(f"already indexed: {clash[:3]}")
         new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
         index = self._writable_index()
-        index.add_with_ids(self._searched(features), new_ids)
+        index.add_with_ids(self.searchable(features), new_ids)
         manifest = self._updated_manifest(
             count=len(self) + len(paths),
             next_id=self.manifest.next_id + len(paths),
@@ -264,7 +269,7 @@ class IndexStore:
         k = min(k, available)
         if k == 0:
             return [[] for _ in queries]
-        queries = self._searched(queries)
+        queries = self.searchable(queries)
         if allowed is None and self.gpu_index is not None:
             scores, ids = self.gpu_index.search(queries, k)
         else:
@@ -284,7 +289,7 @@ class IndexStore:
 
     def _exact_among(self, queries: np.ndarray, allowed: np.ndarray, k: int):
         rows = np.array([self.row_of_id[int(i)] for i in allowed], dtype=np.int64)
-        vectors = self._searched(np.asarray(self.features)[rows])
+        vectors = self.searchable(np.asarray(self.features)[rows])
         best = exact_top_k(vectors, queries, k)
         return [
             [(int(self.ids[rows[r]]), float(vectors[r] @ query)) for r in order]

@@ -13,26 +13,16 @@ import logging
 import threading
 from urllib.parse import quote, urlencode
 
-from PIL import Image
-
 from dataset import decode_budget
-from search_by_image import catalog, metrics, thumbnails, unreadable, watch
+from search_by_image import catalog, thumbnails, unreadable, watch
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
-from search_by_image.collection import Collection, Hits
+from search_by_image.collection import Collection
 from search_by_image.devices import resolve_device
 from search_by_image.embedders import EmbedderPool
-from search_by_image.filters import Condition
 from search_by_image.index_store import single_threaded_blas
-from search_by_image.match_kinds import thresholds_for
-from search_by_image.schemas import (
-    CollectionInfo,
-    CollectionSummary,
-    QueryInfo,
-    SearchHit,
-    SearchResponse,
-    Timing,
-)
+from search_by_image.schemas import CollectionInfo, CollectionSummary
+from search_by_image.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +145,12 @@ class SearchService:
     def image_url(self, collection: str, path: str) -> str:
         return self._file_url("images", collection, path, {})
 
-    def thumbnail_url(self, collection: Collection, path: str) -> str:
-        """The grid thumbnail's URL, versioned by the image's fingerprint (cacheable for a year)."""
-        snapshot = collection.snapshot
-        fingerprint = snapshot.store.manifest.files.get(path) if snapshot else None
+    def thumbnail_url(self, snapshot: Snapshot, path: str) -> str:
+        """The grid thumbnail's URL, versioned by the image's fingerprint in `snapshot` (cacheable
+        for a year)."""
+        fingerprint = snapshot.store.manifest.files.get(path)
         version = thumbnails.version(path, tuple(fingerprint)) if fingerprint else "0"
-        return self._file_url("thumbnails", collection.name, path, {"v": version})
+        return self._file_url("thumbnails", snapshot.name, path, {"v": version})
 
     def _file_url(self, route: str, collection: str, path: str, query: dict[str, str]) -> str:
         """/images/ or /thumbnails/ URL of an indexed image; signed where searching needs a key."""
@@ -201,69 +191,4 @@ class SearchService:
             preprocessing=spec.preprocessing if spec else None,
             pooling=spec.pooling if spec else None,
             unreadable=unreadable.load(collection.location.saved_dir),
-        )
-
-    def search(
-        self,
-        collection: Collection,
-        image: Image.Image,
-        k: int,
-        conditions: dict[str, Condition],
-        filename: str | None,
-        decode_ms: float,
-        box: tuple[int, int, int, int] | None = None,
-        offset: int = 0,
-    ) -> SearchResponse:
-        found: Hits = collection.search(image, k, conditions, offset)
-        metrics.DECODE_SECONDS.observe(decode_ms / 1e3)
-        metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
-        metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
-        query = QueryInfo(
-            filename=filename, width=image.width, height=image.height, box=list(box) if box else None
-        )
-        return self._response(collection, found, query, k, offset, decode_ms)
-
-    def similar(
-        self, collection: Collection, image_id: int, k: int, conditions: dict[str, Condition], offset: int = 0
-    ) -> SearchResponse:
-        """ "More like this" from an indexed image (Collection.similar); UnknownImage if none."""
-        path, found = collection.similar(image_id, k, conditions, offset)
-        metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
-        query = QueryInfo(filename=path, width=None, height=None, id=image_id)
-        return self._response(collection, found, query, k, offset, 0.0)
-
-    def _response(
-        self, collection: Collection, found: Hits, query: QueryInfo, k: int, offset: int, decode_ms: float
-    ) -> SearchResponse:
-        store, metadata = found.snapshot.store, found.snapshot.metadata
-        results = []
-        kinds = thresholds_for(store.whitening is not None)
-        for rank, (image_id, score) in enumerate(found.hits, start=offset + 1):
-            path = store.paths[store.row_of_id[image_id]]
-            results.append(
-                SearchHit(
-                    rank=rank,
-                    id=image_id,
-                    path=path,
-                    score=round(score, 6),
-                    match=kinds.kind(score),
-                    image_url=self.image_url(collection.name, path),
-                    thumbnail_url=self.thumbnail_url(collection, path),
-                    metadata=metadata.for_path(path),
-                )
-            )
-        return SearchResponse(
-            query=query,
-            collection=collection.name,
-            k=k,
-            offset=offset,
-            matched=found.matched,
-            model=store.manifest.embedder.model,
-            results=results,
-            timing=Timing(
-                decode_ms=round(decode_ms, 2),
-                embed_ms=round(found.embed_ms, 2),
-                search_ms=round(found.search_ms, 2),
-                total_ms=round(decode_ms + found.embed_ms + found.search_ms, 2),
-            ),
         )

@@ -123,7 +123,7 @@ def test_neighbour_links_give_the_same_groups_as_every_pair(planted):
     """With fewer images than NEIGHBOURS every pair is stored: the groups equal those of an
     exhaustive comparison, at any threshold."""
     store = IndexStore.load(planted.saved_dir)
-    vectors = store._searched(np.asarray(store.features))
+    vectors = store.searchable(np.asarray(store.features))
     similarity = vectors @ vectors.T
     for threshold in (0.3, 0.5, 0.85):
         pairs = {

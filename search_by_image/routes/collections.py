@@ -17,10 +17,11 @@ from search_by_image.deps import (
 )
 from search_by_image.duplicates import default_threshold
 from search_by_image.errors import InvalidField, TooLarge, UploadRejected
-from search_by_image.filters import check_filters, parse_filters
+from search_by_image.filters import parse_filters
 from search_by_image.json_limits import check_json_text
 from search_by_image.metadata import check_rows
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
+from search_by_image.routes.results import search_response
 from search_by_image.routes.search import FILTERS_HELP, MAX_K, MAX_OFFSET, OFFSET_HELP
 from search_by_image.schemas import (
     AddedImage,
@@ -31,6 +32,7 @@ from search_by_image.schemas import (
     DuplicateGroup,
     DuplicateImage,
     Duplicates,
+    QueryInfo,
     SearchResponse,
 )
 from search_by_image.uploads import declared_pixels, decode_upload, image_format, read_upload
@@ -116,7 +118,7 @@ async def duplicates(
                         id=i,
                         path=p,
                         image_url=service.image_url(collection.name, p),
-                        thumbnail_url=service.thumbnail_url(collection, p),
+                        thumbnail_url=service.thumbnail_url(snapshot, p),
                     )
                     for i, p in g.images
                 ],
@@ -204,6 +206,7 @@ async def add_images(
         uploads.append(Upload(data, image, image_format(data), row))
     # MetadataRejected here means the CSV changed while the images were embedded
     added = await run_in_threadpool(collection.add, uploads)
+    written = collection.require()  # the snapshot the images were added to
     return AddedImages(
         collection=collection.name,
         images=[
@@ -211,7 +214,7 @@ async def add_images(
                 id=a.id,
                 path=a.path,
                 image_url=service.image_url(collection.name, a.path),
-                thumbnail_url=service.thumbnail_url(collection, a.path),
+                thumbnail_url=service.thumbnail_url(written, a.path),
                 created=a.created,
             )
             for a in added
@@ -244,9 +247,10 @@ async def similar_images(
     filters: Annotated[str | None, Query(description=FILTERS_HELP)] = None,
 ) -> SearchResponse:
     snapshot = collection.require()
-    conditions = parse_filters(filters)
-    check_filters(conditions, snapshot.metadata.kinds)
-    response = await run_in_threadpool(service.similar, collection, image_id, k, conditions, offset)
+    allowed = await run_in_threadpool(snapshot.allowed, parse_filters(filters))
+    path, found = await run_in_threadpool(snapshot.similar, image_id, k, allowed, offset)
+    query = QueryInfo(filename=path, width=None, height=None, id=image_id)
+    response = search_response(service, found, query, k, offset, 0.0)
     if wants_html(request):
         return render_search_page(
             request,
@@ -254,7 +258,7 @@ async def similar_images(
             k=k,
             collection=collection.name,
             filters=filters,
-            query_image=service.thumbnail_url(collection, response.query.filename),
+            query_image=service.thumbnail_url(snapshot, path),
         )
     return response
 

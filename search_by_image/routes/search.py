@@ -1,20 +1,23 @@
 """GET /search (the page) and POST /search (an upload in, the most similar images out)."""
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
+from PIL import Image
 
 from dataset import reduced
 from search_by_image import formats
 from search_by_image.catalog import DEFAULT
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
-from search_by_image.filters import check_filters, parse_filters
+from search_by_image.filters import parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
-from search_by_image.regions import crop_to_box, parse_box
-from search_by_image.schemas import SearchResponse
+from search_by_image.regions import Box, crop_to_box, parse_box
+from search_by_image.routes.results import search_response
+from search_by_image.schemas import QueryInfo, SearchResponse
 from search_by_image.uploads import decode_upload, read_upload
 
 router = APIRouter(tags=["search"])
@@ -51,15 +54,18 @@ BOX_HELP = (
 )
 
 
-def decode_query(data: bytes, max_pixels: int, target, box):
-    """The query image, cut to `box` when one is given: decoded at full size for that, and the
-    region reduced to what the model needs while still inside the decode budget."""
+def decode_query(
+    data: bytes, max_pixels: int, size_for: Callable[[int, int], tuple[int, int]], box: Box | None
+) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
+    """The query image, and the box in pixels: the image is cut to `box` when one is given,
+    decoded at full size for that, and the region reduced to `size_for` (the model's input size)
+    while still inside the decode budget."""
     if box is None:
-        return decode_upload(data, max_pixels, target), None
+        return decode_upload(data, max_pixels, size_for), None
 
     def cut(image):
-        region, pixels = crop_to_box(image, box)
-        return reduced(region, target(region.width, region.height)), pixels
+        region, box_px = crop_to_box(image, box)
+        return reduced(region, size_for(region.width, region.height)), box_px
 
     return decode_upload(data, max_pixels, None, cut)
 
@@ -89,28 +95,28 @@ async def search(
     box: Annotated[str | None, Form(description=BOX_HELP)] = None,
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
 ):
-    target = find_collection(service, collection)
-    snapshot = target.require()
-    conditions = parse_filters(filters)
-    check_filters(conditions, snapshot.metadata.kinds)
+    # one snapshot for the whole request: filtered, decoded for, embedded and searched with
+    snapshot = find_collection(service, collection).require()
+    allowed = await run_in_threadpool(snapshot.allowed, parse_filters(filters))
     region = parse_box(box)
     data = await read_upload(file, settings.max_upload_bytes)
     started = time.perf_counter()
-    image, pixels = await run_in_threadpool(
+    image, box_px = await run_in_threadpool(
         decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region
     )
     decode_ms = (time.perf_counter() - started) * 1e3
-    # a FilterError here means the collection was reloaded with other columns meanwhile
-    response = await run_in_threadpool(
-        service.search, target, image, k, conditions, file.filename, decode_ms, pixels, offset
+    found = await run_in_threadpool(snapshot.search, image, k, allowed, offset)
+    query = QueryInfo(
+        filename=file.filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
     )
+    response = search_response(service, found, query, k, offset, decode_ms)
     if wants_html(request):
         return render_search_page(
             request,
             response=response,
             query_image=query_thumbnail(image),
             k=k,
-            collection=target.name,
+            collection=snapshot.name,
             filters=filters,
         )
     return response
