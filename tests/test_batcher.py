@@ -1,5 +1,7 @@
 """Concurrent queries are coalesced into shared forward passes, with unchanged answers."""
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -41,17 +43,33 @@ def test_concurrent_queries_share_batches_and_get_their_own_descriptor(lite0):
     assert ranks == list(range(len(images)))
 
 
-def test_a_failed_forward_pass_reaches_every_waiting_query(lite0):
+def test_a_failed_forward_pass_reaches_every_waiting_query():
+    """Five queries: the first is in the model while the other four wait; the forward pass fails
+    and every one of the five hears why, none is left waiting."""
+    gate = threading.Event()
+    batches: list[int] = []
+
     class Broken:
         def embed_prepared(self, prepared):
+            batches.append(len(prepared))
+            gate.wait(10)
             raise RuntimeError("out of memory")
 
     batcher = QueryBatcher(Broken())
     try:
-        with pytest.raises(RuntimeError, match="out of memory"):
-            batcher.embed(lite0.preprocess(Image.new("RGB", (64, 64))))
+        with ThreadPoolExecutor(5) as pool:
+            queries = [pool.submit(batcher.embed, np.ones(3, np.float32)) for _ in range(5)]
+            deadline = time.monotonic() + 10
+            while sum(batches) + batcher.queue_depth < 5 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert batches and sum(batches) + batcher.queue_depth == 5  # all five in or waiting
+            gate.set()
+            errors = [query.exception(timeout=10) for query in queries]
     finally:
+        gate.set()
         batcher.close()
+    assert all(isinstance(e, RuntimeError) and "out of memory" in str(e) for e in errors)
+    assert sum(batches) == 5 and max(batches) > 1  # the waiting ones failed together
 
 
 class Echo:
