@@ -129,18 +129,53 @@ def test_32_clients_mixing_searches_and_bad_uploads(live_server):
     assert peak < first_peak * 1.25 + 100  # bounded: a second round of the same load adds little
 
 
-def kill_when(run: subprocess.Popen, ready) -> None:
-    """SIGKILL `run` as soon as `ready()` holds (polled every millisecond), or when it exits."""
-    while run.poll() is None and not ready():
-        time.sleep(0.001)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
+#: Runs `with_faiss.py` (argv after the moment) in a process that SIGKILLs itself right after a
+#: given step of the indexer's run: "first shard" (the first shard file is in place), NAME (the
+#: commit has renamed its staged `.NAME.tmp` over NAME) or ".previous" (the commit removed the old
+#: set: it is complete). Shards of 8 images, so 26 images make 4 shards.
+KILLED_AT = """
+import os, shutil, signal, sys
+from pathlib import Path
+
+import search_by_image.shards
+
+search_by_image.shards.SHARD_SIZE = 8
+moment, argv = sys.argv[1], sys.argv[2:]
+real_replace, real_rmtree = os.replace, shutil.rmtree
+renamed = set()
 
 
-def test_an_indexer_killed_at_any_moment_leaves_a_loadable_index(tmp_path):
-    """SIGKILL at startup, while embedding, and in the middle of the commit (as soon as its first
-    staged file appears); each time the index on disk loads and is consistent, and the next run
-    rolls back what was half done and completes."""
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def replace(src, dst, *args, **kwargs):
+    real_replace(src, dst, *args, **kwargs)
+    renamed.add(Path(src).name)
+    if moment == "first shard" and Path(dst).suffix == ".npz" and Path(dst).parent.parent.name == ".shards":
+        die()
+    if Path(src).name == f".{moment}.tmp":
+        die()
+
+
+def rmtree(path, *args, **kwargs):
+    real_rmtree(path, *args, **kwargs)
+    if moment == ".previous" and Path(path).name == ".previous" and ".manifest.json.tmp" in renamed:
+        die()
+
+
+os.replace, shutil.rmtree = replace, rmtree
+import with_faiss
+
+sys.exit(with_faiss.main(argv))
+"""
+
+
+def test_an_indexer_killed_at_each_step_leaves_a_servable_index_and_the_next_run_finishes(tmp_path):
+    """SIGKILL right after the first shard file, in the middle of the commit (first file renamed),
+    after its last rename and after it completed: each time the index on disk loads, whole and
+    consistent, old until the commit completed and new after; the next run resumes from the
+    shards already written and the last one finishes."""
     settings = make_settings(tmp_path)
     copy_photos(settings.images_dir, ["chelsea.jpg", "dog.jpg"])
     update_index(settings, progress=False)
@@ -153,34 +188,42 @@ def test_an_indexer_killed_at_any_moment_leaves_a_loadable_index(tmp_path):
         "SBI_METADATA_CSV": str(settings.metadata_csv),
         "SBI_SAVED_DIR": str(settings.saved_dir),
     }
-    command = [
-        sys.executable,
-        "with_faiss.py",
-        "--model",
-        "efficientnet_lite0",
-        "--workers",
-        "0",
-        "--batch-size",
-        "4",
-        "--quiet",
-    ]
+    argv = ["--model", "efficientnet_lite0", "--workers", "0", "--batch-size", "4", "--quiet"]
     saved = settings.saved_dir
-    moments = {
-        "startup": lambda started: time.monotonic() - started > 0.5,
-        "embedding": lambda started: time.monotonic() - started > 4.5,
-        "commit": lambda started: any(saved.glob(".*.tmp")) or (saved / ".previous").exists(),
-    }
-    seen = {}
-    for moment, ready in moments.items():
-        started = time.monotonic()
-        run = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+
+    def killed_at(moment: str) -> tuple[IndexStore, str]:
+        run = subprocess.run(
+            [sys.executable, "-c", KILLED_AT, moment, *argv],
+            cwd=PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
-        kill_when(run, lambda ready=ready, started=started: ready(started))
+        assert run.returncode == -signal.SIGKILL, run.stderr
         store = IndexStore.load(saved)
         assert len(store.paths) == len(store.features) == store.index.ntotal == len(store.ids)
-        seen[moment] = len(store)
-    finished = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+        return store, run.stderr
+
+    old = ["chelsea.jpg", "dog.jpg"]
+    store, log = killed_at("first shard")
+    assert sorted(store.paths) == old and "Resuming" not in log
+    assert len(list(saved.glob(".shards/*/*.npz"))) == 1
+
+    store, log = killed_at("features.npy")  # the commit's first rename
+    assert sorted(store.paths) == old and (saved / ".previous").is_dir()
+    assert "Resuming: 1 of 4 shards (8 images)" in log
+
+    store, log = killed_at("manifest.json")  # its last rename: the old set is still the one served
+    assert sorted(store.paths) == old and "Resuming: 4 of 4 shards (26 images)" in log
+
+    store, log = killed_at(".previous")  # the commit completed
+    assert len(store) == 28 and not (saved / ".previous").exists()
+    assert "Resuming: 4 of 4 shards (26 images)" in log
+
+    finished = subprocess.run(
+        [sys.executable, "with_faiss.py", *argv], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
     assert finished.returncode == 0, finished.stderr
     assert len(IndexStore.load(saved)) == 28 and not (saved / ".previous").exists()
-    print(f"\nindex size found after each SIGKILL: {seen}")
+    assert not list(saved.glob(".*.tmp"))
