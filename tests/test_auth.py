@@ -2,16 +2,14 @@
 
 import shutil
 import stat
-import subprocess
-import sys
 
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PHOTOS
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from config import PROJECT_DIR
 from main import create_app
+from search_by_image import keys as keys_command
 from search_by_image.auth import KEYS_FILE, KeyStore
 
 
@@ -44,26 +42,23 @@ def test_a_revoked_key_stops_working(keys):
     assert not keys.revoke(record.id)
 
 
-def test_the_keys_command_creates_lists_and_revokes(tmp_path):
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "search_by_image.keys", *args],
-            cwd=PROJECT_DIR,
-            env={"SBI_SAVED_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-        )
+def test_the_keys_command_creates_lists_and_revokes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SBI_SAVED_DIR", str(tmp_path))
 
-    created = run("create", "--scope", "admin", "--label", "ci")
-    assert created.returncode == 0 and "shown only this once" in created.stderr
-    key = created.stdout.strip()
-    listed = run("list").stdout
+    def run(*args):  # `python -m search_by_image.keys ARGS`, in this process
+        code = keys_command.main(list(args))
+        return code, *capsys.readouterr()
+
+    code, out, err = run("create", "--scope", "admin", "--label", "ci")
+    assert code == 0 and "shown only this once" in err
+    key = out.strip()
+    listed = run("list")[1]
     key_id = key.split("_")[1]
     assert key_id in listed and "admin" in listed and "ci" in listed and key.split("_", 2)[2] not in listed
     assert KeyStore(tmp_path / KEYS_FILE).verify(key) is not None
-    assert run("revoke", key_id).returncode == 0
+    assert run("revoke", key_id)[0] == 0
     assert KeyStore(tmp_path / KEYS_FILE).verify(key) is None
-    assert run("revoke", key_id).returncode == 1
+    assert run("revoke", key_id)[0] == 1
 
 
 def make_client(demo_collection, tmp_path, **overrides) -> TestClient:

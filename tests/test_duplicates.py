@@ -2,8 +2,6 @@
 and the page."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from fastapi.testclient import TestClient
 from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings
 from PIL import Image
 
-from config import PROJECT_DIR
+import with_faiss
 from main import create_app
 from search_by_image.duplicates import RAW_THRESHOLD, Neighbours, find_groups
 from search_by_image.index_store import IndexStore
@@ -62,19 +60,14 @@ def test_the_most_similar_distinct_photos_are_not_duplicates(planted):
     assert not grouped & {"horses.jpg", "person.jpg"}
 
 
-def test_the_cli_lists_groups_as_csv_or_json(planted):
-    def run(*extra):
-        return subprocess.run(
-            [sys.executable, "with_faiss.py", "--duplicates", "--output", str(planted.saved_dir), *extra],
-            cwd=PROJECT_DIR,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+def test_the_cli_lists_groups_as_csv_or_json(planted, capsys):
+    def run(*extra):  # `python with_faiss.py --duplicates ...`, in this process
+        assert with_faiss.main(["--duplicates", "--output", str(planted.saved_dir), *extra]) == 0
+        return capsys.readouterr().out
 
-    rows = run().stdout.splitlines()
+    rows = run().splitlines()
     assert rows[0] == "group,kind,id,path,best,weakest" and len(rows) == 5
-    groups = json.loads(run("--format", "json", "--threshold", "0.5").stdout)
+    groups = json.loads(run("--format", "json", "--threshold", "0.5"))
     assert len(groups) > 2 and {"group", "kind", "best", "weakest", "images"} <= set(groups[0])
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import PHOTOS, copy_photos, make_settings
 
+import with_faiss
 from config import PROJECT_DIR
 from search_by_image.index_store import IndexBusy, IndexStore, writer_lock
 from search_by_image.indexer import SpecMismatch, update_index
@@ -113,14 +114,11 @@ def test_metadata_problems_are_reported_not_fatal(tmp_path, caplog):
     assert "ghost.jpg" in messages and "coffee.jpg" in messages
 
 
-def test_cli_help_documents_every_flag():
-    result = subprocess.run(
-        [sys.executable, "with_faiss.py", "--help"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def test_cli_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit:
+        with_faiss.main(["--help"])
+    assert exit.value.code == 0
+    shown = capsys.readouterr().out
     for flag in (
         "--images",
         "--output",
@@ -131,10 +129,12 @@ def test_cli_help_documents_every_flag():
         "--model",
         "--rebuild",
     ):
-        assert flag in result.stdout
+        assert flag in shown
 
 
 def test_cli_writes_the_promised_files(tmp_path):
+    """The one run of `python with_faiss.py` as its own process, as a user types it; the other
+    command-line tests call its main() in this process."""
     copy_photos(tmp_path / "images", FOUR[:2])
     result = subprocess.run(
         [
@@ -162,21 +162,9 @@ def test_cli_writes_the_promised_files(tmp_path):
     assert (tmp_path / "out" / "images_paths.txt").read_text().splitlines() == sorted(FOUR[:2])
 
 
-def test_cli_reports_a_missing_folder(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "with_faiss.py",
-            "--images",
-            str(tmp_path / "nowhere"),
-            "--output",
-            str(tmp_path / "out"),
-        ],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 1 and "does not exist" in result.stderr
+def test_cli_reports_a_missing_folder(tmp_path, caplog):
+    code = with_faiss.main(["--images", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")])
+    assert code == 1 and "does not exist" in caplog.text
 
 
 def test_an_indexer_run_refuses_to_start_while_another_writer_holds_the_collection(tmp_path):
@@ -186,35 +174,30 @@ def test_an_indexer_run_refuses_to_start_while_another_writer_holds_the_collecti
         update_index(settings, progress=False)
 
 
-def run_cli(*args: str):
-    return subprocess.run(
-        [
-            sys.executable,
-            "with_faiss.py",
-            "--model",
-            "efficientnet_lite0",
-            "--workers",
-            "0",
-            "--quiet",
-            *args,
-        ],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-    )
+def run_cli(caplog, *args: str) -> tuple[int, str]:
+    """with_faiss.main(args) in this process: its exit code and what it logged."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        code = with_faiss.main(["--model", "efficientnet_lite0", "--workers", "0", "--quiet", *args])
+    return code, caplog.text
 
 
-def test_cli_builds_a_named_collection_that_remembers_its_folders(tmp_path):
+def test_cli_builds_a_named_collection_that_remembers_its_folders(tmp_path, caplog):
     copy_photos(tmp_path / "pets", ["chelsea.jpg", "dog.jpg"])
     out = tmp_path / "out"
-    assert "new: give its images folder" in run_cli("--output", str(out), "--collection", "pets").stderr
-    first = run_cli("--output", str(out), "--collection", "pets", "--images", str(tmp_path / "pets"))
-    assert first.returncode == 0, first.stderr
+    code, log = run_cli(caplog, "--output", str(out), "--collection", "pets")
+    assert code == 1 and "new: give its images folder" in log
+    code, log = run_cli(
+        caplog, "--output", str(out), "--collection", "pets", "--images", str(tmp_path / "pets")
+    )
+    assert code == 0, log
     copy_photos(tmp_path / "pets", ["horses.jpg"])
-    again = run_cli("--output", str(out), "--collection", "pets")  # the folder was remembered
-    assert again.returncode == 0 and "1 embedded" in again.stderr, again.stderr
+    code, log = run_cli(caplog, "--output", str(out), "--collection", "pets")  # the folder was remembered
+    assert code == 0 and "1 embedded" in log, log
     store = IndexStore.load(out / "collections" / "pets")
     assert sorted(store.paths) == ["chelsea.jpg", "dog.jpg", "horses.jpg"]
     assert not (out / "manifest.json").exists()  # the default collection was not touched
-    bad = run_cli("--output", str(out), "--collection", "../etc", "--images", str(tmp_path / "pets"))
-    assert bad.returncode == 1 and "invalid collection name" in bad.stderr
+    code, log = run_cli(
+        caplog, "--output", str(out), "--collection", "../etc", "--images", str(tmp_path / "pets")
+    )
+    assert code == 1 and "invalid collection name" in log
