@@ -25,7 +25,8 @@ import numpy as np
 
 from config import PROJECT_DIR
 from search_by_image.embedder import EmbedderSpec
-from search_by_image.index_store import IndexStore, writer_lock
+from search_by_image.index_files import writer_lock
+from search_by_image.index_store import IndexStore
 from search_by_image.preprocessing import Preprocessing
 from search_by_image.whitening import DEFAULT_DIMS
 
@@ -37,7 +38,8 @@ SERVE = r"""
 import json, sys, time
 import numpy as np, psutil
 from search_by_image.index_choice import exact_top_k, recall_at_k
-from search_by_image.index_store import IndexStore, single_threaded_blas
+from search_by_image.index_store import IndexStore
+from search_by_image.devices import single_threaded_blas
 single_threaded_blas()  # as the service does at startup
 folder, queries = sys.argv[1], np.load(sys.argv[2])
 started = time.perf_counter()

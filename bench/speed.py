@@ -53,8 +53,8 @@ from search_by_image import torch_runtime
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import MAX_BATCH
 from search_by_image.embedder import Embedder, EmbedderSpec, normalized, pool
+from search_by_image.index_build import build_index
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
-from search_by_image.index_store import build_index
 from search_by_image.indexer import update_index
 from search_by_image.whitening import DEFAULT_DIMS
 
@@ -589,9 +589,11 @@ def bench_live(args) -> None:
     """Add and delete one image at a time through the service's collection, as the API does."""
     from search_by_image.catalog import default_location
     from search_by_image.collection import Collection, Upload
+    from search_by_image.devices import single_threaded_blas
     from search_by_image.embedders import EmbedderPool
     from search_by_image.filters import parse_filters
-    from search_by_image.index_store import IndexStore, single_threaded_blas, writer_lock
+    from search_by_image.index_files import writer_lock
+    from search_by_image.index_store import IndexStore
 
     single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from search_by_image import catalog
-from search_by_image.index_store import IndexBusy
+from search_by_image.errors import IndexBusy
 from search_by_image.indexer import Progress, update_index
 from search_by_image.schemas import IndexingStatus
 

@@ -33,18 +33,17 @@ from search_by_image.backbones import WeightsUnavailable
 from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
 from search_by_image.duplicates import Group, Neighbours, find_groups
 from search_by_image.embedders import EmbedderPool
-from search_by_image.errors import NoIndex, Rebuilt, StorageError, UnknownImage
-from search_by_image.index_store import (
-    MANIFEST_FILE,
-    PREVIOUS_DIR,
+from search_by_image.errors import (
     IndexBusy,
     IndexCorrupt,
     IndexMissing,
-    IndexStore,
-    Manifest,
-    recover,
-    writer_lock,
+    NoIndex,
+    Rebuilt,
+    StorageError,
+    UnknownImage,
 )
+from search_by_image.index_files import MANIFEST_FILE, PREVIOUS_DIR, Manifest, recover, writer_lock
+from search_by_image.index_store import IndexStore
 from search_by_image.metadata import append_rows, check_rows, load_metadata, remove_rows
 from search_by_image.metrics import RELOADS
 from search_by_image.snapshot import Snapshot, Stamp

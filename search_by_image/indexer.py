@@ -26,8 +26,9 @@ from dataset import list_images
 from search_by_image import local_engine, unreadable
 from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import EmbedderSpec
-from search_by_image.errors import ImagesFolderMissing, SpecMismatch
-from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore, writer_lock
+from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
+from search_by_image.index_files import writer_lock
+from search_by_image.index_store import IndexStore
 from search_by_image.metadata import load_metadata
 from search_by_image.shards import ShardFiles, plan, run_key
 from search_by_image.thumbnails import Thumbnails

@@ -18,9 +18,8 @@ from search_by_image import catalog, thumbnails, unreadable, watch
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection
-from search_by_image.devices import resolve_device
+from search_by_image.devices import resolve_device, single_threaded_blas
 from search_by_image.embedders import EmbedderPool
-from search_by_image.index_store import single_threaded_blas
 from search_by_image.schemas import CollectionInfo, CollectionSummary
 from search_by_image.snapshot import Snapshot
 

@@ -12,7 +12,7 @@ from helpers import PHOTOS, jpeg_bytes, make_settings
 from PIL import Image
 
 from main import create_app
-from search_by_image.index_store import MANIFEST_FILE
+from search_by_image.index_files import MANIFEST_FILE
 
 UPLOAD_LIMIT = 400_000
 

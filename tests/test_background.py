@@ -9,7 +9,7 @@ from helpers import PHOTOS, copy_photos, make_settings
 
 from main import create_app
 from search_by_image import catalog, shards
-from search_by_image.index_store import writer_lock
+from search_by_image.index_files import writer_lock
 from search_by_image.indexer import Progress, update_index
 
 

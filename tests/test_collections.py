@@ -16,7 +16,8 @@ from PIL import Image
 from main import create_app
 from search_by_image import catalog
 from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.index_store import LOCK_FILE, PREVIOUS_DIR, IndexStore
+from search_by_image.index_files import LOCK_FILE, PREVIOUS_DIR
+from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
 
 #: 5 of the 13 demo photos; the cat's nearest neighbours are other animals, not these.

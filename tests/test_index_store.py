@@ -6,19 +6,11 @@ import numpy as np
 import pytest
 
 from config import Settings
-from search_by_image import index_store
+from search_by_image import index_files
 from search_by_image.embedder import EmbedderSpec
-from search_by_image.index_store import (
-    IDS_FILE,
-    MANIFEST_FILE,
-    PATHS_FILE,
-    PREVIOUS_DIR,
-    IndexBusy,
-    IndexCorrupt,
-    IndexMissing,
-    IndexStore,
-    writer_lock,
-)
+from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
+from search_by_image.index_files import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR, writer_lock
+from search_by_image.index_store import IndexStore
 
 SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
 
@@ -155,7 +147,7 @@ def test_crash_while_writing_leaves_the_old_index(tmp_path, monkeypatch):
     def disk_full(*args):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(index_store.np, "save", disk_full)
+    monkeypatch.setattr(index_files.np, "save", disk_full)
     with pytest.raises(OSError):
         commit(random_store(9, seed=5), tmp_path)
     assert IndexStore.load(tmp_path).paths == old.paths
@@ -173,10 +165,10 @@ def test_crash_between_renames_loads_the_complete_old_set(tmp_path, monkeypatch,
         done.append(dst)
         real_replace(src, dst)
 
-    monkeypatch.setattr(index_store.os, "replace", crashing_replace)
+    monkeypatch.setattr(index_files.os, "replace", crashing_replace)
     with pytest.raises(KeyboardInterrupt):
         commit(random_store(9, seed=7), tmp_path)
-    monkeypatch.setattr(index_store.os, "replace", real_replace)
+    monkeypatch.setattr(index_files.os, "replace", real_replace)
 
     assert IndexStore.load(tmp_path).paths == old.paths  # readers use .previous/
     newer = random_store(4, seed=8)

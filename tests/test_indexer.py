@@ -12,7 +12,9 @@ from helpers import PHOTOS, copy_photos, make_settings
 
 import with_faiss
 from config import PROJECT_DIR
-from search_by_image.index_store import IndexBusy, IndexStore, writer_lock
+from search_by_image.errors import IndexBusy
+from search_by_image.index_files import writer_lock
+from search_by_image.index_store import IndexStore
 from search_by_image.indexer import SpecMismatch, update_index
 
 FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]

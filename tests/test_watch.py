@@ -16,7 +16,8 @@ from config import PROJECT_DIR
 from main import create_app
 from search_by_image.catalog import Location
 from search_by_image.embedder import Embedder
-from search_by_image.index_store import IndexCorrupt, IndexMissing, IndexStore
+from search_by_image.errors import IndexCorrupt, IndexMissing
+from search_by_image.index_store import IndexStore
 from search_by_image.watch import changed_collections, relevant
 
 DEADLINE_S = 90

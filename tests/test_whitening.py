@@ -5,7 +5,8 @@ import pytest
 
 from config import Settings
 from search_by_image.embedder import EmbedderSpec
-from search_by_image.index_store import WHITENING_FILE, IndexStore, writer_lock
+from search_by_image.index_files import WHITENING_FILE, writer_lock
+from search_by_image.index_store import IndexStore
 from search_by_image.whitening import SHRINKAGE, Whitening, learn_if_enough
 
 SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
