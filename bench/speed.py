@@ -588,12 +588,13 @@ def bench_faiss(args) -> None:
 def bench_live(args) -> None:
     """Add and delete one image at a time through the service's collection, as the API does."""
     from search_by_image.catalog import default_location
-    from search_by_image.collection import Collection, Upload
+    from search_by_image.collection import Collection
     from search_by_image.devices import single_threaded_blas
     from search_by_image.embedders import EmbedderPool
     from search_by_image.filters import parse_filters
     from search_by_image.index_files import writer_lock
     from search_by_image.index_store import IndexStore
+    from search_by_image.live_writes import Upload
 
     single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]

@@ -1,36 +1,20 @@
-"""One served collection: the snapshot that searches read, and the writes that replace it.
+"""One served collection: the snapshot that searches read, reloaded when its files change.
 
-Readers take `collection.snapshot` once and use only that, so a request sees one index, one
-metadata table and one embedder even when a write or a reload swaps a new snapshot in meanwhile
-(a swap by reference: nobody ever sees half an index). Writers take the collection's thread
-lock; API adds and deletes also take the saved folder's writer lock, so they serialise with each
-other and with a `with_faiss.py` run in another process, and always start from what is on disk.
-
-Images added through the API are written into the collection's images folder (`uploads/`, named
-by content hash, so the same photo twice is one image), which stays the source of truth: a later
-`with_faiss.py` run keeps them. Deleted images are moved to the saved folder's `trash/`, not
-destroyed.
+Readers take `collection.snapshot` once and use only that (snapshot.py), so a request sees one
+index, one metadata table and one embedder even when a write or a reload swaps a new snapshot in
+meanwhile (a swap by reference: nobody ever sees half an index). Live adds and deletes are
+live_writes.py; they take the collection's thread lock, like `refresh`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import shutil
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from PIL import Image
-
-from search_by_image import formats, journal
+from search_by_image import journal
 from search_by_image.backbones import WeightsUnavailable
-from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
+from search_by_image.catalog import Location
 from search_by_image.duplicates import Group, Neighbours, find_groups
 from search_by_image.embedders import EmbedderPool
 from search_by_image.errors import (
@@ -38,13 +22,11 @@ from search_by_image.errors import (
     IndexCorrupt,
     IndexMissing,
     NoIndex,
-    Rebuilt,
-    StorageError,
-    UnknownImage,
 )
-from search_by_image.index_files import MANIFEST_FILE, PREVIOUS_DIR, Manifest, recover, writer_lock
+from search_by_image.index_files import MANIFEST_FILE, PREVIOUS_DIR, Manifest, writer_lock
 from search_by_image.index_store import IndexStore
-from search_by_image.metadata import append_rows, check_rows, load_metadata, remove_rows
+from search_by_image.live_writes import LiveWrites
+from search_by_image.metadata import load_metadata
 from search_by_image.metrics import RELOADS
 from search_by_image.snapshot import Snapshot, Stamp
 from search_by_image.thumbnails import Thumbnails
@@ -53,37 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Duplicate groups kept per collection generation, by threshold (each a pass over the neighbours).
 KEPT_THRESHOLDS = 8
-#: How long an API write waits for another writer before answering "busy, retry".
-WRITE_LOCK_WAIT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Upload:
-    data: bytes
-    image: Image.Image
-    #: its name in formats.FORMATS (JPEG, HEIC, DNG...): the stored file's suffix
-    format: str
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Added:
-    id: int
-    path: str
-    created: bool
-
-
-@contextlib.contextmanager
-def _storage(name: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        denied = isinstance(exc, PermissionError) and exc.filename
-        hint = unwritable(Path(exc.filename).parent) if denied else None
-        raise StorageError(
-            f"collection {name!r} cannot be written: {exc.strerror or exc} "
-            f"({exc.filename or 'its folders'}); nothing was changed" + (f". {hint}" if hint else "")
-        ) from exc
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -94,7 +45,7 @@ def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
     return (info.st_ino, info.st_mtime_ns, info.st_size) if info else None
 
 
-class Collection:
+class Collection(LiveWrites):
     def __init__(self, location: Location, embedders: EmbedderPool):
         self.location = location
         self.snapshot: Snapshot | None = None
@@ -212,110 +163,6 @@ class Collection:
                 self._groups[threshold] = find_groups(snapshot.store, threshold, neighbours)
             return snapshot, self._groups[threshold]
 
-    def add(self, uploads: list[Upload]) -> list[Added]:
-        """Store, embed and index `uploads`; the same content twice is one image (one id)."""
-        snapshot = self.require()
-        spec = snapshot.store.manifest.embedder
-        features = snapshot.embedder.embed_prepared(
-            [snapshot.embedder.preprocess(upload.image) for upload in uploads]
-        )
-        paths = [self._upload_path(upload) for upload in uploads]
-        with self._writing():
-            self.refresh()
-            snapshot = self.require()
-            if snapshot.store.manifest.embedder != spec:
-                raise Rebuilt(
-                    f"collection {self.name!r} was rebuilt with another model meanwhile; "
-                    "send the images again"
-                )
-            check_rows([upload.metadata for upload in uploads], snapshot.metadata)  # CSV may have changed
-            store = snapshot.store
-            fresh: dict[str, int] = {}
-            for row, path in enumerate(paths):
-                if path not in store.position and path not in fresh:
-                    fresh[path] = row
-            created = [self.location.images_dir / path for path in fresh]
-            with _storage(self.name), self._journaled(store, [f for f in created if not f.exists()]):
-                files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
-                for path, row in fresh.items():
-                    self.thumbnails.write_quietly(path, files[path], uploads[row].image)
-                rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
-                if rows:
-                    append_rows(self._csv(), rows, store.paths)
-                if fresh:
-                    store = store.with_added(features[list(fresh.values())], list(fresh), files)
-                    store.save(self.location.saved_dir)
-            self._swap(store)
-            return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
-
-    def delete(self, image_id: int) -> tuple[str, Path | None]:
-        """Remove one image. Its file and its CSV rows (as JSON) go to the trash folder, so a
-        delete can be undone by hand. Returns its path and where the file went."""
-        with self._writing():
-            self.refresh()
-            store = self.require().store
-            row = store.row_of_id.get(image_id)
-            if row is None:
-                raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
-            path = store.paths[row]
-            source = self.location.images_dir / path
-            trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
-            record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
-            moved = [(source, trashed)] if source.is_file() else []
-            with _storage(self.name), self._journaled(store, [record], moved):
-                rows = remove_rows(self.location.metadata_csv, path, store.paths)
-                if rows:
-                    record.parent.mkdir(parents=True, exist_ok=True)
-                    record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
-                if moved:
-                    trashed.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(source, trashed)
-                smaller = store.without([image_id])
-                smaller.save(self.location.saved_dir)
-            trashed = trashed if moved else None
-            self._swap(smaller)
-            self.thumbnails.remove(path, tuple(store.manifest.files[path]))
-            return path, trashed
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """The thread lock, then the saved folder's writer lock (StorageError if it cannot be had)."""
-        with self._lock, contextlib.ExitStack() as stack:
-            with _storage(self.name):
-                stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
-            yield
-
-    @contextlib.contextmanager
-    def _journaled(
-        self, store: IndexStore, created: list[Path], moved: list[tuple[Path, Path]] = ()
-    ) -> Iterator[None]:
-        """A write recorded before it starts (journal): undone at once if it fails before the
-        index commit (a full disk), by the next writer if the process dies."""
-        saved = self.location.saved_dir
-        journal.begin(
-            saved,
-            journal.Plan(
-                generation=store.manifest.generation,
-                csv=self.location.metadata_csv,
-                created=created,
-                moved=list(moved),
-            ),
-        )
-        try:
-            yield
-        except BaseException:
-            try:
-                recover(saved)
-            except OSError:  # still unwritable: the next writer (or restart) finishes the job
-                log.exception("Collection %s: could not undo a failed write yet", self.name)
-            raise
-        journal.end(saved)
-
-    def _csv(self) -> Path:
-        if self.location.metadata_csv is None:
-            raise ValueError(f"collection {self.name!r} has no metadata CSV to add rows to")
-        return self.location.metadata_csv
-
     def _swap(self, store: IndexStore) -> None:
         snapshot = self.require()
         store.place(self._embedders.device)
@@ -323,19 +170,3 @@ class Collection:
         self.snapshot = Snapshot(
             self.name, store, metadata, snapshot.embedder, snapshot.batcher, self._stamp()
         )
-
-    @staticmethod
-    def _upload_path(upload: Upload) -> str:
-        digest = hashlib.sha256(upload.data).hexdigest()[:24]
-        return f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
-
-    def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
-        """Write atomically (unless the same content is already there); its fingerprint."""
-        target = self.location.images_dir / path
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.with_name(f".{target.name}.tmp")
-            staged.write_bytes(data)
-            os.replace(staged, target)
-        info = target.stat()
-        return info.st_size, info.st_mtime_ns

@@ -18,12 +18,12 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from main import create_app
-from search_by_image import collection as collection_module
-from search_by_image import index_store
+from search_by_image import index_store, live_writes
 from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.collection import Collection, Upload
+from search_by_image.collection import Collection
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
+from search_by_image.live_writes import Upload
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -200,7 +200,7 @@ def test_writes_killed_midway_never_become_adds_or_lose_an_image(admin_client, c
     or keep its CSV row; a restarted service must serve the image whose delete was cut short."""
     service = admin_client.app.state.service
     target = service.get("default")
-    monkeypatch.setattr(collection_module, "recover", lambda folder: None)  # the process is dead
+    monkeypatch.setattr(live_writes, "recover", lambda folder: None)  # the process is dead
     monkeypatch.setattr(IndexStore, "save", lambda self, folder: (_ for _ in ()).throw(SystemExit(9)))
     image = Image.open(io.BytesIO(variant(41)))
     with pytest.raises(SystemExit):

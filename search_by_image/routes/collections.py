@@ -6,7 +6,6 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
-from search_by_image.collection import Upload
 from search_by_image.deps import (
     AdminAccess,
     CollectionDep,
@@ -19,6 +18,7 @@ from search_by_image.duplicates import default_threshold
 from search_by_image.errors import InvalidField, TooLarge, UploadRejected
 from search_by_image.filters import parse_filters
 from search_by_image.json_limits import check_json_text
+from search_by_image.live_writes import Upload
 from search_by_image.metadata import check_rows
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
 from search_by_image.routes.results import search_response
