@@ -32,7 +32,7 @@ from search_by_image.catalog import UPLOADS_DIR, Location, unwritable
 from search_by_image.errors import Rebuilt, StorageError, UnknownImage
 from search_by_image.index_files import recover, writer_lock
 from search_by_image.index_store import IndexStore
-from search_by_image.metadata import append_rows, check_rows, remove_rows
+from search_by_image.metadata_writes import append_rows, check_rows, remove_rows
 from search_by_image.snapshot import Snapshot
 from search_by_image.thumbnails import Thumbnails
 

@@ -1,7 +1,8 @@
 """The optional metadata CSV: one column names the image, every other column is returned as-is.
 
 The CSV is joined by path at load time (not baked into the index), so editing it needs no
-re-embedding. Problems are reported, never fatal: a CSV is often maintained by hand.
+re-embedding. Problems are reported, never fatal: a CSV is often maintained by hand. Live adds
+and deletes rewrite it (metadata_writes.py).
 
 Besides the JSON rows returned with results, the join keeps a typed table aligned with the index
 rows, for filters: each column is a number, a date (ISO `YYYY-MM-DD` text), a boolean or text.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel
 
-from search_by_image.errors import MetadataRejected
+from search_by_image.csv_cells import restored_frame
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
         return Metadata()
     if frame.empty or len(frame.columns) == 0:
         return Metadata()
-    frame = _restored(frame)
+    frame = restored_frame(frame)
     indexed = set(paths)
     by_name = _unique_names(paths)
     key = image_column(frame, paths)
@@ -192,158 +192,3 @@ def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
         {c: _typed(values[c], metadata.kinds[c]) for c in columns}, index=values.index
     )
     return metadata
-
-
-def _read_as_text(csv_path: Path, indexed: list[str]) -> tuple[pd.DataFrame, str]:
-    """The CSV as text cells (so hand-made formatting survives a rewrite) and its image column."""
-    if not csv_path.is_file():
-        return pd.DataFrame(columns=["path"]), "path"
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    if len(frame.columns) == 0:
-        return pd.DataFrame(columns=["path"]), "path"
-    return frame, image_column(frame, indexed)
-
-
-def _write_atomically(frame: pd.DataFrame, csv_path: Path) -> None:
-    """Replace the CSV in one rename; a failed write (a full disk) leaves no staged file."""
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    staged = csv_path.with_name(f".{csv_path.name}.tmp")
-    try:
-        frame.to_csv(staged, index=False)
-        os.replace(staged, csv_path)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-
-
-def append_rows(csv_path: Path, rows: dict[str, dict[str, Any]], indexed: list[str]) -> None:
-    """One CSV row per path (new columns are added), written atomically. A path's earlier rows
-    are replaced, so a retried add never duplicates them. Cells a spreadsheet would run as a
-    formula are neutralised (`neutralised`)."""
-    if not rows:
-        return
-    frame, key = _read_as_text(csv_path, indexed)
-    cells = frame[key].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
-    frame = frame[~cells.isin(set(rows))]
-    added = pd.DataFrame(
-        [
-            {
-                **{
-                    neutralised(str(k)): "" if v is None else neutralised(_text(v)) for k, v in values.items()
-                },
-                key: path,
-            }
-            for path, values in rows.items()
-        ]
-    )
-    _write_atomically(pd.concat([frame, added], ignore_index=True).fillna(""), csv_path)
-
-
-def remove_rows(csv_path: Path | None, path: str, indexed: list[str]) -> list[dict[str, str]]:
-    """Remove the CSV rows that the join gives to `path`; returns them (for the trash)."""
-    if csv_path is None or not csv_path.is_file():
-        return []
-    frame, key = _read_as_text(csv_path, indexed)
-    name = PurePosixPath(path).name
-    unique_name = sum(PurePosixPath(p).name == name for p in indexed) == 1
-    cells = frame[key].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
-    gone = (cells == path) | ((cells == name) & unique_name)
-    if not gone.any():
-        return []
-    _write_atomically(frame[~gone], csv_path)
-    return frame[gone].to_dict(orient="records")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-# -- CSV injection (OWASP): cells that start like a formula are written with a leading quote ---
-
-#: What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _formula_like(text: str) -> bool:
-    """A spreadsheet would run it (leading quotes aside, so that quoting stays reversible)."""
-    bare = text.lstrip("'")
-    return bare.startswith(FORMULA_STARTS) and not _is_number(bare)
-
-
-def neutralised(text: str) -> str:
-    """`text` as it may be written to the CSV: `'` before a would-be formula (`=1+2`, `@SUM(..)`,
-    `-2+3`), plain numbers such as `-5` left alone."""
-    return "'" + text if _formula_like(text) else text
-
-
-def restored(text: str) -> str:
-    """What `neutralised` was given: API clients get their values back as they sent them."""
-    return text[1:] if text.startswith("'") and _formula_like(text[1:]) else text
-
-
-def _restored(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.rename(columns=lambda c: restored(str(c)))
-    for column in frame.columns:
-        if pd.api.types.is_string_dtype(frame[column]):
-            quoted = frame[column].str.startswith("'", na=False)
-            if quoted.any():
-                frame[column] = frame[column].where(
-                    ~quoted, frame[column].map(lambda v: restored(v) if isinstance(v, str) else v)
-                )
-    return frame
-
-
-# -- checking rows before they are added ---------------------------------------------------------
-
-#: Longest column name an add may create.
-MAX_COLUMN_NAME = 100
-
-
-def check_rows(rows: list[dict[str, Any] | None], metadata: Metadata) -> None:
-    """MetadataRejected for a key that would name the image (any PATH_COLUMNS name, or the
-    collection's image column) or a value of the wrong kind for a typed column: one value never
-    retypes a column for everyone (`{"width": "unknown"}` on a number column)."""
-    reserved = {c.lower() for c in PATH_COLUMNS} | ({metadata.key.lower()} if metadata.key else set())
-    for row in rows:
-        for column, value in (row or {}).items():
-            if column.lower() in reserved:
-                raise MetadataRejected(
-                    column,
-                    "this name is reserved for the column that names the "
-                    "image; the service writes the image's path itself",
-                )
-            if not column.strip() or len(column) > MAX_COLUMN_NAME:
-                raise MetadataRejected(
-                    column[:MAX_COLUMN_NAME], f"column names must be 1-{MAX_COLUMN_NAME} characters"
-                )
-            if value is not None and not _fits(value, metadata.kinds.get(column, "text")):
-                raise MetadataRejected(
-                    column,
-                    f"this column holds {_KIND_NAMES[metadata.kinds[column]]}; "
-                    f"{value!r} is not one (null leaves it empty)",
-                )
-
-
-_KIND_NAMES = {"number": "numbers", "date": "ISO dates (YYYY-MM-DD)", "bool": "true/false"}
-
-
-def _fits(value: Any, kind: Kind) -> bool:
-    if kind == "number":
-        return not isinstance(value, bool) and (
-            isinstance(value, (int, float)) and math.isfinite(value) or _is_number(str(value))
-        )
-    if kind == "date":
-        return isinstance(value, str) and bool(ISO_DATE.fullmatch(value.strip()))
-    if kind == "bool":
-        return isinstance(value, bool) or str(value).lower() in ("true", "false")
-    return True

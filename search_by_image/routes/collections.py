@@ -19,7 +19,7 @@ from search_by_image.errors import InvalidField, TooLarge, UploadRejected
 from search_by_image.filters import parse_filters
 from search_by_image.json_limits import check_json_text
 from search_by_image.live_writes import Upload
-from search_by_image.metadata import check_rows
+from search_by_image.metadata_writes import check_rows
 from search_by_image.pages import render_duplicates_page, render_search_page, wants_html
 from search_by_image.routes.results import search_response
 from search_by_image.routes.search import FILTERS_HELP, MAX_K, MAX_OFFSET, OFFSET_HELP
