@@ -48,11 +48,12 @@ import torch
 from PIL import Image
 
 from config import PROJECT_DIR, Settings
-from dataset import ImageFolder, open_rgb
 from search_by_image import torch_runtime
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import MAX_BATCH
+from search_by_image.decoding import open_rgb
 from search_by_image.embedder import Embedder, EmbedderSpec, normalized, pool
+from search_by_image.image_folder import ImageFolder
 from search_by_image.index_build import build_index
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 from search_by_image.indexer import update_index

@@ -5,7 +5,7 @@ when it is at least as large as the caller needs, it is used (decoded by `decode
 path as any JPEG: pixel limit and DCT scaling included). Otherwise the sensor data is demosaiced
 by LibRaw, at half size (each 2x2 Bayer cell as one pixel, 4x less work and memory) whenever
 that is still large enough. The pixel limit is checked from the header before either, and the
-demosaic holds its estimated memory from the caller's decode budget (dataset.decode_budget).
+demosaic holds its estimated memory from the caller's decode budget (decoding.decode_budget).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ Target = Callable[[int, int], tuple[int, int]]
 
 
 class RawError(ValueError):
-    """`kind` as in dataset.UnreadableImage: not_image (LibRaw does not know it), corrupt, too_large."""
+    """`kind` as in decoding.UnreadableImage: not_image (LibRaw does not know it), corrupt, too_large."""
 
     def __init__(self, reason: str, kind: str):
         super().__init__(reason)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 #: Seconds a client should wait when another writer (an indexer run) holds the collection.
 BUSY_INDEX_RETRY_AFTER_S = 10
-#: Seconds a client is told to wait when the decode budget stayed full (dataset.decode_budget).
+#: Seconds a client is told to wait when the decode budget stayed full (decoding.decode_budget).
 BUSY_DECODE_RETRY_AFTER_S = 5
 
 

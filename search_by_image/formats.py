@@ -1,6 +1,6 @@
 """The image formats the service reads: one list, shared by everything that needs to know.
 
-The decoder (`dataset.open_rgb`) opens only these, the indexer's folder scan looks for their
+The decoder (`decoding.open_rgb`) opens only these, the indexer's folder scan looks for their
 suffixes, an image added through the API is stored under its format's first suffix (so the next
 indexer run scans it and never drops it), and the page's file picker and drop zone accept them.
 Anything else is refused with an error that names what it is (`unsupported_reason`).

@@ -22,11 +22,11 @@ from typing import Literal
 
 import numpy as np
 
-from dataset import list_images
 from search_by_image import local_engine, unreadable
 from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
+from search_by_image.image_folder import list_images
 from search_by_image.index_files import writer_lock
 from search_by_image.index_store import IndexStore
 from search_by_image.metadata import load_metadata

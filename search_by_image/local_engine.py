@@ -29,10 +29,10 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dataset import Batch, ImageFolder
 from search_by_image.devices import is_gpu
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.errors import IndexingInterrupted
+from search_by_image.image_folder import Batch, ImageFolder
 from search_by_image.shards import ShardFiles, ShardResult
 from search_by_image.thumbnails import Thumbnails
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from dataset import open_rgb
 from search_by_image import onnx_runtime
+from search_by_image.decoding import open_rgb
 from search_by_image.errors import SetupError
 from search_by_image.onnx_runtime import staged
 from search_by_image.preprocessing import Preprocessing

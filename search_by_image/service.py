@@ -13,11 +13,11 @@ import logging
 import threading
 from urllib.parse import quote, urlencode
 
-from dataset import decode_budget
 from search_by_image import catalog, thumbnails, unreadable, watch
 from search_by_image.auth import URL_SECRET_FILE, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection
+from search_by_image.decoding import decode_budget
 from search_by_image.devices import resolve_device, single_threaded_blas
 from search_by_image.embedders import EmbedderPool
 from search_by_image.schemas import CollectionInfo, CollectionSummary
@@ -38,7 +38,7 @@ def give_freed_memory_back() -> None:
 
     By default each worker thread gets its own malloc arena, and glibc raises its mmap threshold
     up to 32 MiB as big blocks are freed, so Pillow's 16 MiB blocks end up in arenas that keep
-    them: 16 hostile uploads decoded one after another (dataset.decode_budget) still left 2.3 GB
+    them: 16 hostile uploads decoded one after another (decoding.decode_budget) still left 2.3 GB
     resident. Same as MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576 (tests/test_memory.py).
     """
     try:

@@ -16,8 +16,8 @@ from fastapi import UploadFile
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dataset import UnreadableImage, open_rgb
 from search_by_image import formats
+from search_by_image.decoding import UnreadableImage, open_rgb
 from search_by_image.errors import BUSY_DECODE_RETRY_AFTER_S, UploadRejected
 from search_by_image.metrics import REJECTED_UPLOADS
 

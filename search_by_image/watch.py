@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from dataset import IMAGE_SUFFIXES
 from search_by_image.catalog import Location
+from search_by_image.image_folder import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ import pytest
 from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
-from dataset import ImageFolder, UnreadableImage, list_images, open_rgb
+from search_by_image.decoding import UnreadableImage, open_rgb
+from search_by_image.image_folder import ImageFolder, list_images
 from search_by_image.preprocessing import Preprocessing
 
 LIMIT = 50_000_000

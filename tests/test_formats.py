@@ -12,8 +12,9 @@ import pytest
 from helpers import PHOTOS, dng_bytes, encoded
 from PIL import Image
 
-from dataset import UnreadableImage, list_images, open_rgb
 from search_by_image import camera_raw, formats
+from search_by_image.decoding import UnreadableImage, open_rgb
+from search_by_image.image_folder import list_images
 from search_by_image.preprocessing import Preprocessing
 
 LIMIT = 50_000_000
@@ -135,7 +136,7 @@ def test_the_list_covers_phone_and_camera_formats_and_the_page_accepts_them():
 
 
 def test_a_demosaic_holds_its_memory_from_the_decode_budget(monkeypatch):
-    import dataset
+    from search_by_image import decoding
 
     held = []
 
@@ -145,6 +146,6 @@ def test_a_demosaic_holds_its_memory_from_the_decode_budget(monkeypatch):
             held.append(cost)
             yield
 
-    monkeypatch.setattr(dataset, "decode_budget", Recording())
+    monkeypatch.setattr(decoding, "decode_budget", Recording())
     open_rgb(dng_bytes(PHOTO), LIMIT)
     assert held and held[0] >= 450 * 300 * camera_raw.WORKING_BYTES_PER_PIXEL

@@ -8,9 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from dataset import UnreadableImage, open_rgb
 from search_by_image.catalog import DEFAULT
 from search_by_image.collection import Collection
+from search_by_image.decoding import UnreadableImage, open_rgb
 from search_by_image.deps import Credentials, ServiceDep, SettingsDep, authenticate, find_collection
 from search_by_image.thumbnails import covering
 

@@ -9,9 +9,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from PIL import Image
 
-from dataset import reduced
 from search_by_image import formats
 from search_by_image.catalog import DEFAULT
+from search_by_image.decoding import reduced
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
 from search_by_image.filters import parse_filters
 from search_by_image.pages import query_thumbnail, render_search_page, wants_html
