@@ -15,7 +15,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from config import PROJECT_DIR, Settings, get_settings
 from search_by_image import __version__
 from search_by_image import metrics as service_metrics
 from search_by_image.auth import KEYS_FILE, KeyStore
@@ -25,6 +24,7 @@ from search_by_image.rate_limit import RateLimiter, trusted_networks
 from search_by_image.routes import collections, health, images, metrics, search
 from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
+from search_by_image.settings import PROJECT_DIR, Settings, get_settings
 from search_by_image.uploads import UploadSizeLimit
 
 

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from config import Settings
+from search_by_image.settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

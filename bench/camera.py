@@ -43,9 +43,9 @@ from PIL import Image
 
 from bench import wallpapers
 from bench.speed import scratch, table
-from config import PROJECT_DIR, Settings
 from search_by_image.decoding import open_rgb
 from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.settings import PROJECT_DIR, Settings
 from search_by_image.thumbnails import Thumbnails, covering
 
 BIG = 200_000_000

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from config import PROJECT_DIR
+from search_by_image.settings import PROJECT_DIR
 
 sys.path.insert(0, str(PROJECT_DIR / "tests"))
 from helpers import free_port  # noqa: E402

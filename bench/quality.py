@@ -40,7 +40,6 @@ import numpy as np
 from PIL import Image
 
 from bench import wallpapers
-from config import PROJECT_DIR, Settings
 from search_by_image import whitening
 from search_by_image.alterations import altered_copies, pick_sources
 from search_by_image.backbones import WeightsUnavailable, resnet50_cache_file
@@ -60,6 +59,7 @@ from search_by_image.evaluation import (
     source_ranks,
 )
 from search_by_image.local_engine import embed_files
+from search_by_image.settings import PROJECT_DIR, Settings
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 MULTI_SCALE = (1.0, 2**-0.5, 0.5)

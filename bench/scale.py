@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from config import PROJECT_DIR
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.index_files import writer_lock
 from search_by_image.index_store import IndexStore
 from search_by_image.preprocessing import Preprocessing
+from search_by_image.settings import PROJECT_DIR
 from search_by_image.whitening import DEFAULT_DIMS
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
@@ -75,9 +75,9 @@ def clustered(count: int, dim: int, seed: int) -> np.ndarray:
 
 def real_descriptors(images: Path, root: Path) -> np.ndarray:
     """The default Lite0 descriptors of the Holidays photos (the first 200 become the queries)."""
-    from config import Settings
     from search_by_image.embedder import Embedder
     from search_by_image.local_engine import embed_files
+    from search_by_image.settings import Settings
 
     settings = Settings(model="efficientnet_lite0")
     embedder = Embedder(EmbedderSpec.from_settings(settings), "cpu", runtime="auto", cache_dir=root / "onnx")

@@ -47,7 +47,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from config import PROJECT_DIR, Settings
 from search_by_image import torch_runtime
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.batcher import MAX_BATCH
@@ -57,6 +56,7 @@ from search_by_image.image_folder import ImageFolder
 from search_by_image.index_build import build_index
 from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 from search_by_image.indexer import update_index
+from search_by_image.settings import PROJECT_DIR, Settings
 from search_by_image.whitening import DEFAULT_DIMS
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"

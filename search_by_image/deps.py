@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from config import Settings
 from search_by_image.auth import KeyRecord, KeyStore, Scope
 from search_by_image.collection import Collection
 from search_by_image.rate_limit import RateLimiter, client_address
 from search_by_image.service import SearchService
+from search_by_image.settings import Settings
 
 bearer = HTTPBearer(
     auto_error=False,

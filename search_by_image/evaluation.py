@@ -12,7 +12,7 @@ from typing import Self
 
 import numpy as np
 
-from config import Settings
+from search_by_image.settings import Settings
 from search_by_image.whitening import Whitening
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from config import Settings
 from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,7 +96,7 @@ _worker: tuple[Embedder, object] | None = None
 
 
 def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
-    from config import Settings
+    from search_by_image.settings import Settings
 
     global _worker
     logging.disable(logging.WARNING)  # the parent logs skipped files, once

@@ -10,9 +10,9 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 
-from config import PROJECT_DIR
 from search_by_image import formats
 from search_by_image.catalog import DEFAULT
+from search_by_image.settings import PROJECT_DIR
 
 templates = Jinja2Templates(directory=PROJECT_DIR / "templates")
 QUERY_THUMBNAIL_PX = 320

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from config import PROJECT_DIR
 from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.settings import PROJECT_DIR
 from search_by_image.shards import ShardFiles, ShardResult
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ class ShardEmbedder:
     """Ray Data callable: rows of (shard number, paths as JSON) in, shard file bytes out."""
 
     def __init__(self, spec_json: str, settings_json: str, images_dir: str):
-        from config import Settings
         from search_by_image.local_engine import embed_files
+        from search_by_image.settings import Settings
 
         self.settings = Settings.model_validate_json(settings_json)
         self.embed_files = embed_files

@@ -1,0 +1,165 @@
+"""Settings, read once from `SBI_*` environment variables (or a `.env` file).
+
+This is the only module that reads the environment. Every path, limit and model choice of the
+indexer and the service lives here so that `python with_faiss.py` and `uvicorn main:app` agree.
+Relative default paths are anchored at the project folder, so both commands work from any cwd.
+The top-level config.py re-exports this module for users' scripts.
+"""
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from limits import parse
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository folder: the demo collection, saved/, templates/ and static/ live here.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+ModelChoice = Literal["auto", "resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+ResizePolicy = Literal["keep_aspect", "center_crop"]
+Pooling = Literal["gem", "avg"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+Runtime = Literal["auto", "torch", "onnx"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SBI_", env_file=".env", extra="ignore")
+
+    images_dir: Path = PROJECT_DIR / "data" / "the_images"
+    metadata_csv: Path = PROJECT_DIR / "data" / "the_data.csv"
+    saved_dir: Path = PROJECT_DIR / "saved"
+
+    model: ModelChoice = Field(
+        "auto",
+        description="auto: ResNet50 when its ImageNet weights can be had, else the bundled "
+        "EfficientNet-Lite0.",
+    )
+    resize: ResizePolicy = Field(
+        "keep_aspect", description="keep_aspect: whole image, longer side = image_size."
+    )
+    image_size: int = Field(448, ge=64, le=2048)
+    grayscale: bool = Field(False, description="index and search without colour")
+    pooling: Pooling = "gem"
+    scales: tuple[float, ...] = Field(
+        (1.0,), description="input scales whose descriptors are summed, e.g. [1, 0.707, 0.5]"
+    )
+    whitening: int = Field(
+        384,
+        ge=0,
+        le=4096,
+        description="PCA-whitening dimensions (eigenvalues shrunk towards their mean), learned on "
+        "collections of 400+ images; 0 = off.",
+    )
+    precision: Precision = Field(
+        "auto",
+        description="auto: int8 EfficientNet-Lite0 on ONNX Runtime where the CPU has VNNI "
+        "(2.5x faster, Holidays mAP within half a point), else bf16 where the CPU/GPU runs it "
+        "natively, else fp32.",
+    )
+    index_memory_mb: int = Field(
+        4096, ge=16, description="above this size as float32, an index stores 8-bit codes (SQ8)"
+    )
+    runtime: Runtime = Field(
+        "auto",
+        description="auto: ONNX Runtime for EfficientNet-Lite on the CPU (1.65x faster than "
+        "torch bf16), torch otherwise. The ONNX file is exported once into saved/onnx/.",
+    )
+    onnx_dir: Path | None = Field(
+        None, description="where exported and int8 ONNX models are cached; default saved_dir/onnx"
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    batch_size: int = Field(16, ge=1, le=1024)
+    workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="indexing on the CPU: processes that each decode and embed a "
+        "share of the images (about one per core); on a GPU: decode processes feeding it",
+    )
+
+    thumbnails: bool = Field(
+        True,
+        description="make the result grids' 384 px thumbnails while indexing and adding, in "
+        "the same decode pass (about 3% of indexing time); off: each is made on its first request",
+    )
+
+    index_on_start: bool = Field(
+        False,
+        description="index every collection's folder in the background when the service "
+        "starts (the container does): it answers at once, /health shows the progress",
+    )
+    watch: bool = Field(
+        False,
+        description="the service keeps every collection in step with its images folder as "
+        "files appear, change or go away (indexing them in the background, at start too)",
+    )
+    watch_quiet_ms: int = Field(
+        1000,
+        ge=50,
+        le=600_000,
+        description="watch mode: a folder's changes are indexed once it "
+        "has been quiet this long (a copy in progress is one run, not hundreds)",
+    )
+    reload_seconds: float = Field(
+        2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
+    )
+
+    search_requires_key: bool = Field(
+        False, description="searching needs an API key (scope search or admin); writes always do"
+    )
+    rate_limit: str = Field(
+        "300/minute", description="searches and writes per client (API key, else address); '' = off"
+    )
+    trusted_proxies: list[str] = Field(
+        [],
+        description="addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the "
+        "client for the rate limit; empty = forwarded headers are never believed",
+    )
+    cors_origins: list[str] = Field(
+        [], description="origins allowed to call the API from a browser; empty = CORS off"
+    )
+
+    metrics_requires_key: bool = Field(
+        False, description="GET /metrics needs an API key (any scope); off: open like /health"
+    )
+
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(50_000_000, ge=10_000)
+    decode_memory_mb: int = Field(
+        512,
+        ge=16,
+        description="memory that image decodes in flight may use at once, process-wide "
+        "(estimated from declared pixels: a 7000x7000 WebP takes 0.75 GB whatever its file size); "
+        "decodes beyond it wait their turn",
+    )
+    max_add_files: int = Field(64, ge=1, description="images per add request")
+    max_add_pixels: int = Field(
+        200_000_000, ge=10_000, description="pixels that the images of one add request may declare together"
+    )
+    log_level: str = "INFO"
+
+    @property
+    def onnx_cache(self) -> Path:
+        return self.onnx_dir or self.saved_dir / "onnx"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_rule(cls, value: str) -> str:
+        if value:
+            parse(value)  # ValueError names the bad notation
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
