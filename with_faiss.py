@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
     from search_by_image import catalog  # torch import only after --help
+    from search_by_image.engines import LocalEngine, RayEngine
     from search_by_image.errors import SearchByImageError
     from search_by_image.indexer import update_index
 
@@ -162,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             location,
             rebuild=args.rebuild,
             progress=not args.quiet,
-            engine=args.engine,
-            ray_address=args.ray_address,
-            ray_workers=args.ray_workers,
+            engine=RayEngine(args.ray_address, args.ray_workers) if args.engine == "ray" else LocalEngine(),
         )
     except SearchByImageError as exc:  # anything else is a bug: its traceback is kept
         logging.error("%s", exc)

@@ -22,14 +22,16 @@ from typing import Literal
 
 import numpy as np
 
-from search_by_image import local_engine, unreadable
+from search_by_image import unreadable
 from search_by_image.catalog import Location, default_location
 from search_by_image.embedder import EmbedderSpec
+from search_by_image.engines import Engine, LocalEngine
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
 from search_by_image.image_folder import list_images
 from search_by_image.index_files import writer_lock
 from search_by_image.index_store import IndexStore
 from search_by_image.metadata import load_metadata
+from search_by_image.settings import Settings
 from search_by_image.shards import ShardFiles, plan, run_key
 from search_by_image.thumbnails import Thumbnails
 
@@ -91,49 +93,88 @@ def _load_previous(saved_dir: Path) -> IndexStore | None:
 
 
 def update_index(
-    settings,
+    settings: Settings,
     location: Location | None = None,
     rebuild: bool = False,
     progress: bool = True,
-    engine: str = "local",
-    ray_address: str | None = None,
-    ray_workers: int = 2,
+    engine: Engine | None = None,
     status: Progress | None = None,
 ) -> IndexReport:
     """Bring a collection's saved index in line with its images folder (the module docstring).
 
-    `location` defaults to the default collection of `settings`; `engine` is `local` or `ray`;
-    `status`, if given, is kept up to date as the run goes.
+    `location` defaults to the default collection of `settings`; `engine` embeds the new images
+    (engines.py; default: this machine); `status`, if given, is kept up to date as the run goes.
     """
+    engine = engine or LocalEngine()
     location = location or default_location(settings)
     if not location.images_dir.is_dir():
         raise ImagesFolderMissing(f"images folder {location.images_dir} does not exist")
     status = status or Progress()
     with writer_lock(location.saved_dir):
-        report = _update_locked(
-            settings, location, rebuild, progress, engine, ray_address, ray_workers, status
-        )
+        report = _update_locked(settings, location, rebuild, progress, engine, status)
         unreadable.record(location.saved_dir, report.skipped)
     status.phase = "finished"
     return report
 
 
-def _thumbnails(settings, location: Location) -> Thumbnails | None:
-    return Thumbnails(location.saved_dir) if settings.thumbnails else None
+@dataclass
+class _Plan:
+    """What a run has to do, from the images folder and the collection's current index."""
+
+    spec: EmbedderSpec
+    #: the index being updated (None: a first build or --rebuild)
+    previous: IndexStore | None
+    #: relative path -> (size, mtime_ns) of every image found
+    fingerprints: dict[str, tuple[int, int]]
+    #: paths whose stored features are still good, in the previous index's order
+    keep: list[str]
+    #: paths to embed
+    todo: list[str]
+    #: ids already given out (kept across --rebuild), and the next free one
+    ids_by_path: dict[str, int]
+    next_id: int
+    #: nothing but new images to add: no removal, same whitening
+    unchanged: bool
 
 
 def _update_locked(
-    settings,
+    settings: Settings,
     location: Location,
     rebuild: bool,
     progress: bool,
-    engine: str,
-    ray_address: str | None,
-    ray_workers: int,
+    engine: Engine,
     status: Progress,
 ) -> IndexReport:
     started = time.perf_counter()
     status.phase = "scanning"
+    run = _plan(settings, location, rebuild)
+    report = IndexReport(
+        reused=len(run.keep), removed=len(run.previous.paths) - len(run.keep) if run.previous else 0
+    )
+    if run.unchanged and not run.todo:
+        return _finished(report, len(run.keep), started)
+    shard_files = None
+    embedded, rows = [], np.empty((0, run.spec.dim), np.float32)
+    if run.todo:
+        shard_files, embedded, rows = _embed(settings, location, run, progress, engine, status, report)
+    if run.unchanged and not embedded:  # only files that failed again: the index is still current
+        if shard_files:
+            shard_files.clear()
+        return _finished(report, len(run.keep), started)
+    status.phase = "writing"
+    store = _commit(settings, location, run, embedded, rows)
+    if shard_files:
+        shard_files.clear()
+    Thumbnails(location.saved_dir).prune(store.manifest.files)
+    for problem in load_metadata(location.metadata_csv, store.paths).problems():
+        log.warning("Metadata: %s", problem)
+    report.embedded, report.written = len(embedded), True
+    return _finished(report, len(store), started)
+
+
+def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
+    """Scan the folder, settle the spec (`auto` keeps the collection's model and trunk) and sort
+    the images into kept and to-embed; SpecMismatch for options the collection was not built with."""
     found = list_images(location.images_dir)
     loaded = _load_previous(location.saved_dir)
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
@@ -141,12 +182,9 @@ def _update_locked(
     spec = EmbedderSpec.from_settings(settings)
     if loaded is not None and not rebuild and settings.precision == "auto":  # ... and its trunk
         spec = spec.model_copy(update={"quantization": loaded.manifest.embedder.quantization})
-    ids_by_path = {p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {}
-    next_id = loaded.manifest.next_id if loaded else 0
     previous = None if rebuild else loaded
     if previous is not None and previous.manifest.embedder != spec:
         raise spec_mismatch(location.name, len(previous), previous.manifest.embedder, spec)
-
     fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
     old_files = previous.manifest.files if previous else {}
     keep = [
@@ -155,101 +193,94 @@ def _update_locked(
         if p in fingerprints and tuple(old_files[p]) == fingerprints[p]
     ]
     keep_set = set(keep)
-    todo = [p for p in found if p not in keep_set]
-    report = IndexReport(reused=len(keep), removed=len(previous.paths) - len(keep) if previous else 0)
-    unchanged = (
-        previous is not None
-        and report.removed == 0
-        and previous.manifest.whitening_requested == settings.whitening
+    return _Plan(
+        spec=spec,
+        previous=previous,
+        fingerprints=fingerprints,
+        keep=keep,
+        todo=[p for p in found if p not in keep_set],
+        ids_by_path={p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {},
+        next_id=loaded.manifest.next_id if loaded else 0,
+        unchanged=(
+            previous is not None
+            and len(keep) == len(previous.paths)
+            and previous.manifest.whitening_requested == settings.whitening
+        ),
     )
-    if unchanged and not todo:
-        report.total, report.seconds = len(keep), time.perf_counter() - started
-        return report
 
-    embedded, rows, report.skipped = [], np.empty((0, spec.dim), np.float32), []
-    shard_files = None
-    if todo:
-        shards = plan(todo)
 
-        def count(number: int) -> None:
-            status.done += len(shards[number])
+def _embed(
+    settings: Settings,
+    location: Location,
+    run: _Plan,
+    progress: bool,
+    engine: Engine,
+    status: Progress,
+    report: IndexReport,
+) -> tuple[ShardFiles, list[str], np.ndarray]:
+    """Embed `run.todo` in shards, resuming from an interrupted run's shard files; the shard files,
+    the paths embedded and their features (unreadable files go to `report.skipped`)."""
+    spec = run.spec
+    shards = plan(run.todo)
 
-        shard_files = ShardFiles(location.saved_dir, run_key(spec, todo), on_write=count)
-        finished = shard_files.done()
-        pending = {n: paths for n, paths in enumerate(shards) if n not in finished}
-        report.resumed = sum(len(shards[n]) for n in finished)
-        status.phase, status.total, status.done = "embedding", len(todo), report.resumed
-        if finished:
-            log.info(
-                "Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
-                len(finished),
-                len(shards),
-                report.resumed,
-            )
-        if pending:
-            log.info(
-                "Embedding %d images with %s%s (%s engine)",
-                sum(map(len, pending.values())),
-                spec.model,
-                " int8" if spec.quantization == "int8" else "",
-                engine,
-            )
-            if engine == "ray":
-                from search_by_image import ray_engine
+    def count(number: int) -> None:
+        status.done += len(shards[number])
 
-                ray_engine.embed_shards(
-                    settings,
-                    spec,
-                    location.images_dir,
-                    pending,
-                    shard_files,
-                    progress,
-                    ray_address,
-                    ray_workers,
-                )
-            else:
-                local_engine.embed_shards(
-                    settings,
-                    spec,
-                    location.images_dir,
-                    pending,
-                    shard_files,
-                    progress,
-                    _thumbnails(settings, location),
-                )
-        results = [shard_files.read(n) for n in range(len(shards))]
-        embedded = [p for r in results for p in r.paths]
-        rows = np.concatenate([rows] + [r.features for r in results])
-        report.skipped = [s for r in results for s in r.skipped]
-    if unchanged and not embedded:  # only files that failed again: the index is still current
-        if shard_files:
-            shard_files.clear()
-        report.total, report.seconds = len(keep), time.perf_counter() - started
-        return report
-    status.phase = "writing"
-    old_rows = previous.features[[previous.position[p] for p in keep]] if keep else rows[:0]
+    shard_files = ShardFiles(location.saved_dir, run_key(spec, run.todo), on_write=count)
+    finished = shard_files.done()
+    pending = {n: paths for n, paths in enumerate(shards) if n not in finished}
+    report.resumed = sum(len(shards[n]) for n in finished)
+    status.phase, status.total, status.done = "embedding", len(run.todo), report.resumed
+    if finished:
+        log.info(
+            "Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
+            len(finished),
+            len(shards),
+            report.resumed,
+        )
+    if pending:
+        log.info(
+            "Embedding %d images with %s%s (%s engine)",
+            sum(map(len, pending.values())),
+            spec.model,
+            " int8" if spec.quantization == "int8" else "",
+            engine.name,
+        )
+        engine.embed_shards(settings, spec, location, pending, shard_files, progress)
+    results = [shard_files.read(n) for n in range(len(shards))]
+    report.skipped = [s for r in results for s in r.skipped]
+    embedded = [p for r in results for p in r.paths]
+    rows = np.concatenate([np.empty((0, spec.dim), np.float32)] + [r.features for r in results])
+    return shard_files, embedded, rows
+
+
+def _commit(
+    settings: Settings, location: Location, run: _Plan, embedded: list[str], rows: np.ndarray
+) -> IndexStore:
+    """Build the new index from the kept and the new rows, each path under its id, and commit it."""
+    previous, keep = run.previous, run.keep
+    old_rows = previous.features[[previous.position[p] for p in keep]] if previous and keep else rows[:0]
     paths = keep + embedded
+    ids_by_path, next_id = dict(run.ids_by_path), run.next_id
     ids = []
     for path in paths:
         if path not in ids_by_path:
             ids_by_path[path], next_id = next_id, next_id + 1
         ids.append(ids_by_path[path])
     store = IndexStore.create(
-        spec,
+        run.spec,
         np.concatenate([old_rows, rows]),
         paths,
-        {p: fingerprints[p] for p in paths},
+        {p: run.fingerprints[p] for p in paths},
         ids=np.array(ids, dtype=np.int64),
         next_id=next_id,
         whitening_dims=settings.whitening,
         memory_limit=settings.index_memory_mb * 2**20,
     )
     store.save(location.saved_dir)
-    if shard_files:
-        shard_files.clear()
-    Thumbnails(location.saved_dir).prune(store.manifest.files)
-    for problem in load_metadata(location.metadata_csv, paths).problems():
-        log.warning("Metadata: %s", problem)
-    report.total, report.embedded, report.written = len(paths), len(embedded), True
-    report.seconds = time.perf_counter() - started
+    return store
+
+
+def _finished(report: IndexReport, total: int, started: float) -> IndexReport:
+    report.total, report.seconds = total, time.perf_counter() - started
     return report

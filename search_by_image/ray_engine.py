@@ -4,8 +4,8 @@ or an existing cluster (`--ray-address`).
 Each worker builds the collection's embedder once and embeds whole shards with the same function
 the local engine uses (`local_engine.embed_files`); a shard comes back to the driver as the bytes of
 its shard file, so nodes need no shared disk, and the driver writes each one the moment it
-arrives: a killed run resumes from there. Workers import this project, so on a cluster every node
-needs it installed at the same path (or a Ray `working_dir` runtime env that ships it).
+arrives: a killed run resumes from there. Ray ships this package to its workers (`py_modules`), so
+they need no PYTHONPATH and a cluster's nodes no copy of the project, only its dependencies.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import search_by_image
 from search_by_image.embedder import Embedder, EmbedderSpec
-from search_by_image.settings import PROJECT_DIR
+from search_by_image.settings import Settings
 from search_by_image.shards import ShardFiles, ShardResult
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ class ShardEmbedder:
 
     def __init__(self, spec_json: str, settings_json: str, images_dir: str):
         from search_by_image.local_engine import embed_files
-        from search_by_image.settings import Settings
 
         self.settings = Settings.model_validate_json(settings_json)
         self.embed_files = embed_files
@@ -53,7 +53,7 @@ class ShardEmbedder:
 
 
 def embed_shards(
-    settings,
+    settings: Settings,
     spec: EmbedderSpec,
     images_dir: Path,
     pending: dict[int, list[str]],
@@ -72,7 +72,7 @@ def embed_shards(
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_DIR)}},
+            runtime_env={"py_modules": [str(Path(search_by_image.__file__).parent)]},
         )
     try:
         rows = [{"number": number, "paths": json.dumps(paths)} for number, paths in pending.items()]

@@ -6,6 +6,7 @@ import pytest
 from helpers import PHOTOS, copy_photos, make_settings
 
 from search_by_image import shards
+from search_by_image.engines import RayEngine
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
 from search_by_image.shards import SHARDS_DIR, ShardFiles, ShardResult
@@ -72,7 +73,7 @@ def test_the_ray_engine_builds_the_same_index_as_the_local_one(tmp_path, monkeyp
     for settings in (local, distributed):
         copy_photos(settings.images_dir, NINE)
     update_index(local, progress=False)
-    report = update_index(distributed, progress=False, engine="ray", ray_workers=2)
+    report = update_index(distributed, progress=False, engine=RayEngine(workers=2))
     assert report.embedded == 9
     a, b = IndexStore.load(local.saved_dir), IndexStore.load(distributed.saved_dir)
     assert a.paths == b.paths and a.ids.tolist() == b.ids.tolist()
