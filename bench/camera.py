@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from bench import wallpapers
-from bench.speed import scratch, table
+from bench.tables import scratch, table
 from search_by_image.decoding import open_rgb
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import PROJECT_DIR, Settings
