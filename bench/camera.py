@@ -126,7 +126,7 @@ def one_thread_embedder(settings: Settings) -> Embedder:
 def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
     settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
     embedder = one_thread_embedder(settings)
-    prep = embedder.preprocess
+    prep = embedder.preprocessing
     target = covering(prep.resized_size)
     thumbs = Thumbnails(scratch("sbi-camera-thumbs-"))
     costs, rows = {}, []
@@ -254,7 +254,7 @@ def bench_indexing(sets: dict[str, Path], costs: dict[str, dict[str, float]], ar
 def bench_query(sets: dict[str, Path], saved: Path, args) -> None:
     settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
     embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)  # 2 threads, as served
-    prep = embedder.preprocess
+    prep = embedder.preprocessing
     port = 18000 + os.getpid() % 1000
     env = {
         **os.environ,

@@ -118,7 +118,7 @@ def bench_http(args) -> None:
         )
         rows = []
         for label, data in uploads.items():
-            decoded = open_rgb(data, BIG, embedder.preprocess.resized_size)
+            decoded = open_rgb(data, BIG, embedder.preprocessing.resized_size)
             forward = 1e3 / timed(lambda images: embedder.embed_images(images), [decoded], 10)
             batched = timed(lambda images: embedder.embed_images(images), [decoded] * MAX_BATCH, 3)
             for clients in (1, args.clients):

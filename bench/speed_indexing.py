@@ -46,9 +46,9 @@ def naive_embed(paths: list[Path], spec: EmbedderSpec, pretrained: bool = True) 
 
 
 def forward_only(embedder: Embedder, folder: Path, names: list[str], batch: int) -> float:
-    dataset = ImageFolder(folder, names, embedder.preprocess, BIG)
+    dataset = ImageFolder(folder, names, embedder.preprocessing, BIG)
     batches = [
-        embedder.preprocess.batch(
+        embedder.preprocessing.batch(
             ImageFolder.collate([dataset[i] for i in range(s, min(s + batch, len(names)))]).prepared
         )
         for s in range(0, len(names), batch)

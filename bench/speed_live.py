@@ -24,7 +24,7 @@ def bench_live(args) -> None:
     from search_by_image.catalog import default_location
     from search_by_image.collection import Collection
     from search_by_image.devices import single_threaded_blas
-    from search_by_image.embedders import EmbedderPool
+    from search_by_image.embedder_pool import EmbedderPool
     from search_by_image.filters import parse_filters
     from search_by_image.index_files import writer_lock
     from search_by_image.index_store import IndexStore

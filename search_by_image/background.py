@@ -18,6 +18,7 @@ from search_by_image import catalog
 from search_by_image.errors import IndexBusy
 from search_by_image.indexer import Progress, update_index
 from search_by_image.schemas import IndexingStatus
+from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,10 @@ class BackgroundIndexer:
     """Runs the incremental indexer over every collection, once, in a daemon thread."""
 
     def __init__(
-        self, settings, on_indexed: Callable[[], None], locations: dict[str, catalog.Location] | None = None
+        self,
+        settings: Settings,
+        on_indexed: Callable[[], None],
+        locations: dict[str, catalog.Location] | None = None,
     ):
         """`locations`: the collections to index (default: every one; watch mode passes those
         whose folder changed)."""

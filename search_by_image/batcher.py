@@ -37,7 +37,7 @@ class QueryBatcher:
         self._worker.start()
 
     def embed(self, prepared: np.ndarray) -> np.ndarray:
-        """One preprocessed query (`Embedder.preprocess`) in, its descriptor out (blocks)."""
+        """One preprocessed query (`Embedder.preprocessing`) in, its descriptor out (blocks)."""
         result: Future = Future()
         with self._closing:
             if self._closed:

@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from search_by_image.errors import ImagesFolderMissing, InvalidName, UnknownCollection
+from search_by_image.settings import Settings
 
 DEFAULT = "default"
 #: Letters, digits, `_` and `-`, starting with a letter or digit: safe as a folder name and in
@@ -94,11 +95,11 @@ def unwritable(folder: Path) -> str | None:
     )
 
 
-def _named_dir(settings, name: str) -> Path:
+def _named_dir(settings: Settings, name: str) -> Path:
     return settings.saved_dir / COLLECTIONS_DIR / name
 
 
-def default_location(settings) -> Location:
+def default_location(settings: Settings) -> Location:
     return Location(
         name=DEFAULT,
         images_dir=settings.images_dir,
@@ -107,7 +108,7 @@ def default_location(settings) -> Location:
     )
 
 
-def _read_named(settings, name: str) -> Location | None:
+def _read_named(settings: Settings, name: str) -> Location | None:
     folder = _named_dir(settings, name)
     try:
         source = _Source.model_validate_json((folder / SOURCE_FILE).read_text())
@@ -118,7 +119,7 @@ def _read_named(settings, name: str) -> Location | None:
     )
 
 
-def find(settings, name: str) -> Location:
+def find(settings: Settings, name: str) -> Location:
     """The collection called `name`; raises UnknownCollection (with the known names) if none."""
     if name == DEFAULT:
         return default_location(settings)
@@ -129,7 +130,7 @@ def find(settings, name: str) -> Location:
     return location
 
 
-def discover(settings) -> dict[str, Location]:
+def discover(settings: Settings) -> dict[str, Location]:
     """Every collection: the default one, then each named one, sorted by name."""
     found = {DEFAULT: default_location(settings)}
     root = settings.saved_dir / COLLECTIONS_DIR
@@ -141,7 +142,7 @@ def discover(settings) -> dict[str, Location]:
 
 
 def for_indexing(
-    settings, name: str, images_dir: Path | None = None, metadata_csv: Path | None = None
+    settings: Settings, name: str, images_dir: Path | None = None, metadata_csv: Path | None = None
 ) -> Location:
     """The location the indexer writes, recording a named collection's sources on first use.
 

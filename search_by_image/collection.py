@@ -16,7 +16,7 @@ from search_by_image import journal
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.catalog import Location
 from search_by_image.duplicates import Group, Neighbours, find_groups
-from search_by_image.embedders import EmbedderPool
+from search_by_image.embedder_pool import EmbedderPool
 from search_by_image.errors import (
     IndexBusy,
     IndexCorrupt,

@@ -50,7 +50,7 @@ Image.MAX_IMAGE_PIXELS = None
 #: Pillow's 4-byte pixels plus the reduced copy.
 DECODE_BYTES_PER_PIXEL = {"WEBP": 12, "PNG": 10}
 DEFAULT_DECODE_BYTES_PER_PIXEL = 6
-#: ... plus the full-size RGB result, when the caller needs the whole image (no target).
+#: ... plus the full-size RGB result, when the caller needs the whole image (no size_for).
 FULL_SIZE_BYTES_PER_PIXEL = 4
 #: Rows of a 16-bit or float image converted at a time (bounded memory whatever its size).
 STRIP_ROWS = 256
@@ -146,11 +146,11 @@ def _loaded(image: Image.Image) -> Image.Image:
     return frame
 
 
-def reduced(image: Image.Image, target: tuple[int, int] | None) -> Image.Image:
-    """Shrunk by the largest integer factor that keeps it at least `target` (stored coordinates)."""
-    if target is None:
+def reduced(image: Image.Image, size: tuple[int, int] | None) -> Image.Image:
+    """Shrunk by the largest integer factor that keeps it at least `size` (stored coordinates)."""
+    if size is None:
         return image
-    factor = min(image.width // max(1, target[0]), image.height // max(1, target[1]))
+    factor = min(image.width // max(1, size[0]), image.height // max(1, size[1]))
     if factor < 2:
         return image
     if image.mode not in ("L", "RGB", "RGBA", "I", "F", "LA", "La", "RGBa", "RGBX"):
@@ -170,13 +170,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _stored_target(image: Image.Image, target: Callable[[int, int], tuple[int, int]]) -> tuple[int, int]:
-    """`target` is in displayed (EXIF-rotated) coordinates; draft() works on stored ones."""
+def _stored_size(image: Image.Image, size_for: Callable[[int, int], tuple[int, int]]) -> tuple[int, int]:
+    """`size_for` is in displayed (EXIF-rotated) coordinates; draft() works on stored ones."""
     width, height = image.size
     if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
-        shown_w, shown_h = target(height, width)
+        shown_w, shown_h = size_for(height, width)
         return shown_h, shown_w
-    return target(width, height)
+    return size_for(width, height)
 
 
 class _FinishFailed(Exception):
@@ -202,12 +202,12 @@ def decode_cost(image: Image.Image, full_size: bool) -> int:
 def open_rgb(
     source: Path | bytes,
     max_pixels: int,
-    target: Callable[[int, int], tuple[int, int]] | None = None,
+    size_for: Callable[[int, int], tuple[int, int]] | None = None,
     finish: Callable[[Image.Image], Any] | None = None,
 ) -> Any:
     """Decode a file or bytes into an RGB image, or raise `UnreadableImage` with the reason.
 
-    `target(width, height)` gives the size the caller will resize to; the image comes back at the
+    `size_for(width, height)` gives the size the caller will resize to; the image comes back at the
     smallest size at least that big that the format reaches cheaply (JPEG DCT scaling, else an
     integer `reduce` right after decoding), which is several times faster on photos and bounds
     what the caller holds. The pixel limit is checked from the header, before any pixel is
@@ -216,10 +216,10 @@ def open_rgb(
     """
     try:
         if formats.camera_raw(source) is not None:
-            return _finished(_open_camera_raw(source, max_pixels, target), finish)
+            return _finished(_open_camera_raw(source, max_pixels, size_for), finish)
         stream = io.BytesIO(source) if isinstance(source, bytes) else source
         with Image.open(stream, formats=formats.PILLOW_NAMES) as image:
-            return _decode(image, max_pixels, target, finish)
+            return _decode(image, max_pixels, size_for, finish)
     except _FinishFailed as failed:
         raise failed.__cause__ from None
     except UnreadableImage:
@@ -233,17 +233,17 @@ def open_rgb(
 def _decode(
     image: Image.Image,
     max_pixels: int,
-    target: Callable[[int, int], tuple[int, int]] | None,
+    size_for: Callable[[int, int], tuple[int, int]] | None,
     finish: Callable[[Image.Image], Any] | None = None,
 ) -> Any:
     """An opened (header-only) Pillow image as RGB, within the pixel limit and the decode budget."""
     check_pixels(image, max_pixels)
-    if target is not None and image.format in DRAFT_FORMATS:
-        image.draft("RGB", _stored_target(image, target))
-    with decode_budget.hold(decode_cost(image, full_size=target is None)):
+    if size_for is not None and image.format in DRAFT_FORMATS:
+        image.draft("RGB", _stored_size(image, size_for))
+    with decode_budget.hold(decode_cost(image, full_size=size_for is None)):
         image = _loaded(image)
         # after load(): a PNG's getexif() decodes the whole image to find its eXIf chunk
-        stored = _stored_target(image, target) if target is not None else None
+        stored = _stored_size(image, size_for) if size_for is not None else None
         image = reduced(_high_depth_to_gray(image) if image.mode in HIGH_DEPTH_MODES else image, stored)
         # in place, and RGB kept as is: the two copies a 3 MP upload's decode otherwise makes
         # took 40% as long as the decode itself (py-spy of the service)
@@ -261,15 +261,15 @@ def _finished(rgb: Image.Image, finish: Callable[[Image.Image], Any] | None) -> 
 
 
 def _open_camera_raw(
-    source: Path | bytes, max_pixels: int, target: Callable[[int, int], tuple[int, int]] | None
+    source: Path | bytes, max_pixels: int, size_for: Callable[[int, int], tuple[int, int]] | None
 ) -> Image.Image:
     """A camera raw file: its embedded preview (through `open_rgb`, as any JPEG) or a demosaic."""
     try:
         image = camera_raw.decode(
             source,
             max_pixels,
-            target,
-            lambda preview: open_rgb(preview, max_pixels, target),
+            size_for,
+            lambda preview: open_rgb(preview, max_pixels, size_for),
             decode_budget.hold,
         )
     except camera_raw.RawError as exc:

@@ -21,6 +21,7 @@ from search_by_image.backbones import BACKBONES, WeightsUnavailable, resolve_mod
 from search_by_image.devices import resolve_device
 from search_by_image.onnx_runtime import OnnxTrunk, cache_file, export, resolve_runtime
 from search_by_image.preprocessing import STRIDE, Preprocessing
+from search_by_image.settings import Settings
 
 if TYPE_CHECKING:
     from search_by_image.torch_runtime import TorchTrunk
@@ -47,7 +48,7 @@ class EmbedderSpec(BaseModel):
     quantization: Literal["none", "int8"] = "none"
 
     @classmethod
-    def from_settings(cls, settings) -> EmbedderSpec:
+    def from_settings(cls, settings: Settings) -> EmbedderSpec:
         """The spec a new index gets from the settings (`auto` resolved here, once)."""
         name = resolve_model(settings.model)
         info = BACKBONES[name]
@@ -141,7 +142,7 @@ class Embedder:
         `threads`: the runtime's threads (default: every CPU; torch's are process-wide).
         `keep_memory=False`: ONNX Runtime returns each batch's memory (a server between bursts)."""
         self.spec = spec
-        self.preprocess = spec.preprocessing
+        self.preprocessing = spec.preprocessing
         emulate_int8 = False
         if spec.quantization == "int8":  # the index's int8 model, wherever the query runs
             self.device, runtime = "cpu", "onnx"
@@ -171,7 +172,7 @@ class Embedder:
 
     @classmethod
     def configured(
-        cls, spec: EmbedderSpec, settings, threads: int | None = None, keep_memory: bool = True
+        cls, spec: EmbedderSpec, settings: Settings, threads: int | None = None, keep_memory: bool = True
     ) -> Embedder:
         """The embedder for `spec` on the device, precision and runtime the settings ask for."""
         return cls(
@@ -240,7 +241,7 @@ class Embedder:
 
     def embed_prepared(self, prepared: list[np.ndarray]) -> np.ndarray:
         """Embed `preprocess` outputs (uint8 pixels, one array per image) as one batch."""
-        return self.embed_batch(*self.preprocess.batch(prepared))
+        return self.embed_batch(*self.preprocessing.batch(prepared))
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.embed_prepared([self.preprocess(image) for image in images])
+        return self.embed_prepared([self.preprocessing(image) for image in images])

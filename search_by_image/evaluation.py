@@ -161,7 +161,7 @@ class ProductSearch:
 
         snapshot = self.collection.require()
         image, _ = decode_query(
-            data, self.settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, None
+            data, self.settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size, None
         )
         k = k or len(self.store)
         query = QueryInfo(filename=None, width=image.width, height=image.height)

@@ -86,10 +86,10 @@ class ImageFolder:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
-        target = getattr(self.preprocess, "resized_size", None)
+        size_for = getattr(self.preprocess, "resized_size", None)
         file = self.root / self.paths[index]
         try:
-            image = open_rgb(file, self.max_pixels, covering(target) if self.thumbnails else target)
+            image = open_rgb(file, self.max_pixels, covering(size_for) if self.thumbnails else size_for)
         except (UnreadableImage, OSError) as exc:
             return index, None, str(exc)
         if self.thumbnails is not None:

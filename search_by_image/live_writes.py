@@ -99,7 +99,7 @@ class LiveWrites:
         snapshot = self.require()
         spec = snapshot.store.manifest.embedder
         features = snapshot.embedder.embed_prepared(
-            [snapshot.embedder.preprocess(upload.image) for upload in uploads]
+            [snapshot.embedder.preprocessing(upload.image) for upload in uploads]
         )
         paths = [self._upload_path(upload) for upload in uploads]
         with self._writing():

@@ -33,6 +33,7 @@ from search_by_image.devices import is_gpu
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.errors import IndexingInterrupted
 from search_by_image.image_folder import Batch, ImageFolder
+from search_by_image.settings import Settings
 from search_by_image.shards import ShardFiles, ShardResult
 from search_by_image.thumbnails import Thumbnails
 
@@ -61,7 +62,7 @@ def embed_files(
     processes decode (0: this process decodes between batches, without torch); `bar` is a
     progress bar to advance instead of drawing one; `thumbnails` are written from the same decode.
     """
-    dataset = ImageFolder(images_dir, paths, embedder.preprocess, max_pixels, thumbnails)
+    dataset = ImageFolder(images_dir, paths, embedder.preprocessing, max_pixels, thumbnails)
     loader = _batches(dataset, batch_size, workers)
     done: list[str] = []
     rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
@@ -129,7 +130,7 @@ def _process_context() -> multiprocessing.context.BaseContext:
 
 
 def embed_shards(
-    settings,
+    settings: Settings,
     spec: EmbedderSpec,
     images_dir: Path,
     pending: dict[int, list[str]],
@@ -190,7 +191,7 @@ def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) ->
 
 
 def _embed_in_processes(
-    settings,
+    settings: Settings,
     spec: EmbedderSpec,
     images_dir: Path,
     chunks: list[tuple[int, list[str]]],

@@ -46,15 +46,15 @@ def to_pixels(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
         left, right, top, bottom = left * width, right * width, top * height, bottom * height
     elif right > width or bottom > height:
         raise BoxError(f"the box reaches ({right:g}, {bottom:g}), outside the {width}x{height} image")
-    pixels = (round(left), round(top), round(right), round(bottom))
-    if pixels[2] - pixels[0] < MIN_SIDE_PX or pixels[3] - pixels[1] < MIN_SIDE_PX:
+    box_px = (round(left), round(top), round(right), round(bottom))
+    if box_px[2] - box_px[0] < MIN_SIDE_PX or box_px[3] - box_px[1] < MIN_SIDE_PX:
         raise BoxError(
-            f"the box is {pixels[2] - pixels[0]}x{pixels[3] - pixels[1]} pixels; "
+            f"the box is {box_px[2] - box_px[0]}x{box_px[3] - box_px[1]} pixels; "
             f"it needs at least {MIN_SIDE_PX}x{MIN_SIDE_PX}"
         )
-    return pixels
+    return box_px
 
 
 def crop_to_box(image: Image.Image, box: Box) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    pixels = to_pixels(box, image.width, image.height)
-    return image.crop(pixels), pixels
+    box_px = to_pixels(box, image.width, image.height)
+    return image.crop(box_px), box_px

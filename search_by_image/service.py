@@ -19,8 +19,9 @@ from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection
 from search_by_image.decoding import decode_budget
 from search_by_image.devices import resolve_device, single_threaded_blas
-from search_by_image.embedders import EmbedderPool
+from search_by_image.embedder_pool import EmbedderPool
 from search_by_image.schemas import CollectionInfo, CollectionSummary
+from search_by_image.settings import Settings
 from search_by_image.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def give_freed_memory_back() -> None:
 
 
 class SearchService:
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.embedders = EmbedderPool(settings)
@@ -66,7 +67,7 @@ class SearchService:
         self.indexer: BackgroundIndexer | None = None
 
     @classmethod
-    def start(cls, settings) -> SearchService:
+    def start(cls, settings: Settings) -> SearchService:
         single_threaded_blas()
         give_freed_memory_back()
         decode_budget.capacity = settings.decode_memory_mb * 2**20

@@ -55,7 +55,7 @@ class Snapshot:
     def search(self, image: Image.Image, k: int, allowed: np.ndarray | None = None, offset: int = 0) -> Hits:
         """Results `offset` to `offset + k` for an image, among the `allowed` ids (`allowed`)."""
         started = time.perf_counter()
-        query = self.batcher.embed(self.embedder.preprocess(image))
+        query = self.batcher.embed(self.embedder.preprocessing(image))
         embedded = time.perf_counter()
         (hits,) = self.store.search(query[None], offset + k, allowed)
         searched = time.perf_counter()

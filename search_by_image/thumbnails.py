@@ -48,14 +48,14 @@ def encode(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def covering(target: Callable[[int, int], tuple[int, int]] | None) -> Callable[[int, int], tuple[int, int]]:
-    """A decode target at least as large as both the model's `target` and a thumbnail, so one
+def covering(size_for: Callable[[int, int], tuple[int, int]] | None) -> Callable[[int, int], tuple[int, int]]:
+    """A decode size at least as large as both the model's `size_for` and a thumbnail, so one
     reduced-size decode serves both (the model's 448 px already covers 384 px thumbnails)."""
 
     def size(width: int, height: int) -> tuple[int, int]:
         scale = min(1.0, THUMBNAIL_PX / max(width, height))
         thumb = (max(1, round(width * scale)), max(1, round(height * scale)))
-        model = target(width, height) if target else thumb
+        model = size_for(width, height) if size_for else thumb
         return max(model[0], thumb[0]), max(model[1], thumb[1])
 
     return size

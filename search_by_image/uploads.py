@@ -120,12 +120,12 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
 def decode_upload(
     data: bytes,
     max_pixels: int,
-    target: Callable[[int, int], tuple[int, int]] | None,
+    size_for: Callable[[int, int], tuple[int, int]] | None,
     finish: Callable[[Image.Image], Any] | None = None,
 ) -> Any:
     """`open_rgb` (within the process' decode budget), its refusals as UploadRejected."""
     try:
-        return open_rgb(data, max_pixels, target, finish)
+        return open_rgb(data, max_pixels, size_for, finish)
     except UnreadableImage as exc:
         REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
         headers = {"Retry-After": str(BUSY_DECODE_RETRY_AFTER_S)} if exc.kind == "busy" else None

@@ -33,7 +33,7 @@ def test_concurrent_queries_share_batches_and_get_their_own_descriptor(lite0):
     batcher = QueryBatcher(counting)
     try:
         with ThreadPoolExecutor(len(images)) as pool:
-            results = list(pool.map(lambda image: batcher.embed(lite0.preprocess(image)), images))
+            results = list(pool.map(lambda image: batcher.embed(lite0.preprocessing(image)), images))
     finally:
         batcher.close()
     assert sum(counting.batches) == len(images)

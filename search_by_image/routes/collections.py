@@ -199,7 +199,7 @@ async def add_images(
     for number, (file, data, row) in enumerate(zip(files, contents, rows), start=1):
         try:
             image = await run_in_threadpool(
-                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size
+                decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size
             )
         except UploadRejected as exc:
             raise exc.reworded(f"file {number} ({file.filename}): {exc}; nothing was added") from exc

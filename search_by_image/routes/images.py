@@ -38,20 +38,20 @@ def _indexed(
     """
     if service.signer is None or not service.signer.check(collection, path, exp, sig):
         authenticate(request, credentials, "search")
-    target = find_collection(service, collection)
-    snapshot = target.snapshot
+    served = find_collection(service, collection)
+    snapshot = served.snapshot
     normal = posixpath.normpath(path)
     indexed = snapshot is not None and path in snapshot.store.position
     if not indexed or normal.startswith(("..", "/")) or normal != path:
         raise HTTPException(404, "no such indexed image")
-    file = target.location.served_file(path)
+    file = served.location.served_file(path)
     if file is None:
         raise HTTPException(
             404,
             "this image was indexed but is no longer on disk, or no longer a "
             "file inside the collection's folder",
         )
-    return target, tuple(snapshot.store.manifest.files[path]), file
+    return served, tuple(snapshot.store.manifest.files[path]), file
 
 
 def _cached(request: Request, file: Path, max_age: int, shared: bool, immutable: bool = False):
@@ -101,8 +101,8 @@ async def thumbnail(
     v: Annotated[str | None, Query(description="the image's version (in thumbnail_url)")] = None,
 ):
     """Made while indexing or adding; an image indexed without one gets it now, once."""
-    target, fingerprint, file = _indexed(request, service, credentials, collection, path, exp, sig)
-    thumbs = target.thumbnails
+    served, fingerprint, file = _indexed(request, service, credentials, collection, path, exp, sig)
+    thumbs = served.thumbnails
     small = thumbs.file(path, fingerprint)
     if not small.is_file():
         try:

@@ -102,7 +102,7 @@ async def search(
     data = await read_upload(file, settings.max_upload_bytes)
     started = time.perf_counter()
     image, box_px = await run_in_threadpool(
-        decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocess.resized_size, region
+        decode_query, data, settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size, region
     )
     decode_ms = (time.perf_counter() - started) * 1e3
     found = await run_in_threadpool(snapshot.search, image, k, allowed, offset)

@@ -10,10 +10,11 @@ import threading
 
 from search_by_image.batcher import QueryBatcher
 from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.settings import Settings
 
 
 class EmbedderPool:
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.device = settings.device
         self._loaded: dict[EmbedderSpec, tuple[Embedder, QueryBatcher]] = {}
