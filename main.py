@@ -114,9 +114,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(images.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(SearchByImageError, _domain_error)
+    # Starlette types a handler as taking any Exception; each of these takes the one it is registered for
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(SearchByImageError, _domain_error)  # type: ignore[arg-type]
     return app
 
 

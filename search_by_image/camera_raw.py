@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import rawpy
@@ -90,15 +91,17 @@ def _preview(
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
         return None
     if thumb.format == rawpy.ThumbFormat.JPEG:
-        with Image.open(io.BytesIO(thumb.data), formats=("JPEG",)) as probe:
+        jpeg = cast(bytes, thumb.data)  # rawpy: bytes for a JPEG preview, an array for a bitmap
+        with Image.open(io.BytesIO(jpeg), formats=("JPEG",)) as probe:
             size = probe.size
             oriented = probe.getexif().get(ExifTags.Base.Orientation, 1) != 1
         if max(size) < needed:
             return None
-        image = decode_jpeg(thumb.data)  # applies the preview's own EXIF orientation, if any
+        image = decode_jpeg(jpeg)  # applies the preview's own EXIF orientation, if any
     else:
-        if max(thumb.data.shape[:2]) < needed:
+        bitmap = cast(np.ndarray, thumb.data)
+        if max(bitmap.shape[:2]) < needed:
             return None
-        image, oriented = Image.fromarray(np.ascontiguousarray(thumb.data)).convert("RGB"), False
+        image, oriented = Image.fromarray(np.ascontiguousarray(bitmap)).convert("RGB"), False
     flip = _FLIP.get(raw.sizes.flip)
     return image.transpose(flip) if flip is not None and not oriented else image

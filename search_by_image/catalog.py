@@ -161,10 +161,12 @@ def for_indexing(
     validate_name(name)
     known = _read_named(settings, name)
     folder = _named_dir(settings, name)
-    if images_dir is None and known is None:
-        raise ImagesFolderMissing(f"collection {name!r} is new: give its images folder with --images")
+    if images_dir is None:
+        if known is None:
+            raise ImagesFolderMissing(f"collection {name!r} is new: give its images folder with --images")
+        images_dir = known.images_dir
     source = _Source(
-        images_dir=(images_dir or known.images_dir).resolve(),
+        images_dir=images_dir.resolve(),
         metadata_csv=(
             metadata_csv.resolve()
             if metadata_csv

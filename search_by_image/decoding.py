@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -117,7 +117,7 @@ def _has_alpha(image: Image.Image) -> bool:
 def _high_depth_to_gray(image: Image.Image) -> Image.Image:
     """A 16/32-bit or float image as 8-bit gray, scaled (not clipped), a strip of rows at a time:
     a whole 7000x7000 16-bit PNG as float64 took 1.2 GB."""
-    low, high = image.getextrema()
+    low, high = cast(tuple[float, float], image.getextrema())  # one band
     peak = 65535.0 if high > 255 else 255.0
     gray = Image.new("L", image.size)
     for top in range(0, image.height, STRIP_ROWS):
@@ -140,9 +140,9 @@ def _loaded(image: Image.Image) -> Image.Image:
     if ready is None:
         raise UnreadableImage("WebP frame data is truncated or corrupt")
     mode = "RGBA" if image.mode == "RGBA" else "RGBX"
-    frame = Image.frombuffer(mode, image.size, ready[0], "raw", image.rawmode, 0, 1)
+    frame = Image.frombuffer(mode, image.size, ready[0], "raw", image.rawmode, 0, 1)  # type: ignore[attr-defined]
     frame.info = image.info.copy()
-    image._decoder = None
+    image._decoder = None  # type: ignore[attr-defined]  # WebPImageFile's, as read above
     return frame
 
 
@@ -180,7 +180,11 @@ def _stored_size(image: Image.Image, size_for: Callable[[int, int], tuple[int, i
 
 
 class _FinishFailed(Exception):
-    pass
+    """Carries the caller's own error out of the decode's handlers, unchanged."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
 
 
 def check_pixels(image: Image.Image, max_pixels: int) -> None:
@@ -221,7 +225,7 @@ def open_rgb(
         with Image.open(stream, formats=formats.PILLOW_NAMES) as image:
             return _decode(image, max_pixels, size_for, finish)
     except _FinishFailed as failed:
-        raise failed.__cause__ from None
+        raise failed.error from None
     except UnreadableImage:
         raise
     except UnidentifiedImageError as exc:
@@ -257,7 +261,7 @@ def _finished(rgb: Image.Image, finish: Callable[[Image.Image], Any] | None) -> 
     try:
         return finish(rgb)
     except Exception as exc:  # the caller's own error, not a decoding problem
-        raise _FinishFailed from exc
+        raise _FinishFailed(exc) from exc
 
 
 def _open_camera_raw(

@@ -161,14 +161,15 @@ class Embedder:
             self.device = resolve_device(device)
         self.runtime = resolve_runtime(runtime, spec.model, self.device)
         self.trunk: OnnxTrunk | TorchTrunk
+        self.precision: str
         if self.runtime == "onnx":
             self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8, keep_memory)
             self.precision = spec.quantization if spec.quantization == "int8" else "fp32"
         else:
             torch_runtime = _torch_runtime(f"{spec.model} on the {self.runtime} runtime")
             self._check_weights(pretrained)
-            self.trunk = torch_runtime.TorchTrunk(spec.model, self.device, precision, pretrained, threads)
-            self.precision = self.trunk.precision
+            torch_trunk = torch_runtime.TorchTrunk(spec.model, self.device, precision, pretrained, threads)
+            self.trunk, self.precision = torch_trunk, torch_trunk.precision
 
     @classmethod
     def configured(
@@ -237,6 +238,7 @@ class Embedder:
             maps = self.trunk(scaled)
             descriptor = normalized(pool(maps, scaled_hw, self.spec.pooling, self.spec.gem_p))
             total = descriptor if total is None else total + descriptor
+        assert total is not None  # a spec has at least one scale
         return normalized(total).astype(np.float32)
 
     def embed_prepared(self, prepared: list[np.ndarray]) -> np.ndarray:

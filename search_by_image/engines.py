@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 class Engine(Protocol):
-    #: how the run's log line names it
-    name: str
+    @property
+    def name(self) -> str:
+        """How the run's log line names it (read-only: the engines are frozen dataclasses)."""
 
     def embed_shards(
         self,

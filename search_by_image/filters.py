@@ -98,6 +98,7 @@ def check_filters(conditions: dict[str, Condition], kinds: dict[str, Kind]) -> N
             known = ", ".join(kinds) or "none (this collection has no metadata CSV)"
             raise FilterError(column, f"unknown column; columns: {known}")
         kind = kinds[column]
+        values: list[Scalar] | list[float | date]
         if isinstance(condition, Range):
             if kind not in ("number", "date"):
                 raise FilterError(column, f"ranges need a number or date column; this one is {kind}")

@@ -161,6 +161,7 @@ def camera_raw(source: Path | bytes) -> ImageFormat | None:
     first directory, which Pillow would misread: they are told apart by their tags.
     """
     start = head(source)
+    name: str | None
     if start[4:12] == b"ftypcrx ":
         name = "CR3"
     elif start[:4] in (b"IIRO", b"IIRS", b"MMOR"):

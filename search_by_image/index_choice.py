@@ -56,9 +56,10 @@ def choose_index_type(
 
 
 def search_params(index: faiss.Index, nprobe: int | None, selector=None) -> faiss.SearchParameters:
+    # faiss' Python layer takes the parameters' fields as keywords; its SWIG stubs do not say so
     if faiss.try_extract_index_ivf(index) is not None:
-        return faiss.SearchParametersIVF(nprobe=nprobe or 1, sel=selector)
-    return faiss.SearchParameters(sel=selector)
+        return faiss.SearchParametersIVF(nprobe=nprobe or 1, sel=selector)  # type: ignore[call-arg]
+    return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
 
 
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -112,7 +113,7 @@ def tune_nprobe(
     truth = _without_self(ids[exact_top_k(vectors, sample, k + 1)], own, k)
     nprobe, reached = 1, False
     while True:
-        _, found = index.search(sample, k + 1, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        _, found = index.search(sample, k + 1, params=faiss.SearchParametersIVF(nprobe=nprobe))  # type: ignore[call-arg]
         recall = recall_at_k(_without_self(found, own, k), truth)
         if reached or nprobe >= ivf.nlist:
             return nprobe, recall

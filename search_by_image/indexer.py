@@ -154,7 +154,8 @@ def _update_locked(
     if run.unchanged and not run.todo:
         return _finished(report, len(run.keep), started)
     shard_files = None
-    embedded, rows = [], np.empty((0, run.spec.dim), np.float32)
+    embedded: list[str] = []
+    rows = np.empty((0, run.spec.dim), np.float32)
     if run.todo:
         shard_files, embedded, rows = _embed(settings, location, run, progress, engine, status, report)
     if run.unchanged and not embedded:  # only files that failed again: the index is still current

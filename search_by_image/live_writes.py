@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class LiveWrites:
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
                 for path, row in fresh.items():
                     self.thumbnails.write_quietly(path, files[path], uploads[row].image)
-                rows = {path: uploads[row].metadata for path, row in fresh.items() if uploads[row].metadata}
+                rows = {path: metadata for path, row in fresh.items() if (metadata := uploads[row].metadata)}
                 if rows:
                     append_rows(self._csv(), rows, store.paths)
                 if fresh:
@@ -154,10 +154,10 @@ class LiveWrites:
                     shutil.move(source, trashed)
                 smaller = store.without([image_id])
                 smaller.save(self.location.saved_dir)
-            trashed = trashed if moved else None
+            kept_at = trashed if moved else None
             self._swap(smaller)
-            self.thumbnails.remove(path, tuple(store.manifest.files[path]))
-            return path, trashed
+            self.thumbnails.remove(path, store.manifest.files[path])
+            return path, kept_at
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -169,7 +169,7 @@ class LiveWrites:
 
     @contextlib.contextmanager
     def _journaled(
-        self, store: IndexStore, created: list[Path], moved: list[tuple[Path, Path]] = ()
+        self, store: IndexStore, created: list[Path], moved: Sequence[tuple[Path, Path]] = ()
     ) -> Iterator[None]:
         """A write recorded before it starts (journal): undone at once if it fails before the
         index commit (a full disk), by the next writer if the process dies."""

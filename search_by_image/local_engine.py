@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -36,6 +37,9 @@ from search_by_image.image_folder import Batch, ImageFolder
 from search_by_image.settings import Settings
 from search_by_image.shards import ShardFiles, ShardResult
 from search_by_image.thumbnails import Thumbnails
+
+if TYPE_CHECKING:
+    from config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +94,17 @@ def _batches(dataset: ImageFolder, batch_size: int, workers: int) -> Iterable[Ba
         )
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=ImageFolder.collate)
+    # a map-style dataset (__len__, __getitem__) without torch's Dataset base class
+    return DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=ImageFolder.collate,
+    )
 
 
-_worker: tuple[Embedder, object] | None = None
+#: The embedder and settings of a worker process, made once by `_start_worker`.
+_worker: tuple[Embedder, Settings] | None = None
 
 
 def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
@@ -109,6 +120,8 @@ def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
 def _embed_chunk(
     images_dir: str, paths: list[str], thumbnails: Thumbnails | None
 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    if _worker is None:
+        raise RuntimeError("_embed_chunk runs in a worker process that _start_worker set up")
     embedder, settings = _worker
     return embed_files(
         embedder,

@@ -149,7 +149,7 @@ class SearchService:
         """The grid thumbnail's URL, versioned by the image's fingerprint in `snapshot` (cacheable
         for a year)."""
         fingerprint = snapshot.store.manifest.files.get(path)
-        version = thumbnails.version(path, tuple(fingerprint)) if fingerprint else "0"
+        version = thumbnails.version(path, fingerprint) if fingerprint else "0"
         return self._file_url("thumbnails", snapshot.name, path, {"v": version})
 
     def _file_url(self, route: str, collection: str, path: str, query: dict[str, str]) -> str:
@@ -157,7 +157,8 @@ class SearchService:
         if collection != catalog.DEFAULT:
             query["collection"] = collection
         if self.signer is not None:
-            query["exp"], query["sig"] = self.signer.sign(collection, path)
+            expiry, signature = self.signer.sign(collection, path)
+            query["exp"], query["sig"] = str(expiry), signature
         return f"/{route}/{quote(path)}" + (f"?{urlencode(query)}" if query else "")
 
     @property

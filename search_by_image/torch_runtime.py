@@ -4,6 +4,8 @@ torch`. Imported only where one of those is used; ONNX Runtime serving never loa
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import timm
 import torch
@@ -51,7 +53,7 @@ class FeatureMaps(nn.Module):
 
 
 class _TimmTrunk(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Any):  # a timm model: forward_features is its own method
         super().__init__()
         self.model = model
 
@@ -73,7 +75,7 @@ def load_backbone(name: str, pretrained: bool = True) -> FeatureMaps:
     model = timm.create_model(name, pretrained=False)
     if pretrained:
         model.load_state_dict(_lite_state_dict(model, name), strict=True)
-    return FeatureMaps(_TimmTrunk(model), model.classifier).eval()
+    return FeatureMaps(_TimmTrunk(model), cast(nn.Module, model.classifier)).eval()
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:

@@ -44,14 +44,14 @@ MAX_GROUPS_PER_PAGE = 500
 MAX_METADATA_BYTES = 256 * 1024
 
 Row = dict[str, str | int | float | bool | None]
-ROWS = TypeAdapter(Row | list[Row])
+ROWS: TypeAdapter[Row | list[Row]] = TypeAdapter(Row | list[Row])  # type: ignore[arg-type]  # a union, not a class
 
-AUTH_ERRORS = {
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or an unknown or revoked one"},
     403: {"description": "The key lacks the admin scope"},
     429: {"description": "Too many requests from this client (see Retry-After)"},
 }
-WRITE_ERRORS = {
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
     404: {"description": "No such collection (or image)"},
     507: {"description": "The collection's folders cannot be written (read-only, full)"},

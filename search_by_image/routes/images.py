@@ -41,8 +41,12 @@ def _indexed(
     served = find_collection(service, collection)
     snapshot = served.snapshot
     normal = posixpath.normpath(path)
-    indexed = snapshot is not None and path in snapshot.store.position
-    if not indexed or normal.startswith(("..", "/")) or normal != path:
+    if (
+        snapshot is None
+        or path not in snapshot.store.position
+        or normal.startswith(("..", "/"))
+        or normal != path
+    ):
         raise HTTPException(404, "no such indexed image")
     file = served.location.served_file(path)
     if file is None:
@@ -51,7 +55,7 @@ def _indexed(
             "this image was indexed but is no longer on disk, or no longer a "
             "file inside the collection's folder",
         )
-    return served, tuple(snapshot.store.manifest.files[path]), file
+    return served, snapshot.store.manifest.files[path], file
 
 
 def _cached(request: Request, file: Path, max_age: int, shared: bool, immutable: bool = False):

@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -27,7 +27,7 @@ MAX_K = 100
 MAX_OFFSET = 10_000
 OFFSET_HELP = f"results to skip, for paging past the first page (0-{MAX_OFFSET})"
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The upload is empty"},
     401: {"description": "This server needs an API key for searching (SBI_SEARCH_REQUIRES_KEY)"},
     404: {"description": "No collection by that name"},
