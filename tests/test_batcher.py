@@ -60,9 +60,10 @@ def test_a_failed_forward_pass_reaches_every_waiting_query():
         with ThreadPoolExecutor(5) as pool:
             queries = [pool.submit(batcher.embed, np.ones(3, np.float32)) for _ in range(5)]
             deadline = time.monotonic() + 10
-            while sum(batches) + batcher.queue_depth < 5 and time.monotonic() < deadline:
+            # until the first batch is in the model (held at the gate) and the rest are queued
+            while not (batches and sum(batches) + batcher.queue_depth == 5) and time.monotonic() < deadline:
                 time.sleep(0.005)
-            assert batches and sum(batches) + batcher.queue_depth == 5  # all five in or waiting
+            assert batches and sum(batches) + batcher.queue_depth == 5
             gate.set()
             errors = [query.exception(timeout=10) for query in queries]
     finally:
