@@ -32,6 +32,10 @@ URL_SECRET_FILE = ".url_secret"
 PREFIX = "sbi"
 #: How long a signed image URL stays valid (the result page's lifetime, not a session's).
 URL_LIFETIME_S = 3600
+#: Expiry times are rounded up to a multiple of this, so every search within one such window signs
+#: an image with the same URL and the browser's cached thumbnail (a year, immutable) is used instead
+#: of a new download per search; a URL is then valid for 1 to 2 hours.
+URL_EXPIRY_STEP_S = 3600
 
 
 class KeyRecord(BaseModel):
@@ -139,7 +143,7 @@ class UrlSigner:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
     def sign(self, collection: str, path: str) -> tuple[int, str]:
-        expires = int(time.time()) + URL_LIFETIME_S
+        expires = -(-(int(time.time()) + URL_LIFETIME_S) // URL_EXPIRY_STEP_S) * URL_EXPIRY_STEP_S
         return expires, self._mac(collection, path, expires)
 
     def check(self, collection: str, path: str, expires: int | None, signature: str | None) -> bool:

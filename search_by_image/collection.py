@@ -21,6 +21,7 @@ from search_by_image.errors import (
     IndexBusy,
     IndexCorrupt,
     IndexMissing,
+    Loading,
     NoIndex,
 )
 from search_by_image.index_files import MANIFEST_FILE, PREVIOUS_DIR, Manifest, writer_lock
@@ -50,6 +51,8 @@ class Collection(LiveWrites):
         self.location = location
         self.snapshot: Snapshot | None = None
         self.problem: str | None = None
+        #: until its first refresh: the service answers while its collections load (service.py)
+        self.loading = True
         self._embedders = embedders
         self._lock = threading.RLock()
         self._failed: Stamp | None = None
@@ -71,11 +74,23 @@ class Collection(LiveWrites):
     def require(self) -> Snapshot:
         snapshot = self.snapshot
         if snapshot is None:
+            if self.loading:
+                raise Loading(
+                    f"collection {self.name!r} is loading its index (the service has just started); "
+                    "retry in a moment"
+                )
             problem = self.problem or "none was built"
             raise NoIndex(f"collection {self.name!r} has no usable index yet: {problem}")
         return snapshot
 
     def refresh(self) -> bool:
+        """Swap in what is on disk if it changed (`_refresh`); the collection has loaded after it."""
+        try:
+            return self._refresh()
+        finally:
+            self.loading = False
+
+    def _refresh(self) -> bool:
         """Swap in what is on disk if it changed since the current snapshot; True if swapped.
 
         `.previous/` left by a writer that crashed mid-commit is rolled back first, and a live

@@ -73,8 +73,18 @@ class RayEngine:
         files: ShardFiles,
         progress: bool,
     ) -> None:
+        """Also writes the thumbnails on a local Ray, whose workers share this disk (SBI_THUMBNAILS)."""
         from search_by_image import ray_engine  # Ray itself is imported only when it runs
 
+        thumbnails = Thumbnails(location.saved_dir) if settings.thumbnails else None
         ray_engine.embed_shards(
-            settings, spec, location.images_dir, pending, files, progress, self.address, self.workers
+            settings,
+            spec,
+            location.images_dir,
+            pending,
+            files,
+            progress,
+            self.address,
+            self.workers,
+            thumbnails,
         )

@@ -54,6 +54,17 @@ class NoIndex(SearchByImageError, RuntimeError):
     status = 503
 
 
+#: Seconds a client is told to wait while the service loads a collection it has just started with.
+LOADING_RETRY_AFTER_S = 1
+
+
+class Loading(NoIndex):
+    """The service has just started and is still loading this collection's index and model
+    (service.py loads them in the background): retry in a moment."""
+
+    headers = {"Retry-After": str(LOADING_RETRY_AFTER_S)}
+
+
 class IndexMissing(SearchByImageError, RuntimeError):
     status = 503
 

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from search_by_image.errors import FilterError
 from search_by_image.json_limits import JsonTooLarge, check_json_text
+from search_by_image.lazy_imports import LazyModule
 from search_by_image.metadata import Kind, Metadata
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 Scalar = str | int | float | bool
 MAX_FILTERS_BYTES = 16 * 1024

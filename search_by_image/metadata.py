@@ -16,12 +16,17 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel
 
 from search_by_image.csv_cells import restored_frame
+from search_by_image.lazy_imports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")  # imported by the thread that loads the collections, not at start-up
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ class Metadata:
     #: indexed images without a CSV row
     missing: list[str] = field(default_factory=list)
     #: typed values, one row per indexed path in index order (NA where the CSV has none)
-    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
     kinds: dict[str, Kind] = field(default_factory=dict)
     #: the column that names the image (image_column), None without a CSV
     key: str | None = None

@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from search_by_image.csv_cells import is_number, neutralised
 from search_by_image.errors import MetadataRejected
+from search_by_image.lazy_imports import LazyModule
 from search_by_image.metadata import ISO_DATE, PATH_COLUMNS, Kind, Metadata, image_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 
 def _read_as_text(csv_path: Path, indexed: list[str]) -> tuple[pd.DataFrame, str]:

@@ -6,6 +6,11 @@ the local engine uses (`local_engine.embed_files`); a shard comes back to the dr
 its shard file, so nodes need no shared disk, and the driver writes each one the moment it
 arrives: a killed run resumes from there. Ray ships this package to its workers (`py_modules`), so
 they need no PYTHONPATH and a cluster's nodes no copy of the project, only its dependencies.
+
+On the local Ray (no `--ray-address`) the workers share the driver's disk, so they write each
+image's grid thumbnail from the same decode, like the local engine. On a cluster they do not (a
+node may not see the saved folder, and shipping thumbnails back would add to what each shard
+sends): the service makes each one on its first request instead.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import search_by_image
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import Settings
 from search_by_image.shards import ShardFiles, ShardResult
+from search_by_image.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +34,14 @@ log = logging.getLogger(__name__)
 class ShardEmbedder:
     """Ray Data callable: rows of (shard number, paths as JSON) in, shard file bytes out."""
 
-    def __init__(self, spec_json: str, settings_json: str, images_dir: str):
+    def __init__(self, spec_json: str, settings_json: str, images_dir: str, saved_dir: str | None = None):
+        """`saved_dir`: the collection's, where the workers write thumbnails (a local Ray's)."""
         from search_by_image.local_engine import embed_files
 
         self.settings = Settings.model_validate_json(settings_json)
         self.embed_files = embed_files
         self.images_dir = Path(images_dir)
+        self.thumbnails = Thumbnails(Path(saved_dir)) if saved_dir else None
         self.embedder = Embedder.configured(EmbedderSpec.model_validate_json(spec_json), self.settings)
 
     def __call__(self, batch: dict) -> dict:
@@ -47,6 +55,7 @@ class ShardEmbedder:
                 0,
                 self.settings.max_image_pixels,
                 progress=False,
+                thumbnails=self.thumbnails,
             )
             results.append(ShardResult(int(number), done, rows, skipped).to_bytes())
         return {"number": np.asarray(batch["number"]), "result": np.array(results, dtype=object)}
@@ -61,7 +70,9 @@ def embed_shards(
     progress: bool,
     address: str | None = None,
     workers: int = 2,
+    thumbnails: Thumbnails | None = None,
 ) -> None:
+    """`thumbnails`: written by the workers on a local Ray only (they share this disk)."""
     import ray
 
     started_here = not ray.is_initialized()
@@ -85,6 +96,7 @@ def embed_shards(
                 "spec_json": spec.model_dump_json(),
                 "settings_json": settings.model_dump_json(),
                 "images_dir": str(images_dir),
+                "saved_dir": str(thumbnails.saved_dir) if thumbnails and not address else None,
             },
         )
         with tqdm(

@@ -61,7 +61,9 @@ class SearchResponse(BaseModel):
 
 class CollectionSummary(BaseModel):
     name: str
-    status: Literal["ok", "no_index"]
+    status: Literal["ok", "loading", "no_index"] = Field(
+        description="loading: the service has just started and is loading its index"
+    )
     images: int
     model: str | None
     runtime: str | None = Field(None, description="how its queries are embedded, e.g. onnx int8")
@@ -118,14 +120,25 @@ class IndexingStatus(BaseModel):
     detail: str | None = Field(None, description="why a collection could not be indexed")
 
 
+class LoadingStatus(BaseModel):
+    """The service answers as soon as it starts; its collections' indexes and models load after."""
+
+    collection: str | None = Field(None, description="the collection being loaded now")
+    done: int = Field(0, description="collections loaded so far")
+    total: int = Field(description="collections to load")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "indexing", "no_index"] = Field(
-        description="ok: something is searchable; indexing: nothing yet, a first index is being built"
+    status: Literal["ok", "loading", "indexing", "no_index"] = Field(
+        description="ok: something is searchable; loading: the service has just started and loads "
+        "its indexes (searches answer 503 with Retry-After meanwhile); indexing: nothing yet, a "
+        "first index is being built"
     )
     images: int = Field(description="images in the default collection")
     model: str | None
     device: str | None = Field(description="where the model runs: cpu or cuda:N")
     detail: str | None = None
+    loading: LoadingStatus | None = Field(None, description="while the service loads its indexes")
     indexing: IndexingStatus | None = Field(
         None, description="the service's own indexer run (SBI_INDEX_ON_START): state and progress"
     )

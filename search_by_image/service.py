@@ -1,6 +1,9 @@
 """What the routes share: every collection with its current snapshot, and the shared embedders.
 
-Built once at startup (main.py's lifespan). A watcher thread polls each collection's saved files
+Built once at startup (main.py's lifespan). The service answers at once: its collections are found
+at start, their indexes and models loaded by a background thread (`SBI_LOAD_IN_BACKGROUND`), with
+/health saying "loading" and how far it has got, and a request to a collection still loading gets
+a 503 with Retry-After (errors.Loading). Then a watcher thread polls each collection's saved files
 every `reload_seconds`, so an index rewritten by `with_faiss.py`, or a new collection, is served
 without a restart. Each collection's embedder comes from its index manifest, never from the
 settings, so a query is processed exactly like its collection was.
@@ -11,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import time
 from urllib.parse import quote, urlencode
 
 from search_by_image import catalog, thumbnails, unreadable, watch
@@ -20,7 +24,7 @@ from search_by_image.collection import Collection
 from search_by_image.decoding import decode_budget
 from search_by_image.devices import resolve_device, single_threaded_blas
 from search_by_image.embedder_pool import EmbedderPool
-from search_by_image.schemas import CollectionInfo, CollectionSummary
+from search_by_image.schemas import CollectionInfo, CollectionSummary, LoadingStatus
 from search_by_image.settings import Settings
 from search_by_image.snapshot import Snapshot
 
@@ -64,7 +68,10 @@ class SearchService:
         self._refreshing = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._folders: threading.Thread | None = None
+        self._loader: threading.Thread | None = None
         self.indexer: BackgroundIndexer | None = None
+        #: collections loaded so far out of those found at start, while they load (None after)
+        self.loading: LoadingStatus | None = None
 
     @classmethod
     def start(cls, settings: Settings) -> SearchService:
@@ -72,21 +79,60 @@ class SearchService:
         give_freed_memory_back()
         decode_budget.capacity = settings.decode_memory_mb * 2**20
         service = cls(settings)
-        service.refresh()
-        for collection in service.collections.values():
+        service.collections = {
+            name: Collection(location, service.embedders)
+            for name, location in catalog.discover(settings).items()
+        }
+        service.loading = LoadingStatus(total=len(service.collections))
+        if settings.load_in_background:
+            service._loader = threading.Thread(target=service._load, name="index-loader", daemon=True)
+            service._loader.start()
+        else:
+            service._load()
+        return service
+
+    def _load(self) -> None:
+        """Load every collection found at start, then start the reload watcher and the indexer."""
+        started = time.perf_counter()
+        try:
+            for name, collection in list(self.collections.items()):
+                if self._stopping.is_set():
+                    return
+                if self.loading is not None:
+                    self.loading = self.loading.model_copy(update={"collection": name})
+                collection.refresh()
+                if self.loading is not None:
+                    self.loading = self.loading.model_copy(update={"done": self.loading.done + 1})
+            self.refresh()  # collections created meanwhile
+        except Exception:  # noqa: BLE001 - the service answers; /health says what is missing
+            log.exception("Loading the collections failed")
+        finally:
+            for collection in self.collections.values():
+                collection.loading = False
+            self.loading = None
+        log.info("Collections loaded in %.2f s", time.perf_counter() - started)
+        for collection in self.collections.values():
             if collection.snapshot is None:
                 log.warning("Collection %s is not searchable: %s", collection.name, collection.problem)
-        if settings.reload_seconds > 0:
-            service._watcher = threading.Thread(target=service._watch, name="index-watcher", daemon=True)
-            service._watcher.start()
-        if settings.index_on_start or settings.watch:
-            service.indexer = BackgroundIndexer(settings, on_indexed=service.refresh).start()
-        if settings.watch:
-            service._folders = threading.Thread(
-                target=service._follow_folders, name="folder-watcher", daemon=True
-            )
-            service._folders.start()
-        return service
+        self._start_threads()
+
+    def _start_threads(self) -> None:
+        """The reload watcher, and the indexer and folder watcher where configured (not once
+        stopped)."""
+        settings = self.settings
+        with self._refreshing:
+            if self._stopping.is_set():
+                return
+            if settings.reload_seconds > 0:
+                self._watcher = threading.Thread(target=self._watch, name="index-watcher", daemon=True)
+                self._watcher.start()
+            if settings.index_on_start or settings.watch:
+                self.indexer = BackgroundIndexer(settings, on_indexed=self.refresh).start()
+            if settings.watch:
+                self._folders = threading.Thread(
+                    target=self._follow_folders, name="folder-watcher", daemon=True
+                )
+                self._folders.start()
 
     def _follow_folders(self) -> None:
         """Watch mode: after the start's catch-up run, each collection whose folder changes is
@@ -125,7 +171,10 @@ class SearchService:
                 log.exception("Reloading the collections failed; serving what is loaded")
 
     def stop(self) -> None:
-        self._stopping.set()
+        with self._refreshing:  # no thread is started after this
+            self._stopping.set()
+        if self._loader is not None:
+            self._loader.join(timeout=30)
         if self.indexer is not None:
             self.indexer.stop()
         for thread in (self._watcher, self._folders):
@@ -174,7 +223,7 @@ class SearchService:
         store = snapshot.store if snapshot else None
         return CollectionSummary(
             name=collection.name,
-            status="ok" if store else "no_index",
+            status="ok" if store else "loading" if collection.loading else "no_index",
             images=len(store) if store else 0,
             model=store.manifest.embedder.model if store else None,
             runtime=f"{snapshot.embedder.runtime} {snapshot.embedder.precision}" if snapshot else None,

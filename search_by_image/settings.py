@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         "the same decode pass (about 3% of indexing time); off: each is made on its first request",
     )
 
+    load_in_background: bool = Field(
+        True,
+        description="the service answers as soon as it starts and loads its indexes and models "
+        "in the background (/health says loading; searches get 503 with Retry-After until then); "
+        "off: it answers once they are loaded",
+    )
     index_on_start: bool = Field(
         False,
         description="index every collection's folder in the background when the service "

@@ -65,6 +65,7 @@ class Thumbnails:
     """The thumbnails folder of one collection."""
 
     def __init__(self, saved_dir: Path):
+        self.saved_dir = saved_dir
         self.folder = saved_dir / THUMBNAILS_DIR
 
     def file(self, path: str, fingerprint: Fingerprint) -> Path:

@@ -26,6 +26,16 @@ def onnx_cache(tmp_path_factory) -> Iterator[Path]:
         yield folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def loaded_before_answering() -> Iterator[None]:
+    """Services started by tests (TestClient, and uvicorn through the environment) load their
+    indexes before answering, so a test can search at once; tests/test_service.py covers the
+    default, loading in the background (SBI_LOAD_IN_BACKGROUND)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SBI_LOAD_IN_BACKGROUND", "false")
+        yield
+
+
 @pytest.fixture(scope="session")
 def lite0(onnx_cache) -> Embedder:
     """The bundled EfficientNet-Lite0 with its real ImageNet weights, default preprocessing and

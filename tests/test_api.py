@@ -60,6 +60,7 @@ def test_health(client):
         "model": "efficientnet_lite0",
         "device": "cpu",
         "detail": None,
+        "loading": None,
         "indexing": None,
         "collections": [
             {

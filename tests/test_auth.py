@@ -9,8 +9,9 @@ from helpers import PHOTOS
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from main import create_app
+from search_by_image import auth
 from search_by_image import keys as keys_command
-from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
 
 
 @pytest.fixture
@@ -128,6 +129,25 @@ def test_a_server_that_requires_keys_for_search(demo_collection, tmp_path):
         )
         client.app.state.keys.revoke(record.id)
         assert search(client, key).status_code == 401  # revoked: refused at once
+
+
+def test_signed_urls_stay_the_same_from_search_to_search_so_browsers_cache_them(tmp_path, monkeypatch):
+    signer = UrlSigner(tmp_path / ".url_secret")
+    window = 500_000 * URL_EXPIRY_STEP_S
+    now = window + 1.0  # the first second of a window
+    monkeypatch.setattr(auth.time, "time", lambda: now)
+    first = signer.sign("default", "dog.jpg")
+    now = window + URL_EXPIRY_STEP_S - 1  # a later search in the same window: the same URL
+    assert signer.sign("default", "dog.jpg") == first
+    now = window + URL_EXPIRY_STEP_S + 1  # the next window: a new URL, the old one still valid
+    assert signer.sign("default", "dog.jpg") != first
+    assert signer.check("default", "dog.jpg", *first)
+    now = window  # the last second of a window: its URL still lives its whole lifetime
+    expires, signature = signer.sign("default", "dog.jpg")
+    now = window + URL_LIFETIME_S
+    assert signer.check("default", "dog.jpg", expires, signature)
+    now = expires + 1
+    assert not signer.check("default", "dog.jpg", expires, signature)  # then it expires
 
 
 def test_the_docs_show_the_bearer_scheme_on_protected_routes(demo_collection, tmp_path):

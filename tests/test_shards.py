@@ -78,3 +78,6 @@ def test_the_ray_engine_builds_the_same_index_as_the_local_one(tmp_path, monkeyp
     a, b = IndexStore.load(local.saved_dir), IndexStore.load(distributed.saved_dir)
     assert a.paths == b.paths and a.ids.tolist() == b.ids.tolist()
     assert np.allclose(a.features, b.features, atol=1e-4)
+    # the local Ray's workers write the grid thumbnails while indexing, like the local engine
+    made = [sorted(p.name for p in (s.saved_dir / "thumbnails").rglob("*.jpg")) for s in (local, distributed)]
+    assert len(made[0]) == 9 and made[1] == made[0]

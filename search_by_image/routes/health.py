@@ -23,7 +23,7 @@ ENDPOINTS = {
     "(`?threshold=`, `offset`, `limit`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
     "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 384 px (`thumbnail_url` in results)",
-    "GET /health": "status, number of indexed images, model, device, indexing progress",
+    "GET /health": "status, number of indexed images, model, device, loading and indexing progress",
     "GET /metrics": "Prometheus metrics: requests, latencies, batches, images, reloads, rejections",
     "GET /docs": "interactive API documentation",
 }
@@ -48,9 +48,12 @@ async def root(service: ServiceDep) -> ServiceInfo:
 async def health(service: ServiceDep) -> Health:
     default = service.summary(service.default)
     indexing = service.indexer.status() if service.indexer else None
+    loading = service.loading
     return Health(
         status="ok"
         if service.ready
+        else "loading"
+        if loading
         else "indexing"
         if indexing and indexing.state == "running"
         else "no_index",
@@ -62,6 +65,7 @@ async def health(service: ServiceDep) -> Health:
             service.indexer.problems.get(default.name) if service.indexer and default.status != "ok" else None
         )
         or default.detail,
+        loading=loading,
         indexing=indexing,
         collections=[service.summary(c) for c in service.collections.values()],
     )

@@ -40,6 +40,8 @@ def _indexed(
         authenticate(request, credentials, "search")
     served = find_collection(service, collection)
     snapshot = served.snapshot
+    if snapshot is None and served.loading:
+        served.require()  # 503 with Retry-After while the service has just started
     normal = posixpath.normpath(path)
     if (
         snapshot is None
