@@ -12,8 +12,9 @@ Only the formats of `search_by_image.formats` are opened; camera raw files go th
 budget). A multi-image file (HEIC burst, animated WebP/AVIF/GIF, multi-page TIFF) gives its
 primary image.
 
-Memory is set by decoded pixels, not by file size: a 34-byte lossless WebP declaring 7000x7000
-decodes to 0.75 GB. So every decode first takes its estimated cost from one process-wide
+Memory is set by decoded pixels, not by file size: a lossless WebP of a few dozen bytes can declare
+7000x7000 and decode to most of a gigabyte (bench/README.md, "Figures behind the code's choices").
+So every decode first takes its estimated cost from one process-wide
 `decode_budget` (a semaphore weighted by bytes), and waits, or gives up with a "busy" error, when
 decodes in flight already hold it all.
 """
@@ -116,7 +117,8 @@ def _has_alpha(image: Image.Image) -> bool:
 
 def _high_depth_to_gray(image: Image.Image) -> Image.Image:
     """A 16/32-bit or float image as 8-bit gray, scaled (not clipped), a strip of rows at a time:
-    a whole 7000x7000 16-bit PNG as float64 took 1.2 GB."""
+    the whole of a 7000x7000 16-bit PNG as float64 is over a gigabyte (bench/README.md, "Figures
+    behind the code's choices")."""
     low, high = cast(tuple[float, float], image.getextrema())  # one band
     peak = 65535.0 if high > 255 else 255.0
     gray = Image.new("L", image.size)
@@ -131,7 +133,8 @@ def _high_depth_to_gray(image: Image.Image) -> Image.Image:
 def _loaded(image: Image.Image) -> Image.Image:
     """`image` decoded. A still WebP is taken straight from libwebp's frame, wrapped without a
     copy, and its decoder (two canvases) dropped: Pillow's own load keeps both canvases and copies
-    the frame twice, 16 bytes per pixel at its peak instead of 12 (0.78 vs 0.59 GB at 49 MP)."""
+    the frame twice, 16 bytes per pixel at its peak instead of 12 (measured at 49 MP: bench/README.md,
+    "Figures behind the code's choices")."""
     decoder = getattr(image, "_decoder", None)
     if image.format != "WEBP" or decoder is None or getattr(image, "n_frames", 1) != 1:
         image.load()

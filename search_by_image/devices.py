@@ -1,7 +1,8 @@
 """Which device the model runs on, decided without importing torch where no GPU can be used.
 
-torch (with its CUDA libraries: 141 MB of a 858 MB service before, issue 18) is imported to ask
-about CUDA only where an NVIDIA driver is installed; without one there is no GPU to find.
+torch (with its CUDA libraries, a sixth of the service's memory before issue 18: bench/README.md,
+"Figures behind the code's choices") is imported to ask about CUDA only where an NVIDIA driver is
+installed; without one there is no GPU to find.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def single_threaded_blas() -> None:
     """Make numpy's BLAS single-threaded in a process that answers queries one by one.
 
     A query's whitening (one row times a 2048 x 384 matrix) left OpenBLAS' second thread spinning
-    while faiss' OpenMP team wanted both cores: each search then took 8 ms instead of 0.08 ms
-    (measured on 611 and 1M images). Batch work (the indexer's whitening) keeps its threads.
+    while faiss' OpenMP team wanted both cores: each search took a hundred times longer
+    (bench/README.md, "Figures behind the code's choices"). Batch work (the indexer's whitening)
+    keeps its threads.
     """
     threadpool_limits(1, user_api="blas")

@@ -4,7 +4,8 @@ Cost is paid once per collection generation: `Neighbours.of` searches each image
 the index for its NEIGHBOURS nearest images (a batch of queries at a time), and every threshold is
 then answered from that stored list: the links above it are joined into groups with a union-find.
 A new threshold costs a pass over N x NEIGHBOURS links, not a scan of the collection (a range
-search at threshold 0.0001 took 13-23 s and 1.2 GB on 4,000 images, per request). Memory holds
+search per request took seconds and gigabytes on a few thousand images: bench/README.md, "Figures
+behind the code's choices"). Memory holds
 the list (N x NEIGHBOURS ids and scores), never an N x N matrix. A group bigger than NEIGHBOURS
 is still found whole as long as its members link up through one another.
 

@@ -221,7 +221,8 @@ class Embedder:
         """Embed a `Preprocessing.batch`, cropped first to the batch's largest content.
 
         A batch of landscape photos at 448 px is 448 x 352 of content; not running the model over
-        the padding made the forward pass 1.4x faster on this repo's 2-core CPU.
+        the padding made the forward pass faster in proportion (bench/README.md, "Figures behind
+        the code's choices").
         """
         height, width = ((content_hw.max(axis=0) + STRIDE - 1) // STRIDE * STRIDE).tolist()
         pixels = pixels[:, :, :height, :width]

@@ -4,16 +4,16 @@ Pure functions, numpy in and out, in the spirit of autofaiss: the factory string
 the collection size and dimension, and IVF's `nprobe` is tuned on the collection's own vectors
 until recall@10 against exact search reaches the target.
 
-Where the numbers come from (bench/speed.py --only faiss, this 2-core AVX-512 machine):
-- an exact (Flat) inner-product scan costs about 0.27 ms per million multiply-adds per query
-  (5.4 ms at 10k x 2048, 53 ms at 100k x 2048), so FLAT_MAX_COST = 4e7 keeps an exact search
-  near 10 ms. With the default 384-d whitening that is 104k images; with raw 2048-d features, 19.5k.
-- above that, IVF with nlist = 4 sqrt(n) (faiss's guideline is 4 to 16 sqrt(n)): on 100k
-  clustered 2048-d vectors, IVF1024 at nprobe 1 found 0.989 of the exact top 10 in 0.2 ms per
-  query against 48 ms for Flat. Real descriptors are less tidy than synthetic clusters, so
-  `tune_nprobe` raises nprobe until the recall target holds on the collection's own vectors.
-- HNSW (0.975 recall in 0.4 ms at 100k) was left out: it cannot remove vectors, and live
-  deletes need that.
+Why these limits (figures: bench/README.md, the FAISS tables and "Figures behind the code's
+choices"; bench/speed.py --only faiss):
+- an exact (Flat) inner-product scan costs time in proportion to multiply-adds per query, so
+  FLAT_MAX_COST = 4e7 keeps an exact search near 10 ms on the project's 2-core machine: 104k
+  images with the default 384-d whitening, 19.5k with raw 2048-d features.
+- above that, IVF with nlist = 4 sqrt(n) (faiss's guideline is 4 to 16 sqrt(n)) finds nearly all
+  of the exact top 10 at a small nprobe in a fraction of a millisecond. Real descriptors are less
+  tidy than synthetic clusters, so `tune_nprobe` raises nprobe until the recall target holds on
+  the collection's own vectors.
+- HNSW, as fast, was left out: it cannot remove vectors, and live deletes need that.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def choose_index_type(
     """The factory string for `count` vectors of `dim` dimensions (see the module docstring).
 
     Vectors that would not fit `memory_limit` bytes as float32 are stored as 8-bit scalars (SQ8,
-    4x smaller; recall@10 0.977-0.981 against 1.000 for IVF-Flat in bench/speed.py).
+    4x smaller, for a few points of recall@10: bench/README.md, FAISS tables).
     """
     if count * dim <= flat_max_cost:
         return FLAT

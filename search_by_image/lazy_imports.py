@@ -1,10 +1,10 @@
 """Modules imported on first use, so the service answers /health before it needs them.
 
-`uvicorn main:app` answers its first request about a second sooner when pandas (metadata CSVs
-and filters, ~0.4 s of the import on this 2-core machine, about a third of `import main`) is
-imported by the thread that loads the collections instead of at start-up (bench/README.md,
-"Serving without torch"). A module-level proxy keeps each call site as it was (`pd.DataFrame`);
-type checkers see the real module (`if TYPE_CHECKING: import pandas as pd`).
+`uvicorn main:app` answers its first request sooner when pandas (metadata CSVs and filters, a
+large share of `import main`) is imported by the thread that loads the collections instead of at
+start-up (bench/README.md, "Serving without torch" and "Figures behind the code's choices"). A
+module-level proxy keeps each call site as it was (`pd.DataFrame`); type checkers see the real
+module (`if TYPE_CHECKING: import pandas as pd`).
 
 Not importlib.util.LazyLoader: before Python 3.12.3 it is not thread-safe, and here the first use
 may come from the loader thread and a request at once; `importlib.import_module` takes the

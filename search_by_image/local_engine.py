@@ -1,15 +1,11 @@
 """The local engine: the indexer's images embedded on this machine, shard by shard.
 
 On the CPU, `workers` processes each decode and embed their own images with a share of the cores'
-threads, instead of one multi-threaded model fed by DataLoader decode processes. On the project's
-2-core machine, Holidays photos with the int8 trunk (bench/speed.py, indexing table):
-
-    one process, 2 threads, 2 decode processes           77 images/s
-    one process, 2 threads, decoding between batches     91 images/s
-    2 processes, 1 thread each, decoding their own      104 images/s (120 with the SIMD resize)
-
-Nothing is copied between processes, no thread waits for another's batch, and single-threaded
-ONNX Runtime does more per core (78 images/s on one thread, 138 on two). On a GPU one process
+threads, instead of one multi-threaded model fed by DataLoader decode processes: on the project's
+2-core machine it indexed faster than one two-threaded process, with or without decode processes
+(bench/README.md: the indexing table, and "Figures behind the code's choices"). Nothing is copied
+between processes, no thread waits for another's batch, and single-threaded ONNX Runtime does more
+per core. On a GPU one process
 runs the model and `workers` DataLoader processes decode for it.
 """
 
@@ -137,7 +133,7 @@ def _embed_chunk(
 
 def _process_context() -> multiprocessing.context.BaseContext:
     """fork where there is one, as DataLoader workers do: a spawned worker re-imports everything
-    (3 s where that includes torch). Each worker builds its own runtime session after the fork."""
+    (seconds where that includes torch). Each worker builds its own runtime session after the fork."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -189,7 +185,7 @@ def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) ->
     Guided self-scheduling: `CHUNK` images per task until what is left is under two chunks per
     process, then a share of the rest that halves down to `smallest` (a batch), so the processes
     finish within a small task of each other. With fixed 64-image tasks, one of 2 processes sat
-    idle 0.37 s of a 7 s run over the 811 Holidays photos while the other did the last task.
+    idle for the end of the run while the other did the last task (bench/README.md, indexing).
     """
     remaining = sum(map(len, pending.values()))
     chunks = []

@@ -1,13 +1,13 @@
 """The backbone's forward pass on ONNX Runtime: exported once from the same torch model (same
 weights, fp32), cached beside the indexes, and reused by the indexer and the service.
 
-Why: on this project's 2-core AVX-512 CPU, ONNX Runtime ran EfficientNet-Lite0 at 448 px 1.65x
-faster than torch with bf16 autocast (44.2 vs 26.8 images/s, batch 16) and 2.9x faster than torch
-fp32 with channels_last, at fp32 accuracy: descriptors agree with torch's to a cosine of 0.9999+.
-For ResNet50, torch with bf16 is faster (31.4 vs 22.9 images/s at 224 px), so `auto` keeps torch
-there (bench/speed.py, runtimes table). Only the trunk runs on ONNX Runtime; masked pooling is
-numpy's (embedder.pool). Height, width and batch are dynamic axes, so cropped batches and any scale
-work. Serving an exported model needs no torch: torch is imported only to export one.
+Why: on this project's 2-core AVX-512 CPU, ONNX Runtime ran EfficientNet-Lite0 faster than torch,
+even with bf16 autocast, at fp32 accuracy (descriptors agree with torch's to a cosine of 0.9999+);
+for ResNet50 torch with bf16 is faster, so `auto` keeps torch there (bench/README.md: the
+forward-pass table, and "Figures behind the code's choices"). Only the trunk runs on ONNX Runtime;
+masked pooling is numpy's (embedder.pool). Height, width and batch are dynamic axes, so cropped
+batches and any scale work. Serving an exported model needs no torch: torch is imported only to
+export one.
 """
 
 from __future__ import annotations
@@ -103,12 +103,12 @@ class OnnxTrunk:
         ONNX Runtime's integer kernels: the same int8 model, computed without them, for CPUs
         whose u8s8 kernels saturate (x86 without VNNI, see quantization.cpu_has_vnni). There the
         integer kernels pair u8*s8 products in int16 (vpmaddubsw), which overflows on this
-        model: int8-vs-fp32 descriptor cosine 0.930 on the demo photos (AVX2 EPYC, ORT 1.32)
-        against 0.992 emulated. Emulated, it ran at 0.87x the fp32 model's speed there.
+        model, while the emulated model stays close to fp32, if a little slower than it
+        (an AVX2 EPYC: bench/README.md, "Figures behind the code's choices").
 
         `keep_memory=False` (the service) frees each run's activations instead of keeping them
-        in ONNX Runtime's arena: a batch of 16 at 448 px left the fp32 trunk at 926 MB RSS for
-        good, 262 MB without the arena (peak 590), at about the same speed (bench/README)."""
+        in ONNX Runtime's arena, which otherwise keeps the largest batch's memory for good, at
+        about the same speed (bench/README.md, "Figures behind the code's choices")."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -116,7 +116,7 @@ class OnnxTrunk:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.enable_cpu_mem_arena = keep_memory
         # no busy-waiting between runs: an idle service's spinning threads took the cores from
-        # everything else on the machine (a forward pass next to it went from 25 to 40 ms)
+        # everything else on the machine (a forward pass beside it slowed by more than half: bench/README.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.emulated_int8 = emulate_int8
         if emulate_int8:  # keep the Q/DQ nodes: no fusion into QLinearConv's integer kernels

@@ -39,8 +39,9 @@ class Preprocessing(BaseModel):
         """What the model sees of `image`, as uint8 height x width x 3 (resized, cropped).
 
         Resized by Pillow's antialiased bicubic filter itself: the pixels every index was built
-        to match (torch's SIMD port of it differed by 1-2 levels on 0.3% of values and was 4-8x
-        faster, but it made serving import torch; bench/README, preprocessing table). Kept as 8-bit
+        to match (torch's SIMD port of it differed by a level or two on a fraction of a percent of
+        values and was several times faster, but it made serving import torch; bench/README.md,
+        decode and resize table). Kept as 8-bit
         pixels until `batch`: a quarter of the bytes of the float input, which is what decode
         processes send to the indexer and what waits in the query batcher's queue.
         """

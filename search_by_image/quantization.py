@@ -1,17 +1,17 @@
 """Int8 trunks for ONNX Runtime: static post-training quantization, calibrated on bundled photos.
 
 Why: EfficientNet-Lite was designed to survive int8 (ReLU6 instead of swish, no squeeze-and-
-excitation). On this project's 2-core AVX-512 VNNI CPU its int8 trunk ran 2.1x faster than the
-fp32 one on Holidays photos at 448 px (105 vs 50 images/s), and Holidays mAP moved from 0.8020
-to 0.8066 raw and from 0.8492 to 0.8441 with the default whitening (bf16 rounding alone gives
-0.8455): at the edge of the 0.5-point budget (bench/README, quality and runtime tables).
+excitation). On this project's 2-core AVX-512 VNNI CPU its int8 trunk runs about twice as fast as
+the fp32 one (the forward pass and indexing alike), and Holidays mAP stays within the 0.5-point
+budget, at its edge once whitened, where bf16 rounding alone moves it as much (bench/README.md:
+forward-pass, indexing and quality tables, and "Figures behind the code's choices").
 
 How: QDQ format, per-channel int8 weights, uint8 activations with MinMax ranges (moving average):
 ONNX Runtime's settings for CNNs on x86 with VNNI. Without VNNI its u8s8 kernels saturate on this
-model (int8-vs-fp32 cosine 0.930 on the demo photos on an AVX2 EPYC, against 0.992 for the same
-int8 model emulated in float), so `auto` quantizes only on CPUs that have it, and an int8 model
-opened on a CPU without it runs emulated (`OnnxTrunk(emulate_int8=True)`): right, but slower
-than fp32.
+model (descriptors far from fp32's on an AVX2 EPYC, where the same int8 model emulated in float
+stays close: bench/README.md, "Figures behind the code's choices"), so `auto` quantizes only on
+CPUs that have it, and an int8 model opened on a CPU without it runs emulated
+(`OnnxTrunk(emulate_int8=True)`): right, but slower than fp32.
 
 The calibration photos are `calibration/` (the demo collection's photos at 448 px, see
 data/LICENSES.md), prepared with the index's own preprocessing and never taken from the user's

@@ -56,16 +56,16 @@ class Settings(BaseSettings):
     precision: Precision = Field(
         "auto",
         description="auto: int8 EfficientNet-Lite0 on ONNX Runtime where the CPU has VNNI "
-        "(2.5x faster, Holidays mAP within half a point), else bf16 where the CPU/GPU runs it "
-        "natively, else fp32.",
+        "(about twice as fast, Holidays mAP within half a point: bench/README.md), else bf16 "
+        "where the CPU/GPU runs it natively, else fp32.",
     )
     index_memory_mb: int = Field(
         4096, ge=16, description="above this size as float32, an index stores 8-bit codes (SQ8)"
     )
     runtime: Runtime = Field(
         "auto",
-        description="auto: ONNX Runtime for EfficientNet-Lite on the CPU (1.65x faster than "
-        "torch bf16), torch otherwise. The ONNX file is exported once into saved/onnx/.",
+        description="auto: ONNX Runtime for EfficientNet-Lite on the CPU (faster than torch bf16: "
+        "bench/README.md), torch otherwise. The ONNX file is exported once into saved/onnx/.",
     )
     onnx_dir: Path | None = Field(
         None, description="where exported and int8 ONNX models are cached; default saved_dir/onnx"
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         512,
         ge=16,
         description="memory that image decodes in flight may use at once, process-wide "
-        "(estimated from declared pixels: a 7000x7000 WebP takes 0.75 GB whatever its file size); "
+        "(estimated from declared pixels: a 7000x7000 WebP takes most of a gigabyte whatever its file size); "
         "decodes beyond it wait their turn",
     )
     max_add_files: int = Field(64, ge=1, description="images per add request")

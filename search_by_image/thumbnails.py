@@ -4,8 +4,9 @@ duplicates page), kept in the collection's saved folder under `thumbnails/`.
 Made where the image is already decoded: by the indexer's decode workers in the same pass that
 feeds the model (from the DCT-scaled decode, so it costs a resize and a small JPEG encode), and by
 an API add from the upload it decoded. An image without one (indexed before thumbnails existed,
-or by the Ray engine) gets it on its first request, and keeps it. Measured in bench/README.md
-("Thumbnails"): ten 12 MP results download 12 MB as originals, about 0.25 MB as thumbnails.
+or by the Ray engine) gets it on its first request, and keeps it. A page of results then
+downloads a few dozen kilobytes instead of megabytes of originals (bench/README.md, "Thumbnails"
+and "Figures behind the code's choices").
 
 A thumbnail's name hashes the image's path and fingerprint (size, mtime), so a changed file never
 shows a stale thumbnail and its URL (which carries the same hash) can be cached for a year. The
@@ -26,7 +27,8 @@ from PIL import Image
 THUMBNAILS_DIR = "thumbnails"
 #: Longest side: sharp in the page's ~200-280 CSS px cards at 1.5x pixel density.
 THUMBNAIL_PX = 384
-#: libjpeg quality: a 384 px photo in 15-30 KB, where WebP would take 2-4x as long to encode.
+#: libjpeg quality: a 384 px photo in tens of KB, where WebP would take several times as long to
+#: encode (bench/README.md, "Figures behind the code's choices").
 QUALITY = 80
 SUFFIX = ".jpg"
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 #: Output dimensions. With shrinkage mAP through the product is flat from 256 to all 1280
-#: (0.833-0.839 at SHRINKAGE 1-4); 384 keeps the index at 1.5 KB per image.
+#: (bench/README.md, whitening table); 384 keeps the index at 1.5 KB per image.
 DEFAULT_DIMS = 384
 #: Added to every eigenvalue, in units of their mean. Product-path mAP on holidays_subset300 at
-#: 384-d by shrinkage: 0 -> 0.788, 0.1 -> 0.807, 0.3 -> 0.819, 1 -> 0.832, 2 -> 0.838, 4 -> 0.833,
-#: 8 -> 0.831. 1 is the round value on the plateau, not the tuned maximum.
+#: 384-d rises with shrinkage up to a plateau from 1 to 8 (bench/README.md, whitening table);
+#: 1 is the round value on the plateau, not the tuned maximum.
 SHRINKAGE = 1.0
 #: Fewest images to learn from: each half of holidays_subset300 (about 400 images) was enough for
 #: the gain above; far fewer leaves most axes as noise.
