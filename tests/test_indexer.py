@@ -74,17 +74,20 @@ def test_unreadable_files_are_skipped_counted_and_never_misaligned(tmp_path, cap
 
 
 def test_other_preprocessing_is_refused_unless_rebuilding(tmp_path):
-    settings = make_settings(tmp_path)
+    # fp32 throughout: on a CPU with VNNI `auto` would quantize an int8 model for grayscale input
+    settings = make_settings(tmp_path, precision="fp32")
     copy_photos(settings.images_dir, FOUR[:2])
     update_index(settings, progress=False)
-    grey = make_settings(tmp_path, pooling="avg", grayscale=True)
+    grey = make_settings(tmp_path, pooling="avg", grayscale=True, precision="fp32")
     with pytest.raises(SpecMismatch, match=r"pooling: gem -> avg.*--rebuild to embed all 2 images"):
         update_index(grey, progress=False)
     report = update_index(grey, rebuild=True, progress=False)
     assert report.embedded == 2 and report.reused == 0
     manifest = IndexStore.load(settings.saved_dir).manifest
     assert manifest.embedder.pooling == "avg" and manifest.embedder.preprocessing.grayscale
-    again = update_index(make_settings(tmp_path, model="auto", pooling="avg", grayscale=True), progress=False)
+    again = update_index(
+        make_settings(tmp_path, model="auto", pooling="avg", grayscale=True, precision="fp32"), progress=False
+    )
     assert not again.written  # `auto` keeps the collection's model: nothing to redo
 
 
