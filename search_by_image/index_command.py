@@ -1,0 +1,215 @@
+"""The indexer's command line: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`
+(or `sbi-index` where the package is installed).
+
+Thin over `search_by_image.indexer`; every flag overrides the matching SBI_* setting
+(search_by_image/settings.py). Heavy modules are imported after the arguments are parsed, so
+`--help` answers at once.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from search_by_image.settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Settings.model_fields
+    parser = argparse.ArgumentParser(
+        description="Embed every image of a folder and write a FAISS index to the output folder "
+        "(faiss_index.faiss, features.npy, images_paths.txt, manifest.json). Incremental: only new "
+        "or changed images are embedded. Flags override SBI_* environment variables.",
+    )
+    parser.add_argument(
+        "--collection",
+        default="default",
+        help="collection to build or update (default: the default collection). A "
+        "named one is stored in <output>/collections/NAME and remembers its --images "
+        "and --csv, which it needs the first time",
+    )
+    parser.add_argument(
+        "--images",
+        dest="images_dir",
+        type=Path,
+        help=f"images folder, searched recursively (default: {defaults['images_dir'].default})",
+    )
+    parser.add_argument(
+        "--output",
+        dest="saved_dir",
+        type=Path,
+        help=f"where indexes are written (default: {defaults['saved_dir'].default})",
+    )
+    parser.add_argument(
+        "--csv",
+        dest="metadata_csv",
+        type=Path,
+        help="metadata CSV: one column names the image, the others are returned "
+        f"with results (default: {defaults['metadata_csv'].default}; for a named "
+        "collection, metadata.csv in its folder)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=["auto", "resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+        help="backbone; auto = ResNet50 if its weights can be had, else the bundled "
+        "efficientnet_lite0 (default: auto)",
+    )
+    parser.add_argument(
+        "--resize",
+        choices=["keep_aspect", "center_crop"],
+        help="keep_aspect: whole image, longer side = --image-size; center_crop: "
+        "square crop of the centre (default: keep_aspect)",
+    )
+    parser.add_argument("--image-size", type=int, help="model input side in pixels (default: 448)")
+    parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
+    parser.add_argument(
+        "--grayscale",
+        action="store_const",
+        const=True,
+        help="drop colour: match shapes and textures only (default: off)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=["auto", "torch", "onnx"],
+        help="auto: ONNX Runtime for EfficientNet-Lite on the CPU, torch otherwise (default: auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="auto: int8 EfficientNet-Lite0 on CPUs with VNNI, else bf16 where the "
+        "CPU/GPU runs it natively, else fp32; an existing collection keeps its "
+        "int8 or float model (default: auto)",
+    )
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="CPU: processes that decode and embed a share "
+        "of the images each, about one per core; GPU: decode processes (default: 2)",
+    )
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="embed every image again instead of updating the existing index",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where images are embedded: this process, or Ray Data workers "
+        "(pip install 'ray[data]'); both resume an interrupted run (default: local)",
+    )
+    parser.add_argument(
+        "--ray-address", help="an existing Ray cluster, e.g. ray://head:10001 (default: start a local Ray)"
+    )
+    parser.add_argument(
+        "--ray-workers", type=int, default=2, help="Ray workers embedding at once, one CPU each (default: 2)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep watching the images folder and index files as "
+        "they appear, change or go away, until Ctrl-C (quiet period: "
+        "SBI_WATCH_QUIET_MS, default 1000)",
+    )
+    found = parser.add_argument_group("duplicates (uses the saved index; indexes nothing)")
+    found.add_argument(
+        "--duplicates",
+        action="store_true",
+        help="print the groups of near-duplicate images of the collection",
+    )
+    found.add_argument(
+        "--threshold",
+        type=float,
+        help="similarity above which two images are duplicates, in search-score units "
+        "(default: 0.85, or 0.6 for a whitened index)",
+    )
+    found.add_argument("--format", choices=["csv", "json"], default="csv", help="output (default: csv)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    per_run = (
+        "rebuild",
+        "quiet",
+        "collection",
+        "images_dir",
+        "metadata_csv",
+        "duplicates",
+        "threshold",
+        "format",
+        "engine",
+        "ray_address",
+        "ray_workers",
+        "watch",
+    )
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+    from search_by_image import catalog  # torch import only after --help
+    from search_by_image.engines import LocalEngine, RayEngine
+    from search_by_image.errors import SearchByImageError
+    from search_by_image.indexer import update_index
+
+    if args.duplicates:
+        return print_duplicates(settings, args)
+    try:
+        location = catalog.for_indexing(settings, args.collection, args.images_dir, args.metadata_csv)
+        report = update_index(
+            settings,
+            location,
+            rebuild=args.rebuild,
+            progress=not args.quiet,
+            engine=RayEngine(args.ray_address, args.ray_workers) if args.engine == "ray" else LocalEngine(),
+        )
+    except SearchByImageError as exc:  # anything else is a bug: its traceback is kept
+        logging.error("%s", exc)
+        return 1
+    logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
+    if args.watch:
+        follow_folder(settings, location)
+    return 0
+
+
+def follow_folder(settings: Settings, location) -> None:
+    """--watch: the collection follows its folder (search_by_image/watch.py) until Ctrl-C."""
+    import threading
+
+    from search_by_image import watch
+    from search_by_image.background import BackgroundIndexer
+
+    def reindex(changed) -> None:
+        BackgroundIndexer(settings, lambda: None, {changed.name: changed}).start().wait()
+
+    logging.info("Watching %s for changes (Ctrl-C to stop)", location.images_dir)
+    try:
+        watch.follow(lambda: {location.name: location}, reindex, settings.watch_quiet_ms, threading.Event())
+    except KeyboardInterrupt:
+        logging.info("Stopped watching")
+
+
+def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
+    from search_by_image import catalog
+    from search_by_image.duplicates import find_groups, write_report
+    from search_by_image.errors import SearchByImageError
+    from search_by_image.index_store import IndexStore
+
+    try:
+        store = IndexStore.load(catalog.find(settings, args.collection).saved_dir)
+    except SearchByImageError as exc:
+        logging.error("%s", exc)
+        return 1
+    groups = find_groups(store, args.threshold)
+    write_report(groups, sys.stdout, args.format)
+    logging.info(
+        "%d groups of near-duplicates, %d images, among %d",
+        len(groups),
+        sum(len(g.images) for g in groups),
+        len(store),
+    )
+    return 0
