@@ -8,11 +8,12 @@ dependencies, so an upload is size-limited (UploadSizeLimit) before a missing ke
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from search_by_image.auth import KeyRecord, KeyStore, Scope
 from search_by_image.collection import Collection
+from search_by_image.errors import Forbidden, TooManyRequests, Unauthorized
 from search_by_image.rate_limit import RateLimiter, client_address
 from search_by_image.service import SearchService
 from search_by_image.settings import Settings
@@ -48,10 +49,6 @@ class Caller:
         return f"key:{self.key.id}" if self.key else f"address:{self.address}"
 
 
-def _unauthorized(reason: str) -> HTTPException:
-    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
-
-
 def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, scope: Scope) -> Caller:
     """The caller, or 401 (no or bad key where one is needed) / 403 (key without the scope)."""
     settings: Settings = request.app.state.settings
@@ -66,16 +63,16 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
         if not needed:
             return Caller(None, address)
         if scope == "admin" and not keys.has_admin():
-            raise _unauthorized(
+            raise Unauthorized(
                 "this needs an admin API key, and none exists yet: create one with "
                 "`python -m search_by_image.keys create --scope admin`"
             )
-        raise _unauthorized(f"this needs an API key with scope {scope}: send `Authorization: Bearer <key>`")
+        raise Unauthorized(f"this needs an API key with scope {scope}: send `Authorization: Bearer <key>`")
     record = keys.verify(credentials.credentials)
     if record is None:
-        raise _unauthorized("unknown or revoked API key")
+        raise Unauthorized("unknown or revoked API key")
     if scope == "admin" and record.scope != "admin":
-        raise HTTPException(403, f"key {record.id} has scope {record.scope}; this needs scope admin")
+        raise Forbidden(f"key {record.id} has scope {record.scope}; this needs scope admin")
     return Caller(record, address)
 
 
@@ -86,10 +83,8 @@ def _access(scope: Scope, limited: bool):
             limiter: RateLimiter = request.app.state.limiter
             wait = limiter.wait_seconds(caller.identity)
             if wait is not None:
-                raise HTTPException(
-                    429,
-                    f"too many requests: the limit is {limiter.rule} per client; retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
+                raise TooManyRequests(
+                    f"too many requests: the limit is {limiter.rule} per client; retry in {wait} s", wait
                 )
         return caller
 

@@ -28,6 +28,32 @@ class SearchByImageError(Exception):
     headers: Mapping[str, str] = {}
 
 
+# -- 401/403/429: who is calling, and how often --------------------------------------------------
+
+
+class Unauthorized(SearchByImageError):
+    """No API key where one is needed, or an unknown or revoked one."""
+
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(SearchByImageError):
+    """A key without the scope this needs."""
+
+    status = 403
+
+
+class TooManyRequests(SearchByImageError):
+    """Over the client's rate limit; `retry_after` seconds until the next request is let in."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 # -- 404: what the request names does not exist ------------------------------------------------
 
 
@@ -43,6 +69,18 @@ class UnknownCollection(SearchByImageError, LookupError):
 
 class UnknownImage(SearchByImageError, LookupError):
     status = 404
+
+
+class NotIndexed(SearchByImageError, LookupError):
+    """A file URL that names no indexed image (or one no longer on disk)."""
+
+    status = 404
+
+
+class NoLongerReadable(SearchByImageError):
+    """An indexed image that cannot be decoded any more (its file changed since it was indexed)."""
+
+    status = 422
 
 
 # -- 503: not now -------------------------------------------------------------------------------

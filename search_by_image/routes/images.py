@@ -4,7 +4,7 @@ import posixpath
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
@@ -12,6 +12,7 @@ from search_by_image.catalog import DEFAULT
 from search_by_image.collection import Collection
 from search_by_image.decoding import UnreadableImage, open_rgb
 from search_by_image.deps import Credentials, ServiceDep, SettingsDep, authenticate, find_collection
+from search_by_image.errors import NoLongerReadable, NotIndexed
 from search_by_image.thumbnails import covering
 
 router = APIRouter(tags=["images"])
@@ -49,11 +50,10 @@ def _indexed(
         or normal.startswith(("..", "/"))
         or normal != path
     ):
-        raise HTTPException(404, "no such indexed image")
+        raise NotIndexed("no such indexed image")
     file = served.location.served_file(path)
     if file is None:
-        raise HTTPException(
-            404,
+        raise NotIndexed(
             "this image was indexed but is no longer on disk, or no longer a "
             "file inside the collection's folder",
         )
@@ -68,7 +68,7 @@ def _cached(request: Request, file: Path, max_age: int, shared: bool, immutable:
     try:
         stat = file.stat()
     except FileNotFoundError:  # deleted since it was looked up
-        raise HTTPException(404, "this image was indexed but is no longer on disk") from None
+        raise NotIndexed("this image was indexed but is no longer on disk") from None
     response = FileResponse(file, headers=headers, stat_result=stat)
     etag = response.headers["etag"]
     if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
@@ -115,7 +115,7 @@ async def thumbnail(
             image = await run_in_threadpool(open_rgb, file, settings.max_image_pixels, covering(None))
             small = await run_in_threadpool(thumbs.write, path, fingerprint, image)
         except UnreadableImage as exc:
-            raise HTTPException(422, f"this image cannot be read any more: {exc.reason}") from exc
+            raise NoLongerReadable(f"this image cannot be read any more: {exc.reason}") from exc
         except OSError:  # a read-only saved folder: answer with the original instead
             return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
     return _cached(

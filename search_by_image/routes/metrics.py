@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from search_by_image.deps import Credentials
+from search_by_image.errors import Unauthorized
 
 router = APIRouter(tags=["service"])
 
@@ -16,10 +17,8 @@ def metrics_access(request: Request, credentials: Credentials) -> None:
     if not request.app.state.settings.metrics_requires_key:
         return
     if credentials is None or request.app.state.keys.verify(credentials.credentials) is None:
-        raise HTTPException(
-            401,
-            "metrics need an API key (SBI_METRICS_REQUIRES_KEY): send `Authorization: Bearer <key>`",
-            headers={"WWW-Authenticate": "Bearer"},
+        raise Unauthorized(
+            "metrics need an API key (SBI_METRICS_REQUIRES_KEY): send `Authorization: Bearer <key>`"
         )
 
 
