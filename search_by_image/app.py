@@ -21,7 +21,7 @@ from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.errors import InvalidField, SearchByImageError
 from search_by_image.pages import render_search_page, wants_html
 from search_by_image.rate_limit import RateLimiter, trusted_networks
-from search_by_image.routes import collections, health, images, metrics, search
+from search_by_image.routes import collection_images, collections, health, images, metrics, search
 from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
 from search_by_image.settings import PROJECT_DIR, Settings, get_settings
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(collections.router)
+    app.include_router(collection_images.router)
     app.include_router(images.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
