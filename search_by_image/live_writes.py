@@ -94,9 +94,12 @@ class LiveWrites:
     def _swap(self, store: IndexStore) -> None:
         raise NotImplementedError
 
-    def add(self, uploads: list[Upload]) -> list[Added]:
-        """Store, embed and index `uploads`; the same content twice is one image (one id)."""
-        snapshot = self.require()
+    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
+        """Store, embed and index `uploads`; the same content twice is one image (one id).
+
+        They are embedded with `snapshot`'s embedder, the one they were decoded for (default: the
+        current snapshot); Rebuilt if the collection was rebuilt with another model meanwhile."""
+        snapshot = snapshot or self.require()
         spec = snapshot.store.manifest.embedder
         features = snapshot.embedder.embed_prepared(
             [snapshot.embedder.preprocessing(upload.image) for upload in uploads]

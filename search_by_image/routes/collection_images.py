@@ -114,7 +114,7 @@ async def add_images(
             raise exc.reworded(f"file {number} ({file.filename}): {exc}; nothing was added") from exc
         uploads.append(Upload(data, image, image_format(data), row))
     # MetadataRejected here means the CSV changed while the images were embedded
-    added = await run_in_threadpool(collection.add, uploads)
+    added = await run_in_threadpool(collection.add, uploads, snapshot)
     written = collection.require()  # the snapshot the images were added to
     return AddedImages(
         collection=collection.name,
