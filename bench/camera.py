@@ -13,7 +13,8 @@ pillow-heif, quality 80), plus the wallpapers' own 4K and 5K PNGs. They are made
 Sections (each figure beside its baseline, measured in the same run):
   decode    per set: milliseconds of the product's decode (`open_rgb` at the model's target, the
             reduced-size decoding each format has) next to a full-size decode, the resize to the
-            model input, the forward pass per image (int8 ONNX, batches of 16, one thread), and
+            model input, the forward pass per image (the product's precision: int8 ONNX where the
+            CPU has VNNI, else fp32; batches of 16, one thread), and
             the thumbnail (resize + JPEG encode + write). `limit img/s` = what 2 cores allow for
             decode + resize + forward: 2 x 1000 / (their sum in ms).
   indexing  `python with_faiss.py` end to end on a fresh output folder (start-up counts), images/s
@@ -167,7 +168,7 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
             "full-size decode",
             "product decode",
             "resize",
-            "forward (int8, 1 thread)",
+            f"forward ({embedder.runtime} {embedder.precision}, 1 thread)",
             "thumbnail",
             "decode share",
             "limit img/s (2 cores)",

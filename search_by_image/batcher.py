@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 #: Upper bound on one coalesced batch: bounds the padding cost and a batch's latency.
 MAX_BATCH = 16
+#: ... for an fp32 model on the CPU, whose activations for 16 images at 448 px took the service to
+#: 748 MB in the load test's burst; 8 took it to 518 MB (bench/README.md, "Serving without torch").
+FP32_CPU_BATCH = 8
+
+
+def batch_limit(embedder: Embedder) -> int:
+    """The service's largest batch for this embedder (SBI_QUERY_BATCH=0): smaller for an fp32
+    model on the CPU, where a batch's activations are most of the service's peak memory."""
+    if embedder.device == "cpu" and embedder.precision == "fp32":
+        return FP32_CPU_BATCH
+    return MAX_BATCH
 
 
 class QueryBatcher:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from search_by_image.batcher import QueryBatcher
+from search_by_image.batcher import QueryBatcher, batch_limit
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import Settings
 
@@ -26,7 +26,8 @@ class EmbedderPool:
             if spec not in self._loaded:
                 # the service's memory goes back between bursts of queries (onnx_runtime.OnnxTrunk)
                 embedder = Embedder.configured(spec, self.settings, keep_memory=False)
-                self._loaded[spec] = (embedder, QueryBatcher(embedder))
+                limit = self.settings.query_batch or batch_limit(embedder)
+                self._loaded[spec] = (embedder, QueryBatcher(embedder, limit))
             return self._loaded[spec]
 
     def loaded(self) -> dict[EmbedderSpec, tuple[Embedder, QueryBatcher]]:

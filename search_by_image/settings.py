@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         "the same decode pass (about 3% of indexing time); off: each is made on its first request",
     )
 
+    query_batch: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="most concurrent queries one forward pass embeds together; 0 = auto "
+        "(batcher.py: 8 for an fp32 model on the CPU, whose batch of 16 is most of the service's "
+        "peak memory; else 16)",
+    )
     load_in_background: bool = Field(
         True,
         description="the service answers as soon as it starts and loads its indexes and models "

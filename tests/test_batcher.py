@@ -9,7 +9,8 @@ import pytest
 from helpers import PHOTOS
 from PIL import Image
 
-from search_by_image.batcher import BatcherClosed, QueryBatcher
+from search_by_image.batcher import FP32_CPU_BATCH, MAX_BATCH, BatcherClosed, QueryBatcher, batch_limit
+from search_by_image.embedder_pool import EmbedderPool
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -85,3 +86,49 @@ def test_a_closed_batcher_refuses_a_query_at_once_instead_of_leaving_it_waiting(
     batcher.close()  # twice is harmless
     with pytest.raises(BatcherClosed):
         batcher.embed(np.ones(3, np.float32))
+
+
+def test_a_burst_beyond_the_batch_limit_waits_for_the_next_forward_pass():
+    """Ten queries while the model is busy with the first: the rest go in passes of at most 3."""
+    gate = threading.Event()
+    batches: list[int] = []
+
+    class Held(Echo):
+        def embed_prepared(self, prepared):
+            batches.append(len(prepared))
+            gate.wait(10)
+            return super().embed_prepared(prepared)
+
+    batcher = QueryBatcher(Held(), max_batch=3)
+    try:
+        with ThreadPoolExecutor(10) as pool:
+            queries = [pool.submit(batcher.embed, np.full(2, i, np.float32)) for i in range(10)]
+            deadline = time.monotonic() + 10
+            while not (batches and batcher.queue_depth == 9) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            gate.set()
+            answers = [query.result(timeout=10) for query in queries]
+    finally:
+        gate.set()
+        batcher.close()
+    assert [float(a[0]) for a in answers] == list(range(10))  # each query its own answer
+    assert batches[0] == 1 and max(batches) == 3 and sum(batches) == 10
+
+
+def test_the_services_batch_is_smaller_for_an_fp32_model_on_the_cpu(demo_collection, lite0):
+    """fp32 activations of a full batch are most of the service's peak memory (bench/README)."""
+
+    class Stub:
+        def __init__(self, device, precision):
+            self.device, self.precision = device, precision
+
+    assert batch_limit(Stub("cpu", "fp32")) == FP32_CPU_BATCH < MAX_BATCH
+    assert batch_limit(Stub("cpu", "int8")) == batch_limit(Stub("cuda:0", "fp32")) == MAX_BATCH
+    pool = EmbedderPool(demo_collection)
+    chosen = EmbedderPool(demo_collection.model_copy(update={"query_batch": 3}))
+    try:
+        assert pool.get(lite0.spec)[1].max_batch == batch_limit(lite0)
+        assert chosen.get(lite0.spec)[1].max_batch == 3  # SBI_QUERY_BATCH
+    finally:
+        pool.close()
+        chosen.close()
