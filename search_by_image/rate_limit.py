@@ -15,23 +15,47 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from limits import parse, storage, strategies
+from search_by_image.lazy_imports import LazyModule
+
+limits = LazyModule("limits")  # at the first limited request, not at start-up (0.06-0.15 s)
 
 
 class RateLimiter:
     def __init__(self, rule: str):
-        """`rule` in the limits notation, e.g. "300/minute"; empty means no limit."""
-        self.rule = parse(rule) if rule else None
-        self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+        """`rule` in the limits notation, e.g. "300/minute" (checked by the settings); empty
+        means no limit."""
+        self.rule_text = rule
+        self._building = threading.Lock()
+        self._built: tuple[Any, Any] | None = None
+
+    def _rule_and_limiter(self) -> tuple[Any, Any]:
+        if self._built is None:
+            with self._building:
+                if self._built is None:
+                    self._built = (
+                        limits.parse(self.rule_text),
+                        limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage()),
+                    )
+        return self._built
+
+    @property
+    def rule(self) -> Any:
+        """The parsed rule (its str reads "300 per 1 minute"), None without a limit."""
+        return self._rule_and_limiter()[0] if self.rule_text else None
 
     def wait_seconds(self, client: str) -> int | None:
         """Count one request; None when allowed, else whole seconds until one would be."""
-        if self.rule is None or self._limiter.hit(self.rule, client):
+        if not self.rule_text:
             return None
-        reset = self._limiter.get_window_stats(self.rule, client).reset_time
+        rule, limiter = self._rule_and_limiter()
+        if limiter.hit(rule, client):
+            return None
+        reset = limiter.get_window_stats(rule, client).reset_time
         return max(1, math.ceil(reset - time.time()))
 
 
