@@ -8,14 +8,15 @@ live_writes.py; they take the collection's thread lock, like `refresh`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
 
-from search_by_image import journal
+from search_by_image import journal, verification
 from search_by_image.backbones import WeightsUnavailable
 from search_by_image.catalog import Location
-from search_by_image.duplicates import Group, Neighbours, find_groups
+from search_by_image.duplicates import Group, Neighbours, find_groups, verified_copies
 from search_by_image.embedder_pool import EmbedderPool
 from search_by_image.errors import (
     IndexBusy,
@@ -59,6 +60,14 @@ class Collection(LiveWrites):
         self._duplicates_lock = threading.Lock()
         self._neighbours: Neighbours | None = None
         self._groups: dict[float | None, list[Group]] = {}
+        self._copies: dict[tuple[int, int], float] | None = None
+        settings = embedders.settings
+        #: local verification of search results and duplicates (None: off, or no OpenCV)
+        self._verifier = (
+            verification.Verifier(location, settings.max_image_pixels, settings.verify_top)
+            if settings.verify_top and verification.available()
+            else None
+        )
 
     @property
     def name(self) -> str:
@@ -121,7 +130,7 @@ class Collection(LiveWrites):
             if store is not (current.store if current else None):
                 store.place(self._embedders.device)
             metadata = load_metadata(self.location.metadata_csv, store.paths)
-            self.snapshot = Snapshot(self.name, store, metadata, embedder, batcher, stamp)
+            self.snapshot = Snapshot(self.name, store, metadata, embedder, batcher, stamp, self._verifier)
             self.problem, self._failed = None, None
             if current is None or current.store is not store:
                 RELOADS.labels(self.name, "loaded").inc()
@@ -171,17 +180,27 @@ class Collection(LiveWrites):
         with self._duplicates_lock:
             if self._neighbours is None or self._neighbours.generation != generation:
                 self._neighbours, self._groups = Neighbours.of(snapshot.store), {}
+                self._copies = self._verified_copies(snapshot.store, self._neighbours)
             neighbours = self._neighbours
             if threshold not in self._groups:
                 if len(self._groups) >= KEPT_THRESHOLDS:
                     self._groups.pop(next(iter(self._groups)))
-                self._groups[threshold] = find_groups(snapshot.store, threshold, neighbours)
+                self._groups[threshold] = find_groups(snapshot.store, threshold, neighbours, self._copies)
             return snapshot, self._groups[threshold]
+
+    def _verified_copies(
+        self, store: IndexStore, neighbours: Neighbours
+    ) -> dict[tuple[int, int], float] | None:
+        """Pairs of neighbours that local verification finds to be copies; None where it is
+        off: groups then come from scores alone."""
+        if self._verifier is None:
+            return None
+        return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
 
     def _swap(self, store: IndexStore) -> None:
         snapshot = self.require()
         store.place(self._embedders.device)
         metadata = load_metadata(self.location.metadata_csv, store.paths)
         self.snapshot = Snapshot(
-            self.name, store, metadata, snapshot.embedder, snapshot.batcher, self._stamp()
+            self.name, store, metadata, snapshot.embedder, snapshot.batcher, self._stamp(), self._verifier
         )

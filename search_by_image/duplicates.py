@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -97,16 +97,41 @@ class Neighbours:
                 yield pair[0], pair[1], float(self.scores[row, column])
 
 
-def find_groups(
-    store: IndexStore, threshold: float | None = None, neighbours: Neighbours | None = None
-) -> list[Group]:
-    """Groups of two or more images linked by similarities above the threshold, largest first.
+def verified_copies(
+    store: IndexStore, neighbours: Neighbours, is_copy: Callable[[int, int], bool]
+) -> dict[tuple[int, int], float]:
+    """The stored pairs that `is_copy(a, b)` confirms (local verification:
+    verification.CandidateFeatures.is_copy), with their scores. Only pairs scoring at least
+    `similar` (match_kinds) are checked: 99% of the altered copies do."""
+    candidates = thresholds_for(store.whitening is not None).similar
+    return {(a, b): score for a, b, score in neighbours.links(candidates) if is_copy(a, b)}
 
+
+def find_groups(
+    store: IndexStore,
+    threshold: float | None = None,
+    neighbours: Neighbours | None = None,
+    copies: dict[tuple[int, int], float] | None = None,
+) -> list[Group]:
+    """Groups of two or more linked images, largest first.
+
+    Without `copies`: linked by similarities above the threshold (default: the `copy` score).
+    With `copies` (verified pairs, `verified_copies`): linked by those, plus, when a threshold
+    is given, by every similarity above it; a group is `copies` when all its links are verified.
     `neighbours` (of this store) saves recomputing them; the service keeps them per generation.
     """
-    threshold = default_threshold(store) if threshold is None else threshold
     if neighbours is None or neighbours.generation != store.manifest.generation:
         neighbours = Neighbours.of(store)
+    if copies is None:
+        threshold = default_threshold(store) if threshold is None else threshold
+        copy = thresholds_for(store.whitening is not None).copy
+        links = {(a, b): score for a, b, score in neighbours.links(threshold)}
+        is_copy = {pair: score >= copy for pair, score in links.items()}
+    else:
+        links = dict(copies)
+        if threshold is not None:
+            links.update({(a, b): score for a, b, score in neighbours.links(threshold)})
+        is_copy = {pair: pair in copies for pair in links}
     parent: dict[int, int] = {}
 
     def root(node: int) -> int:
@@ -116,23 +141,20 @@ def find_groups(
             node = parent[node]
         return node
 
-    links: list[tuple[int, int, float]] = []
-    for a, b, score in neighbours.links(threshold):
+    for a, b in links:
         parent[root(a)] = root(b)
-        links.append((a, b, score))
     members: dict[int, list[int]] = {}
     for node in parent:
         members.setdefault(root(node), []).append(node)
-    scores: dict[int, list[float]] = {}
-    for a, _, score in links:
-        scores.setdefault(root(a), []).append(score)
-    copy = thresholds_for(store.whitening is not None).copy
+    joined: dict[int, list[tuple[int, int]]] = {}
+    for pair in links:
+        joined.setdefault(root(pair[0]), []).append(pair)
     groups = [
         Group(
             images=sorted(((i, store.path_of(i)) for i in ids), key=lambda m: m[1]),
-            best=max(scores[key]),
-            weakest=min(scores[key]),
-            kind="copies" if min(scores[key]) >= copy else "similar",
+            best=max(links[pair] for pair in joined[key]),
+            weakest=min(links[pair] for pair in joined[key]),
+            kind="copies" if all(is_copy[pair] for pair in joined[key]) else "similar",
         )
         for key, ids in members.items()
     ]

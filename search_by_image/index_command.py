@@ -194,17 +194,24 @@ def follow_folder(settings: Settings, location) -> None:
 
 
 def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
-    from search_by_image import catalog
-    from search_by_image.duplicates import find_groups, write_report
+    import functools
+
+    from search_by_image import catalog, verification
+    from search_by_image.duplicates import Neighbours, find_groups, verified_copies, write_report
     from search_by_image.errors import SearchByImageError
     from search_by_image.index_store import IndexStore
 
     try:
-        store = IndexStore.load(catalog.find(settings, args.collection).saved_dir)
+        location = catalog.find(settings, args.collection)
+        store = IndexStore.load(location.saved_dir)
     except SearchByImageError as exc:
         logging.error("%s", exc)
         return 1
-    groups = find_groups(store, args.threshold)
+    neighbours, copies = Neighbours.of(store), None
+    if settings.verify_top and verification.available():  # copies checked with local features
+        verifier = verification.Verifier(location, settings.max_image_pixels, settings.verify_top)
+        copies = verified_copies(store, neighbours, functools.partial(verifier.is_copy, store))
+    groups = find_groups(store, args.threshold, neighbours, copies)
     write_report(groups, sys.stdout, args.format)
     logging.info(
         "%d groups of near-duplicates, %d images, among %d",

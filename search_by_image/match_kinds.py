@@ -16,6 +16,11 @@ meaning":
 - raw `copy` >= 0.85 (89% of the copies, 23% of same-scene pairs, 10 different-scene pairs);
   raw `similar` >= 0.75 (59% of same-scene pairs, 488 different-scene pairs).
 Anything under `similar` is `weak`: likely no good match in the collection.
+
+Where the top results are checked with local features (setting `verify_top`, verification.py),
+those results are labelled by the check instead: `copy` only for a verified copy (keypoints one
+transform explains and aligned pixels that agree), `similar` for a geometric match or a score
+over `similar`. Results past the checked ones keep the score's label.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ class Thresholds:
 
     def kind(self, score: float) -> MatchKind:
         return "copy" if score >= self.copy else "similar" if score >= self.similar else "weak"
+
+    def checked_kind(self, score: float, copy: bool, verified: bool) -> MatchKind:
+        """The kind of a result checked with local features (verification.py): `copy` only
+        when they say so, whatever the score; `similar` when the score or the geometry says."""
+        return "copy" if copy else "similar" if verified or score >= self.similar else "weak"
 
 
 WHITENED = Thresholds(copy=0.6, similar=0.3)

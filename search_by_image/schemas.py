@@ -17,9 +17,16 @@ class SearchHit(BaseModel):
     path: str = Field(description="path relative to the images folder")
     score: float = Field(description="cosine similarity in [-1, 1]; 1 = identical descriptor")
     match: MatchKind = Field(
-        description="copy: the same photo, edited (or a near-identical shot); "
+        description="copy: the same photo, edited (cropped, rotated, recoloured, rescaled, "
+        "recompressed, mirrored, framed or captioned), or a near-identical shot; "
         "similar: likely the same scene or object; weak: likely no real match. "
-        "Thresholds: search_by_image/match_kinds.py"
+        "The top results (setting verify_top) are labelled by local verification, "
+        "the rest by their score: search_by_image/match_kinds.py"
+    )
+    inliers: int | None = Field(
+        None,
+        description="keypoints of the query and this image that one geometric transform "
+        "matches (12 or more: the same scene, ranked higher); null: not verified",
     )
     image_url: str
     thumbnail_url: str = Field(description="a JPEG at most 384 px on its longest side, for grids")
@@ -30,6 +37,7 @@ class Timing(BaseModel):
     decode_ms: float
     embed_ms: float
     search_ms: float
+    verify_ms: float = Field(0.0, description="checking the top results with local features")
     total_ms: float
 
 

@@ -118,6 +118,15 @@ class Settings(BaseSettings):
         description="watch mode: a folder's changes are indexed once it "
         "has been quiet this long (a copy in progress is one run, not hundreds)",
     )
+    verify_top: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="check a search's top results with local features (ORB keypoints of their "
+        "thumbnails, one geometric transform fitted by RANSAC): those the query's keypoints match "
+        "rank higher, and only a verified match is labelled copy, also in duplicate groups; "
+        "0 = off (ranked and labelled by the score alone)",
+    )
     reload_seconds: float = Field(
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
     )

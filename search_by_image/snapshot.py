@@ -9,11 +9,12 @@ reload swaps a new snapshot into the collection meanwhile (by reference), never 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from search_by_image import verification
 from search_by_image.batcher import QueryBatcher
 from search_by_image.embedder import Embedder
 from search_by_image.errors import UnknownImage
@@ -33,6 +34,9 @@ class Hits:
     matched: int | None
     embed_ms: float
     search_ms: float
+    #: local verification of each hit (verification.Check; None: not verified)
+    checks: list[verification.Check | None] = field(default_factory=list)
+    verify_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Snapshot:
     embedder: Embedder
     batcher: QueryBatcher
     stamp: Stamp
+    #: checks the top results with local features (None: off, setting verify_top 0)
+    verifier: verification.Verifier | None = None
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
         """The ids that pass the filters (FilterError for one this metadata cannot apply); None
@@ -57,15 +63,31 @@ class Snapshot:
         started = time.perf_counter()
         query = self.batcher.embed(self.embedder.preprocessing(image))
         embedded = time.perf_counter()
-        (hits,) = self.store.search(query[None], offset + k, allowed)
+        (hits,) = self.store.search(query[None], max(offset + k, self._verified), allowed)
         searched = time.perf_counter()
+        hits, checks = self._verify(
+            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB")))
+        )
         return Hits(
             self,
-            hits[offset:],
+            hits[offset : offset + k],
             None if allowed is None else len(allowed),
             (embedded - started) * 1e3,
             (searched - embedded) * 1e3,
+            checks[offset : offset + k],
+            (time.perf_counter() - searched) * 1e3,
         )
+
+    @property
+    def _verified(self) -> int:
+        return self.verifier.top if self.verifier else 0
+
+    def _verify(
+        self, hits: list[tuple[int, float]], query
+    ) -> tuple[list[tuple[int, float]], list[verification.Check | None]]:
+        if self.verifier is None:
+            return hits, [None] * len(hits)
+        return self.verifier.rerank(self.store, hits, query)
 
     def similar(
         self, image_id: int, k: int, allowed: np.ndarray | None = None, offset: int = 0
@@ -78,7 +100,20 @@ class Snapshot:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         started = time.perf_counter()
         query = np.asarray(store.features[row], dtype=np.float32)
-        (hits,) = store.search(query[None], offset + k + 1, allowed)
-        others = [hit for hit in hits if hit[0] != image_id][offset : offset + k]
+        (hits,) = store.search(query[None], max(offset + k, self._verified) + 1, allowed)
+        searched = time.perf_counter()
+        verifier = self.verifier
+        others, checks = self._verify(
+            [hit for hit in hits if hit[0] != image_id],
+            lambda: verifier.query(store, image_id) if verifier else None,
+        )
         matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
-        return store.paths[row], Hits(self, others, matched, 0.0, (time.perf_counter() - started) * 1e3)
+        return store.paths[row], Hits(
+            self,
+            others[offset : offset + k],
+            matched,
+            0.0,
+            (searched - started) * 1e3,
+            checks[offset : offset + k],
+            (time.perf_counter() - searched) * 1e3,
+        )

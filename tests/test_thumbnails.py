@@ -54,8 +54,10 @@ def test_thumbnails_are_small_cacheable_and_revalidated(collection):
 
 
 def test_a_missing_thumbnail_is_made_on_its_first_request(collection):
+    """(Searching with local verification, the default, makes the top results' thumbnails
+    itself: here it is off, so the request is the first use.)"""
     shutil.rmtree(collection.saved_dir / "thumbnails")
-    with TestClient(create_app(collection)) as client:
+    with TestClient(create_app(collection.model_copy(update={"verify_top": 0}))) as client:
         url = client.post(
             "/search",
             files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")},

@@ -20,15 +20,18 @@ def search_response(
     store, metadata = snapshot.store, snapshot.metadata
     kinds = thresholds_for(store.whitening is not None)
     results = []
-    for rank, (image_id, score) in enumerate(found.hits, start=offset + 1):
+    checks = found.checks or [None] * len(found.hits)
+    for rank, ((image_id, score), check) in enumerate(zip(found.hits, checks), start=offset + 1):
         path = store.path_of(image_id)
+        match = kinds.kind(score) if check is None else kinds.checked_kind(score, check.copy, check.verified)
         results.append(
             SearchHit(
                 rank=rank,
                 id=image_id,
                 path=path,
                 score=round(score, 6),
-                match=kinds.kind(score),
+                match=match,
+                inliers=None if check is None else check.inliers,
                 image_url=service.image_url(snapshot.name, path),
                 thumbnail_url=service.thumbnail_url(snapshot, path),
                 metadata=metadata.for_path(path),
@@ -46,6 +49,7 @@ def search_response(
             decode_ms=round(decode_ms, 2),
             embed_ms=round(found.embed_ms, 2),
             search_ms=round(found.search_ms, 2),
-            total_ms=round(decode_ms + found.embed_ms + found.search_ms, 2),
+            verify_ms=round(found.verify_ms, 2),
+            total_ms=round(decode_ms + found.embed_ms + found.search_ms + found.verify_ms, 2),
         ),
     )

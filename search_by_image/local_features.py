@@ -1,0 +1,172 @@
+"""Local features and geometric verification: how many keypoints of two images one transform
+explains (numpy in, numpy out).
+
+A global descriptor scores an edited copy and another shot of the same scene alike; the classic
+way to tell them apart, and to rescue crops and rotations a global descriptor ranks low, is to
+match local keypoints and count those a single geometric transform maps onto each other (RANSAC).
+
+- `extract`: ORB keypoints (OpenCV, FAST corners with binary rBRIEF descriptors) of an image
+  scaled to `SIDE` px on its longest side, the size of the thumbnails the indexer already keeps,
+  so the indexed side needs no storage of its own: its features are computed from the thumbnail
+  when verified. ORB over SIFT: on holidays_subset300 both separate copies from re-shots alike,
+  and ORB extracts and matches several times faster (bench/README.md "Local verification").
+- `inliers`: nearest-neighbour matches passing Lowe's ratio test, then the number of them a
+  similarity transform (rotation, uniform scale, translation; `cv2.estimateAffinePartial2D`,
+  RANSAC) explains. Copies are crops, rotations, rescales and recolourings of one frame: a
+  similarity maps them; another shot of a scene moves the camera, and only a fraction of its
+  matches fit one. Mirrored copies are matched through the query's mirror image (`mirrored`).
+
+OpenCV is imported on first use: it adds ~0.4 s and ~35 MB to a process that never verifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Longest side the features are computed at: the thumbnails' (thumbnails.THUMBNAIL_PX).
+SIDE = 384
+#: Keypoints per image: more lift recall on textured scenes, and cost matching time.
+KEYPOINTS = 500
+#: FAST corner thresholds, tried in turn until a quarter of KEYPOINTS is found: the second finds
+#: corners in low-contrast photos (fog, snow, a calm sea) where the first finds a handful.
+FAST_THRESHOLDS = (10, 3)
+#: Lowe's ratio test: a match counts when its best distance is under this share of the second.
+RATIO = 0.8
+#: RANSAC: a match fits when the transform maps it within this many pixels (at SIDE px).
+REPROJECTION_PX = 6.0
+#: Fewer matches than this cannot support a transform; verification reports 0 inliers.
+MIN_MATCHES = 6
+#: The shared part is compared cell by cell (GRID x GRID), so a caption bar or a border
+#: added over part of it lowers a few cells, not the median.
+GRID = 6
+#: Both images are blurred this much (px) before comparing: JPEG blocks, resampling and a pixel of
+#: misalignment must not count as a difference.
+BLUR_SIGMA = 1.5
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    #: n x 2 float32 positions, in pixels of the image scaled to SIDE px
+    xy: np.ndarray
+    #: n x 32 uint8 ORB descriptors
+    descriptors: np.ndarray
+    #: the greyscale image they were found on (SIDE px), for comparing pixels once aligned
+    grey: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+
+def _empty(grey: np.ndarray) -> Keypoints:
+    return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), grey)
+
+
+def _cv2():
+    import cv2
+
+    cv2.setNumThreads(1)  # per request; the service's threads are the parallelism
+    return cv2
+
+
+def scaled_grey(rgb: np.ndarray) -> np.ndarray:
+    """An H x W x 3 uint8 image as greyscale with its longest side at most SIDE px."""
+    cv2 = _cv2()
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    scale = SIDE / max(grey.shape)
+    if scale < 1:
+        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return grey
+
+
+def extract(rgb: np.ndarray) -> Keypoints:
+    """ORB keypoints of an RGB image (H x W x 3 uint8, any size: scaled to SIDE px first)."""
+    cv2 = _cv2()
+    grey = scaled_grey(rgb)
+    # local contrast equalised: corners in flat photos, and recoloured copies look alike
+    equalised = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
+    for threshold in FAST_THRESHOLDS:
+        orb = cv2.ORB_create(nfeatures=KEYPOINTS, fastThreshold=threshold)
+        points, descriptors = orb.detectAndCompute(equalised, None)
+        if len(points) >= KEYPOINTS // 4:
+            break
+    if descriptors is None or not points:
+        return _empty(grey)
+    return Keypoints(np.array([p.pt for p in points], np.float32), descriptors, grey)
+
+
+def mirrored(rgb: np.ndarray) -> np.ndarray:
+    """The image's mirror (left-right), for matching mirrored copies."""
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
+@dataclass(frozen=True)
+class Verified:
+    #: matches one similarity transform explains
+    inliers: int
+    #: 2 x 3 transform from the query's pixels to the candidate's (None: none found)
+    transform: np.ndarray | None
+
+
+NONE = Verified(0, None)
+
+
+def verify(query: Keypoints, candidate: Keypoints) -> Verified:
+    """Matches between two images that one similarity transform explains (RANSAC)."""
+    if len(query) < MIN_MATCHES or len(candidate) < MIN_MATCHES:
+        return NONE
+    cv2 = _cv2()
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_MATCHES:
+        return NONE
+    source = query.xy[[m.queryIdx for m in good]]
+    target = candidate.xy[[m.trainIdx for m in good]]
+    transform, mask = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX, maxIters=500
+    )
+    return NONE if mask is None or transform is None else Verified(int(mask.sum()), transform)
+
+
+def aligned_correlation(query: Keypoints, candidate: Keypoints, transform: np.ndarray) -> float:
+    """Pixel correlation of the query warped onto the candidate, over the part they share.
+
+    An edited copy (recoloured, recompressed, rescaled, cropped, rotated, captioned) is the same
+    pixels once aligned: correlation near 1. Another shot of the scene, even from the same spot,
+    differs in parallax, light and whatever moved: markedly lower. -1 when they share too little.
+    """
+    cv2 = _cv2()
+    height, width = candidate.grey.shape
+    size = (width, height)
+    warped = cv2.warpAffine(query.grey, transform, size, flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(
+        np.full(query.grey.shape, 255, np.uint8), transform, size, flags=cv2.INTER_NEAREST
+    )
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    if inside.sum() < 0.1 * inside.size:
+        return -1.0
+    a = cv2.GaussianBlur(warped, (0, 0), BLUR_SIGMA).astype(np.float32)
+    b = cv2.GaussianBlur(candidate.grey, (0, 0), BLUR_SIGMA).astype(np.float32)
+    # GRID x GRID cells (the last rows and columns that do not divide evenly are left out)
+    ch, cw = height // GRID, width // GRID
+    if ch < 2 or cw < 2:
+        return -1.0
+
+    def cells(x: np.ndarray) -> np.ndarray:
+        return x[: ch * GRID, : cw * GRID].reshape(GRID, ch, GRID, cw).swapaxes(1, 2).reshape(GRID * GRID, -1)
+
+    keep, a, b = cells(inside).astype(np.float32), cells(a), cells(b)
+    count = keep.sum(axis=1)
+    used = count >= 0.5 * keep.shape[1]
+    keep, a, b, count = keep[used], a[used], b[used], count[used]
+    if len(count) < 4:
+        return -1.0
+    a = (a - (a * keep).sum(axis=1, keepdims=True) / count[:, None]) * keep
+    b = (b - (b * keep).sum(axis=1, keepdims=True) / count[:, None]) * keep
+    energy = (a * a).sum(axis=1) * (b * b).sum(axis=1)
+    textured = energy > (1e-3 * 25 * count) ** 2  # flat cells (sky, a wall) say nothing
+    if textured.sum() < 4:
+        return -1.0
+    return float(np.median((a * b).sum(axis=1)[textured] / np.sqrt(energy[textured])))

@@ -1,0 +1,226 @@
+"""Search results checked with local features: the top results re-ranked, and copies told apart
+from other shots of the same scene (local_features on the collection's thumbnails).
+
+The indexed side stores nothing new: its keypoints are computed from the 384 px thumbnail the
+indexer already keeps (or makes now, as GET /thumbnails would), and kept in a bounded in-memory
+cache (`Verifier`, keyed by the thumbnail's name, which changes with the image). So
+features follow live adds and deletes with the thumbnails, and an index built before this
+existed is verified as it is. Costs and the thresholds' measurements: bench/README.md "Local
+verification".
+
+- Re-ranking (`reorder`): among the top `verify_top` results, one whose keypoints one
+  similarity transform explains (>= RERANK_INLIERS: the same scene; 99% of pairs of different
+  Holidays scenes have at most 8) is lifted by up to BONUS, more for more inliers.
+- Copies (`Check.copy`): >= COPY_INLIERS inliers and, once aligned, the two images' pixels
+  correlate >= COPY_CORRELATION (median over a grid of cells). On holidays_subset300 that
+  holds for ~95% of altered copies and ~8% of pairs of different shots of one scene (nearly all
+  of them shots of a flat subject or bursts from one spot), where the global score alone could
+  not separate them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from search_by_image import local_features
+from search_by_image.catalog import Location
+from search_by_image.decoding import UnreadableImage, open_rgb
+from search_by_image.index_store import IndexStore
+from search_by_image.local_features import Keypoints
+from search_by_image.match_kinds import thresholds_for
+from search_by_image.thumbnails import Thumbnails, covering
+
+#: Inliers that make a verified match: the same scene (re-ranked up).
+RERANK_INLIERS = 12
+#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels.
+COPY_INLIERS = 15
+COPY_CORRELATION = 0.9
+#: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
+BONUS = 0.5
+BONUS_CAP = 100
+#: Thumbnails' keypoints kept in memory per collection (~20 KB each).
+CACHED_IMAGES = 2048
+
+
+@dataclass(frozen=True)
+class Check:
+    """What the local features say about one (query, result) pair."""
+
+    inliers: int
+    #: aligned pixel correlation (-1: not compared, too few inliers)
+    correlation: float = -1.0
+
+    @property
+    def verified(self) -> bool:
+        return self.inliers >= RERANK_INLIERS
+
+    @property
+    def copy(self) -> bool:
+        return self.inliers >= COPY_INLIERS and self.correlation >= COPY_CORRELATION
+
+
+UNCHECKED = Check(0)
+
+
+class Query:
+    """The keypoints of one query; its mirror image's made only if a pair needs them."""
+
+    def __init__(self, keypoints: Keypoints, mirror: Callable[[], Keypoints | None] | None = None):
+        self.keypoints = keypoints
+        self._mirror = mirror
+        self._mirrored: Keypoints | None = None
+
+    @classmethod
+    def of_image(cls, rgb: np.ndarray) -> Query:
+        return cls(local_features.extract(rgb), lambda: local_features.extract(local_features.mirrored(rgb)))
+
+    def mirrored(self) -> Keypoints | None:
+        if self._mirrored is None and self._mirror is not None:
+            self._mirrored, self._mirror = self._mirror(), None
+        return self._mirrored
+
+
+def check(query: Query, candidate: Keypoints, try_mirror: bool = True) -> Check:
+    """Inliers between the query and a candidate and, when they are enough for a copy, their
+    aligned pixels' correlation; the query's mirror image is tried when the query itself does
+    not reach a copy's inliers (a mirrored copy) and `try_mirror`."""
+    best = UNCHECKED
+    sides = [lambda: query.keypoints] + ([query.mirrored] if try_mirror else [])
+    for side in sides:
+        keypoints = side()
+        if keypoints is None:
+            continue
+        found = local_features.verify(keypoints, candidate)
+        if found.inliers >= COPY_INLIERS and found.transform is not None:
+            correlation = local_features.aligned_correlation(keypoints, candidate, found.transform)
+            result = Check(found.inliers, correlation)
+        else:
+            result = Check(found.inliers)
+        if (result.copy, result.inliers) > (best.copy, best.inliers):
+            best = result
+        if best.inliers >= COPY_INLIERS:
+            break
+    return best
+
+
+def reorder(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+    """Order of results (scores best first, inliers of each, -1: not verified) once verified
+    results are lifted; stable, so unverified results keep their order."""
+    lift = np.where(inliers >= RERANK_INLIERS, BONUS * np.minimum(inliers, BONUS_CAP) / BONUS_CAP, 0.0)
+    return np.argsort(-(np.asarray(scores, np.float64) + lift), kind="stable")
+
+
+class Verifier:
+    """One collection's checks: the keypoints of its images, computed from their thumbnails
+    (made first where missing, as GET /thumbnails would), the most recently used kept in
+    memory; `top` results of a search are checked."""
+
+    def __init__(self, location: Location, max_image_pixels: int, top: int, capacity: int = CACHED_IMAGES):
+        self.location = location
+        self.top = top
+        self.thumbnails = Thumbnails(location.saved_dir)
+        self.max_image_pixels = max_image_pixels
+        self.capacity = capacity
+        self._cached: OrderedDict[Path, Keypoints] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, store: IndexStore, image_id: int) -> Keypoints | None:
+        """The keypoints of an indexed image; None if its thumbnail cannot be read or made."""
+        thumbnail = self._thumbnail(store, image_id)
+        if thumbnail is None:
+            return None
+        with self._lock:
+            found = self._cached.get(thumbnail)
+            if found is not None:
+                self._cached.move_to_end(thumbnail)
+                return found
+        rgb = self._pixels(thumbnail)
+        if rgb is None:
+            return None
+        keypoints = local_features.extract(rgb)
+        with self._lock:
+            self._cached[thumbnail] = keypoints
+            while len(self._cached) > self.capacity:
+                self._cached.popitem(last=False)
+        return keypoints
+
+    def query(self, store: IndexStore, image_id: int) -> Query | None:
+        """An indexed image as a query (more like this, duplicates), its mirror made on demand."""
+        keypoints = self.of(store, image_id)
+        if keypoints is None:
+            return None
+
+        def mirror() -> Keypoints | None:
+            rgb = self._pixels(self._thumbnail(store, image_id))
+            return None if rgb is None else local_features.extract(local_features.mirrored(rgb))
+
+        return Query(keypoints, mirror)
+
+    def rerank(
+        self, store: IndexStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
+    ) -> tuple[list[tuple[int, float]], list[Check | None]]:
+        """The top `top` hits checked against `query()` and re-ranked (`reorder`); the others as
+        they were, unchecked (None). The query's mirror image is tried only for results whose
+        score is a copy's (match_kinds), where a mirrored copy would be."""
+        top = min(self.top, len(hits))
+        asked = query() if top else None
+        if asked is None:
+            return hits, [None] * len(hits)
+        copy_score = thresholds_for(store.whitening is not None).copy
+        checks: list[Check | None] = []
+        for image_id, score in hits[:top]:
+            keypoints = self.of(store, image_id)
+            checks.append(None if keypoints is None else check(asked, keypoints, score >= copy_score))
+        inliers = np.array([c.inliers if c else -1 for c in checks])
+        order = reorder(np.array([score for _, score in hits[:top]]), inliers)
+        return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
+
+    def is_copy(self, store: IndexStore, a: int, b: int) -> bool:
+        """Whether two indexed images are copies of one another (duplicates)."""
+        query, candidate = self.query(store, a), self.of(store, b)
+        return query is not None and candidate is not None and check(query, candidate).copy
+
+    def _thumbnail(self, store: IndexStore, image_id: int) -> Path | None:
+        """The image's thumbnail file, made now if it has none; None if it cannot be."""
+        path = store.path_of(image_id)
+        fingerprint = store.manifest.files[path]
+        thumbnail = self.thumbnails.file(path, fingerprint)
+        if thumbnail.is_file():
+            return thumbnail
+        file = self.location.served_file(path)
+        if file is None:
+            return None
+        try:
+            image = open_rgb(file, self.max_image_pixels, covering(None))
+            return self.thumbnails.write(path, fingerprint, image)
+        except (UnreadableImage, OSError):
+            return None
+
+    @staticmethod
+    def _pixels(thumbnail: Path | None) -> np.ndarray | None:
+        if thumbnail is None:
+            return None
+        try:
+            with Image.open(thumbnail) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, ValueError):
+            return None
+
+
+@cache
+def available() -> bool:
+    """Whether OpenCV can be imported (it is in requirements-serve.txt; a custom install may
+    lack it: then results are ranked and labelled by their scores alone)."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True

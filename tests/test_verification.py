@@ -1,0 +1,110 @@
+"""Local verification (local_features.py, verification.py) on real Holidays photos: an edited copy
+matches its photo as a copy, another shot of the same scene matches but is not a copy, another
+scene does not match; and through a served collection, with live adds and deletes."""
+
+import io
+
+import numpy as np
+import pytest
+from helpers import jpeg_bytes, require_datasets, writable_copy
+from PIL import Image, ImageEnhance, ImageOps
+
+from search_by_image import thumbnails, verification
+from search_by_image.live_writes import Upload
+from search_by_image.routes.results import search_response
+from search_by_image.schemas import QueryInfo, SearchResponse
+from search_by_image.service import SearchService
+
+#: One scene of holidays_subset300: a photo, another shot of it, and a photo of another scene.
+PHOTO, OTHER_SHOT, OTHER_SCENE = "100400.jpg", "100401.jpg", "120000.jpg"
+
+
+@pytest.fixture(scope="module")
+def photos():
+    folder = require_datasets("holidays_subset300") / "images"
+    return {name: Image.open(folder / name).convert("RGB") for name in (PHOTO, OTHER_SHOT, OTHER_SCENE)}
+
+
+def edited(image: Image.Image) -> Image.Image:
+    """What people do before they share a photo: crop, straighten, brighten, recompress."""
+    width, height = image.size
+    cropped = image.crop((width // 8, height // 10, width - width // 10, height - height // 8))
+    rotated = cropped.rotate(6, resample=Image.Resampling.BICUBIC)
+    brighter = ImageEnhance.Contrast(ImageEnhance.Brightness(rotated).enhance(1.25)).enhance(0.8)
+    return Image.open(io.BytesIO(jpeg_bytes(brighter.resize((width * 3 // 2, height * 3 // 2)), 40)))
+
+
+def as_indexed(image: Image.Image):
+    """An indexed photo's keypoints, from its thumbnail as the service computes them."""
+    thumbnail = Image.open(io.BytesIO(thumbnails.encode(image))).convert("RGB")
+    return verification.Query.of_image(np.asarray(thumbnail)).keypoints
+
+
+def query(image: Image.Image) -> verification.Query:
+    return verification.Query.of_image(np.asarray(image.convert("RGB")))
+
+
+def test_an_edited_or_mirrored_copy_is_a_copy_another_shot_of_the_scene_is_not(photos):
+    indexed = as_indexed(photos[PHOTO])
+    copy = verification.check(query(edited(photos[PHOTO])), indexed)
+    mirrored = verification.check(query(ImageOps.mirror(edited(photos[PHOTO]))), indexed)
+    other_shot = verification.check(query(photos[OTHER_SHOT]), indexed)
+    other_scene = verification.check(query(photos[OTHER_SCENE]), indexed)
+    assert copy.copy and copy.inliers >= 50, copy
+    assert mirrored.copy, mirrored
+    # the same scene: its keypoints match (ranked up), but the pixels are another moment's
+    assert other_shot.verified and not other_shot.copy, other_shot
+    assert not other_scene.verified, other_scene
+
+
+def test_verified_results_move_up_and_the_others_keep_their_order():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    inliers = np.array([0, 3, 60, -1, 40])
+    assert verification.reorder(scores, inliers).tolist() == [2, 0, 1, 4, 3]
+
+
+def search(service: SearchService, image: Image.Image, k: int = 3) -> SearchResponse:
+    """What POST /search answers for `image` in the default collection."""
+    found = service.default.require().search(image.convert("RGB"), k)
+    return search_response(service, found, QueryInfo(filename=None, width=None, height=None), k, 0, 0.0)
+
+
+def upload(image: Image.Image) -> Upload:
+    data = jpeg_bytes(image)
+    return Upload(data, Image.open(io.BytesIO(data)).convert("RGB"), "JPEG")
+
+
+def test_a_photo_added_live_is_found_first_as_a_copy_until_deleted(demo_collection, tmp_path, photos):
+    service = SearchService(writable_copy(demo_collection, tmp_path))
+    service.refresh()
+    collection = service.default
+    (added,) = collection.add([upload(photos[PHOTO])])
+
+    found = search(service, edited(photos[PHOTO]))
+    assert found.results[0].path == added.path
+    assert found.results[0].match == "copy" and found.results[0].inliers >= 15
+    assert all(hit.match != "copy" for hit in found.results[1:])
+
+    other_shot = search(service, photos[OTHER_SHOT])
+    assert other_shot.results[0].path == added.path and other_shot.results[0].match == "similar"
+
+    collection.delete(added.id)
+    after = search(service, edited(photos[PHOTO]))
+    assert added.path not in [hit.path for hit in after.results]
+    assert all(hit.match != "copy" for hit in after.results)
+
+
+def test_duplicates_group_an_edited_copy_with_its_photo_but_not_another_shot(
+    demo_collection, tmp_path, photos
+):
+    service = SearchService(writable_copy(demo_collection, tmp_path))
+    service.refresh()
+    collection = service.default
+    photo, copy, other_shot = collection.add(
+        [upload(photos[PHOTO]), upload(edited(photos[PHOTO])), upload(photos[OTHER_SHOT])]
+    )
+    _, groups = collection.duplicates(None)
+    grouped = [{path for _, path in group.images} for group in groups]
+    assert {photo.path, copy.path} in grouped
+    assert not any(other_shot.path in group for group in grouped)
+    assert all(group.kind == "copies" for group in groups)
