@@ -13,6 +13,7 @@ pillow-avif-plugin on an older Pillow. Camera raw files are read with rawpy (Lib
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import struct
 from dataclasses import dataclass
@@ -59,11 +60,8 @@ def _avif_available() -> bool:
 
 
 def _raw_available() -> bool:
-    try:
-        import rawpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Found without importing rawpy (camera_raw.py imports it at the first raw file)."""
+    return importlib.util.find_spec("rawpy") is not None
 
 
 _COMMON = (
