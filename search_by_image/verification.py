@@ -20,6 +20,7 @@ verification".
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -217,10 +218,7 @@ class Verifier:
 
 @cache
 def available() -> bool:
-    """Whether OpenCV can be imported (it is in requirements-serve.txt; a custom install may
-    lack it: then results are ranked and labelled by their scores alone)."""
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether OpenCV is installed (requirements-serve.txt; a custom install may lack it: then
+    results are ranked and labelled by their scores alone). Found without importing it, so a
+    service that never searches never pays its import (~0.4 s, ~35 MB)."""
+    return importlib.util.find_spec("cv2") is not None
