@@ -12,11 +12,12 @@ runs the model and `workers` DataLoader processes decode for it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -199,6 +200,20 @@ def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) ->
     return chunks
 
 
+@contextlib.contextmanager
+def _frozen_for_fork() -> Iterator[None]:
+    """A forked worker inherits this process' objects. One the collector had not freed yet, an ONNX
+    Runtime session among them, was then freed by the worker's own collector, and destroying its
+    thread pool waited forever on threads that exist only here (a test hung in a random order). So:
+    collect here, and freeze what the workers inherit so that they never collect it."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _embed_in_processes(
     settings: Settings,
     spec: EmbedderSpec,
@@ -212,12 +227,15 @@ def _embed_in_processes(
     threads = max(1, (os.cpu_count() or 1) // processes)
     expected = Counter(number for number, _ in chunks)
     parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
-    with ProcessPoolExecutor(
-        processes,
-        mp_context=_process_context(),
-        initializer=_start_worker,
-        initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
-    ) as pool:
+    with (
+        _frozen_for_fork(),
+        ProcessPoolExecutor(
+            processes,
+            mp_context=_process_context(),
+            initializer=_start_worker,
+            initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
+        ) as pool,
+    ):
         running = {
             pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
             for order, (number, paths) in enumerate(chunks)
