@@ -12,16 +12,14 @@ runs the model and `workers` DataLoader processes decode for it.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -34,9 +32,6 @@ from search_by_image.image_folder import Batch, ImageFolder
 from search_by_image.settings import Settings
 from search_by_image.shards import ShardFiles, ShardResult
 from search_by_image.thumbnails import Thumbnails
-
-if TYPE_CHECKING:
-    from config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +128,20 @@ def _embed_chunk(
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
-    """fork where there is one, as DataLoader workers do: a spawned worker re-imports everything
-    (seconds where that includes torch). Each worker builds its own runtime session after the fork."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    """Workers forked from a fresh server process (forkserver), never from the caller itself.
+
+    A worker forked from the caller inherits what the caller holds at that moment. The service's
+    background indexer and watch mode start workers beside searches: a worker saw the decode budget
+    used up by the uploads in flight and skipped every photo as busy, and one that freed an
+    inherited ONNX Runtime session waited for ever on thread-pool threads that exist only in the
+    caller (a test hung in a random order; gdb). Python 3.14 made forkserver Linux's default for
+    such reasons. The server imports this module once (preload), so each worker is still a cheap fork
+    of a process that has the package imported, and builds its own runtime session."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def embed_shards(
@@ -200,20 +205,6 @@ def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) ->
     return chunks
 
 
-@contextlib.contextmanager
-def _frozen_for_fork() -> Iterator[None]:
-    """A forked worker inherits this process' objects. One the collector had not freed yet, an ONNX
-    Runtime session among them, was then freed by the worker's own collector, and destroying its
-    thread pool waited forever on threads that exist only here (a test hung in a random order). So:
-    collect here, and freeze what the workers inherit so that they never collect it."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def _embed_in_processes(
     settings: Settings,
     spec: EmbedderSpec,
@@ -228,7 +219,6 @@ def _embed_in_processes(
     expected = Counter(number for number, _ in chunks)
     parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
     with (
-        _frozen_for_fork(),
         ProcessPoolExecutor(
             processes,
             mp_context=_process_context(),

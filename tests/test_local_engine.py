@@ -8,6 +8,7 @@ import pytest
 from helpers import PHOTOS, copy_photos, make_settings
 
 from search_by_image import local_engine
+from search_by_image.decoding import decode_budget
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
 
@@ -34,6 +35,20 @@ def test_worker_processes_index_like_one_process(tmp_path, monkeypatch, caplog):
     one, two = stores
     assert one.paths == two.paths and len(one.paths) == len(os.listdir(PHOTOS))
     assert np.allclose(one.features, two.features, atol=1e-4)
+
+
+def test_workers_start_clean_of_the_callers_state(tmp_path, monkeypatch):
+    """Workers never inherit what the calling process holds at that moment: here the whole decode
+    budget, as large uploads decoding in the service would while its background indexer starts
+    workers. Forked from the caller, every worker saw the budget used up and skipped every photo
+    as busy (and a lock held by another of its threads could hang them outright)."""
+    monkeypatch.setattr(local_engine, "CHUNK", 4)
+    settings = make_settings(tmp_path, workers=2)
+    copy_photos(settings.images_dir)
+    with decode_budget.hold(decode_budget.capacity):
+        report = update_index(settings, progress=False)
+    assert report.skipped == []
+    assert len(IndexStore.load(settings.saved_dir).paths) == len(os.listdir(PHOTOS))
 
 
 def _die(*_):
