@@ -30,96 +30,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
-import numpy as np
-from PIL import Image
-
 from bench import wallpapers
+from bench.camera_query import bench_query
+from bench.camera_sets import BIG, camera_sets, files_of, median_ms, one_thread_embedder
 from bench.tables import scratch, table
 from search_by_image.decoding import open_rgb
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import PROJECT_DIR, Settings
 from search_by_image.thumbnails import Thumbnails, covering
-
-BIG = 200_000_000
-SIZES = {"12 MP": (4240, 2832), "6 MP": (3000, 2000)}
-HEIC_OPTIONS = {"quality": 80, "enc_params": {"preset": "ultrafast"}}
-
-
-def _crops(sources: list[Path], size: tuple[int, int], count: int, seed: int):
-    """`count` different camera-size pictures: crops of the sources at random places and scales
-    (covering `size`), mirrored every other time, resized to exactly `size` (each source decoded
-    once for all its crops)."""
-    rng = random.Random(seed)
-    aspect = size[0] / size[1]
-    per_source = -(-count // len(sources))
-    made = 0
-    for source_path in sources:
-        with Image.open(source_path) as source:
-            photo = source.convert("RGB")
-        for _ in range(min(per_source, count - made)):
-            width = min(photo.width, round(photo.height * aspect)) * rng.uniform(0.7, 1.0)
-            height = width / aspect
-            left = rng.uniform(0, photo.width - width)
-            top = rng.uniform(0, photo.height - height)
-            crop = photo.resize(size, Image.Resampling.BILINEAR, box=(left, top, left + width, top + height))
-            yield crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if made % 2 else crop
-            made += 1
-
-
-def camera_sets(counts: dict[str, int]) -> dict[str, Path]:
-    """Folder per set name ('12 MP JPEG', ...), made on first use into the cache."""
-    root = wallpapers.CACHE / "camera"
-    sources = wallpapers.photos()
-    sets = {}
-    for size_name, size in SIZES.items():
-        for fmt, suffix, options in (("JPEG", ".jpg", {"quality": 90}), ("HEIF", ".heic", HEIC_OPTIONS)):
-            label = f"{size_name} {'HEIC' if fmt == 'HEIF' else fmt}"
-            count = counts["heic" if fmt == "HEIF" else size_name]
-            folder = root / label.replace(" ", "-").lower()
-            folder.mkdir(parents=True, exist_ok=True)
-            if len(list(folder.glob(f"*{suffix}"))) < count:
-                print(f"making {count} {label} files in {folder}", file=sys.stderr)
-                for number, crop in enumerate(_crops(sources, size, count, seed=len(sets))):
-                    file = folder / f"{number:04d}{suffix}"
-                    if not file.exists():  # atomically, so an interrupted run leaves no half file
-                        crop.save(file.with_suffix(".tmp"), format=fmt, **options)
-                        os.replace(file.with_suffix(".tmp"), file)
-            sets[label] = folder
-    pngs = root / "4k-5k-png"
-    pngs.mkdir(parents=True, exist_ok=True)
-    for source in sources:
-        link = pngs / f"{source.parent.parent.parent.name}.png"
-        if source.suffix == ".png" and not link.exists():
-            link.symlink_to(source)
-    sets["4K-5K PNG"] = pngs
-    return sets
-
-
-def files_of(folder: Path, limit: int | None = None) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in (".jpg", ".heic", ".png"))[:limit]
-
-
-def median_ms(fn, items) -> float:
-    times = []
-    for item in items:
-        started = time.perf_counter()
-        fn(item)
-        times.append((time.perf_counter() - started) * 1e3)
-    return statistics.median(times)
-
-
-def one_thread_embedder(settings: Settings) -> Embedder:
-    return Embedder.configured(EmbedderSpec.from_settings(settings), settings, threads=1)
-
 
 # --- decode ----------------------------------------------------------------------------------
 
@@ -247,127 +171,6 @@ def bench_indexing(sets: dict[str, Path], costs: dict[str, dict[str, float]], ar
         rows,
     )
     return kept
-
-
-# --- query -----------------------------------------------------------------------------------
-
-
-def bench_query(sets: dict[str, Path], saved: Path, args) -> None:
-    settings = Settings(onnx_dir=args.onnx_dir, model="efficientnet_lite0")
-    embedder = Embedder.configured(EmbedderSpec.from_settings(settings), settings)  # 2 threads, as served
-    prep = embedder.preprocessing
-    port = 18000 + os.getpid() % 1000
-    env = {
-        **os.environ,
-        "SBI_IMAGES_DIR": str(sets["12 MP JPEG"]),
-        "SBI_SAVED_DIR": str(saved),
-        "SBI_METADATA_CSV": str(saved / "none.csv"),
-        "SBI_ONNX_DIR": str(args.onnx_dir),
-        "SBI_RATE_LIMIT": "",
-        "SBI_MAX_UPLOAD_BYTES": str(60 * 2**20),
-        "SBI_MAX_IMAGE_PIXELS": str(BIG),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=120) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/health").json()["status"] == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("uvicorn did not start")
-                time.sleep(0.3)
-            rows = []
-            for label, folder in sets.items():
-                files = files_of(folder, args.queries)
-                datas = [p.read_bytes() for p in files]
-                client.post("/search", files={"file": (files[0].name, datas[0])})  # warm-up
-                latencies = []
-                for path, data in zip(files, datas):
-                    started = time.perf_counter()
-                    response = client.post("/search", files={"file": (path.name, data)})
-                    latencies.append((time.perf_counter() - started) * 1e3)
-                    response.raise_for_status()
-                decode = median_ms(lambda d: open_rgb(d, BIG, prep.resized_size), datas)
-                images = [open_rgb(d, BIG, prep.resized_size) for d in datas]
-                forward = median_ms(lambda image: embedder.embed_images([image]), images)
-                p50 = statistics.median(latencies)
-                p95 = float(np.percentile(latencies, 95))
-                rows.append(
-                    [
-                        label,
-                        len(files),
-                        f"{np.mean([len(d) for d in datas]) / 2**20:.1f} MB",
-                        p50,
-                        p95,
-                        decode,
-                        forward,
-                        f"{p50 / (decode + forward):.2f}",
-                    ]
-                )
-            table(
-                "Queries over HTTP (one client, real uvicorn, 12 MP JPEG collection)",
-                [
-                    "query set",
-                    "queries",
-                    "mean file",
-                    "p50 ms",
-                    "p95 ms",
-                    "own decode ms",
-                    "one forward ms",
-                    "p50 / (decode + forward)",
-                ],
-                rows,
-            )
-            page_bytes(client, sets, saved)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def page_bytes(client: httpx.Client, sets: dict[str, Path], saved: Path) -> None:
-    query = files_of(sets["12 MP JPEG"])[0].read_bytes()
-    hits = client.post("/search", files={"file": ("q.jpg", query)}, data={"k": 10}).json()["results"]
-    originals = sum(len(client.get(h["image_url"]).content) for h in hits)
-    thumbnails = sum(len(client.get(h["thumbnail_url"]).content) for h in hits)
-    shutil.rmtree(saved / "thumbnails", ignore_errors=True)  # as if indexed without them
-    started = time.perf_counter()
-    first = [client.get(h["thumbnail_url"]) for h in hits]
-    on_demand = (time.perf_counter() - started) * 1e3 / len(hits)
-    assert all(r.status_code == 200 for r in first)
-    started = time.perf_counter()
-    for h in hits:
-        client.get(h["thumbnail_url"])
-    cached = (time.perf_counter() - started) * 1e3 / len(hits)
-    table(
-        "A 10-result page of the 12 MP collection: image bytes the browser downloads",
-        [
-            "originals (before)",
-            "thumbnails (after)",
-            "ratio",
-            "thumbnail made on first request",
-            "thumbnail served from disk",
-        ],
-        [
-            [
-                f"{originals / 1e6:.2f} MB",
-                f"{thumbnails / 1e3:.0f} KB",
-                f"{originals / thumbnails:.0f}x",
-                f"{on_demand:.0f} ms",
-                f"{cached:.1f} ms",
-            ]
-        ],
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

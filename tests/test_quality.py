@@ -1,5 +1,5 @@
 """Retrieval quality as users get it: Holidays indexed by the indexer, searched through the code
-of POST /search (`evaluation.ProductSearch`), with real weights and real photos.
+of POST /search (`product_evaluation.ProductSearch`), with real weights and real photos.
 
 Floors sit under the measured values (printed with -s; bench/README.md has the full tables), so
 they catch a broken pipeline or a whitening that overfits again, not noise.
@@ -11,13 +11,11 @@ from helpers import require_datasets
 from PIL import Image
 
 from search_by_image.alterations import altered_copies, pick_sources
-from search_by_image.evaluation import (
-    GroundTruth,
+from search_by_image.evaluation import GroundTruth, mean_average_precision, ns_score
+from search_by_image.product_evaluation import (
     ProductSearch,
     duplicate_finding,
     index_like_a_user,
-    mean_average_precision,
-    ns_score,
     product_map,
     source_ranks,
 )

@@ -1,0 +1,139 @@
+"""What bench/quality.py measures on a collection indexed like a user's: ranks of altered copies,
+mAP with and without local verification, paired latency, planted duplicates, UKBench N-S.
+
+Tables: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from search_by_image.alterations import altered_copies, pick_sources
+from search_by_image.evaluation import GroundTruth
+from search_by_image.product_evaluation import (
+    DuplicateFinding,
+    ProductSearch,
+    duplicate_finding,
+    index_like_a_user,
+    product_map,
+    source_ranks,
+)
+from search_by_image.settings import Settings
+
+#: Altered copies per seed, and the seeds: 1 is the development set, 2 held out, 3 planted.
+COPIES = 300
+DEV_SEED, HELD_OUT_SEED, PLANTED_SEED = 1, 2, 3
+
+
+def rank_row(label: str, ranks) -> str:
+    worst = int(ranks.ranks.max()) if len(ranks.ranks) else "-"
+    return (
+        f"| {label} | {len(ranks.ranks)} | {ranks.rank1:.3f} | {ranks.mean_rank:.3f} | {worst} "
+        f"| {ranks.refused} |"
+    )
+
+
+@dataclass
+class Measured:
+    """One configuration's figures through the product (scores alone, or verified)."""
+
+    map: float = 0.0
+    p1: float = 0.0
+    ranks: dict = None
+    #: altered copies (seed 1) whose source came first labelled `copy`
+    copies_labelled: float = 0.0
+    #: same-scene results (other shots, in the Holidays queries' top 10) labelled `copy`
+    reshots_labelled: float = 0.0
+    reshots: int = 0
+    found: object = None
+
+
+def measure(settings: Settings, holidays: Path, truth: GroundTruth, copies: dict) -> Measured:
+    out = Measured()
+    with ProductSearch(settings) as search:
+        queries = [(holidays / "images" / truth.files[q]).read_bytes() for q in truth.queries]
+        out.map, out.p1 = product_map(search, holidays, truth)
+        out.ranks = {seed: source_ranks(search, c, truth.files) for seed, c in copies.items()}
+        labelled = []
+        for copy in copies[DEV_SEED]:
+            top = search.response(copy.data, 1).results[0]
+            labelled.append(top.path == truth.files[copy.source] and top.match == "copy")
+        out.copies_labelled = float(np.mean(labelled))
+        reshot_labels = []
+        for query, data in zip(truth.queries, queries):
+            for hit in search.response(data, 10).results:
+                if (
+                    hit.path != truth.files[query]
+                    and truth.groups[truth.files.index(hit.path)] == truth.groups[query]
+                ):
+                    reshot_labels.append(hit.match == "copy")
+        out.reshots, out.reshots_labelled = len(reshot_labels), float(np.mean(reshot_labels))
+    return out
+
+
+def paired_latency(settings: Settings, holidays: Path, truth: GroundTruth) -> list[tuple[float, float]]:
+    """ms of the POST /search code in-process (decode, embed, search, verify; k=10) for each
+    Holidays query without and with verification, the two services taking turns query by
+    query so that the shared machine's load falls on both alike. Two passes: on the first the
+    results' keypoints are computed from their thumbnails, on the second they are in memory."""
+    queries = [(holidays / "images" / truth.files[q]).read_bytes() for q in truth.queries]
+    off = ProductSearch(settings.model_copy(update={"verify_top": 0}))
+    on = ProductSearch(settings)
+    timed = []
+    with off, on:
+        for _ in range(2):
+            for data in queries:
+                pair = []
+                for search in (off, on):
+                    started = time.perf_counter()
+                    search.response(data, 10)
+                    pair.append((time.perf_counter() - started) * 1e3)
+                timed.append((pair[0], pair[1]))
+    return timed
+
+
+def planted_collection(settings: Settings, holidays: Path, truth: GroundTruth, work: Path):
+    """Copy the indexed collection, add the planted copies to its folder and run the indexer
+    again (incremental: only the copies are embedded); its settings and {copy: original}."""
+    copies = altered_copies(
+        lambda i: Image.open(holidays / "images" / truth.files[i]),
+        pick_sources(COPIES, len(truth.files), PLANTED_SEED),
+        PLANTED_SEED,
+    )
+    planted = {f"planted-{n:03d}-{truth.files[c.source]}": c.data for n, c in enumerate(copies)}
+    images = {f: holidays / "images" / f for f in truth.files} | planted
+    overrides = {k: v for k, v in settings.model_dump().items() if k == "onnx_dir" or k == "whitening"}
+    planted_settings = index_like_a_user(images, work / "planted", start_from=settings.saved_dir, **overrides)
+    return planted_settings, {name: truth.files[c.source] for name, c in zip(planted, copies)}
+
+
+def planted_duplicates(planted, truth: GroundTruth, verify_top: int, identical) -> DuplicateFinding:
+    """The duplicate groups the service shows at the default threshold (Collection.duplicates,
+    what GET /duplicates runs), scored against the planted copies."""
+    settings, copy_of = planted
+    with ProductSearch(settings.model_copy(update={"verify_top": verify_top})) as search:
+        _, groups = search.collection.duplicates(None)
+    return duplicate_finding(groups, copy_of, truth.files, identical)
+
+
+def product_ns(ukbench: Path, work: Path, overrides: dict) -> float:
+    """UKBench N-S through the product (every image a query, itself included in its top 4)."""
+    truth = GroundTruth.read(ukbench)
+    settings = index_like_a_user(
+        {f: ukbench / "images" / f for f in truth.files}, work / "ukbench", **overrides
+    )
+    group_of = dict(zip(truth.files, truth.groups))
+    with ProductSearch(settings) as search:
+        hits = [
+            sum(
+                group_of[p] == group_of[name]
+                for p, _ in search.results((ukbench / "images" / name).read_bytes(), 4)
+            )
+            for name in truth.files
+        ]
+    return float(np.mean(hits))
