@@ -218,14 +218,12 @@ def _embed_in_processes(
     threads = max(1, (os.cpu_count() or 1) // processes)
     expected = Counter(number for number, _ in chunks)
     parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
-    with (
-        ProcessPoolExecutor(
-            processes,
-            mp_context=_process_context(),
-            initializer=_start_worker,
-            initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
-        ) as pool,
-    ):
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=_process_context(),
+        initializer=_start_worker,
+        initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
+    ) as pool:
         running = {
             pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
             for order, (number, paths) in enumerate(chunks)
