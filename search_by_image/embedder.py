@@ -116,6 +116,55 @@ def _torch_runtime(need: str) -> ModuleType:
     return torch_runtime
 
 
+def _emulates_int8(spec: EmbedderSpec) -> bool:
+    """Whether `spec`'s int8 model runs emulated in float here (said once, as a warning): without
+    VNNI ONNX Runtime's int8 kernels saturate on this model (descriptors off by a cosine of
+    0.07), so the int8 model runs dequantized, right but slow."""
+    emulated = spec.quantization == "int8" and not quantization.cpu_has_vnni()
+    if emulated:
+        log.warning(
+            "%s uses an int8 model; this CPU has no VNNI, where ONNX Runtime's "
+            "int8 kernels saturate, so it runs emulated in float (the same "
+            "descriptors, slower than fp32): rebuild with --precision fp32 for "
+            "speed",
+            spec.model,
+        )
+    return emulated
+
+
+def _check_weights(spec: EmbedderSpec, pretrained: bool) -> None:
+    available = weights_id(spec.model) if pretrained else spec.weights
+    if available != spec.weights:
+        raise WeightsUnavailable(
+            f"the index was built with {spec.model} weights {spec.weights}, but this "
+            f"machine has {available}: rebuild with `python with_faiss.py --rebuild`"
+        )
+
+
+def _onnx_file(spec: EmbedderSpec, pretrained: bool, cache_dir: Path | None) -> Path:
+    """The model file the session runs: exported (and quantized) once, then only read.
+
+    A cached file is named for the index's weights, so where it exists neither the weights
+    nor torch are needed (a serving-only install, README)."""
+    if cache_dir is None or not pretrained:
+        cache_dir = Path(tempfile.mkdtemp(prefix="sbi-onnx-"))
+    exported = cache_file(cache_dir, spec.model, spec.weights)
+    if spec.quantization == "int8":
+        served = quantization.quantized_file(exported, spec.preprocessing)
+    else:
+        served = exported
+    if served.is_file():
+        return served
+    if not exported.is_file():
+        torch_runtime = _torch_runtime(f"{spec.model}'s ONNX file {served} is missing; exporting it")
+        _check_weights(spec, pretrained)
+        log.info("Exporting %s to ONNX Runtime (once): %s", spec.model, exported)
+        export(torch_runtime.load_backbone(spec.model, pretrained=pretrained), exported)
+    if spec.quantization == "int8":
+        quantization.quantized_trunk_file(exported, spec.preprocessing)
+    return served
+
+
 class Embedder:
     """A loaded trunk that turns preprocessed batches into unit-length float32 rows.
 
@@ -143,33 +192,42 @@ class Embedder:
         `keep_memory=False`: ONNX Runtime returns each batch's memory (a server between bursts)."""
         self.spec = spec
         self.preprocessing = spec.preprocessing
-        emulate_int8 = False
-        if spec.quantization == "int8":  # the index's int8 model, wherever the query runs
-            self.device, runtime = "cpu", "onnx"
-            # without VNNI ONNX Runtime's int8 kernels saturate on this model (descriptors off by
-            # a cosine of 0.07): the int8 model then runs emulated in float, right but slow
-            emulate_int8 = not quantization.cpu_has_vnni()
-            if emulate_int8:
-                log.warning(
-                    "%s uses an int8 model; this CPU has no VNNI, where ONNX Runtime's "
-                    "int8 kernels saturate, so it runs emulated in float (the same "
-                    "descriptors, slower than fp32): rebuild with --precision fp32 for "
-                    "speed",
-                    spec.model,
-                )
-        else:
-            self.device = resolve_device(device)
-        self.runtime = resolve_runtime(runtime, spec.model, self.device)
+        self.device, self.runtime = self.placement(spec, device, runtime)
         self.trunk: OnnxTrunk | TorchTrunk
         self.precision: str
         if self.runtime == "onnx":
-            self.trunk = OnnxTrunk(self._onnx_file(pretrained, cache_dir), threads, emulate_int8, keep_memory)
+            model = _onnx_file(spec, pretrained, cache_dir)
+            self.trunk = OnnxTrunk(model, threads, _emulates_int8(spec), keep_memory)
             self.precision = spec.quantization if spec.quantization == "int8" else "fp32"
         else:
             torch_runtime = _torch_runtime(f"{spec.model} on the {self.runtime} runtime")
-            self._check_weights(pretrained)
+            _check_weights(spec, pretrained)
             torch_trunk = torch_runtime.TorchTrunk(spec.model, self.device, precision, pretrained, threads)
             self.trunk, self.precision = torch_trunk, torch_trunk.precision
+
+    @staticmethod
+    def placement(spec: EmbedderSpec, device: str = "auto", runtime: str = "torch") -> tuple[str, str]:
+        """The (device, runtime) an embedder of `spec` runs on: an index's int8 model on the
+        CPU's ONNX Runtime wherever the query runs, anything else where `device` and `runtime`
+        say (`auto` resolved)."""
+        device = "cpu" if spec.quantization == "int8" else resolve_device(device)
+        return device, resolve_runtime("onnx" if spec.quantization == "int8" else runtime, spec.model, device)
+
+    @classmethod
+    def prepare(cls, spec: EmbedderSpec, settings: Settings) -> None:
+        """Make ready what `configured` would load, for worker processes to load it: a missing
+        model fails in this process, and an ONNX export or int8 quantization happens once.
+
+        On ONNX Runtime that is the model file alone: no session, not even the onnxruntime
+        import, which cost the indexer's main process a quarter of a second of its start and
+        of its exit (bench/README.md, camera indexing). A torch trunk is loaded, as the check
+        of its weights."""
+        _, runtime = cls.placement(spec, settings.device, settings.runtime)
+        if runtime == "onnx":
+            _emulates_int8(spec)  # its warning, once, from this process
+            _onnx_file(spec, True, settings.onnx_cache)
+        else:
+            cls.configured(spec, settings)
 
     @classmethod
     def configured(
@@ -185,37 +243,6 @@ class Embedder:
             threads=threads,
             keep_memory=keep_memory,
         )
-
-    def _check_weights(self, pretrained: bool) -> None:
-        available = weights_id(self.spec.model) if pretrained else self.spec.weights
-        if available != self.spec.weights:
-            raise WeightsUnavailable(
-                f"the index was built with {self.spec.model} weights {self.spec.weights}, but this "
-                f"machine has {available}: rebuild with `python with_faiss.py --rebuild`"
-            )
-
-    def _onnx_file(self, pretrained: bool, cache_dir: Path | None) -> Path:
-        """The model file the session runs: exported (and quantized) once, then only read.
-
-        A cached file is named for the index's weights, so where it exists neither the weights
-        nor torch are needed (a serving-only install, README)."""
-        if cache_dir is None or not pretrained:
-            cache_dir = Path(tempfile.mkdtemp(prefix="sbi-onnx-"))
-        exported = cache_file(cache_dir, self.spec.model, self.spec.weights)
-        if self.spec.quantization == "int8":
-            served = quantization.quantized_file(exported, self.spec.preprocessing)
-        else:
-            served = exported
-        if served.is_file():
-            return served
-        if not exported.is_file():
-            torch_runtime = _torch_runtime(f"{self.spec.model}'s ONNX file {served} is missing; exporting it")
-            self._check_weights(pretrained)
-            log.info("Exporting %s to ONNX Runtime (once): %s", self.spec.model, exported)
-            export(torch_runtime.load_backbone(self.spec.model, pretrained=pretrained), exported)
-        if self.spec.quantization == "int8":
-            quantization.quantized_trunk_file(exported, self.spec.preprocessing)
-        return served
 
     def embed_batch(self, pixels: np.ndarray, content_hw: np.ndarray) -> np.ndarray:
         """Embed a `Preprocessing.batch`, cropped first to the batch's largest content.

@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    cpu_workers = settings.workers > 1 and not settings.device.startswith("cuda")
+    if args.engine == "local" and cpu_workers and not args.duplicates:
+        from search_by_image import worker_processes
+
+        worker_processes.start_early()  # the CPU workers' server imports while this process does
 
     from search_by_image import catalog  # torch import only after --help
     from search_by_image.engines import LocalEngine, RayEngine

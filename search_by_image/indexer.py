@@ -167,8 +167,10 @@ def _update_locked(
     if shard_files:
         shard_files.clear()
     Thumbnails(location.saved_dir).prune(store.manifest.files)
-    for problem in load_metadata(location.metadata_csv, store.paths).problems():
-        log.warning("Metadata: %s", problem)
+    if location.metadata_csv is not None and location.metadata_csv.is_file():  # else no problems
+        # to report, and an empty Metadata() imports pandas: half a second of a run's end
+        for problem in load_metadata(location.metadata_csv, store.paths).problems():
+            log.warning("Metadata: %s", problem)
     report.embedded, report.written = len(embedded), True
     return _finished(report, len(store), started)
 

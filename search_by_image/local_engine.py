@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from search_by_image import worker_processes
 from search_by_image.devices import is_gpu
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.errors import IndexingInterrupted
@@ -127,23 +127,6 @@ def _embed_chunk(
     )
 
 
-def _process_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a fresh server process (forkserver), never from the caller itself.
-
-    A worker forked from the caller inherits what the caller holds at that moment. The service's
-    background indexer and watch mode start workers beside searches: a worker saw the decode budget
-    used up by the uploads in flight and skipped every photo as busy, and one that freed an
-    inherited ONNX Runtime session waited for ever on thread-pool threads that exist only in the
-    caller (a test hung in a random order; gdb). Python 3.14 made forkserver Linux's default for
-    such reasons. The server imports this module once (preload), so each worker is still a cheap fork
-    of a process that has the package imported, and builds its own runtime session."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
-
-
 def embed_shards(
     settings: Settings,
     spec: EmbedderSpec,
@@ -158,17 +141,16 @@ def embed_shards(
     processes = settings.workers
     chunks = plan_chunks(pending, max(1, processes), settings.batch_size)
     processes = min(processes, len(chunks))
-    # built here first: a missing model fails in this process, and the ONNX export or int8
-    # quantization is cached once before worker processes load it
-    embedder = Embedder.configured(spec, settings)
+    gpu = is_gpu(Embedder.placement(spec, settings.device, settings.runtime)[0])
     with (
         tqdm(
             total=sum(map(len, pending.values())), unit="img", desc="Embedding", disable=not progress
         ) as bar,
         logging_redirect_tqdm(),
     ):
-        if is_gpu(embedder.device) or processes <= 1:
-            workers = settings.workers if is_gpu(embedder.device) else 0
+        if gpu or processes <= 1:
+            embedder = Embedder.configured(spec, settings)
+            workers = settings.workers if gpu else 0
             for number, paths in pending.items():
                 done, rows, skipped = embed_files(
                     embedder,
@@ -182,6 +164,7 @@ def embed_shards(
                 )
                 files.write(ShardResult(number, done, rows, skipped))
         else:
+            Embedder.prepare(spec, settings)  # the model, exported or quantized once, for the workers
             _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar, thumbnails)
 
 
@@ -220,7 +203,7 @@ def _embed_in_processes(
     parts: dict[int, dict[int, tuple]] = {number: {} for number in expected}
     with ProcessPoolExecutor(
         processes,
-        mp_context=_process_context(),
+        mp_context=worker_processes.context(),
         initializer=_start_worker,
         initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
     ) as pool:

@@ -1,5 +1,6 @@
 """`python with_faiss.py`: incremental updates, unreadable files, metadata report, the CLI."""
 
+import json
 import logging
 import os
 import shutil
@@ -165,6 +166,32 @@ def test_cli_writes_the_promised_files(tmp_path):
     features = np.load(tmp_path / "out" / "features.npy")
     assert features.dtype == np.float32 and features.shape == (2, 1280)
     assert (tmp_path / "out" / "images_paths.txt").read_text().splitlines() == sorted(FOUR[:2])
+
+
+MAIN_PROCESS = """
+import json, sys
+import with_faiss
+code = with_faiss.main(sys.argv[1:])
+print(json.dumps({"code": code, **{name: name in sys.modules for name in ("pandas", "onnxruntime")}}))
+"""
+
+
+def test_cli_leaves_the_model_to_its_worker_processes_and_pandas_unimported(tmp_path, lite0):
+    """With worker processes embedding a cached model (`lite0` made it), the command line's own
+    process builds no ONNX Runtime session (not even its import), and without a CSV it imports no
+    pandas: each took a quarter to half a second of a run's start or end (bench/README.md, camera
+    indexing)."""
+    copy_photos(tmp_path / "images", FOUR)
+    args = ["--images", str(tmp_path / "images"), "--output", str(tmp_path / "out")]
+    args += ["--csv", str(tmp_path / "none.csv"), "--model", "efficientnet_lite0"]  # no CSV
+    args += ["--workers", "2", "--batch-size", "2", "--quiet"]
+    result = subprocess.run(
+        [sys.executable, "-c", MAIN_PROCESS, *args], cwd=PROJECT_DIR, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"code": 0, "pandas": False, "onnxruntime": False}
+    assert "4 images indexed: 4 embedded" in result.stderr
+    assert len(IndexStore.load(tmp_path / "out").paths) == 4
 
 
 def test_cli_reports_a_missing_folder(tmp_path, caplog):
