@@ -21,9 +21,11 @@ verification".
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -49,6 +51,9 @@ BONUS = 0.5
 BONUS_CAP = 100
 #: Thumbnails' keypoints kept in memory per collection (~20 KB each).
 CACHED_IMAGES = 2048
+#: Threads checking results side by side, at most one per core: 10 results' checks take 2-5 ms
+#: each, so a few threads halve a search's verification without many idle threads.
+WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -78,15 +83,17 @@ class Query:
         self.keypoints = keypoints
         self._mirror = mirror
         self._mirrored: Keypoints | None = None
+        self._lock = threading.Lock()  # results are checked side by side: the mirror made once
 
     @classmethod
     def of_image(cls, rgb: np.ndarray) -> Query:
         return cls(local_features.extract(rgb), lambda: local_features.extract(local_features.mirrored(rgb)))
 
     def mirrored(self) -> Keypoints | None:
-        if self._mirrored is None and self._mirror is not None:
-            self._mirrored, self._mirror = self._mirror(), None
-        return self._mirrored
+        with self._lock:
+            if self._mirrored is None and self._mirror is not None:
+                self._mirrored, self._mirror = self._mirror(), None
+            return self._mirrored
 
 
 def check(query: Query, candidate: Keypoints, try_mirror: bool = True) -> Check:
@@ -172,14 +179,23 @@ class Verifier:
         they were, unchecked (None). The query's mirror image is tried only for results whose
         score is a copy's (match_kinds), where a mirrored copy would be."""
         top = min(self.top, len(hits))
-        asked = query() if top else None
+        if not top:
+            return hits, [None] * len(hits)
+        pool = _pool()
+        # the results' keypoints (thumbnails not yet in memory) while this thread makes the query's
+        candidates = [pool.submit(self.of, store, image_id) for image_id, _ in hits[:top]]
+        asked = query()
         if asked is None:
             return hits, [None] * len(hits)
         copy_score = thresholds_for(store.whitening is not None).copy
-        checks: list[Check | None] = []
-        for image_id, score in hits[:top]:
-            keypoints = self.of(store, image_id)
-            checks.append(None if keypoints is None else check(asked, keypoints, score >= copy_score))
+
+        def checked(candidate: Future[Keypoints | None], score: float) -> Check | None:
+            # submitted after `candidate`: the pool's queue is first in, first out, so by now
+            # that task is running or done, and this wait cannot hold up its own pool
+            keypoints = candidate.result()
+            return None if keypoints is None else check(asked, keypoints, score >= copy_score)
+
+        checks = list(pool.map(checked, candidates, [score for _, score in hits[:top]]))
         inliers = np.array([c.inliers if c else -1 for c in checks])
         order = reorder(np.array([score for _, score in hits[:top]]), inliers)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
@@ -214,6 +230,13 @@ class Verifier:
                 return np.asarray(image.convert("RGB"))
         except (OSError, ValueError):
             return None
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """The process' verification threads, shared by all searches (OpenCV and FAISS release the
+    GIL: a search's results are checked side by side, bench/README.md "Local verification")."""
+    return ThreadPoolExecutor(min(WORKERS, os.cpu_count() or 1), thread_name_prefix="verify")
 
 
 @cache

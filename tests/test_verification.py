@@ -3,14 +3,19 @@ matches its photo as a copy, another shot of the same scene matches but is not a
 scene does not match; and through a served collection, with live adds and deletes."""
 
 import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 import pytest
 from helpers import jpeg_bytes, require_datasets, writable_copy
 from PIL import Image, ImageEnhance, ImageOps
 
-from search_by_image import thumbnails, verification
+from search_by_image import local_features, thumbnails, verification
 from search_by_image.live_writes import Upload
+from search_by_image.match_kinds import thresholds_for
 from search_by_image.routes.results import search_response
 from search_by_image.schemas import QueryInfo, SearchResponse
 from search_by_image.service import SearchService
@@ -57,6 +62,32 @@ def test_an_edited_or_mirrored_copy_is_a_copy_another_shot_of_the_scene_is_not(p
     assert not other_scene.verified, other_scene
 
 
+def test_matches_are_opencvs_nearest_neighbours(photos):
+    """FAISS's binary index finds the two nearest descriptors at the distances OpenCV's
+    brute-force matcher does, and the same best match wherever the ratio test keeps one."""
+    ours, theirs = query(photos[PHOTO]).keypoints, as_indexed(photos[OTHER_SHOT])
+    distances, nearest = local_features.nearest_two(ours.descriptors, theirs.descriptors)
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(ours.descriptors, theirs.descriptors, k=2)
+    assert distances.tolist() == [[p[0].distance, p[1].distance] for p in pairs]
+    kept = distances[:, 0] < local_features.RATIO * distances[:, 1]
+    assert kept.sum() >= 20
+    assert nearest[kept, 0].tolist() == [p[0].trainIdx for p, keep in zip(pairs, kept) if keep]
+
+
+def test_the_mirror_is_made_once_when_results_ask_for_it_side_by_side(photos):
+    made = []
+
+    def mirror():
+        made.append(threading.get_ident())
+        time.sleep(0.05)
+        return as_indexed(ImageOps.mirror(photos[PHOTO]))
+
+    asked = verification.Query(query(photos[OTHER_SCENE]).keypoints, mirror)
+    with ThreadPoolExecutor(4) as pool:
+        mirrors = list(pool.map(lambda _: asked.mirrored(), range(8)))
+    assert len(made) == 1 and all(m is mirrors[0] for m in mirrors)
+
+
 def test_verified_results_move_up_and_the_others_keep_their_order():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     inliers = np.array([0, 3, 60, -1, 40])
@@ -92,6 +123,25 @@ def test_a_photo_added_live_is_found_first_as_a_copy_until_deleted(demo_collecti
     after = search(service, edited(photos[PHOTO]))
     assert added.path not in [hit.path for hit in after.results]
     assert all(hit.match != "copy" for hit in after.results)
+
+
+def test_results_checked_side_by_side_are_checked_as_one_by_one(demo_collection, photos):
+    service = SearchService(demo_collection)
+    service.refresh()
+    snapshot = service.default.require()
+    store, verifier = snapshot.store, snapshot.verifier
+    assert verifier is not None
+    image = photos[OTHER_SHOT]
+    (hits,) = store.search(snapshot.batcher.embed(snapshot.embedder.preprocessing(image))[None], 10)
+    asked = query(image)
+    reranked, checks = verifier.rerank(store, hits, lambda: asked)
+    copy_score = thresholds_for(store.whitening is not None).copy
+    one_by_one = {
+        image_id: verification.check(asked, verifier.of(store, image_id), score >= copy_score)
+        for image_id, score in hits
+    }
+    assert len(reranked) == len(hits) == 10
+    assert checks == [one_by_one[image_id] for image_id, _ in reranked]
 
 
 def test_duplicates_group_an_edited_copy_with_its_photo_but_not_another_shot(
