@@ -6,9 +6,9 @@ flag; each overrides the matching SBI_* setting).
 
 import sys
 
-from search_by_image.index_command import main, parse_args
+from search_by_image.index_command import main, parse_args, run
 
 __all__ = ["main", "parse_args"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

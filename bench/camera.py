@@ -14,7 +14,7 @@ Sections (each figure beside its baseline, measured in the same run):
   decode    per set: milliseconds of the product's decode (`open_rgb` at the model's target, the
             reduced-size decoding each format has) next to a full-size decode, the resize to the
             model input, the forward pass per image (the product's precision: int8 ONNX where the
-            CPU has VNNI, else fp32; batches of 16, one thread), and
+            CPU has VNNI, else fp32; batches of SBI_BATCH_SIZE as indexed, one thread), and
             the thumbnail (resize + JPEG encode + write). `limit img/s` = what 2 cores allow for
             decode + resize + forward: 2 x 1000 / (their sum in ms).
   indexing  `python with_faiss.py` end to end on a fresh output folder (start-up counts), images/s
@@ -62,7 +62,8 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
         decode = median_ms(lambda p: open_rgb(p, BIG, target), files)
         resize = median_ms(prep, decoded)
         prepared = [prep(image) for image in decoded]
-        batches = [prepared[i : i + 16] for i in range(0, len(prepared), 16)]
+        size = settings.batch_size  # the indexer's
+        batches = [prepared[i : i + size] for i in range(0, len(prepared), size)]
         embedder.embed_prepared(batches[0])
         started = time.perf_counter()
         for batch in batches:
@@ -92,7 +93,7 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
             "full-size decode",
             "product decode",
             "resize",
-            f"forward ({embedder.runtime} {embedder.precision}, 1 thread)",
+            f"forward ({embedder.runtime} {embedder.precision}, 1 thread, batch {settings.batch_size})",
             "thumbnail",
             "decode share",
             "limit img/s (2 cores)",
