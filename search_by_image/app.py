@@ -25,7 +25,7 @@ from search_by_image.routes import collection_images, collections, health, image
 from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
 from search_by_image.settings import PROJECT_DIR, Settings, get_settings
-from search_by_image.uploads import UploadSizeLimit
+from search_by_image.uploads import MULTIPART_OVERHEAD, UploadSizeLimit, parse_into_memory
 
 
 def _first_error(exc: RequestValidationError) -> str:
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    parse_into_memory(settings.max_upload_bytes + MULTIPART_OVERHEAD)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

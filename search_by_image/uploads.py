@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import UploadFile
 from PIL import Image
+from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search_by_image import formats
@@ -102,8 +103,19 @@ class UploadSizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def parse_into_memory(max_bytes: int) -> None:
+    """Uploads up to `max_bytes` parsed into memory, not into a temporary file: their bytes are
+    read into memory to be decoded anyway, and past Starlette's 1 MB a spooled file is written to
+    disk with one thread-pool hop per received chunk (bench/README.md "Where a 12 MP query's time
+    goes"). A request's whole body is held to the limit (`UploadSizeLimit`), so that is the most
+    one request holds while it arrives; `read_upload` lets go of the parsed copy once read.
+    Process-wide: Starlette's parser has no per-app setting."""
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_bytes)
+
+
 async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
-    """The file's bytes, reading at most one chunk past the limit."""
+    """The file's bytes, reading at most one chunk past the limit; the parsed file closed (its
+    memory freed) once read."""
     chunks, size = [], 0
     while chunk := await file.read(READ_CHUNK):
         size += len(chunk)
@@ -111,6 +123,7 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
             REJECTED_UPLOADS.labels("too_many_bytes").inc()
             raise UploadRejected(413, size_limit_reason(max_bytes))
         chunks.append(chunk)
+    await file.close()
     if size == 0:
         REJECTED_UPLOADS.labels("empty").inc()
         raise UploadRejected(400, "the uploaded file is empty (0 bytes)")

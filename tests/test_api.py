@@ -3,6 +3,7 @@
 import io
 import shutil
 import struct
+import tempfile
 import threading
 import zlib
 
@@ -181,6 +182,22 @@ def test_bad_uploads_get_a_4xx_with_a_reason(client, data, status, reason):
     assert response.status_code == status
     assert reason in response.json()["detail"]
     assert_search_still_works(client)
+
+
+def test_an_upload_over_a_megabyte_is_parsed_in_memory(demo_collection, monkeypatch):
+    """Starlette writes a part past 1 MB to a temporary file, one thread-pool hop per chunk; the
+    service parses uploads up to its limit in memory (read into memory to be decoded anyway)."""
+
+    def rollover(self):
+        raise AssertionError("the upload was written to a temporary file")
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", rollover)
+    settings = demo_collection.model_copy(update={"max_upload_bytes": 4 * 2**20})
+    data = (PHOTOS / "rocket.jpg").read_bytes() + b"\0" * (3 * 2**20)  # after the JPEG's end: ignored
+    with TestClient(create_app(settings)) as big_uploads:
+        response = search(big_uploads, data)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["path"] == "rocket.jpg"
 
 
 def test_oversized_chunked_upload_is_refused_while_streaming(client):
