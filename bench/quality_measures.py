@@ -1,5 +1,6 @@
 """What bench/quality.py measures on a collection indexed like a user's: ranks of altered copies,
-mAP with and without local verification, paired latency, planted duplicates, UKBench N-S.
+mAP with and without local verification and query expansion, paired latency, planted duplicates,
+UKBench N-S.
 
 Tables: bench/README.md.
 """
@@ -7,6 +8,7 @@ Tables: bench/README.md.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,24 +78,27 @@ def measure(settings: Settings, holidays: Path, truth: GroundTruth, copies: dict
     return out
 
 
-def paired_latency(settings: Settings, holidays: Path, truth: GroundTruth) -> list[tuple[float, float]]:
+def paired_latency(
+    settings: Settings, holidays: Path, truth: GroundTruth, variants: list[dict]
+) -> list[tuple]:
     """ms of the POST /search code in-process (decode, embed, search, verify; k=10) for each
-    Holidays query without and with verification, the two services taking turns query by
-    query so that the shared machine's load falls on both alike. Two passes: on the first the
+    Holidays query under each of `variants` (settings changes), the services taking turns query
+    by query so that the shared machine's load falls on all alike. Two passes: on the first the
     results' keypoints are computed from their thumbnails, on the second they are in memory."""
     queries = [(holidays / "images" / truth.files[q]).read_bytes() for q in truth.queries]
-    off = ProductSearch(settings.model_copy(update={"verify_top": 0}))
-    on = ProductSearch(settings)
     timed = []
-    with off, on:
+    with ExitStack() as stack:
+        searches = [
+            stack.enter_context(ProductSearch(settings.model_copy(update=changes))) for changes in variants
+        ]
         for _ in range(2):
             for data in queries:
-                pair = []
-                for search in (off, on):
+                row = []
+                for search in searches:
                     started = time.perf_counter()
                     search.response(data, 10)
-                    pair.append((time.perf_counter() - started) * 1e3)
-                timed.append((pair[0], pair[1]))
+                    row.append((time.perf_counter() - started) * 1e3)
+                timed.append(tuple(row))
     return timed
 
 
@@ -112,11 +117,11 @@ def planted_collection(settings: Settings, holidays: Path, truth: GroundTruth, w
     return planted_settings, {name: truth.files[c.source] for name, c in zip(planted, copies)}
 
 
-def planted_duplicates(planted, truth: GroundTruth, verify_top: int, identical) -> DuplicateFinding:
+def planted_duplicates(planted, truth: GroundTruth, changes: dict, identical) -> DuplicateFinding:
     """The duplicate groups the service shows at the default threshold (Collection.duplicates,
-    what GET /duplicates runs), scored against the planted copies."""
+    what GET /duplicates runs) under the settings `changes`, scored against the planted copies."""
     settings, copy_of = planted
-    with ProductSearch(settings.model_copy(update={"verify_top": verify_top})) as search:
+    with ProductSearch(settings.model_copy(update=changes)) as search:
         _, groups = search.collection.duplicates(None)
     return duplicate_finding(groups, copy_of, truth.files, identical)
 

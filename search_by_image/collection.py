@@ -68,6 +68,7 @@ class Collection(LiveWrites):
             if settings.verify_top and verification.available()
             else None
         )
+        self._expand = settings.query_expansion
 
     @property
     def name(self) -> str:
@@ -130,7 +131,9 @@ class Collection(LiveWrites):
             if store is not (current.store if current else None):
                 store.place(self._embedders.device)
             metadata = load_metadata(self.location.metadata_csv, store.paths)
-            self.snapshot = Snapshot(self.name, store, metadata, embedder, batcher, stamp, self._verifier)
+            self.snapshot = Snapshot(
+                self.name, store, metadata, embedder, batcher, stamp, self._verifier, self._expand
+            )
             self.problem, self._failed = None, None
             if current is None or current.store is not store:
                 RELOADS.labels(self.name, "loaded").inc()
@@ -202,5 +205,12 @@ class Collection(LiveWrites):
         store.place(self._embedders.device)
         metadata = load_metadata(self.location.metadata_csv, store.paths)
         self.snapshot = Snapshot(
-            self.name, store, metadata, snapshot.embedder, snapshot.batcher, self._stamp(), self._verifier
+            self.name,
+            store,
+            metadata,
+            snapshot.embedder,
+            snapshot.batcher,
+            self._stamp(),
+            self._verifier,
+            self._expand,
         )

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         "rank higher, and only a verified match is labelled copy, also in duplicate groups; "
         "0 = off (ranked and labelled by the score alone)",
     )
+    query_expansion: bool = Field(
+        True,
+        description="with verify_top: the descriptors of the results verified as the query's "
+        "scene are added to the query's, and the other results among the top 100 ranked again "
+        "by it (query expansion: more of the scene's other shots near the top; verified results "
+        "keep their place); off: ranked by the query's own descriptor",
+    )
     reload_seconds: float = Field(
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"
     )

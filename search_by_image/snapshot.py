@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from search_by_image import verification
+from search_by_image import expansion, verification
 from search_by_image.batcher import QueryBatcher
 from search_by_image.embedder import Embedder
 from search_by_image.errors import UnknownImage
@@ -50,6 +50,9 @@ class Snapshot:
     stamp: Stamp
     #: checks the top results with local features (None: off, setting verify_top 0)
     verifier: verification.Verifier | None = None
+    #: ranks the results again with the query expanded by its verified results (expansion.py;
+    #: setting query_expansion, only with a verifier)
+    expand: bool = False
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
         """The ids that pass the filters (FilterError for one this metadata cannot apply); None
@@ -63,10 +66,10 @@ class Snapshot:
         started = time.perf_counter()
         query = self.batcher.embed(self.embedder.preprocessing(image))
         embedded = time.perf_counter()
-        (hits,) = self.store.search(query[None], max(offset + k, self._verified), allowed)
+        (hits,) = self.store.search(query[None], max(offset + k, self._fetched), allowed)
         searched = time.perf_counter()
         hits, checks = self._verify(
-            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB")))
+            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB"))), query
         )
         return Hits(
             self,
@@ -79,15 +82,23 @@ class Snapshot:
         )
 
     @property
-    def _verified(self) -> int:
-        return self.verifier.top if self.verifier else 0
+    def _fetched(self) -> int:
+        """Results a search needs beyond its page: those verified, and those expansion re-ranks."""
+        if self.verifier is None:
+            return 0
+        return max(self.verifier.top, expansion.DEPTH if self.expand else 0)
 
     def _verify(
-        self, hits: list[tuple[int, float]], query
+        self, hits: list[tuple[int, float]], query, descriptor: np.ndarray
     ) -> tuple[list[tuple[int, float]], list[verification.Check | None]]:
+        """Hits checked and re-ranked by `query()`'s keypoints, then, with expansion, ranked
+        again by the query's `descriptor` expanded with its verified results."""
         if self.verifier is None:
             return hits, [None] * len(hits)
-        return self.verifier.rerank(self.store, hits, query)
+        hits, checks = self.verifier.rerank(self.store, hits, query)
+        if self.expand:
+            hits, checks = expansion.rerank(self.store, descriptor, hits, checks)
+        return hits, checks
 
     def similar(
         self, image_id: int, k: int, allowed: np.ndarray | None = None, offset: int = 0
@@ -100,12 +111,13 @@ class Snapshot:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         started = time.perf_counter()
         query = np.asarray(store.features[row], dtype=np.float32)
-        (hits,) = store.search(query[None], max(offset + k, self._verified) + 1, allowed)
+        (hits,) = store.search(query[None], max(offset + k, self._fetched) + 1, allowed)
         searched = time.perf_counter()
         verifier = self.verifier
         others, checks = self._verify(
             [hit for hit in hits if hit[0] != image_id],
             lambda: verifier.query(store, image_id) if verifier else None,
+            query,
         )
         matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
         return store.paths[row], Hits(

@@ -16,6 +16,8 @@ verification".
   holds for ~95% of altered copies and ~8% of pairs of different shots of one scene (nearly all
   of them shots of a flat subject or bursts from one spot), where the global score alone could
   not separate them.
+- Query expansion (expansion.py, after `Verifier.rerank`): the verified results' descriptors
+  join the query's, and the unverified results are ranked again by it.
 """
 
 from __future__ import annotations
