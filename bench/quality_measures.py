@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from search_by_image.alterations import altered_copies, pick_sources
+from search_by_image.devices import single_threaded_blas
 from search_by_image.evaluation import GroundTruth
 from search_by_image.product_evaluation import (
     DuplicateFinding,
@@ -84,7 +85,11 @@ def paired_latency(
     """ms of the POST /search code in-process (decode, embed, search, verify; k=10) for each
     Holidays query under each of `variants` (settings changes), the services taking turns query
     by query so that the shared machine's load falls on all alike. Two passes: on the first the
-    results' keypoints are computed from their thumbnails, on the second they are in memory."""
+    results' keypoints are computed from their thumbnails, on the second they are in memory.
+    numpy's BLAS is made single-threaded first, as the service does at startup (SearchService.start;
+    ProductSearch does not): with its threads, a search's small products wait for the cores faiss
+    and the checks want, and on a loaded machine that time, not the work, made the ratios."""
+    single_threaded_blas()
     queries = [(holidays / "images" / truth.files[q]).read_bytes() for q in truth.queries]
     timed = []
     with ExitStack() as stack:
