@@ -15,6 +15,9 @@ every link reaches it is `copies`; one joined by weaker links (a lower threshold
 `similar`. Global descriptors cannot tell an edited copy from another shot of the same scene: on
 holidays_subset300 at the default, 88% of 300 planted altered copies were grouped with their
 original and 36% of the distinct photos with another shot of their scene (bench/README.md).
+With local verification on (the service's default), groups link only the pairs that
+verification.Verifier.is_copy confirms, checked among the pairs scoring at least `similar` and
+each image's CHECKED_NEAREST nearest (`verified_copies`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ WHITENED_THRESHOLD = WHITENED.copy
 QUERY_BATCH = 1024
 #: Nearest images kept per image: links to more near-copies than this come through the others.
 NEIGHBOURS = 32
+#: Each image's nearest this many are checked for copies whatever their score: a crop with a
+#: border or a rotated, recompressed copy can score under `similar` and still be first or second.
+CHECKED_NEAREST = 3
 
 
 @dataclass
@@ -85,9 +91,12 @@ class Neighbours:
                 scores[start + row, : len(kept)] = row_scores[keep][:count]
         return cls(store.manifest.generation, np.asarray(store.ids, np.int64), found, scores)
 
-    def links(self, threshold: float) -> Iterator[tuple[int, int, float]]:
-        """(id, id, similarity) of every stored pair above `threshold`, each pair once."""
-        rows, columns = np.nonzero(self.scores > threshold)
+    def links(self, threshold: float, nearest: int = 0) -> Iterator[tuple[int, int, float]]:
+        """((id, id), similarity) of every stored pair above `threshold`, and of each image with
+        its `nearest` first neighbours whatever their score; each pair once."""
+        chosen = self.scores > threshold
+        chosen[:, :nearest] |= self.found[:, :nearest] >= 0
+        rows, columns = np.nonzero(chosen)
         seen: set[tuple[int, int]] = set()
         for row, column in zip(rows.tolist(), columns.tolist()):
             a, b = int(self.ids[row]), int(self.found[row, column])
@@ -98,13 +107,16 @@ class Neighbours:
 
 
 def verified_copies(
-    store: IndexStore, neighbours: Neighbours, is_copy: Callable[[int, int], bool]
+    store: IndexStore, neighbours: Neighbours, is_copy: Callable[[int, int, bool], bool]
 ) -> dict[tuple[int, int], float]:
-    """The stored pairs that `is_copy(a, b)` confirms (local verification:
-    verification.CandidateFeatures.is_copy), with their scores. Only pairs scoring at least
-    `similar` (match_kinds) are checked: 99% of the altered copies do."""
-    candidates = thresholds_for(store.whitening is not None).similar
-    return {(a, b): score for a, b, score in neighbours.links(candidates) if is_copy(a, b)}
+    """The stored pairs that `is_copy(a, b, try_mirror)` confirms (local verification:
+    verification.Verifier.is_copy), with their scores. Checked: the pairs scoring at least
+    `similar` (match_kinds; 99% of the altered copies do) and each image's CHECKED_NEAREST;
+    mirror images only for pairs scoring at least `similar` (mirrored copies often score under
+    `copy`; checking a mirror costs a second set of keypoints)."""
+    similar = thresholds_for(store.whitening is not None).similar
+    checked = neighbours.links(similar, CHECKED_NEAREST)
+    return {(a, b): score for a, b, score in checked if is_copy(a, b, score >= similar)}
 
 
 def find_groups(

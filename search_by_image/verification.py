@@ -11,11 +11,15 @@ verification".
 - Re-ranking (`reorder`): among the top `verify_top` results, one whose keypoints one
   similarity transform explains (>= RERANK_INLIERS: the same scene; 99% of pairs of different
   Holidays scenes have at most 8) is lifted by up to BONUS, more for more inliers.
-- Copies (`Check.copy`): >= COPY_INLIERS inliers and, once aligned, the two images' pixels
-  correlate >= COPY_CORRELATION (median over a grid of cells). On holidays_subset300 that
-  holds for ~95% of altered copies and ~8% of pairs of different shots of one scene (nearly all
-  of them shots of a flat subject or bursts from one spot), where the global score alone could
-  not separate them.
+- Copies (`Check.copy`): >= COPY_INLIERS inliers; once aligned, the two images' pixels
+  correlate >= COPY_CORRELATION (median over a grid of cells, where the inliers are); and they
+  no longer move: <= COPY_MOTION px of dense flow left once one similarity is taken out
+  (`local_features.residual_motion`). An edited copy is one similarity of its photo; a burst or
+  a re-shot from one spot often correlates as well (13% of the pairs of different shots of one
+  Holidays scene did), but its foreground moves against its background, or the camera tilted.
+  On holidays_subset300 (altered copies of seeds 1 and 2, both ways): 98.8% of the copies are
+  copies, 2.1% of same-scene pairs (19 of 903: bursts with nothing moving, zooms of a distant
+  scene), bench/README.md "Copies or another shot".
 - Query expansion (expansion.py, after `Verifier.rerank`): the verified results' descriptors
   join the query's, and the unverified results are ranked again by it.
 """
@@ -45,9 +49,11 @@ from search_by_image.thumbnails import Thumbnails, covering
 
 #: Inliers that make a verified match: the same scene (re-ranked up).
 RERANK_INLIERS = 12
-#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels.
+#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels and at most COPY_MOTION px of
+#: residual motion once aligned (local_features.residual_motion).
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
+COPY_MOTION = 0.3
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -65,14 +71,22 @@ class Check:
     inliers: int
     #: aligned pixel correlation (-1: not compared, too few inliers)
     correlation: float = -1.0
+    #: px the aligned pixels still move (inf: not measured, too few inliers or correlation)
+    motion: float = float("inf")
 
     @property
     def verified(self) -> bool:
         return self.inliers >= RERANK_INLIERS
 
     @property
-    def copy(self) -> bool:
+    def aligned(self) -> bool:
+        """The pixels agree once aligned: only their motion can still tell a copy from a burst
+        (a mirror image, or the pair the other way round, would align no better)."""
         return self.inliers >= COPY_INLIERS and self.correlation >= COPY_CORRELATION
+
+    @property
+    def copy(self) -> bool:
+        return self.aligned and self.motion <= COPY_MOTION
 
 
 UNCHECKED = Check(0)
@@ -100,25 +114,31 @@ class Query:
 
 def check(query: Query, candidate: Keypoints, try_mirror: bool = True) -> Check:
     """Inliers between the query and a candidate and, when they are enough for a copy, their
-    aligned pixels' correlation; the query's mirror image is tried when the query itself does
-    not reach a copy's inliers (a mirrored copy) and `try_mirror`."""
+    aligned pixels' correlation and, when that is a copy's, their residual motion; the query's
+    mirror image is tried when the query itself does not align (a mirrored copy) and `try_mirror`."""
     best = UNCHECKED
     sides = [lambda: query.keypoints] + ([query.mirrored] if try_mirror else [])
     for side in sides:
         keypoints = side()
         if keypoints is None:
             continue
-        found = local_features.verify(keypoints, candidate)
-        if found.inliers >= COPY_INLIERS and found.transform is not None:
-            correlation = local_features.aligned_correlation(keypoints, candidate, found.transform)
-            result = Check(found.inliers, correlation)
-        else:
-            result = Check(found.inliers)
+        result = compare(keypoints, candidate)
         if (result.copy, result.inliers) > (best.copy, best.inliers):
             best = result
-        if best.inliers >= COPY_INLIERS:
+        if result.aligned:
             break
     return best
+
+
+def compare(query: Keypoints, candidate: Keypoints) -> Check:
+    """One side of `check`: the cheap measures first, each only where the one before allows a copy."""
+    found = local_features.verify(query, candidate)
+    if found.inliers < COPY_INLIERS or found.transform is None:
+        return Check(found.inliers)
+    correlation = local_features.aligned_correlation(query, candidate, found)
+    if correlation < COPY_CORRELATION:
+        return Check(found.inliers, correlation)
+    return Check(found.inliers, correlation, local_features.residual_motion(query, candidate, found))
 
 
 def reorder(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
@@ -202,10 +222,19 @@ class Verifier:
         order = reorder(np.array([score for _, score in hits[:top]]), inliers)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
 
-    def is_copy(self, store: IndexStore, a: int, b: int) -> bool:
-        """Whether two indexed images are copies of one another (duplicates)."""
+    def is_copy(self, store: IndexStore, a: int, b: int, try_mirror: bool = True) -> bool:
+        """Whether two indexed images are copies of one another (duplicates), mirror images too
+        if `try_mirror`: checked the other way round (without the mirror) when the first finds a
+        copy's inliers but not a copy (a border or caption added to one side covers part of the
+        other once warped, not the reverse)."""
         query, candidate = self.query(store, a), self.of(store, b)
-        return query is not None and candidate is not None and check(query, candidate).copy
+        if query is None or candidate is None:
+            return False
+        found = check(query, candidate, try_mirror)
+        if found.copy or found.inliers < COPY_INLIERS:
+            return found.copy
+        query, candidate = self.query(store, b), self.of(store, a)
+        return query is not None and candidate is not None and check(query, candidate, False).copy
 
     def _thumbnail(self, store: IndexStore, image_id: int) -> Path | None:
         """The image's thumbnail file, made now if it has none; None if it cannot be."""

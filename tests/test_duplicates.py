@@ -126,3 +126,15 @@ def test_neighbour_links_give_the_same_groups_as_every_pair(planted):
         }
         linked = {(a, b) for a, b, _ in Neighbours.of(store).links(threshold)}
         assert {tuple(sorted(p)) for p in linked} == {tuple(sorted(p)) for p in pairs}
+
+
+def test_links_add_each_images_nearest_whatever_their_score():
+    neighbours = Neighbours(
+        "g",
+        ids=np.array([1, 2, 3]),
+        found=np.array([[2, 3], [1, 3], [1, -1]]),
+        scores=np.array([[0.2, 0.1], [0.2, 0.05], [0.1, -np.inf]], np.float32),
+    )
+    assert sorted(neighbours.links(0.15)) == [(1, 2, pytest.approx(0.2))]
+    nearest = sorted((a, b) for a, b, _ in neighbours.links(0.15, nearest=1))
+    assert nearest == [(1, 2), (1, 3)]

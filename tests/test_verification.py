@@ -22,12 +22,15 @@ from search_by_image.service import SearchService
 
 #: One scene of holidays_subset300: a photo, another shot of it, and a photo of another scene.
 PHOTO, OTHER_SHOT, OTHER_SCENE = "100400.jpg", "100401.jpg", "120000.jpg"
+#: Two shots of a beach from one spot, moments apart: the branch in front has moved.
+BURST = "105500.jpg", "105501.jpg"
 
 
 @pytest.fixture(scope="module")
 def photos():
     folder = require_datasets("holidays_subset300") / "images"
-    return {name: Image.open(folder / name).convert("RGB") for name in (PHOTO, OTHER_SHOT, OTHER_SCENE)}
+    names = (PHOTO, OTHER_SHOT, OTHER_SCENE, *BURST)
+    return {name: Image.open(folder / name).convert("RGB") for name in names}
 
 
 def edited(image: Image.Image) -> Image.Image:
@@ -86,6 +89,19 @@ def test_the_mirror_is_made_once_when_results_ask_for_it_side_by_side(photos):
     with ThreadPoolExecutor(4) as pool:
         mirrors = list(pool.map(lambda _: asked.mirrored(), range(8)))
     assert len(made) == 1 and all(m is mirrors[0] for m in mirrors)
+
+
+def test_a_burst_from_one_spot_aligns_like_a_copy_but_its_pixels_still_move(photos):
+    first, second = (photos[name] for name in BURST)
+    burst = verification.check(query(second), as_indexed(first))
+    bordered = ImageOps.expand(edited(first), border=40, fill=(0, 0, 0))
+    copy = verification.check(query(bordered), as_indexed(first))
+    # what the correlation alone called a copy: the same spot, aligned pixels that correlate
+    assert burst.inliers >= verification.COPY_INLIERS and burst.correlation >= 0.95, burst
+    # but the branch in front moved against the beach: not one similarity transform
+    assert burst.motion > 2 * verification.COPY_MOTION and not burst.copy, burst
+    # an edited copy with a wide border: the border is not compared, nothing moves
+    assert copy.copy, copy
 
 
 def test_verified_results_move_up_and_the_others_keep_their_order():
