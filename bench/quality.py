@@ -4,6 +4,7 @@
     python -m bench.quality --http               # + the Holidays queries through a real uvicorn
     python -m bench.quality --camera             # + altered copies of camera-size photos
     python -m bench.quality --shrinkage 0        # the whitening before issue 14, for comparison
+    python -m bench.quality --no-rotations       # queries searched upright only, for comparison
     python -m bench.quality --variants           # side protocol: descriptor variants, cross-fitted
 
 The headline rows index holidays_subset300 the way `python with_faiss.py` does (the indexer, its
@@ -39,6 +40,7 @@ from bench.quality_measures import (
     COPIES,
     DEV_SEED,
     HELD_OUT_SEED,
+    SIDEWAYS_SEED,
     measure,
     paired_latency,
     planted_collection,
@@ -48,7 +50,7 @@ from bench.quality_measures import (
 )
 from bench.quality_variants import variants_table
 from search_by_image import whitening
-from search_by_image.alterations import altered_copies, pick_sources
+from search_by_image.alterations import altered_copies, pick_sources, sideways_copies
 from search_by_image.evaluation import GroundTruth
 from search_by_image.product_evaluation import ProductSearch, identical_pairs, index_like_a_user, source_ranks
 from search_by_image.settings import PROJECT_DIR, Settings
@@ -88,6 +90,9 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
         seed: altered_copies(open_photo, pick_sources(COPIES, len(truth.files), seed), seed)
         for seed in (DEV_SEED, HELD_OUT_SEED)
     }
+    copies[SIDEWAYS_SEED] = sideways_copies(
+        open_photo, pick_sources(COPIES, len(truth.files), SIDEWAYS_SEED), SIDEWAYS_SEED
+    )
     top = settings.verify_top
     variants = {
         "scores alone": {"verify_top": 0},
@@ -120,6 +125,7 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
         row("Holidays-300 P@1", lambda m: f"{m.p1:.4f}"),
         row(f"altered copies, seed {DEV_SEED}: rank-1 / mean rank", ranks(DEV_SEED)),
         row(f"altered copies, held-out seed {HELD_OUT_SEED}: rank-1 / mean rank", ranks(HELD_OUT_SEED)),
+        row(f"photos turned sideways, seed {SIDEWAYS_SEED}: rank-1 / mean rank", ranks(SIDEWAYS_SEED)),
         row(
             f"altered copies (seed {DEV_SEED}) found first and labelled copy",
             lambda m: f"{m.copies_labelled:.3f}",
@@ -203,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help=f"whitening shrinkage (default {whitening.SHRINKAGE}; 0 = the whitening before issue 14)",
     )
+    parser.add_argument(
+        "--no-rotations",
+        action="store_true",
+        help="queries searched upright only (SBI_QUERY_ROTATIONS=false)",
+    )
     parser.add_argument("--variants", nargs="*", help="side protocol: descriptor variants (names, or all)")
     parser.add_argument("--dataset", default="holidays_subset300", help="for --variants")
     parser.add_argument("--workers", type=int, default=2, help="for --variants")
@@ -218,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"onnx_dir": PROJECT_DIR / "saved" / "onnx"}  # the int8 model quantized once
     if args.whitening is not None:
         overrides["whitening"] = args.whitening
+    if args.no_rotations:
+        overrides["query_rotations"] = False
     with tempfile.TemporaryDirectory(prefix="sbi-quality-") as tmp:
         work = Path(tmp)
         settings, lines = product_tables(holidays, args.datasets_dir / "ukbench_subset14", work, overrides)

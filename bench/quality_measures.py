@@ -28,9 +28,10 @@ from search_by_image.product_evaluation import (
 )
 from search_by_image.settings import Settings
 
-#: Altered copies per seed, and the seeds: 1 is the development set, 2 held out, 3 planted.
+#: Altered copies per seed, and the seeds: 1 is the development set, 2 held out, 3 planted,
+#: 4 photos turned sideways (alterations.sideways_copies).
 COPIES = 300
-DEV_SEED, HELD_OUT_SEED, PLANTED_SEED = 1, 2, 3
+DEV_SEED, HELD_OUT_SEED, PLANTED_SEED, SIDEWAYS_SEED = 1, 2, 3, 4
 
 
 def rank_row(label: str, ranks) -> str:

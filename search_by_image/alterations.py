@@ -14,6 +14,10 @@ Edits and their ranges (issue 14's list of what users do):
 - a mirror image;
 - a solid border (3-10% of the side) or a caption bar with text (10-18% of the height).
 Every copy is finally stored as a JPEG (quality 90 unless the JPEG edit chose its own).
+
+Sideways copies (`sideways_copies`) are a set of their own: the photo turned a quarter (90 or 270
+degrees), as a photo whose EXIF orientation a messaging app or an export dropped, or a scan, is
+stored. The edit is not among KINDS, so the seeded sets above draw the same copies as before.
 """
 
 from __future__ import annotations
@@ -104,6 +108,10 @@ def _caption(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return out
 
 
+def _sideways(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return image.transpose(Image.Transpose.ROTATE_90 if rng.integers(0, 2) else Image.Transpose.ROTATE_270)
+
+
 EDITS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "crop": _crop,
     "rotate": _rotate,
@@ -112,6 +120,7 @@ EDITS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "mirror": _mirror,
     "border": _border,
     "caption": _caption,
+    "sideways": _sideways,
 }
 
 
@@ -120,6 +129,10 @@ def alter(image: Image.Image, seed: int, index: int) -> tuple[tuple[str, ...], b
     rng = np.random.default_rng([seed, index])
     count = int(rng.integers(2, 4)) if rng.random() < COMBINED_SHARE else 1
     edits = tuple(str(e) for e in rng.choice(KINDS, size=count, replace=False))
+    return edits, _edited(image, edits, rng)
+
+
+def _edited(image: Image.Image, edits: tuple[str, ...], rng: np.random.Generator) -> bytes:
     image = image.convert("RGB")
     quality = FINAL_QUALITY
     for edit in edits:
@@ -129,7 +142,7 @@ def alter(image: Image.Image, seed: int, index: int) -> tuple[tuple[str, ...], b
             image = EDITS[edit](image, rng)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
-    return edits, buffer.getvalue()
+    return buffer.getvalue()
 
 
 def altered_copies(load: Callable[[int], Image.Image], sources: list[int], seed: int) -> list[AlteredCopy]:
@@ -139,6 +152,16 @@ def altered_copies(load: Callable[[int], Image.Image], sources: list[int], seed:
         edits, data = alter(load(source), seed, n)
         copies.append(AlteredCopy(source, edits, data))
     return copies
+
+
+def sideways_copies(load: Callable[[int], Image.Image], sources: list[int], seed: int) -> list[AlteredCopy]:
+    """One copy of each source photo turned a quarter, 90 or 270 degrees as (seed, n) draws, and
+    stored as a JPEG of quality 90: the set of photos stored sideways (bench/README.md)."""
+    edits = ("sideways",)
+    return [
+        AlteredCopy(source, edits, _edited(load(source), edits, np.random.default_rng([seed, n])))
+        for n, source in enumerate(sources)
+    ]
 
 
 def pick_sources(count: int, population: int, seed: int) -> list[int]:

@@ -4,6 +4,11 @@ Greedy, not timed: the worker takes every query that is waiting when the model b
 lone query never waits for company, and under load the batch grows by itself with the queue. On a
 2-core CPU a batch of 16 runs several times more images per second than 16 batches of one
 (bench/speed.py, runtimes table).
+
+A query may bring several images (itself and its quarter turns, rotations.py); they wait as one
+item, and a batch runs one forward pass per shape (rounded to the model's stride), so a landscape
+image is not padded to a square with a portrait one: a lone landscape query and its two turns
+took 14% less forward time than as one padded batch (bench/README.md, "Photos stored sideways").
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import numpy as np
 
 from search_by_image.errors import BatcherClosed
 from search_by_image.metrics import BATCH_SIZE
+from search_by_image.preprocessing import STRIDE
 
 if TYPE_CHECKING:
     from search_by_image.embedder import Embedder
 
-#: Upper bound on one coalesced batch: bounds the padding cost and a batch's latency.
+#: Upper bound on the images of one coalesced batch: bounds the padding cost and a batch's latency.
 MAX_BATCH = 16
 #: ... for an fp32 model on the CPU, whose activations for 16 images at 448 px took the service to
 #: 748 MB in the load test's burst; 8 took it to 518 MB (bench/README.md, "Serving without torch").
@@ -40,7 +46,7 @@ class QueryBatcher:
     def __init__(self, embedder: Embedder, max_batch: int = MAX_BATCH):
         self.embedder = embedder
         self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[list[np.ndarray], Future] | None] = queue.Queue()
         # a query is queued, or refused, atomically with respect to close(): none waits on a dead worker
         self._closing = threading.Lock()
         self._closed = False
@@ -49,6 +55,11 @@ class QueryBatcher:
 
     def embed(self, prepared: np.ndarray) -> np.ndarray:
         """One preprocessed query (`Embedder.preprocessing`) in, its descriptor out (blocks)."""
+        return self.embed_all([prepared])[0]
+
+    def embed_all(self, prepared: list[np.ndarray]) -> np.ndarray:
+        """Several preprocessed images of one query in, their descriptors' rows out (blocks);
+        embedded in the same round of forward passes."""
         result: Future = Future()
         with self._closing:
             if self._closed:
@@ -71,10 +82,11 @@ class QueryBatcher:
         self._worker.join(timeout=30)
 
     def _run(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch = [first]
+        held = None  # a query whose images did not fit in the last batch: first in the next
+        while (first := held if held is not None else self._queue.get()) is not None:
+            batch, images, held = [first], len(first[0]), None
             stop = False
-            while len(batch) < self.max_batch:
+            while images < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -82,18 +94,33 @@ class QueryBatcher:
                 if item is None:
                     stop = True
                     break
+                if images + len(item[0]) > self.max_batch:
+                    held = item
+                    break
                 batch.append(item)
+                images += len(item[0])
             self._embed(batch)
             if stop:
                 return
 
-    def _embed(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+    def _embed(self, batch: list[tuple[list[np.ndarray], Future]]) -> None:
+        images = [image for prepared, _ in batch for image in prepared]
         BATCH_SIZE.observe(len(batch))
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        for row, image in enumerate(images):
+            shapes.setdefault(tuple(-(-side // STRIDE) for side in image.shape[:2]), []).append(row)
         try:
-            features = self.embedder.embed_prepared([prepared for prepared, _ in batch])
+            features = np.empty((len(images), 0), np.float32)
+            for rows in shapes.values():
+                embedded = self.embedder.embed_prepared([images[row] for row in rows])
+                if features.shape[1] == 0:
+                    features = np.empty((len(images), embedded.shape[1]), embedded.dtype)
+                features[rows] = embedded
         except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
             for _, result in batch:
                 result.set_exception(exc)
             return
-        for row, (_, result) in enumerate(batch):
-            result.set_result(features[row])
+        start = 0
+        for prepared, result in batch:
+            result.set_result(features[start : start + len(prepared)])
+            start += len(prepared)

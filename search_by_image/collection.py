@@ -69,6 +69,7 @@ class Collection(LiveWrites):
             else None
         )
         self._expand = settings.query_expansion
+        self._rotations = settings.query_rotations
 
     @property
     def name(self) -> str:
@@ -132,7 +133,15 @@ class Collection(LiveWrites):
                 store.place(self._embedders.device)
             metadata = load_metadata(self.location.metadata_csv, store.paths)
             self.snapshot = Snapshot(
-                self.name, store, metadata, embedder, batcher, stamp, self._verifier, self._expand
+                self.name,
+                store,
+                metadata,
+                embedder,
+                batcher,
+                stamp,
+                self._verifier,
+                self._expand,
+                self._rotations,
             )
             self.problem, self._failed = None, None
             if current is None or current.store is not store:
@@ -213,4 +222,5 @@ class Collection(LiveWrites):
             self._stamp(),
             self._verifier,
             self._expand,
+            self._rotations,
         )

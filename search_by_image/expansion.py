@@ -19,6 +19,9 @@ expansion with the top results whatever they show gained less and drifts when th
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
   order, and every page up to it comes from the same candidates.
 
+- With the query's quarter turns (rotations.py) each view is expanded and scored, the turned
+  ones less rotations.PENALTY, so the expansion keeps what the turns found.
+
 Gain and cost on holidays_subset300 through the product: bench/README.md "Local verification".
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from search_by_image import rotations
 from search_by_image.index_store import IndexStore
 from search_by_image.verification import BONUS_CAP, Check, reorder
 
@@ -43,8 +47,9 @@ def rerank(
     store: IndexStore, query: np.ndarray, hits: list[tuple[int, float]], checks: list[Check | None]
 ) -> tuple[list[tuple[int, float]], list[Check | None]]:
     """`hits` (checked and re-ranked by verification) ranked again with the query `query` (a
-    descriptor as the embedder gives it) expanded by its verified results; unchanged when none
-    is verified."""
+    descriptor as the embedder gives it, or one row per view: upright, then turned, each
+    expanded and scored as rotations.merged does) expanded by its verified results; unchanged
+    when none is verified."""
     top = min(DEPTH, len(hits))
     inliers = np.array([-1 if check is None else check.inliers for check in checks[:top]])
     verified = np.array([check is not None and check.verified for check in checks[:top]], dtype=bool)
@@ -53,7 +58,14 @@ def rerank(
     rows = [store.row_of_id[image_id] for image_id, _ in hits[:top]]
     vectors = store.searchable(np.asarray(store.features)[rows])
     weights = np.minimum(inliers[verified], BONUS_CAP) / BONUS_CAP
-    scores = vectors @ expanded(store.searchable(query[None])[0], vectors[verified], weights)
+    views = store.searchable(np.atleast_2d(query))
+    scores = np.max(
+        [
+            vectors @ expanded(view, vectors[verified], weights) - (rotations.PENALTY if n else 0.0)
+            for n, view in enumerate(views)
+        ],
+        axis=0,
+    )
     own = np.array([score for _, score in hits[:top]])
     order = reorder(np.where(verified, own, scores), inliers)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

@@ -99,7 +99,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=256,
-        description="most concurrent queries one forward pass embeds together; 0 = auto "
+        description="most images of concurrent queries embedded together (a query is 3 with "
+        "query_rotations, never split); 0 = auto "
         "(batcher.py: 8 for an fp32 model on the CPU, whose batch of 16 is most of the service's "
         "peak memory; else 16)",
     )
@@ -141,6 +142,13 @@ class Settings(BaseSettings):
         "scene are added to the query's, and the other results among the top 100 ranked again "
         "by it (query expansion: more of the scene's other shots near the top; verified results "
         "keep their place); off: ranked by the query's own descriptor",
+    )
+    query_rotations: bool = Field(
+        True,
+        description="also search with the query turned 90 and 270 degrees (two more images "
+        "in its forward pass): photos stored sideways, as scans and exports without EXIF "
+        "orientation are, are found upright and the other way round (rotations.py, "
+        "bench/README.md); off: the upright query only",
     )
     reload_seconds: float = Field(
         2.0, ge=0, description="how often the service checks for indexes rewritten on disk; 0 = never"

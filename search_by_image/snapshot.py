@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from search_by_image import expansion, verification
+from search_by_image import expansion, rotations, verification
 from search_by_image.batcher import QueryBatcher
 from search_by_image.embedder import Embedder
 from search_by_image.errors import UnknownImage
@@ -53,6 +53,8 @@ class Snapshot:
     #: ranks the results again with the query expanded by its verified results (expansion.py;
     #: setting query_expansion, only with a verifier)
     expand: bool = False
+    #: also search with the query turned a quarter each way (rotations.py; setting query_rotations)
+    rotations: bool = False
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
         """The ids that pass the filters (FilterError for one this metadata cannot apply); None
@@ -64,12 +66,17 @@ class Snapshot:
     def search(self, image: Image.Image, k: int, allowed: np.ndarray | None = None, offset: int = 0) -> Hits:
         """Results `offset` to `offset + k` for an image, among the `allowed` ids (`allowed`)."""
         started = time.perf_counter()
-        query = self.batcher.embed(self.embedder.preprocessing(image))
+        preprocessing = self.embedder.preprocessing
+        if self.rotations:
+            queries = self.batcher.embed_all(rotations.views(image, preprocessing))
+        else:
+            queries = self.batcher.embed(preprocessing(image))[None]
         embedded = time.perf_counter()
-        (hits,) = self.store.search(query[None], max(offset + k, self._fetched), allowed)
+        wanted = max(offset + k, self._fetched)
+        hits = rotations.merged(self.store.search(queries, wanted, allowed), wanted)
         searched = time.perf_counter()
         hits, checks = self._verify(
-            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB"))), query
+            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB"))), queries
         )
         return Hits(
             self,

@@ -7,7 +7,7 @@ import pytest
 from helpers import PHOTOS
 from PIL import Image
 
-from search_by_image.alterations import EDITS, KINDS, alter, altered_copies, pick_sources
+from search_by_image.alterations import EDITS, KINDS, alter, altered_copies, pick_sources, sideways_copies
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +48,20 @@ def test_captions_and_borders_make_the_picture_bigger(photo):
     for edit in ("caption", "border"):
         out = EDITS[edit](photo, np.random.default_rng(0))
         assert out.width * out.height > photo.width * photo.height
+
+
+def test_sideways_copies_are_the_photo_turned_a_quarter_either_way(photo):
+    copies = sideways_copies(lambda _: photo, list(range(8)), seed=4)
+    assert copies == sideways_copies(lambda _: photo, list(range(8)), seed=4)
+    assert all(c.edits == ("sideways",) and "sideways" not in KINDS for c in copies)
+    turns = set()
+    for copy in copies:
+        with Image.open(io.BytesIO(copy.data)) as image:
+            assert image.size == photo.size[::-1]
+            pixels = np.asarray(image.convert("RGB"), np.float32)
+        upright = {
+            name: np.abs(np.asarray(photo.transpose(turn), np.float32) - pixels).mean()
+            for name, turn in (("90", Image.Transpose.ROTATE_90), ("270", Image.Transpose.ROTATE_270))
+        }
+        turns.add(min(upright, key=upright.get))
+    assert turns == {"90", "270"}

@@ -118,6 +118,37 @@ def test_a_burst_beyond_the_batch_limit_waits_for_the_next_forward_pass():
     assert batches == [1, 3, 3, 3]
 
 
+def test_the_batch_limit_counts_images_and_a_query_that_would_pass_it_waits_whole():
+    """Queries of three images each (rotations.py) while the model is busy, limit 4: one query
+    per pass, never split, never over the limit."""
+    gate = threading.Event()
+    batches: list[int] = []
+
+    class Held(Echo):
+        def embed_prepared(self, prepared):
+            batches.append(len(prepared))
+            gate.wait(10)
+            return super().embed_prepared(prepared)
+
+    batcher = QueryBatcher(Held(), max_batch=4)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            queries = [pool.submit(batcher.embed, np.full(2, 0, np.float32))]
+            deadline = time.monotonic() + 10
+            while not batches and time.monotonic() < deadline:  # the first is in the model
+                time.sleep(0.005)
+            queries += [pool.submit(batcher.embed_all, [np.full(2, i, np.float32)] * 3) for i in range(1, 4)]
+            while batcher.queue_depth < 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            gate.set()
+            answers = [query.result(timeout=10) for query in queries]
+    finally:
+        gate.set()
+        batcher.close()
+    assert [a.ravel()[0] for a in answers] == [0, 1, 2, 3] and [len(a) for a in answers[1:]] == [3] * 3
+    assert batches == [1, 3, 3, 3]
+
+
 def test_the_services_batch_is_smaller_for_an_fp32_model_on_the_cpu(demo_collection, lite0):
     """fp32 activations of a full batch are most of the service's peak memory (bench/README)."""
 
@@ -135,3 +166,24 @@ def test_the_services_batch_is_smaller_for_an_fp32_model_on_the_cpu(demo_collect
     finally:
         pool.close()
         chosen.close()
+
+
+def test_a_querys_images_come_back_in_order_from_one_forward_pass_per_shape():
+    """A query and its quarter turns (rotations.py) wait as one item; images of one shape (rounded
+    to the stride) share a pass, and none is padded to another shape's size."""
+    shapes: list[list[tuple[int, ...]]] = []
+
+    class Shapes(Echo):
+        def embed_prepared(self, prepared):
+            shapes.append([p.shape for p in prepared])
+            return np.stack([np.full(2, p[0, 0, 0], np.float32) for p in prepared])
+
+    landscape, portrait = (448, 336, 3), (336, 448, 3)
+    images = [np.full(shape, n, np.uint8) for n, shape in enumerate([landscape, portrait, portrait])]
+    batcher = QueryBatcher(Shapes())
+    try:
+        rows = batcher.embed_all(images)
+    finally:
+        batcher.close()
+    assert rows[:, 0].tolist() == [0, 1, 2]
+    assert shapes == [[landscape], [portrait, portrait]]
