@@ -110,16 +110,13 @@ class QueryBatcher:
         for row, image in enumerate(images):
             shapes.setdefault(tuple(-(-side // STRIDE) for side in image.shape[:2]), []).append(row)
         try:
-            features = np.empty((len(images), 0), np.float32)
-            for rows in shapes.values():
-                embedded = self.embedder.embed_prepared([images[row] for row in rows])
-                if features.shape[1] == 0:
-                    features = np.empty((len(images), embedded.shape[1]), embedded.dtype)
-                features[rows] = embedded
+            passes = [self.embedder.embed_prepared([images[row] for row in rows]) for rows in shapes.values()]
         except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
             for _, result in batch:
                 result.set_exception(exc)
             return
+        features = np.empty_like(passes[0], shape=(len(images), passes[0].shape[1]))
+        features[[row for rows in shapes.values() for row in rows]] = np.concatenate(passes)
         start = 0
         for prepared, result in batch:
             result.set_result(features[start : start + len(prepared)])

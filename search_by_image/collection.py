@@ -8,6 +8,7 @@ live_writes.py; they take the collection's thread lock, like `refresh`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -213,14 +214,4 @@ class Collection(LiveWrites):
         snapshot = self.require()
         store.place(self._embedders.device)
         metadata = load_metadata(self.location.metadata_csv, store.paths)
-        self.snapshot = Snapshot(
-            self.name,
-            store,
-            metadata,
-            snapshot.embedder,
-            snapshot.batcher,
-            self._stamp(),
-            self._verifier,
-            self._expand,
-            self._rotations,
-        )
+        self.snapshot = dataclasses.replace(snapshot, store=store, metadata=metadata, stamp=self._stamp())

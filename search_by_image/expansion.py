@@ -61,7 +61,7 @@ def rerank(
     views = store.searchable(np.atleast_2d(query))
     scores = np.max(
         [
-            vectors @ expanded(view, vectors[verified], weights) - (rotations.PENALTY if n else 0.0)
+            vectors @ expanded(view, vectors[verified], weights) - rotations.penalty(n)
             for n, view in enumerate(views)
         ],
         axis=0,

@@ -26,6 +26,12 @@ TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
 PENALTY = 0.1
 
 
+def penalty(view: int) -> float:
+    """What a view's scores lose before they are merged: nothing for the upright query (view 0),
+    PENALTY for a turned one."""
+    return PENALTY if view else 0.0
+
+
 def views(image: Image.Image, preprocessing: Preprocessing) -> list[np.ndarray]:
     """The model's inputs for a query: upright, then each quarter turn."""
     return [preprocessing(image)] + [preprocessing(image.transpose(turn)) for turn in TURNS]
@@ -36,10 +42,9 @@ def merged(hits: list[list[tuple[int, float]]], k: int) -> list[tuple[int, float
     PENALTY, each id at its best. Exact from each list's own top k: an id missing from a list
     scores there below k others that outrank it in the merge anyway."""
     best: dict[int, float] = {}
-    for n, found in enumerate(hits):
-        penalty = PENALTY if n else 0.0
+    for view, found in enumerate(hits):
         for image_id, score in found:
-            score -= penalty
+            score -= penalty(view)
             if score > best.get(image_id, -np.inf):
                 best[image_id] = score
     return sorted(best.items(), key=lambda hit: -hit[1])[:k]

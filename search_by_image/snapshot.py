@@ -67,10 +67,8 @@ class Snapshot:
         """Results `offset` to `offset + k` for an image, among the `allowed` ids (`allowed`)."""
         started = time.perf_counter()
         preprocessing = self.embedder.preprocessing
-        if self.rotations:
-            queries = self.batcher.embed_all(rotations.views(image, preprocessing))
-        else:
-            queries = self.batcher.embed(preprocessing(image))[None]
+        views = rotations.views(image, preprocessing) if self.rotations else [preprocessing(image)]
+        queries = self.batcher.embed_all(views)
         embedded = time.perf_counter()
         wanted = max(offset + k, self._fetched)
         hits = rotations.merged(self.store.search(queries, wanted, allowed), wanted)

@@ -88,8 +88,10 @@ def test_a_closed_batcher_refuses_a_query_at_once_instead_of_leaving_it_waiting(
         batcher.embed(np.ones(3, np.float32))
 
 
-def test_a_burst_beyond_the_batch_limit_waits_for_the_next_forward_pass():
-    """Ten queries while the model is busy with the first: the rest go in passes of at most 3."""
+def behind_a_busy_model(max_batch: int, later: list) -> tuple[list[np.ndarray], list[int]]:
+    """A first query (zeros) held in the model while `later` queries queue (an array: `embed`; a
+    list of arrays: one query's images, `embed_all`): every query's answer, and the size of each
+    forward pass the model was given."""
     gate = threading.Event()
     batches: list[int] = []
 
@@ -99,21 +101,30 @@ def test_a_burst_beyond_the_batch_limit_waits_for_the_next_forward_pass():
             gate.wait(10)
             return super().embed_prepared(prepared)
 
-    batcher = QueryBatcher(Held(), max_batch=3)
+    batcher = QueryBatcher(Held(), max_batch=max_batch)
     try:
-        with ThreadPoolExecutor(10) as pool:
+        with ThreadPoolExecutor(len(later) + 1) as pool:
             queries = [pool.submit(batcher.embed, np.full(2, 0, np.float32))]
             deadline = time.monotonic() + 10
             while not batches and time.monotonic() < deadline:  # the first is in the model
                 time.sleep(0.005)
-            queries += [pool.submit(batcher.embed, np.full(2, i, np.float32)) for i in range(1, 10)]
-            while batcher.queue_depth < 9 and time.monotonic() < deadline:
+            queries += [
+                pool.submit(batcher.embed_all if isinstance(query, list) else batcher.embed, query)
+                for query in later
+            ]
+            while batcher.queue_depth < len(later) and time.monotonic() < deadline:
                 time.sleep(0.005)
             gate.set()
             answers = [query.result(timeout=10) for query in queries]
     finally:
         gate.set()
         batcher.close()
+    return answers, batches
+
+
+def test_a_burst_beyond_the_batch_limit_waits_for_the_next_forward_pass():
+    """Ten queries while the model is busy with the first: the rest go in passes of at most 3."""
+    answers, batches = behind_a_busy_model(3, [np.full(2, i, np.float32) for i in range(1, 10)])
     assert [float(a[0]) for a in answers] == list(range(10))  # each query its own answer
     assert batches == [1, 3, 3, 3]
 
@@ -121,30 +132,7 @@ def test_a_burst_beyond_the_batch_limit_waits_for_the_next_forward_pass():
 def test_the_batch_limit_counts_images_and_a_query_that_would_pass_it_waits_whole():
     """Queries of three images each (rotations.py) while the model is busy, limit 4: one query
     per pass, never split, never over the limit."""
-    gate = threading.Event()
-    batches: list[int] = []
-
-    class Held(Echo):
-        def embed_prepared(self, prepared):
-            batches.append(len(prepared))
-            gate.wait(10)
-            return super().embed_prepared(prepared)
-
-    batcher = QueryBatcher(Held(), max_batch=4)
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            queries = [pool.submit(batcher.embed, np.full(2, 0, np.float32))]
-            deadline = time.monotonic() + 10
-            while not batches and time.monotonic() < deadline:  # the first is in the model
-                time.sleep(0.005)
-            queries += [pool.submit(batcher.embed_all, [np.full(2, i, np.float32)] * 3) for i in range(1, 4)]
-            while batcher.queue_depth < 3 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            gate.set()
-            answers = [query.result(timeout=10) for query in queries]
-    finally:
-        gate.set()
-        batcher.close()
+    answers, batches = behind_a_busy_model(4, [[np.full(2, i, np.float32)] * 3 for i in range(1, 4)])
     assert [a.ravel()[0] for a in answers] == [0, 1, 2, 3] and [len(a) for a in answers[1:]] == [3] * 3
     assert batches == [1, 3, 3, 3]
 
