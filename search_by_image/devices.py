@@ -7,8 +7,10 @@ installed; without one there is no GPU to find.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -59,3 +61,23 @@ def single_threaded_blas() -> None:
     keeps its threads.
     """
     threadpool_limits(1, user_api="blas")
+
+
+@contextlib.contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP team down to this thread for the block (the setting is the calling
+    thread's, and restored after it).
+
+    For searches that take a few milliseconds on one core: waking a second thread costs more
+    than it saves, and on a loaded machine much more (an 811-image search 48 ms with the default
+    threads against 0.2 ms with one, at load 7: bench/README.md, "Figures behind the code's
+    choices").
+    """
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)

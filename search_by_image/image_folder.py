@@ -17,7 +17,7 @@ from PIL import Image
 
 from search_by_image import formats
 from search_by_image.decoding import UnreadableImage, open_rgb
-from search_by_image.thumbnails import Thumbnails, covering
+from search_by_image.thumbnails import Thumbnails, covering, thumbnail_source
 
 #: The suffixes the indexer scans: the one list of formats (search_by_image/formats.py).
 IMAGE_SUFFIXES = formats.SUFFIXES
@@ -92,11 +92,16 @@ class ImageFolder:
             image = open_rgb(file, self.max_pixels, covering(size_for) if self.thumbnails else size_for)
         except (UnreadableImage, OSError) as exc:
             return index, None, str(exc)
+        prepared = self.preprocess(image)
         if self.thumbnails is not None:
             with contextlib.suppress(OSError):
                 stat = file.stat()
-                self.thumbnails.write_quietly(self.paths[index], (stat.st_size, stat.st_mtime_ns), image)
-        return index, self.preprocess(image), ""
+                self.thumbnails.write_quietly(
+                    self.paths[index],
+                    (stat.st_size, stat.st_mtime_ns),
+                    thumbnail_source(image, prepared, getattr(self.preprocess, "keeps_whole_image", False)),
+                )
+        return index, prepared, ""
 
     @staticmethod
     def collate(samples: list[tuple[int, np.ndarray | None, str]]) -> Batch:

@@ -8,6 +8,7 @@ a GPU copy beside the index, once, before the store is served.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import faiss
 import numpy as np
 
 from search_by_image import index_files
+from search_by_image.devices import one_faiss_thread
 from search_by_image.embedder import EmbedderSpec
 from search_by_image.errors import IndexCorrupt
 from search_by_image.faiss_device import place
@@ -29,6 +31,12 @@ from search_by_image.index_choice import (
 )
 from search_by_image.index_files import INDEX_FILE, Manifest, new_generation
 from search_by_image.whitening import Whitening, learn_if_enough
+
+#: Stored numbers (images x dimensions) up to which a search runs on the calling thread alone:
+#: 8M floats, a scan of a few milliseconds on one core (about 20,000 images of 384-d), where
+#: FAISS's OpenMP team saves little and costs a loaded machine tens of milliseconds
+#: (devices.one_faiss_thread).
+ONE_THREAD_SCAN = 1 << 23
 
 
 class IndexStore:
@@ -196,7 +204,9 @@ class IndexStore:
         else:
             selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, np.int64))
             params = search_params(self.index, self.manifest.nprobe, selector)
-            scores, ids = self.index.search(queries, k, params=params)
+            small = len(self) * self.index.d <= ONE_THREAD_SCAN
+            with one_faiss_thread() if small else contextlib.nullcontext():
+                scores, ids = self.index.search(queries, k, params=params)
         hits = [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
             for row_ids, row_scores in zip(ids, scores)

@@ -6,17 +6,18 @@ way to tell them apart, and to rescue crops and rotations a global descriptor ra
 match local keypoints and count those a single geometric transform maps onto each other (RANSAC).
 
 - `extract`: ORB keypoints (OpenCV, FAST corners with binary rBRIEF descriptors) of an image
-  scaled to `SIDE` px on its longest side, the size of the thumbnails the indexer already keeps,
-  so the indexed side needs no storage of its own: its features are computed from the thumbnail
-  when verified. ORB over SIFT: on holidays_subset300 both separate copies from re-shots alike,
+  scaled to `SIDE` px on its longest side, from the thumbnails the indexer already keeps, so the
+  indexed side needs no storage of its own: its features are computed from the thumbnail when
+  verified. ORB over SIFT: on holidays_subset300 both separate copies from re-shots alike,
   and ORB extracts and matches several times faster (bench/README.md "Local verification").
 - `inliers`: nearest-neighbour matches passing Lowe's ratio test, then the number of them a
   similarity transform (rotation, uniform scale, translation; `cv2.estimateAffinePartial2D`,
   RANSAC) explains. Copies are crops, rotations, rescales and recolourings of one frame: a
   similarity maps them; another shot of a scene moves the camera, and only a fraction of its
   matches fit one. Mirrored copies are matched through the query's mirror image (`mirrored`).
-- `aligned_correlation` and `residual_motion`: once one image is warped onto the other, do their
-  pixels agree, and does anything still move (a copy: no; a burst from one spot: its foreground).
+- `aligned_correlation` and `residual_motion`: once one image is warped onto the other
+  (`overlap`), do their pixels agree, and does anything still move (a copy: no; a burst from one
+  spot: its foreground).
 
 OpenCV is imported on first use: it adds ~0.4 s and ~35 MB to a process that never verifies.
 """
@@ -27,7 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Longest side the features are computed at: the thumbnails' (thumbnails.THUMBNAIL_PX).
+from search_by_image.devices import one_faiss_thread
+
+#: Longest side the features are computed at (thumbnails, 448 px, are scaled down to it): the
+#: size every threshold below, in pixels, was measured at.
 SIDE = 384
 #: Keypoints per image: more lift recall on textured scenes, and cost matching time.
 KEYPOINTS = 500
@@ -49,11 +53,16 @@ BLUR_SIGMA = 1.5
 #: Pixels around the inliers' bounding box still compared: the part of the images the matches
 #: cover, not a border or caption bar added around it.
 BOX_MARGIN = 24
+#: Grey levels a flat border or bar may vary by either side of its middle (`_content`).
+BORDER_LEVELS = 3
 #: Local contrast normalisation before the dense flow (Gaussian sigma, px): recoloured copies
 #: (brightness, contrast, saturation) must not read as motion.
 FLOW_NORMALISE_SIGMA = 6.0
 #: Fewest textured pixels the residual motion is measured on (fewer: not measured, infinite).
 FLOW_MIN_PIXELS = 200
+#: The residual motion's fit uses every FIT_STRIDE-th pixel each way: the same figure within
+#: a few hundredths of a pixel, in a ninth of the least-squares time.
+FIT_STRIDE = 3
 
 
 @dataclass(frozen=True)
@@ -137,12 +146,8 @@ def nearest_two(descriptors: np.ndarray, among: np.ndarray) -> tuple[np.ndarray,
 
     index = faiss.IndexBinaryFlat(8 * descriptors.shape[1])
     index.add(among)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
+    with one_faiss_thread():
         return index.search(descriptors, 2)
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def verify(query: Keypoints, candidate: Keypoints) -> Verified:
@@ -164,18 +169,26 @@ def verify(query: Keypoints, candidate: Keypoints) -> Verified:
     return Verified(int(mask.sum()), transform, target[mask.ravel() > 0])
 
 
-def _overlap(query: Keypoints, candidate: Keypoints, found: Verified) -> tuple[np.ndarray, np.ndarray]:
-    """The query's grey warped onto the candidate, and the mask of what both show: inside the
-    warped query's frame, within BOX_MARGIN px of the inliers' bounding box (a border or caption
-    bar added around a copy has no inliers)."""
+@dataclass(frozen=True)
+class Overlap:
+    """The query's grey warped onto the candidate's, and where both show the same thing."""
+
+    warped: np.ndarray
+    #: inside the warped query's frame and within BOX_MARGIN px of the inliers' bounding box
+    inside: np.ndarray
+
+
+def overlap(query: Keypoints, candidate: Keypoints, found: Verified) -> Overlap:
+    """The query's grey warped onto the candidate, and the mask of what both show: inside both
+    images' flat margins (`_content`; the query's warped), within BOX_MARGIN px of the inliers'
+    bounding box (a border or caption bar added around a copy has no inliers). Made once per
+    pair, for both measures below."""
     cv2 = _cv2()
     height, width = candidate.grey.shape
     size = (width, height)
     warped = cv2.warpAffine(query.grey, found.transform, size, flags=cv2.INTER_LINEAR)
-    inside = cv2.warpAffine(
-        np.full(query.grey.shape, 255, np.uint8), found.transform, size, flags=cv2.INTER_NEAREST
-    )
-    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    inside = cv2.warpAffine(_content(query.grey), found.transform, size, flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside & _content(candidate.grey), np.ones((5, 5), np.uint8)) > 0
     if found.points is not None and len(found.points):
         (left, top), (right, bottom) = found.points.min(axis=0), found.points.max(axis=0)
         box = np.zeros_like(inside)
@@ -184,10 +197,10 @@ def _overlap(query: Keypoints, candidate: Keypoints, found: Verified) -> tuple[n
             max(0, int(left) - BOX_MARGIN) : int(right) + BOX_MARGIN + 1,
         ] = True
         inside &= box
-    return warped, inside
+    return Overlap(warped, inside)
 
 
-def aligned_correlation(query: Keypoints, candidate: Keypoints, found: Verified) -> float:
+def aligned_correlation(candidate: Keypoints, shared: Overlap) -> float:
     """Pixel correlation of the query warped onto the candidate, over the part they share.
 
     An edited copy (recoloured, recompressed, rescaled, cropped, rotated, captioned) is the same
@@ -195,11 +208,11 @@ def aligned_correlation(query: Keypoints, candidate: Keypoints, found: Verified)
     differs in parallax, light and whatever moved: markedly lower. -1 when they share too little.
     """
     cv2 = _cv2()
-    warped, inside = _overlap(query, candidate, found)
+    inside = shared.inside
     height, width = inside.shape
     if inside.sum() < 0.1 * inside.size:
         return -1.0
-    a = cv2.GaussianBlur(warped, (0, 0), BLUR_SIGMA).astype(np.float32)
+    a = cv2.GaussianBlur(shared.warped, (0, 0), BLUR_SIGMA).astype(np.float32)
     b = cv2.GaussianBlur(candidate.grey, (0, 0), BLUR_SIGMA).astype(np.float32)
     # GRID x GRID cells (the last rows and columns that do not divide evenly are left out)
     ch, cw = height // GRID, width // GRID
@@ -224,24 +237,32 @@ def aligned_correlation(query: Keypoints, candidate: Keypoints, found: Verified)
     return float(np.median((a * b).sum(axis=1)[textured] / np.sqrt(energy[textured])))
 
 
-def residual_motion(query: Keypoints, candidate: Keypoints, found: Verified) -> float:
+def residual_motion(candidate: Keypoints, shared: Overlap) -> float:
     """How far the aligned pixels still move (px at the candidate's size): the 75th percentile,
-    over the textured part both show, of the dense optical flow (Farneback, on locally
-    contrast-normalised grey) left once one similarity transform fitted to that flow is taken out.
+    over the textured part both show, of the dense optical flow (DIS, OpenCV's "fast" preset, on
+    locally contrast-normalised grey) left once one similarity transform fitted to that flow is
+    taken out; the fit and the percentile on every FIT_STRIDE-th pixel each way.
 
-    An edited copy is one similarity of the other: once aligned nothing moves (under 0.3 px for
-    97-98% of the altered copies). Another shot, even a burst from one spot that correlates above
+    An edited copy is one similarity of the other: once aligned nothing moves (under 0.22 px for
+    99% of the altered copies). Another shot, even a burst from one spot that correlates above
     0.95, has parallax, a tilted camera's perspective, waves and people: its flow is not one
-    similarity (bench/README.md "Copies or another shot"). Infinite when too little is textured.
+    similarity. DIS over Farneback, and the fit on a ninth of the pixels: a sixth of the time for
+    fewer other shots taken for copies (bench/README.md "Copies or another shot"). Infinite when
+    too little is textured.
     """
     cv2 = _cv2()
-    warped, inside = _overlap(query, candidate, found)
-    normalised = [_normalise(warped), _normalise(candidate.grey)]
-    flow = cv2.calcOpticalFlowFarneback(*normalised, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    warped, inside = shared.warped, shared.inside
+    # one per call: an instance keeps buffers between calls, and results are checked side by side
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(
+        _normalise(warped), _normalise(candidate.grey), None
+    )
     keep = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     keep &= _textured(warped) & _textured(candidate.grey)
     if keep.sum() < FLOW_MIN_PIXELS:
         return float("inf")
+    sampled = np.zeros_like(keep)
+    sampled[::FIT_STRIDE, ::FIT_STRIDE] = True
+    keep &= sampled
     ys, xs = np.nonzero(keep)
     source = np.stack([xs, ys], axis=1).astype(np.float64)
     target = (source + flow[keep]).ravel()
@@ -256,6 +277,24 @@ def residual_motion(query: Keypoints, candidate: Keypoints, found: Verified) -> 
         residual = np.linalg.norm((design @ solution - target).reshape(-1, 2), axis=1)
         rows = np.repeat(residual <= np.percentile(residual, 75), 2)
     return float(np.percentile(residual, 75))
+
+
+def _content(grey: np.ndarray) -> np.ndarray:
+    """255 inside the image's flat margins, 0 on them: the rows and columns at each edge whose
+    grey varies by at most 2 x BORDER_LEVELS (a border or bar added to a copy, or an even sky,
+    which has no texture to measure anyway). The edge of a border is no motion of the photo."""
+    height, width = grey.shape
+    flat_rows = np.ptp(grey, axis=1) <= 2 * BORDER_LEVELS
+    flat_columns = np.ptp(grey, axis=0) <= 2 * BORDER_LEVELS
+
+    def run(flat: np.ndarray) -> int:
+        return len(flat) if flat.all() else int(np.argmin(flat))
+
+    top, bottom = run(flat_rows), run(flat_rows[::-1])
+    left, right = run(flat_columns), run(flat_columns[::-1])
+    content = np.zeros_like(grey)
+    content[top : max(top, height - bottom), left : max(left, width - right)] = 255
+    return content
 
 
 def _normalise(grey: np.ndarray) -> np.ndarray:

@@ -27,6 +27,11 @@ class Preprocessing(BaseModel):
     #: for collections mixing colour and black-and-white copies of the same pictures
     grayscale: bool = False
 
+    @property
+    def keeps_whole_image(self) -> bool:
+        """Its output is the whole image in colour, only resized (a thumbnail can be made of it)."""
+        return self.resize == "keep_aspect" and not self.grayscale
+
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """Size the decoded image is resized to before cropping or padding."""
         if self.resize == "keep_aspect":

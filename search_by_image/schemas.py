@@ -29,7 +29,7 @@ class SearchHit(BaseModel):
         "matches (12 or more: the same scene, ranked higher); null: not verified",
     )
     image_url: str
-    thumbnail_url: str = Field(description="a JPEG at most 384 px on its longest side, for grids")
+    thumbnail_url: str = Field(description="a JPEG at most 448 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
 
 

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
 
     thumbnails: bool = Field(
         True,
-        description="make the result grids' 384 px thumbnails while indexing and adding, in "
+        description="make the result grids' 448 px thumbnails while indexing and adding, in "
         "the same decode pass (3-6 ms an image: 4-7% of indexing time with the fp32 model, about "
         "11% with int8: bench/README.md, camera); off: each is made on its first request",
     )

@@ -22,12 +22,16 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 THUMBNAILS_DIR = "thumbnails"
-#: Longest side: sharp in the page's ~200-280 CSS px cards at 1.5x pixel density.
-THUMBNAIL_PX = 384
-#: libjpeg quality: a 384 px photo in tens of KB, where WebP would take several times as long to
+#: Longest side: the bundled models' input size, so the indexer encodes the pixels it already
+#: resized for the model instead of resizing again (`thumbnail_source`: 3 ms of a 12 MP JPEG's
+#: ~40 ms, bench/README.md "Figures behind the code's choices"); sharp in the page's ~200-300
+#: CSS px cards at 1.5x pixel density.
+THUMBNAIL_PX = 448
+#: libjpeg quality: a 448 px photo in tens of KB, where WebP would take several times as long to
 #: encode (bench/README.md, "Figures behind the code's choices").
 QUALITY = 80
 SUFFIX = ".jpg"
@@ -50,9 +54,19 @@ def encode(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def thumbnail_source(decoded: Image.Image, prepared: np.ndarray, whole: bool) -> Image.Image:
+    """What the indexer makes an image's thumbnail from: the model's input (uint8 pixels) when
+    it is the `whole` image in colour, shrunk, and at least THUMBNAIL_PX (no second resize of the
+    decode); else the decoded image (a small one is not enlarged, a crop is not a thumbnail)."""
+    side = max(prepared.shape[:2])
+    if whole and THUMBNAIL_PX <= side <= max(decoded.size):
+        return Image.fromarray(prepared)
+    return decoded
+
+
 def covering(size_for: Callable[[int, int], tuple[int, int]] | None) -> Callable[[int, int], tuple[int, int]]:
     """A decode size at least as large as both the model's `size_for` and a thumbnail, so one
-    reduced-size decode serves both (the model's 448 px already covers 384 px thumbnails)."""
+    reduced-size decode serves both (the bundled models' 448 px input is a thumbnail's size)."""
 
     def size(width: int, height: int) -> tuple[int, int]:
         scale = min(1.0, THUMBNAIL_PX / max(width, height))

@@ -1,7 +1,7 @@
 """Search results checked with local features: the top results re-ranked, and copies told apart
 from other shots of the same scene (local_features on the collection's thumbnails).
 
-The indexed side stores nothing new: its keypoints are computed from the 384 px thumbnail the
+The indexed side stores nothing new: its keypoints are computed from the thumbnail (448 px) the
 indexer already keeps (or makes now, as GET /thumbnails would), and kept in a bounded in-memory
 cache (`Verifier`, keyed by the thumbnail's name, which changes with the image). So
 features follow live adds and deletes with the thumbnails, and an index built before this
@@ -53,7 +53,7 @@ RERANK_INLIERS = 12
 #: residual motion once aligned (local_features.residual_motion).
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
-COPY_MOTION = 0.3
+COPY_MOTION = 0.22
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -135,10 +135,11 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
     found = local_features.verify(query, candidate)
     if found.inliers < COPY_INLIERS or found.transform is None:
         return Check(found.inliers)
-    correlation = local_features.aligned_correlation(query, candidate, found)
+    shared = local_features.overlap(query, candidate, found)
+    correlation = local_features.aligned_correlation(candidate, shared)
     if correlation < COPY_CORRELATION:
         return Check(found.inliers, correlation)
-    return Check(found.inliers, correlation, local_features.residual_motion(query, candidate, found))
+    return Check(found.inliers, correlation, local_features.residual_motion(candidate, shared))
 
 
 def reorder(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:

@@ -49,3 +49,21 @@ def test_health_reports_where_the_model_and_faiss_run(demo_collection):
         health = client.get("/health").json()
     assert health["device"].startswith("cuda" if cuda_available() else "cpu")
     assert health["collections"][0]["search_device"].startswith(("cpu", "cuda"))
+
+
+def test_a_small_collection_is_searched_on_one_thread_and_the_setting_restored(demo_collection, monkeypatch):
+    import faiss
+
+    store = IndexStore.load(demo_collection.saved_dir)
+    seen = []
+    search = store.index.search
+
+    def watched(*args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(store.index, "search", watched)
+    before = faiss.omp_get_max_threads()
+    row = store.position["chelsea.jpg"]
+    assert store.search(np.asarray(store.features[[row]]), 1)[0][0][0] == int(store.ids[row])
+    assert seen == [1] and faiss.omp_get_max_threads() == before

@@ -22,7 +22,7 @@ ENDPOINTS = {
     "GET /collections/{name}/duplicates": "groups of near-duplicate images "
     "(`?threshold=`, `offset`, `limit`)",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
-    "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 384 px (`thumbnail_url` in results)",
+    "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 448 px (`thumbnail_url` in results)",
     "GET /health": "status, number of indexed images, model, device, loading and indexing progress",
     "GET /metrics": "Prometheus metrics: requests, latencies, batches, images, reloads, rejections",
     "GET /docs": "interactive API documentation",

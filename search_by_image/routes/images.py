@@ -92,7 +92,7 @@ def indexed_image(
 
 @router.get(
     "/thumbnails/{path:path}",
-    summary="An indexed image's grid thumbnail (JPEG, 384 px)",
+    summary="An indexed image's grid thumbnail (JPEG, 448 px)",
     response_class=FileResponse,
 )
 async def thumbnail(
