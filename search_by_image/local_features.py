@@ -239,21 +239,21 @@ def aligned_correlation(candidate: Keypoints, shared: Overlap) -> float:
 
 def residual_motion(candidate: Keypoints, shared: Overlap) -> float:
     """How far the aligned pixels still move (px at the candidate's size): the 75th percentile,
-    over the textured part both show, of the dense optical flow (DIS, OpenCV's "fast" preset, on
-    locally contrast-normalised grey) left once one similarity transform fitted to that flow is
-    taken out; the fit and the percentile on every FIT_STRIDE-th pixel each way.
+    over the textured part both show, of the dense optical flow (DIS, OpenCV's "medium" preset,
+    on locally contrast-normalised grey) left once one similarity transform fitted to that flow
+    is taken out; the fit and the percentile on every FIT_STRIDE-th pixel each way.
 
-    An edited copy is one similarity of the other: once aligned nothing moves (under 0.22 px for
+    An edited copy is one similarity of the other: once aligned nothing moves (under 0.25 px for
     99% of the altered copies). Another shot, even a burst from one spot that correlates above
     0.95, has parallax, a tilted camera's perspective, waves and people: its flow is not one
-    similarity. DIS over Farneback, and the fit on a ninth of the pixels: a sixth of the time for
-    fewer other shots taken for copies (bench/README.md "Copies or another shot"). Infinite when
-    too little is textured.
+    similarity. DIS medium over Farneback, and the fit on a ninth of the pixels: half the time,
+    and fewer distinct photos grouped as duplicates for as many copies found (bench/README.md
+    "Copies or another shot"). Infinite when too little is textured.
     """
     cv2 = _cv2()
     warped, inside = shared.warped, shared.inside
     # one per call: an instance keeps buffers between calls, and results are checked side by side
-    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(
         _normalise(warped), _normalise(candidate.grey), None
     )
     keep = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0

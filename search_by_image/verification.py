@@ -53,7 +53,7 @@ RERANK_INLIERS = 12
 #: residual motion once aligned (local_features.residual_motion).
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
-COPY_MOTION = 0.22
+COPY_MOTION = 0.25
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
