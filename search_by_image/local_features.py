@@ -53,6 +53,12 @@ BLUR_SIGMA = 1.5
 #: Pixels around the inliers' bounding box still compared: the part of the images the matches
 #: cover, not a border or caption bar added around it.
 BOX_MARGIN = 24
+#: DIS's fast preset decides alone below CLEARLY_STILL px (a copy) and above CLEARLY_MOVED (not
+#: one): the medium preset, twice its time, decides between them. On the pairs of "Copies or
+#: another shot" (bench/README.md) this differs from the medium preset alone on 1 pair of 1,565,
+#: and a quarter of the pairs need the second flow.
+CLEARLY_STILL = 0.1
+CLEARLY_MOVED = 0.5
 #: Grey levels a flat border or bar may vary by either side of its middle (`_content`).
 BORDER_LEVELS = 3
 #: Local contrast normalisation before the dense flow (Gaussian sigma, px): recoloured copies
@@ -239,9 +245,10 @@ def aligned_correlation(candidate: Keypoints, shared: Overlap) -> float:
 
 def residual_motion(candidate: Keypoints, shared: Overlap) -> float:
     """How far the aligned pixels still move (px at the candidate's size): the 75th percentile,
-    over the textured part both show, of the dense optical flow (DIS, OpenCV's "medium" preset,
-    on locally contrast-normalised grey) left once one similarity transform fitted to that flow
-    is taken out; the fit and the percentile on every FIT_STRIDE-th pixel each way.
+    over the textured part both show, of the dense optical flow (DIS, OpenCV's "medium" preset
+    where the "fast" one is not clear-cut, on locally contrast-normalised grey) left once one
+    similarity transform fitted to that flow is taken out; the fit and the percentile on every
+    FIT_STRIDE-th pixel each way.
 
     An edited copy is one similarity of the other: once aligned nothing moves (under 0.25 px for
     99% of the altered copies). Another shot, even a burst from one spot that correlates above
@@ -252,10 +259,6 @@ def residual_motion(candidate: Keypoints, shared: Overlap) -> float:
     """
     cv2 = _cv2()
     warped, inside = shared.warped, shared.inside
-    # one per call: an instance keeps buffers between calls, and results are checked side by side
-    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(
-        _normalise(warped), _normalise(candidate.grey), None
-    )
     keep = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     keep &= _textured(warped) & _textured(candidate.grey)
     if keep.sum() < FLOW_MIN_PIXELS:
@@ -263,6 +266,18 @@ def residual_motion(candidate: Keypoints, shared: Overlap) -> float:
     sampled = np.zeros_like(keep)
     sampled[::FIT_STRIDE, ::FIT_STRIDE] = True
     keep &= sampled
+    pair = _normalise(warped), _normalise(candidate.grey)
+    moved = _unexplained(pair, keep, cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    if CLEARLY_STILL <= moved <= CLEARLY_MOVED:
+        moved = _unexplained(pair, keep, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return moved
+
+
+def _unexplained(pair: tuple[np.ndarray, np.ndarray], keep: np.ndarray, preset: int) -> float:
+    """`residual_motion`'s figure for one DIS preset: the flow from pair[0] to pair[1] at the
+    `keep` pixels, less one similarity fitted to it, 75th percentile."""
+    # one per call: an instance keeps buffers between calls, and results are checked side by side
+    flow = _cv2().DISOpticalFlow_create(preset).calc(*pair, None)
     ys, xs = np.nonzero(keep)
     source = np.stack([xs, ys], axis=1).astype(np.float64)
     target = (source + flow[keep]).ravel()
