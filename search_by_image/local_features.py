@@ -251,11 +251,11 @@ def residual_motion(candidate: Keypoints, shared: Overlap) -> float:
     FIT_STRIDE-th pixel each way.
 
     An edited copy is one similarity of the other: once aligned nothing moves (under 0.25 px for
-    99% of the altered copies). Another shot, even a burst from one spot that correlates above
-    0.95, has parallax, a tilted camera's perspective, waves and people: its flow is not one
-    similarity. DIS medium over Farneback, and the fit on a ninth of the pixels: half the time,
-    and fewer distinct photos grouped as duplicates for as many copies found (bench/README.md
-    "Copies or another shot"). Infinite when too little is textured.
+    99% of the altered copies that align). Another shot, even a burst from one spot that
+    correlates above 0.95, has parallax, a tilted camera's perspective, waves and people: its
+    flow is not one similarity. DIS over Farneback, and the fit on a ninth of the pixels: a third
+    of the time, and fewer distinct photos grouped as duplicates for as many copies found
+    (bench/README.md "Copies or another shot"). Infinite when too little is textured.
     """
     cv2 = _cv2()
     warped, inside = shared.warped, shared.inside

@@ -17,8 +17,8 @@ verification".
   (`local_features.residual_motion`). An edited copy is one similarity of its photo; a burst or
   a re-shot from one spot often correlates as well (13% of the pairs of different shots of one
   Holidays scene did), but its foreground moves against its background, or the camera tilted.
-  On holidays_subset300 (altered copies of seeds 1 and 2, both ways): 98.8% of the copies are
-  copies, 2.1% of same-scene pairs (19 of 903: bursts with nothing moving, zooms of a distant
+  On holidays_subset300 (altered copies of seeds 1 and 2, both ways): 98.7% of the copies are
+  copies, 1.8% of same-scene pairs (16 of 903: bursts with nothing moving, zooms of a distant
   scene), bench/README.md "Copies or another shot".
 - Query expansion (expansion.py, after `Verifier.rerank`): the verified results' descriptors
   join the query's, and the unverified results are ranked again by it.
