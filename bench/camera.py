@@ -43,7 +43,7 @@ from bench.tables import scratch, table
 from search_by_image.decoding import open_rgb
 from search_by_image.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import PROJECT_DIR, Settings
-from search_by_image.thumbnails import Thumbnails, covering
+from search_by_image.thumbnails import Thumbnails, covering, thumbnail_source
 
 # --- decode ----------------------------------------------------------------------------------
 
@@ -55,6 +55,7 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
     target = covering(prep.resized_size)
     thumbs = Thumbnails(scratch("sbi-camera-thumbs-"))
     costs, rows = {}, []
+    whole = prep.keeps_whole_image  # the indexer's thumbnails come from the model's input
     for label, folder in sets.items():
         files = files_of(folder, args.decode_files)
         full = median_ms(lambda p: open_rgb(p, BIG), files[:4])
@@ -69,7 +70,11 @@ def decode_costs(sets: dict[str, Path], args) -> dict[str, dict[str, float]]:
         for batch in batches:
             embedder.embed_prepared(batch)
         forward = (time.perf_counter() - started) * 1e3 / len(prepared)
-        thumb = median_ms(lambda pair: thumbs.write(pair[0].name, (1, 1), pair[1]), list(zip(files, decoded)))
+        # what the indexer writes: the model's input when it is the whole image (thumbnail_source)
+        thumb = median_ms(
+            lambda item: thumbs.write(item[0].name, (1, 1), thumbnail_source(item[1], item[2], whole)),
+            list(zip(files, decoded, prepared)),
+        )
         limit = 2 * 1000 / (decode + resize + forward)
         costs[label] = {"decode": decode, "resize": resize, "forward": forward, "limit": limit}
         rows.append(
