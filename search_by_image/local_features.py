@@ -180,7 +180,7 @@ class Overlap:
     """The query's grey warped onto the candidate's, and where both show the same thing."""
 
     warped: np.ndarray
-    #: inside the warped query's frame and within BOX_MARGIN px of the inliers' bounding box
+    #: inside both images' flat margins and within BOX_MARGIN px of the inliers' bounding box
     inside: np.ndarray
 
 

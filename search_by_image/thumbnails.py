@@ -28,8 +28,8 @@ from PIL import Image
 THUMBNAILS_DIR = "thumbnails"
 #: Longest side: the bundled models' input size, so the indexer encodes the pixels it already
 #: resized for the model instead of resizing again (`thumbnail_source`: 3 ms of a 12 MP JPEG's
-#: ~40 ms, bench/README.md "Figures behind the code's choices"); sharp in the page's ~200-300
-#: CSS px cards at 1.5x pixel density.
+#: ~40 ms, bench/README.md, camera, "Session 5"); sharp in the page's ~200-300 CSS px cards at
+#: 1.5x pixel density.
 THUMBNAIL_PX = 448
 #: libjpeg quality: a 448 px photo in tens of KB, where WebP would take several times as long to
 #: encode (bench/README.md, "Figures behind the code's choices").

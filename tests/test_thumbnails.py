@@ -4,6 +4,7 @@ made on first request where missing, gone with their image."""
 import io
 import shutil
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PHOTOS, jpeg_bytes, writable_copy
@@ -12,7 +13,7 @@ from PIL import Image
 from main import create_app
 from search_by_image.auth import KEYS_FILE, KeyStore
 from search_by_image.index_store import IndexStore
-from search_by_image.thumbnails import THUMBNAIL_PX, Thumbnails, covering
+from search_by_image.thumbnails import THUMBNAIL_PX, Thumbnails, covering, thumbnail_source
 
 
 @pytest.fixture
@@ -100,3 +101,13 @@ def test_one_decode_covers_the_model_and_the_thumbnail():
     assert covering(model)(4000, 3000) == (448, 336)
     assert covering(lambda w, h: (448, 336))(4000, 3000) == (448, 336)
     assert covering(None)(200, 100) == (200, 100)  # small images are not enlarged
+
+
+def test_the_indexer_encodes_the_models_input_only_when_it_is_the_whole_photo_shrunk():
+    decoded = Image.new("RGB", (530, 354), "red")
+    model_input = np.full((299, 448, 3), 200, np.uint8)
+    assert thumbnail_source(decoded, model_input, whole=True).size == (448, 299)
+    assert thumbnail_source(decoded, model_input, whole=False) is decoded  # a crop, or grey
+    small = Image.new("RGB", (325, 243))
+    enlarged = np.zeros((335, 448, 3), np.uint8)
+    assert thumbnail_source(small, enlarged, whole=True) is small  # never enlarged
