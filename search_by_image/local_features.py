@@ -24,7 +24,8 @@ OpenCV is imported on first use: it adds ~0.4 s and ~35 MB to a process that nev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -77,11 +78,27 @@ class Keypoints:
     xy: np.ndarray
     #: n x 32 uint8 ORB descriptors
     descriptors: np.ndarray
-    #: the greyscale image they were found on (SIDE px), for comparing pixels once aligned
-    grey: np.ndarray
+    #: the greyscale image they were found on (SIDE px), for comparing pixels once aligned; or
+    #: what reads it again (`without_grey`: a cache keeps ~20 KB an image, not ~120 KB)
+    pixels: np.ndarray | Callable[[], np.ndarray]
 
     def __len__(self) -> int:
         return len(self.xy)
+
+    @property
+    def grey(self) -> np.ndarray:
+        if not isinstance(self.pixels, np.ndarray):
+            raise ValueError("these keypoints keep no pixels: take with_grey() first")
+        return self.pixels
+
+    def without_grey(self, read: Callable[[], np.ndarray]) -> Keypoints:
+        """The same keypoints, their grey image left to `read` (what `extract` made it from)."""
+        return replace(self, pixels=read)
+
+    def with_grey(self) -> Keypoints:
+        """The same keypoints with their grey image in memory, read again if it was not kept
+        (OSError or decoding.UnreadableImage if it can no longer be)."""
+        return self if isinstance(self.pixels, np.ndarray) else replace(self, pixels=self.pixels())
 
 
 def _empty(grey: np.ndarray) -> Keypoints:

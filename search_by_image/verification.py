@@ -57,7 +57,8 @@ COPY_MOTION = 0.25
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
-#: Thumbnails' keypoints kept in memory per collection (~20 KB each).
+#: Thumbnails' keypoints kept in memory per collection (~20 KB each: their pixels are read again
+#: from the thumbnail for the few pairs that align, `local_features.Keypoints.without_grey`).
 CACHED_IMAGES = 2048
 #: Threads checking results side by side, at most one per core: 10 results' checks take 2-5 ms
 #: each, so a few threads halve a search's verification without many idle threads.
@@ -135,6 +136,10 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
     found = local_features.verify(query, candidate)
     if found.inliers < COPY_INLIERS or found.transform is None:
         return Check(found.inliers)
+    try:  # the pixels of a cached image's keypoints are read again from its thumbnail
+        query, candidate = query.with_grey(), candidate.with_grey()
+    except (OSError, UnreadableImage):  # deleted meanwhile
+        return Check(found.inliers)
     shared = local_features.overlap(query, candidate, found)
     correlation = local_features.aligned_correlation(candidate, shared)
     if correlation < COPY_CORRELATION:
@@ -178,7 +183,7 @@ class Verifier:
             return None
         keypoints = local_features.extract(rgb)
         with self._lock:
-            self._cached[thumbnail] = keypoints
+            self._cached[thumbnail] = keypoints.without_grey(lambda: _grey_of(thumbnail))
             while len(self._cached) > self.capacity:
                 self._cached.popitem(last=False)
         return keypoints
@@ -262,6 +267,12 @@ class Verifier:
                 return np.asarray(image.convert("RGB"))
         except (OSError, ValueError):
             return None
+
+
+def _grey_of(thumbnail: Path) -> np.ndarray:
+    """A thumbnail's grey image as `local_features.extract` made it (OSError if it is gone)."""
+    with Image.open(thumbnail) as image:
+        return local_features.scaled_grey(np.asarray(image.convert("RGB")))
 
 
 @cache

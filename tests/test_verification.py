@@ -174,3 +174,28 @@ def test_duplicates_group_an_edited_copy_with_its_photo_but_not_another_shot(
     assert {photo.path, copy.path} in grouped
     assert not any(other_shot.path in group for group in grouped)
     assert all(group.kind == "copies" for group in groups)
+
+
+def test_cached_keypoints_read_their_pixels_again_only_for_the_pixel_checks(photos):
+    full = as_indexed(photos[PHOTO])
+    reads = []
+
+    def read():
+        reads.append(1)
+        return full.grey
+
+    cached = full.without_grey(read)  # what a Verifier keeps: no 98 KB grey image per thumbnail
+    with pytest.raises(ValueError):
+        cached.grey  # noqa: B018 - the property refuses
+    copy = query(edited(photos[PHOTO]))
+    expected = verification.check(copy, full)
+    assert verification.check(copy, cached) == expected and expected.copy
+    assert reads  # read again for the copy's alignment checks
+    reads.clear()
+    assert not verification.check(query(photos[OTHER_SCENE]), cached).aligned and not reads
+
+    def deleted():
+        raise OSError("the thumbnail was deleted meanwhile")
+
+    gone = verification.check(copy, full.without_grey(deleted))
+    assert gone.inliers >= verification.COPY_INLIERS and not gone.copy
