@@ -225,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     costs = decode_costs(sets, args) if "decode" in args.only or "indexing" in args.only else {}
     saved, ratios = bench_indexing(sets, costs, args) if "indexing" in args.only else (None, {})
     runs = [ratios]
+    indexed = {label: sets[label] for label in args.index_sets}
     for _ in range(args.repeat - 1 if "indexing" in args.only else 0):
-        indexed = {label: sets[label] for label in args.index_sets}
         runs.append(bench_indexing(sets, decode_costs(indexed, args), args)[1])
     if len(runs) > 1:
         rows = []

@@ -97,7 +97,7 @@ class Keypoints:
 
     def with_grey(self) -> Keypoints:
         """The same keypoints with their grey image in memory, read again if it was not kept
-        (OSError or decoding.UnreadableImage if it can no longer be)."""
+        (whatever the reader raises if it can no longer be)."""
         return self if isinstance(self.pixels, np.ndarray) else replace(self, pixels=self.pixels())
 
 

@@ -138,7 +138,7 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
         return Check(found.inliers)
     try:  # the pixels of a cached image's keypoints are read again from its thumbnail
         query, candidate = query.with_grey(), candidate.with_grey()
-    except (OSError, UnreadableImage):  # deleted meanwhile
+    except UNREADABLE:  # deleted meanwhile
         return Check(found.inliers)
     shared = local_features.overlap(query, candidate, found)
     correlation = local_features.aligned_correlation(candidate, shared)
@@ -263,16 +263,23 @@ class Verifier:
         if thumbnail is None:
             return None
         try:
-            with Image.open(thumbnail) as image:
-                return np.asarray(image.convert("RGB"))
-        except (OSError, ValueError):
+            return _rgb(thumbnail)
+        except UNREADABLE:
             return None
 
 
-def _grey_of(thumbnail: Path) -> np.ndarray:
-    """A thumbnail's grey image as `local_features.extract` made it (OSError if it is gone)."""
+#: What reading a thumbnail raises when it is gone or damaged (Pillow).
+UNREADABLE = (OSError, ValueError)
+
+
+def _rgb(thumbnail: Path) -> np.ndarray:
     with Image.open(thumbnail) as image:
-        return local_features.scaled_grey(np.asarray(image.convert("RGB")))
+        return np.asarray(image.convert("RGB"))
+
+
+def _grey_of(thumbnail: Path) -> np.ndarray:
+    """A thumbnail's grey image as `local_features.extract` made it (UNREADABLE if it is gone)."""
+    return local_features.scaled_grey(_rgb(thumbnail))
 
 
 @cache
