@@ -339,7 +339,16 @@ def _normalise(grey: np.ndarray) -> np.ndarray:
 
 
 def _textured(grey: np.ndarray) -> np.ndarray:
-    """Where the grey has an edge to follow (gradient over 4 levels a pixel, once blurred)."""
+    """Where the grey has an edge to follow (gradient over 4 levels a pixel, once blurred).
+
+    `np.hypot(*np.gradient(blurred)) > 4` exactly, in a sixth of its time: the differences are
+    taken at twice the gradient (central inside, one-sided and doubled at the edges, as
+    np.gradient does), which on a uint8 grey are integers, so the test is exact in float32."""
     cv2 = _cv2()
-    dy, dx = np.gradient(cv2.GaussianBlur(grey, (0, 0), BLUR_SIGMA).astype(np.float32))
-    return np.hypot(dx, dy) > 4
+    blurred = cv2.GaussianBlur(grey, (0, 0), BLUR_SIGMA)
+    across = np.array([[-1, 0, 1]], np.float32)
+    dx = cv2.filter2D(blurred, cv2.CV_32F, across, borderType=cv2.BORDER_REPLICATE)
+    dy = cv2.filter2D(blurred, cv2.CV_32F, across.T, borderType=cv2.BORDER_REPLICATE)
+    dx[:, [0, -1]] *= 2
+    dy[[0, -1]] *= 2
+    return dx * dx + dy * dy > (2 * 4) ** 2
