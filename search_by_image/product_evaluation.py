@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Self
 
@@ -81,6 +82,7 @@ class ProductSearch:
 
     def response(self, data: bytes, k: int | None = None):
         """The SearchResponse of POST /search for an upload (top k, default every image)."""
+        from search_by_image import capture_time
         from search_by_image.routes.results import search_response
         from search_by_image.routes.search import decode_query
         from search_by_image.schemas import QueryInfo
@@ -91,7 +93,8 @@ class ProductSearch:
         )
         k = k or len(self.store)
         query = QueryInfo(filename=None, width=image.width, height=image.height)
-        return search_response(self.service, snapshot.search(image, k), query, k, 0, 0.0)
+        found = snapshot.search(image, k, taken=partial(capture_time.read, data))
+        return search_response(self.service, found, query, k, 0, 0.0)
 
     def ranking(self, data: bytes) -> list[str]:
         return [path for path, _ in self.results(data)]

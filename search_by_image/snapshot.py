@@ -9,6 +9,7 @@ reload swaps a new snapshot into the collection meanwhile (by reference), never 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL import Image
 
 from search_by_image import expansion, rotations, verification
 from search_by_image.batcher import QueryBatcher
+from search_by_image.capture_time import CaptureTime
 from search_by_image.embedder import Embedder
 from search_by_image.errors import UnknownImage
 from search_by_image.filters import Condition, matching_rows
@@ -63,8 +65,16 @@ class Snapshot:
             return None
         return self.store.ids[matching_rows(conditions, self.metadata, len(self.store))]
 
-    def search(self, image: Image.Image, k: int, allowed: np.ndarray | None = None, offset: int = 0) -> Hits:
-        """Results `offset` to `offset + k` for an image, among the `allowed` ids (`allowed`)."""
+    def search(
+        self,
+        image: Image.Image,
+        k: int,
+        allowed: np.ndarray | None = None,
+        offset: int = 0,
+        taken: Callable[[], CaptureTime | None] | None = None,
+    ) -> Hits:
+        """Results `offset` to `offset + k` for an image, among the `allowed` ids; `taken`: when
+        the photo was taken (capture_time.py), read if a result is a copy by its pixels."""
         started = time.perf_counter()
         preprocessing = self.embedder.preprocessing
         views = rotations.views(image, preprocessing) if self.rotations else [preprocessing(image)]
@@ -74,7 +84,7 @@ class Snapshot:
         hits = rotations.merged(self.store.search(queries, wanted, allowed), wanted)
         searched = time.perf_counter()
         hits, checks = self._verify(
-            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB"))), queries
+            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB")), taken), queries
         )
         return Hits(
             self,

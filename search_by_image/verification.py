@@ -19,7 +19,8 @@ verification".
   Holidays scene did), but its foreground moves against its background, or the camera tilted.
   On holidays_subset300 (altered copies of seeds 1 and 2, both ways): 98.7% of the copies are
   copies, 1.8% of same-scene pairs (16 of 903: bursts with nothing moving, zooms of a distant
-  scene), bench/README.md "Copies or another shot".
+  scene), bench/README.md "Copies or another shot". Two photos whose capture times (EXIF) are
+  both known and differ are two shots whatever the pixels say (capture_time.py): bursts.
 - Query expansion (expansion.py, after `Verifier.rerank`): the verified results' descriptors
   join the query's, and the unverified results are ranked again by it.
 """
@@ -32,14 +33,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from search_by_image import local_features
+from search_by_image import capture_time, local_features
+from search_by_image.capture_time import CaptureTime
 from search_by_image.catalog import Location
 from search_by_image.decoding import UnreadableImage, open_rgb
 from search_by_image.index_store import IndexStore
@@ -74,6 +76,8 @@ class Check:
     correlation: float = -1.0
     #: px the aligned pixels still move (inf: not measured, too few inliers or correlation)
     motion: float = float("inf")
+    #: both photos' capture times are known and differ: another shot, whatever the pixels say
+    other_moment: bool = False
 
     @property
     def verified(self) -> bool:
@@ -87,24 +91,41 @@ class Check:
 
     @property
     def copy(self) -> bool:
-        return self.aligned and self.motion <= COPY_MOTION
+        return self.aligned and self.motion <= COPY_MOTION and not self.other_moment
 
 
 UNCHECKED = Check(0)
 
 
 class Query:
-    """The keypoints of one query; its mirror image's made only if a pair needs them."""
+    """The keypoints of one query; its mirror image's, and its capture time, read only if a
+    pair needs them."""
 
-    def __init__(self, keypoints: Keypoints, mirror: Callable[[], Keypoints | None] | None = None):
+    def __init__(
+        self,
+        keypoints: Keypoints,
+        mirror: Callable[[], Keypoints | None] | None = None,
+        taken: Callable[[], CaptureTime | None] | None = None,
+    ):
         self.keypoints = keypoints
         self._mirror = mirror
         self._mirrored: Keypoints | None = None
-        self._lock = threading.Lock()  # results are checked side by side: the mirror made once
+        self._taken = taken
+        self._capture: CaptureTime | None = None
+        self._lock = threading.Lock()  # results are checked side by side: each made once
 
     @classmethod
-    def of_image(cls, rgb: np.ndarray) -> Query:
-        return cls(local_features.extract(rgb), lambda: local_features.extract(local_features.mirrored(rgb)))
+    def of_image(cls, rgb: np.ndarray, taken: Callable[[], CaptureTime | None] | None = None) -> Query:
+        """`taken`: the photo's capture time, asked for when a result is a copy by its pixels."""
+        return cls(
+            local_features.extract(rgb), lambda: local_features.extract(local_features.mirrored(rgb)), taken
+        )
+
+    def taken(self) -> CaptureTime | None:
+        with self._lock:
+            if self._taken is not None:
+                self._capture, self._taken = self._taken(), None
+            return self._capture
 
     def mirrored(self) -> Keypoints | None:
         with self._lock:
@@ -166,6 +187,8 @@ class Verifier:
         self.max_image_pixels = max_image_pixels
         self.capacity = capacity
         self._cached: OrderedDict[Path, Keypoints] = OrderedDict()
+        #: capture times of the images found copies by their pixels, keyed like the keypoints
+        self._taken: OrderedDict[Path, CaptureTime | None] = OrderedDict()
         self._lock = threading.Lock()
 
     def of(self, store: IndexStore, image_id: int) -> Keypoints | None:
@@ -198,7 +221,29 @@ class Verifier:
             rgb = self._pixels(self._thumbnail(store, image_id))
             return None if rgb is None else local_features.extract(local_features.mirrored(rgb))
 
-        return Query(keypoints, mirror)
+        return Query(keypoints, mirror, lambda: self.taken(store, image_id))
+
+    def taken(self, store: IndexStore, image_id: int) -> CaptureTime | None:
+        """An indexed image's capture time, read from its file's EXIF (capture_time.py) the first
+        time a pair with it is a copy by its pixels."""
+        path = store.path_of(image_id)
+        key = self.thumbnails.file(path, store.manifest.files[path])  # changes with the file
+        with self._lock:
+            if key in self._taken:
+                return self._taken[key]
+        file = self.location.served_file(path)
+        found = None if file is None else capture_time.read(file)
+        with self._lock:
+            self._taken[key] = found
+            while len(self._taken) > self.capacity:
+                self._taken.popitem(last=False)
+        return found
+
+    def _moment(self, check: Check, query: Query, store: IndexStore, image_id: int) -> Check:
+        """`check`, another shot where it is a copy by its pixels and the capture times differ."""
+        if check.copy and capture_time.apart(query.taken(), self.taken(store, image_id)):
+            return replace(check, other_moment=True)
+        return check
 
     def rerank(
         self, store: IndexStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
@@ -217,13 +262,15 @@ class Verifier:
             return hits, [None] * len(hits)
         copy_score = thresholds_for(store.whitening is not None).copy
 
-        def checked(candidate: Future[Keypoints | None], score: float) -> Check | None:
+        def checked(candidate: Future[Keypoints | None], image_id: int, score: float) -> Check | None:
             # submitted after `candidate`: the pool's queue is first in, first out, so by now
             # that task is running or done, and this wait cannot hold up its own pool
             keypoints = candidate.result()
-            return None if keypoints is None else check(asked, keypoints, score >= copy_score)
+            if keypoints is None:
+                return None
+            return self._moment(check(asked, keypoints, score >= copy_score), asked, store, image_id)
 
-        checks = list(pool.map(checked, candidates, [score for _, score in hits[:top]]))
+        checks = list(pool.map(checked, candidates, *zip(*hits[:top])))
         inliers = np.array([c.inliers if c else -1 for c in checks])
         order = reorder(np.array([score for _, score in hits[:top]]), inliers)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
@@ -232,15 +279,18 @@ class Verifier:
         """Whether two indexed images are copies of one another (duplicates), mirror images too
         if `try_mirror`: checked the other way round (without the mirror) when the first finds a
         copy's inliers but not a copy (a border or caption added to one side covers part of the
-        other once warped, not the reverse)."""
+        other once warped, not the reverse); never when both were taken, and at other moments
+        (capture_time.py)."""
         query, candidate = self.query(store, a), self.of(store, b)
         if query is None or candidate is None:
             return False
         found = check(query, candidate, try_mirror)
-        if found.copy or found.inliers < COPY_INLIERS:
-            return found.copy
-        query, candidate = self.query(store, b), self.of(store, a)
-        return query is not None and candidate is not None and check(query, candidate, False).copy
+        if not found.copy and found.inliers >= COPY_INLIERS:
+            query, candidate = self.query(store, b), self.of(store, a)
+            if query is None or candidate is None:
+                return False
+            found = check(query, candidate, False)
+        return found.copy and not capture_time.apart(self.taken(store, a), self.taken(store, b))
 
     def _thumbnail(self, store: IndexStore, image_id: int) -> Path | None:
         """The image's thumbnail file, made now if it has none; None if it cannot be."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from config import PROJECT_DIR, Settings
 
@@ -51,6 +51,17 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def taken_at(moment: str, fraction: str | None = None) -> Image.Exif:
+    """EXIF saying when a photo was taken, as a camera writes it (DateTimeOriginal, and
+    SubSecTimeOriginal if `fraction`), for `encoded(..., exif=...)`."""
+    exif = Image.Exif()
+    shot = exif.get_ifd(ExifTags.IFD.Exif)
+    shot[ExifTags.Base.DateTimeOriginal] = moment
+    if fraction is not None:
+        shot[ExifTags.Base.SubsecTimeOriginal] = fraction
+    return exif
 
 
 def encoded(image: Image.Image, format: str, **options) -> bytes:

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from helpers import jpeg_bytes, require_datasets, writable_copy
+from fastapi.testclient import TestClient
+from helpers import encoded, jpeg_bytes, require_datasets, taken_at, writable_copy
 from PIL import Image, ImageEnhance, ImageOps
 
-from search_by_image import local_features, thumbnails, verification
+from main import create_app
+from search_by_image import capture_time, local_features, thumbnails, verification
 from search_by_image.live_writes import Upload
 from search_by_image.match_kinds import thresholds_for
 from search_by_image.routes.results import search_response
@@ -24,12 +26,15 @@ from search_by_image.service import SearchService
 PHOTO, OTHER_SHOT, OTHER_SCENE = "100400.jpg", "100401.jpg", "120000.jpg"
 #: Two shots of a beach from one spot, moments apart: the branch in front has moved.
 BURST = "105500.jpg", "105501.jpg"
+#: Two shots of a Venice canal from one spot, moments apart, where nothing moved that a 448 px
+#: thumbnail shows: the pixels alone call them a copy.
+STILL_BURST = "122900.jpg", "122901.jpg"
 
 
 @pytest.fixture(scope="module")
 def photos():
     folder = require_datasets("holidays_subset300") / "images"
-    names = (PHOTO, OTHER_SHOT, OTHER_SCENE, *BURST)
+    names = (PHOTO, OTHER_SHOT, OTHER_SCENE, *BURST, *STILL_BURST)
     return {name: Image.open(folder / name).convert("RGB") for name in names}
 
 
@@ -110,9 +115,12 @@ def test_verified_results_move_up_and_the_others_keep_their_order():
     assert verification.reorder(scores, inliers).tolist() == [2, 0, 1, 4, 3]
 
 
-def search(service: SearchService, image: Image.Image, k: int = 3) -> SearchResponse:
-    """What POST /search answers for `image` in the default collection."""
-    found = service.default.require().search(image.convert("RGB"), k)
+def search(
+    service: SearchService, image: Image.Image, k: int = 3, data: bytes | None = None
+) -> SearchResponse:
+    """What POST /search answers for `image` (uploaded as `data`) in the default collection."""
+    taken = None if data is None else (lambda: capture_time.read(data))
+    found = service.default.require().search(image.convert("RGB"), k, taken=taken)
     return search_response(service, found, QueryInfo(filename=None, width=None, height=None), k, 0, 0.0)
 
 
@@ -176,6 +184,45 @@ def test_duplicates_group_an_edited_copy_with_its_photo_but_not_another_shot(
     assert all(group.kind == "copies" for group in groups)
 
 
+def taken(image: Image.Image, moment: str) -> Upload:
+    """A photo as a camera writes it: JPEG with the moment it was taken in its EXIF."""
+    data = encoded(image.convert("RGB"), "JPEG", quality=90, exif=taken_at(moment))
+    return Upload(data, Image.open(io.BytesIO(data)).convert("RGB"), "JPEG")
+
+
+def test_a_burst_the_pixels_cannot_tell_apart_is_another_shot_by_its_capture_times(
+    demo_collection, tmp_path, photos
+):
+    first, second = (photos[name] for name in STILL_BURST)
+    assert verification.check(query(second), as_indexed(first)).copy  # what the pixels say
+    settings = writable_copy(demo_collection, tmp_path)
+    service = SearchService(settings)
+    service.refresh()
+    collection = service.default
+    frame, next_frame, edited_copy = collection.add(
+        [
+            taken(first, "2023:06:02 15:04:05"),
+            taken(second, "2023:06:02 15:04:06"),
+            taken(edited(first), "2023:06:02 15:04:05"),  # editors keep the moment
+        ]
+    )
+    _, groups = collection.duplicates(None)
+    grouped = [{path for _, path in group.images} for group in groups]
+    assert {frame.path, edited_copy.path} in grouped
+    assert not any(next_frame.path in group for group in grouped)
+
+    upload = taken(second, "2023:06:02 15:04:06")
+    found = {hit.path: hit.match for hit in search(service, upload.image, data=upload.data).results}
+    assert found == {next_frame.path: "copy", frame.path: "similar", edited_copy.path: "similar"}
+    with TestClient(create_app(settings)) as client:  # the same through POST /search
+        answer = client.post("/search", files={"file": ("f.jpg", upload.data, "image/jpeg")}, data={"k": 3})
+    assert {hit["path"]: hit["match"] for hit in answer.json()["results"]} == found
+    # the same frame stripped of its EXIF (a messaging app): the pixels decide again
+    stripped = jpeg_bytes(second)
+    found = {hit.path: hit.match for hit in search(service, second, data=stripped).results}
+    assert found == {next_frame.path: "copy", frame.path: "copy", edited_copy.path: "copy"}
+
+
 def test_cached_keypoints_read_their_pixels_again_only_for_the_pixel_checks(photos):
     full = as_indexed(photos[PHOTO])
     reads = []
@@ -199,3 +246,11 @@ def test_cached_keypoints_read_their_pixels_again_only_for_the_pixel_checks(phot
 
     gone = verification.check(copy, full.without_grey(deleted))
     assert gone.inliers >= verification.COPY_INLIERS and not gone.copy
+
+
+def test_texture_is_where_the_blurred_grey_has_a_gradient_over_four_levels(photos):
+    """The residual motion's textured pixels, computed in integers, are numpy's gradient test."""
+    for image in photos.values():
+        grey = local_features.scaled_grey(np.asarray(image))
+        dy, dx = np.gradient(cv2.GaussianBlur(grey, (0, 0), local_features.BLUR_SIGMA).astype(np.float32))
+        assert (local_features._textured(grey) == (np.hypot(dx, dy) > 4)).all()

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -9,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from PIL import Image
 
-from search_by_image import formats
+from search_by_image import capture_time, formats
 from search_by_image.catalog import DEFAULT
 from search_by_image.decoding import reduced
 from search_by_image.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
@@ -110,7 +111,12 @@ async def search(
             data, settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size, region
         )
         decode_ms = (time.perf_counter() - started) * 1e3
-        return image, box_px, decode_ms, snapshot.search(image, k, allowed, offset)
+        return (
+            image,
+            box_px,
+            decode_ms,
+            snapshot.search(image, k, allowed, offset, partial(capture_time.read, data)),
+        )
 
     image, box_px, decode_ms, found = await run_in_threadpool(filtered_search)
     query = QueryInfo(
