@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -107,16 +109,23 @@ class Neighbours:
 
 
 def verified_copies(
-    store: IndexStore, neighbours: Neighbours, is_copy: Callable[[int, int, bool], bool]
+    store: IndexStore,
+    neighbours: Neighbours,
+    is_copy: Callable[[int, int, bool], bool],
+    threads: int | None = None,
 ) -> dict[tuple[int, int], float]:
     """The stored pairs that `is_copy(a, b, try_mirror)` confirms (local verification:
     verification.Verifier.is_copy), with their scores. Checked: the pairs scoring at least
     `similar` (match_kinds; 99% of the altered copies do) and each image's CHECKED_NEAREST;
     mirror images only for pairs scoring at least `similar` (mirrored copies often score under
-    `copy`; checking a mirror costs a second set of keypoints)."""
+    `copy`; checking a mirror costs a second set of keypoints). The pairs are checked on
+    `threads` threads of their own (OpenCV and FAISS release the GIL), not on the searches'
+    verification pool, whose queue they would hold up for the whole pass."""
     similar = thresholds_for(store.whitening is not None).similar
-    checked = neighbours.links(similar, CHECKED_NEAREST)
-    return {(a, b): score for a, b, score in checked if is_copy(a, b, score >= similar)}
+    checked = list(neighbours.links(similar, CHECKED_NEAREST))
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1, thread_name_prefix="duplicates") as pool:
+        found = list(pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), checked))
+    return {(a, b): score for (a, b, score), copy in zip(checked, found, strict=True) if copy}
 
 
 def find_groups(

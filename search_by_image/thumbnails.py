@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -89,10 +90,11 @@ class Thumbnails:
         return self.folder / name[:2] / f"{name}{SUFFIX}"
 
     def write(self, path: str, fingerprint: Fingerprint, image: Image.Image) -> Path:
-        """Atomically (a temporary name, then a rename), so a reader never sees half a file."""
+        """Atomically (a temporary name of this thread's, then a rename), so a reader never sees
+        half a file, even while another thread makes the same thumbnail."""
         target = self.file(path, fingerprint)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        staged = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             staged.write_bytes(encode(image))
             os.replace(staged, target)

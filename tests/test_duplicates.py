@@ -1,6 +1,7 @@
 """Near-duplicate groups: a planted copy is found, distinct photos are not, from the CLI, the API
 and the page."""
 
+import functools
 import json
 
 import numpy as np
@@ -11,9 +12,10 @@ from PIL import Image
 
 import with_faiss
 from main import create_app
-from search_by_image.duplicates import RAW_THRESHOLD, Neighbours, find_groups
+from search_by_image.duplicates import RAW_THRESHOLD, Neighbours, find_groups, verified_copies
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
+from search_by_image.service import SearchService
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +140,15 @@ def test_links_add_each_images_nearest_whatever_their_score():
     assert sorted(neighbours.links(0.15)) == [(1, 2, pytest.approx(0.2))]
     nearest = sorted((a, b) for a, b, _ in neighbours.links(0.15, nearest=1))
     assert nearest == [(1, 2), (1, 3)]
+
+
+def test_pairs_checked_side_by_side_are_the_pairs_checked_one_by_one(planted):
+    service = SearchService(planted)
+    service.refresh()
+    snapshot = service.default.require()
+    assert snapshot.verifier is not None
+    neighbours = Neighbours.of(snapshot.store)
+    is_copy = functools.partial(snapshot.verifier.is_copy, snapshot.store)
+    one_by_one = verified_copies(snapshot.store, neighbours, is_copy, threads=1)
+    assert verified_copies(snapshot.store, neighbours, is_copy, threads=4) == one_by_one
+    assert len(one_by_one) == 2  # the two planted copies
