@@ -8,15 +8,18 @@ another shot": 9 of the 19 pairs of Holidays shots that still pass are such burs
 stamps each frame with the moment it was taken (DateTimeOriginal, to the second, and on phones
 and most cameras SubSecTimeOriginal, its fraction), and editors keep that tag (they rewrite
 DateTime, the modification date). So two photos that both carry a capture time, and differ in
-it, are two shots whatever their pixels say. A photo without one (stripped by a messaging app,
-a screenshot, a scan, the Holidays thumbnails) leaves the decision to the pixels.
+it by less than SHOTS_WITHIN, are two shots whatever their pixels say. Further apart, the same
+pixels are likelier one photo whose date was corrected (a time-zone fix moves it by whole or half
+hours) than two shots where nothing moved. A photo without a capture time (stripped by a
+messaging app, a screenshot, a scan, the Holidays thumbnails; camera raw files Pillow cannot open:
+CR3, RAF, ORF, RW2) leaves the decision to the pixels.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from PIL import ExifTags, Image
@@ -26,28 +29,29 @@ from search_by_image import formats
 #: Pillow formats whose EXIF is read from the file's header, without decoding its pixels (a
 #: PNG's eXIf chunk may follow the image data: Pillow decodes the image to find it).
 CHEAP_EXIF = frozenset({"JPEG", "MPO", "WEBP", "TIFF", "HEIF", "AVIF"})
-_TAKEN = re.compile(r"\d{4}:\d\d:\d\d \d\d:\d\d:\d\d")
+#: Photos taken this close together are two shots (a burst, a bracket, a re-shot from one spot).
+SHOTS_WITHIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
 class CaptureTime:
-    #: DateTimeOriginal, "YYYY:MM:DD HH:MM:SS" (the camera's clock, no time zone)
-    taken: str
-    #: SubSecTimeOriginal's digits (fractions of that second: "05" = 0.05 s), if the camera wrote it
-    fraction: str | None = None
+    #: DateTimeOriginal (the camera's clock, no time zone), to the second
+    taken: datetime
+    #: SubSecTimeOriginal as a fraction of that second, if the camera wrote it
+    fraction: timedelta | None = None
 
     def apart_from(self, other: CaptureTime) -> bool:
-        """Whether the two say different moments. The fraction counts only where both have one:
-        a burst from a camera without it is one second for both frames (the pixels decide)."""
-        if self.taken != other.taken:
-            return True
-        if self.fraction is None or other.fraction is None:
-            return False
-        return self.fraction.ljust(9, "0")[:9] != other.fraction.ljust(9, "0")[:9]
+        """Whether the two are different moments under SHOTS_WITHIN apart. The fraction counts
+        only where both have one: a burst from a camera without it is one second for both frames
+        (the pixels decide)."""
+        gap = abs(self.taken - other.taken)
+        if self.fraction is not None and other.fraction is not None:
+            gap = abs(self.taken + self.fraction - other.taken - other.fraction)
+        return timedelta(0) < gap < SHOTS_WITHIN
 
 
 def apart(first: CaptureTime | None, second: CaptureTime | None) -> bool:
-    """Two shots by their capture times: both known, and different."""
+    """Two shots by their capture times: both known, and apart."""
     return first is not None and second is not None and first.apart_from(second)
 
 
@@ -57,11 +61,13 @@ def of_image(image: Image.Image) -> CaptureTime | None:
     if image.format not in CHEAP_EXIF:
         return None
     exif = image.getexif().get_ifd(ExifTags.IFD.Exif)
-    taken = _text(exif.get(ExifTags.Base.DateTimeOriginal))
-    if taken is None or not _TAKEN.fullmatch(taken) or taken.startswith("0000"):
+    try:
+        taken = datetime.strptime(_text(exif.get(ExifTags.Base.DateTimeOriginal)), "%Y:%m:%d %H:%M:%S")
+    except (TypeError, ValueError):  # missing, zeros, blanks, not a date
         return None
-    fraction = _text(exif.get(ExifTags.Base.SubsecTimeOriginal))
-    return CaptureTime(taken, fraction if fraction and fraction.isdigit() else None)
+    digits = _text(exif.get(ExifTags.Base.SubsecTimeOriginal))
+    fraction = timedelta(seconds=float(f"0.{digits}")) if digits.isascii() and digits.isdigit() else None
+    return CaptureTime(taken, fraction)
 
 
 def read(source: Path | bytes) -> CaptureTime | None:
@@ -75,9 +81,7 @@ def read(source: Path | bytes) -> CaptureTime | None:
         return None
 
 
-def _text(value: object) -> str | None:
+def _text(value: object) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
-    if not isinstance(value, str):
-        return None
-    return value.strip("\x00 ") or None
+    return value.strip("\x00 ") if isinstance(value, str) else ""

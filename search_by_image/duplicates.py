@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import TextIO
 
 import numpy as np
 
+from search_by_image.devices import cpu_threads
 from search_by_image.index_choice import search_params
 from search_by_image.index_store import IndexStore
 from search_by_image.match_kinds import RAW, WHITENED, thresholds_for
@@ -123,8 +123,11 @@ def verified_copies(
     verification pool, whose queue they would hold up for the whole pass."""
     similar = thresholds_for(store.whitening is not None).similar
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1, thread_name_prefix="duplicates") as pool:
+    pool = ThreadPoolExecutor(threads or cpu_threads(), thread_name_prefix="duplicates")
+    try:
         found = list(pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), checked))
+    finally:  # a failing check ends the pass without the pairs still queued
+        pool.shutdown(cancel_futures=True)
     return {(a, b): score for (a, b, score), copy in zip(checked, found, strict=True) if copy}
 
 

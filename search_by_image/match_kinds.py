@@ -19,7 +19,7 @@ Anything under `similar` is `weak`: likely no good match in the collection.
 
 Where the top results are checked with local features (setting `verify_top`, verification.py),
 those results are labelled by the check instead: `copy` only for a verified copy (keypoints one
-transform explains, aligned pixels that agree and do not move, and no capture times that differ:
+transform explains, aligned pixels that agree and do not move, and no capture times minutes apart:
 capture_time.py), `similar` for a geometric match or a score
 over `similar`. Results past the checked ones keep the score's label.
 """

@@ -20,7 +20,7 @@ verification".
   On holidays_subset300 (altered copies of seeds 1 and 2, both ways): 98.7% of the copies are
   copies, 1.8% of same-scene pairs (16 of 903: bursts with nothing moving, zooms of a distant
   scene), bench/README.md "Copies or another shot". Two photos whose capture times (EXIF) are
-  both known and differ are two shots whatever the pixels say (capture_time.py): bursts.
+  both known and minutes apart are two shots whatever the pixels say (capture_time.py): bursts.
 - Query expansion (expansion.py, after `Verifier.rerank`): the verified results' descriptors
   join the query's, and the unverified results are ranked again by it.
 """
@@ -76,7 +76,7 @@ class Check:
     correlation: float = -1.0
     #: px the aligned pixels still move (inf: not measured, too few inliers or correlation)
     motion: float = float("inf")
-    #: both photos' capture times are known and differ: another shot, whatever the pixels say
+    #: both photos' capture times are known and apart (capture_time.apart): another shot
     other_moment: bool = False
 
     @property
@@ -112,7 +112,8 @@ class Query:
         self._mirrored: Keypoints | None = None
         self._taken = taken
         self._capture: CaptureTime | None = None
-        self._lock = threading.Lock()  # results are checked side by side: each made once
+        # results are checked side by side: each made once (a lock each: the mirror takes ms)
+        self._mirror_lock, self._taken_lock = threading.Lock(), threading.Lock()
 
     @classmethod
     def of_image(cls, rgb: np.ndarray, taken: Callable[[], CaptureTime | None] | None = None) -> Query:
@@ -122,13 +123,13 @@ class Query:
         )
 
     def taken(self) -> CaptureTime | None:
-        with self._lock:
+        with self._taken_lock:
             if self._taken is not None:
                 self._capture, self._taken = self._taken(), None
             return self._capture
 
     def mirrored(self) -> Keypoints | None:
-        with self._lock:
+        with self._mirror_lock:
             if self._mirrored is None and self._mirror is not None:
                 self._mirrored, self._mirror = self._mirror(), None
             return self._mirrored
@@ -240,7 +241,7 @@ class Verifier:
         return found
 
     def _moment(self, check: Check, query: Query, store: IndexStore, image_id: int) -> Check:
-        """`check`, another shot where it is a copy by its pixels and the capture times differ."""
+        """`check`, another shot where it is a copy by its pixels and the capture times are apart."""
         if check.copy and capture_time.apart(query.taken(), self.taken(store, image_id)):
             return replace(check, other_moment=True)
         return check

@@ -53,15 +53,16 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def taken_at(moment: str, fraction: str | None = None) -> Image.Exif:
+def taken_at(moment: str, fraction: str | None = None) -> bytes:
     """EXIF saying when a photo was taken, as a camera writes it (DateTimeOriginal, and
-    SubSecTimeOriginal if `fraction`), for `encoded(..., exif=...)`."""
+    SubSecTimeOriginal if `fraction`), for `encoded(..., exif=...)` in any format Pillow writes
+    EXIF into (as bytes: TIFF and AVIF ignore an `Image.Exif`)."""
     exif = Image.Exif()
     shot = exif.get_ifd(ExifTags.IFD.Exif)
     shot[ExifTags.Base.DateTimeOriginal] = moment
     if fraction is not None:
         shot[ExifTags.Base.SubsecTimeOriginal] = fraction
-    return exif
+    return exif.tobytes()
 
 
 def encoded(image: Image.Image, format: str, **options) -> bytes:

@@ -1,5 +1,7 @@
-"""Capture times read from the EXIF that cameras and phones write (JPEG, HEIC, WebP encoded here by
-the libraries), and what makes two of them different moments."""
+"""Capture times read from the EXIF that cameras and phones write (encoded here by the libraries
+in each format that carries it), and which two of them are two shots."""
+
+from datetime import datetime, timedelta
 
 import pytest
 from helpers import PHOTOS, encoded, taken_at
@@ -14,12 +16,17 @@ def photo():
     return Image.open(PHOTOS / "dog.jpg").convert("RGB")
 
 
-@pytest.mark.parametrize("format", ["JPEG", "HEIF", "WEBP"])
+def at(moment: str, fraction: float | None = None) -> CaptureTime:
+    taken = datetime.strptime(moment, "%Y:%m:%d %H:%M:%S")
+    return CaptureTime(taken, None if fraction is None else timedelta(seconds=fraction))
+
+
+@pytest.mark.parametrize("format", ["JPEG", "HEIF", "WEBP", "AVIF", "TIFF"])
 def test_the_moment_a_camera_wrote_is_read_from_the_file_or_the_upload(photo, format, tmp_path):
     data = encoded(photo, format, exif=taken_at("2024:05:01 10:11:12", "45"))
     file = tmp_path / f"photo.{format.lower()}"
     file.write_bytes(data)
-    assert capture_time.read(data) == capture_time.read(file) == CaptureTime("2024:05:01 10:11:12", "45")
+    assert capture_time.read(data) == capture_time.read(file) == at("2024:05:01 10:11:12", 0.45)
 
 
 def test_photos_without_a_capture_time_have_none(photo, tmp_path):
@@ -32,12 +39,19 @@ def test_photos_without_a_capture_time_have_none(photo, tmp_path):
     assert capture_time.read(tmp_path / "gone.jpg") is None
 
 
-def test_frames_a_second_or_a_fraction_apart_are_other_moments():
-    moment = CaptureTime("2024:05:01 10:11:12")
-    assert CaptureTime("2024:05:01 10:11:13").apart_from(moment)
-    assert CaptureTime("2024:05:01 10:11:12", "45").apart_from(CaptureTime("2024:05:01 10:11:12", "46"))
-    # "5" and "50" are both half a second; without a fraction on one side, one second is all we know
-    assert not CaptureTime("2024:05:01 10:11:12", "5").apart_from(CaptureTime("2024:05:01 10:11:12", "50"))
-    assert not CaptureTime("2024:05:01 10:11:12", "45").apart_from(moment)
+def test_a_burst_s_frames_are_two_shots_a_corrected_date_is_not():
+    moment = at("2024:05:01 10:11:12")
+    assert capture_time.apart(moment, at("2024:05:01 10:11:13"))  # the next second
+    assert capture_time.apart(at("2024:05:01 10:11:12", 0.45), at("2024:05:01 10:11:12", 0.46))
+    assert capture_time.apart(moment, at("2024:05:01 10:20:00"))  # a re-shot from the same spot
+    # one second for both when either lacks the fraction; the same moment; a time-zone fix
+    assert not capture_time.apart(at("2024:05:01 10:11:12", 0.45), moment)
+    assert not capture_time.apart(moment, at("2024:05:01 10:11:12"))
+    assert not capture_time.apart(moment, at("2024:05:01 12:11:12"))
     assert not capture_time.apart(moment, None) and not capture_time.apart(None, None)
-    assert capture_time.apart(moment, CaptureTime("2023:05:01 10:11:12"))
+    # "5" and "50" are both half a second
+    half, fifty = (
+        capture_time.read(encoded(Image.new("RGB", (8, 8)), "JPEG", exif=taken_at("2024:05:01 10:11:12", f)))
+        for f in ("5", "50")
+    )
+    assert half == fifty == at("2024:05:01 10:11:12", 0.5)

@@ -214,6 +214,14 @@ def test_a_burst_the_pixels_cannot_tell_apart_is_another_shot_by_its_capture_tim
     upload = taken(second, "2023:06:02 15:04:06")
     found = {hit.path: hit.match for hit in search(service, upload.image, data=upload.data).results}
     assert found == {next_frame.path: "copy", frame.path: "similar", edited_copy.path: "similar"}
+    _, similar = service.default.require().similar(frame.id, 3)  # more like this: the indexed times
+    more_like_this = search_response(
+        service, similar, QueryInfo(filename=None, width=None, height=None), 3, 0, 0.0
+    )
+    assert {hit.path: hit.match for hit in more_like_this.results} == {
+        next_frame.path: "similar",
+        edited_copy.path: "copy",
+    } | {hit.path: hit.match for hit in more_like_this.results[2:]}
     with TestClient(create_app(settings)) as client:  # the same through POST /search
         answer = client.post("/search", files={"file": ("f.jpg", upload.data, "image/jpeg")}, data={"k": 3})
     assert {hit["path"]: hit["match"] for hit in answer.json()["results"]} == found
