@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -48,6 +49,9 @@ from search_by_image.index_store import IndexStore
 from search_by_image.local_features import Keypoints
 from search_by_image.match_kinds import thresholds_for
 from search_by_image.thumbnails import Thumbnails, covering
+
+#: what a Verifier cache holds (`Verifier._keep`)
+Kept = TypeVar("Kept")
 
 #: Inliers that make a verified match: the same scene (re-ranked up).
 RERANK_INLIERS = 12
@@ -206,10 +210,7 @@ class Verifier:
         if rgb is None:
             return None
         keypoints = local_features.extract(rgb)
-        with self._lock:
-            self._cached[thumbnail] = keypoints.without_grey(lambda: _grey_of(thumbnail))
-            while len(self._cached) > self.capacity:
-                self._cached.popitem(last=False)
+        self._keep(self._cached, thumbnail, keypoints.without_grey(lambda: _grey_of(thumbnail)))
         return keypoints
 
     def query(self, store: IndexStore, image_id: int) -> Query | None:
@@ -234,11 +235,15 @@ class Verifier:
                 return self._taken[key]
         file = self.location.served_file(path)
         found = None if file is None else capture_time.read(file)
-        with self._lock:
-            self._taken[key] = found
-            while len(self._taken) > self.capacity:
-                self._taken.popitem(last=False)
+        self._keep(self._taken, key, found)
         return found
+
+    def _keep(self, cache: OrderedDict[Path, Kept], key: Path, value: Kept) -> None:
+        """`value` in `cache` under `key`, the oldest entries past `capacity` dropped."""
+        with self._lock:
+            cache[key] = value
+            while len(cache) > self.capacity:
+                cache.popitem(last=False)
 
     def _moment(self, check: Check, query: Query, store: IndexStore, image_id: int) -> Check:
         """`check`, another shot where it is a copy by its pixels and the capture times are apart."""
