@@ -67,5 +67,6 @@ def rerank(
         axis=0,
     )
     own = np.array([score for _, score in hits[:top]])
-    order = reorder(np.where(verified, own, scores), inliers)
+    copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
+    order = reorder(np.where(verified, own, scores), inliers, copies)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

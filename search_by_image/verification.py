@@ -10,7 +10,8 @@ verification".
 
 - Re-ranking (`reorder`): among the top `verify_top` results, one whose keypoints one
   similarity transform explains (>= RERANK_INLIERS: the same scene; 99% of pairs of different
-  Holidays scenes have at most 8) is lifted by up to BONUS, more for more inliers.
+  Holidays scenes have at most 8) is lifted by up to BONUS, more for more inliers; verified
+  copies come before every other result.
 - Copies (`Check.copy`): >= COPY_INLIERS inliers; once aligned, the two images' pixels
   correlate >= COPY_CORRELATION (median over a grid of cells, where the inliers are); and they
   no longer move: <= COPY_MOTION px of dense flow left once one similarity is taken out
@@ -173,11 +174,18 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
     return Check(found.inliers, correlation, local_features.residual_motion(candidate, shared))
 
 
-def reorder(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
-    """Order of results (scores best first, inliers of each, -1: not verified) once verified
-    results are lifted; stable, so unverified results keep their order."""
+def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+    """Scores with the verified results' lift: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP."""
     lift = np.where(inliers >= RERANK_INLIERS, BONUS * np.minimum(inliers, BONUS_CAP) / BONUS_CAP, 0.0)
-    return np.argsort(-(np.asarray(scores, np.float64) + lift), kind="stable")
+    return np.asarray(scores, np.float64) + lift
+
+
+def reorder(scores: np.ndarray, inliers: np.ndarray, copies: np.ndarray) -> np.ndarray:
+    """Order of results (scores best first, inliers of each, -1: not verified, whether each is
+    a verified copy): verified copies first, then the rest, each part by its lifted score
+    (`lifted`). A user asking where a photo comes from sees its source above any other shot,
+    however close that shot's global score. Stable: unverified results keep their order."""
+    return np.lexsort((-lifted(scores, inliers), ~np.asarray(copies, bool)))
 
 
 class Verifier:
@@ -278,7 +286,8 @@ class Verifier:
 
         checks = list(pool.map(checked, candidates, *zip(*hits[:top])))
         inliers = np.array([c.inliers if c else -1 for c in checks])
-        order = reorder(np.array([score for _, score in hits[:top]]), inliers)
+        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
+        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
 
     def is_copy(self, store: IndexStore, a: int, b: int, try_mirror: bool = True) -> bool:

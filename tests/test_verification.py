@@ -112,7 +112,17 @@ def test_a_burst_from_one_spot_aligns_like_a_copy_but_its_pixels_still_move(phot
 def test_verified_results_move_up_and_the_others_keep_their_order():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     inliers = np.array([0, 3, 60, -1, 40])
-    assert verification.reorder(scores, inliers).tolist() == [2, 0, 1, 4, 3]
+    no_copy = np.zeros(5, bool)
+    assert verification.reorder(scores, inliers, no_copy).tolist() == [2, 0, 1, 4, 3]
+
+
+def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
+    # a copy found with 39 inliers below a different shot scored 0.02 higher with 6 inliers
+    scores = np.array([0.95, 0.62, 0.60, 0.58, 0.3])
+    inliers = np.array([6, 90, 39, 20, 16])
+    copies = np.array([False, False, True, False, True])
+    # copies first (by lifted score), then the rest (lifted score), whatever their score
+    assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 0, 3]
 
 
 def search(
