@@ -6,6 +6,7 @@ one handler answers every domain error (search_by_image/errors.py) with its stat
 
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +25,7 @@ from search_by_image.rate_limit import RateLimiter, trusted_networks
 from search_by_image.routes import collection_images, collections, health, images, metrics, search
 from search_by_image.security import SecurityHeaders
 from search_by_image.service import SearchService
-from search_by_image.settings import PROJECT_DIR, Settings, get_settings
+from search_by_image.settings import Settings, get_settings
 from search_by_image.uploads import MULTIPART_OVERHEAD, UploadSizeLimit, parse_into_memory
 
 
@@ -117,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collection_images.router)
     app.include_router(images.router)
     app.include_router(metrics.router)
-    app.mount("/static", StaticFiles(directory=PROJECT_DIR / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "api" / "static"), name="static")
     # Starlette types a handler as taking any Exception; each of these takes the one it is registered for
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]

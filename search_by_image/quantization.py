@@ -154,9 +154,8 @@ def quantize(fp32_file: Path, target: Path, preprocessing: Preprocessing) -> Non
         logging.getLogger().removeFilter(details)
 
 
-def quantized_trunk_file(fp32_file: Path, preprocessing: Preprocessing) -> Path:
-    """The int8 model for `fp32_file`, quantized on first use and cached beside it."""
-    target = quantized_file(fp32_file, preprocessing)
+def quantize_once(fp32_file: Path, target: Path, preprocessing: Preprocessing) -> None:
+    """`target`, the int8 model of `fp32_file`, quantized unless it exists already."""
     if not target.is_file():
         log.info(
             "Quantizing %s to int8 (once, on %d bundled photos): %s",
@@ -165,4 +164,3 @@ def quantized_trunk_file(fp32_file: Path, preprocessing: Preprocessing) -> Path:
             target,
         )
         quantize(fp32_file, target, preprocessing)
-    return target

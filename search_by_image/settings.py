@@ -15,9 +15,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
-#: The repository folder, where the demo collection, saved/, templates/ and static/ live; for a
-#: package installed outside a checkout (a wheel in site-packages), the current folder.
-PROJECT_DIR = _CHECKOUT if (_CHECKOUT / "templates").is_dir() else Path.cwd()
+#: The repository folder, where the demo collection and saved/ live; for a package installed
+#: outside a checkout (a wheel in site-packages), the current folder.
+PROJECT_DIR = _CHECKOUT if (_CHECKOUT / "with_faiss.py").is_file() else Path.cwd()
 
 ModelChoice = Literal["auto", "resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 ResizePolicy = Literal["keep_aspect", "center_crop"]

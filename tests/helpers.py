@@ -148,9 +148,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, python: str = sys.executable, **env: str) -> Iterator[str]:
+def running_server(
+    settings: Settings,
+    python: str = sys.executable,
+    app: tuple[str, ...] = ("main:app",),
+    cwd: Path = PROJECT_DIR,
+    **env: str,
+) -> Iterator[str]:
     """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL.
-    `python`: the interpreter of the venv to run it from.
+    `python`: the interpreter of the venv to run it from; `app` and `cwd`: uvicorn's app
+    arguments and where it runs (an installed package runs outside the checkout).
 
     No rate limit unless `env` sets SBI_RATE_LIMIT: these tests send many requests from one address.
     """
@@ -164,8 +171,8 @@ def running_server(settings: Settings, python: str = sys.executable, **env: str)
         **env,
     }
     server = subprocess.Popen(
-        [python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_DIR,
+        [python, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd,
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

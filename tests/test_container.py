@@ -63,11 +63,10 @@ def test_the_image_and_compose_set_only_real_settings_and_mount_the_images_volum
     assert not any(Path(image["env"]["SBI_ONNX_DIR"]).is_relative_to(v) for v in image["volumes"])
 
 
-def test_the_runtime_stage_installs_no_torch():
+def test_the_image_installs_no_torch():
     text = (PROJECT_DIR / "Dockerfile").read_text()
-    final = text[text.rindex("\nFROM ") :]
-    assert "requirements-serve.txt" in final and "requirements.txt" not in final
-    serving = (PROJECT_DIR / "requirements-serve.txt").read_text().lower()
+    assert "requirements.txt" in text and "requirements-torch.txt" not in text
+    serving = (PROJECT_DIR / "requirements.txt").read_text().lower()
     assert not any(
         line.split(">")[0].split("=")[0].strip() in ("torch", "torchvision", "timm")
         for line in serving.splitlines()

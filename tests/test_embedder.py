@@ -67,10 +67,13 @@ def test_pooling_ignores_cells_outside_the_content():
     assert pool(features, content, "gem", 3.0).item() == pytest.approx(1.0, rel=1e-4)
 
 
-def test_onnx_runtime_gives_the_torch_descriptors(lite0, collection, tmp_path):
-    """The fp32 ONNX trunk is an export of the same model: same descriptors, to rounding."""
+def test_onnx_runtime_gives_the_torch_descriptors(lite0, collection, tmp_path, monkeypatch):
+    """The fp32 ONNX trunk is an export of the same model: same descriptors, to rounding. A model
+    the package does not bundle is exported once into the cache, then read from it."""
+    from search_by_image import onnx_runtime
     from search_by_image.embedder import Embedder
 
+    monkeypatch.setattr(onnx_runtime, "BUNDLED_DIR", tmp_path / "bundles none")
     assert lite0.runtime == "onnx"
     images, _ = collection
     fp32 = lite0.spec.model_copy(update={"quantization": "none"})

@@ -7,9 +7,11 @@ run the app and the indexer in a fresh interpreter and look at what it imported.
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ from helpers import PHOTOS, copy_photos, make_settings, running_server
 from PIL import Image
 
 from config import PROJECT_DIR
+from search_by_image import quantization
 from search_by_image.auth import KEYS_FILE, KeyStore
 
 SERVE = """
@@ -75,23 +78,32 @@ def collection(demo_collection, tmp_path):
     return tmp_path
 
 
-def serving_only_venv() -> Path:
-    """A real venv with `pip install -r requirements-serve.txt` and nothing else, as the README
-    documents it; built once per version of that file (about 2 minutes) and kept in ~/.cache."""
-    requirements = PROJECT_DIR / "requirements-serve.txt"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
-    venv = Path.home() / ".cache" / "search-by-image" / f"serve-venv-{digest}"
-    if not (venv / "complete").is_file():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
-            check=True,
-            timeout=1200,
-            capture_output=True,
+def installed_venv() -> Path:
+    """A real venv with `pip install .` of this checkout and nothing else: the product as a user
+    installs it (pyproject's dependencies, which test_requirements keeps equal to
+    requirements.txt; no torch). Its dependencies are installed once per pyproject.toml and kept
+    in ~/.cache (about 2 minutes); the package itself is installed again on every run (seconds),
+    from a copy of the checkout, so the wheel's package data is what is tested."""
+    pyproject = PROJECT_DIR / "pyproject.toml"
+    digest = hashlib.sha256(pyproject.read_bytes()).hexdigest()[:12]
+    venv = Path.home() / ".cache" / "search-by-image" / f"installed-venv-{digest}"
+    python = venv / "bin" / "python"
+    with tempfile.TemporaryDirectory(prefix="sbi-checkout-") as copy:
+        source = Path(copy) / "project"
+        shutil.copytree(
+            PROJECT_DIR,
+            source,
+            ignore=shutil.ignore_patterns(".venv", ".git", "saved", "build", "*.egg-info", "__pycache__"),
         )
-        (venv / "complete").write_text(requirements.read_text())
-    return venv / "bin" / "python"
+        if not (venv / "complete").is_file():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+            pip = [str(python), "-m", "pip", "install", "-q", str(source)]
+        else:
+            pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(source)]
+        subprocess.run(pip, check=True, timeout=1200, capture_output=True)
+        (venv / "complete").write_text(pyproject.read_text())
+    return python
 
 
 def serve(collection: Path, tmp_path: Path, python: Path | str = sys.executable) -> dict:
@@ -126,24 +138,50 @@ def test_the_indexer_on_onnx_runtime_does_not_import_torch(collection):
     assert (second["embedded"], second["torch"]) == (0, False)
 
 
-def test_a_serving_only_install_serves_searches_and_adds(collection, tmp_path):
-    """requirements-serve.txt alone (no torch in the venv at all) runs `uvicorn main:app` on a
-    collection whose ONNX model is in the cache: it starts, searches and accepts adds."""
-    python = serving_only_venv()
+def test_pip_install_indexes_and_serves_the_demo_without_torch(tmp_path):
+    """`pip install .` alone, run outside the checkout with an empty ONNX cache: the bundled model
+    indexes the demo (sbi-index), `uvicorn --factory` serves it with its page and static files,
+    verification is on (OpenCV installed), and a live add is found."""
+    python = installed_venv()
     check = subprocess.run([str(python), "-c", "import torch"], capture_output=True, check=False)
-    assert check.returncode != 0, "the serving-only venv must not have torch"
-    settings = make_settings(collection)
+    assert check.returncode != 0, "pip install . must not bring torch"
+    copy_photos(tmp_path / "images")
+    shutil.copy2(PROJECT_DIR / "data" / "the_data.csv", tmp_path / "data.csv")
+    environment = {**os.environ, "SBI_ONNX_DIR": str(tmp_path / "onnx"), "SBI_MODEL": "auto"}
+    indexed = subprocess.run(
+        [str(python.parent / "sbi-index"), "--images", str(tmp_path / "images"), "--quiet"]
+        + ["--csv", str(tmp_path / "data.csv"), "--output", str(tmp_path / "saved")],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert indexed.returncode == 0, indexed.stderr[-3000:]
+    settings = make_settings(tmp_path)
     _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin")
     new = io.BytesIO()
     Image.open(PHOTOS / "kite.jpg").rotate(3).save(new, format="PNG")
     with (
-        running_server(settings, python=str(python)) as base,
+        running_server(
+            settings,
+            python=str(python),
+            app=("--factory", "search_by_image.app:create_app"),
+            cwd=tmp_path,
+            SBI_ONNX_DIR=str(tmp_path / "onnx"),
+        ) as base,
         httpx.Client(base_url=base, timeout=60) as client,
     ):
         found = client.post(
-            "/search", files={"file": ("q.jpg", (PHOTOS / "chelsea.jpg").read_bytes(), "image/jpeg")}
-        )
-        assert found.status_code == 200 and found.json()["results"][0]["path"] == "chelsea.jpg"
+            "/search", files={"file": ("q.jpg", (PHOTOS / "dog.jpg").read_bytes(), "image/jpeg")}
+        ).json()
+        top = found["results"][0]
+        assert (top["path"], top["match"], found["model"]) == ("dog.jpg", "copy", "efficientnet_lite0")
+        assert top["inliers"] is not None, "verification must be on: OpenCV is a dependency"
+        page = client.get("/search")
+        assert page.status_code == 200 and "<form" in page.text
+        assert client.get("/static/style.css").status_code == 200
         added = client.post(
             "/collections/default/images",
             files={"files": ("new.png", new.getvalue(), "image/png")},
@@ -152,3 +190,6 @@ def test_a_serving_only_install_serves_searches_and_adds(collection, tmp_path):
         assert added.status_code == 201
         again = client.post("/search", files={"file": ("q.png", new.getvalue(), "image/png")}).json()
         assert again["results"][0]["path"] == added.json()["images"][0]["path"]
+    # the bundled fp32 model is read where it is installed; only an int8 model is written
+    written = [path.name for path in (tmp_path / "onnx").glob("*.onnx")]
+    assert len(written) == (1 if quantization.cpu_has_vnni() else 0), written
