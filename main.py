@@ -1,13 +1,13 @@
 """The HTTP service: `uvicorn main:app --host 0.0.0.0 --port 8000`.
 
 Thin: the settings are read from the environment once, logging is set up, and the app is made by
-the factory in search_by_image/app.py (`create_app`, also usable as
-`uvicorn --factory search_by_image.app:create_app`).
+the factory in search_by_image/api/app.py (`create_app`, also usable as
+`uvicorn --factory search_by_image.api.app:create_app`).
 """
 
 import logging
 
-from search_by_image.app import create_app
+from search_by_image.api.app import create_app
 from search_by_image.settings import get_settings
 
 __all__ = ["app", "create_app"]

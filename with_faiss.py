@@ -1,12 +1,12 @@
 """Index an images folder: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`.
 
-Thin entry point: the command line is search_by_image/index_command.py (`--help` lists every
+Thin entry point: the command line is search_by_image/cli/index.py (`--help` lists every
 flag; each overrides the matching SBI_* setting).
 """
 
 import sys
 
-from search_by_image.index_command import main, parse_args, run
+from search_by_image.cli.index import main, parse_args, run
 
 __all__ = ["main", "parse_args"]
 

@@ -41,10 +41,10 @@ from bench import wallpapers
 from bench.camera_query import bench_query
 from bench.camera_sets import BIG, camera_sets, files_of, median_ms, one_thread_embedder
 from bench.tables import scratch, table
-from search_by_image.decoding import open_rgb
-from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.catalog.thumbnails import Thumbnails, covering, thumbnail_source
+from search_by_image.images.decoding import open_rgb
+from search_by_image.model.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import PROJECT_DIR, Settings
-from search_by_image.thumbnails import Thumbnails, covering, thumbnail_source
 
 # --- decode ----------------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from bench.camera_sets import BIG, files_of, median_ms
 from bench.tables import table
-from search_by_image.decoding import open_rgb
-from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.images.decoding import open_rgb
+from search_by_image.model.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import PROJECT_DIR, Settings
 
 

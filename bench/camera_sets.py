@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench import wallpapers
-from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.model.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import Settings
 
 BIG = 200_000_000

@@ -12,7 +12,7 @@ default settings, into a temporary saved folder; the photos symlinked from ../sh
 and query it through the same code as POST /search (`product_evaluation.ProductSearch`), each query
 photo uploaded as its file's bytes and left out of its own results:
 - Holidays-300 mAP and P@1;
-- altered copies (`search_by_image/alterations.py`): the rank of the source photo while the whole
+- altered copies (`search_by_image/evaluation/alterations.py`): the rank of the source photo while the whole
   collection is indexed, on seed 1 and on a held-out seed 2 that no choice was made on;
 - planted near-duplicates (seed 3 copies added to the collection, indexed incrementally as a user
   would): share of copies grouped with their original, share of distinct photos falsely grouped,
@@ -49,10 +49,10 @@ from bench.quality_measures import (
     rank_row,
 )
 from bench.quality_variants import variants_table
-from search_by_image import whitening
-from search_by_image.alterations import altered_copies, pick_sources, sideways_copies
-from search_by_image.evaluation import GroundTruth
-from search_by_image.product_evaluation import ProductSearch, identical_pairs, index_like_a_user, source_ranks
+from search_by_image.evaluation.alterations import altered_copies, pick_sources, sideways_copies
+from search_by_image.evaluation.measures import GroundTruth
+from search_by_image.evaluation.product import ProductSearch, identical_pairs, index_like_a_user, source_ranks
+from search_by_image.index import whitening
 from search_by_image.settings import PROJECT_DIR, Settings
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"

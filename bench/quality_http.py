@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from search_by_image.evaluation import (
+from search_by_image.evaluation.measures import (
     GroundTruth,
     average_precision,
 )

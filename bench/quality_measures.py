@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search_by_image.alterations import altered_copies, pick_sources
 from search_by_image.devices import single_threaded_blas
-from search_by_image.evaluation import GroundTruth
-from search_by_image.product_evaluation import (
+from search_by_image.evaluation.alterations import altered_copies, pick_sources
+from search_by_image.evaluation.measures import GroundTruth
+from search_by_image.evaluation.product import (
     DuplicateFinding,
     ProductSearch,
     duplicate_finding,

@@ -12,16 +12,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from search_by_image.backbones import WeightsUnavailable, resnet50_cache_file
-from search_by_image.embedder import Embedder, EmbedderSpec
-from search_by_image.evaluation import (
+from search_by_image.evaluation.measures import (
     GroundTruth,
     cross_fitted_whitening,
     mean_average_precision,
     ns_score,
     precision_at,
 )
-from search_by_image.local_engine import embed_files
+from search_by_image.indexing.local_engine import embed_files
+from search_by_image.model.backbones import WeightsUnavailable, resnet50_cache_file
+from search_by_image.model.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import Settings
 
 MULTI_SCALE = (1.0, 2**-0.5, 0.5)

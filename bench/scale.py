@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from search_by_image.embedder import EmbedderSpec
-from search_by_image.index_files import writer_lock
-from search_by_image.index_store import IndexStore
-from search_by_image.preprocessing import Preprocessing
+from search_by_image.index.disk import writer_lock
+from search_by_image.index.store import IndexStore
+from search_by_image.index.whitening import DEFAULT_DIMS
+from search_by_image.model.embedder import EmbedderSpec
+from search_by_image.model.preprocessing import Preprocessing
 from search_by_image.settings import PROJECT_DIR
-from search_by_image.whitening import DEFAULT_DIMS
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 QUERIES = 200
@@ -37,8 +37,8 @@ QUERIES = 200
 SERVE = r"""
 import json, sys, time
 import numpy as np, psutil
-from search_by_image.index_choice import exact_top_k, recall_at_k
-from search_by_image.index_store import IndexStore
+from search_by_image.index.choice import exact_top_k, recall_at_k
+from search_by_image.index.store import IndexStore
 from search_by_image.devices import single_threaded_blas
 single_threaded_blas()  # as the service does at startup
 folder, queries = sys.argv[1], np.load(sys.argv[2])
@@ -75,8 +75,8 @@ def clustered(count: int, dim: int, seed: int) -> np.ndarray:
 
 def real_descriptors(images: Path, root: Path) -> np.ndarray:
     """The default Lite0 descriptors of the Holidays photos (the first 200 become the queries)."""
-    from search_by_image.embedder import Embedder
-    from search_by_image.local_engine import embed_files
+    from search_by_image.indexing.local_engine import embed_files
+    from search_by_image.model.embedder import Embedder
     from search_by_image.settings import Settings
 
     settings = Settings(model="efficientnet_lite0")

@@ -13,16 +13,16 @@ import time
 import numpy as np
 
 from bench.tables import table
-from search_by_image.embedder import EmbedderSpec
+from search_by_image.index.whitening import DEFAULT_DIMS
+from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import Settings
-from search_by_image.whitening import DEFAULT_DIMS
 
 
 def bench_duplicates(args) -> None:
     import resource
 
-    from search_by_image.duplicates import find_groups
-    from search_by_image.index_store import IndexStore
+    from search_by_image.index.store import IndexStore
+    from search_by_image.ranking.duplicates import find_groups
 
     spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
     rows = []

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from bench.tables import table
-from search_by_image.index_build import build_index
-from search_by_image.index_choice import choose_index_type, recall_at_k, search_params, tune_nprobe
+from search_by_image.index.build import build_index
+from search_by_image.index.choice import choose_index_type, recall_at_k, search_params, tune_nprobe
 
 
 def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:

@@ -22,9 +22,9 @@ from pathlib import Path
 from PIL import Image
 
 from bench.tables import BIG, rate, scratch, table, timed
-from search_by_image.batcher import MAX_BATCH
-from search_by_image.decoding import open_rgb
-from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.images.decoding import open_rgb
+from search_by_image.model.embedder import Embedder, EmbedderSpec
+from search_by_image.serving.batcher import MAX_BATCH
 from search_by_image.settings import PROJECT_DIR, Settings
 
 

@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 
 from bench.tables import BIG, rate, scratch, table
-from search_by_image import torch_runtime
-from search_by_image.backbones import WeightsUnavailable
-from search_by_image.embedder import Embedder, EmbedderSpec, normalized, pool
-from search_by_image.image_folder import ImageFolder
-from search_by_image.indexer import update_index
+from search_by_image.indexing.image_folder import ImageFolder
+from search_by_image.indexing.indexer import update_index
+from search_by_image.model import torch_runtime
+from search_by_image.model.backbones import WeightsUnavailable
+from search_by_image.model.embedder import Embedder, EmbedderSpec, normalized, pool
 from search_by_image.settings import PROJECT_DIR, Settings
 
 

@@ -13,22 +13,22 @@ import time
 
 from bench.speed_faiss import clustered_vectors
 from bench.tables import BIG, scratch, table
-from search_by_image.decoding import open_rgb
-from search_by_image.embedder import EmbedderSpec
+from search_by_image.images.decoding import open_rgb
+from search_by_image.index.whitening import DEFAULT_DIMS
+from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import Settings
-from search_by_image.whitening import DEFAULT_DIMS
 
 
 def bench_live(args) -> None:
     """Add and delete one image at a time through the service's collection, as the API does."""
-    from search_by_image.catalog import default_location
-    from search_by_image.collection import Collection
+    from search_by_image.catalog.filters import parse_filters
+    from search_by_image.catalog.locations import default_location
     from search_by_image.devices import single_threaded_blas
-    from search_by_image.embedder_pool import EmbedderPool
-    from search_by_image.filters import parse_filters
-    from search_by_image.index_files import writer_lock
-    from search_by_image.index_store import IndexStore
-    from search_by_image.live_writes import Upload
+    from search_by_image.index.disk import writer_lock
+    from search_by_image.index.store import IndexStore
+    from search_by_image.serving.collection import Collection
+    from search_by_image.serving.embedder_pool import EmbedderPool
+    from search_by_image.serving.live_writes import Upload
 
     single_threaded_blas()  # as the service does at startup
     photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]

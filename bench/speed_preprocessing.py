@@ -13,8 +13,8 @@ import torch
 
 from bench.speed_http import query_jpegs
 from bench.tables import BIG, table, timed
-from search_by_image.decoding import open_rgb
-from search_by_image.embedder import EmbedderSpec
+from search_by_image.images.decoding import open_rgb
+from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import Settings
 
 

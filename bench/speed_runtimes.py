@@ -11,16 +11,16 @@ from __future__ import annotations
 import torch
 
 from bench.tables import scratch, table, timed
-from search_by_image import torch_runtime
-from search_by_image.embedder import EmbedderSpec
+from search_by_image.model import torch_runtime
+from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import Settings
 
 
 def onnx_runners(model: torch.nn.Module, model_name: str) -> dict[str, object]:
     """The service's ONNX Runtime sessions for `model`: fp32, and int8 calibrated on the bundled
     photos (timing only: these are random weights)."""
-    from search_by_image.onnx_runtime import OnnxTrunk, available, export
-    from search_by_image.quantization import quantize
+    from search_by_image.model.onnx_runtime import OnnxTrunk, available, export
+    from search_by_image.model.quantization import quantize
 
     if not available():
         return {}

@@ -1,7 +1,7 @@
 """The service's domain errors: what went wrong in words a user can act on, and its HTTP answer.
 
 Every error a user may be told about derives from `SearchByImageError`, whose `status` and
-`headers` are the HTTP response the app's one handler (`search_by_image.app`) sends with the
+`headers` are the HTTP response the app's one handler (`search_by_image.api.app`) sends with the
 message as `detail`. Routes and the modules under them raise these and map nothing by hand; the
 command line (`with_faiss.py`) prints them as one line and lets anything else (a bug, a library
 failure) keep its traceback. Each also derives from the builtin it used to be (RuntimeError,

@@ -12,8 +12,8 @@ import pytest
 from helpers import LIVE_UPLOAD_LIMIT, copy_photos, make_settings, running_server
 
 from config import PROJECT_DIR, Settings
-from search_by_image.embedder import Embedder, EmbedderSpec
-from search_by_image.indexer import update_index
+from search_by_image.indexing.indexer import update_index
+from search_by_image.model.embedder import Embedder, EmbedderSpec
 
 
 @pytest.fixture(scope="session", autouse=True)

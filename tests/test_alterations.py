@@ -7,7 +7,14 @@ import pytest
 from helpers import PHOTOS
 from PIL import Image
 
-from search_by_image.alterations import EDITS, KINDS, alter, altered_copies, pick_sources, sideways_copies
+from search_by_image.evaluation.alterations import (
+    EDITS,
+    KINDS,
+    alter,
+    altered_copies,
+    pick_sources,
+    sideways_copies,
+)
 
 
 @pytest.fixture(scope="module")

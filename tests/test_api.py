@@ -14,8 +14,8 @@ from helpers import PHOTOS, jpeg_bytes, make_settings
 from PIL import Image
 
 from main import create_app
-from search_by_image import verification
-from search_by_image.index_files import MANIFEST_FILE
+from search_by_image.index.disk import MANIFEST_FILE
+from search_by_image.ranking import verification
 
 UPLOAD_LIMIT = 400_000
 

@@ -9,9 +9,9 @@ from helpers import PHOTOS
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from main import create_app
-from search_by_image import auth
-from search_by_image import keys as keys_command
-from search_by_image.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
+from search_by_image.api import auth
+from search_by_image.api.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
+from search_by_image.cli import keys as keys_command
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_a_revoked_key_stops_working(keys):
 def test_the_keys_command_creates_lists_and_revokes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SBI_SAVED_DIR", str(tmp_path))
 
-    def run(*args):  # `python -m search_by_image.keys ARGS`, in this process
+    def run(*args):  # `python -m search_by_image.cli.keys ARGS`, in this process
         code = keys_command.main(list(args))
         return code, *capsys.readouterr()
 

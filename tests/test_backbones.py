@@ -7,10 +7,10 @@ from helpers import PHOTOS
 from PIL import Image
 from torchvision.models import ResNet50_Weights
 
-from search_by_image import backbones
-from search_by_image.backbones import resnet50_cache_file, resolve_model
-from search_by_image.preprocessing import Preprocessing
-from search_by_image.torch_runtime import load_backbone
+from search_by_image.model import backbones
+from search_by_image.model.backbones import resnet50_cache_file, resolve_model
+from search_by_image.model.preprocessing import Preprocessing
+from search_by_image.model.torch_runtime import load_backbone
 
 CATEGORIES = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
@@ -51,7 +51,7 @@ def test_auto_falls_back_to_the_bundled_model_with_one_warning(tmp_path, monkeyp
         raise backbones.WeightsUnavailable("no network")
 
     monkeypatch.setattr(backbones, "resnet50_state_dict", offline)
-    with caplog.at_level(logging.INFO, logger="search_by_image.backbones"):
+    with caplog.at_level(logging.INFO, logger="search_by_image.model.backbones"):
         assert resolve_model("auto") == "efficientnet_lite0"
     assert len(caplog.records) == 1 and "efficientnet_lite0" in caplog.records[0].getMessage()
 

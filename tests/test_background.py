@@ -8,9 +8,10 @@ from fastapi.testclient import TestClient
 from helpers import PHOTOS, copy_photos, make_settings
 
 from main import create_app
-from search_by_image import catalog, shards
-from search_by_image.index_files import writer_lock
-from search_by_image.indexer import Progress, update_index
+from search_by_image.catalog import locations
+from search_by_image.index.disk import writer_lock
+from search_by_image.indexing import shards
+from search_by_image.indexing.indexer import Progress, update_index
 
 
 @dataclass
@@ -67,7 +68,7 @@ def test_the_service_answers_while_a_first_index_builds_and_serves_it_when_done(
 def test_a_collection_that_cannot_be_indexed_is_reported_and_the_others_served(tmp_path):
     copy_photos(tmp_path / "images", ["dog.jpg", "chelsea.jpg"])
     settings = make_settings(tmp_path, index_on_start=True, reload_seconds=0)
-    catalog.for_indexing(settings, "lost", images_dir=tmp_path / "gone")
+    locations.for_indexing(settings, "lost", images_dir=tmp_path / "gone")
     with TestClient(create_app(settings)) as client:
         health = wait_for(client, lambda h: h["indexing"]["state"] != "running")
     assert health["indexing"]["state"] == "failed"
@@ -84,8 +85,8 @@ def test_health_says_why_the_default_collection_could_not_be_indexed(tmp_path):
 
 
 def test_an_unwritable_folder_is_explained_with_its_owner_and_the_fix(tmp_path, monkeypatch):
-    assert catalog.unwritable(tmp_path / "not" / "made" / "yet") is None
-    monkeypatch.setattr(catalog.os, "access", lambda path, mode: False)
-    reason = catalog.unwritable(tmp_path)
+    assert locations.unwritable(tmp_path / "not" / "made" / "yet") is None
+    monkeypatch.setattr(locations.os, "access", lambda path, mode: False)
+    reason = locations.unwritable(tmp_path)
     assert str(tmp_path) in reason and "--user" in reason and "chmod g+rwX" in reason
     assert f"uid {tmp_path.stat().st_uid}" in reason

@@ -9,8 +9,14 @@ import pytest
 from helpers import PHOTOS
 from PIL import Image
 
-from search_by_image.batcher import FP32_CPU_BATCH, MAX_BATCH, BatcherClosed, QueryBatcher, batch_limit
-from search_by_image.embedder_pool import EmbedderPool
+from search_by_image.serving.batcher import (
+    FP32_CPU_BATCH,
+    MAX_BATCH,
+    BatcherClosed,
+    QueryBatcher,
+    batch_limit,
+)
+from search_by_image.serving.embedder_pool import EmbedderPool
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 

@@ -7,10 +7,10 @@ from helpers import PHOTOS
 from PIL import Image
 
 from config import Settings
-from search_by_image import embedder as embedder_module
-from search_by_image.backbones import weights_id
-from search_by_image.embedder import EmbedderSpec
-from search_by_image.onnx_runtime import OnnxTrunk, bundled_file
+from search_by_image.model import embedder as embedder_module
+from search_by_image.model.backbones import weights_id
+from search_by_image.model.embedder import EmbedderSpec
+from search_by_image.model.onnx_runtime import OnnxTrunk, bundled_file
 
 torch = pytest.importorskip("torch")
 
@@ -23,7 +23,7 @@ def pixels(name: str, side: int) -> np.ndarray:
 
 
 def test_the_bundled_onnx_file_computes_torchs_feature_maps():
-    from search_by_image import torch_runtime
+    from search_by_image.model import torch_runtime
 
     bundled = bundled_file("efficientnet_lite0", weights_id("efficientnet_lite0"))
     assert bundled is not None

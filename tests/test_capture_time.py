@@ -7,8 +7,8 @@ import pytest
 from helpers import PHOTOS, encoded, taken_at
 from PIL import Image
 
-from search_by_image import capture_time
-from search_by_image.capture_time import CaptureTime
+from search_by_image.images import capture_time
+from search_by_image.images.capture_time import CaptureTime
 
 
 @pytest.fixture(scope="module")

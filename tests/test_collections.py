@@ -14,11 +14,11 @@ from helpers import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_se
 from PIL import Image
 
 from main import create_app
-from search_by_image import catalog
-from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.index_files import LOCK_FILE, PREVIOUS_DIR
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
+from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.catalog import locations
+from search_by_image.index.disk import LOCK_FILE, PREVIOUS_DIR
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.indexer import update_index
 
 #: 5 of the 13 demo photos; the cat's nearest neighbours are other animals, not these.
 NOT_ANIMALS = ["coffee.jpg", "hubble_deep_field.jpg", "retina.jpg", "rocket.jpg", "scream.jpg"]
@@ -41,7 +41,7 @@ def settings(demo_collection, tmp_path_factory):
     )
     copy_photos(root / "pets", ["chelsea.jpg", "dog.jpg", "horses.jpg"])
     (root / "pets.csv").write_text("file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,,7\n")
-    pets = catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv")
+    pets = locations.for_indexing(settings, "pets", root / "pets", root / "pets.csv")
     update_index(settings, pets, progress=False)
     return settings
 
@@ -298,7 +298,7 @@ def test_phone_camera_and_other_formats_are_added_and_kept_by_the_next_indexer_r
     """Issue 15 case 6: every format an add accepts is stored under a suffix the indexer scans."""
     folder = settings.images_dir.parent / "phones"
     copy_photos(folder, ["coffee.jpg", "rocket.jpg"])
-    location = catalog.for_indexing(settings, "phones", folder)
+    location = locations.for_indexing(settings, "phones", folder)
     update_index(settings, location, progress=False)
     client.app.state.service.refresh()
     try:

@@ -18,7 +18,7 @@ from test_background import wait_for
 
 from config import PROJECT_DIR, Settings
 from main import create_app
-from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KEYS_FILE, KeyStore
 
 APP = Path("/app")
 

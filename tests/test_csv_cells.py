@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from search_by_image.csv_cells import neutralised, restored, restored_frame
+from search_by_image.catalog.csv_cells import neutralised, restored, restored_frame
 
 
 @pytest.mark.parametrize("text", ["=1+2", "@SUM(A1:A9)", "+33 1 23", "-2+3", "\tcmd", '=HYPERLINK("x")'])

@@ -7,9 +7,9 @@ import pytest
 from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
-from search_by_image.decoding import UnreadableImage, open_rgb
-from search_by_image.image_folder import ImageFolder, list_images
-from search_by_image.preprocessing import Preprocessing
+from search_by_image.images.decoding import UnreadableImage, open_rgb
+from search_by_image.indexing.image_folder import ImageFolder, list_images
+from search_by_image.model.preprocessing import Preprocessing
 
 LIMIT = 50_000_000
 

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from main import create_app
-from search_by_image import faiss_device
 from search_by_image.devices import cuda_available, resolve_device
-from search_by_image.index_store import IndexStore
+from search_by_image.index import faiss_device
+from search_by_image.index.store import IndexStore
 
 needs_no_gpu = pytest.mark.skipif(
     cuda_available() or faiss_device.gpus() > 0, reason="checks the fallback of a machine without a GPU"

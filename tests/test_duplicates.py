@@ -12,10 +12,10 @@ from PIL import Image
 
 import with_faiss
 from main import create_app
-from search_by_image.duplicates import RAW_THRESHOLD, Neighbours, find_groups, verified_copies
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
-from search_by_image.service import SearchService
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.indexer import update_index
+from search_by_image.ranking.duplicates import RAW_THRESHOLD, Neighbours, find_groups, verified_copies
+from search_by_image.serving.service import SearchService
 
 
 @pytest.fixture(scope="module")

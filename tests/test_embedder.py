@@ -7,7 +7,7 @@ import pytest
 from helpers import PHOTOS
 from PIL import Image
 
-from search_by_image.embedder import pool
+from search_by_image.model.embedder import pool
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -70,8 +70,8 @@ def test_pooling_ignores_cells_outside_the_content():
 def test_onnx_runtime_gives_the_torch_descriptors(lite0, collection, tmp_path, monkeypatch):
     """The fp32 ONNX trunk is an export of the same model: same descriptors, to rounding. A model
     the package does not bundle is exported once into the cache, then read from it."""
-    from search_by_image import onnx_runtime
-    from search_by_image.embedder import Embedder
+    from search_by_image.model import onnx_runtime
+    from search_by_image.model.embedder import Embedder
 
     monkeypatch.setattr(onnx_runtime, "BUNDLED_DIR", tmp_path / "bundles none")
     assert lite0.runtime == "onnx"
@@ -90,7 +90,7 @@ def test_multi_scale_inputs_are_resized_like_torchs_antialiased_bilinear():
     filter that torch ports) gives the same inputs, to float rounding."""
     import torch
 
-    from search_by_image.embedder import rescaled
+    from search_by_image.model.embedder import rescaled
 
     pixels = np.random.default_rng(0).normal(size=(2, 3, 96, 128)).astype(np.float32)
     for height, width in ((68, 90), (48, 64), (136, 181)):

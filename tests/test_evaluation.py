@@ -4,7 +4,7 @@ work out by hand."""
 import numpy as np
 import pytest
 
-from search_by_image.evaluation import (
+from search_by_image.evaluation.measures import (
     GroundTruth,
     average_precision,
     mean_average_precision,

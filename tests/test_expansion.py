@@ -10,11 +10,11 @@ import pytest
 from helpers import jpeg_bytes, require_datasets
 from PIL import Image
 
-from search_by_image import expansion
-from search_by_image.evaluation import GroundTruth
-from search_by_image.product_evaluation import ProductSearch, index_like_a_user
+from search_by_image.evaluation.measures import GroundTruth
+from search_by_image.evaluation.product import ProductSearch, index_like_a_user
+from search_by_image.ranking import expansion
+from search_by_image.serving.snapshot import Snapshot
 from search_by_image.settings import PROJECT_DIR
-from search_by_image.snapshot import Snapshot
 
 #: The first 400 photos of holidays_subset300 (enough to learn whitening, as the indexer does)
 #: and scene 1260, whose second shot its query alone ranks past 30 (3rd with expansion).

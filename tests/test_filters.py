@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from search_by_image.filters import FilterError, Range, matching_rows, parse_filters
-from search_by_image.metadata import load_metadata
+from search_by_image.catalog.filters import FilterError, Range, matching_rows, parse_filters
+from search_by_image.catalog.metadata import load_metadata
 
 CSV = """path,category,price,taken,featured,note
 a.jpg,shoes,50,2019-05-01,true,x

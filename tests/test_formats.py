@@ -12,10 +12,10 @@ import pytest
 from helpers import PHOTOS, dng_bytes, encoded
 from PIL import Image
 
-from search_by_image import camera_raw, formats
-from search_by_image.decoding import UnreadableImage, open_rgb
-from search_by_image.image_folder import list_images
-from search_by_image.preprocessing import Preprocessing
+from search_by_image.images import camera_raw, formats
+from search_by_image.images.decoding import UnreadableImage, open_rgb
+from search_by_image.indexing.image_folder import list_images
+from search_by_image.model.preprocessing import Preprocessing
 
 LIMIT = 50_000_000
 #: x265's fastest preset: a 2 MP HEIC in 1 s instead of 5 (the file a phone writes is no different to read)
@@ -136,7 +136,7 @@ def test_the_list_covers_phone_and_camera_formats_and_the_page_accepts_them():
 
 
 def test_a_demosaic_holds_its_memory_from_the_decode_budget(monkeypatch):
-    from search_by_image import decoding
+    from search_by_image.images import decoding
 
     held = []
 

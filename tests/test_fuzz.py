@@ -20,9 +20,9 @@ from PIL import Image
 from schemathesis.checks import not_a_server_error
 
 from main import create_app
-from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.uploads import decode_upload
 from search_by_image.errors import UploadRejected
-from search_by_image.uploads import decode_upload
 
 CASES: Counter = Counter()
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))

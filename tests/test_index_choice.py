@@ -3,7 +3,7 @@
 import faiss
 import numpy as np
 
-from search_by_image.index_choice import (
+from search_by_image.index.choice import (
     FLAT,
     choose_index_type,
     exact_top_k,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from config import Settings
-from search_by_image import index_files
-from search_by_image.embedder import EmbedderSpec
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
-from search_by_image.index_files import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR, writer_lock
-from search_by_image.index_store import IndexStore
+from search_by_image.index import disk
+from search_by_image.index.disk import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR, writer_lock
+from search_by_image.index.store import IndexStore
+from search_by_image.model.embedder import EmbedderSpec
 
 SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
 
@@ -78,15 +78,15 @@ def test_a_large_collection_gets_a_tuned_ivf_index_that_still_filters_exactly(tm
     features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
     spec = SPEC.model_copy(update={"dim": 64})
     paths = [f"{i}.jpg" for i in range(4000)]
-    from search_by_image import index_choice
+    from search_by_image.index import choice
 
-    assert index_choice.choose_index_type(4000, 64, flat_max_cost=1e5).startswith("IVF")
+    assert choice.choose_index_type(4000, 64, flat_max_cost=1e5).startswith("IVF")
     store = IndexStore.create(
         spec,
         features,
         paths,
         {p: (1, 1) for p in paths},
-        index_type=index_choice.choose_index_type(4000, 64, flat_max_cost=1e5),
+        index_type=choice.choose_index_type(4000, 64, flat_max_cost=1e5),
     )
     assert store.manifest.nprobe >= 1 and store.manifest.recall_at_10 >= 0.95
     commit(store, tmp_path)
@@ -99,7 +99,7 @@ def test_a_large_collection_gets_a_tuned_ivf_index_that_still_filters_exactly(tm
 
 
 def test_index_type_follows_collection_size():
-    from search_by_image.index_choice import FLAT, choose_index_type
+    from search_by_image.index.choice import FLAT, choose_index_type
 
     assert choose_index_type(10_000, 256) == FLAT
     assert choose_index_type(10_000, 2048) == FLAT
@@ -147,7 +147,7 @@ def test_crash_while_writing_leaves_the_old_index(tmp_path, monkeypatch):
     def disk_full(*args):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(index_files.np, "save", disk_full)
+    monkeypatch.setattr(disk.np, "save", disk_full)
     with pytest.raises(OSError):
         commit(random_store(9, seed=5), tmp_path)
     assert IndexStore.load(tmp_path).paths == old.paths
@@ -165,10 +165,10 @@ def test_crash_between_renames_loads_the_complete_old_set(tmp_path, monkeypatch,
         done.append(dst)
         real_replace(src, dst)
 
-    monkeypatch.setattr(index_files.os, "replace", crashing_replace)
+    monkeypatch.setattr(disk.os, "replace", crashing_replace)
     with pytest.raises(KeyboardInterrupt):
         commit(random_store(9, seed=7), tmp_path)
-    monkeypatch.setattr(index_files.os, "replace", real_replace)
+    monkeypatch.setattr(disk.os, "replace", real_replace)
 
     assert IndexStore.load(tmp_path).paths == old.paths  # readers use .previous/
     newer = random_store(4, seed=8)
@@ -178,7 +178,7 @@ def test_crash_between_renames_loads_the_complete_old_set(tmp_path, monkeypatch,
 
 
 def test_a_memory_mapped_compressed_index_still_takes_live_adds_and_deletes(tmp_path):
-    from search_by_image.index_choice import choose_index_type
+    from search_by_image.index.choice import choose_index_type
 
     factory = choose_index_type(4000, 64, flat_max_cost=1e5, memory_limit=100_000)
     assert factory.endswith(",SQ8")  # too big for the memory limit as float32: 8-bit codes

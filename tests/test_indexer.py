@@ -14,9 +14,9 @@ from helpers import PHOTOS, copy_photos, make_settings
 import with_faiss
 from config import PROJECT_DIR
 from search_by_image.errors import IndexBusy
-from search_by_image.index_files import writer_lock
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import SpecMismatch, update_index
+from search_by_image.index.disk import writer_lock
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.indexer import SpecMismatch, update_index
 
 FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
 
@@ -95,7 +95,7 @@ def test_other_preprocessing_is_refused_unless_rebuilding(tmp_path):
 def test_auto_precision_keeps_a_collections_trunk_until_a_rebuild(tmp_path, monkeypatch):
     """A collection indexed with fp32 descriptors stays fp32 when `auto` would now pick int8:
     mixing them would blur its scores. --rebuild moves it to the current default."""
-    from search_by_image import quantization
+    from search_by_image.model import quantization
 
     monkeypatch.setattr(quantization, "cpu_has_vnni", lambda: True)
     copy_photos(make_settings(tmp_path).images_dir, FOUR[:2])

@@ -18,12 +18,13 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from main import create_app
-from search_by_image import index_store, live_writes
-from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.collection import Collection
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
-from search_by_image.live_writes import Upload
+from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.index import store
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.indexer import update_index
+from search_by_image.serving import live_writes
+from search_by_image.serving.collection import Collection
+from search_by_image.serving.live_writes import Upload
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -178,7 +179,7 @@ def test_a_full_disk_is_a_507_that_changes_nothing_and_a_retry_adds_once(
     def full(*_):
         raise OSError(errno.ENOSPC, "No space left on device", str(collection.saved_dir))
 
-    monkeypatch.setattr(index_store.faiss, "write_index", full)
+    monkeypatch.setattr(store.faiss, "write_index", full)
     photo = ("files", ("new.jpg", variant(40), "image/jpeg"))
     form = {"metadata": json.dumps({"title": "Retried"})}
     refused = admin_client.post("/collections/default/images", files=[photo], data=form)

@@ -20,8 +20,8 @@ from helpers import LIVE_UPLOAD_LIMIT, PHOTOS, copy_photos, jpeg_bytes, make_set
 from PIL import Image
 
 from config import PROJECT_DIR
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.indexer import update_index
 
 CLIENTS = 32
 ROUNDS = 4  # requests per client, per round
@@ -137,9 +137,9 @@ KILLED_AT = """
 import os, shutil, signal, sys
 from pathlib import Path
 
-import search_by_image.shards
+import search_by_image.indexing.shards
 
-search_by_image.shards.SHARD_SIZE = 8
+search_by_image.indexing.shards.SHARD_SIZE = 8
 moment, argv = sys.argv[1], sys.argv[2:]
 real_replace, real_rmtree = os.replace, shutil.rmtree
 renamed = set()

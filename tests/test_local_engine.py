@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from helpers import PHOTOS, copy_photos, make_settings
 
-from search_by_image import local_engine
-from search_by_image.decoding import decode_budget
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
+from search_by_image.images.decoding import decode_budget
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing import local_engine
+from search_by_image.indexing.indexer import update_index
 
 FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
 

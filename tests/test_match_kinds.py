@@ -1,6 +1,6 @@
 """Score labels: copy / similar / weak, by the index's own scale."""
 
-from search_by_image.match_kinds import RAW, WHITENED, thresholds_for
+from search_by_image.ranking.match_kinds import RAW, WHITENED, thresholds_for
 
 
 def test_labels_follow_the_thresholds_of_the_index_scale():

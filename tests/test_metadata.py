@@ -2,9 +2,9 @@
 
 import pytest
 
+from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_writes import append_rows, check_rows, remove_rows
 from search_by_image.errors import MetadataRejected
-from search_by_image.metadata import load_metadata
-from search_by_image.metadata_writes import append_rows, check_rows, remove_rows
 
 PATHS = ["a/cat.jpg", "b/dog.jpg", "c/dog.jpg", "bird.png"]
 

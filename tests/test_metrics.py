@@ -9,7 +9,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from main import create_app
-from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KEYS_FILE, KeyStore
 
 
 def scrape(client: TestClient, **headers) -> dict[tuple[str, tuple], float]:

@@ -7,9 +7,9 @@ import pytest
 from helpers import ARTIFACTS, PHOTOS, copy_photos, running_server
 from PIL import Image
 
-from search_by_image import catalog
-from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.indexer import update_index
+from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.catalog import locations
+from search_by_image.indexing.indexer import update_index
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -105,7 +105,7 @@ def two_collections(demo_collection, tmp_path_factory):
         "file,name,age\nchelsea.jpg,Chelsea,4\ndog.jpg,Rex,11\nhorses.jpg,Star,7\n"
     )
     update_index(
-        settings, catalog.for_indexing(settings, "pets", root / "pets", root / "pets.csv"), progress=False
+        settings, locations.for_indexing(settings, "pets", root / "pets", root / "pets.csv"), progress=False
     )
     with running_server(settings) as base:
         yield base

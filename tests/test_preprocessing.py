@@ -4,7 +4,7 @@ import numpy as np
 from helpers import PHOTOS
 from PIL import Image
 
-from search_by_image.preprocessing import Preprocessing
+from search_by_image.model.preprocessing import Preprocessing
 
 HALF = (0.5, 0.5, 0.5)
 

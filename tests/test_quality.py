@@ -10,9 +10,9 @@ import pytest
 from helpers import require_datasets
 from PIL import Image
 
-from search_by_image.alterations import altered_copies, pick_sources, sideways_copies
-from search_by_image.evaluation import GroundTruth, mean_average_precision, ns_score
-from search_by_image.product_evaluation import (
+from search_by_image.evaluation.alterations import altered_copies, pick_sources, sideways_copies
+from search_by_image.evaluation.measures import GroundTruth, mean_average_precision, ns_score
+from search_by_image.evaluation.product import (
     ProductSearch,
     duplicate_finding,
     index_like_a_user,

@@ -6,8 +6,8 @@ from helpers import PHOTOS
 from PIL import Image
 
 from config import Settings
-from search_by_image import quantization
-from search_by_image.embedder import Embedder, EmbedderSpec
+from search_by_image.model import quantization
+from search_by_image.model.embedder import Embedder, EmbedderSpec
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 

@@ -1,8 +1,8 @@
-"""Who a request is, for the rate limit, and how many it may send (search_by_image/rate_limit.py)."""
+"""Who a request is, for the rate limit, and how many it may send (search_by_image/api/rate_limit.py)."""
 
 import pytest
 
-from search_by_image.rate_limit import FORWARDED, RateLimiter, client_address, trusted_networks
+from search_by_image.api.rate_limit import FORWARDED, RateLimiter, client_address, trusted_networks
 
 
 def test_each_client_has_its_own_budget_and_is_told_how_long_to_wait():

@@ -6,7 +6,7 @@ from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
 from main import create_app
-from search_by_image.regions import BoxError, parse_box, to_pixels
+from search_by_image.images.regions import BoxError, parse_box, to_pixels
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import numpy as np
 from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
-from search_by_image import rotations
-from search_by_image.routes.results import search_response
-from search_by_image.schemas import QueryInfo
-from search_by_image.service import SearchService
+from search_by_image.api.presenters import search_response
+from search_by_image.api.schemas import QueryInfo
+from search_by_image.ranking import rotations
+from search_by_image.serving.service import SearchService
 
 PHOTO = "coffee.jpg"
 

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
-from search_by_image.security import CSP, HEADERS, SecurityHeaders
+from search_by_image.api.headers import CSP, HEADERS, SecurityHeaders
 
 
 def app_with_headers() -> FastAPI:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from helpers import PHOTOS, copy_photos, make_settings, writable_copy
 
 from main import create_app
-from search_by_image.collection import Collection
+from search_by_image.serving.collection import Collection
 
 
 def held_loading(monkeypatch) -> threading.Event:

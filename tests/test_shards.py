@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from helpers import PHOTOS, copy_photos, make_settings
 
-from search_by_image import shards
-from search_by_image.engines import RayEngine
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
-from search_by_image.shards import SHARDS_DIR, ShardFiles, ShardResult
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing import shards
+from search_by_image.indexing.engines import RayEngine
+from search_by_image.indexing.indexer import update_index
+from search_by_image.indexing.shards import SHARDS_DIR, ShardFiles, ShardResult
 
 NINE = sorted(p.name for p in PHOTOS.iterdir())[:9]
 

@@ -11,9 +11,9 @@ from helpers import PHOTOS, jpeg_bytes, writable_copy
 from PIL import Image
 
 from main import create_app
-from search_by_image.auth import KEYS_FILE, KeyStore
-from search_by_image.index_store import IndexStore
-from search_by_image.thumbnails import THUMBNAIL_PX, Thumbnails, covering, thumbnail_source
+from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails, covering, thumbnail_source
+from search_by_image.index.store import IndexStore
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_an_added_image_gets_its_thumbnail_and_a_delete_removes_it(collection):
 
 
 def test_the_indexer_prunes_thumbnails_of_removed_or_changed_images(collection):
-    from search_by_image.indexer import update_index
+    from search_by_image.indexing.indexer import update_index
 
     (collection.images_dir / "dog.jpg").unlink()
     Image.open(PHOTOS / "coffee.jpg").rotate(90).save(collection.images_dir / "coffee.jpg")

@@ -20,15 +20,15 @@ from helpers import PHOTOS, copy_photos, make_settings, running_server
 from PIL import Image
 
 from config import PROJECT_DIR
-from search_by_image import quantization
-from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.model import quantization
 
 SERVE = """
 import json, sys
 from fastapi.testclient import TestClient
 from config import Settings
 from main import create_app
-from search_by_image.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KEYS_FILE, KeyStore
 
 settings = Settings(images_dir=sys.argv[1], metadata_csv=sys.argv[2], saved_dir=sys.argv[3],
                     rate_limit="")
@@ -48,7 +48,7 @@ print(json.dumps({"torch": "torch" in sys.modules, "health": health, "top": foun
 INDEX = """
 import json, sys
 from config import Settings
-from search_by_image.indexer import update_index
+from search_by_image.indexing.indexer import update_index
 
 settings = Settings(images_dir=sys.argv[1], metadata_csv=sys.argv[2], saved_dir=sys.argv[3], workers=2)
 report = update_index(settings, progress=False)
@@ -167,7 +167,7 @@ def test_pip_install_indexes_and_serves_the_demo_without_torch(tmp_path):
         running_server(
             settings,
             python=str(python),
-            app=("--factory", "search_by_image.app:create_app"),
+            app=("--factory", "search_by_image.api.app:create_app"),
             cwd=tmp_path,
             SBI_ONNX_DIR=str(tmp_path / "onnx"),
         ) as base,

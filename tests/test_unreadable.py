@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 from helpers import PHOTOS, copy_photos, make_settings
 
 from main import create_app
-from search_by_image.indexer import update_index
+from search_by_image.indexing.indexer import update_index
 
 
 def test_unreadable_files_are_listed_with_their_reason_until_they_are_fixed(tmp_path):

@@ -15,12 +15,14 @@ from helpers import encoded, jpeg_bytes, require_datasets, taken_at, writable_co
 from PIL import Image, ImageEnhance, ImageOps
 
 from main import create_app
-from search_by_image import capture_time, local_features, thumbnails, verification
-from search_by_image.live_writes import Upload
-from search_by_image.match_kinds import thresholds_for
-from search_by_image.routes.results import search_response
-from search_by_image.schemas import QueryInfo, SearchResponse
-from search_by_image.service import SearchService
+from search_by_image.api.presenters import search_response
+from search_by_image.api.schemas import QueryInfo, SearchResponse
+from search_by_image.catalog import thumbnails
+from search_by_image.images import capture_time
+from search_by_image.ranking import local_features, verification
+from search_by_image.ranking.match_kinds import thresholds_for
+from search_by_image.serving.live_writes import Upload
+from search_by_image.serving.service import SearchService
 
 #: One scene of holidays_subset300: a photo, another shot of it, and a photo of another scene.
 PHOTO, OTHER_SHOT, OTHER_SCENE = "100400.jpg", "100401.jpg", "120000.jpg"

@@ -14,11 +14,11 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from main import create_app
-from search_by_image.catalog import Location
-from search_by_image.embedder import Embedder
+from search_by_image.catalog.locations import Location
 from search_by_image.errors import IndexCorrupt, IndexMissing
-from search_by_image.index_store import IndexStore
-from search_by_image.watch import changed_collections, relevant
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.watch import changed_collections, relevant
+from search_by_image.model.embedder import Embedder
 
 DEADLINE_S = 90
 

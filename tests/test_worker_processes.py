@@ -6,9 +6,9 @@ from pathlib import Path
 
 from helpers import copy_photos, make_settings
 
-from search_by_image import local_engine, worker_processes
-from search_by_image.index_store import IndexStore
-from search_by_image.indexer import update_index
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing import local_engine, worker_processes
+from search_by_image.indexing.indexer import update_index
 
 
 def _state(pid: int) -> str:

@@ -1,0 +1,1 @@
+"""HTTP: the app, its routes, schemas, uploads, keys, limits, pages and presenters."""

@@ -1,0 +1,111 @@
+"""Collections: list them, describe one (its filterable columns), find its near-duplicates.
+
+Adding, deleting and "more like this" are routes/collection_images.py."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from search_by_image.api.deps import (
+    CollectionDep,
+    ReadAccess,
+    SearchAccess,
+    ServiceDep,
+)
+from search_by_image.api.pages import render_duplicates_page, wants_html
+from search_by_image.api.schemas import (
+    CollectionInfo,
+    CollectionList,
+    DuplicateGroup,
+    DuplicateImage,
+    Duplicates,
+)
+from search_by_image.ranking.duplicates import default_threshold
+
+router = APIRouter(prefix="/collections", tags=["collections"])
+
+MAX_GROUPS_PER_PAGE = 500
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API key, or an unknown or revoked one"},
+    403: {"description": "The key lacks the admin scope"},
+    429: {"description": "Too many requests from this client (see Retry-After)"},
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    404: {"description": "No such collection (or image)"},
+    507: {"description": "The collection's folders cannot be written (read-only, full)"},
+    503: {"description": "No index yet, or an indexer run holds the collection (see Retry-After)"},
+}
+
+
+@router.get("", response_model=CollectionList, summary="Every collection with its size")
+def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
+    return CollectionList(collections=[service.summary(c) for c in service.collections.values()])
+
+
+@router.get(
+    "/{name}",
+    response_model=CollectionInfo,
+    responses={404: WRITE_ERRORS[404]},
+    summary="One collection and the metadata columns its filters can use",
+)
+def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
+    return service.info(collection)
+
+
+@router.get(
+    "/{name}/duplicates",
+    response_model=Duplicates,
+    responses={404: WRITE_ERRORS[404], 503: {"description": "No index yet"}},
+    summary="Groups of near-duplicate images in a collection",
+    description="JSON, or a page of thumbnails when the request accepts text/html.",
+)
+async def duplicates(
+    request: Request,
+    _: SearchAccess,
+    service: ServiceDep,
+    collection: CollectionDep,
+    threshold: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=1,
+            description="similarity above which images are duplicates, in search-score "
+            "units (default: 0.85, or 0.6 for a whitened index)",
+        ),
+    ] = None,
+    offset: Annotated[int, Query(ge=0, description="groups to skip (paging)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_GROUPS_PER_PAGE, description="groups per page")] = 50,
+) -> Duplicates:
+    """Counted by the rate limiter like a search. The first request after the index changes
+    computes the collection's neighbour list; any threshold is then answered from it."""
+    snapshot, every_group = await run_in_threadpool(collection.duplicates, threshold)
+    groups = every_group[offset : offset + limit]
+    found = Duplicates(
+        collection=collection.name,
+        threshold=default_threshold(snapshot.store) if threshold is None else threshold,
+        total=len(every_group),
+        images_in_groups=sum(len(g.images) for g in every_group),
+        offset=offset,
+        groups=[
+            DuplicateGroup(
+                kind=g.kind,
+                best=round(g.best, 4),
+                weakest=round(g.weakest, 4),
+                images=[
+                    DuplicateImage(
+                        id=i,
+                        path=p,
+                        image_url=service.image_url(collection.name, p),
+                        thumbnail_url=service.thumbnail_url(snapshot, p),
+                    )
+                    for i, p in g.images
+                ],
+            )
+            for g in groups
+        ],
+    )
+    if wants_html(request):
+        return render_duplicates_page(request, found, len(snapshot.store), limit)
+    return found

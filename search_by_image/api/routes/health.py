@@ -1,0 +1,71 @@
+"""GET / (what this service is) and GET /health (for probes and people)."""
+
+from fastapi import APIRouter
+
+from search_by_image import __version__
+from search_by_image.api.deps import ServiceDep
+from search_by_image.api.schemas import Health, ServiceInfo
+
+router = APIRouter(tags=["service"])
+
+ENDPOINTS = {
+    "GET /": "this information",
+    "GET /search": "the upload page",
+    "POST /search": "multipart `file` (+ optional `k` 1-100, `collection`, `filters` JSON, "
+    "`box`, `offset` for paging): the most similar images as JSON",
+    "GET /collections": "every collection with its size",
+    "GET /collections/{name}": "one collection and its filterable metadata columns",
+    "POST /collections/{name}/images": "multipart `files` (+ optional `metadata` JSON): add images",
+    "DELETE /collections/{name}/images/{id}": "remove an image",
+    "GET /collections/{name}/images/{id}/similar": "more like this: the images most similar to an "
+    "indexed one (`?k=&offset=&filters=`), from its stored descriptor",
+    "GET /collections/{name}/duplicates": "groups of near-duplicate images "
+    "(`?threshold=`, `offset`, `limit`)",
+    "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
+    "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 448 px (`thumbnail_url` in results)",
+    "GET /health": "status, number of indexed images, model, device, loading and indexing progress",
+    "GET /metrics": "Prometheus metrics: requests, latencies, batches, images, reloads, rejections",
+    "GET /docs": "interactive API documentation",
+}
+
+
+@router.get("/", response_model=ServiceInfo, summary="Welcome and API overview")
+async def root(service: ServiceDep) -> ServiceInfo:
+    default = service.summary(service.default)
+    return ServiceInfo(
+        name="search-by-image",
+        version=__version__,
+        images=default.images,
+        model=default.model,
+        collections=list(service.collections),
+        endpoints=ENDPOINTS,
+    )
+
+
+@router.get("/health", response_model=Health, summary="Liveness and index status")
+# async on purpose: it only reads state, so it runs on the event loop and answers even when every
+# worker thread is busy with uploads and searches
+async def health(service: ServiceDep) -> Health:
+    default = service.summary(service.default)
+    indexing = service.indexer.status() if service.indexer else None
+    loading = service.loading
+    return Health(
+        status="ok"
+        if service.ready
+        else "loading"
+        if loading
+        else "indexing"
+        if indexing and indexing.state == "running"
+        else "no_index",
+        images=default.images,
+        model=default.model,
+        device=service.device,
+        # a default collection with no index: why the service could not build one says more
+        detail=(
+            service.indexer.problems.get(default.name) if service.indexer and default.status != "ok" else None
+        )
+        or default.detail,
+        loading=loading,
+        indexing=indexing,
+        collections=[service.summary(c) for c in service.collections.values()],
+    )

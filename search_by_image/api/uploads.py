@@ -1,0 +1,164 @@
+"""Uploaded bytes to a decoded image, or an UploadRejected (4xx) that says what is wrong with them.
+
+Limits are enforced twice: `UploadSizeLimit` refuses a too-large request body while it streams in
+(before multipart parsing spools it anywhere), and `read_upload`/`decode_upload` check the file
+itself: empty, too large, not an image, corrupt, or too many pixels (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import UploadFile
+from PIL import Image
+from starlette.formparsers import MultiPartParser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from search_by_image.errors import BUSY_DECODE_RETRY_AFTER_S, UploadRejected
+from search_by_image.images import formats
+from search_by_image.images.decoding import UnreadableImage, open_rgb
+from search_by_image.metrics import REJECTED_UPLOADS
+
+#: Room for the multipart boundaries and small form fields around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+READ_CHUNK = 1024 * 1024
+
+_STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413, "busy": 503}
+#: UnreadableImage kinds as rejection reasons (metrics.REJECTION_REASONS)
+_REASON_BY_KIND = {
+    "not_image": "not_image",
+    "corrupt": "corrupt",
+    "too_large": "too_many_pixels",
+    "busy": "busy",
+}
+
+
+def size_limit_reason(max_bytes: int) -> str:
+    return f"upload is larger than the limit of {max_bytes} bytes ({max_bytes / 2**20:.1f} MiB)"
+
+
+class UploadSizeLimit:
+    """ASGI middleware: 413 as soon as a POST body passes the limit, by header or by count.
+
+    The refusal is sent from here because FastAPI turns any error raised while it parses a form
+    into a generic 400; the app is then told the client disconnected, and its answer dropped.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_body = max_bytes + MULTIPART_OVERHEAD
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._refuse(send)
+            return
+        received = 0
+        refused = False
+
+        async def counting_receive() -> Message:
+            """Past the limit: answer 413 now, and tell the app the client went away."""
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # once refused, whatever the app answers is dropped
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+    async def _refuse(self, send: Send) -> None:
+        REJECTED_UPLOADS.labels("too_many_bytes").inc()
+        body = json.dumps({"detail": size_limit_reason(self.max_bytes)}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def parse_into_memory(max_bytes: int) -> None:
+    """Uploads up to `max_bytes` parsed into memory, not into a temporary file: their bytes are
+    read into memory to be decoded anyway, and past Starlette's 1 MB a spooled file is written to
+    disk with one thread-pool hop per received chunk (bench/README.md "Where a 12 MP query's time
+    goes"). A request's whole body is held to the limit (`UploadSizeLimit`), so that is the most
+    one request holds while it arrives; `read_upload` lets go of the parsed copy once read.
+    Process-wide: Starlette's parser has no per-app setting."""
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_bytes)
+
+
+async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
+    """The file's bytes, reading at most one chunk past the limit; the parsed file closed (its
+    memory freed) once read."""
+    chunks, size = [], 0
+    while chunk := await file.read(READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            REJECTED_UPLOADS.labels("too_many_bytes").inc()
+            raise UploadRejected(413, size_limit_reason(max_bytes))
+        chunks.append(chunk)
+    await file.close()
+    if size == 0:
+        REJECTED_UPLOADS.labels("empty").inc()
+        raise UploadRejected(400, "the uploaded file is empty (0 bytes)")
+    return b"".join(chunks)
+
+
+def decode_upload(
+    data: bytes,
+    max_pixels: int,
+    size_for: Callable[[int, int], tuple[int, int]] | None,
+    finish: Callable[[Image.Image], Any] | None = None,
+) -> Any:
+    """`open_rgb` (within the process' decode budget), its refusals as UploadRejected."""
+    try:
+        return open_rgb(data, max_pixels, size_for, finish)
+    except UnreadableImage as exc:
+        REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
+        headers = {"Retry-After": str(BUSY_DECODE_RETRY_AFTER_S)} if exc.kind == "busy" else None
+        raise UploadRejected(
+            _STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}", headers
+        ) from exc
+
+
+def declared_pixels(data: bytes) -> int:
+    """Width x height that the header declares (0 when it cannot be read: decoding says why)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=formats.PILLOW_NAMES) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - any unreadable header is decode_upload's to explain
+        return 0
+
+
+def image_format(data: bytes) -> str:
+    """The format (formats.FORMATS) of bytes that `decode_upload` accepted: JPEG, HEIC, DNG..."""
+    found = formats.identify(data)
+    if found is None:  # decode_upload opened it, so this cannot happen short of a bug
+        raise UploadRejected(415, f"cannot use this upload: {formats.unsupported_reason(data)}")
+    return found.name

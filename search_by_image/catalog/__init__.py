@@ -1,0 +1,1 @@
+"""What a collection knows besides vectors: where it lives, metadata, filters, thumbnails."""

@@ -1,0 +1,1 @@
+"""Command lines: indexing (with duplicates and watch) and API keys."""

@@ -1,0 +1,252 @@
+"""The indexer's command line: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`
+(or `sbi-index` where the package is installed).
+
+Thin over `search_by_image.indexing.indexer`; every flag overrides the matching SBI_* setting
+(search_by_image/settings.py). Heavy modules are imported after the arguments are parsed, so
+`--help` answers at once.
+"""
+
+import argparse
+import gc
+import logging
+import sys
+from pathlib import Path
+
+from search_by_image.settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Settings.model_fields
+    parser = argparse.ArgumentParser(
+        description="Embed every image of a folder and write a FAISS index to the output folder "
+        "(faiss_index.faiss, features.npy, images_paths.txt, manifest.json). Incremental: only new "
+        "or changed images are embedded. Flags override SBI_* environment variables.",
+    )
+    parser.add_argument(
+        "--collection",
+        default="default",
+        help="collection to build or update (default: the default collection). A "
+        "named one is stored in <output>/collections/NAME and remembers its --images "
+        "and --csv, which it needs the first time",
+    )
+    parser.add_argument(
+        "--images",
+        dest="images_dir",
+        type=Path,
+        help=f"images folder, searched recursively (default: {defaults['images_dir'].default})",
+    )
+    parser.add_argument(
+        "--output",
+        dest="saved_dir",
+        type=Path,
+        help=f"where indexes are written (default: {defaults['saved_dir'].default})",
+    )
+    parser.add_argument(
+        "--csv",
+        dest="metadata_csv",
+        type=Path,
+        help="metadata CSV: one column names the image, the others are returned "
+        f"with results (default: {defaults['metadata_csv'].default}; for a named "
+        "collection, metadata.csv in its folder)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=["auto", "resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+        help="backbone; auto = ResNet50 if its weights can be had, else the bundled "
+        "efficientnet_lite0 (default: auto)",
+    )
+    parser.add_argument(
+        "--resize",
+        choices=["keep_aspect", "center_crop"],
+        help="keep_aspect: whole image, longer side = --image-size; center_crop: "
+        "square crop of the centre (default: keep_aspect)",
+    )
+    parser.add_argument("--image-size", type=int, help="model input side in pixels (default: 448)")
+    parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
+    parser.add_argument(
+        "--grayscale",
+        action="store_const",
+        const=True,
+        help="drop colour: match shapes and textures only (default: off)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=["auto", "torch", "onnx"],
+        help="auto: ONNX Runtime for EfficientNet-Lite on the CPU, torch otherwise (default: auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="auto: int8 EfficientNet-Lite0 on CPUs with VNNI, else bf16 where the "
+        "CPU/GPU runs it natively, else fp32; an existing collection keeps its "
+        "int8 or float model (default: auto)",
+    )
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 8)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="CPU: processes that decode and embed a share "
+        "of the images each, about one per core; GPU: decode processes (default: 2)",
+    )
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="embed every image again instead of updating the existing index",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where images are embedded: this process, or Ray Data workers "
+        "(pip install 'ray[data]'); both resume an interrupted run (default: local)",
+    )
+    parser.add_argument(
+        "--ray-address", help="an existing Ray cluster, e.g. ray://head:10001 (default: start a local Ray)"
+    )
+    parser.add_argument(
+        "--ray-workers", type=int, default=2, help="Ray workers embedding at once, one CPU each (default: 2)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep watching the images folder and index files as "
+        "they appear, change or go away, until Ctrl-C (quiet period: "
+        "SBI_WATCH_QUIET_MS, default 1000)",
+    )
+    found = parser.add_argument_group("duplicates (uses the saved index; indexes nothing)")
+    found.add_argument(
+        "--duplicates",
+        action="store_true",
+        help="print the groups of near-duplicate images of the collection",
+    )
+    found.add_argument(
+        "--threshold",
+        type=float,
+        help="similarity above which two images are duplicates, in search-score units "
+        "(default: 0.85, or 0.6 for a whitened index)",
+    )
+    found.add_argument("--format", choices=["csv", "json"], default="csv", help="output (default: csv)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    per_run = (
+        "rebuild",
+        "quiet",
+        "collection",
+        "images_dir",
+        "metadata_csv",
+        "duplicates",
+        "threshold",
+        "format",
+        "engine",
+        "ray_address",
+        "ray_workers",
+        "watch",
+    )
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    from search_by_image.catalog import locations  # torch import only after --help
+    from search_by_image.errors import SearchByImageError
+
+    if args.duplicates:
+        return print_duplicates(settings, args)
+    try:
+        location = locations.for_indexing(settings, args.collection, args.images_dir, args.metadata_csv)
+        if args.engine == "local" and (args.rebuild or not location.saved_dir.exists()):
+            start_workers_server(settings)
+        from search_by_image.indexing.engines import LocalEngine, RayEngine
+        from search_by_image.indexing.indexer import update_index
+
+        report = update_index(
+            settings,
+            location,
+            rebuild=args.rebuild,
+            progress=not args.quiet,
+            engine=RayEngine(args.ray_address, args.ray_workers) if args.engine == "ray" else LocalEngine(),
+        )
+    except SearchByImageError as exc:  # anything else is a bug: its traceback is kept
+        logging.error("%s", exc)
+        return 1
+    logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
+    if args.watch:
+        follow_folder(settings, location)
+    return 0
+
+
+def start_workers_server(settings: Settings) -> None:
+    """A run that embeds every image (a first build, a rebuild) on CPU worker processes starts
+    their server before importing the rest of the indexer, so the two import side by side
+    (worker_processes.start_early). Not for a run on an existing index: most embed nothing, and
+    on a loaded machine the unused server's imports slowed one on an unchanged folder from 1.6 to
+    2.3 s."""
+    if settings.workers > 1 and not settings.device.startswith("cuda"):
+        from search_by_image.indexing import worker_processes
+
+        worker_processes.start_early()
+
+
+def run() -> int:
+    """`main` as a process of its own (with_faiss.py, sbi-index): the worker processes' server is
+    stopped (worker_processes.stop), and the objects are frozen out of the garbage collector
+    before the interpreter's teardown, whose collections walked every one
+    of them again (a sixth of a second of CPU with the package imported, on a loaded 2-core
+    machine; bench/README.md, camera indexing). Not for callers that keep running (tests)."""
+    code = main()
+    from search_by_image.indexing import worker_processes
+
+    worker_processes.stop()  # its workers are done; a run with nothing to embed never used it
+    gc.freeze()
+    return code
+
+
+def follow_folder(settings: Settings, location) -> None:
+    """--watch: the collection follows its folder (search_by_image/indexing/watch.py) until Ctrl-C."""
+    import threading
+
+    from search_by_image.indexing import watch
+    from search_by_image.indexing.background import BackgroundIndexer
+
+    def reindex(changed) -> None:
+        BackgroundIndexer(settings, lambda: None, {changed.name: changed}).start().wait()
+
+    logging.info("Watching %s for changes (Ctrl-C to stop)", location.images_dir)
+    try:
+        watch.follow(lambda: {location.name: location}, reindex, settings.watch_quiet_ms, threading.Event())
+    except KeyboardInterrupt:
+        logging.info("Stopped watching")
+
+
+def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
+    import functools
+
+    from search_by_image.catalog import locations
+    from search_by_image.errors import SearchByImageError
+    from search_by_image.index.store import IndexStore
+    from search_by_image.ranking import verification
+    from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies, write_report
+
+    try:
+        location = locations.find(settings, args.collection)
+        store = IndexStore.load(location.saved_dir)
+    except SearchByImageError as exc:
+        logging.error("%s", exc)
+        return 1
+    neighbours, copies = Neighbours.of(store), None
+    if settings.verify_top and verification.available():  # copies checked with local features
+        verifier = verification.Verifier(location, settings.max_image_pixels, settings.verify_top)
+        copies = verified_copies(store, neighbours, functools.partial(verifier.is_copy, store))
+    groups = find_groups(store, args.threshold, neighbours, copies)
+    write_report(groups, sys.stdout, args.format)
+    logging.info(
+        "%d groups of near-duplicates, %d images, among %d",
+        len(groups),
+        sum(len(g.images) for g in groups),
+        len(store),
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""Measuring retrieval through the product; never imported by serving."""

@@ -1,0 +1,1 @@
+"""Vectors to FAISS and back: the saved index files, the loaded store, whitening, the journal."""

@@ -1,0 +1,239 @@
+"""The saved index's files: their layout, the manifest, reading them, and their atomic commit.
+
+Layout of the saved folder (the first three names are the ones users know):
+  faiss_index.faiss   FAISS index, inner product over L2-normalised rows (= cosine)
+  features.npy        float32 N x D, row i = line i of images_paths.txt
+  images_paths.txt    paths relative to the images folder, one per line
+  ids.npy             int64 N, the stable id of each row: FAISS returns ids, not row numbers,
+                      so adding or removing one image never renumbers the others
+  manifest.json       the embedder spec that built it, index type, count, next free id,
+                      a generation tag that changes with every commit, file fingerprints
+  whitening.npz       PCA-whitening learned on the collection, when it is large enough; the
+                      FAISS index holds whitened vectors, features.npy the raw descriptors
+
+Commit protocol (why a crash never leaves a mixed index): new files are written to temporary
+names first; the current files are hard-linked into `.previous/`; the new files are renamed over
+the old ones, the manifest last; then `.previous/` is removed. A reader that finds `.previous/`
+loads that complete old set instead, and the next writer rolls it back before doing anything.
+Writers hold `writer_lock` around their read-modify-write. The searchable store built from these
+files is index_store.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import faiss
+import numpy as np
+from pydantic import BaseModel
+
+from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
+from search_by_image.index import journal
+from search_by_image.index.whitening import Whitening
+from search_by_image.model.embedder import EmbedderSpec
+
+INDEX_FILE = "faiss_index.faiss"
+FEATURES_FILE = "features.npy"
+PATHS_FILE = "images_paths.txt"
+MANIFEST_FILE = "manifest.json"
+WHITENING_FILE = "whitening.npz"
+IDS_FILE = "ids.npy"
+#: Rename order: the manifest goes last, so it only ever describes files already in place.
+COMMIT_ORDER = (FEATURES_FILE, PATHS_FILE, IDS_FILE, WHITENING_FILE, INDEX_FILE, MANIFEST_FILE)
+PREVIOUS_DIR = ".previous"
+LOCK_FILE = ".lock"
+#: 2 added ids.npy; a format-1 index (rows numbered 0..N-1) still loads.
+FORMAT_VERSION = 2
+
+
+class Manifest(BaseModel):
+    format: int = FORMAT_VERSION
+    embedder: EmbedderSpec
+    index_type: str
+    #: IVF lists visited per query, tuned at build time to reach recall@10 >= 0.95 (0: exact)
+    nprobe: int = 0
+    #: recall@10 against exact search measured when nprobe was tuned
+    recall_at_10: float = 1.0
+    count: int
+    next_id: int = 0
+    #: changes with every commit: how the service notices that someone else rewrote the index
+    generation: str = ""
+    #: whitening dimensions asked for, and those in use (0: off, or too few images to learn)
+    whitening_requested: int = 0
+    whitening_dims: int = 0
+    created: datetime
+    #: relative path -> (size, mtime_ns), for incremental updates
+    files: dict[str, tuple[int, int]]
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class SavedFiles:
+    """One set of the saved files, in memory (features memory-mapped when read)."""
+
+    manifest: Manifest
+    index: faiss.Index
+    features: np.ndarray
+    paths: list[str]
+    ids: np.ndarray
+    whitening: Whitening | None
+    #: the folder they were read from (`.previous/` while a commit is in flight), or None
+    folder: Path | None = None
+
+
+def read(folder: Path) -> SavedFiles:
+    """The committed set in `folder` (or the old set, if a commit is in flight)."""
+    attempts = 3
+    for attempt in range(attempts):
+        previous = folder / PREVIOUS_DIR
+        source = previous if (previous / MANIFEST_FILE).is_file() else folder
+        try:
+            return _read_from(source)
+        except FileNotFoundError:
+            # A concurrent commit moved files under us (it removes `.previous/` last).
+            if attempt == attempts - 1:
+                raise IndexCorrupt(f"the index in {folder} kept changing while loading") from None
+    raise AssertionError("unreachable")
+
+
+def _read_from(folder: Path) -> SavedFiles:
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise IndexMissing(f"no index in {folder}: run `python with_faiss.py` to build one")
+    try:
+        manifest = Manifest.model_validate_json(manifest_path.read_text())
+        # memory-mapped: the service starts without reading the index into RAM, and several
+        # processes serving the same files share its pages
+        index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        features = np.load(folder / FEATURES_FILE, mmap_mode="r")
+        paths = (folder / PATHS_FILE).read_text(encoding="utf-8").splitlines()
+        whitening = Whitening.load(folder / WHITENING_FILE) if manifest.whitening_dims else None
+        if manifest.format < 2:
+            ids = np.arange(manifest.count, dtype=np.int64)
+            manifest = manifest.model_copy(update={"next_id": manifest.count})
+        else:
+            ids = np.load(folder / IDS_FILE)
+    except FileNotFoundError:
+        raise
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise IndexCorrupt(f"cannot read the index in {folder}: {exc}") from exc
+    return SavedFiles(manifest, index, features, paths, ids, whitening, folder)
+
+
+def commit(folder: Path, files: SavedFiles) -> None:
+    """Write every file atomically as one set (see the module docstring).
+
+    The caller holds `writer_lock(folder)` around its whole read-modify-write.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [n for n in COMMIT_ORDER if n != WHITENING_FILE or files.whitening is not None]
+    staged = {name: folder / f".{name}.tmp" for name in written}
+    try:
+        _stage(files, staged)
+    except BaseException:  # a full disk: nothing half-written stays behind
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
+    previous = folder / PREVIOUS_DIR
+    if (folder / MANIFEST_FILE).is_file():
+        previous.mkdir()
+        for name in COMMIT_ORDER:
+            if (folder / name).exists():
+                os.link(folder / name, previous / name)
+        _fsync(previous)
+    for name in written:
+        os.replace(staged[name], folder / name)
+    _fsync(folder)
+    shutil.rmtree(previous, ignore_errors=True)
+    if files.whitening is None:
+        (folder / WHITENING_FILE).unlink(missing_ok=True)
+
+
+def _stage(files: SavedFiles, staged: dict[str, Path]) -> None:
+    """Write every file of the set under its temporary name, synced."""
+    if files.whitening is not None:
+        files.whitening.save(staged[WHITENING_FILE])
+    faiss.write_index(files.index, str(staged[INDEX_FILE]))
+    with open(staged[FEATURES_FILE], "wb") as out:
+        np.save(out, np.ascontiguousarray(files.features, dtype=np.float32))
+    with open(staged[IDS_FILE], "wb") as out:
+        np.save(out, np.ascontiguousarray(files.ids, dtype=np.int64))
+    staged[PATHS_FILE].write_text("".join(f"{p}\n" for p in files.paths), encoding="utf-8")
+    staged[MANIFEST_FILE].write_text(files.manifest.model_dump_json(indent=1))
+    for path in staged.values():
+        _fsync(path)
+
+
+def roll_back_interrupted_commit(folder: Path) -> None:
+    """Put back the complete old set left in `.previous/` by a commit that crashed."""
+    previous = folder / PREVIOUS_DIR
+    if not previous.is_dir():
+        return
+    if (previous / MANIFEST_FILE).is_file():
+        for name in COMMIT_ORDER:
+            if (previous / name).exists():
+                os.replace(previous / name, folder / name)
+    shutil.rmtree(previous)
+    _fsync(folder)
+
+
+@contextlib.contextmanager
+def writer_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
+    """One writer per saved folder at a time (an exclusive flock on `.lock`), across processes.
+
+    Waits up to `wait` seconds, then raises IndexBusy. Recovers from a crash on entry (`recover`),
+    so the holder always starts from a complete set and no half-done live write.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    with open(folder / LOCK_FILE, "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusy(
+                        f"another writer (usually with_faiss.py) is updating {folder}; "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            recover(folder)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover(folder: Path) -> None:
+    """After a crash or a failed write: roll back a half-done commit, then undo or finish the
+    live write it belonged to (journal). The caller holds the writer lock."""
+    roll_back_interrupted_commit(folder)
+    journal.settle(folder, committed_generation(folder))
+
+
+def committed_generation(folder: Path) -> str | None:
+    try:
+        return Manifest.model_validate_json((folder / MANIFEST_FILE).read_text()).generation
+    except (OSError, ValueError):
+        return None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""A folder to a committed index: the indexer, its engines, shards, watch mode."""

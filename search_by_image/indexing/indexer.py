@@ -1,0 +1,289 @@
+"""Build or update the saved index of an images folder (what `python with_faiss.py` runs).
+
+Incremental by default: files whose size and mtime are unchanged keep their stored features,
+new and changed files are embedded, deleted files are dropped. A different model or
+preprocessing than the one that built the index means every file is embedded again. A path keeps
+its id across runs, so ids handed out by the API stay valid. Options that change what a
+descriptor means (model, preprocessing, pooling) are refused on an existing collection unless
+`--rebuild` asks for every image to be embedded again; `auto` keeps the collection's model.
+
+The run holds the collection's writer lock from reading the old index to committing the new one:
+an image added through the API meanwhile waits (or is refused with a retry hint) instead of being
+overwritten by a commit that never saw it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from search_by_image.catalog import unreadable
+from search_by_image.catalog.locations import Location, default_location
+from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.thumbnails import Thumbnails
+from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
+from search_by_image.index.disk import writer_lock
+from search_by_image.index.store import IndexStore
+from search_by_image.indexing.engines import Engine, LocalEngine
+from search_by_image.indexing.image_folder import list_images
+from search_by_image.indexing.shards import ShardFiles, plan, run_key
+from search_by_image.model.embedder import EmbedderSpec
+from search_by_image.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexReport:
+    total: int = 0
+    embedded: int = 0
+    #: images embedded by an earlier, interrupted run (its shard files)
+    resumed: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    written: bool = False
+
+    def summary(self) -> str:
+        rate = self.embedded / self.seconds if self.seconds and self.embedded else 0.0
+        return (
+            f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
+            f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
+            "as unreadable"
+            + (f", {self.resumed} from an interrupted run" if self.resumed else "")
+            + ("" if self.written else "; index already up to date")
+        )
+
+
+@dataclass
+class Progress:
+    """How far a run has got, updated as it goes (the service's /health shows it): its phase, and
+    images embedded (or skipped as unreadable) of the `total` it has to embed."""
+
+    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] = "waiting"
+    done: int = 0
+    total: int = 0
+
+
+def spec_mismatch(collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec) -> SpecMismatch:
+    """What changed between the spec a collection was built with and the one asked for now."""
+    old, new = built.model_dump(), asked.model_dump()
+    changes = [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
+    return SpecMismatch(
+        f"collection {collection!r} was indexed with other options ({'; '.join(changes)}). "
+        f"Run again with --rebuild to embed all {count} images the new way, or use the "
+        "options it was built with: queries are always processed like their collection"
+    )
+
+
+def _load_previous(saved_dir: Path) -> IndexStore | None:
+    try:
+        return IndexStore.load(saved_dir)
+    except IndexMissing:
+        return None
+    except IndexCorrupt as exc:
+        log.warning("Existing index is unusable, rebuilding it: %s", exc)
+        return None
+
+
+def update_index(
+    settings: Settings,
+    location: Location | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+    engine: Engine | None = None,
+    status: Progress | None = None,
+) -> IndexReport:
+    """Bring a collection's saved index in line with its images folder (the module docstring).
+
+    `location` defaults to the default collection of `settings`; `engine` embeds the new images
+    (engines.py; default: this machine); `status`, if given, is kept up to date as the run goes.
+    """
+    engine = engine or LocalEngine()
+    location = location or default_location(settings)
+    if not location.images_dir.is_dir():
+        raise ImagesFolderMissing(f"images folder {location.images_dir} does not exist")
+    status = status or Progress()
+    with writer_lock(location.saved_dir):
+        report = _update_locked(settings, location, rebuild, progress, engine, status)
+        unreadable.record(location.saved_dir, report.skipped)
+    status.phase = "finished"
+    return report
+
+
+@dataclass
+class _Plan:
+    """What a run has to do, from the images folder and the collection's current index."""
+
+    spec: EmbedderSpec
+    #: the index being updated (None: a first build or --rebuild)
+    previous: IndexStore | None
+    #: relative path -> (size, mtime_ns) of every image found
+    fingerprints: dict[str, tuple[int, int]]
+    #: paths whose stored features are still good, in the previous index's order
+    keep: list[str]
+    #: paths to embed
+    todo: list[str]
+    #: ids already given out (kept across --rebuild), and the next free one
+    ids_by_path: dict[str, int]
+    next_id: int
+    #: nothing but new images to add: no removal, same whitening
+    unchanged: bool
+
+
+def _update_locked(
+    settings: Settings,
+    location: Location,
+    rebuild: bool,
+    progress: bool,
+    engine: Engine,
+    status: Progress,
+) -> IndexReport:
+    started = time.perf_counter()
+    status.phase = "scanning"
+    run = _plan(settings, location, rebuild)
+    report = IndexReport(
+        reused=len(run.keep), removed=len(run.previous.paths) - len(run.keep) if run.previous else 0
+    )
+    if run.unchanged and not run.todo:
+        return _finished(report, len(run.keep), started)
+    shard_files = None
+    embedded: list[str] = []
+    rows = np.empty((0, run.spec.dim), np.float32)
+    if run.todo:
+        shard_files, embedded, rows = _embed(settings, location, run, progress, engine, status, report)
+    if run.unchanged and not embedded:  # only files that failed again: the index is still current
+        if shard_files:
+            shard_files.clear()
+        return _finished(report, len(run.keep), started)
+    status.phase = "writing"
+    store = _commit(settings, location, run, embedded, rows)
+    if shard_files:
+        shard_files.clear()
+    Thumbnails(location.saved_dir).prune(store.manifest.files)
+    if location.metadata_csv is not None and location.metadata_csv.is_file():  # else no problems
+        # to report, and an empty Metadata() imports pandas: half a second of a run's end
+        for problem in load_metadata(location.metadata_csv, store.paths).problems():
+            log.warning("Metadata: %s", problem)
+    report.embedded, report.written = len(embedded), True
+    return _finished(report, len(store), started)
+
+
+def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
+    """Scan the folder, settle the spec (`auto` keeps the collection's model and trunk) and sort
+    the images into kept and to-embed; SpecMismatch for options the collection was not built with."""
+    found = list_images(location.images_dir)
+    loaded = _load_previous(location.saved_dir)
+    if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
+        settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
+    spec = EmbedderSpec.from_settings(settings)
+    if loaded is not None and not rebuild and settings.precision == "auto":  # ... and its trunk
+        spec = spec.model_copy(update={"quantization": loaded.manifest.embedder.quantization})
+    previous = None if rebuild else loaded
+    if previous is not None and previous.manifest.embedder != spec:
+        raise spec_mismatch(location.name, len(previous), previous.manifest.embedder, spec)
+    fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
+    old_files = previous.manifest.files if previous else {}
+    keep = [
+        p
+        for p in (previous.paths if previous else [])
+        if p in fingerprints and tuple(old_files[p]) == fingerprints[p]
+    ]
+    keep_set = set(keep)
+    return _Plan(
+        spec=spec,
+        previous=previous,
+        fingerprints=fingerprints,
+        keep=keep,
+        todo=[p for p in found if p not in keep_set],
+        ids_by_path={p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {},
+        next_id=loaded.manifest.next_id if loaded else 0,
+        unchanged=(
+            previous is not None
+            and len(keep) == len(previous.paths)
+            and previous.manifest.whitening_requested == settings.whitening
+        ),
+    )
+
+
+def _embed(
+    settings: Settings,
+    location: Location,
+    run: _Plan,
+    progress: bool,
+    engine: Engine,
+    status: Progress,
+    report: IndexReport,
+) -> tuple[ShardFiles, list[str], np.ndarray]:
+    """Embed `run.todo` in shards, resuming from an interrupted run's shard files; the shard files,
+    the paths embedded and their features (unreadable files go to `report.skipped`)."""
+    spec = run.spec
+    shards = plan(run.todo)
+
+    def count(number: int) -> None:
+        status.done += len(shards[number])
+
+    shard_files = ShardFiles(location.saved_dir, run_key(spec, run.todo), on_write=count)
+    finished = shard_files.done()
+    pending = {n: paths for n, paths in enumerate(shards) if n not in finished}
+    report.resumed = sum(len(shards[n]) for n in finished)
+    status.phase, status.total, status.done = "embedding", len(run.todo), report.resumed
+    if finished:
+        log.info(
+            "Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
+            len(finished),
+            len(shards),
+            report.resumed,
+        )
+    if pending:
+        log.info(
+            "Embedding %d images with %s%s (%s engine)",
+            sum(map(len, pending.values())),
+            spec.model,
+            " int8" if spec.quantization == "int8" else "",
+            engine.name,
+        )
+        engine.embed_shards(settings, spec, location, pending, shard_files, progress)
+    results = [shard_files.read(n) for n in range(len(shards))]
+    report.skipped = [s for r in results for s in r.skipped]
+    embedded = [p for r in results for p in r.paths]
+    rows = np.concatenate([np.empty((0, spec.dim), np.float32)] + [r.features for r in results])
+    return shard_files, embedded, rows
+
+
+def _commit(
+    settings: Settings, location: Location, run: _Plan, embedded: list[str], rows: np.ndarray
+) -> IndexStore:
+    """Build the new index from the kept and the new rows, each path under its id, and commit it."""
+    previous, keep = run.previous, run.keep
+    old_rows = previous.features[[previous.position[p] for p in keep]] if previous and keep else rows[:0]
+    paths = keep + embedded
+    ids_by_path, next_id = dict(run.ids_by_path), run.next_id
+    ids = []
+    for path in paths:
+        if path not in ids_by_path:
+            ids_by_path[path], next_id = next_id, next_id + 1
+        ids.append(ids_by_path[path])
+    store = IndexStore.create(
+        run.spec,
+        np.concatenate([old_rows, rows]),
+        paths,
+        {p: run.fingerprints[p] for p in paths},
+        ids=np.array(ids, dtype=np.int64),
+        next_id=next_id,
+        whitening_dims=settings.whitening,
+        memory_limit=settings.index_memory_mb * 2**20,
+    )
+    store.save(location.saved_dir)
+    return store
+
+
+def _finished(report: IndexReport, total: int, started: float) -> IndexReport:
+    report.total, report.seconds = total, time.perf_counter() - started
+    return report

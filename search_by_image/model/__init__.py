@@ -1,0 +1,1 @@
+"""Pixels to descriptors: backbones, preprocessing, the embedder and its runtimes, int8."""

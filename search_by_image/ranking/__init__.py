@@ -1,0 +1,1 @@
+"""Ordering and labelling results: local-feature verification, expansion, turns, duplicates."""

@@ -1,0 +1,72 @@
+"""Spatially verified query expansion: the results local verification found to show the query's
+scene lend their descriptors to the query, and the other results are ranked again by it.
+
+A single photo's descriptor misses the shots of its scene taken from elsewhere, in other light,
+with other people in front; the photos already verified as that scene (verification.py: one
+transform explains >= RERANK_INLIERS of their keypoints) show it from their own viewpoints.
+Adding their descriptors to the query's ("Total Recall", Chum et al. 2007; alpha-QE, Radenovic
+et al. 2018) reaches the scene's other shots. Only verified results expand the query: blind
+expansion with the top results whatever they show gained less and drifts when they are wrong
+(bench/README.md "Levers measured and not shipped").
+
+- Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's 1: a copy
+  or a close shot counts fully, a barely verified one little.
+- Verified results keep their place (their own score and lift, verification.reorder), so a
+  copy's source stays above the other shots of its scene that the expanded query favours; the
+  others are ranked by the expanded query's score. Scores shown stay the query's own, so match
+  kinds keep their calibration.
+- Only the first DEPTH fetched results are ranked again, from the descriptors the index store
+  keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
+  order, and every page up to it comes from the same candidates.
+
+- With the query's quarter turns (rotations.py) each view is expanded and scored, the turned
+  ones less rotations.PENALTY, so the expansion keeps what the turns found.
+
+Gain and cost on holidays_subset300 through the product: bench/README.md "Local verification".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search_by_image.index.store import IndexStore
+from search_by_image.ranking import rotations
+from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
+
+#: Results ranked again (and fetched at least): the API's largest page.
+DEPTH = 100
+
+
+def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The unit sum of a (whitened, unit) query and its members' descriptors, weighted."""
+    total = np.asarray(query, np.float64) + np.asarray(weights, np.float64) @ np.asarray(members, np.float64)
+    return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+
+def rerank(
+    store: IndexStore, query: np.ndarray, hits: list[tuple[int, float]], checks: list[Check | None]
+) -> tuple[list[tuple[int, float]], list[Check | None]]:
+    """`hits` (checked and re-ranked by verification) ranked again with the query `query` (a
+    descriptor as the embedder gives it, or one row per view: upright, then turned, each
+    expanded and scored as rotations.merged does) expanded by its verified results; unchanged
+    when none is verified."""
+    top = min(DEPTH, len(hits))
+    inliers = np.array([-1 if check is None else check.inliers for check in checks[:top]])
+    verified = np.array([check is not None and check.verified for check in checks[:top]], dtype=bool)
+    if not verified.any():
+        return hits, checks
+    rows = [store.row_of_id[image_id] for image_id, _ in hits[:top]]
+    vectors = store.searchable(np.asarray(store.features)[rows])
+    weights = np.minimum(inliers[verified], BONUS_CAP) / BONUS_CAP
+    views = store.searchable(np.atleast_2d(query))
+    scores = np.max(
+        [
+            vectors @ expanded(view, vectors[verified], weights) - rotations.penalty(n)
+            for n, view in enumerate(views)
+        ],
+        axis=0,
+    )
+    own = np.array([score for _, score in hits[:top]])
+    copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
+    order = reorder(np.where(verified, own, scores), inliers, copies)
+    return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

@@ -1,0 +1,50 @@
+"""Queries searched upright and turned a quarter each way: photos stored sideways are found.
+
+Many photos reach a collection, or a search, sideways: EXIF orientation dropped by a messaging
+app or an export, scans, and the INRIA Holidays set itself. A CNN descriptor of a photo turned 90
+degrees is another descriptor, so the upright copy of a sideways query (or the sideways copy of
+an upright one) ranked low. The query is therefore also embedded turned 90 and 270 degrees, at
+the model's size (two more images in the query's round of forward passes, batcher.py), and every
+indexed image keeps its best score over the three, the turned ones less PENALTY: a turn must beat
+the upright score by that much to count, so results that match upright keep their order and
+the score's meaning (match_kinds.py). 180 degrees is not searched: photos stored wrongly come
+sideways. Gain, cost, and the turned queries at a smaller size (cheaper, less found): bench/
+README.md, "Photos stored sideways"; PENALTY chosen there on Holidays, a round value on a
+plateau, and checked on the held-out sets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from search_by_image.model.preprocessing import Preprocessing
+
+#: The quarter turns searched besides the upright query.
+TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+#: Subtracted from a turned query's scores before they are merged with the upright ones.
+PENALTY = 0.1
+
+
+def penalty(view: int) -> float:
+    """What a view's scores lose before they are merged: nothing for the upright query (view 0),
+    PENALTY for a turned one."""
+    return PENALTY if view else 0.0
+
+
+def views(image: Image.Image, preprocessing: Preprocessing) -> list[np.ndarray]:
+    """The model's inputs for a query: upright, then each quarter turn."""
+    return [preprocessing(image)] + [preprocessing(image.transpose(turn)) for turn in TURNS]
+
+
+def merged(hits: list[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
+    """The top `k` (id, score) over the upright query's hits (first) and the turned ones' less
+    PENALTY, each id at its best. Exact from each list's own top k: an id missing from a list
+    scores there below k others that outrank it in the merge anyway."""
+    best: dict[int, float] = {}
+    for view, found in enumerate(hits):
+        for image_id, score in found:
+            score -= penalty(view)
+            if score > best.get(image_id, -np.inf):
+                best[image_id] = score
+    return sorted(best.items(), key=lambda hit: -hit[1])[:k]

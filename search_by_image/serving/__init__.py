@@ -1,0 +1,1 @@
+"""Collections in memory answering searches and live writes; the one `search` call."""

@@ -1,0 +1,219 @@
+"""Adding and deleting images of a served collection while it serves (POST/DELETE .../images).
+
+Writers take the collection's thread lock, then the saved folder's writer lock, so they serialise
+with each other and with a `with_faiss.py` run in another process, and always start from what is
+on disk. Each write is journaled (journal.py) before it starts, so a crash or a full disk is undone
+or finished, and ends with an atomic commit (index_files.py) and a new snapshot swapped in.
+
+Images added through the API are written into the collection's images folder (`uploads/`, named
+by content hash, so the same photo twice is one image), which stays the source of truth: a later
+`with_faiss.py` run keeps them. Deleted images are moved to the saved folder's `trash/`, not
+destroyed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from search_by_image.catalog.locations import UPLOADS_DIR, Location, unwritable
+from search_by_image.catalog.metadata_writes import append_rows, check_rows, remove_rows
+from search_by_image.catalog.thumbnails import Thumbnails
+from search_by_image.errors import Rebuilt, StorageError, UnknownImage
+from search_by_image.images import formats
+from search_by_image.index import journal
+from search_by_image.index.disk import recover, writer_lock
+from search_by_image.index.store import IndexStore
+from search_by_image.serving.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+#: How long an API write waits for another writer before answering "busy, retry".
+WRITE_LOCK_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    image: Image.Image
+    #: its name in formats.FORMATS (JPEG, HEIC, DNG...): the stored file's suffix
+    format: str
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    id: int
+    path: str
+    created: bool
+
+
+@contextlib.contextmanager
+def _storage(name: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        denied = isinstance(exc, PermissionError) and exc.filename
+        hint = unwritable(Path(exc.filename).parent) if denied else None
+        raise StorageError(
+            f"collection {name!r} cannot be written: {exc.strerror or exc} "
+            f"({exc.filename or 'its folders'}); nothing was changed" + (f". {hint}" if hint else "")
+        ) from exc
+
+
+class LiveWrites:
+    """Collection's writes (a mixin): what they need of the collection is declared here."""
+
+    location: Location
+    _lock: threading.RLock
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def thumbnails(self) -> Thumbnails:
+        raise NotImplementedError
+
+    def refresh(self) -> bool:
+        raise NotImplementedError
+
+    def require(self) -> Snapshot:
+        raise NotImplementedError
+
+    def _swap(self, store: IndexStore) -> None:
+        raise NotImplementedError
+
+    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
+        """Store, embed and index `uploads`; the same content twice is one image (one id).
+
+        They are embedded with `snapshot`'s embedder, the one they were decoded for (default: the
+        current snapshot); Rebuilt if the collection was rebuilt with another model meanwhile."""
+        snapshot = snapshot or self.require()
+        spec = snapshot.store.manifest.embedder
+        features = snapshot.embedder.embed_prepared(
+            [snapshot.embedder.preprocessing(upload.image) for upload in uploads]
+        )
+        paths = [self._upload_path(upload) for upload in uploads]
+        with self._writing():
+            self.refresh()
+            snapshot = self.require()
+            if snapshot.store.manifest.embedder != spec:
+                raise Rebuilt(
+                    f"collection {self.name!r} was rebuilt with another model meanwhile; "
+                    "send the images again"
+                )
+            check_rows([upload.metadata for upload in uploads], snapshot.metadata)  # CSV may have changed
+            store = snapshot.store
+            fresh: dict[str, int] = {}
+            for row, path in enumerate(paths):
+                if path not in store.position and path not in fresh:
+                    fresh[path] = row
+            created = [self.location.images_dir / path for path in fresh]
+            with _storage(self.name), self._journaled(store, [f for f in created if not f.exists()]):
+                files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
+                for path, row in fresh.items():
+                    self.thumbnails.write_quietly(path, files[path], uploads[row].image)
+                rows = {path: metadata for path, row in fresh.items() if (metadata := uploads[row].metadata)}
+                if rows:
+                    append_rows(self._csv(), rows, store.paths)
+                if fresh:
+                    store = store.with_added(features[list(fresh.values())], list(fresh), files)
+                    store.save(self.location.saved_dir)
+            self._swap(store)
+            return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
+
+    def delete(self, image_id: int) -> tuple[str, Path | None]:
+        """Remove one image. Its file and its CSV rows (as JSON) go to the trash folder, so a
+        delete can be undone by hand. Returns its path and where the file went."""
+        with self._writing():
+            self.refresh()
+            store = self.require().store
+            row = store.row_of_id.get(image_id)
+            if row is None:
+                raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
+            path = store.paths[row]
+            source = self.location.images_dir / path
+            trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
+            record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
+            moved = [(source, trashed)] if source.is_file() else []
+            with _storage(self.name), self._journaled(store, [record], moved):
+                rows = remove_rows(self.location.metadata_csv, path, store.paths)
+                if rows:
+                    record.parent.mkdir(parents=True, exist_ok=True)
+                    record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
+                if moved:
+                    trashed.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(source, trashed)
+                smaller = store.without([image_id])
+                smaller.save(self.location.saved_dir)
+            kept_at = trashed if moved else None
+            self._swap(smaller)
+            self.thumbnails.remove(path, store.manifest.files[path])
+            return path, kept_at
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The thread lock, then the saved folder's writer lock (StorageError if it cannot be had)."""
+        with self._lock, contextlib.ExitStack() as stack:
+            with _storage(self.name):
+                stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
+            yield
+
+    @contextlib.contextmanager
+    def _journaled(
+        self, store: IndexStore, created: list[Path], moved: Sequence[tuple[Path, Path]] = ()
+    ) -> Iterator[None]:
+        """A write recorded before it starts (journal): undone at once if it fails before the
+        index commit (a full disk), by the next writer if the process dies."""
+        saved = self.location.saved_dir
+        journal.begin(
+            saved,
+            journal.Plan(
+                generation=store.manifest.generation,
+                csv=self.location.metadata_csv,
+                created=created,
+                moved=list(moved),
+            ),
+        )
+        try:
+            yield
+        except BaseException:
+            try:
+                recover(saved)
+            except OSError:  # still unwritable: the next writer (or restart) finishes the job
+                log.exception("Collection %s: could not undo a failed write yet", self.name)
+            raise
+        journal.end(saved)
+
+    def _csv(self) -> Path:
+        if self.location.metadata_csv is None:
+            raise ValueError(f"collection {self.name!r} has no metadata CSV to add rows to")
+        return self.location.metadata_csv
+
+    @staticmethod
+    def _upload_path(upload: Upload) -> str:
+        digest = hashlib.sha256(upload.data).hexdigest()[:24]
+        return f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
+
+    def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
+        """Write atomically (unless the same content is already there); its fingerprint."""
+        target = self.location.images_dir / path
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".{target.name}.tmp")
+            staged.write_bytes(data)
+            os.replace(staged, target)
+        info = target.stat()
+        return info.st_size, info.st_mtime_ns
