@@ -1,24 +1,17 @@
 """Prometheus metrics, served at GET /metrics (prometheus-client's text format).
 
 Counters and histograms are process-wide, as prometheus-client keeps them; what describes the
-collections (images, queue depth) is read from the live services when scraped. Routes are labelled
+collections (images, queue depth) is read from the live services when scraped
+(serving/collection_metrics.py). Routes are labelled
 by their template (`/collections/{name}/images`), never by the raw path, so label values stay few.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from search_by_image.serving.service import SearchService
 
 #: Seconds: from under a millisecond (a search over a small index) to the 12 MP decodes.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -52,42 +45,6 @@ REJECTED_UPLOADS = Counter("sbi_rejected_uploads", "Uploads refused, by reason",
 REJECTION_REASONS = ("too_many_bytes", "empty", "not_image", "corrupt", "too_many_pixels", "busy")
 for _reason in REJECTION_REASONS:
     REJECTED_UPLOADS.labels(_reason)
-
-
-class _Collections(Collector):
-    """Images per collection and queries waiting per batcher, from every running service."""
-
-    def __init__(self) -> None:
-        self.services: weakref.WeakSet[SearchService] = weakref.WeakSet()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        images = GaugeMetricFamily(
-            "sbi_collection_images", "Images in a collection's served index", labels=["collection"]
-        )
-        waiting = GaugeMetricFamily(
-            "sbi_batcher_queue_depth", "Queries waiting for the model, by model", labels=["model"]
-        )
-        for service in list(self.services):
-            for name, collection in service.collections.items():
-                snapshot = collection.snapshot
-                images.add_metric([name], len(snapshot.store) if snapshot else 0)
-            for spec, (_, batcher) in service.embedders.loaded().items():
-                waiting.add_metric([spec.model], batcher.queue_depth)
-        yield images
-        yield waiting
-
-
-_collections = _Collections()
-REGISTRY.register(_collections)
-
-
-def watch_service(service: SearchService) -> None:
-    """Report `service`'s collections and batchers for as long as it lives."""
-    _collections.services.add(service)
-
-
-def forget_service(service: SearchService) -> None:
-    _collections.services.discard(service)
 
 
 def _template(scope: Scope) -> str:

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from search_by_image.layout import ONNX_DIR
+
 _CHECKOUT = Path(__file__).resolve().parent.parent
 #: The repository folder, where the demo collection and saved/ live; for a package installed
 #: outside a checkout (a wheel in site-packages), the current folder.
@@ -192,7 +194,7 @@ class Settings(BaseSettings):
 
     @property
     def onnx_cache(self) -> Path:
-        return self.onnx_dir or self.saved_dir / "onnx"
+        return self.onnx_dir or self.saved_dir / ONNX_DIR
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -14,7 +14,7 @@ from helpers import PHOTOS, jpeg_bytes, make_settings
 from PIL import Image
 
 from main import create_app
-from search_by_image.index.disk import MANIFEST_FILE
+from search_by_image.layout import MANIFEST_FILE
 from search_by_image.ranking import verification
 
 UPLOAD_LIMIT = 400_000

@@ -10,8 +10,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from main import create_app
 from search_by_image.api import auth
-from search_by_image.api.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
+from search_by_image.api.auth import URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
 from search_by_image.cli import keys as keys_command
+from search_by_image.layout import KEYS_FILE
 
 
 @pytest.fixture

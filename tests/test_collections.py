@@ -14,11 +14,11 @@ from helpers import PHOTOS, copy_photos, dng_bytes, encoded, jpeg_bytes, make_se
 from PIL import Image
 
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
 from search_by_image.catalog import locations
-from search_by_image.index.disk import LOCK_FILE, PREVIOUS_DIR
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
+from search_by_image.layout import KEYS_FILE, LOCK_FILE, PREVIOUS_DIR
 
 #: 5 of the 13 demo photos; the cat's nearest neighbours are other animals, not these.
 NOT_ANIMALS = ["coffee.jpg", "hubble_deep_field.jpg", "retina.jpg", "rocket.jpg", "scream.jpg"]

@@ -18,7 +18,8 @@ from test_background import wait_for
 
 from config import PROJECT_DIR, Settings
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
+from search_by_image.layout import KEYS_FILE
 
 APP = Path("/app")
 

@@ -20,9 +20,10 @@ from PIL import Image
 from schemathesis.checks import not_a_server_error
 
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
-from search_by_image.api.uploads import decode_upload
+from search_by_image.api.auth import KeyStore
 from search_by_image.errors import UploadRejected
+from search_by_image.images.rejections import decode_upload
+from search_by_image.layout import KEYS_FILE
 
 CASES: Counter = Counter()
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))

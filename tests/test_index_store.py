@@ -8,8 +8,9 @@ import pytest
 from config import Settings
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.index import disk
-from search_by_image.index.disk import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR, writer_lock
+from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
+from search_by_image.layout import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR
 from search_by_image.model.embedder import EmbedderSpec
 
 SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))

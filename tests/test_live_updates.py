@@ -18,10 +18,11 @@ from PIL import Image
 
 from config import PROJECT_DIR
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
 from search_by_image.index import store
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
+from search_by_image.layout import KEYS_FILE
 from search_by_image.serving import live_writes
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.live_writes import Upload

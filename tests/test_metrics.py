@@ -9,7 +9,8 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
+from search_by_image.layout import KEYS_FILE
 
 
 def scrape(client: TestClient, **headers) -> dict[tuple[str, tuple], float]:

@@ -7,9 +7,10 @@ import pytest
 from helpers import ARTIFACTS, PHOTOS, copy_photos, running_server
 from PIL import Image
 
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
 from search_by_image.catalog import locations
 from search_by_image.indexing.indexer import update_index
+from search_by_image.layout import KEYS_FILE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

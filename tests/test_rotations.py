@@ -7,8 +7,7 @@ import numpy as np
 from helpers import PHOTOS, jpeg_bytes
 from PIL import Image
 
-from search_by_image.api.presenters import search_response
-from search_by_image.api.schemas import QueryInfo
+from search_by_image.evaluation.product import Answer
 from search_by_image.ranking import rotations
 from search_by_image.serving.service import SearchService
 
@@ -48,7 +47,7 @@ def search(service: SearchService, data: bytes, k: int = 3):
     """What POST /search answers for an upload in the default collection."""
     image = Image.open(io.BytesIO(data)).convert("RGB")
     found = service.default.require().search(image, k)
-    return search_response(service, found, QueryInfo(filename=None, width=None, height=None), k, 0, 0.0)
+    return Answer(found.labelled())
 
 
 def test_a_photo_stored_sideways_finds_its_upright_copy_first_as_a_copy(demo_collection):

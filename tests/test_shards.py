@@ -9,7 +9,8 @@ from search_by_image.index.store import IndexStore
 from search_by_image.indexing import shards
 from search_by_image.indexing.engines import RayEngine
 from search_by_image.indexing.indexer import update_index
-from search_by_image.indexing.shards import SHARDS_DIR, ShardFiles, ShardResult
+from search_by_image.indexing.shards import ShardFiles, ShardResult
+from search_by_image.layout import SHARDS_DIR
 
 NINE = sorted(p.name for p in PHOTOS.iterdir())[:9]
 

@@ -11,9 +11,10 @@ from helpers import PHOTOS, jpeg_bytes, writable_copy
 from PIL import Image
 
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails, covering, thumbnail_source
 from search_by_image.index.store import IndexStore
+from search_by_image.layout import KEYS_FILE
 
 
 @pytest.fixture

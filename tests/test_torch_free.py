@@ -20,7 +20,8 @@ from helpers import PHOTOS, copy_photos, make_settings, running_server
 from PIL import Image
 
 from config import PROJECT_DIR
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
+from search_by_image.layout import KEYS_FILE
 from search_by_image.model import quantization
 
 SERVE = """
@@ -28,7 +29,8 @@ import json, sys
 from fastapi.testclient import TestClient
 from config import Settings
 from main import create_app
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
+from search_by_image.layout import KEYS_FILE
 
 settings = Settings(images_dir=sys.argv[1], metadata_csv=sys.argv[2], saved_dir=sys.argv[3],
                     rate_limit="")

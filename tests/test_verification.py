@@ -15,11 +15,10 @@ from helpers import encoded, jpeg_bytes, require_datasets, taken_at, writable_co
 from PIL import Image, ImageEnhance, ImageOps
 
 from main import create_app
-from search_by_image.api.presenters import search_response
-from search_by_image.api.schemas import QueryInfo, SearchResponse
 from search_by_image.catalog import thumbnails
+from search_by_image.evaluation.product import Answer
 from search_by_image.images import capture_time
-from search_by_image.ranking import local_features, verification
+from search_by_image.ranking import alignment, local_features, verification
 from search_by_image.ranking.match_kinds import thresholds_for
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.service import SearchService
@@ -127,13 +126,11 @@ def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
     assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 0, 3]
 
 
-def search(
-    service: SearchService, image: Image.Image, k: int = 3, data: bytes | None = None
-) -> SearchResponse:
+def search(service: SearchService, image: Image.Image, k: int = 3, data: bytes | None = None) -> Answer:
     """What POST /search answers for `image` (uploaded as `data`) in the default collection."""
     taken = None if data is None else (lambda: capture_time.read(data))
     found = service.default.require().search(image.convert("RGB"), k, taken=taken)
-    return search_response(service, found, QueryInfo(filename=None, width=None, height=None), k, 0, 0.0)
+    return Answer(found.labelled())
 
 
 def upload(image: Image.Image) -> Upload:
@@ -227,9 +224,7 @@ def test_a_burst_the_pixels_cannot_tell_apart_is_another_shot_by_its_capture_tim
     found = {hit.path: hit.match for hit in search(service, upload.image, data=upload.data).results}
     assert found == {next_frame.path: "copy", frame.path: "similar", edited_copy.path: "similar"}
     _, similar = service.default.require().similar(frame.id, 3)  # more like this: the indexed times
-    more_like_this = search_response(
-        service, similar, QueryInfo(filename=None, width=None, height=None), 3, 0, 0.0
-    )
+    more_like_this = Answer(similar.labelled())
     assert {hit.path: hit.match for hit in more_like_this.results} == {
         next_frame.path: "similar",
         edited_copy.path: "copy",
@@ -272,5 +267,5 @@ def test_texture_is_where_the_blurred_grey_has_a_gradient_over_four_levels(photo
     """The residual motion's textured pixels, computed in integers, are numpy's gradient test."""
     for image in photos.values():
         grey = local_features.scaled_grey(np.asarray(image))
-        dy, dx = np.gradient(cv2.GaussianBlur(grey, (0, 0), local_features.BLUR_SIGMA).astype(np.float32))
-        assert (local_features._textured(grey) == (np.hypot(dx, dy) > 4)).all()
+        dy, dx = np.gradient(cv2.GaussianBlur(grey, (0, 0), alignment.BLUR_SIGMA).astype(np.float32))
+        assert (alignment._textured(grey) == (np.hypot(dx, dy) > 4)).all()

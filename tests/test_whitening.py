@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from config import Settings
-from search_by_image.index.disk import WHITENING_FILE, writer_lock
+from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
 from search_by_image.index.whitening import SHRINKAGE, Whitening, learn_if_enough
+from search_by_image.layout import WHITENING_FILE
 from search_by_image.model.embedder import EmbedderSpec
 
 SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))

@@ -17,14 +17,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from search_by_image import __version__
-from search_by_image import metrics as service_metrics
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image import metrics as request_metrics
+from search_by_image.api.auth import KeyStore
 from search_by_image.api.headers import SecurityHeaders
 from search_by_image.api.pages import render_search_page, wants_html
 from search_by_image.api.rate_limit import RateLimiter, trusted_networks
 from search_by_image.api.routes import collection_images, collections, health, images, metrics, search
 from search_by_image.api.uploads import MULTIPART_OVERHEAD, UploadSizeLimit, parse_into_memory
+from search_by_image.api.urls import ImageUrls
 from search_by_image.errors import InvalidField, SearchByImageError
+from search_by_image.layout import KEYS_FILE
+from search_by_image.serving import collection_metrics
 from search_by_image.serving.service import SearchService
 from search_by_image.settings import Settings, get_settings
 
@@ -72,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with lifespans:
             if running == 0:
                 app.state.service = SearchService.start(settings)
-                service_metrics.watch_service(app.state.service)
+                app.state.urls = ImageUrls.for_settings(settings)
+                collection_metrics.watch_service(app.state.service)
             running += 1
 
     def leave() -> None:
@@ -80,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with lifespans:
             running -= 1
             if running == 0:
-                service_metrics.forget_service(app.state.service)
+                collection_metrics.forget_service(app.state.service)
                 app.state.service.stop()
 
     @asynccontextmanager
@@ -111,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(service_metrics.RequestMetrics)
+    app.add_middleware(request_metrics.RequestMetrics)
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(collections.router)

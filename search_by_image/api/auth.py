@@ -27,8 +27,6 @@ from typing import Literal
 from pydantic import BaseModel
 
 Scope = Literal["search", "admin"]
-KEYS_FILE = "api_keys.json"
-URL_SECRET_FILE = ".url_secret"
 PREFIX = "sbi"
 #: How long a signed image URL stays valid (the result page's lifetime, not a session's).
 URL_LIFETIME_S = 3600

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from search_by_image.api.auth import KeyRecord, KeyStore, Scope
 from search_by_image.api.rate_limit import RateLimiter, client_address
+from search_by_image.api.urls import ImageUrls
 from search_by_image.errors import Forbidden, TooManyRequests, Unauthorized
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.service import SearchService
@@ -34,8 +35,13 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_urls(request: Request) -> ImageUrls:
+    return request.app.state.urls
+
+
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+UrlsDep = Annotated[ImageUrls, Depends(get_urls)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

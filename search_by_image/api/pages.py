@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 
+from search_by_image.api import presenters
 from search_by_image.catalog.locations import DEFAULT
 from search_by_image.images import formats
 
@@ -36,12 +37,12 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
     """The page, with the chosen collection (default: the default one) selected."""
     service = request.app.state.service
     chosen = service.collections.get(context.pop("collection", None) or DEFAULT, service.default)
-    info = service.info(chosen)
+    info = presenters.info(chosen)
     return templates.TemplateResponse(
         request,
         "search.html",
         {
-            "collections": [service.summary(c) for c in service.collections.values()],
+            "collections": [presenters.summary(c) for c in service.collections.values()],
             "collection": info,
             "images": info.images,
             "model": info.model,
@@ -58,7 +59,7 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
 def render_duplicates_page(request: Request, found, images: int, limit: int):
     """One page of groups, with links to the previous and next pages at the same threshold."""
     service = request.app.state.service
-    summary = service.summary(service.get(found.collection))
+    summary = presenters.summary(service.get(found.collection))
 
     def page(offset: int) -> str:
         return str(request.url.include_query_params(offset=offset, limit=limit))

@@ -1,15 +1,23 @@
-"""Search results as the API answers them: the hits of one snapshot joined with its paths,
-metadata, match kinds and URLs (POST /search, GET .../similar, and evaluation's ProductSearch)."""
+"""Domain objects as the API answers them: the hits of one snapshot joined with their paths,
+metadata, match kinds and URLs (POST /search, GET .../similar), and collections described."""
 
 from search_by_image import metrics
-from search_by_image.api.schemas import QueryInfo, SearchHit, SearchResponse, Timing
-from search_by_image.ranking.match_kinds import thresholds_for
-from search_by_image.serving.service import SearchService
+from search_by_image.api.schemas import (
+    CollectionInfo,
+    CollectionSummary,
+    QueryInfo,
+    SearchHit,
+    SearchResponse,
+    Timing,
+)
+from search_by_image.api.urls import ImageUrls
+from search_by_image.catalog import unreadable
+from search_by_image.serving.collection import Collection
 from search_by_image.serving.snapshot import Hits
 
 
 def search_response(
-    service: SearchService, found: Hits, query: QueryInfo, k: int, offset: int, decode_ms: float
+    urls: ImageUrls, found: Hits, query: QueryInfo, k: int, offset: int, decode_ms: float
 ) -> SearchResponse:
     """The response for `found`, its timings recorded in the service's metrics."""
     if query.id is None:  # an upload: decoded and embedded
@@ -17,33 +25,27 @@ def search_response(
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
     metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
     snapshot = found.snapshot
-    store, metadata = snapshot.store, snapshot.metadata
-    kinds = thresholds_for(store.whitening is not None)
-    results = []
-    checks = found.checks or [None] * len(found.hits)
-    for rank, ((image_id, score), check) in enumerate(zip(found.hits, checks), start=offset + 1):
-        path = store.path_of(image_id)
-        match = kinds.kind(score) if check is None else kinds.checked_kind(score, check.copy, check.verified)
-        results.append(
-            SearchHit(
-                rank=rank,
-                id=image_id,
-                path=path,
-                score=round(score, 6),
-                match=match,
-                inliers=None if check is None else check.inliers,
-                image_url=service.image_url(snapshot.name, path),
-                thumbnail_url=service.thumbnail_url(snapshot, path),
-                metadata=metadata.for_path(path),
-            )
+    results = [
+        SearchHit(
+            rank=rank,
+            id=hit.id,
+            path=hit.path,
+            score=round(hit.score, 6),
+            match=hit.match,
+            inliers=None if hit.check is None else hit.check.inliers,
+            image_url=urls.image(snapshot.name, hit.path),
+            thumbnail_url=urls.thumbnail(snapshot, hit.path),
+            metadata=snapshot.metadata.for_path(hit.path),
         )
+        for rank, hit in enumerate(found.labelled(), start=offset + 1)
+    ]
     return SearchResponse(
         query=query,
         collection=snapshot.name,
         k=k,
         offset=offset,
         matched=found.matched,
-        model=store.manifest.embedder.model,
+        model=snapshot.store.manifest.embedder.model,
         results=results,
         timing=Timing(
             decode_ms=round(decode_ms, 2),
@@ -52,4 +54,31 @@ def search_response(
             verify_ms=round(found.verify_ms, 2),
             total_ms=round(decode_ms + found.embed_ms + found.search_ms + found.verify_ms, 2),
         ),
+    )
+
+
+def summary(collection: Collection) -> CollectionSummary:
+    snapshot = collection.snapshot
+    store = snapshot.store if snapshot else None
+    return CollectionSummary(
+        name=collection.name,
+        status="ok" if store else "loading" if collection.loading else "no_index",
+        images=len(store) if store else 0,
+        model=store.manifest.embedder.model if store else None,
+        runtime=f"{snapshot.embedder.runtime} {snapshot.embedder.precision}" if snapshot else None,
+        index_type=store.manifest.index_type if store else None,
+        search_device=store.search_device if store else None,
+        detail=collection.problem,
+    )
+
+
+def info(collection: Collection) -> CollectionInfo:
+    snapshot = collection.snapshot
+    spec = snapshot.store.manifest.embedder if snapshot else None
+    return CollectionInfo(
+        **summary(collection).model_dump(),
+        columns=snapshot.metadata.described if snapshot else [],
+        preprocessing=spec.preprocessing if spec else None,
+        pooling=spec.pooling if spec else None,
+        unreadable=unreadable.load(collection.location.saved_dir),
     )

@@ -1,14 +1,15 @@
 """Response models of the HTTP API (they are what /docs shows)."""
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from search_by_image.catalog.metadata import ColumnInfo
 from search_by_image.catalog.unreadable import UnreadableFiles
+from search_by_image.indexing.background import IndexingStatus
 from search_by_image.model.preprocessing import Preprocessing
 from search_by_image.ranking.match_kinds import MatchKind
+from search_by_image.serving.service import LoadingStatus
 
 
 class SearchHit(BaseModel):
@@ -114,26 +115,6 @@ class DeletedImage(BaseModel):
     id: int
     path: str
     trashed_to: str | None = Field(description="where the file was moved (null if it was gone)")
-
-
-class IndexingStatus(BaseModel):
-    state: Literal["running", "done", "failed"]
-    collection: str | None = Field(None, description="the collection being indexed now")
-    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] | None = None
-    done: int = Field(0, description="images embedded so far in this collection's run")
-    total: int = Field(0, description="images this collection's run has to embed")
-    percent: float | None = None
-    started: datetime
-    finished: datetime | None = None
-    detail: str | None = Field(None, description="why a collection could not be indexed")
-
-
-class LoadingStatus(BaseModel):
-    """The service answers as soon as it starts; its collections' indexes and models load after."""
-
-    collection: str | None = Field(None, description="the collection being loaded now")
-    done: int = Field(0, description="collections loaded so far")
-    total: int = Field(description="collections to load")
 
 
 class Health(BaseModel):

@@ -1,39 +1,28 @@
 """Uploaded bytes to a decoded image, or an UploadRejected (4xx) that says what is wrong with them.
 
 Limits are enforced twice: `UploadSizeLimit` refuses a too-large request body while it streams in
-(before multipart parsing spools it anywhere), and `read_upload`/`decode_upload` check the file
-itself: empty, too large, not an image, corrupt, or too many pixels (decompression bombs).
+(before multipart parsing spools it anywhere), and `read_upload` and the decode
+(images/rejections.py) check the file itself: empty, too large, not an image, corrupt, or too
+many pixels (decompression bombs).
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
-from typing import Any
 
 from fastapi import UploadFile
 from PIL import Image
 from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search_by_image.errors import BUSY_DECODE_RETRY_AFTER_S, UploadRejected
+from search_by_image.errors import UploadRejected
 from search_by_image.images import formats
-from search_by_image.images.decoding import UnreadableImage, open_rgb
 from search_by_image.metrics import REJECTED_UPLOADS
 
 #: Room for the multipart boundaries and small form fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 READ_CHUNK = 1024 * 1024
-
-_STATUS_BY_KIND = {"not_image": 415, "corrupt": 422, "too_large": 413, "busy": 503}
-#: UnreadableImage kinds as rejection reasons (metrics.REJECTION_REASONS)
-_REASON_BY_KIND = {
-    "not_image": "not_image",
-    "corrupt": "corrupt",
-    "too_large": "too_many_pixels",
-    "busy": "busy",
-}
 
 
 def size_limit_reason(max_bytes: int) -> str:
@@ -128,23 +117,6 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
         REJECTED_UPLOADS.labels("empty").inc()
         raise UploadRejected(400, "the uploaded file is empty (0 bytes)")
     return b"".join(chunks)
-
-
-def decode_upload(
-    data: bytes,
-    max_pixels: int,
-    size_for: Callable[[int, int], tuple[int, int]] | None,
-    finish: Callable[[Image.Image], Any] | None = None,
-) -> Any:
-    """`open_rgb` (within the process' decode budget), its refusals as UploadRejected."""
-    try:
-        return open_rgb(data, max_pixels, size_for, finish)
-    except UnreadableImage as exc:
-        REJECTED_UPLOADS.labels(_REASON_BY_KIND[exc.kind]).inc()
-        headers = {"Retry-After": str(BUSY_DECODE_RETRY_AFTER_S)} if exc.kind == "busy" else None
-        raise UploadRejected(
-            _STATUS_BY_KIND[exc.kind], f"cannot use this upload: {exc.reason}", headers
-        ) from exc
 
 
 def declared_pixels(data: bytes) -> int:

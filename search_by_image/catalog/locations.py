@@ -16,18 +16,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from search_by_image.errors import ImagesFolderMissing, InvalidName, UnknownCollection
+from search_by_image.layout import COLLECTIONS_DIR, SOURCE_FILE, TRASH_DIR
 from search_by_image.settings import Settings
 
 DEFAULT = "default"
 #: Letters, digits, `_` and `-`, starting with a letter or digit: safe as a folder name and in
 #: a URL, and no `.`/`..`/`/` path tricks.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-COLLECTIONS_DIR = "collections"
-SOURCE_FILE = "collection.json"
-#: Where uploads through the API go inside a collection's images folder.
-UPLOADS_DIR = "uploads"
-#: Where deleted images are moved inside a collection's saved folder (recoverable by hand).
-TRASH_DIR = "trash"
 METADATA_FILE = "metadata.csv"
 
 

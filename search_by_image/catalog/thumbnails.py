@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-THUMBNAILS_DIR = "thumbnails"
+from search_by_image.layout import THUMBNAILS_DIR
+
 #: Longest side: the bundled models' input size, so the indexer encodes the pixels it already
 #: resized for the model instead of resizing again (`thumbnail_source`: 3 ms of a 12 MP JPEG's
 #: ~40 ms, bench/README.md, camera, "Session 5"); sharp in the page's ~200-300 CSS px cards at

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-UNREADABLE_FILE = "unreadable.json"
+from search_by_image.layout import UNREADABLE_FILE
 
 
 class UnreadableFile(BaseModel):

@@ -11,8 +11,10 @@ import gc
 import logging
 import sys
 from pathlib import Path
+from typing import get_args
 
-from search_by_image.settings import Settings
+from search_by_image.ranking.match_kinds import RAW, WHITENED
+from search_by_image.settings import ModelChoice, Pooling, Precision, ResizePolicy, Runtime, Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,18 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--model",
-        choices=["auto", "resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+        choices=get_args(ModelChoice),
         help="backbone; auto = ResNet50 if its weights can be had, else the bundled "
         "efficientnet_lite0 (default: auto)",
     )
     parser.add_argument(
         "--resize",
-        choices=["keep_aspect", "center_crop"],
+        choices=get_args(ResizePolicy),
         help="keep_aspect: whole image, longer side = --image-size; center_crop: "
         "square crop of the centre (default: keep_aspect)",
     )
     parser.add_argument("--image-size", type=int, help="model input side in pixels (default: 448)")
-    parser.add_argument("--pooling", choices=["gem", "avg"], help="descriptor pooling (default: gem)")
+    parser.add_argument("--pooling", choices=get_args(Pooling), help="descriptor pooling (default: gem)")
     parser.add_argument(
         "--grayscale",
         action="store_const",
@@ -71,12 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runtime",
-        choices=["auto", "torch", "onnx"],
+        choices=get_args(Runtime),
         help="auto: ONNX Runtime for EfficientNet-Lite on the CPU, torch otherwise (default: auto)",
     )
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16", "int8"],
+        choices=get_args(Precision),
         help="auto: int8 EfficientNet-Lite0 on CPUs with VNNI, else bf16 where the "
         "CPU/GPU runs it natively, else fp32; an existing collection keeps its "
         "int8 or float model (default: auto)",
@@ -125,7 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threshold",
         type=float,
         help="similarity above which two images are duplicates, in search-score units "
-        "(default: 0.85, or 0.6 for a whitened index)",
+        f"(default: {RAW.copy}, or {WHITENED.copy} for a whitened index)",
     )
     found.add_argument("--format", choices=["csv", "json"], default="csv", help="output (default: csv)")
     return parser.parse_args(argv)
@@ -228,7 +230,7 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     from search_by_image.catalog import locations
     from search_by_image.errors import SearchByImageError
     from search_by_image.index.store import IndexStore
-    from search_by_image.ranking import verification
+    from search_by_image.ranking import verifier
     from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies, write_report
 
     try:
@@ -238,9 +240,9 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
         logging.error("%s", exc)
         return 1
     neighbours, copies = Neighbours.of(store), None
-    if settings.verify_top and verification.available():  # copies checked with local features
-        verifier = verification.Verifier(location, settings.max_image_pixels, settings.verify_top)
-        copies = verified_copies(store, neighbours, functools.partial(verifier.is_copy, store))
+    if settings.verify_top and verifier.available():  # copies checked with local features
+        checker = verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
+        copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
     groups = find_groups(store, args.threshold, neighbours, copies)
     write_report(groups, sys.stdout, args.format)
     logging.info(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from search_by_image.api.auth import KEYS_FILE, KeyStore
+from search_by_image.api.auth import KeyStore
+from search_by_image.layout import KEYS_FILE
 from search_by_image.settings import Settings
 
 

@@ -1,19 +1,19 @@
 """Quality measured through the product's own path: a collection indexed as `python with_faiss.py`
-does it, queried through the code of POST /search, and what bench/quality.py and the quality tests
-read from it (source ranks of altered copies, duplicates found, identical photos).
+does it, queried through the call POST /search makes (serving.search), and what bench/quality.py
+and the quality tests read from it (source ranks of altered copies, duplicates, identical photos).
 """
 
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Self
 
 import numpy as np
 
 from search_by_image.evaluation.measures import GroundTruth, average_precision
+from search_by_image.serving.snapshot import Labelled
 from search_by_image.settings import Settings
 
 
@@ -57,9 +57,9 @@ def index_like_a_user(
 
 
 class ProductSearch:
-    """Rankings of a collection as POST /search computes them, in-process: the upload decoded by
-    the route's own `decode_query`, searched and answered like the route (`Snapshot.search`,
-    `search_response`) with k = the collection size."""
+    """Rankings of a collection as POST /search computes them, in-process: the upload searched by
+    the route's own call (serving.search) with k = the collection size, each result labelled as
+    the API labels it. No API layer: nothing is presented, no request metric recorded."""
 
     def __init__(self, settings: Settings):
         from search_by_image.serving.service import SearchService
@@ -80,24 +80,24 @@ class ProductSearch:
         """(path, score) of the top k (default: every image), best first."""
         return [(hit.path, hit.score) for hit in self.response(data, k).results]
 
-    def response(self, data: bytes, k: int | None = None):
-        """The SearchResponse of POST /search for an upload (top k, default every image)."""
-        from search_by_image.api.presenters import search_response
-        from search_by_image.api.routes.search import decode_query
-        from search_by_image.api.schemas import QueryInfo
-        from search_by_image.images import capture_time
+    def response(self, data: bytes, k: int | None = None) -> Answer:
+        """What POST /search finds for an upload (top k, default every image)."""
+        from search_by_image.serving.search import Upload, search
 
-        snapshot = self.collection.require()
-        image, _ = decode_query(
-            data, self.settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size, None
+        found = search(
+            self.collection.require(), Upload(data, k or len(self.store)), self.settings.max_image_pixels
         )
-        k = k or len(self.store)
-        query = QueryInfo(filename=None, width=image.width, height=image.height)
-        found = snapshot.search(image, k, taken=partial(capture_time.read, data))
-        return search_response(self.service, found, query, k, 0, 0.0)
+        return Answer(found.hits.labelled())
 
     def ranking(self, data: bytes) -> list[str]:
         return [path for path, _ in self.results(data)]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A search's results, best first, as the API labels them (path, score, match, check)."""
+
+    results: list[Labelled]
 
 
 def product_map(search: ProductSearch, dataset_dir: Path, truth: GroundTruth) -> tuple[float, float]:

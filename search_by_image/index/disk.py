@@ -39,18 +39,20 @@ from pydantic import BaseModel
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.index import journal
 from search_by_image.index.whitening import Whitening
+from search_by_image.layout import (
+    FEATURES_FILE,
+    IDS_FILE,
+    INDEX_FILE,
+    LOCK_FILE,
+    MANIFEST_FILE,
+    PATHS_FILE,
+    PREVIOUS_DIR,
+    WHITENING_FILE,
+)
 from search_by_image.model.embedder import EmbedderSpec
 
-INDEX_FILE = "faiss_index.faiss"
-FEATURES_FILE = "features.npy"
-PATHS_FILE = "images_paths.txt"
-MANIFEST_FILE = "manifest.json"
-WHITENING_FILE = "whitening.npz"
-IDS_FILE = "ids.npy"
 #: Rename order: the manifest goes last, so it only ever describes files already in place.
 COMMIT_ORDER = (FEATURES_FILE, PATHS_FILE, IDS_FILE, WHITENING_FILE, INDEX_FILE, MANIFEST_FILE)
-PREVIOUS_DIR = ".previous"
-LOCK_FILE = ".lock"
 #: 2 added ids.npy; a format-1 index (rows numbered 0..N-1) still loads.
 FORMAT_VERSION = 2
 

@@ -28,9 +28,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from search_by_image.layout import PENDING_FILE
+
 log = logging.getLogger(__name__)
 
-PENDING_FILE = ".pending.json"
 CSV_BACKUP = ".pending.csv"
 
 

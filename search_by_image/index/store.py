@@ -27,9 +27,10 @@ from search_by_image.index.choice import (
     search_params,
     tune_nprobe,
 )
-from search_by_image.index.disk import INDEX_FILE, Manifest, new_generation
+from search_by_image.index.disk import Manifest, new_generation
 from search_by_image.index.faiss_device import place
 from search_by_image.index.whitening import Whitening, learn_if_enough
+from search_by_image.layout import INDEX_FILE
 from search_by_image.model.embedder import EmbedderSpec
 
 #: Stored numbers (images x dimensions) up to which a search runs on the calling thread alone:

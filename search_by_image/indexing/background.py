@@ -13,8 +13,10 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
-from search_by_image.api.schemas import IndexingStatus
+from pydantic import BaseModel, Field
+
 from search_by_image.catalog import locations
 from search_by_image.errors import IndexBusy
 from search_by_image.indexing.indexer import Progress, update_index
@@ -24,6 +26,20 @@ log = logging.getLogger(__name__)
 
 #: An API write holding a collection when its run starts: tries, seconds apart.
 BUSY_TRIES, BUSY_WAIT_S = 5, 2.0
+
+
+class IndexingStatus(BaseModel):
+    """A background run's progress, as /health shows it."""
+
+    state: Literal["running", "done", "failed"]
+    collection: str | None = Field(None, description="the collection being indexed now")
+    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] | None = None
+    done: int = Field(0, description="images embedded so far in this collection's run")
+    total: int = Field(0, description="images this collection's run has to embed")
+    percent: float | None = None
+    started: datetime
+    finished: datetime | None = None
+    detail: str | None = Field(None, description="why a collection could not be indexed")
 
 
 class BackgroundIndexer:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from search_by_image.layout import SHARDS_DIR
 from search_by_image.model.embedder import EmbedderSpec
 
 #: 256 images is 5-10 s of embedding on 2 cores: little is lost to a crash, and a shard's rows
 #: (256 x 1280 float32 = 1.3 MB) travel cheaply from a Ray worker to the driver.
 SHARD_SIZE = 256
-SHARDS_DIR = ".shards"
 
 
 @dataclass

@@ -15,7 +15,7 @@ verification".
 - Copies (`Check.copy`): >= COPY_INLIERS inliers; once aligned, the two images' pixels
   correlate >= COPY_CORRELATION (median over a grid of cells, where the inliers are); and they
   no longer move: <= COPY_MOTION px of dense flow left once one similarity is taken out
-  (`local_features.residual_motion`). An edited copy is one similarity of its photo; a burst or
+  (`alignment.residual_motion`). An edited copy is one similarity of its photo; a burst or
   a re-shot from one spot often correlates as well (13% of the pairs of different shots of one
   Holidays scene did), but its foreground moves against its background, or the camera tilted.
   On holidays_subset300 (altered copies of seeds 1 and 2, both ways): 98.7% of the copies are
@@ -28,49 +28,26 @@ verification".
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from functools import cache
-from pathlib import Path
-from typing import TypeVar
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from search_by_image.catalog.locations import Location
-from search_by_image.catalog.thumbnails import Thumbnails, covering
-from search_by_image.images import capture_time
 from search_by_image.images.capture_time import CaptureTime
-from search_by_image.images.decoding import UnreadableImage, open_rgb
-from search_by_image.index.store import IndexStore
-from search_by_image.ranking import local_features
+from search_by_image.ranking import alignment, local_features
 from search_by_image.ranking.local_features import Keypoints
-from search_by_image.ranking.match_kinds import thresholds_for
-
-#: what a Verifier cache holds (`Verifier._keep`)
-Kept = TypeVar("Kept")
 
 #: Inliers that make a verified match: the same scene (re-ranked up).
 RERANK_INLIERS = 12
 #: Inliers for a copy, with COPY_CORRELATION of the aligned pixels and at most COPY_MOTION px of
-#: residual motion once aligned (local_features.residual_motion).
+#: residual motion once aligned (alignment.residual_motion).
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
-#: Thumbnails' keypoints kept in memory per collection (~20 KB each: their pixels are read again
-#: from the thumbnail for the few pairs that align, `local_features.Keypoints.without_grey`).
-CACHED_IMAGES = 2048
-#: Threads checking results side by side, at most one per core: 10 results' checks take 2-5 ms
-#: each, so a few threads halve a search's verification without many idle threads.
-WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -101,6 +78,8 @@ class Check:
 
 
 UNCHECKED = Check(0)
+#: What reading a thumbnail raises when it is gone or damaged (Pillow).
+UNREADABLE = (OSError, ValueError)
 
 
 class Query:
@@ -168,11 +147,11 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
         query, candidate = query.with_grey(), candidate.with_grey()
     except UNREADABLE:  # deleted meanwhile
         return Check(found.inliers)
-    shared = local_features.overlap(query, candidate, found)
-    correlation = local_features.aligned_correlation(candidate, shared)
+    shared = alignment.overlap(query, candidate, found)
+    correlation = alignment.aligned_correlation(candidate, shared)
     if correlation < COPY_CORRELATION:
         return Check(found.inliers, correlation)
-    return Check(found.inliers, correlation, local_features.residual_motion(candidate, shared))
+    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared))
 
 
 def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
@@ -187,177 +166,3 @@ def reorder(scores: np.ndarray, inliers: np.ndarray, copies: np.ndarray) -> np.n
     (`lifted`). A user asking where a photo comes from sees its source above any other shot,
     however close that shot's global score. Stable: unverified results keep their order."""
     return np.lexsort((-lifted(scores, inliers), ~np.asarray(copies, bool)))
-
-
-class Verifier:
-    """One collection's checks: the keypoints of its images, computed from their thumbnails
-    (made first where missing, as GET /thumbnails would), the most recently used kept in
-    memory; `top` results of a search are checked."""
-
-    def __init__(self, location: Location, max_image_pixels: int, top: int, capacity: int = CACHED_IMAGES):
-        self.location = location
-        self.top = top
-        self.thumbnails = Thumbnails(location.saved_dir)
-        self.max_image_pixels = max_image_pixels
-        self.capacity = capacity
-        self._cached: OrderedDict[Path, Keypoints] = OrderedDict()
-        #: capture times of the images found copies by their pixels, keyed like the keypoints
-        self._taken: OrderedDict[Path, CaptureTime | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def of(self, store: IndexStore, image_id: int) -> Keypoints | None:
-        """The keypoints of an indexed image; None if its thumbnail cannot be read or made."""
-        thumbnail = self._thumbnail(store, image_id)
-        if thumbnail is None:
-            return None
-        with self._lock:
-            found = self._cached.get(thumbnail)
-            if found is not None:
-                self._cached.move_to_end(thumbnail)
-                return found
-        rgb = self._pixels(thumbnail)
-        if rgb is None:
-            return None
-        keypoints = local_features.extract(rgb)
-        self._keep(self._cached, thumbnail, keypoints.without_grey(lambda: _grey_of(thumbnail)))
-        return keypoints
-
-    def query(self, store: IndexStore, image_id: int) -> Query | None:
-        """An indexed image as a query (more like this, duplicates), its mirror made on demand."""
-        keypoints = self.of(store, image_id)
-        if keypoints is None:
-            return None
-
-        def mirror() -> Keypoints | None:
-            rgb = self._pixels(self._thumbnail(store, image_id))
-            return None if rgb is None else local_features.extract(local_features.mirrored(rgb))
-
-        return Query(keypoints, mirror, lambda: self.taken(store, image_id))
-
-    def taken(self, store: IndexStore, image_id: int) -> CaptureTime | None:
-        """An indexed image's capture time, read from its file's EXIF (capture_time.py) the first
-        time a pair with it is a copy by its pixels."""
-        path = store.path_of(image_id)
-        key = self.thumbnails.file(path, store.manifest.files[path])  # changes with the file
-        with self._lock:
-            if key in self._taken:
-                return self._taken[key]
-        file = self.location.served_file(path)
-        found = None if file is None else capture_time.read(file)
-        self._keep(self._taken, key, found)
-        return found
-
-    def _keep(self, cache: OrderedDict[Path, Kept], key: Path, value: Kept) -> None:
-        """`value` in `cache` under `key`, the oldest entries past `capacity` dropped."""
-        with self._lock:
-            cache[key] = value
-            while len(cache) > self.capacity:
-                cache.popitem(last=False)
-
-    def _moment(self, check: Check, query: Query, store: IndexStore, image_id: int) -> Check:
-        """`check`, another shot where it is a copy by its pixels and the capture times are apart."""
-        if check.copy and capture_time.apart(query.taken(), self.taken(store, image_id)):
-            return replace(check, other_moment=True)
-        return check
-
-    def rerank(
-        self, store: IndexStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
-    ) -> tuple[list[tuple[int, float]], list[Check | None]]:
-        """The top `top` hits checked against `query()` and re-ranked (`reorder`); the others as
-        they were, unchecked (None). The query's mirror image is tried only for results whose
-        score is a copy's (match_kinds), where a mirrored copy would be."""
-        top = min(self.top, len(hits))
-        if not top:
-            return hits, [None] * len(hits)
-        pool = _pool()
-        # the results' keypoints (thumbnails not yet in memory) while this thread makes the query's
-        candidates = [pool.submit(self.of, store, image_id) for image_id, _ in hits[:top]]
-        asked = query()
-        if asked is None:
-            return hits, [None] * len(hits)
-        copy_score = thresholds_for(store.whitening is not None).copy
-
-        def checked(candidate: Future[Keypoints | None], image_id: int, score: float) -> Check | None:
-            # submitted after `candidate`: the pool's queue is first in, first out, so by now
-            # that task is running or done, and this wait cannot hold up its own pool
-            keypoints = candidate.result()
-            if keypoints is None:
-                return None
-            return self._moment(check(asked, keypoints, score >= copy_score), asked, store, image_id)
-
-        checks = list(pool.map(checked, candidates, *zip(*hits[:top])))
-        inliers = np.array([c.inliers if c else -1 for c in checks])
-        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
-        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies)
-        return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
-
-    def is_copy(self, store: IndexStore, a: int, b: int, try_mirror: bool = True) -> bool:
-        """Whether two indexed images are copies of one another (duplicates), mirror images too
-        if `try_mirror`: checked the other way round (without the mirror) when the first finds a
-        copy's inliers but not a copy (a border or caption added to one side covers part of the
-        other once warped, not the reverse); never when both were taken, and at other moments
-        (capture_time.py)."""
-        query, candidate = self.query(store, a), self.of(store, b)
-        if query is None or candidate is None:
-            return False
-        found = check(query, candidate, try_mirror)
-        if not found.copy and found.inliers >= COPY_INLIERS:
-            query, candidate = self.query(store, b), self.of(store, a)
-            if query is None or candidate is None:
-                return False
-            found = check(query, candidate, False)
-        return found.copy and not capture_time.apart(self.taken(store, a), self.taken(store, b))
-
-    def _thumbnail(self, store: IndexStore, image_id: int) -> Path | None:
-        """The image's thumbnail file, made now if it has none; None if it cannot be."""
-        path = store.path_of(image_id)
-        fingerprint = store.manifest.files[path]
-        thumbnail = self.thumbnails.file(path, fingerprint)
-        if thumbnail.is_file():
-            return thumbnail
-        file = self.location.served_file(path)
-        if file is None:
-            return None
-        try:
-            image = open_rgb(file, self.max_image_pixels, covering(None))
-            return self.thumbnails.write(path, fingerprint, image)
-        except (UnreadableImage, OSError):
-            return None
-
-    @staticmethod
-    def _pixels(thumbnail: Path | None) -> np.ndarray | None:
-        if thumbnail is None:
-            return None
-        try:
-            return _rgb(thumbnail)
-        except UNREADABLE:
-            return None
-
-
-#: What reading a thumbnail raises when it is gone or damaged (Pillow).
-UNREADABLE = (OSError, ValueError)
-
-
-def _rgb(thumbnail: Path) -> np.ndarray:
-    with Image.open(thumbnail) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def _grey_of(thumbnail: Path) -> np.ndarray:
-    """A thumbnail's grey image as `local_features.extract` made it (UNREADABLE if it is gone)."""
-    return local_features.scaled_grey(_rgb(thumbnail))
-
-
-@cache
-def _pool() -> ThreadPoolExecutor:
-    """The process' verification threads, shared by all searches (OpenCV and FAISS release the
-    GIL: a search's results are checked side by side, bench/README.md "Local verification")."""
-    return ThreadPoolExecutor(min(WORKERS, os.cpu_count() or 1), thread_name_prefix="verify")
-
-
-@cache
-def available() -> bool:
-    """Whether OpenCV is installed (requirements-serve.txt; a custom install may lack it: then
-    results are ranked and labelled by their scores alone). Found without importing it, so a
-    service that never searches never pays its import (~0.4 s, ~35 MB)."""
-    return importlib.util.find_spec("cv2") is not None

@@ -25,14 +25,15 @@ from search_by_image.errors import (
     NoIndex,
 )
 from search_by_image.index import journal
-from search_by_image.index.disk import MANIFEST_FILE, PREVIOUS_DIR, Manifest, writer_lock
+from search_by_image.index.disk import Manifest, writer_lock
 from search_by_image.index.store import IndexStore
+from search_by_image.layout import MANIFEST_FILE, PENDING_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
-from search_by_image.ranking import verification
+from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicates import Group, Neighbours, find_groups, verified_copies
 from search_by_image.serving.embedder_pool import EmbedderPool
-from search_by_image.serving.live_writes import LiveWrites
+from search_by_image.serving.live_writes import Added, LiveWrites, Upload
 from search_by_image.serving.snapshot import Snapshot, Stamp
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
     return (info.st_ino, info.st_mtime_ns, info.st_size) if info else None
 
 
-class Collection(LiveWrites):
+class Collection:
     def __init__(self, location: Location, embedders: EmbedderPool):
         self.location = location
         self.snapshot: Snapshot | None = None
@@ -57,7 +58,7 @@ class Collection(LiveWrites):
         #: until its first refresh: the service answers while its collections load (service.py)
         self.loading = True
         self._embedders = embedders
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._failed: Stamp | None = None
         self._duplicates_lock = threading.Lock()
         self._neighbours: Neighbours | None = None
@@ -66,12 +67,21 @@ class Collection(LiveWrites):
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
-            verification.Verifier(location, settings.max_image_pixels, settings.verify_top)
-            if settings.verify_top and verification.available()
+            verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
+            if settings.verify_top and verifier.available()
             else None
         )
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
+        self.writes = LiveWrites(self)
+
+    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
+        """Store, embed and index `uploads` (live_writes.LiveWrites.add)."""
+        return self.writes.add(uploads, snapshot)
+
+    def delete(self, image_id: int) -> tuple[str, Path | None]:
+        """Remove one image to the trash (live_writes.LiveWrites.delete)."""
+        return self.writes.delete(image_id)
 
     @property
     def name(self) -> str:
@@ -112,7 +122,7 @@ class Collection(LiveWrites):
         complete old set it keeps is loaded. A broken index on disk keeps the last good snapshot
         serving, with the problem reported.
         """
-        with self._lock:
+        with self.lock:
             if self._interrupted() and not self._roll_back_crashed_commit():
                 if self.snapshot is not None:
                     return False
@@ -156,7 +166,7 @@ class Collection(LiveWrites):
     def _interrupted(self) -> bool:
         """A commit (`.previous/`) or a live write (journal) was left half done, or is in flight."""
         saved = self.location.saved_dir
-        return (saved / PREVIOUS_DIR).exists() or (saved / journal.PENDING_FILE).exists()
+        return (saved / PREVIOUS_DIR).exists() or (saved / PENDING_FILE).exists()
 
     def _roll_back_crashed_commit(self) -> bool:
         """True when what `_interrupted` found was a crashed writer's (the writer lock was free)
@@ -211,7 +221,8 @@ class Collection(LiveWrites):
             return None
         return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
 
-    def _swap(self, store: IndexStore) -> None:
+    def swap(self, store: IndexStore) -> None:
+        """Serve `store` (written by a live write) with the metadata now on disk."""
         snapshot = self.require()
         store.place(self._embedders.device)
         metadata = load_metadata(self.location.metadata_csv, store.paths)

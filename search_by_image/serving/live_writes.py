@@ -23,11 +23,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
-from search_by_image.catalog.locations import UPLOADS_DIR, Location, unwritable
+from search_by_image.catalog.locations import Location, unwritable
 from search_by_image.catalog.metadata_writes import append_rows, check_rows, remove_rows
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import Rebuilt, StorageError, UnknownImage
@@ -35,6 +35,7 @@ from search_by_image.images import formats
 from search_by_image.index import journal
 from search_by_image.index.disk import recover, writer_lock
 from search_by_image.index.store import IndexStore
+from search_by_image.layout import UPLOADS_DIR
 from search_by_image.serving.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -72,43 +73,52 @@ def _storage(name: str) -> Iterator[None]:
         ) from exc
 
 
-class LiveWrites:
-    """Collection's writes (a mixin): what they need of the collection is declared here."""
+class Writable(Protocol):
+    """What live writes need of a collection: where it lives, its lock, its current snapshot,
+    and swapping in the store a write made."""
 
     location: Location
-    _lock: threading.RLock
+    lock: threading.RLock
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def thumbnails(self) -> Thumbnails: ...
+
+    def refresh(self) -> bool: ...
+
+    def require(self) -> Snapshot: ...
+
+    def swap(self, store: IndexStore) -> None: ...
+
+
+class LiveWrites:
+    """A collection's adds and deletes, each written, journaled and swapped in under the
+    collection's lock and its saved folder's writer lock."""
+
+    def __init__(self, collection: Writable):
+        self.collection = collection
+        self.location = collection.location
 
     @property
     def name(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def thumbnails(self) -> Thumbnails:
-        raise NotImplementedError
-
-    def refresh(self) -> bool:
-        raise NotImplementedError
-
-    def require(self) -> Snapshot:
-        raise NotImplementedError
-
-    def _swap(self, store: IndexStore) -> None:
-        raise NotImplementedError
+        return self.collection.name
 
     def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
         """Store, embed and index `uploads`; the same content twice is one image (one id).
 
         They are embedded with `snapshot`'s embedder, the one they were decoded for (default: the
         current snapshot); Rebuilt if the collection was rebuilt with another model meanwhile."""
-        snapshot = snapshot or self.require()
+        snapshot = snapshot or self.collection.require()
         spec = snapshot.store.manifest.embedder
         features = snapshot.embedder.embed_prepared(
             [snapshot.embedder.preprocessing(upload.image) for upload in uploads]
         )
         paths = [self._upload_path(upload) for upload in uploads]
         with self._writing():
-            self.refresh()
-            snapshot = self.require()
+            self.collection.refresh()
+            snapshot = self.collection.require()
             if snapshot.store.manifest.embedder != spec:
                 raise Rebuilt(
                     f"collection {self.name!r} was rebuilt with another model meanwhile; "
@@ -124,22 +134,22 @@ class LiveWrites:
             with _storage(self.name), self._journaled(store, [f for f in created if not f.exists()]):
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
                 for path, row in fresh.items():
-                    self.thumbnails.write_quietly(path, files[path], uploads[row].image)
+                    self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
                 rows = {path: metadata for path, row in fresh.items() if (metadata := uploads[row].metadata)}
                 if rows:
                     append_rows(self._csv(), rows, store.paths)
                 if fresh:
                     store = store.with_added(features[list(fresh.values())], list(fresh), files)
                     store.save(self.location.saved_dir)
-            self._swap(store)
+            self.collection.swap(store)
             return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
 
     def delete(self, image_id: int) -> tuple[str, Path | None]:
         """Remove one image. Its file and its CSV rows (as JSON) go to the trash folder, so a
         delete can be undone by hand. Returns its path and where the file went."""
         with self._writing():
-            self.refresh()
-            store = self.require().store
+            self.collection.refresh()
+            store = self.collection.require().store
             row = store.row_of_id.get(image_id)
             if row is None:
                 raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
@@ -159,14 +169,14 @@ class LiveWrites:
                 smaller = store.without([image_id])
                 smaller.save(self.location.saved_dir)
             kept_at = trashed if moved else None
-            self._swap(smaller)
-            self.thumbnails.remove(path, store.manifest.files[path])
+            self.collection.swap(smaller)
+            self.collection.thumbnails.remove(path, store.manifest.files[path])
             return path, kept_at
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """The thread lock, then the saved folder's writer lock (StorageError if it cannot be had)."""
-        with self._lock, contextlib.ExitStack() as stack:
+        with self.collection.lock, contextlib.ExitStack() as stack:
             with _storage(self.name):
                 stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
             yield

@@ -15,18 +15,16 @@ import ctypes
 import logging
 import threading
 import time
-from urllib.parse import quote, urlencode
 
-from search_by_image.api.auth import URL_SECRET_FILE, UrlSigner
-from search_by_image.api.schemas import CollectionInfo, CollectionSummary, LoadingStatus
-from search_by_image.catalog import locations, thumbnails, unreadable
+from pydantic import BaseModel, Field
+
+from search_by_image.catalog import locations
 from search_by_image.devices import resolve_device, single_threaded_blas
 from search_by_image.images.decoding import decode_budget
 from search_by_image.indexing import watch
 from search_by_image.indexing.background import BackgroundIndexer
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.embedder_pool import EmbedderPool
-from search_by_image.serving.snapshot import Snapshot
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,16 +54,20 @@ def give_freed_memory_back() -> None:
         mallopt(option, value)
 
 
+class LoadingStatus(BaseModel):
+    """The service answers as soon as it starts; its collections' indexes and models load after."""
+
+    collection: str | None = Field(None, description="the collection being loaded now")
+    done: int = Field(0, description="collections loaded so far")
+    total: int = Field(description="collections to load")
+
+
 class SearchService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.embedders = EmbedderPool(settings)
         self.collections: dict[str, Collection] = {}
-        #: image URLs carry a signature when searching needs a key (an <img> sends no header)
-        self.signer = (
-            UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
-        )
         self._stopping = threading.Event()
         self._refreshing = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -196,25 +198,6 @@ class SearchService:
             raise locations.UnknownCollection(f"no collection named {name!r}; known collections: {known}")
         return collection
 
-    def image_url(self, collection: str, path: str) -> str:
-        return self._file_url("images", collection, path, {})
-
-    def thumbnail_url(self, snapshot: Snapshot, path: str) -> str:
-        """The grid thumbnail's URL, versioned by the image's fingerprint in `snapshot` (cacheable
-        for a year)."""
-        fingerprint = snapshot.store.manifest.files.get(path)
-        version = thumbnails.version(path, fingerprint) if fingerprint else "0"
-        return self._file_url("thumbnails", snapshot.name, path, {"v": version})
-
-    def _file_url(self, route: str, collection: str, path: str, query: dict[str, str]) -> str:
-        """/images/ or /thumbnails/ URL of an indexed image; signed where searching needs a key."""
-        if collection != locations.DEFAULT:
-            query["collection"] = collection
-        if self.signer is not None:
-            expiry, signature = self.signer.sign(collection, path)
-            query["exp"], query["sig"] = str(expiry), signature
-        return f"/{route}/{quote(path)}" + (f"?{urlencode(query)}" if query else "")
-
     @property
     def default(self) -> Collection:
         return self.collections[locations.DEFAULT]
@@ -222,28 +205,3 @@ class SearchService:
     @property
     def ready(self) -> bool:
         return any(c.snapshot is not None for c in self.collections.values())
-
-    def summary(self, collection: Collection) -> CollectionSummary:
-        snapshot = collection.snapshot
-        store = snapshot.store if snapshot else None
-        return CollectionSummary(
-            name=collection.name,
-            status="ok" if store else "loading" if collection.loading else "no_index",
-            images=len(store) if store else 0,
-            model=store.manifest.embedder.model if store else None,
-            runtime=f"{snapshot.embedder.runtime} {snapshot.embedder.precision}" if snapshot else None,
-            index_type=store.manifest.index_type if store else None,
-            search_device=store.search_device if store else None,
-            detail=collection.problem,
-        )
-
-    def info(self, collection: Collection) -> CollectionInfo:
-        snapshot = collection.snapshot
-        spec = snapshot.store.manifest.embedder if snapshot else None
-        return CollectionInfo(
-            **self.summary(collection).model_dump(),
-            columns=snapshot.metadata.described if snapshot else [],
-            preprocessing=spec.preprocessing if spec else None,
-            pooling=spec.pooling if spec else None,
-            unreadable=unreadable.load(collection.location.saved_dir),
-        )

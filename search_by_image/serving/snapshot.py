@@ -22,6 +22,8 @@ from search_by_image.images.capture_time import CaptureTime
 from search_by_image.index.store import IndexStore
 from search_by_image.model.embedder import Embedder
 from search_by_image.ranking import expansion, rotations, verification
+from search_by_image.ranking.match_kinds import MatchKind, thresholds_for
+from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.batcher import QueryBatcher
 
 #: (inode, mtime_ns, size) of the manifest and of the metadata CSV when the snapshot was loaded
@@ -40,6 +42,33 @@ class Hits:
     checks: list[verification.Check | None] = field(default_factory=list)
     verify_ms: float = 0.0
 
+    def labelled(self) -> list[Labelled]:
+        """Each hit with its path and what it means (match_kinds: by the check where one ran)."""
+        store = self.snapshot.store
+        kinds = thresholds_for(store.whitening is not None)
+        checks = self.checks or [None] * len(self.hits)
+        return [
+            Labelled(
+                image_id,
+                store.path_of(image_id),
+                score,
+                kinds.kind(score) if check is None else kinds.checked_kind(score, check.copy, check.verified),
+                check,
+            )
+            for (image_id, score), check in zip(self.hits, checks)
+        ]
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One result: its image, score, kind (`copy`, `similar`, `weak`) and local check."""
+
+    id: int
+    path: str
+    score: float
+    match: MatchKind
+    check: verification.Check | None
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -51,7 +80,7 @@ class Snapshot:
     batcher: QueryBatcher
     stamp: Stamp
     #: checks the top results with local features (None: off, setting verify_top 0)
-    verifier: verification.Verifier | None = None
+    verifier: Verifier | None = None
     #: ranks the results again with the query expanded by its verified results (expansion.py;
     #: setting query_expansion, only with a verifier)
     expand: bool = False

@@ -12,6 +12,7 @@ from search_by_image.api.deps import (
     SearchAccess,
     ServiceDep,
     SettingsDep,
+    UrlsDep,
 )
 from search_by_image.api.pages import render_search_page, wants_html
 from search_by_image.api.presenters import search_response
@@ -24,10 +25,11 @@ from search_by_image.api.schemas import (
     QueryInfo,
     SearchResponse,
 )
-from search_by_image.api.uploads import declared_pixels, decode_upload, image_format, read_upload
+from search_by_image.api.uploads import declared_pixels, image_format, read_upload
 from search_by_image.catalog.filters import parse_filters
 from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.errors import InvalidField, TooLarge, UploadRejected
+from search_by_image.images.rejections import decode_upload
 from search_by_image.json_limits import check_json_text
 from search_by_image.serving.live_writes import Upload
 
@@ -79,6 +81,7 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
 async def add_images(
     _: AdminAccess,
     service: ServiceDep,
+    urls: UrlsDep,
     settings: SettingsDep,
     collection: CollectionDep,
     files: Annotated[list[UploadFile], File(description="one or more images")],
@@ -125,8 +128,8 @@ async def add_images(
             AddedImage(
                 id=a.id,
                 path=a.path,
-                image_url=service.image_url(collection.name, a.path),
-                thumbnail_url=service.thumbnail_url(written, a.path),
+                image_url=urls.image(collection.name, a.path),
+                thumbnail_url=urls.thumbnail(written, a.path),
                 created=a.created,
             )
             for a in added
@@ -152,6 +155,7 @@ async def similar_images(
     request: Request,
     _: SearchAccess,
     service: ServiceDep,
+    urls: UrlsDep,
     collection: CollectionDep,
     image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results")] = 10,
@@ -162,7 +166,7 @@ async def similar_images(
     allowed = await run_in_threadpool(snapshot.allowed, parse_filters(filters))
     path, found = await run_in_threadpool(snapshot.similar, image_id, k, allowed, offset)
     query = QueryInfo(filename=path, width=None, height=None, id=image_id)
-    response = search_response(service, found, query, k, offset, 0.0)
+    response = search_response(urls, found, query, k, offset, 0.0)
     if wants_html(request):
         return render_search_page(
             request,
@@ -170,7 +174,7 @@ async def similar_images(
             k=k,
             collection=collection.name,
             filters=filters,
-            query_image=service.thumbnail_url(snapshot, path),
+            query_image=urls.thumbnail(snapshot, path),
         )
     return response
 

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from search_by_image.api import presenters
 from search_by_image.api.deps import (
     CollectionDep,
     ReadAccess,
     SearchAccess,
     ServiceDep,
+    UrlsDep,
 )
 from search_by_image.api.pages import render_duplicates_page, wants_html
 from search_by_image.api.schemas import (
@@ -22,6 +24,7 @@ from search_by_image.api.schemas import (
     Duplicates,
 )
 from search_by_image.ranking.duplicates import default_threshold
+from search_by_image.ranking.match_kinds import RAW, WHITENED
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
@@ -41,7 +44,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("", response_model=CollectionList, summary="Every collection with its size")
 def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
-    return CollectionList(collections=[service.summary(c) for c in service.collections.values()])
+    return CollectionList(collections=[presenters.summary(c) for c in service.collections.values()])
 
 
 @router.get(
@@ -51,7 +54,7 @@ def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
     summary="One collection and the metadata columns its filters can use",
 )
 def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
-    return service.info(collection)
+    return presenters.info(collection)
 
 
 @router.get(
@@ -65,6 +68,7 @@ async def duplicates(
     request: Request,
     _: SearchAccess,
     service: ServiceDep,
+    urls: UrlsDep,
     collection: CollectionDep,
     threshold: Annotated[
         float | None,
@@ -72,7 +76,7 @@ async def duplicates(
             gt=0,
             le=1,
             description="similarity above which images are duplicates, in search-score "
-            "units (default: 0.85, or 0.6 for a whitened index)",
+            f"units (default: {RAW.copy}, or {WHITENED.copy} for a whitened index)",
         ),
     ] = None,
     offset: Annotated[int, Query(ge=0, description="groups to skip (paging)")] = 0,
@@ -97,8 +101,8 @@ async def duplicates(
                     DuplicateImage(
                         id=i,
                         path=p,
-                        image_url=service.image_url(collection.name, p),
-                        thumbnail_url=service.thumbnail_url(snapshot, p),
+                        image_url=urls.image(collection.name, p),
+                        thumbnail_url=urls.thumbnail(snapshot, p),
                     )
                     for i, p in g.images
                 ],

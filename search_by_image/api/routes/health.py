@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from search_by_image import __version__
+from search_by_image.api import presenters
 from search_by_image.api.deps import ServiceDep
 from search_by_image.api.schemas import Health, ServiceInfo
 
@@ -31,7 +32,7 @@ ENDPOINTS = {
 
 @router.get("/", response_model=ServiceInfo, summary="Welcome and API overview")
 async def root(service: ServiceDep) -> ServiceInfo:
-    default = service.summary(service.default)
+    default = presenters.summary(service.default)
     return ServiceInfo(
         name="search-by-image",
         version=__version__,
@@ -46,7 +47,7 @@ async def root(service: ServiceDep) -> ServiceInfo:
 # async on purpose: it only reads state, so it runs on the event loop and answers even when every
 # worker thread is busy with uploads and searches
 async def health(service: ServiceDep) -> Health:
-    default = service.summary(service.default)
+    default = presenters.summary(service.default)
     indexing = service.indexer.status() if service.indexer else None
     loading = service.loading
     return Health(
@@ -67,5 +68,5 @@ async def health(service: ServiceDep) -> Health:
         or default.detail,
         loading=loading,
         indexing=indexing,
-        collections=[service.summary(c) for c in service.collections.values()],
+        collections=[presenters.summary(c) for c in service.collections.values()],
     )

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from search_by_image.api.deps import Credentials, ServiceDep, SettingsDep, authenticate, find_collection
+from search_by_image.api.deps import (
+    Credentials,
+    ServiceDep,
+    SettingsDep,
+    UrlsDep,
+    authenticate,
+    find_collection,
+)
 from search_by_image.catalog.locations import DEFAULT
 from search_by_image.catalog.thumbnails import covering
 from search_by_image.errors import NoLongerReadable, NotIndexed
@@ -28,7 +35,7 @@ Signature = Annotated[str | None, Query(description="signed URL: signature")]
 
 
 def _indexed(
-    request: Request, service, credentials, collection: str, path: str, exp: int | None, sig: str | None
+    request: Request, service, urls, credentials, collection: str, path: str, exp: int | None, sig: str | None
 ) -> tuple[Collection, tuple[int, int], Path]:
     """The collection, fingerprint and file of an indexed path; 401/404 with a reason otherwise.
 
@@ -37,7 +44,7 @@ def _indexed(
     Where searching needs a key, the URLs in results are signed (an <img> cannot send a header)
     and valid for an hour; a key with scope search works too.
     """
-    if service.signer is None or not service.signer.check(collection, path, exp, sig):
+    if urls.signer is None or not urls.signer.check(collection, path, exp, sig):
         authenticate(request, credentials, "search")
     served = find_collection(service, collection)
     snapshot = served.snapshot
@@ -81,13 +88,14 @@ def indexed_image(
     request: Request,
     path: str,
     service: ServiceDep,
+    urls: UrlsDep,
     credentials: Credentials,
     collection: CollectionQuery = DEFAULT,
     exp: Expiry = None,
     sig: Signature = None,
 ):
-    _, _, file = _indexed(request, service, credentials, collection, path, exp, sig)
-    return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
+    _, _, file = _indexed(request, service, urls, credentials, collection, path, exp, sig)
+    return _cached(request, file, IMAGE_MAX_AGE_S, shared=urls.signer is None)
 
 
 @router.get(
@@ -99,6 +107,7 @@ async def thumbnail(
     request: Request,
     path: str,
     service: ServiceDep,
+    urls: UrlsDep,
     settings: SettingsDep,
     credentials: Credentials,
     collection: CollectionQuery = DEFAULT,
@@ -107,7 +116,7 @@ async def thumbnail(
     v: Annotated[str | None, Query(description="the image's version (in thumbnail_url)")] = None,
 ):
     """Made while indexing or adding; an image indexed without one gets it now, once."""
-    served, fingerprint, file = _indexed(request, service, credentials, collection, path, exp, sig)
+    served, fingerprint, file = _indexed(request, service, urls, credentials, collection, path, exp, sig)
     thumbs = served.thumbnails
     small = thumbs.file(path, fingerprint)
     if not small.is_file():
@@ -117,7 +126,5 @@ async def thumbnail(
         except UnreadableImage as exc:
             raise NoLongerReadable(f"this image cannot be read any more: {exc.reason}") from exc
         except OSError:  # a read-only saved folder: answer with the original instead
-            return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
-    return _cached(
-        request, small, THUMBNAIL_MAX_AGE_S, shared=service.signer is None, immutable=v is not None
-    )
+            return _cached(request, file, IMAGE_MAX_AGE_S, shared=urls.signer is None)
+    return _cached(request, small, THUMBNAIL_MAX_AGE_S, shared=urls.signer is None, immutable=v is not None)

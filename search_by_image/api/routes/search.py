@@ -1,25 +1,22 @@
 """GET /search (the page) and POST /search (an upload in, the most similar images out)."""
 
-import time
-from collections.abc import Callable
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from PIL import Image
 
-from search_by_image.api.deps import SearchAccess, ServiceDep, SettingsDep, find_collection
+from search_by_image.api.deps import SearchAccess, ServiceDep, SettingsDep, UrlsDep, find_collection
 from search_by_image.api.pages import query_thumbnail, render_search_page, wants_html
 from search_by_image.api.presenters import search_response
 from search_by_image.api.schemas import QueryInfo, SearchResponse
-from search_by_image.api.uploads import decode_upload, read_upload
+from search_by_image.api.uploads import read_upload
 from search_by_image.catalog.filters import parse_filters
 from search_by_image.catalog.locations import DEFAULT
-from search_by_image.images import capture_time, formats
-from search_by_image.images.decoding import reduced
-from search_by_image.images.regions import Box, crop_to_box, parse_box
+from search_by_image.images import formats
+from search_by_image.images.regions import parse_box
+from search_by_image.serving import search as searching
+from search_by_image.serving.search import Upload
 
 router = APIRouter(tags=["search"])
 
@@ -55,22 +52,6 @@ BOX_HELP = (
 )
 
 
-def decode_query(
-    data: bytes, max_pixels: int, size_for: Callable[[int, int], tuple[int, int]], box: Box | None
-) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
-    """The query image, and the box in pixels: the image is cut to `box` when one is given,
-    decoded at full size for that, and the region reduced to `size_for` (the model's input size)
-    while still inside the decode budget."""
-    if box is None:
-        return decode_upload(data, max_pixels, size_for), None
-
-    def cut(image):
-        region, box_px = crop_to_box(image, box)
-        return reduced(region, size_for(region.width, region.height)), box_px
-
-    return decode_upload(data, max_pixels, None, cut)
-
-
 @router.get("/search", response_class=HTMLResponse, summary="The upload page")
 def search_page(request: Request):
     return render_search_page(request)
@@ -88,6 +69,7 @@ async def search(
     request: Request,
     _: SearchAccess,
     service: ServiceDep,
+    urls: UrlsDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description=f"the query image ({formats.described()})")],
     k: Annotated[int, Form(ge=1, le=MAX_K, description="number of results")] = 10,
@@ -96,33 +78,18 @@ async def search(
     box: Annotated[str | None, Form(description=BOX_HELP)] = None,
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
 ):
-    # one snapshot for the whole request: filtered, decoded for, embedded and searched with
-    snapshot = find_collection(service, collection).require()
-    conditions = parse_filters(filters)
-    region = parse_box(box)
-    data = await read_upload(file, settings.max_upload_bytes)
-
-    def filtered_search():
-        """The filters (checked first: cheap), the decode and the search in one worker thread: each
-        hop between the event loop and the thread pool waits for a core on a loaded machine."""
-        allowed = snapshot.allowed(conditions)
-        started = time.perf_counter()
-        image, box_px = decode_query(
-            data, settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size, region
-        )
-        decode_ms = (time.perf_counter() - started) * 1e3
-        return (
-            image,
-            box_px,
-            decode_ms,
-            snapshot.search(image, k, allowed, offset, partial(capture_time.read, data)),
-        )
-
-    image, box_px, decode_ms, found = await run_in_threadpool(filtered_search)
+    snapshot = find_collection(service, collection).require()  # one snapshot for the whole request
+    upload = Upload(
+        await read_upload(file, settings.max_upload_bytes), k, offset, parse_filters(filters), parse_box(box)
+    )
+    # filters, decode and search in one worker thread: each hop between the event loop and the
+    # thread pool waits for a core on a loaded machine
+    found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels)
+    image, box_px = found.image, found.box_px
     query = QueryInfo(
         filename=file.filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
     )
-    response = search_response(service, found, query, k, offset, decode_ms)
+    response = search_response(urls, found.hits, query, k, offset, found.decode_ms)
     if wants_html(request):
         return render_search_page(
             request,

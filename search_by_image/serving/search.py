@@ -1,0 +1,70 @@
+"""The search of an uploaded photo, whole: its filters checked (cheap, first), the upload decoded
+within the decode budget (cut to a region when one is given, then reduced to the model's input
+size), embedded, searched and verified, all against one snapshot. POST /search parses the request
+and presents what `search` found; evaluation calls the same function, so what it measures is
+what users get."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from PIL import Image
+
+from search_by_image.catalog.filters import Condition
+from search_by_image.images import capture_time
+from search_by_image.images.decoding import reduced
+from search_by_image.images.regions import Box, crop_to_box
+from search_by_image.images.rejections import decode_upload
+from search_by_image.serving.snapshot import Hits, Snapshot
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a search asks: the uploaded bytes, how many results from where, the filters and the
+    region of the photo to search."""
+
+    data: bytes
+    k: int
+    offset: int = 0
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    box: Box | None = None
+
+
+@dataclass(frozen=True)
+class Found:
+    """The decoded query (cut to its region), the region in pixels, and its results."""
+
+    image: Image.Image
+    box_px: tuple[int, int, int, int] | None
+    decode_ms: float
+    hits: Hits
+
+
+def decode_query(
+    data: bytes, max_pixels: int, snapshot: Snapshot, box: Box | None
+) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
+    """The query image, and the box in pixels: decoded at the model's input size, or at full
+    size and cut to `box` first when one is given, all inside the decode budget."""
+    size_for = snapshot.embedder.preprocessing.resized_size
+    if box is None:
+        return decode_upload(data, max_pixels, size_for), None
+
+    def cut(image):
+        region, box_px = crop_to_box(image, box)
+        return reduced(region, size_for(region.width, region.height)), box_px
+
+    return decode_upload(data, max_pixels, None, cut)
+
+
+def search(snapshot: Snapshot, upload: Upload, max_pixels: int) -> Found:
+    """`upload` searched in `snapshot` (blocking: run it in a worker thread). Refusals are domain
+    errors: a filter the metadata cannot apply, an upload that is not a usable image."""
+    allowed = snapshot.allowed(upload.conditions)
+    started = time.perf_counter()
+    image, box_px = decode_query(upload.data, max_pixels, snapshot, upload.box)
+    decode_ms = (time.perf_counter() - started) * 1e3
+    taken = partial(capture_time.read, upload.data)
+    hits = snapshot.search(image, upload.k, allowed, upload.offset, taken)
+    return Found(image, box_px, decode_ms, hits)
