@@ -18,7 +18,7 @@ import time
 from urllib.parse import quote, urlencode
 
 from search_by_image import catalog, thumbnails, unreadable, watch
-from search_by_image.auth import URL_SECRET_FILE, UrlSigner
+from search_by_image.auth import KEYS_FILE, URL_SECRET_FILE, KeyStore, UrlKind, UrlSigner
 from search_by_image.background import BackgroundIndexer
 from search_by_image.collection import Collection
 from search_by_image.decoding import decode_budget
@@ -63,7 +63,9 @@ class SearchService:
         self.collections: dict[str, Collection] = {}
         #: image URLs carry a signature when searching needs a key (an <img> sends no header)
         self.signer = (
-            UrlSigner(settings.saved_dir / URL_SECRET_FILE) if settings.search_requires_key else None
+            UrlSigner(settings.saved_dir / URL_SECRET_FILE, KeyStore(settings.saved_dir / KEYS_FILE))
+            if settings.search_requires_key
+            else None
         )
         self._stopping = threading.Event()
         self._refreshing = threading.Lock()
@@ -192,23 +194,26 @@ class SearchService:
             raise catalog.UnknownCollection(f"no collection named {name!r}; known collections: {known}")
         return collection
 
-    def image_url(self, collection: str, path: str) -> str:
-        return self._file_url("images", collection, path, {})
+    def image_url(self, collection: str, path: str, key_id: str | None = None) -> str:
+        return self._file_url("images", collection, path, {}, key_id)
 
-    def thumbnail_url(self, snapshot: Snapshot, path: str) -> str:
+    def thumbnail_url(self, snapshot: Snapshot, path: str, key_id: str | None = None) -> str:
         """The grid thumbnail's URL, versioned by the image's fingerprint in `snapshot` (cacheable
         for a year)."""
         fingerprint = snapshot.store.manifest.files.get(path)
         version = thumbnails.version(path, fingerprint) if fingerprint else "0"
-        return self._file_url("thumbnails", snapshot.name, path, {"v": version})
+        return self._file_url("thumbnails", snapshot.name, path, {"v": version}, key_id)
 
-    def _file_url(self, route: str, collection: str, path: str, query: dict[str, str]) -> str:
-        """/images/ or /thumbnails/ URL of an indexed image; signed where searching needs a key."""
+    def _file_url(
+        self, route: UrlKind, collection: str, path: str, query: dict[str, str], key_id: str | None
+    ) -> str:
+        """/images/ or /thumbnails/ URL of an indexed image; where searching needs a key, signed
+        for `key_id`, the key of the request that asked for it (auth.UrlSigner)."""
         if collection != catalog.DEFAULT:
             query["collection"] = collection
-        if self.signer is not None:
-            expiry, signature = self.signer.sign(collection, path)
-            query["exp"], query["sig"] = str(expiry), signature
+        if self.signer is not None and key_id is not None:
+            expiry, signature = self.signer.sign(route, collection, path, key_id)
+            query["key"], query["exp"], query["sig"] = key_id, str(expiry), signature
         return f"/{route}/{quote(path)}" + (f"?{urlencode(query)}" if query else "")
 
     @property

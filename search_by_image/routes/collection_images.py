@@ -77,7 +77,7 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     summary="Add images to a collection; searchable as soon as this answers",
 )
 async def add_images(
-    _: AdminAccess,
+    caller: AdminAccess,
     service: ServiceDep,
     settings: SettingsDep,
     collection: CollectionDep,
@@ -125,8 +125,8 @@ async def add_images(
             AddedImage(
                 id=a.id,
                 path=a.path,
-                image_url=service.image_url(collection.name, a.path),
-                thumbnail_url=service.thumbnail_url(written, a.path),
+                image_url=service.image_url(collection.name, a.path, caller.key_id),
+                thumbnail_url=service.thumbnail_url(written, a.path, caller.key_id),
                 created=a.created,
             )
             for a in added
@@ -150,7 +150,7 @@ async def add_images(
 )
 async def similar_images(
     request: Request,
-    _: SearchAccess,
+    caller: SearchAccess,
     service: ServiceDep,
     collection: CollectionDep,
     image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
@@ -162,7 +162,7 @@ async def similar_images(
     allowed = await run_in_threadpool(snapshot.allowed, parse_filters(filters))
     path, found = await run_in_threadpool(snapshot.similar, image_id, k, allowed, offset)
     query = QueryInfo(filename=path, width=None, height=None, id=image_id)
-    response = search_response(service, found, query, k, offset, 0.0)
+    response = search_response(service, found, query, k, offset, 0.0, caller.key_id)
     if wants_html(request):
         return render_search_page(
             request,
@@ -170,7 +170,7 @@ async def similar_images(
             k=k,
             collection=collection.name,
             filters=filters,
-            query_image=service.thumbnail_url(snapshot, path),
+            query_image=service.thumbnail_url(snapshot, path, caller.key_id),
         )
     return response
 

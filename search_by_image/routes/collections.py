@@ -63,7 +63,7 @@ def describe_collection(_: ReadAccess, service: ServiceDep, collection: Collecti
 )
 async def duplicates(
     request: Request,
-    _: SearchAccess,
+    caller: SearchAccess,
     service: ServiceDep,
     collection: CollectionDep,
     threshold: Annotated[
@@ -97,8 +97,8 @@ async def duplicates(
                     DuplicateImage(
                         id=i,
                         path=p,
-                        image_url=service.image_url(collection.name, p),
-                        thumbnail_url=service.thumbnail_url(snapshot, p),
+                        image_url=service.image_url(collection.name, p, caller.key_id),
+                        thumbnail_url=service.thumbnail_url(snapshot, p, caller.key_id),
                     )
                     for i, p in g.images
                 ],

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from search_by_image.auth import UrlKind
 from search_by_image.catalog import DEFAULT
 from search_by_image.collection import Collection
 from search_by_image.decoding import UnreadableImage, open_rgb
@@ -23,21 +24,29 @@ IMAGE_MAX_AGE_S = 3600
 THUMBNAIL_MAX_AGE_S = 365 * 24 * 3600
 
 CollectionQuery = Annotated[str, Query(description="the collection it belongs to")]
+SignedFor = Annotated[str | None, Query(description="signed URL: the API key id it is for")]
 Expiry = Annotated[int | None, Query(description="signed URL: expiry (Unix time)")]
 Signature = Annotated[str | None, Query(description="signed URL: signature")]
 
 
 def _indexed(
-    request: Request, service, credentials, collection: str, path: str, exp: int | None, sig: str | None
+    request: Request,
+    service,
+    credentials,
+    kind: UrlKind,
+    collection: str,
+    path: str,
+    signed: tuple[str | None, int | None, str | None],
 ) -> tuple[Collection, tuple[int, int], Path]:
     """The collection, fingerprint and file of an indexed path; 401/404 with a reason otherwise.
 
     Only paths that are in the index are served: anything else, `..` tricks included, is a 404;
     so is an indexed path that is now a symlink leading outside the collection's folder.
-    Where searching needs a key, the URLs in results are signed (an <img> cannot send a header)
-    and valid for an hour; a key with scope search works too.
+    Where searching needs a key, the URLs in results are signed (an <img> cannot send a header):
+    `signed` is their (key id, expiry, signature), valid for this kind of file and this path only,
+    for an hour and while that key exists (auth.UrlSigner); a key with scope search works too.
     """
-    if service.signer is None or not service.signer.check(collection, path, exp, sig):
+    if service.signer is None or not service.signer.check(kind, collection, path, *signed):
         authenticate(request, credentials, "search")
     served = find_collection(service, collection)
     snapshot = served.snapshot
@@ -83,10 +92,11 @@ def indexed_image(
     service: ServiceDep,
     credentials: Credentials,
     collection: CollectionQuery = DEFAULT,
+    key: SignedFor = None,
     exp: Expiry = None,
     sig: Signature = None,
 ):
-    _, _, file = _indexed(request, service, credentials, collection, path, exp, sig)
+    _, _, file = _indexed(request, service, credentials, "images", collection, path, (key, exp, sig))
     return _cached(request, file, IMAGE_MAX_AGE_S, shared=service.signer is None)
 
 
@@ -102,12 +112,15 @@ async def thumbnail(
     settings: SettingsDep,
     credentials: Credentials,
     collection: CollectionQuery = DEFAULT,
+    key: SignedFor = None,
     exp: Expiry = None,
     sig: Signature = None,
     v: Annotated[str | None, Query(description="the image's version (in thumbnail_url)")] = None,
 ):
     """Made while indexing or adding; an image indexed without one gets it now, once."""
-    served, fingerprint, file = _indexed(request, service, credentials, collection, path, exp, sig)
+    served, fingerprint, file = _indexed(
+        request, service, credentials, "thumbnails", collection, path, (key, exp, sig)
+    )
     thumbs = served.thumbnails
     small = thumbs.file(path, fingerprint)
     if not small.is_file():

@@ -9,9 +9,16 @@ from search_by_image.snapshot import Hits
 
 
 def search_response(
-    service: SearchService, found: Hits, query: QueryInfo, k: int, offset: int, decode_ms: float
+    service: SearchService,
+    found: Hits,
+    query: QueryInfo,
+    k: int,
+    offset: int,
+    decode_ms: float,
+    key_id: str | None = None,
 ) -> SearchResponse:
-    """The response for `found`, its timings recorded in the service's metrics."""
+    """The response for `found`, its timings recorded in the service's metrics; image URLs signed
+    for `key_id` where searching needs a key."""
     if query.id is None:  # an upload: decoded and embedded
         metrics.DECODE_SECONDS.observe(decode_ms / 1e3)
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
@@ -32,8 +39,8 @@ def search_response(
                 score=round(score, 6),
                 match=match,
                 inliers=None if check is None else check.inliers,
-                image_url=service.image_url(snapshot.name, path),
-                thumbnail_url=service.thumbnail_url(snapshot, path),
+                image_url=service.image_url(snapshot.name, path, key_id),
+                thumbnail_url=service.thumbnail_url(snapshot, path, key_id),
                 metadata=metadata.for_path(path),
             )
         )

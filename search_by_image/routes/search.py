@@ -86,7 +86,7 @@ def search_page(request: Request):
 )
 async def search(
     request: Request,
-    _: SearchAccess,
+    caller: SearchAccess,
     service: ServiceDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description=f"the query image ({formats.described()})")],
@@ -122,7 +122,7 @@ async def search(
     query = QueryInfo(
         filename=file.filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
     )
-    response = search_response(service, found, query, k, offset, decode_ms)
+    response = search_response(service, found, query, k, offset, decode_ms, caller.key_id)
     if wants_html(request):
         return render_search_page(
             request,
