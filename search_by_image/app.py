@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(service_metrics.RequestMetrics)
+    service_metrics.instrument(app)
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(collections.router)
