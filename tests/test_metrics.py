@@ -4,6 +4,7 @@ import io
 import random
 import shutil
 import string
+from http import HTTPMethod
 
 from fastapi.testclient import TestClient
 from helpers import PHOTOS
@@ -93,7 +94,7 @@ def test_invented_methods_and_unknown_paths_add_no_series(demo_collection):
     templates |= {route.path for module in ROUTERS for route in module.router.routes}
     assert set(after) == set(before)  # 200 more invented requests: not one new series
     labels = [dict(labels) for name, labels in after if name.startswith("http_")]
-    assert {label["method"] for label in labels if "method" in label} <= {"GET", "POST", "other"}
+    assert {label["method"] for label in labels if "method" in label} <= {*HTTPMethod, "other"}
     assert {label["handler"] for label in labels if "handler" in label} <= templates | {"none"}
     assert not any(f'"{invented}"' in text for invented in sent if invented not in ("GET", "POST"))
     assert value(after, "http_requests_total", method="other", handler="none", status="404") > 0
