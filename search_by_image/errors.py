@@ -229,7 +229,7 @@ class MetadataRejected(InvalidField):
 
 
 class JsonTooLarge(InvalidField):
-    """JSON text over the size or depth limit (json_limits); the message says which."""
+    """JSON text over the size limit (json_limits)."""
 
     def __init__(self, field: str, message: str):
         super().__init__((field,), message)

@@ -1,44 +1,18 @@
-"""Size and nesting limits for JSON that arrives in form fields (`filters`, `metadata`).
+"""The size limit for JSON that arrives in form fields (`filters`, `metadata`).
 
-Checked on the text before it is parsed: Python's json module recurses once per level, so a
-`filters` value nested a few thousand levels deep raised RecursionError (a 500), and a large
-document costs memory and time before any validation can refuse it. The deepest legitimate
-document is a list of metadata objects (2 levels) or a range filter (2 levels).
+Checked on the text before it is parsed: a large document costs memory and time before any
+validation can refuse it. Nesting needs no limit of ours: both fields are parsed by pydantic's
+parser, which refuses documents nested more than about 200 levels with an error (Python's json
+module recursed until RecursionError, a 500), and their schemas refuse anything over 2 levels.
 """
 
 from __future__ import annotations
 
 from search_by_image.errors import JsonTooLarge
 
-MAX_DEPTH = 8
 
-
-def nesting_depth(text: str) -> int:
-    """The deepest nesting of objects and arrays in `text`, brackets inside strings ignored."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def check_json_text(text: str, field: str, max_bytes: int, max_depth: int = MAX_DEPTH) -> None:
-    """Raise JsonTooLarge when `text` is longer than `max_bytes` or nested deeper than `max_depth`."""
+def check_json_text(text: str, field: str, max_bytes: int) -> None:
+    """Raise JsonTooLarge (422, naming `field`) when `text` is longer than `max_bytes`."""
     size = len(text.encode())
     if size > max_bytes:
         raise JsonTooLarge(field, f"{field} is {size} bytes of JSON; the limit is {max_bytes}")
-    if nesting_depth(text) > max_depth:
-        raise JsonTooLarge(field, f"{field} is nested more than {max_depth} levels deep")

@@ -132,23 +132,54 @@ def test_a_server_that_requires_keys_for_search(demo_collection, tmp_path):
         assert search(client, key).status_code == 401  # revoked: refused at once
 
 
-def test_signed_urls_stay_the_same_from_search_to_search_so_browsers_cache_them(tmp_path, monkeypatch):
-    signer = UrlSigner(tmp_path / ".url_secret")
+def test_a_signed_url_opens_only_what_it_was_signed_for_and_only_while_its_key_lives(
+    demo_collection, tmp_path
+):
+    with make_client(demo_collection, tmp_path, search_requires_key=True) as client:
+        keys = client.app.state.keys
+        revoked, revoked_key = keys.create("search")
+        _, kept_key = keys.create("search")
+        hit = search(client, revoked_key, k=1).json()["results"][0]
+        image_url, thumbnail_url = hit["image_url"], hit["thumbnail_url"]
+        kept_hit = search(client, kept_key, k=1).json()["results"][0]
+        assert client.get(image_url).status_code == 200 and client.get(thumbnail_url).status_code == 200
+        path, signed = thumbnail_url.split("?")[0].removeprefix("/thumbnails/"), thumbnail_url.split("?")[1]
+        assert client.get(f"/images/{path}?{signed}").status_code == 401  # a thumbnail's signature
+        other = next(p for p in client.app.state.service.default.snapshot.store.position if p != path)
+        assert client.get(f"/thumbnails/{other}?{signed}").status_code == 401  # another image's
+        keys.revoke(revoked.id)
+        assert client.get(image_url).status_code == 401  # the key that asked is gone: so are its URLs
+        assert client.get(thumbnail_url).status_code == 401
+        assert client.get(kept_hit["image_url"]).status_code == 200  # other keys' URLs still open
+
+
+def test_signed_urls_stay_the_same_from_search_to_search_so_browsers_cache_them(keys, tmp_path, monkeypatch):
+    record, _ = keys.create("search")
+    signer = UrlSigner(tmp_path / ".url_secret", keys)
     window = 500_000 * URL_EXPIRY_STEP_S
     now = window + 1.0  # the first second of a window
     monkeypatch.setattr(auth.time, "time", lambda: now)
-    first = signer.sign("default", "dog.jpg")
+    url = ("thumbnails", "default", "dog.jpg", record.id)
+    first = signer.sign(*url)
     now = window + URL_EXPIRY_STEP_S - 1  # a later search in the same window: the same URL
-    assert signer.sign("default", "dog.jpg") == first
+    assert signer.sign(*url) == first
     now = window + URL_EXPIRY_STEP_S + 1  # the next window: a new URL, the old one still valid
-    assert signer.sign("default", "dog.jpg") != first
-    assert signer.check("default", "dog.jpg", *first)
+    assert signer.sign(*url) != first
+    assert signer.check(*url, *first)
+    assert not signer.check("images", "default", "dog.jpg", record.id, *first)  # not the original
+    assert not signer.check("thumbnails", "default", "cat.jpg", record.id, *first)
+    assert not signer.check("thumbnails", "other", "dog.jpg", record.id, *first)
+    assert not signer.check("thumbnails", "default", "dog.jpg", "0000", *first)
+    assert not signer.check(*url, None, None) and not signer.check(*url, first[0], "not base64!")
     now = window  # the last second of a window: its URL still lives its whole lifetime
-    expires, signature = signer.sign("default", "dog.jpg")
+    expires, signature = signer.sign(*url)
     now = window + URL_LIFETIME_S
-    assert signer.check("default", "dog.jpg", expires, signature)
+    assert signer.check(*url, expires, signature)
     now = expires + 1
-    assert not signer.check("default", "dog.jpg", expires, signature)  # then it expires
+    assert not signer.check(*url, expires, signature)  # then it expires
+    now = window
+    keys.revoke(record.id)
+    assert not signer.check(*url, expires, signature)  # and dies with its key
 
 
 def test_the_docs_show_the_bearer_scheme_on_protected_routes(demo_collection, tmp_path):

@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(request_metrics.RequestMetrics)
+    request_metrics.instrument(app)
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(collections.router)

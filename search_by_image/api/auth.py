@@ -6,7 +6,7 @@ to protect low-entropy passwords; a 256-bit random secret is already beyond brut
 SHA-256, and that keeps the check per request in microseconds.
 
 Records live in `saved/api_keys.json` (mode 0640, written atomically) and are re-read when the
-file changes, so `python -m search_by_image.cli.keys create/revoke` applies to a running service at
+file changes, so `python -m search_by_image.keys create/revoke` applies to a running service at
 once. Scopes: `search` (search, list collections, fetch images) and `admin` (all of that plus
 adding, deleting and managing images). Search is open without a key unless
 `SBI_SEARCH_REQUIRES_KEY=true`; writes always need an admin key.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import threading
@@ -24,9 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from itsdangerous import Signer
 from pydantic import BaseModel
 
 Scope = Literal["search", "admin"]
+#: What a signed URL opens: the original (`/images/...`) or its grid thumbnail (`/thumbnails/...`).
+UrlKind = Literal["images", "thumbnails"]
 PREFIX = "sbi"
 #: How long a signed image URL stays valid (the result page's lifetime, not a session's).
 URL_LIFETIME_S = 3600
@@ -124,27 +128,59 @@ class KeyStore:
             return None
         return record if hmac.compare_digest(record.hash, _digest(record.salt, secret)) else None
 
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The record of a key id that exists now (not revoked), else None."""
+        return self._current().get(key_id)
+
     def has_admin(self) -> bool:
         return any(r.scope == "admin" for r in self._current().values())
 
 
 class UrlSigner:
-    """Signed image URLs, for pages whose <img> tags cannot send an Authorization header."""
+    """Signed image URLs, for pages whose <img> tags cannot send an Authorization header.
 
-    def __init__(self, secret_file: Path):
+    A signature (itsdangerous' HMAC-SHA256 `Signer`) covers what the URL opens and for whom: the
+    kind (the salt: a thumbnail's signature does not open the original), the collection and path,
+    the expiry, and the id of the API key whose request made the URL. `check` also needs that key
+    to exist still, so revoking a key closes the URLs signed for it at once and no other key's.
+    The expiry is rounded up to URL_EXPIRY_STEP_S and signed in the message: itsdangerous'
+    TimestampSigner signs the signing time, which would change the URL every second.
+    """
+
+    def __init__(self, secret_file: Path, keys: KeyStore):
         if not secret_file.is_file():
             _write_private(secret_file, secrets.token_hex(32))
-        self._secret = bytes.fromhex(secret_file.read_text().strip())
+        secret = bytes.fromhex(secret_file.read_text().strip())
+        self._signers = {
+            kind: Signer(
+                secret, salt=f"search-by-image {kind}", key_derivation="hmac", digest_method=hashlib.sha256
+            )
+            for kind in ("images", "thumbnails")
+        }
+        self._keys = keys
 
-    def _mac(self, collection: str, path: str, expires: int) -> str:
-        message = f"{collection}\n{path}\n{expires}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+    @staticmethod
+    def _message(collection: str, path: str, key_id: str, expires: int) -> bytes:
+        return json.dumps([collection, path, key_id, expires]).encode()
 
-    def sign(self, collection: str, path: str) -> tuple[int, str]:
+    def sign(self, kind: UrlKind, collection: str, path: str, key_id: str) -> tuple[int, str]:
+        """The expiry and signature of a URL to `path` for the key `key_id`."""
         expires = -(-(int(time.time()) + URL_LIFETIME_S) // URL_EXPIRY_STEP_S) * URL_EXPIRY_STEP_S
-        return expires, self._mac(collection, path, expires)
+        signature = self._signers[kind].get_signature(self._message(collection, path, key_id, expires))
+        return expires, signature.decode()
 
-    def check(self, collection: str, path: str, expires: int | None, signature: str | None) -> bool:
-        if expires is None or signature is None or expires < time.time():
+    def check(
+        self,
+        kind: UrlKind,
+        collection: str,
+        path: str,
+        key_id: str | None,
+        expires: int | None,
+        signature: str | None,
+    ) -> bool:
+        if key_id is None or expires is None or signature is None or expires < time.time():
             return False
-        return hmac.compare_digest(self._mac(collection, path, expires), signature)
+        if self._keys.get(key_id) is None:
+            return False
+        message = self._message(collection, path, key_id, expires)
+        return self._signers[kind].verify_signature(message, signature)

@@ -51,6 +51,11 @@ class Caller:
     address: str
 
     @property
+    def key_id(self) -> str | None:
+        """The id of the caller's API key: image URLs in answers are signed for it."""
+        return self.key.id if self.key else None
+
+    @property
     def identity(self) -> str:
         return f"key:{self.key.id}" if self.key else f"address:{self.address}"
 

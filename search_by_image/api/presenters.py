@@ -17,9 +17,16 @@ from search_by_image.serving.snapshot import Hits
 
 
 def search_response(
-    urls: ImageUrls, found: Hits, query: QueryInfo, k: int, offset: int, decode_ms: float
+    urls: ImageUrls,
+    found: Hits,
+    query: QueryInfo,
+    k: int,
+    offset: int,
+    decode_ms: float,
+    key_id: str | None = None,
 ) -> SearchResponse:
-    """The response for `found`, its timings recorded in the service's metrics."""
+    """The response for `found`, its timings recorded in the service's metrics; image URLs signed
+    for `key_id` where searching needs a key."""
     if query.id is None:  # an upload: decoded and embedded
         metrics.DECODE_SECONDS.observe(decode_ms / 1e3)
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
@@ -33,8 +40,8 @@ def search_response(
             score=round(hit.score, 6),
             match=hit.match,
             inliers=None if hit.check is None else hit.check.inliers,
-            image_url=urls.image(snapshot.name, hit.path),
-            thumbnail_url=urls.thumbnail(snapshot, hit.path),
+            image_url=urls.image(snapshot.name, hit.path, key_id),
+            thumbnail_url=urls.thumbnail(snapshot, hit.path, key_id),
             metadata=snapshot.metadata.for_path(hit.path),
         )
         for rank, hit in enumerate(found.labelled(), start=offset + 1)

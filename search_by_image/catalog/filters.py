@@ -14,12 +14,12 @@ images match (cutting a top k afterwards would return fewer).
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import from_json
 
 from search_by_image.catalog.metadata import Kind, Metadata
 from search_by_image.errors import FilterError
@@ -62,10 +62,10 @@ def parse_filters(text: str | None) -> dict[str, Condition]:
         return {}
     try:
         check_json_text(text, "filters", MAX_FILTERS_BYTES)
-        raw = json.loads(text)
+        raw = from_json(text)  # pydantic's parser: no RecursionError, whatever the nesting
     except JsonTooLarge as exc:
         raise FilterError(None, str(exc)) from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise FilterError(None, f"filters must be a JSON object: {exc}") from None
     if not isinstance(raw, dict):
         raise FilterError(None, 'filters must be a JSON object such as {"category": "animals"}')

@@ -24,7 +24,6 @@ from search_by_image.errors import (
     Loading,
     NoIndex,
 )
-from search_by_image.index import journal
 from search_by_image.index.disk import Manifest, writer_lock
 from search_by_image.index.store import IndexStore
 from search_by_image.layout import MANIFEST_FILE, PENDING_FILE, PREVIOUS_DIR

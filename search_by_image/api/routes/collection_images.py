@@ -79,7 +79,7 @@ def _rows_for(metadata: str | None, count: int) -> list[dict[str, Any] | None]:
     summary="Add images to a collection; searchable as soon as this answers",
 )
 async def add_images(
-    _: AdminAccess,
+    caller: AdminAccess,
     service: ServiceDep,
     urls: UrlsDep,
     settings: SettingsDep,
@@ -128,8 +128,8 @@ async def add_images(
             AddedImage(
                 id=a.id,
                 path=a.path,
-                image_url=urls.image(collection.name, a.path),
-                thumbnail_url=urls.thumbnail(written, a.path),
+                image_url=urls.image(collection.name, a.path, caller.key_id),
+                thumbnail_url=urls.thumbnail(written, a.path, caller.key_id),
                 created=a.created,
             )
             for a in added
@@ -153,7 +153,7 @@ async def add_images(
 )
 async def similar_images(
     request: Request,
-    _: SearchAccess,
+    caller: SearchAccess,
     service: ServiceDep,
     urls: UrlsDep,
     collection: CollectionDep,
@@ -166,7 +166,7 @@ async def similar_images(
     allowed = await run_in_threadpool(snapshot.allowed, parse_filters(filters))
     path, found = await run_in_threadpool(snapshot.similar, image_id, k, allowed, offset)
     query = QueryInfo(filename=path, width=None, height=None, id=image_id)
-    response = search_response(urls, found, query, k, offset, 0.0)
+    response = search_response(urls, found, query, k, offset, 0.0, caller.key_id)
     if wants_html(request):
         return render_search_page(
             request,
@@ -174,7 +174,7 @@ async def similar_images(
             k=k,
             collection=collection.name,
             filters=filters,
-            query_image=urls.thumbnail(snapshot, path),
+            query_image=urls.thumbnail(snapshot, path, caller.key_id),
         )
     return response
 

@@ -66,7 +66,7 @@ def describe_collection(_: ReadAccess, service: ServiceDep, collection: Collecti
 )
 async def duplicates(
     request: Request,
-    _: SearchAccess,
+    caller: SearchAccess,
     service: ServiceDep,
     urls: UrlsDep,
     collection: CollectionDep,
@@ -101,8 +101,8 @@ async def duplicates(
                     DuplicateImage(
                         id=i,
                         path=p,
-                        image_url=urls.image(collection.name, p),
-                        thumbnail_url=urls.thumbnail(snapshot, p),
+                        image_url=urls.image(collection.name, p, caller.key_id),
+                        thumbnail_url=urls.thumbnail(snapshot, p, caller.key_id),
                     )
                     for i, p in g.images
                 ],

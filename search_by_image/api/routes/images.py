@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from search_by_image.api.auth import UrlKind
 from search_by_image.api.deps import (
     Credentials,
     ServiceDep,
@@ -30,21 +31,30 @@ IMAGE_MAX_AGE_S = 3600
 THUMBNAIL_MAX_AGE_S = 365 * 24 * 3600
 
 CollectionQuery = Annotated[str, Query(description="the collection it belongs to")]
+SignedFor = Annotated[str | None, Query(description="signed URL: the API key id it is for")]
 Expiry = Annotated[int | None, Query(description="signed URL: expiry (Unix time)")]
 Signature = Annotated[str | None, Query(description="signed URL: signature")]
 
 
 def _indexed(
-    request: Request, service, urls, credentials, collection: str, path: str, exp: int | None, sig: str | None
+    request: Request,
+    service,
+    urls,
+    credentials,
+    kind: UrlKind,
+    collection: str,
+    path: str,
+    signed: tuple[str | None, int | None, str | None],
 ) -> tuple[Collection, tuple[int, int], Path]:
     """The collection, fingerprint and file of an indexed path; 401/404 with a reason otherwise.
 
     Only paths that are in the index are served: anything else, `..` tricks included, is a 404;
     so is an indexed path that is now a symlink leading outside the collection's folder.
-    Where searching needs a key, the URLs in results are signed (an <img> cannot send a header)
-    and valid for an hour; a key with scope search works too.
+    Where searching needs a key, the URLs in results are signed (an <img> cannot send a header):
+    `signed` is their (key id, expiry, signature), valid for this kind of file and this path only,
+    for an hour and while that key exists (auth.UrlSigner); a key with scope search works too.
     """
-    if urls.signer is None or not urls.signer.check(collection, path, exp, sig):
+    if urls.signer is None or not urls.signer.check(kind, collection, path, *signed):
         authenticate(request, credentials, "search")
     served = find_collection(service, collection)
     snapshot = served.snapshot
@@ -91,10 +101,11 @@ def indexed_image(
     urls: UrlsDep,
     credentials: Credentials,
     collection: CollectionQuery = DEFAULT,
+    key: SignedFor = None,
     exp: Expiry = None,
     sig: Signature = None,
 ):
-    _, _, file = _indexed(request, service, urls, credentials, collection, path, exp, sig)
+    _, _, file = _indexed(request, service, urls, credentials, "images", collection, path, (key, exp, sig))
     return _cached(request, file, IMAGE_MAX_AGE_S, shared=urls.signer is None)
 
 
@@ -111,12 +122,15 @@ async def thumbnail(
     settings: SettingsDep,
     credentials: Credentials,
     collection: CollectionQuery = DEFAULT,
+    key: SignedFor = None,
     exp: Expiry = None,
     sig: Signature = None,
     v: Annotated[str | None, Query(description="the image's version (in thumbnail_url)")] = None,
 ):
     """Made while indexing or adding; an image indexed without one gets it now, once."""
-    served, fingerprint, file = _indexed(request, service, urls, credentials, collection, path, exp, sig)
+    served, fingerprint, file = _indexed(
+        request, service, urls, credentials, "thumbnails", collection, path, (key, exp, sig)
+    )
     thumbs = served.thumbnails
     small = thumbs.file(path, fingerprint)
     if not small.is_file():

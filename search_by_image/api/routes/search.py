@@ -67,7 +67,7 @@ def search_page(request: Request):
 )
 async def search(
     request: Request,
-    _: SearchAccess,
+    caller: SearchAccess,
     service: ServiceDep,
     urls: UrlsDep,
     settings: SettingsDep,
@@ -89,7 +89,7 @@ async def search(
     query = QueryInfo(
         filename=file.filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
     )
-    response = search_response(urls, found.hits, query, k, offset, found.decode_ms)
+    response = search_response(urls, found.hits, query, k, offset, found.decode_ms, caller.key_id)
     if wants_html(request):
         return render_search_page(
             request,
