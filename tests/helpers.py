@@ -194,3 +194,14 @@ def running_server(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def wait_for(client, predicate, seconds: float = 60.0) -> dict:
+    """/health once `predicate` holds for it (AssertionError after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        health = client.get("/health").json()
+        if predicate(health):
+            return health
+        time.sleep(0.1)
+    raise AssertionError(f"/health never got there: {health}")

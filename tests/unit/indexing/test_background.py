@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, copy_photos, make_settings
+from helpers import PHOTOS, copy_photos, make_settings, wait_for
 
 from main import create_app
 from search_by_image.catalog import locations
@@ -21,16 +21,6 @@ class RecordedProgress(Progress):
     def __setattr__(self, name, value):
         self.__dict__.setdefault("seen", []).append((name, value))
         super().__setattr__(name, value)
-
-
-def wait_for(client, predicate, seconds: float = 60.0) -> dict:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        health = client.get("/health").json()
-        if predicate(health):
-            return health
-        time.sleep(0.1)
-    raise AssertionError(f"/health never got there: {health}")
 
 
 def test_the_indexer_reports_its_phases_and_each_shard(tmp_path, monkeypatch):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import yaml
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, copy_photos, jpeg_bytes
+from helpers import PHOTOS, copy_photos, jpeg_bytes, wait_for
 from PIL import Image
-from test_background import wait_for
 
 from config import PROJECT_DIR, Settings
 from main import create_app
