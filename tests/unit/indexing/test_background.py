@@ -1,7 +1,6 @@
 """The service indexes in the background (SBI_INDEX_ON_START): it answers at once, /health says
 what the run is doing and how far it has got, and each index is served as soon as it commits."""
 
-import time
 from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
