@@ -9,6 +9,7 @@ Thin over `search_by_image.indexer`; every flag overrides the matching SBI_* set
 import argparse
 import gc
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -196,13 +197,20 @@ def run() -> int:
     stopped (worker_processes.stop), and the objects are frozen out of the garbage collector
     before the interpreter's teardown, whose collections walked every one
     of them again (a sixth of a second of CPU with the package imported, on a loaded 2-core
-    machine; bench/README.md, camera indexing). Not for callers that keep running (tests)."""
+    machine; bench/README.md, camera indexing). SIGTERM stops it as Ctrl-C does (the worker
+    processes killed, the writer lock let go, finished shards kept for the next run). Not for
+    callers that keep running (tests)."""
+    signal.signal(signal.SIGTERM, _terminated)
     code = main()
     from search_by_image import worker_processes
 
     worker_processes.stop()  # its workers are done; a run with nothing to embed never used it
     gc.freeze()
     return code
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def follow_folder(settings: Settings, location) -> None:
