@@ -108,6 +108,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ray-workers", type=int, default=2, help="Ray workers embedding at once, one CPU each (default: 2)"
     )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another writer of the collection (an API add or delete, "
+        "another run) to finish before giving up (default: 60)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--watch",
@@ -147,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "ray_address",
         "ray_workers",
         "watch",
+        "lock_wait",
     )
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
     settings = Settings(**overrides)
@@ -170,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             rebuild=args.rebuild,
             progress=not args.quiet,
             engine=RayEngine(args.ray_address, args.ray_workers) if args.engine == "ray" else LocalEngine(),
+            lock_wait=args.lock_wait,
         )
     except SearchByImageError as exc:  # anything else is a bug: its traceback is kept
         logging.error("%s", exc)

@@ -99,18 +99,29 @@ def update_index(
     progress: bool = True,
     engine: Engine | None = None,
     status: Progress | None = None,
+    lock_wait: float = 0.0,
 ) -> IndexReport:
     """Bring a collection's saved index in line with its images folder (the module docstring).
 
     `location` defaults to the default collection of `settings`; `engine` embeds the new images
-    (engines.py; default: this machine); `status`, if given, is kept up to date as the run goes.
+    (engines.py; default: this machine); `status`, if given, is kept up to date as the run goes;
+    `lock_wait`: seconds to wait for another writer (an API add or delete) before IndexBusy.
     """
     engine = engine or LocalEngine()
     location = location or default_location(settings)
     if not location.images_dir.is_dir():
         raise ImagesFolderMissing(f"images folder {location.images_dir} does not exist")
     status = status or Progress()
-    with writer_lock(location.saved_dir):
+
+    def waiting() -> None:
+        log.info(
+            "Another writer (an API add or delete, or another indexer run) is updating %s: "
+            "waiting up to %g s for it to finish",
+            location.saved_dir,
+            lock_wait,
+        )
+
+    with writer_lock(location.saved_dir, wait=lock_wait, on_wait=waiting):
         report = _update_locked(settings, location, rebuild, progress, engine, status)
         unreadable.record(location.saved_dir, report.skipped)
     status.phase = "finished"

@@ -233,3 +233,34 @@ def test_cli_builds_a_named_collection_that_remembers_its_folders(tmp_path, capl
         caplog, "--output", str(out), "--collection", "../etc", "--images", str(tmp_path / "pets")
     )
     assert code == 1 and "invalid collection name" in log
+
+
+def test_cli_waits_for_another_writer_then_indexes(tmp_path, caplog):
+    """Another process (an API add) holds the collection for two seconds: the run waits for it,
+    saying so, instead of giving up; with a shorter --lock-wait it gives up, naming the cause."""
+    copy_photos(tmp_path / "images", FOUR[:1])
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from search_by_image.index_files import writer_lock\n"
+            f"with writer_lock(__import__('pathlib').Path({str(out)!r})):\n"
+            "    print('held', flush=True); time.sleep(float(sys.argv[1]))",
+            "2",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, log = run_cli(
+            caplog, "--images", str(tmp_path / "images"), "--output", str(out), "--lock-wait", "0.3"
+        )
+        assert code == 1 and "another writer" in log
+        code, log = run_cli(caplog, "--images", str(tmp_path / "images"), "--output", str(out))
+        assert code == 0 and "waiting" in log and "1 embedded" in log, log
+    finally:
+        holder.kill()
+        holder.wait()
