@@ -146,6 +146,8 @@ class _Plan:
     next_id: int
     #: nothing but new images to add: no removal, same whitening
     unchanged: bool
+    #: entries named like images that cannot be looked at (path, reason)
+    unlisted: list[tuple[str, str]]
 
 
 def _update_locked(
@@ -160,7 +162,9 @@ def _update_locked(
     status.phase = "scanning"
     run = _plan(settings, location, rebuild)
     report = IndexReport(
-        reused=len(run.keep), removed=len(run.previous.paths) - len(run.keep) if run.previous else 0
+        reused=len(run.keep),
+        removed=len(run.previous.paths) - len(run.keep) if run.previous else 0,
+        skipped=list(run.unlisted),
     )
     if run.unchanged and not run.todo:
         return _finished(report, len(run.keep), started)
@@ -189,7 +193,8 @@ def _update_locked(
 def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
     """Scan the folder, settle the spec (`auto` keeps the collection's model and trunk) and sort
     the images into kept and to-embed; SpecMismatch for options the collection was not built with."""
-    found = list_images(location.images_dir)
+    unlisted: list[tuple[str, str]] = []
+    found = list_images(location.images_dir, unlisted)
     loaded = _load_previous(location.saved_dir)
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
         settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
@@ -220,6 +225,7 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
             and len(keep) == len(previous.paths)
             and previous.manifest.whitening_requested == settings.whitening
         ),
+        unlisted=unlisted,
     )
 
 
@@ -262,7 +268,7 @@ def _embed(
         )
         engine.embed_shards(settings, spec, location, pending, shard_files, progress)
     results = [shard_files.read(n) for n in range(len(shards))]
-    report.skipped = [s for r in results for s in r.skipped]
+    report.skipped += [s for r in results for s in r.skipped]
     embedded = [p for r in results for p in r.paths]
     rows = np.concatenate([np.empty((0, spec.dim), np.float32)] + [r.features for r in results])
     return shard_files, embedded, rows

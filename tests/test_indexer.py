@@ -264,3 +264,17 @@ def test_cli_waits_for_another_writer_then_indexes(tmp_path, caplog):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_broken_symlinks_are_skipped_as_unreadable_and_the_rest_indexed(tmp_path, caplog):
+    images = tmp_path / "images"
+    copy_photos(images, FOUR[:2])
+    (images / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (images / "loop.jpg").symlink_to(images / "loop.jpg")
+    out = tmp_path / "out"
+    for _ in range(2):  # and again, as watch mode runs it
+        code, log = run_cli(caplog, "--images", str(images), "--output", str(out))
+        assert code == 0, log
+        assert sorted(IndexStore.load(out).paths) == FOUR[:2]
+        listed = json.loads((out / "unreadable.json").read_text())["files"]
+        assert [f["path"] for f in listed] == ["gone.jpg", "loop.jpg"]
