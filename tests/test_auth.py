@@ -11,7 +11,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from main import create_app
 from search_by_image import auth
 from search_by_image import keys as keys_command
-from search_by_image.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
+from search_by_image.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, URL_SECRET_FILE, KeyStore, UrlSigner
 
 
 @pytest.fixture
@@ -24,10 +24,26 @@ def test_keys_are_stored_as_salted_hashes_others_cannot_read(keys):
     text = keys.path.read_text()
     secret = key.split("_", 2)[2]
     assert secret not in text and record.hash in text
-    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o600
     assert keys.verify(key) == record
     other, other_key = keys.create("search")
     assert other.salt != record.salt
+
+
+def test_secrets_are_readable_by_their_owner_only(tmp_path):
+    UrlSigner(tmp_path / URL_SECRET_FILE)
+    assert stat.S_IMODE((tmp_path / URL_SECRET_FILE).stat().st_mode) == 0o600
+    # files an older version left group-readable are tightened when read
+    older = tmp_path / "older"
+    older.mkdir()
+    KeyStore(older / KEYS_FILE).create("search")
+    UrlSigner(older / URL_SECRET_FILE)
+    for name in (KEYS_FILE, URL_SECRET_FILE):
+        (older / name).chmod(0o640)
+    KeyStore(older / KEYS_FILE).has_admin()
+    UrlSigner(older / URL_SECRET_FILE)
+    for name in (KEYS_FILE, URL_SECRET_FILE):
+        assert stat.S_IMODE((older / name).stat().st_mode) == 0o600, name
 
 
 @pytest.mark.parametrize("bad", ["", "sbi_", "sbi_nope_x", "Bearer x", "sbi_{id}_wrong", "xyz_{id}_{secret}"])
