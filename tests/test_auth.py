@@ -11,7 +11,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from main import create_app
 from search_by_image import auth
 from search_by_image import keys as keys_command
-from search_by_image.auth import KEYS_FILE, URL_EXPIRY_STEP_S, URL_LIFETIME_S, URL_SECRET_FILE, KeyStore, UrlSigner
+from search_by_image.auth import (
+    KEYS_FILE,
+    URL_EXPIRY_STEP_S,
+    URL_LIFETIME_S,
+    URL_SECRET_FILE,
+    KeyStore,
+    UrlSigner,
+)
 
 
 @pytest.fixture
@@ -232,6 +239,28 @@ def forwarded_search(client, hops: str):
 def test_a_rotating_forwarded_header_does_not_reset_the_rate_limit(demo_collection, tmp_path):
     with behind_uvicorn(demo_collection, tmp_path, rate_limit="2/minute") as client:
         statuses = [forwarded_search(client, f"203.0.113.{n}").status_code for n in range(4)]
+    assert statuses == [200, 200, 429, 429]
+
+
+@pytest.mark.parametrize(
+    "rotated",
+    [
+        lambda n: [("X-Forwarded-For", f"203.0.113.{n}:{4000 + n}")],
+        lambda n: [("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", f"203.0.113.{n}")],
+        lambda n: [("X-Forwarded-For", f"[2001:db8::{n}]")],
+        lambda n: [("X-Forwarded-For", f"[2001:db8::{n}]:{4000 + n}")],
+    ],
+    ids=["ip:port", "two headers", "[ipv6]", "[ipv6]:port"],
+)
+def test_no_spelling_of_the_forwarded_header_resets_the_rate_limit(demo_collection, tmp_path, rotated):
+    photo = (PHOTOS / "chelsea.jpg").read_bytes()
+    with behind_uvicorn(demo_collection, tmp_path, rate_limit="2/minute") as client:
+        statuses = [
+            client.post(
+                "/search", headers=rotated(n), files={"file": ("q.jpg", photo, "image/jpeg")}
+            ).status_code
+            for n in range(4)
+        ]
     assert statuses == [200, 200, 429, 429]
 
 

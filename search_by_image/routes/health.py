@@ -22,6 +22,7 @@ def without_paths(text: str | None) -> str | None:
     """`text` with every absolute path replaced by a placeholder (a reason, not a location)."""
     return None if text is None else _SERVER_PATH.sub("<server path>", text)
 
+
 ENDPOINTS = {
     "GET /": "this information",
     "GET /search": "the upload page",
@@ -78,7 +79,11 @@ async def health(service: ServiceDep) -> Health:
         device=service.device,
         # a default collection with no index: why the service could not build one says more
         detail=without_paths(
-            (service.indexer.problems.get(default.name) if service.indexer and default.status != "ok" else None)
+            (
+                service.indexer.problems.get(default.name)
+                if service.indexer and default.status != "ok"
+                else None
+            )
             or default.detail
         ),
         loading=loading,
