@@ -14,7 +14,6 @@ import pytest
 from helpers import copy_photos, free_port, make_settings
 
 from config import PROJECT_DIR
-
 from search_by_image import local_engine, worker_processes
 from search_by_image.index_store import IndexStore
 from search_by_image.indexer import update_index
