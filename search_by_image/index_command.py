@@ -9,6 +9,7 @@ Thin over `search_by_image.indexer`; every flag overrides the matching SBI_* set
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -208,9 +209,11 @@ def run() -> int:
     before the interpreter's teardown, whose collections walked every one
     of them again (a sixth of a second of CPU with the package imported, on a loaded 2-core
     machine; bench/README.md, camera indexing). SIGTERM stops it as Ctrl-C does (the worker
-    processes killed, the writer lock let go, finished shards kept for the next run). Not for
-    callers that keep running (tests)."""
-    signal.signal(signal.SIGTERM, _terminated)
+    processes killed, the writer lock let go, finished shards kept for the next run); a second
+    signal while it stops ends it at once (its workers end with it, a commit is crash-safe). Not
+    for callers that keep running (tests)."""
+    signal.signal(signal.SIGTERM, _stopping)
+    signal.signal(signal.SIGINT, _stopping)
     code = main()
     from search_by_image import worker_processes
 
@@ -219,8 +222,18 @@ def run() -> int:
     return code
 
 
-def _terminated(signum: int, _frame: object) -> None:
+def _stopping(signum: int, _frame: object) -> None:
+    """The first SIGINT or SIGTERM: unwind (KeyboardInterrupt, SystemExit); any later one:
+    exit now, not in the middle of the unwinding it would otherwise interrupt."""
+    signal.signal(signal.SIGTERM, _stop_now)
+    signal.signal(signal.SIGINT, _stop_now)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
+
+
+def _stop_now(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def follow_folder(settings: Settings, location) -> None:
