@@ -76,9 +76,12 @@ def encoded(image: Image.Image, format: str, **options) -> bytes:
 _XYZ_TO_SRGB = (3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570)
 
 
-def dng_bytes(photo: Image.Image, orientation: int = 1) -> bytes:
+def dng_bytes(
+    photo: Image.Image, orientation: int = 1, active_area: tuple[int, int, int, int] | None = None
+) -> bytes:
     """A camera raw file (DNG, 12-bit RGGB Bayer mosaic, no preview) made from a real photo with
-    PiDNG: what LibRaw must demosaic, as it would a sensor's data."""
+    PiDNG: what LibRaw must demosaic, as it would a sensor's data. `active_area` (top, left,
+    bottom, right): the part of the sensor the file says is the image."""
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
 
@@ -113,6 +116,8 @@ def dng_bytes(photo: Image.Image, orientation: int = 1) -> bytes:
         (Tag.DNGBackwardVersion, DNGVersion.V1_2),
     ]:
         tags.set(tag, value)
+    if active_area is not None:
+        tags.set(Tag.ActiveArea, list(active_area))
     writer = RAW2DNG()
     writer.options(tags, path="", compress=False)
     return bytes(writer.convert(mosaic))

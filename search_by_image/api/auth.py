@@ -6,7 +6,7 @@ to protect low-entropy passwords; a 256-bit random secret is already beyond brut
 SHA-256, and that keeps the check per request in microseconds.
 
 Records live in `saved/api_keys.json` (mode 0640, written atomically) and are re-read when the
-file changes, so `python -m search_by_image.keys create/revoke` applies to a running service at
+file changes, so `python -m search_by_image.cli.keys create/revoke` applies to a running service at
 once. Scopes: `search` (search, list collections, fetch images) and `admin` (all of that plus
 adding, deleting and managing images). Search is open without a key unless
 `SBI_SEARCH_REQUIRES_KEY=true`; writes always need an admin key.
@@ -14,6 +14,7 @@ adding, deleting and managing images). Search is open without a key unless
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -58,17 +59,25 @@ def _digest(salt: str, secret: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomic write of a file that others cannot read. Its group can: a container created again
-    with another uid of the same group (OpenShift runs arbitrary uids in group 0) still reads the
-    keys its volume holds (salted hashes of 256-bit secrets) and its URL-signing secret."""
+    """Atomic write of a file only its owner can read or write (0600): the keys' salted hashes
+    and the URL-signing secret are nobody else's business, the group's included."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.tmp")
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover staged file keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as out:
         out.write(text)
         out.flush()
         os.fsync(out.fileno())
     os.replace(staged, path)
+
+
+def _tighten(path: Path) -> None:
+    """A secret file an older version wrote group-readable (0640) made owner-only, when ours."""
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            path.chmod(0o600)
 
 
 class KeyStore:
@@ -87,6 +96,8 @@ class KeyStore:
             stamp = None
         with self._lock:
             if stamp != self._stamp:
+                if stamp:
+                    _tighten(self.path)
                 keys = _KeyFile.model_validate_json(self.path.read_text()).keys if stamp else []
                 self._records, self._stamp = {r.id: r for r in keys}, stamp
             return self._records
@@ -150,6 +161,7 @@ class UrlSigner:
     def __init__(self, secret_file: Path, keys: KeyStore):
         if not secret_file.is_file():
             _write_private(secret_file, secrets.token_hex(32))
+        _tighten(secret_file)
         secret = bytes.fromhex(secret_file.read_text().strip())
         self._signers = {
             kind: Signer(

@@ -66,7 +66,7 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     keys: KeyStore = request.app.state.keys
     address = client_address(
         request.client.host if request.client else "unknown",
-        request.headers.get("x-forwarded-for"),
+        ", ".join(request.headers.getlist("x-forwarded-for")) or None,
         request.app.state.trusted_proxies,
     )
     needed = scope == "admin" or settings.search_requires_key

@@ -62,7 +62,8 @@ def render_duplicates_page(request: Request, found, images: int, limit: int):
     summary = presenters.summary(service.get(found.collection))
 
     def page(offset: int) -> str:
-        return str(request.url.include_query_params(offset=offset, limit=limit))
+        # relative (the query only): never the Host header's, whoever sent it; works under a prefix
+        return "?" + request.url.include_query_params(offset=offset, limit=limit).query
 
     shown_to = found.offset + len(found.groups)
     return templates.TemplateResponse(

@@ -8,7 +8,9 @@ The address is the connection's, never a header's, unless the connection comes f
 trusted proxy (SBI_TRUSTED_PROXIES). uvicorn itself believes `X-Forwarded-For` from 127.0.0.1 by
 default and rewrites the client address before the app sees it, so any local process could reset
 its budget with a rotating header: requests it re-addressed that way, with no trusted proxy
-configured, share one budget (`FORWARDED`).
+configured, share one budget (`FORWARDED`). Addresses are compared as uvicorn reads the header
+(every X-Forwarded-For header, a hop's port and brackets dropped) and normalised (`normalised`),
+so no other spelling of one address is another client.
 """
 
 from __future__ import annotations
@@ -78,15 +80,42 @@ def _within(host: str, networks: list[Network]) -> bool:
     return any(address in network for network in networks)
 
 
+def normalised(host: str) -> str:
+    """One spelling per client: a hop's port and brackets dropped (`1.2.3.4:80`, `[::1]:80`),
+    an IPv4-mapped IPv6 address as IPv4, any other IPv6 address as its /64 (the block one host
+    is given, whose addresses it can rotate through). Not an address: the text, stripped."""
+    try:
+        address = ipaddress.ip_address(_host(host))
+    except ValueError:
+        return host.strip()
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _host(hop: str) -> str:
+    """A forwarded hop without its port, brackets or IPv6 zone."""
+    text = hop.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.rsplit(":", 1)[0]
+    return text.split("%", 1)[0]
+
+
 def client_address(peer: str, forwarded_for: str | None, trusted: list[Network]) -> str:
     """Who is calling, for the rate limit: `peer` is the address the server reports (uvicorn may
-    already have replaced it from X-Forwarded-For), `forwarded_for` that header, if any."""
+    already have replaced it from X-Forwarded-For), `forwarded_for` that header, if any (every
+    copy of it, joined with commas, as uvicorn joins them)."""
+    client = normalised(peer)
     if not forwarded_for:
-        return peer
+        return client
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    if trusted and _within(peer, trusted):
+    if trusted and _within(_host(peer), trusted):
         # from our proxy: the nearest hop it did not add itself
-        return next((hop for hop in reversed(hops) if not _within(hop, trusted)), peer)
-    if not trusted and peer in hops:
+        return next((normalised(hop) for hop in reversed(hops) if not _within(_host(hop), trusted)), client)
+    if not trusted and client in {normalised(hop) for hop in hops}:
         return FORWARDED  # uvicorn took the address from the header; the header is not trusted
-    return peer
+    return client

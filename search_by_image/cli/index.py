@@ -9,6 +9,8 @@ Thin over `search_by_image.indexing.indexer`; every flag overrides the matching 
 import argparse
 import gc
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import get_args
@@ -109,6 +111,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ray-workers", type=int, default=2, help="Ray workers embedding at once, one CPU each (default: 2)"
     )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another writer of the collection (an API add or delete, "
+        "another run) to finish before giving up (default: 60)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--watch",
@@ -148,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "ray_address",
         "ray_workers",
         "watch",
+        "lock_wait",
     )
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
     settings = Settings(**overrides)
@@ -171,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             rebuild=args.rebuild,
             progress=not args.quiet,
             engine=RayEngine(args.ray_address, args.ray_workers) if args.engine == "ray" else LocalEngine(),
+            lock_wait=args.lock_wait,
         )
     except SearchByImageError as exc:  # anything else is a bug: its traceback is kept
         logging.error("%s", exc)
@@ -198,13 +210,32 @@ def run() -> int:
     stopped (worker_processes.stop), and the objects are frozen out of the garbage collector
     before the interpreter's teardown, whose collections walked every one
     of them again (a sixth of a second of CPU with the package imported, on a loaded 2-core
-    machine; bench/README.md, camera indexing). Not for callers that keep running (tests)."""
+    machine; bench/README.md, camera indexing). SIGTERM stops it as Ctrl-C does (the worker
+    processes killed, the writer lock let go, finished shards kept for the next run); a second
+    signal while it stops ends it at once (its workers end with it, a commit is crash-safe). Not
+    for callers that keep running (tests)."""
+    signal.signal(signal.SIGTERM, _stopping)
+    signal.signal(signal.SIGINT, _stopping)
     code = main()
     from search_by_image.indexing import worker_processes
 
     worker_processes.stop()  # its workers are done; a run with nothing to embed never used it
     gc.freeze()
     return code
+
+
+def _stopping(signum: int, _frame: object) -> None:
+    """The first SIGINT or SIGTERM: unwind (KeyboardInterrupt, SystemExit); any later one:
+    exit now, not in the middle of the unwinding it would otherwise interrupt."""
+    signal.signal(signal.SIGTERM, _stop_now)
+    signal.signal(signal.SIGINT, _stop_now)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _stop_now(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def follow_folder(settings: Settings, location) -> None:

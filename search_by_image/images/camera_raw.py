@@ -4,8 +4,9 @@ A camera stores a JPEG preview beside the sensor data, rendered with the camera'
 when it is at least as large as the caller needs, it is used (decoded by `decode_jpeg`, the same
 path as any JPEG: pixel limit and DCT scaling included). Otherwise the sensor data is demosaiced
 by LibRaw, at half size (each 2x2 Bayer cell as one pixel, 4x less work and memory) whenever
-that is still large enough. The pixel limit is checked from the header before either, and the
-demosaic holds its estimated memory from the caller's decode budget (decoding.decode_budget).
+that is still large enough. The pixel limit is checked from the header before either, on the
+displayed size and on the whole sensor (what LibRaw unpacks, whatever area the file says it
+shows), and the demosaic holds its estimated memory from the caller's decode budget (decoding.decode_budget).
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ def decode(
         with rawpy.imread(str(source) if isinstance(source, Path) else io.BytesIO(source)) as raw:
             sizes = raw.sizes
             width, height = sizes.width, sizes.height
-            if width * height > max_pixels:
-                raise RawError(
-                    f"image is {width}x{height} = {width * height} pixels, more than "
-                    f"the limit of {max_pixels}",
-                    "too_large",
-                )
+            # LibRaw unpacks the whole sensor, whatever active area or crop the file claims
+            for what, w, h in (("image", width, height), ("sensor", sizes.raw_width, sizes.raw_height)):
+                if w * h > max_pixels:
+                    raise RawError(
+                        f"{what} is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}",
+                        "too_large",
+                    )
             if sizes.flip in (5, 6):
                 width, height = height, width
             needed = max(target(width, height)) if target else min(max(width, height), FULL_SIZE_PREVIEW)

@@ -31,6 +31,11 @@ from search_by_image.images import formats
 CHEAP_EXIF = frozenset({"JPEG", "MPO", "WEBP", "TIFF", "HEIF", "AVIF"})
 #: Photos taken this close together are two shots (a burst, a bracket, a re-shot from one spot).
 SHOTS_WITHIN = timedelta(minutes=10)
+#: Capture times before the first photograph, or more than a day ahead of this machine's clock
+#: (a camera's clock has no time zone), are a clock never set or a forged tag: ignored. Bounded,
+#: the fraction added to them never overflows datetime's range.
+EARLIEST = datetime(1826, 1, 1)
+AHEAD = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,16 @@ def apart(first: CaptureTime | None, second: CaptureTime | None) -> bool:
 
 def of_image(image: Image.Image) -> CaptureTime | None:
     """An opened (not necessarily decoded) image's capture time; None without one, for formats
-    whose EXIF costs a decode (CHEAP_EXIF), and for a tag that is not a time (zeros, blanks)."""
+    whose EXIF costs a decode (CHEAP_EXIF), and for a tag that is not a plausible time (zeros,
+    blanks, outside EARLIEST to AHEAD of now)."""
     if image.format not in CHEAP_EXIF:
         return None
     exif = image.getexif().get_ifd(ExifTags.IFD.Exif)
     try:
         taken = datetime.strptime(_text(exif.get(ExifTags.Base.DateTimeOriginal)), "%Y:%m:%d %H:%M:%S")
     except (TypeError, ValueError):  # missing, zeros, blanks, not a date
+        return None
+    if not EARLIEST <= taken <= datetime.now() + AHEAD:
         return None
     digits = _text(exif.get(ExifTags.Base.SubsecTimeOriginal))
     fraction = timedelta(seconds=float(f"0.{digits}")) if digits.isascii() and digits.isdigit() else None

@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -192,11 +192,12 @@ def roll_back_interrupted_commit(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def writer_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
+def writer_lock(folder: Path, wait: float = 0.0, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """One writer per saved folder at a time (an exclusive flock on `.lock`), across processes.
 
-    Waits up to `wait` seconds, then raises IndexBusy. Recovers from a crash on entry (`recover`),
-    so the holder always starts from a complete set and no half-done live write.
+    Waits up to `wait` seconds (calling `on_wait` once, when it starts waiting), then raises
+    IndexBusy. Recovers from a crash on entry (`recover`), so the holder always starts from a
+    complete set and no half-done live write.
     """
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
@@ -206,6 +207,9 @@ def writer_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if on_wait is not None and wait > 0:
+                    on_wait()
+                    on_wait = None
                 if time.monotonic() >= deadline:
                     raise IndexBusy(
                         f"another writer (usually with_faiss.py) is updating {folder}; "

@@ -5,8 +5,10 @@ trash and removes CSV rows. Killed (SIGKILL, power loss) or failing (a full disk
 steps, the leftovers used to stay: upload files and CSV rows that the next `with_faiss.py` run
 indexed although no client was told they were added, or a trashed file whose image search still
 returned. So before its first change a write records its plan in `saved/.pending.json`, with a
-hard link to the CSV as it was (`.pending.csv`, free: the CSV is always replaced, never edited in
-place). The index commit is the point of no return:
+copy of the CSV as it was (`.pending.csv`). The CSV and the images usually live on another mount
+than `saved/` (two volumes in the compose layout), so nothing here hard-links or renames across
+folders: files are copied into the target's folder, then renamed there. The index commit is the
+point of no return:
 
 - not committed (the manifest's generation is still the one recorded): the write is undone -
   files it created removed, files it moved moved back, the CSV put back;
@@ -21,6 +23,7 @@ after a crash before they change anything.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -52,7 +55,7 @@ def begin(saved_dir: Path, plan: Plan) -> None:
     backup = saved_dir / CSV_BACKUP
     backup.unlink(missing_ok=True)
     if plan.csv is not None and plan.csv.is_file():
-        os.link(plan.csv, backup)
+        copy_into(plan.csv, backup)
         plan = plan.model_copy(update={"csv_existed": True})
     staged = saved_dir / f".{PENDING_FILE}.tmp"
     try:
@@ -88,12 +91,38 @@ def settle(saved_dir: Path, generation_now: str | None) -> str | None:
     else:
         for source, target in plan.moved:
             if source.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(source, target)
+                move(source, target)
         outcome = "finished"
     end(saved_dir)
     log.warning("A write interrupted in %s was %s", saved_dir, outcome)
     return outcome
+
+
+def copy_into(source: Path, target: Path) -> None:
+    """Copy `source` over `target` atomically: staged beside `target` (its own file system),
+    fsynced, then renamed, so it works across mounts and a crash leaves the old `target` whole."""
+    staged = target.with_name(f".{target.name}.tmp")
+    try:
+        shutil.copyfile(source, staged)
+        with open(staged, "rb+") as out:
+            os.fsync(out.fileno())
+        os.replace(staged, target)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+
+
+def move(source: Path, target: Path) -> None:
+    """Move a file, across mounts too: a rename when both are on one file system, else an
+    atomic copy (`copy_into`) and then the source removed (a crash in between leaves both)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        copy_into(source, target)
+        source.unlink()
 
 
 def _undo(saved_dir: Path, plan: Plan) -> None:
@@ -102,15 +131,15 @@ def _undo(saved_dir: Path, plan: Plan) -> None:
         path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
     for source, target in plan.moved:
         if target.exists():
-            if source.exists():  # a copy across file systems cut short: the source is whole
+            if source.exists():  # a copy across file systems done, the source not yet removed
                 target.unlink()
             else:
-                source.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(target, source)
+                move(target, source)
+        target.with_name(f".{target.name}.tmp").unlink(missing_ok=True)
     if plan.csv is not None:
         backup = saved_dir / CSV_BACKUP
         if plan.csv_existed and backup.is_file():
-            os.replace(backup, plan.csv)
+            copy_into(backup, plan.csv)
         elif not plan.csv_existed:
             plan.csv.unlink(missing_ok=True)
         with contextlib.suppress(OSError):

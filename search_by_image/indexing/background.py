@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 
 from search_by_image.catalog import locations
 from search_by_image.errors import IndexBusy
-from search_by_image.indexing.indexer import Progress, update_index
+from search_by_image.indexing.indexer import update_index
+from search_by_image.indexing.report import Progress
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)

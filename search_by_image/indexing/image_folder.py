@@ -36,8 +36,11 @@ class Fingerprint:
         return cls(stat.st_size, stat.st_mtime_ns)
 
 
-def list_images(root: Path) -> dict[str, Fingerprint]:
-    """Images under `root` (recursive, hidden entries skipped), as sorted relative POSIX paths."""
+def list_images(root: Path, unreadable: list[tuple[str, str]] | None = None) -> dict[str, Fingerprint]:
+    """Images under `root` (recursive, hidden entries skipped), as sorted relative POSIX paths.
+
+    An entry that cannot even be looked at (a dangling symlink, a symlink loop, no permission)
+    is left out and appended to `unreadable` as (path, reason), so one bad entry stops nothing."""
     found: dict[str, Fingerprint] = {}
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -45,7 +48,12 @@ def list_images(root: Path) -> dict[str, Fingerprint]:
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             path = Path(folder, name)
-            found[path.relative_to(root).as_posix()] = Fingerprint.of(path)
+            relative = path.relative_to(root).as_posix()
+            try:
+                found[relative] = Fingerprint.of(path)
+            except OSError as exc:
+                if unreadable is not None:
+                    unreadable.append((relative, f"cannot be read: {exc.strerror or exc}"))
     return dict(sorted(found.items()))
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -31,44 +30,12 @@ from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.engines import Engine, LocalEngine
 from search_by_image.indexing.image_folder import list_images
+from search_by_image.indexing.report import IndexReport, Progress
 from search_by_image.indexing.shards import ShardFiles, plan, run_key
 from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class IndexReport:
-    total: int = 0
-    embedded: int = 0
-    #: images embedded by an earlier, interrupted run (its shard files)
-    resumed: int = 0
-    reused: int = 0
-    removed: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    written: bool = False
-
-    def summary(self) -> str:
-        rate = self.embedded / self.seconds if self.seconds and self.embedded else 0.0
-        return (
-            f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
-            f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
-            "as unreadable"
-            + (f", {self.resumed} from an interrupted run" if self.resumed else "")
-            + ("" if self.written else "; index already up to date")
-        )
-
-
-@dataclass
-class Progress:
-    """How far a run has got, updated as it goes (the service's /health shows it): its phase, and
-    images embedded (or skipped as unreadable) of the `total` it has to embed."""
-
-    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] = "waiting"
-    done: int = 0
-    total: int = 0
 
 
 def spec_mismatch(collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec) -> SpecMismatch:
@@ -99,18 +66,29 @@ def update_index(
     progress: bool = True,
     engine: Engine | None = None,
     status: Progress | None = None,
+    lock_wait: float = 0.0,
 ) -> IndexReport:
     """Bring a collection's saved index in line with its images folder (the module docstring).
 
     `location` defaults to the default collection of `settings`; `engine` embeds the new images
-    (engines.py; default: this machine); `status`, if given, is kept up to date as the run goes.
+    (engines.py; default: this machine); `status`, if given, is kept up to date as the run goes;
+    `lock_wait`: seconds to wait for another writer (an API add or delete) before IndexBusy.
     """
     engine = engine or LocalEngine()
     location = location or default_location(settings)
     if not location.images_dir.is_dir():
         raise ImagesFolderMissing(f"images folder {location.images_dir} does not exist")
     status = status or Progress()
-    with writer_lock(location.saved_dir):
+
+    def waiting() -> None:
+        log.info(
+            "Another writer (an API add or delete, or another indexer run) is updating %s: "
+            "waiting up to %g s for it to finish",
+            location.saved_dir,
+            lock_wait,
+        )
+
+    with writer_lock(location.saved_dir, wait=lock_wait, on_wait=waiting):
         report = _update_locked(settings, location, rebuild, progress, engine, status)
         unreadable.record(location.saved_dir, report.skipped)
     status.phase = "finished"
@@ -135,6 +113,8 @@ class _Plan:
     next_id: int
     #: nothing but new images to add: no removal, same whitening
     unchanged: bool
+    #: entries named like images that cannot be looked at (path, reason)
+    unlisted: list[tuple[str, str]]
 
 
 def _update_locked(
@@ -149,7 +129,9 @@ def _update_locked(
     status.phase = "scanning"
     run = _plan(settings, location, rebuild)
     report = IndexReport(
-        reused=len(run.keep), removed=len(run.previous.paths) - len(run.keep) if run.previous else 0
+        reused=len(run.keep),
+        removed=len(run.previous.paths) - len(run.keep) if run.previous else 0,
+        skipped=list(run.unlisted),
     )
     if run.unchanged and not run.todo:
         return _finished(report, len(run.keep), started)
@@ -178,7 +160,8 @@ def _update_locked(
 def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
     """Scan the folder, settle the spec (`auto` keeps the collection's model and trunk) and sort
     the images into kept and to-embed; SpecMismatch for options the collection was not built with."""
-    found = list_images(location.images_dir)
+    unlisted: list[tuple[str, str]] = []
+    found = list_images(location.images_dir, unlisted)
     loaded = _load_previous(location.saved_dir)
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
         settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
@@ -209,6 +192,7 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
             and len(keep) == len(previous.paths)
             and previous.manifest.whitening_requested == settings.whitening
         ),
+        unlisted=unlisted,
     )
 
 
@@ -251,7 +235,7 @@ def _embed(
         )
         engine.embed_shards(settings, spec, location, pending, shard_files, progress)
     results = [shard_files.read(n) for n in range(len(shards))]
-    report.skipped = [s for r in results for s in r.skipped]
+    report.skipped += [s for r in results for s in r.skipped]
     embedded = [p for r in results for p in r.paths]
     rows = np.concatenate([np.empty((0, spec.dim), np.float32)] + [r.features for r in results])
     return shard_files, embedded, rows

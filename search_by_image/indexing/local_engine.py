@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -99,10 +99,11 @@ def _batches(dataset: ImageFolder, batch_size: int, workers: int) -> Iterable[Ba
 _worker: tuple[Embedder, Settings] | None = None
 
 
-def _start_worker(spec_json: str, settings_json: str, threads: int) -> None:
+def _start_worker(spec_json: str, settings_json: str, threads: int, caller: int) -> None:
     from search_by_image.settings import Settings
 
     global _worker
+    worker_processes.end_with(caller)  # no worker outlives the indexer, however it is stopped
     logging.disable(logging.WARNING)  # the parent logs skipped files, once
     settings = Settings.model_validate_json(settings_json)
     spec = EmbedderSpec.model_validate_json(spec_json)
@@ -205,27 +206,45 @@ def _embed_in_processes(
         processes,
         mp_context=worker_processes.context(),
         initializer=_start_worker,
-        initargs=(spec.model_dump_json(), settings.model_dump_json(), threads),
+        initargs=(spec.model_dump_json(), settings.model_dump_json(), threads, os.getpid()),
     ) as pool:
         running = {
             pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
             for order, (number, paths) in enumerate(chunks)
         }
-        for future in as_completed(running):
-            number, order = running[future]
-            try:
-                done, rows, skipped = future.result()
-            except BrokenProcessPool as exc:
-                raise IndexingInterrupted(
-                    "an embedding worker process died (out of memory?); the shards finished so "
-                    "far are kept: run again to resume, with fewer --workers if memory is short"
-                ) from exc
-            for path, reason in skipped:
-                log.warning("Skipped %s: %s", path, reason)
-            bar.update(len(done) + len(skipped))
-            parts[number][order] = (done, rows, skipped)
-            if len(parts[number]) == expected[number]:
-                files.write(_shard(number, [parts[number][key] for key in sorted(parts[number])]))
+        with _stopped_on_interrupt(pool):
+            for future in as_completed(running):
+                number, order = running[future]
+                try:
+                    done, rows, skipped = future.result()
+                except BrokenProcessPool as exc:
+                    raise IndexingInterrupted(
+                        "an embedding worker process died (out of memory?); the shards finished so "
+                        "far are kept: run again to resume, with fewer --workers if memory is short"
+                    ) from exc
+                for path, reason in skipped:
+                    log.warning("Skipped %s: %s", path, reason)
+                bar.update(len(done) + len(skipped))
+                parts[number][order] = (done, rows, skipped)
+                if len(parts[number]) == expected[number]:
+                    files.write(_shard(number, [parts[number][key] for key in sorted(parts[number])]))
+
+
+@contextlib.contextmanager
+def _stopped_on_interrupt(pool: ProcessPoolExecutor) -> Iterator[None]:
+    """Interrupted (Ctrl-C, SIGTERM, an error), the pool's queued work is dropped and its workers
+    killed: leaving the `with` would otherwise wait for every queued chunk to be embedded."""
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill = getattr(pool, "kill_workers", None)  # Python 3.14
+        if kill is not None:
+            kill()
+        else:  # before 3.14 the pool's processes are only reachable privately
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
+        raise
 
 
 def _shard(number: int, chunks: list[tuple[list[str], np.ndarray, list[tuple[str, str]]]]) -> ShardResult:

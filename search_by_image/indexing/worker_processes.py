@@ -9,6 +9,11 @@ hung in a random order; gdb). Python 3.14 made forkserver Linux's default for su
 server imports the local engine once (preload), so each worker is still a cheap fork of a process
 that has the package imported, and builds its own runtime session.
 
+A worker ends with the process it works for (`end_with`), whatever stops that one: SIGKILL gives
+it no chance to stop its workers, and the server cannot either, since every worker holds the
+server's keep-alive pipe open (multiprocessing passes it to each), so the server lives as long
+as they do.
+
 Kept light (multiprocessing only): the indexer's command line imports it before the rest of the
 package, to start the server first (`start_early`).
 """
@@ -19,7 +24,10 @@ import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import select
 import signal
+import threading
+import time
 from multiprocessing.context import BaseContext
 
 #: What the server imports once, before it forks any worker.
@@ -56,3 +64,34 @@ def stop() -> None:
     if pid is not None:  # not reaped here: multiprocessing does, and starts a new one if asked
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def end_with(pid: int) -> None:
+    """In a worker process: kill this process as soon as process `pid` (its caller) has ended.
+
+    A daemon thread waits on a pidfd (Linux 5.3+; elsewhere it polls every second). Called
+    where the worker starts (a pool's initializer), with the caller's pid passed to it."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:  # ended before this worker started
+        os.kill(os.getpid(), signal.SIGKILL)
+    except (AttributeError, OSError):  # no pidfd here
+        threading.Thread(target=_poll, args=(pid,), name="end-with-caller", daemon=True).start()
+    else:
+        threading.Thread(target=_wait, args=(handle,), name="end-with-caller", daemon=True).start()
+
+
+def _wait(handle: int) -> None:
+    select.select([handle], [], [])  # readable once the process has ended
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _poll(pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os.kill(os.getpid(), signal.SIGKILL)
+        except PermissionError:  # alive, another user's (a reused pid is not ours to watch)
+            pass

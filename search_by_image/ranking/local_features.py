@@ -37,6 +37,9 @@ KEYPOINTS = 500
 #: FAST corner thresholds, tried in turn until a quarter of KEYPOINTS is found: the second finds
 #: corners in low-contrast photos (fog, snow, a calm sea) where the first finds a handful.
 FAST_THRESHOLDS = (10, 3)
+#: ORB finds no keypoint within this many pixels of the border (its default edgeThreshold, and
+#: patchSize): an image this narrow or less has none, and OpenCV's pyramid fails on it.
+ORB_BORDER = 31
 #: Lowe's ratio test: a match counts when its best distance is under this share of the second.
 RATIO = 0.8
 #: RANSAC: a match fits when the transform maps it within this many pixels (at SIDE px).
@@ -100,6 +103,8 @@ def extract(rgb: np.ndarray) -> Keypoints:
     """ORB keypoints of an RGB image (H x W x 3 uint8, any size: scaled to SIDE px first)."""
     cv2 = opencv()
     grey = scaled_grey(rgb)
+    if min(grey.shape) <= 2 * ORB_BORDER:  # a strip or a speck: nothing to match
+        return _empty(grey)
     # local contrast equalised: corners in flat photos, and recoloured copies look alike
     equalised = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
     for threshold in FAST_THRESHOLDS:

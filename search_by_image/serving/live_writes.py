@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -164,8 +163,7 @@ class LiveWrites:
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
                 if moved:
-                    trashed.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(source, trashed)
+                    journal.move(source, trashed)
                 smaller = store.without([image_id])
                 smaller.save(self.location.saved_dir)
             kept_at = trashed if moved else None

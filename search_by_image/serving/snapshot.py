@@ -69,6 +69,10 @@ class Labelled:
     match: MatchKind
     check: verification.Check | None
 
+    @property
+    def inliers(self) -> int | None:
+        return None if self.check is None else self.check.inliers
+
 
 @dataclass(frozen=True)
 class Snapshot:

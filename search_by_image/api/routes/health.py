@@ -1,4 +1,10 @@
-"""GET / (what this service is) and GET /health (for probes and people)."""
+"""GET / (what this service is) and GET /health (for probes and people).
+
+Both are open to anyone, even where keys are required: the reasons they give (a missing folder,
+no index yet) name no server path; the logs have them.
+"""
+
+import re
 
 from fastapi import APIRouter
 
@@ -8,6 +14,15 @@ from search_by_image.api.deps import ServiceDep
 from search_by_image.api.schemas import Health, ServiceInfo
 
 router = APIRouter(tags=["service"])
+
+#: An absolute POSIX path in a message: from a slash at a word's start to the next space or quote.
+_SERVER_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"`),;]*")
+
+
+def without_paths(text: str | None) -> str | None:
+    """`text` with every absolute path replaced by a placeholder (a reason, not a location)."""
+    return None if text is None else _SERVER_PATH.sub("<server path>", text)
+
 
 ENDPOINTS = {
     "GET /": "this information",
@@ -49,6 +64,8 @@ async def root(service: ServiceDep) -> ServiceInfo:
 async def health(service: ServiceDep) -> Health:
     default = presenters.summary(service.default)
     indexing = service.indexer.status() if service.indexer else None
+    if indexing is not None:
+        indexing = indexing.model_copy(update={"detail": without_paths(indexing.detail)})
     loading = service.loading
     return Health(
         status="ok"
@@ -62,11 +79,18 @@ async def health(service: ServiceDep) -> Health:
         model=default.model,
         device=service.device,
         # a default collection with no index: why the service could not build one says more
-        detail=(
-            service.indexer.problems.get(default.name) if service.indexer and default.status != "ok" else None
-        )
-        or default.detail,
+        detail=without_paths(
+            (
+                service.indexer.problems.get(default.name)
+                if service.indexer and default.status != "ok"
+                else None
+            )
+            or default.detail
+        ),
         loading=loading,
         indexing=indexing,
-        collections=[presenters.summary(c) for c in service.collections.values()],
+        collections=[
+            summary.model_copy(update={"detail": without_paths(summary.detail)})
+            for summary in map(presenters.summary, service.collections.values())
+        ],
     )

@@ -12,7 +12,7 @@ from main import create_app
 from search_by_image.api import auth
 from search_by_image.api.auth import URL_EXPIRY_STEP_S, URL_LIFETIME_S, KeyStore, UrlSigner
 from search_by_image.cli import keys as keys_command
-from search_by_image.layout import KEYS_FILE
+from search_by_image.layout import KEYS_FILE, URL_SECRET_FILE
 
 
 @pytest.fixture
@@ -25,10 +25,26 @@ def test_keys_are_stored_as_salted_hashes_others_cannot_read(keys):
     text = keys.path.read_text()
     secret = key.split("_", 2)[2]
     assert secret not in text and record.hash in text
-    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(keys.path.stat().st_mode) == 0o600
     assert keys.verify(key) == record
     other, other_key = keys.create("search")
     assert other.salt != record.salt
+
+
+def test_secrets_are_readable_by_their_owner_only(tmp_path):
+    UrlSigner(tmp_path / URL_SECRET_FILE, KeyStore(tmp_path / KEYS_FILE))
+    assert stat.S_IMODE((tmp_path / URL_SECRET_FILE).stat().st_mode) == 0o600
+    # files an older version left group-readable are tightened when read
+    older = tmp_path / "older"
+    older.mkdir()
+    KeyStore(older / KEYS_FILE).create("search")
+    UrlSigner(older / URL_SECRET_FILE, KeyStore(older / KEYS_FILE))
+    for name in (KEYS_FILE, URL_SECRET_FILE):
+        (older / name).chmod(0o640)
+    KeyStore(older / KEYS_FILE).has_admin()
+    UrlSigner(older / URL_SECRET_FILE, KeyStore(older / KEYS_FILE))
+    for name in (KEYS_FILE, URL_SECRET_FILE):
+        assert stat.S_IMODE((older / name).stat().st_mode) == 0o600, name
 
 
 @pytest.mark.parametrize("bad", ["", "sbi_", "sbi_nope_x", "Bearer x", "sbi_{id}_wrong", "xyz_{id}_{secret}"])
@@ -248,6 +264,28 @@ def forwarded_search(client, hops: str):
 def test_a_rotating_forwarded_header_does_not_reset_the_rate_limit(demo_collection, tmp_path):
     with behind_uvicorn(demo_collection, tmp_path, rate_limit="2/minute") as client:
         statuses = [forwarded_search(client, f"203.0.113.{n}").status_code for n in range(4)]
+    assert statuses == [200, 200, 429, 429]
+
+
+@pytest.mark.parametrize(
+    "rotated",
+    [
+        lambda n: [("X-Forwarded-For", f"203.0.113.{n}:{4000 + n}")],
+        lambda n: [("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", f"203.0.113.{n}")],
+        lambda n: [("X-Forwarded-For", f"[2001:db8::{n}]")],
+        lambda n: [("X-Forwarded-For", f"[2001:db8::{n}]:{4000 + n}")],
+    ],
+    ids=["ip:port", "two headers", "[ipv6]", "[ipv6]:port"],
+)
+def test_no_spelling_of_the_forwarded_header_resets_the_rate_limit(demo_collection, tmp_path, rotated):
+    photo = (PHOTOS / "chelsea.jpg").read_bytes()
+    with behind_uvicorn(demo_collection, tmp_path, rate_limit="2/minute") as client:
+        statuses = [
+            client.post(
+                "/search", headers=rotated(n), files={"file": ("q.jpg", photo, "image/jpeg")}
+            ).status_code
+            for n in range(4)
+        ]
     assert statuses == [200, 200, 429, 429]
 
 

@@ -55,3 +55,15 @@ def test_a_burst_s_frames_are_two_shots_a_corrected_date_is_not():
         for f in ("5", "50")
     )
     assert half == fifty == at("2024:05:01 10:11:12", 0.5)
+
+
+def test_implausible_capture_times_are_ignored(photo):
+    """A clock set to year 9999 (with a fraction that rounds past it) or before photography:
+    no capture time, never an overflow when two are compared."""
+    small = photo.resize((64, 48))
+    far = capture_time.read(encoded(small, "JPEG", exif=taken_at("9999:12:31 23:59:59", "9" * 30)))
+    assert far is None and not capture_time.apart(far, far)
+    assert capture_time.read(encoded(small, "JPEG", exif=taken_at("1066:10:14 09:00:00"))) is None
+    tomorrow = (datetime.now() + timedelta(days=2)).strftime("%Y:%m:%d %H:%M:%S")
+    assert capture_time.read(encoded(small, "JPEG", exif=taken_at(tomorrow))) is None
+    assert capture_time.read(encoded(small, "JPEG", exif=taken_at("1900:01:01 00:00:00"))) is not None

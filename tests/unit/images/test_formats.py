@@ -80,6 +80,18 @@ def test_camera_raw_pixels_are_checked_before_decoding():
     assert caught.value.kind == "too_large"
 
 
+def test_a_raw_file_s_whole_sensor_counts_against_the_pixel_limit(monkeypatch):
+    """A DNG whose active area says 64x64 over a 2000x2000 sensor: LibRaw would unpack the whole
+    sensor, so the sensor's size is what is checked, before anything is unpacked."""
+    from search_by_image.images import decoding
+
+    small_claim = dng_bytes(PHOTO.resize((2000, 2000)), active_area=(0, 0, 64, 64))
+    monkeypatch.setattr(decoding.decode_budget, "hold", None)  # never reached
+    with pytest.raises(UnreadableImage) as caught:
+        open_rgb(small_claim, 1_000_000)
+    assert caught.value.kind == "too_large" and "2000x2000" in str(caught.value)
+
+
 def test_a_camera_preview_is_used_when_large_enough_and_turned_like_the_raw():
     preview = encoded(PHOTO, "JPEG", quality=90)
 

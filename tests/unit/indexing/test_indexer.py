@@ -233,3 +233,48 @@ def test_cli_builds_a_named_collection_that_remembers_its_folders(tmp_path, capl
         caplog, "--output", str(out), "--collection", "../etc", "--images", str(tmp_path / "pets")
     )
     assert code == 1 and "invalid collection name" in log
+
+
+def test_cli_waits_for_another_writer_then_indexes(tmp_path, caplog):
+    """Another process (an API add) holds the collection for two seconds: the run waits for it,
+    saying so, instead of giving up; with a shorter --lock-wait it gives up, naming the cause."""
+    copy_photos(tmp_path / "images", FOUR[:1])
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from search_by_image.index.disk import writer_lock\n"
+            f"with writer_lock(__import__('pathlib').Path({str(out)!r})):\n"
+            "    print('held', flush=True); time.sleep(float(sys.argv[1]))",
+            "2",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, log = run_cli(
+            caplog, "--images", str(tmp_path / "images"), "--output", str(out), "--lock-wait", "0.3"
+        )
+        assert code == 1 and "another writer" in log
+        code, log = run_cli(caplog, "--images", str(tmp_path / "images"), "--output", str(out))
+        assert code == 0 and "waiting" in log and "1 embedded" in log, log
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_broken_symlinks_are_skipped_as_unreadable_and_the_rest_indexed(tmp_path, caplog):
+    images = tmp_path / "images"
+    copy_photos(images, FOUR[:2])
+    (images / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (images / "loop.jpg").symlink_to(images / "loop.jpg")
+    out = tmp_path / "out"
+    for _ in range(2):  # and again, as watch mode runs it
+        code, log = run_cli(caplog, "--images", str(images), "--output", str(out))
+        assert code == 0, log
+        assert sorted(IndexStore.load(out).paths) == FOUR[:2]
+        listed = json.loads((out / "unreadable.json").read_text())["files"]
+        assert [f["path"] for f in listed] == ["gone.jpg", "loop.jpg"]

@@ -114,6 +114,17 @@ def test_groups_come_from_a_neighbour_list_computed_once_per_generation(planted,
         assert statuses[-1] == 429  # 12 per minute, like searches
 
 
+def test_the_page_s_links_never_come_from_the_host_header(planted):
+    with TestClient(create_app(planted)) as client:
+        html = client.get(
+            "/collections/default/duplicates?limit=1&offset=1",
+            headers={"Accept": "text/html", "Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+        ).text
+    assert "evil.example" not in html
+    links = html.replace("&amp;", "&")
+    assert '<a href="?offset=0&limit=1" rel="prev">' in links
+
+
 def test_neighbour_links_give_the_same_groups_as_every_pair(planted):
     """With fewer images than NEIGHBOURS every pair is stored: the groups equal those of an
     exhaustive comparison, at any threshold."""

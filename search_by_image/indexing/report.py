@@ -1,0 +1,40 @@
+"""What an indexer run reports: its counts when it ends (`IndexReport`), and how far it has got
+while it runs (`Progress`, shown by /health)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class IndexReport:
+    total: int = 0
+    embedded: int = 0
+    #: images embedded by an earlier, interrupted run (its shard files)
+    resumed: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    written: bool = False
+
+    def summary(self) -> str:
+        rate = self.embedded / self.seconds if self.seconds and self.embedded else 0.0
+        return (
+            f"{self.total} images indexed: {self.embedded} embedded ({rate:.1f} img/s), "
+            f"{self.reused} unchanged, {self.removed} removed, {len(self.skipped)} skipped "
+            "as unreadable"
+            + (f", {self.resumed} from an interrupted run" if self.resumed else "")
+            + ("" if self.written else "; index already up to date")
+        )
+
+
+@dataclass
+class Progress:
+    """How far a run has got, updated as it goes (the service's /health shows it): its phase, and
+    images embedded (or skipped as unreadable) of the `total` it has to embed."""
+
+    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] = "waiting"
+    done: int = 0
+    total: int = 0
