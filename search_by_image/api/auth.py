@@ -6,7 +6,7 @@ to protect low-entropy passwords; a 256-bit random secret is already beyond brut
 SHA-256, and that keeps the check per request in microseconds.
 
 Records live in `saved/api_keys.json` (mode 0640, written atomically) and are re-read when the
-file changes, so `python -m search_by_image.keys create/revoke` applies to a running service at
+file changes, so `python -m search_by_image.cli.keys create/revoke` applies to a running service at
 once. Scopes: `search` (search, list collections, fetch images) and `admin` (all of that plus
 adding, deleting and managing images). Search is open without a key unless
 `SBI_SEARCH_REQUIRES_KEY=true`; writes always need an admin key.
