@@ -5,7 +5,7 @@
 # One stage, no torch (requirements.txt): the bundled EfficientNet-Lite0 ships as ONNX inside the
 # package. Its int8 model is quantized here once, into SBI_ONNX_DIR, so a CPU with VNNI serves it
 # from the first request; fp32 or int8 is chosen where the image runs. The model is pinned, never
-# guessed at build time, and the image holds no index. README, "Docker".
+# guessed at build time, and the image holds no index. docs/deploying.md.
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

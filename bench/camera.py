@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=64,
         help="files per set in the decode table (16 left the limit's forward pass to two batches: "
-        "limits 50-75 img/s within minutes; 64: 55-71, bench/README.md, camera, session 5)",
+        "limits 50-75 img/s within minutes; 64: 55-71, bench/README.md, camera-size photos)",
     )
     parser.add_argument("--queries", type=int, default=20, help="queries per set")
     parser.add_argument("--index-sets", nargs="*", default=["12 MP JPEG", "6 MP JPEG", "12 MP HEIC"])
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="decode table and indexing runs, one after the other, this many times (this VM's speed "
-        "drifts within minutes: bench/README.md, camera, session 5); a table of the ratios and their median",
+        "drifts within minutes: bench/README.md, camera-size photos); a table of the ratios and their median",
     )
     parser.add_argument(
         "--onnx-dir",

@@ -1,17 +1,17 @@
 """What serving costs: start time, memory and an indexer run on an unchanged folder, for this tree
-and a baseline commit measured in the same run (issue 18: serving without torch).
+and a baseline commit measured in the same run (serving without torch).
 
     flock /tmp/sbi-bench.lock python -m bench.lean --baseline 40b8637 \
-        [--serve-python ~/.cache/search-by-image/serve-venv-*/bin/python]
+        [--serve-python <a venv of requirements.txt alone>/bin/python]
 
 Each tree indexes its own copy of the demo collection with its own `with_faiss.py`, then:
 `python -c 'import main'`; `uvicorn main:app` from launch to the first 200 on /health (since the
 service loads its indexes in the background, that answer may say "loading") and to the first
 /health that says "ok" (searchable), idle RSS
 after it and after a few searches, and whether torch is mapped; the load test's 32 clients (the
-request mix of tests/test_load.py, twice) and 16 clients sending 12 MP photos, each on a fresh
+request mix of tests/system/test_load.py, twice) and 16 clients sending 12 MP photos, each on a fresh
 server, with the server's peak RSS (VmHWM); the indexer on the unchanged folder. `--serve-python`
-adds a row for this tree in a venv made from requirements-serve.txt alone. Tables: bench/README.md.
+adds a row for this tree in a venv made from requirements.txt alone (no torch). Tables: bench/README.md.
 """
 
 from __future__ import annotations
@@ -232,9 +232,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--baseline", default="40b8637", help="commit to compare with (default: main before issue 18)"
+        "--baseline", default="40b8637", help="commit to compare with (default: a tree that imported torch)"
     )
-    parser.add_argument("--serve-python", help="python of a venv made from requirements-serve.txt only")
+    parser.add_argument("--serve-python", help="python of a venv made from requirements.txt only (no torch)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 12 MP load")
     parser.add_argument("--skip-baseline", action="store_true", help="this tree's rows only")

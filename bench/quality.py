@@ -3,13 +3,13 @@
     python -m bench.quality                      # the product table (below), thumbnails
     python -m bench.quality --http               # + the Holidays queries through a real uvicorn
     python -m bench.quality --camera             # + altered copies of camera-size photos
-    python -m bench.quality --shrinkage 0        # the whitening before issue 14, for comparison
+    python -m bench.quality --shrinkage 0        # plain (unshrunk) whitening, for comparison
     python -m bench.quality --no-rotations       # queries searched upright only, for comparison
     python -m bench.quality --variants           # side protocol: descriptor variants, cross-fitted
 
 The headline rows index holidays_subset300 the way `python with_faiss.py` does (the indexer, its
 default settings, into a temporary saved folder; the photos symlinked from ../shared/datasets)
-and query it through the same code as POST /search (`product_evaluation.ProductSearch`), each query
+and query it through the same code as POST /search (`evaluation.product.ProductSearch`), each query
 photo uploaded as its file's bytes and left out of its own results:
 - Holidays-300 mAP and P@1;
 - altered copies (`search_by_image/evaluation/alterations.py`): the rank of the source photo while the whole
@@ -159,7 +159,7 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
         lines.append(f"| UKBench-14 N-S (of 4), default settings | {ns:.3f} |" + " |" * (len(names) - 1))
     lines += [
         "",
-        f"Identical photos: {len(identical)} pairs (`product_evaluation.identical_pairs`: same bytes, or "
+        f"Identical photos: {len(identical)} pairs (`evaluation.product.identical_pairs`: same bytes, or "
         "greyscale 64x48 within 1.5 levels): "
         + ", ".join("/".join(sorted(pair)) for pair in sorted(identical, key=sorted)),
         "",
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shrinkage",
         type=float,
-        help=f"whitening shrinkage (default {whitening.SHRINKAGE}; 0 = the whitening before issue 14)",
+        help=f"whitening shrinkage (default {whitening.SHRINKAGE}; 0 = plain whitening, unshrunk)",
     )
     parser.add_argument(
         "--no-rotations",

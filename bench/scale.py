@@ -3,7 +3,7 @@
     python -m bench.scale                      # 1M synthetic 2048-d descriptors, several minutes
     python -m bench.scale --count 200000       # quicker
 
-Synthetic descriptors (unit vectors around 1,000 centres, like bench/speed.py's FAISS section)
+Synthetic descriptors (unit vectors near 1,000 centres, like bench/speed.py's FAISS section)
 stand in for a 1M-image collection of a 2048-d model (ResNet50); the real Holidays descriptors go
 through the same path as a second row. For each: build time (PCA-whitening, the index the
 indexer picks by size, nprobe tuning, the atomic commit), size on disk, then in a fresh process,

@@ -18,7 +18,7 @@ Sections:
             client and 16 concurrent (curl, a client that costs the shared cores next to nothing),
             with the server's decode/embed/search breakdown and the batched-forward limit.
   faiss     search time and recall@10 against exact search for Flat, HNSW and IVF indexes, and
-            for the index the indexer picks by collection size (index_choice, nprobe tuned).
+            for the index the indexer picks by collection size (index/choice.py, nprobe tuned).
   duplicates  near-duplicate groups (range search over the index) at 100k images with planted
             copies: time, peak memory, planted pairs found.
   live      a live add (embed + commit of the whole set) and delete at several collection sizes,

@@ -1,7 +1,7 @@
 """Speed, faiss: `python -m bench.speed --only faiss`.
 
 Search time and recall@10 against exact search for Flat, HNSW and IVF indexes, and for the
-index the indexer picks by collection size (index_choice, nprobe tuned).
+index the indexer picks by collection size (index/choice.py, nprobe tuned).
 
 Timings are printed, never asserted.
 """
@@ -18,7 +18,7 @@ from search_by_image.index.choice import choose_index_type, recall_at_k, search_
 
 
 def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
-    """Unit vectors around 1,000 random centres: a crude stand-in for real descriptor clusters.
+    """Unit vectors near 1,000 random centres: a crude stand-in for real descriptor clusters.
 
     Uniform random vectors in 2048-d have no neighbourhood structure at all, which makes every
     approximate index look worse than on real descriptors.

@@ -20,7 +20,7 @@ from search_by_image.settings import Settings
 
 def torch_bicubic(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """torch's SIMD port of Pillow's antialiased bicubic filter, which the project resized with
-    until serving dropped torch (issue 18): the row of comparison."""
+    until serving dropped torch: the row of comparison."""
     channels_first = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
     resized = torch.nn.functional.interpolate(
         channels_first, size=(height, width), mode="bicubic", antialias=True

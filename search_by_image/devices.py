@@ -1,6 +1,6 @@
 """Which device the model runs on, decided without importing torch where no GPU can be used.
 
-torch (with its CUDA libraries, a sixth of the service's memory before issue 18: bench/README.md,
+torch (with its CUDA libraries, a sixth of the memory of a service that imports it: bench/README.md,
 "Figures behind the code's choices") is imported to ask about CUDA only where an NVIDIA driver is
 installed; without one there is no GPU to find.
 """

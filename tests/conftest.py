@@ -29,7 +29,7 @@ def onnx_cache(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def loaded_before_answering() -> Iterator[None]:
     """Services started by tests (TestClient, and uvicorn through the environment) load their
-    indexes before answering, so a test can search at once; tests/test_service.py covers the
+    indexes before answering, so a test can search at once; tests/unit/serving/test_service.py covers the
     default, loading in the background (SBI_LOAD_IN_BACKGROUND)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SBI_LOAD_IN_BACKGROUND", "false")

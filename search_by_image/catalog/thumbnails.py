@@ -30,7 +30,7 @@ from search_by_image.layout import THUMBNAILS_DIR
 
 #: Longest side: the bundled models' input size, so the indexer encodes the pixels it already
 #: resized for the model instead of resizing again (`thumbnail_source`: 3 ms of a 12 MP JPEG's
-#: ~40 ms, bench/README.md, camera, "Session 5"); sharp in the page's ~200-300 CSS px cards at
+#: ~40 ms, bench/README.md, "Camera-size photos"); sharp in the page's ~200-300 CSS px cards at
 #: 1.5x pixel density.
 THUMBNAIL_PX = 448
 #: libjpeg quality: a 448 px photo in tens of KB, where WebP would take several times as long to

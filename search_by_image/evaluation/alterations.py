@@ -1,11 +1,11 @@
 """Seeded altered copies of photos: what people do to a photo before they search with it.
 
-The robustness and near-duplicate measurements of `bench/quality.py` and `tests/test_quality.py`
+The robustness and near-duplicate measurements of `bench/quality.py` and `tests/system/test_quality.py`
 both draw their copies here, so the two report the same sets. Each copy applies one edit, or a
 combination of two or three, with its parameters drawn from a generator seeded by (seed, index):
 the same seed gives byte-identical copies on every machine with the same Pillow.
 
-Edits and their ranges (issue 14's list of what users do):
+Edits and their ranges (what users do to a photo before searching with it):
 - crop keeping 50-90% of the area, anywhere in the frame;
 - rotation up to +-10 degrees, cropped back to the largest upright rectangle inside;
 - brightness, contrast and saturation each scaled by 0.7-1.3;

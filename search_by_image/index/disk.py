@@ -16,7 +16,7 @@ names first; the current files are hard-linked into `.previous/`; the new files 
 the old ones, the manifest last; then `.previous/` is removed. A reader that finds `.previous/`
 loads that complete old set instead, and the next writer rolls it back before doing anything.
 Writers hold `writer_lock` around their read-modify-write. The searchable store built from these
-files is index_store.py.
+files is index/store.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ point of no return:
 - committed: the write stands and is finished - a move not yet done (a delete killed mid-way)
   is done, so an acknowledged delete stays deleted, file included.
 
-`settle` does this; the writer that failed calls it at once, and `index_files.writer_lock` calls it
+`settle` does this; the writer that failed calls it at once, and `disk.writer_lock` calls it
 on entry (after rolling back a half-done commit), so the service and the indexer both clean up
 after a crash before they change anything.
 """

@@ -90,7 +90,7 @@ class IndexStore:
         index_type: str | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> IndexStore:
-        """A new store; the index type is chosen by size unless given (see index_choice)."""
+        """A new store; the index type is chosen by size unless given (see index/choice.py)."""
         ids = np.arange(len(paths), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
         if next_id is None:
             next_id = int(ids.max()) + 1 if len(ids) else 0

@@ -206,7 +206,7 @@ def _pool() -> ThreadPoolExecutor:
 
 @cache
 def available() -> bool:
-    """Whether OpenCV is installed (requirements-serve.txt; a custom install may lack it: then
+    """Whether OpenCV is installed (requirements.txt; a custom install may lack it: then
     results are ranked and labelled by their scores alone). Found without importing it, so a
     service that never searches never pays its import (~0.4 s, ~35 MB)."""
     return importlib.util.find_spec("cv2") is not None

@@ -3,7 +3,7 @@
 Writers take the collection's thread lock, then the saved folder's writer lock, so they serialise
 with each other and with a `with_faiss.py` run in another process, and always start from what is
 on disk. Each write is journaled (journal.py) before it starts, so a crash or a full disk is undone
-or finished, and ends with an atomic commit (index_files.py) and a new snapshot swapped in.
+or finished, and ends with an atomic commit (index/disk.py) and a new snapshot swapped in.
 
 Images added through the API are written into the collection's images folder (`uploads/`, named
 by content hash, so the same photo twice is one image), which stays the source of truth: a later

@@ -44,7 +44,7 @@ def give_freed_memory_back() -> None:
     up to 32 MiB as big blocks are freed, so Pillow's 16 MiB blocks end up in arenas that keep
     them: hostile uploads decoded one after another (decoding.decode_budget) still left gigabytes
     resident (bench/README.md, "Figures behind the code's choices"). Same as MALLOC_ARENA_MAX=2
-    MALLOC_MMAP_THRESHOLD_=1048576 (tests/test_memory.py).
+    MALLOC_MMAP_THRESHOLD_=1048576 (tests/system/test_memory.py).
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

@@ -28,8 +28,8 @@ def client(demo_collection):
 
 
 def assert_in_the_documented_order(results: list[dict]) -> None:
-    """Verified copies first, by their scores with the verification lift (README "A search
-    answers"; scores shown to 4 decimals: ties within rounding). The rest are ordered by the query
+    """Verified copies first, by their scores with the verification lift (docs/api.md "A search's
+    answer"; scores shown to 4 decimals: ties within rounding). The rest are ordered by the query
     expanded with the verified results (expansion.py), a score no response shows."""
     copies = [hit["match"] == "copy" and hit["inliers"] is not None for hit in results]
     assert copies == sorted(copies, reverse=True), results

@@ -295,7 +295,7 @@ def test_a_grayscale_collection_finds_black_and_white_copies_of_colour_photos(tm
 
 
 def test_phone_camera_and_other_formats_are_added_and_kept_by_the_next_indexer_run(client, settings):
-    """Issue 15 case 6: every format an add accepts is stored under a suffix the indexer scans."""
+    """Every format an add accepts is stored under a suffix the indexer scans."""
     folder = settings.images_dir.parent / "phones"
     copy_photos(folder, ["coffee.jpg", "rocket.jpg"])
     location = locations.for_indexing(settings, "phones", folder)

@@ -1,5 +1,5 @@
 """The container's layout, checked without a container runtime (CI may have none; the image itself
-is built and run with ../shared/tools/container/, see README "Docker").
+is built and run with ../shared/tools/container/, see docs/deploying.md).
 
 The Dockerfile's and docker-compose.yml's settings are read from the files themselves, then the
 app runs with them (paths moved under a temporary /app): what users add lands in the volumes and

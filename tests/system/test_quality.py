@@ -1,5 +1,5 @@
 """Retrieval quality as users get it: Holidays indexed by the indexer, searched through the code
-of POST /search (`product_evaluation.ProductSearch`), with real weights and real photos.
+of POST /search (`evaluation.product.ProductSearch`), with real weights and real photos.
 
 Floors sit under the measured values (printed with -s; bench/README.md has the full tables), so
 they catch a broken pipeline or a whitening that overfits again, not noise.

@@ -1,6 +1,6 @@
 """Serving and indexing on ONNX Runtime never import torch once the model's ONNX file exists.
 
-torch with its CUDA libraries was most of the service's memory and start time (issue 18): these
+torch with its CUDA libraries would be most of the service's memory and start time: these
 run the app and the indexer in a fresh interpreter and look at what it imported.
 """
 
