@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from search_by_image.serving.embedder_pool import EmbedderPool
     from search_by_image.serving.snapshot import Snapshot
 
-log = logging.getLogger("search_by_image.cli.search")
+log = logging.getLogger(__name__)
 
 OK, SETUP_ERROR, USAGE_ERROR = 0, 1, 2
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no such file or folder: %s", ", ".join(missing))
         return USAGE_ERROR
     from search_by_image.catalog.filters import parse_filters
-    from search_by_image.errors import FilterError, SearchByImageError
+    from search_by_image.errors import FilterError, InvalidName, SearchByImageError
 
     try:
         conditions = parse_filters(args.filters)
@@ -111,9 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or ("table" if sys.stdout.isatty() and not folder_given else "csv")
     try:
         searcher = Searcher.open(settings, args.collection)
+    except InvalidName as exc:
+        log.error("--collection: %s", exc)
+        return USAGE_ERROR
     except SearchByImageError as exc:
+        named = "" if args.collection == "default" else f" --collection {args.collection}"
         log.error("%s", exc)
-        log.error("Index the collection first: python with_faiss.py --images FOLDER (see --help)")
+        log.error("Index it first: python with_faiss.py%s --images FOLDER (see --help)", named)
         return SETUP_ERROR
     try:
         searcher.snapshot.allowed(conditions)  # a filter this collection cannot apply: said once

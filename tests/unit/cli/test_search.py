@@ -156,6 +156,13 @@ def test_no_index_is_a_setup_error_that_says_to_index_first(tmp_path, capsys, ca
         code, out = run(capsys, "--output", str(tmp_path / "nothing"), str(PHOTOS / "dog.jpg"))
     assert code == 1 and out == ""
     assert "no usable index" in caplog.text and "python with_faiss.py" in caplog.text
+    code, out = run(capsys, "--output", str(tmp_path / "nothing"), "--collection", "shoes", "x.jpg")
+    assert code == 2 and "no such file" in caplog.text  # inputs are checked first
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        code, out = run(capsys, "--output", str(tmp_path / "nothing"), "--collection", "shoes", str(PHOTOS))
+    assert code == 1 and "no collection named 'shoes'" in caplog.text
+    assert "python with_faiss.py --collection shoes --images" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -164,6 +171,7 @@ def test_no_index_is_a_setup_error_that_says_to_index_first(tmp_path, capsys, ca
         (["does-not-exist.jpg"], "no such file or folder"),
         (["--filters", "{not json", str(PHOTOS / "dog.jpg")], "--filters"),
         (["--filters", '{"no_such_column": 1}', str(PHOTOS / "dog.jpg")], "no_such_column"),
+        (["--collection", "../etc", str(PHOTOS / "dog.jpg")], "--collection"),
     ],
 )
 def test_usage_errors_exit_2(demo_collection, capsys, caplog, args, says):
