@@ -1,7 +1,8 @@
-"""Index an images folder: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`.
+"""Index an images folder: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`;
+search the saved index: `python with_faiss.py search PHOTO_OR_FOLDER... [--format table|csv|json]`.
 
 Thin entry point: the command line is search_by_image/cli/index.py (`--help` lists every
-flag; each overrides the matching SBI_* setting).
+flag; each overrides the matching SBI_* setting) and search_by_image/cli/search.py.
 """
 
 import sys

@@ -1,5 +1,6 @@
 """The indexer's command line: `python with_faiss.py [--collection NAME] [--images DIR] [--rebuild]`
-(or `sbi-index` where the package is installed).
+(or `sbi-index` where the package is installed); `python with_faiss.py search PHOTO...` searches
+the saved index instead (search.py).
 
 Thin over `search_by_image.indexing.indexer`; every flag overrides the matching SBI_* setting
 (search_by_image/settings.py). Heavy modules are imported after the arguments are parsed, so
@@ -25,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Embed every image of a folder and write a FAISS index to the output folder "
         "(faiss_index.faiss, features.npy, images_paths.txt, manifest.json). Incremental: only new "
         "or changed images are embedded. Flags override SBI_* environment variables.",
+        epilog="To search the saved index from the command line: with_faiss.py search PHOTO_OR_FOLDER... "
+        "(with_faiss.py search --help)",
     )
     parser.add_argument(
         "--collection",
@@ -144,7 +147,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["search"]:  # `with_faiss.py search ...`: no indexing flag is a bare word
+        from search_by_image.cli import search
+
+        return search.main(words[1:])
+    args = parse_args(words)
     per_run = (
         "rebuild",
         "quiet",
