@@ -24,7 +24,7 @@ from functools import partial
 import httpx
 
 from search_by_image import __version__
-from search_by_image.api.url_policy import Address, AddressPolicy, parse_address
+from search_by_image.api.url_policy import Address, AddressPolicy, parse_address, shown
 from search_by_image.errors import UrlRefused
 
 MAX_REDIRECTS = 3
@@ -102,13 +102,15 @@ class UrlFetcher:
         if literal is not None:
             refusal = self.policy.refusal(literal)
             if refusal:
-                raise UrlRefused(422, f"{where} points to {refusal} {literal}; {PUBLIC_ONLY}")
+                raise UrlRefused(422, f"{where} points to {refusal} {shown(literal)}; {PUBLIC_ONLY}")
             return [literal]
         addresses = await resolve(host, url.port or (443 if url.scheme == "https" else 80))
         for address in addresses:
             refusal = self.policy.refusal(address)
             if refusal:
-                raise UrlRefused(422, f"{where}: {host} resolves to {refusal} {address}; {PUBLIC_ONLY}")
+                raise UrlRefused(
+                    422, f"{where}: {host} resolves to {refusal} {shown(address)}; {PUBLIC_ONLY}"
+                )
         return addresses
 
     async def _send(

@@ -40,6 +40,13 @@ def parse_address(text: str) -> Address | None:
         return None
 
 
+def shown(address: Address) -> str:
+    """`address` as people write it: IPv4-mapped IPv6 as ::ffff:a.b.c.d on every Python."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
 def carried_ipv4(address: Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one leads to (IPv4-mapped, NAT64, 6to4), else None."""
     if isinstance(address, ipaddress.IPv4Address):
@@ -85,7 +92,8 @@ class AddressPolicy:
         carried = carried_ipv4(address)
         if address in METADATA or carried in METADATA:
             return "a cloud metadata address"
-        if any(address in network or carried in network for network in self.allowed):
+        reached = (address,) if carried is None else (address, carried)
+        if any(a in network for a in reached for network in self.allowed):
             return None
         # an IPv6 form of an IPv4 address is judged by the IPv4 address it reaches
         return _kind(carried if carried is not None else address)
