@@ -128,5 +128,6 @@ async def search(
             k=k,
             collection=snapshot.name,
             filters=filters,
+            url=url,
         )
     return response
