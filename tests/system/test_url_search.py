@@ -159,6 +159,9 @@ def test_url_search_is_off_by_default_and_says_how_to_turn_it_on(demo_collection
     [
         ("{server}/dog.jpg", ["points to a loopback address 127.0.0.1"]),
         ("http://localhost:{port}/dog.jpg", ["localhost resolves to a loopback address"]),
+        ("http://127.1:{port}/dog.jpg", ["127.1 resolves to a loopback address 127.0.0.1"]),
+        ("http://2130706433:{port}/dog.jpg", ["a loopback address 127.0.0.1"]),
+        ("http://0x7f000001:{port}/dog.jpg", ["a loopback address 127.0.0.1"]),
         ("http://10.0.0.5/photo.jpg", ["a private address 10.0.0.5"]),
         ("http://192.168.1.20/photo.jpg", ["a private address 192.168.1.20"]),
         ("http://172.16.0.1/photo.jpg", ["a private address 172.16.0.1"]),
