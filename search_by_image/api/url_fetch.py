@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from dataclasses import dataclass
 from functools import partial
 
@@ -67,6 +68,8 @@ class UrlFetcher:
     policy: AddressPolicy
     max_bytes: int
     timeout_s: float
+    #: the certificate authorities https URLs are checked against (default: certifi's)
+    verify: ssl.SSLContext | bool = True
 
     async def fetch(self, url: str) -> bytes:
         """The bytes at `url`, or UrlRefused saying why not."""
@@ -78,7 +81,9 @@ class UrlFetcher:
 
     async def _fetch(self, target: httpx.URL) -> bytes:
         timeout = httpx.Timeout(self.timeout_s)
-        async with httpx.AsyncClient(trust_env=False, timeout=timeout, headers=HEADERS) as client:
+        async with httpx.AsyncClient(
+            trust_env=False, timeout=timeout, headers=HEADERS, verify=self.verify
+        ) as client:
             for hop in range(MAX_REDIRECTS + 1):
                 where = "url" if hop == 0 else f"the url's redirect to {target}"
                 addresses = await self._checked_addresses(target, where)

@@ -8,8 +8,12 @@ own image server. Host names are given addresses by a stand-in for socket.getadd
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +24,9 @@ from fastapi.testclient import TestClient
 from helpers import PHOTOS, free_port
 
 from main import create_app
+from search_by_image.api.url_fetch import UrlFetcher
+from search_by_image.api.url_policy import AddressPolicy
+from search_by_image.errors import UrlRefused
 
 LIMIT = 200_000  # dog.jpg is 122,601 bytes
 TIMEOUT_S = 2.0
@@ -280,3 +287,48 @@ def test_the_page_offers_a_url_box_and_the_camera_and_its_form_searches_by_url(a
         "/search", data={"url": "http://10.0.0.5/x.jpg"}, headers={"Accept": "text/html"}
     )
     assert page_error.status_code == 422 and "a private address 10.0.0.5" in page_error.text
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An https server on 127.0.0.1 whose certificate names photos.example (made by openssl);
+    yields its port, the context that trusts it, and what it saw: SNI names and Host headers."""
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl command to make a certificate with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", key,
+         "-out", cert, "-subj", "/CN=photos.example", "-addext", "subjectAltName=DNS:photos.example"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    seen: list[str] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _socket, name, _context: seen.append(f"sni:{name}")
+
+    class Handler(PhotoServer):
+        def do_GET(self) -> None:
+            seen.append(f"host:{self.headers.get('Host')}")
+            self.answer(PHOTO)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], ssl.create_default_context(cafile=cert), seen
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=10)
+
+
+def test_https_sends_the_name_as_sni_and_checks_the_certificate_against_it(tls_server, dns):
+    port, trusted, seen = tls_server
+    dns["photos.example"] = ["127.0.0.1"]
+    dns["other.example"] = ["127.0.0.1"]
+    fetcher = UrlFetcher(AddressPolicy(["127.0.0.1/32"]), LIMIT, TIMEOUT_S, verify=trusted)
+    assert asyncio.run(fetcher.fetch(f"https://photos.example:{port}/dog.jpg")) == PHOTO
+    assert seen == ["sni:photos.example", f"host:photos.example:{port}"]
+    with pytest.raises(UrlRefused) as refusal:  # the same server under a name its certificate lacks
+        asyncio.run(fetcher.fetch(f"https://other.example:{port}/dog.jpg"))
+    assert refusal.value.status == 502 and "not valid for 'other.example'" in str(refusal.value)
