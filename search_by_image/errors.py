@@ -186,6 +186,17 @@ class UploadRejected(SearchByImageError):
         return UploadRejected(self.status, message, self.headers)
 
 
+class UrlRefused(SearchByImageError):
+    """A query image's URL that the service will not or cannot fetch: searching by URL is off,
+    a scheme other than http(s), an address it must not reach (loopback, private, cloud
+    metadata...), too many redirects, a body over the size limit (4xx), or the fetch failed on
+    the network (502) or took too long (504)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 class TooLarge(SearchByImageError):
     """A request over a per-request limit (files, pixels)."""
 

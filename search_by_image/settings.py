@@ -173,6 +173,22 @@ class Settings(BaseSettings):
         [], description="origins allowed to call the API from a browser; empty = CORS off"
     )
 
+    url_search: bool = Field(
+        False,
+        description="POST /search also takes `url`, the address of the query image, which the "
+        "service fetches itself (api/url_fetch.py): http(s) only, public addresses only, each "
+        "redirect checked again, the upload's size limit; off: a `url` is refused with a 422",
+    )
+    url_search_allow: list[str] = Field(
+        [],
+        description="addresses or CIDR ranges that URL search may fetch from although they are "
+        "not public (a private deployment's own image server, tests); cloud metadata addresses "
+        "stay refused; empty = public addresses only",
+    )
+    url_search_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="URL search: the longest one fetch may take, redirects included"
+    )
+
     metrics_requires_key: bool = Field(
         False, description="GET /metrics needs an API key (any scope); off: open like /health"
     )
@@ -196,7 +212,7 @@ class Settings(BaseSettings):
     def onnx_cache(self) -> Path:
         return self.onnx_dir or self.saved_dir / ONNX_DIR
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "url_search_allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for entry in value:

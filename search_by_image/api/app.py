@@ -24,6 +24,8 @@ from search_by_image.api.pages import render_search_page, wants_html
 from search_by_image.api.rate_limit import RateLimiter, trusted_networks
 from search_by_image.api.routes import collection_images, collections, health, images, metrics, search
 from search_by_image.api.uploads import MULTIPART_OVERHEAD, UploadSizeLimit, parse_into_memory
+from search_by_image.api.url_fetch import UrlFetcher
+from search_by_image.api.url_policy import AddressPolicy
 from search_by_image.api.urls import ImageUrls
 from search_by_image.errors import InvalidField, SearchByImageError
 from search_by_image.layout import KEYS_FILE
@@ -60,8 +62,9 @@ async def _domain_error(request: Request, exc: SearchByImageError):
     return await _http_error(request, HTTPException(exc.status, str(exc), headers=dict(exc.headers) or None))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app for `settings` (default: read from the environment, `get_settings`)."""
+def create_app(settings: Settings | None = None, url_policy: AddressPolicy | None = None) -> FastAPI:
+    """The app for `settings` (default: read from the environment, `get_settings`). `url_policy`:
+    the addresses URL search may fetch from (default: public ones and SBI_URL_SEARCH_ALLOW's)."""
     settings = settings or get_settings()
     # One service per app, however many lifespans run on it at once (a test client entered while a
     # server's lifespan runs): the first starts it, the last one to end stops it. A second
@@ -105,6 +108,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyStore(settings.saved_dir / KEYS_FILE)
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
+    app.state.url_fetcher = (
+        UrlFetcher(
+            url_policy or AddressPolicy(settings.url_search_allow),
+            settings.max_upload_bytes,
+            settings.url_search_timeout_s,
+        )
+        if settings.url_search
+        else None
+    )
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
     parse_into_memory(settings.max_upload_bytes + MULTIPART_OVERHEAD)
     if settings.cors_origins:

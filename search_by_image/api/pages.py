@@ -48,6 +48,7 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
             "model": info.model,
             "problem": info.detail,
             "search_requires_key": request.app.state.settings.search_requires_key,
+            "url_search": request.app.state.settings.url_search,
             "accept": formats.accept_attribute(),
             "format_list": formats.described(),
             **context,

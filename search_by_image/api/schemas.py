@@ -44,7 +44,8 @@ class Timing(BaseModel):
 
 class QueryInfo(BaseModel):
     filename: str | None = Field(
-        description="the upload's file name, or the path of the image searched from (similar)"
+        description="the upload's file name, the `url` searched by, or the path of the image "
+        "searched from (similar)"
     )
     width: int | None = Field(
         description="width of what was searched (the region, when a box was "

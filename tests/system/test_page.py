@@ -1,5 +1,6 @@
 """The upload page in headless Chromium (Debian's binary, driven by Playwright)."""
 
+import base64
 import shutil
 import time
 
@@ -232,3 +233,63 @@ def test_an_unsupported_format_is_named_before_anything_is_sent(browser, live_se
     expect(page.locator("#error")).to_contain_text("“.psd” files are not supported")
     assert "HEIC" in page.locator("#error").inner_text()
     page.close()
+
+
+def test_a_pasted_image_is_searched_at_once(browser, live_server):
+    """Ctrl+V of an image (a screenshot, "Copy image"): a paste event whose clipboard holds a file."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(f"{live_server}/search")
+    expect(page.locator("#paste-hint")).to_be_visible()
+    page.evaluate(
+        """async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const clipboard = new DataTransfer();
+            clipboard.items.add(new File([bytes], "image.jpg", { type: "image/jpeg" }));
+            const paste = new ClipboardEvent("paste", { clipboardData: clipboard, bubbles: true });
+            document.body.dispatchEvent(paste);
+        }""",
+        base64.b64encode((PHOTOS / "giraffe.jpg").read_bytes()).decode(),
+    )
+    expect(page.locator("#preview")).to_be_visible()
+    page.wait_for_selector("#grid li.hit")
+    assert page.locator("#grid li.hit .path").first.inner_text() == "giraffe.jpg"
+    assert page.locator("#file").evaluate("input => input.files[0].name") == "image.jpg"
+    assert not [m for m in console if "Content Security Policy" in m]
+    page.close()
+
+
+def test_a_photo_from_the_camera_input_is_searched(browser, live_server):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page.goto(f"{live_server}/search")
+    assert page.locator("#camera").get_attribute("capture") == "environment"
+    expect(page.locator("#camera-button")).to_be_visible()  # a touch screen: the camera is offered
+    page.set_input_files("#camera", str(PHOTOS / "kite.jpg"))
+    expect(page.locator("#preview")).to_be_visible()
+    page.click("#submit")
+    page.wait_for_selector("#grid li.hit")
+    assert page.locator("#grid li.hit .path").first.inner_text() == "kite.jpg"
+    page.close()
+
+
+def test_the_url_box_searches_by_address_where_url_search_is_on(browser, live_server, demo_collection):
+    page = browser.new_page()
+    page.goto(f"{live_server}/search")
+    expect(page.locator("#url")).to_have_count(0)  # off by default: no box
+    page.close()
+    # the server fetches from itself: its /images/ on 127.0.0.1, allowed here as a private server's
+    with running_server(
+        demo_collection, SBI_URL_SEARCH="true", SBI_URL_SEARCH_ALLOW='["127.0.0.1/32"]'
+    ) as base:
+        page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        page.goto(f"{base}/search")
+        page.fill("#url", f"{base}/images/eagle.jpg")
+        page.click("#submit")
+        page.wait_for_selector("#grid li.hit")
+        assert page.locator("#grid li.hit .path").first.inner_text() == "eagle.jpg"
+        page.screenshot(path=str(ARTIFACTS / "search-url-phone.png"))
+        page.fill("#url", "http://10.0.0.5/eagle.jpg")
+        page.click("#submit")
+        expect(page.locator("#error")).to_contain_text("a private address 10.0.0.5")
+        page.close()

@@ -11,8 +11,10 @@ from search_by_image.api.pages import query_thumbnail, render_search_page, wants
 from search_by_image.api.presenters import search_response
 from search_by_image.api.schemas import QueryInfo, SearchResponse
 from search_by_image.api.uploads import read_upload
+from search_by_image.api.url_fetch import ENABLE_HINT, MAX_URL_CHARS, UrlFetcher
 from search_by_image.catalog.filters import parse_filters
 from search_by_image.catalog.locations import DEFAULT
+from search_by_image.errors import InvalidField, UrlRefused
 from search_by_image.images import formats
 from search_by_image.images.regions import parse_box
 from search_by_image.serving import search as searching
@@ -26,17 +28,20 @@ MAX_OFFSET = 10_000
 OFFSET_HELP = f"results to skip, for paging past the first page (0-{MAX_OFFSET})"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The upload is empty"},
+    400: {"description": "The upload, or what `url` answered, is empty"},
     401: {"description": "This server needs an API key for searching (SBI_SEARCH_REQUIRES_KEY)"},
     404: {"description": "No collection by that name"},
-    413: {"description": "The upload or its pixel count is over the configured limit"},
+    413: {"description": "The upload (or what `url` answered) or its pixel count is over the limit"},
     415: {"description": "The upload is not an image"},
     422: {
-        "description": "Missing `file` field, `k` out of range, a filter the collection cannot "
-        "apply, or a truncated/corrupt image"
+        "description": "Neither `file` nor `url` (or both), `k` out of range, a filter the "
+        "collection cannot apply, a truncated/corrupt image, or a `url` refused: URL search off, "
+        "not http(s), a non-public address, too many redirects, an error answer"
     },
     429: {"description": "Too many requests from this client (see Retry-After)"},
+    502: {"description": "`url` could not be fetched (connection failed, the server's error)"},
     503: {"description": "The collection has no index yet"},
+    504: {"description": "Fetching `url` took longer than SBI_URL_SEARCH_TIMEOUT_S"},
 }
 
 FILTERS_HELP = (
@@ -52,6 +57,30 @@ BOX_HELP = (
 )
 
 
+URL_HELP = (
+    "instead of `file`: the http(s) address of the query image, fetched by the service (only "
+    "with SBI_URL_SEARCH; public addresses only, at most 3 redirects, the upload size limit)"
+)
+
+
+async def query_bytes(
+    file: UploadFile | None, url: str | None, max_bytes: int, fetcher: UrlFetcher | None
+) -> tuple[bytes, str | None]:
+    """The query image's bytes and its name: the upload's, or what `url` answers (api/url_fetch.py)."""
+    url = url.strip() if url else None
+    if url and file is not None and not file.filename and not file.size:
+        file = None  # the page's form without JavaScript sends its empty file input along
+    if url and file is not None:
+        raise InvalidField(("url",), "send either `file` or `url`, not both")
+    if url:
+        if fetcher is None:
+            raise UrlRefused(422, ENABLE_HINT)
+        return await fetcher.fetch(url), url
+    if file is None:
+        raise InvalidField(("file",), "send the query image as `file` (multipart), or its address as `url`")
+    return await read_upload(file, max_bytes), file.filename
+
+
 @router.get("/search", response_class=HTMLResponse, summary="The upload page")
 def search_page(request: Request):
     return render_search_page(request)
@@ -62,8 +91,9 @@ def search_page(request: Request):
     response_model=SearchResponse,
     responses=ERRORS,
     summary="Find the indexed images most similar to an uploaded photo",
-    description="Multipart upload. Answers JSON, or the results page when the request accepts "
-    "text/html (the page's plain form post).",
+    description="Multipart upload of `file`, or `url`, the address of the image (with "
+    "SBI_URL_SEARCH). Answers JSON, or the results page when the request accepts text/html (the "
+    "page's plain form post).",
 )
 async def search(
     request: Request,
@@ -71,7 +101,8 @@ async def search(
     service: ServiceDep,
     urls: UrlsDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description=f"the query image ({formats.described()})")],
+    file: Annotated[UploadFile | None, File(description=f"the query image ({formats.described()})")] = None,
+    url: Annotated[str | None, Form(max_length=MAX_URL_CHARS, description=URL_HELP)] = None,
     k: Annotated[int, Form(ge=1, le=MAX_K, description="number of results")] = 10,
     collection: Annotated[str, Form(description="which collection to search")] = DEFAULT,
     filters: Annotated[str | None, Form(description=FILTERS_HELP)] = None,
@@ -79,15 +110,14 @@ async def search(
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
 ):
     snapshot = find_collection(service, collection).require()  # one snapshot for the whole request
-    upload = Upload(
-        await read_upload(file, settings.max_upload_bytes), k, offset, parse_filters(filters), parse_box(box)
-    )
+    data, filename = await query_bytes(file, url, settings.max_upload_bytes, request.app.state.url_fetcher)
+    upload = Upload(data, k, offset, parse_filters(filters), parse_box(box))
     # filters, decode and search in one worker thread: each hop between the event loop and the
     # thread pool waits for a core on a loaded machine
     found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels)
     image, box_px = found.image, found.box_px
     query = QueryInfo(
-        filename=file.filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
+        filename=filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
     )
     response = search_response(urls, found.hits, query, k, offset, found.decode_ms, caller.key_id)
     if wants_html(request):
@@ -98,5 +128,6 @@ async def search(
             k=k,
             collection=snapshot.name,
             filters=filters,
+            url=url,
         )
     return response

@@ -18,6 +18,7 @@
   const keyForm = document.getElementById("key-form");
   const keyInput = document.getElementById("api-key");
   const keyStatus = document.getElementById("key-status");
+  const urlBox = document.getElementById("url"); // only where the server searches by URL
 
   // The API key lives in sessionStorage: this tab only, gone when it closes, never in a cookie.
   const KEY = "search-by-image-key";
@@ -139,7 +140,66 @@
     regionHint.hidden = false;
     clearRegion();
     showError("");
+    if (urlBox) urlBox.value = "";
   };
+
+  // Search by URL (shown when the server has it on): typing an address drops the chosen file,
+  // and choosing a file empties the address.
+  const clearFile = () => {
+    input.value = "";
+    if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
+    preview.removeAttribute("src");
+    preview.hidden = true;
+    prompt.hidden = false;
+    zone.classList.remove("has-image");
+    regionHint.hidden = true;
+    clearRegion();
+  };
+  if (urlBox) urlBox.addEventListener("input", () => { if (urlBox.value.trim()) clearFile(); });
+  const address = () => (urlBox ? urlBox.value.trim() : "");
+
+  // A file from elsewhere (the clipboard, the camera) into the form's own file input.
+  const useFile = (file) => {
+    if (!supported(file)) {
+      refuse(file);
+      return false;
+    }
+    const chosen = new DataTransfer();
+    chosen.items.add(file);
+    input.files = chosen.files;
+    showPreview();
+    return true;
+  };
+
+  // Paste an image (a screenshot, "Copy image" in a browser) anywhere on the page: it is searched
+  // at once. A pasted web address outside a text box goes into the URL box, where there is one.
+  document.getElementById("paste-hint").hidden = false;
+  document.addEventListener("paste", (event) => {
+    const data = event.clipboardData;
+    if (!data) return;
+    const file = [...data.files].find((item) => item.type.startsWith("image/")) || data.files[0];
+    if (file) {
+      event.preventDefault();
+      if (useFile(file)) form.requestSubmit();
+      return;
+    }
+    const text = data.getData("text/plain").trim();
+    const typing = event.target.closest && event.target.closest("input, textarea, select");
+    if (urlBox && !typing && /^https?:\/\/\S+$/i.test(text)) {
+      event.preventDefault();
+      urlBox.value = text;
+      clearFile();
+      form.requestSubmit();
+    }
+  });
+
+  // The phone's camera: a second input (capture="environment") whose photo joins the form's.
+  const camera = document.getElementById("camera");
+  document.getElementById("camera-button").hidden = false;
+  camera.addEventListener("change", () => {
+    if (camera.files.length) useFile(camera.files[0]);
+    camera.value = "";
+  });
 
   input.addEventListener("change", showPreview);
   ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
@@ -325,13 +385,15 @@
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (!input.files.length) {
-      showError("Choose a photo first.");
+    const byUrl = !input.files.length && address() !== "";
+    if (!input.files.length && !byUrl) {
+      showError(urlBox ? "Choose a photo or give its address first." : "Choose a photo first.");
       return;
     }
     filtersJson.value = collectFilters();
     submit.textContent = "Searching…";
     const data = new FormData(form);
+    data.delete(byUrl ? "file" : "url");
     await run((offset) => {
       data.set("offset", offset);
       return fetch(form.action, {
