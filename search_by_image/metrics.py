@@ -51,7 +51,7 @@ RELOADS = Counter(
 )
 REJECTED_UPLOADS = Counter("sbi_rejected_uploads", "Uploads refused, by reason", ["reason"])
 #: Every reason an upload can be refused for, so each series exists (at 0) from the start.
-REJECTION_REASONS = ("too_many_bytes", "empty", "not_image", "corrupt", "too_many_pixels", "busy")
+REJECTION_REASONS = ("too_many_bytes", "too_slow", "empty", "not_image", "corrupt", "too_many_pixels", "busy")
 for _reason in REJECTION_REASONS:
     REJECTED_UPLOADS.labels(_reason)
 

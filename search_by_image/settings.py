@@ -194,6 +194,13 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    upload_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="the longest a request's body (an upload) may take to arrive once its headers "
+        "have; 408 beyond, so a stalled or trickling body cannot hold its memory for ever",
+    )
     max_image_pixels: int = Field(50_000_000, ge=10_000)
     decode_memory_mb: int = Field(
         512,

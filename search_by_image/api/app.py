@@ -117,7 +117,9 @@ def create_app(settings: Settings | None = None, url_policy: AddressPolicy | Non
         if settings.url_search
         else None
     )
-    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        UploadSizeLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s
+    )
     parse_into_memory(settings.max_upload_bytes + MULTIPART_OVERHEAD)
     if settings.cors_origins:
         app.add_middleware(

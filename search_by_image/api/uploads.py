@@ -1,13 +1,16 @@
 """Uploaded bytes to a decoded image, or an UploadRejected (4xx) that says what is wrong with them.
 
 Limits are enforced twice: `UploadSizeLimit` refuses a too-large request body while it streams in
-(before multipart parsing spools it anywhere), and `read_upload` and the decode
+(before multipart parsing spools it anywhere), and one that takes longer than
+`SBI_UPLOAD_TIMEOUT_S` to arrive (a stalled or trickling body would otherwise hold up to the size
+limit in memory for as long as its client keeps the connection open), and `read_upload` and the decode
 (images/rejections.py) check the file itself: empty, too large, not an image, corrupt, or too
 many pixels (decompression bombs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -30,16 +33,20 @@ def size_limit_reason(max_bytes: int) -> str:
 
 
 class UploadSizeLimit:
-    """ASGI middleware: 413 as soon as a POST body passes the limit, by header or by count.
+    """ASGI middleware: 413 as soon as a POST body passes the limit, by header or by count, and 408
+    when the body has not all arrived `timeout_s` after the request's headers.
 
     The refusal is sent from here because FastAPI turns any error raised while it parses a form
     into a generic 400; the app is then told the client disconnected, and its answer dropped.
+    The body is read before any dependency runs (the API key included), so the deadline holds for
+    callers without a key too.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float):
         self.app = app
         self.max_body = max_bytes + MULTIPART_OVERHEAD
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
@@ -47,21 +54,35 @@ class UploadSizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._refuse(send)
+            await self._refuse(send, UploadRejected(413, size_limit_reason(self.max_bytes)), "too_many_bytes")
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         received = 0
         refused = False
+        complete = False
 
         async def counting_receive() -> Message:
-            """Past the limit: answer 413 now, and tell the app the client went away."""
-            nonlocal received, refused
+            """Past the limit or the deadline: answer now, and tell the app the client went away."""
+            nonlocal received, refused, complete
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if complete:  # the body is in: what remains to receive is the client going away
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                refused = True
+                reason = f"the request body did not arrive within {self.timeout_s:g} s"
+                await self._refuse(send, UploadRejected(408, reason), "too_slow")
+                return {"type": "http.disconnect"}
             received += len(message.get("body", b""))
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             if received > self.max_body:
                 refused = True
-                await self._refuse(send)
+                await self._refuse(
+                    send, UploadRejected(413, size_limit_reason(self.max_bytes)), "too_many_bytes"
+                )
                 return {"type": "http.disconnect"}
             return message
 
@@ -75,13 +96,13 @@ class UploadSizeLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, send: Send) -> None:
-        REJECTED_UPLOADS.labels("too_many_bytes").inc()
-        body = json.dumps({"detail": size_limit_reason(self.max_bytes)}).encode()
+    async def _refuse(self, send: Send, error: UploadRejected, reason: str) -> None:
+        REJECTED_UPLOADS.labels(reason).inc()
+        body = json.dumps({"detail": str(error)}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -11,6 +11,8 @@ On the local Ray (no `--ray-address`) the workers share the driver's disk, so th
 image's grid thumbnail from the same decode, like the local engine. On a cluster they do not (a
 node may not see the saved folder, and shipping thumbnails back would add to what each shard
 sends): the service makes each one on its first request instead.
+
+A local Ray's processes end with the indexer, however it ends, SIGKILL included (ray_reaper.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm import tqdm
 
 import search_by_image
 from search_by_image.catalog.thumbnails import Thumbnails
+from search_by_image.indexing import ray_reaper
 from search_by_image.indexing.shards import ShardFiles, ShardResult
 from search_by_image.model.embedder import Embedder, EmbedderSpec
 from search_by_image.settings import Settings
@@ -76,15 +79,22 @@ def embed_shards(
     import ray
 
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=address,
-            num_cpus=None if address else workers,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            runtime_env={"py_modules": [str(Path(search_by_image.__file__).parent)]},
-        )
+    # a local Ray's processes end with this one, even killed (ray_reaper); a cluster's are its own
+    watcher = ray_reaper.watch() if started_here and not address else None
+    try:
+        if started_here:
+            context = ray.init(
+                address=address,
+                num_cpus=None if address else workers,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                runtime_env={"py_modules": [str(Path(search_by_image.__file__).parent)]},
+            )
+            ray_reaper.tell(watcher, getattr(context, "address_info", {}).get("session_dir"))
+    except BaseException:
+        ray_reaper.dismiss(watcher)
+        raise
     try:
         rows = [{"number": number, "paths": json.dumps(paths)} for number, paths in pending.items()]
         results = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
@@ -109,3 +119,4 @@ def embed_shards(
     finally:
         if started_here:
             ray.shutdown()
+        ray_reaper.dismiss(watcher)

@@ -1,11 +1,14 @@
-"""A real uvicorn on 127.0.0.1: searches, and an endless upload refused while it streams."""
+"""A real uvicorn on 127.0.0.1: searches, an endless upload refused while it streams, and stalled
+uploads refused at their deadline with their memory let go."""
 
 import select
 import socket
+import time
 from urllib.parse import urlsplit
 
 import httpx
-from helpers import LIVE_UPLOAD_LIMIT, PHOTOS
+import psutil
+from helpers import LIVE_UPLOAD_LIMIT, PHOTOS, running_server
 
 
 def test_search_over_http(live_server):
@@ -50,3 +53,49 @@ def test_endless_chunked_upload_is_refused_long_before_it_ends(live_server):
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert sent < 40 * LIVE_UPLOAD_LIMIT
     assert httpx.get(f"{live_server}/health", timeout=10).json()["status"] == "ok"
+
+
+def _server_memory(base: str) -> float:
+    """The RSS in MiB of the uvicorn listening on `base`'s port."""
+    port = urlsplit(base).port
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid).memory_info().rss / 2**20
+    raise AssertionError(f"no process listens on port {port}")
+
+
+def test_stalled_uploads_are_refused_at_the_deadline_and_let_go_of_their_memory(demo_collection):
+    """Clients without a key that send most of a 3 MB upload and then nothing more used to hold
+    it in the server's memory for as long as they kept the connection open (forever): now a 408
+    at SBI_UPLOAD_TIMEOUT_S, the connection closed, the memory let go."""
+    limit = 4 * 2**20
+    env = {"SBI_MAX_UPLOAD_BYTES": str(limit), "SBI_UPLOAD_TIMEOUT_S": "3", "SBI_SEARCH_REQUIRES_KEY": "true"}
+    with running_server(demo_collection, **env) as base:
+        url = urlsplit(base)
+        body = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        body += b"\x00" * (3 * 2**20)
+        head = (
+            "POST /search HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+            f"Content-Length: {len(body) + 100}\r\n\r\n"
+        ).encode()
+        before = _server_memory(base)
+        conns = [socket.create_connection((url.hostname, url.port), timeout=30) for _ in range(20)]
+        start = time.monotonic()
+        for conn in conns:
+            conn.sendall(head + body)  # and never the last 100 bytes
+        replies = []
+        for conn in conns:
+            reply = b""
+            try:
+                while part := conn.recv(65536):  # the server closes the connection after answering
+                    reply += part
+            except ConnectionResetError:
+                pass
+            conn.close()
+            replies.append(reply)
+        took = time.monotonic() - start
+        assert all(reply.startswith(b"HTTP/1.1 408") for reply in replies), replies[0][:200]
+        assert b"did not arrive within 3 s" in replies[0]
+        assert took < 20
+        assert httpx.get(f"{base}/health", timeout=10).json()["status"] == "ok"
+        assert _server_memory(base) < before + 30  # 20 x 3 MB would be 60 MB more
