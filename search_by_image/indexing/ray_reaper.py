@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -23,8 +24,11 @@ from pathlib import Path
 
 #: How often the indexer's descendants are noted while it lives.
 POLL_S = 0.5
-#: Sweeps by session folder after the indexer ends (a dying process may still start one).
-SWEEPS = 5
+#: Sweeps by session folder after the indexer ends (a worker raylet was starting may still be
+#: coming up): every POLL_S for 10 s.
+SWEEPS = 20
+#: A Ray session folder's name, as its processes' command lines carry it.
+SESSION = re.compile(rb"session_\d{4}-\d\d-\d\d_[\d_-]+")
 
 
 def watch() -> subprocess.Popen | None:
@@ -84,6 +88,16 @@ def _descendants(root: int) -> dict[int, int]:
     return found
 
 
+def _sessions_of(pids: list[int]) -> set[str]:
+    """The Ray session folders named by these processes' command lines: known even when the
+    indexer was killed before `tell` (raylet starts workers while ray.init still runs)."""
+    found: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found.update(m.decode() for m in SESSION.findall(Path(f"/proc/{pid}/cmdline").read_bytes()))
+    return found
+
+
 def _naming(marker: str) -> list[int]:
     """Every process whose command line contains `marker`, this one aside."""
     found = []
@@ -106,19 +120,21 @@ def main(driver: int) -> None:
     except ProcessLookupError:
         return
     seen: dict[int, int] = {}
-    sessions: list[str] = []
+    sessions: set[str] = set()
     inputs = [ended, sys.stdin.fileno()]
     while True:
         readable, _, _ = select.select(inputs, [], [], POLL_S)
         if sys.stdin.fileno() in readable:
             line = sys.stdin.readline()
             if line.strip():
-                sessions.append(Path(line.strip()).name)  # session_2026-12-07_03-26-14_110409_873
+                sessions.add(Path(line.strip()).name)  # session_2026-12-07_03-26-14_110409_873
             else:  # end of input: the indexer has ended (or closed it)
                 inputs.remove(sys.stdin.fileno())
         if ended in readable:
             break
-        seen.update(_descendants(driver))
+        now = _descendants(driver)
+        sessions |= _sessions_of([pid for pid in now if pid not in seen])
+        seen.update(now)
     table = _processes()
     for pid, started in seen.items():
         if pid != os.getpid() and pid in table and table[pid][1] == started:  # not itself: a child too
