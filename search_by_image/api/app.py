@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, url_policy: AddressPolicy | Non
         with lifespans:
             if running == 0:
                 app.state.service = SearchService.start(settings)
-                app.state.urls = ImageUrls.for_settings(settings)
+                app.state.urls = ImageUrls.for_settings(settings, app.state.keys)
                 collection_metrics.watch_service(app.state.service)
             running += 1
 

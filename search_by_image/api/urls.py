@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from search_by_image.api.auth import KeyStore, UrlKind, UrlSigner
 from search_by_image.catalog import thumbnails
 from search_by_image.catalog.locations import DEFAULT
-from search_by_image.layout import KEYS_FILE, URL_SECRET_FILE
+from search_by_image.layout import URL_SECRET_FILE
 from search_by_image.serving.snapshot import Snapshot
 from search_by_image.settings import Settings
 
@@ -19,10 +19,10 @@ class ImageUrls:
         self.signer = signer
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> ImageUrls:
+    def for_settings(cls, settings: Settings, keys: KeyStore) -> ImageUrls:
+        """`keys`: the app's key store, whose keys signed URLs must still be in."""
         if not settings.search_requires_key:
             return cls(None)
-        keys = KeyStore(settings.saved_dir / KEYS_FILE)
         return cls(UrlSigner(settings.saved_dir / URL_SECRET_FILE, keys))
 
     def image(self, collection: str, path: str, key_id: str | None = None) -> str:

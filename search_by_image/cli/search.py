@@ -175,11 +175,11 @@ class Searcher:
     def open(cls, settings: Settings, name: str) -> Searcher:
         """Raises the SearchByImageError that says why the collection cannot be searched."""
         from search_by_image.catalog import locations
-        from search_by_image.images.decoding import decode_budget
         from search_by_image.serving.collection import Collection
         from search_by_image.serving.embedder_pool import EmbedderPool
+        from search_by_image.serving.service import limit_decoding
 
-        decode_budget.capacity = settings.decode_memory_mb * 2**20  # as SearchService.start sets it
+        limit_decoding(settings)  # as the service does
         pool = EmbedderPool(settings)
         try:
             collection = Collection(locations.find(settings, name), pool)

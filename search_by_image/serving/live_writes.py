@@ -98,7 +98,10 @@ class LiveWrites:
 
     def __init__(self, collection: Writable):
         self.collection = collection
-        self.location = collection.location
+
+    @property
+    def location(self) -> Location:
+        return self.collection.location
 
     @property
     def name(self) -> str:

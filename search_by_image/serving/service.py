@@ -62,6 +62,11 @@ class LoadingStatus(BaseModel):
     total: int = Field(description="collections to load")
 
 
+def limit_decoding(settings: Settings) -> None:
+    """The process' decode budget (images.decoding.decode_budget) from the settings."""
+    decode_budget.capacity = settings.decode_memory_mb * 2**20
+
+
 class SearchService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -81,7 +86,7 @@ class SearchService:
     def start(cls, settings: Settings) -> SearchService:
         single_threaded_blas()
         give_freed_memory_back()
-        decode_budget.capacity = settings.decode_memory_mb * 2**20
+        limit_decoding(settings)
         service = cls(settings)
         service.collections = {
             name: Collection(location, service.embedders)
