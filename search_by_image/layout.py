@@ -15,6 +15,7 @@ named once here; the modules that read and write each part import its name.
       thumbnails/           448 px JPEG per image (the grid, verification's keypoints)
       unreadable.json       files the indexer could not read, and why
       trash/                deleted images and their metadata rows
+      catalog.sqlite        what the collection learns at run time (catalog/database.py), WAL
       onnx/                 exported and quantized models (SBI_ONNX_DIR)
       api_keys.json         API keys (salted hashes), mode 0600
       .url_secret           the signing secret of image URLs, mode 0600
@@ -34,6 +35,7 @@ SHARDS_DIR = ".shards"
 THUMBNAILS_DIR = "thumbnails"
 UNREADABLE_FILE = "unreadable.json"
 TRASH_DIR = "trash"
+CATALOG_FILE = "catalog.sqlite"
 ONNX_DIR = "onnx"
 KEYS_FILE = "api_keys.json"
 URL_SECRET_FILE = ".url_secret"
