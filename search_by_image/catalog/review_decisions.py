@@ -167,6 +167,12 @@ class ReviewDecisions:
             db.execute("DELETE FROM review_apart WHERE decision = ?", (decision,))
             db.execute("UPDATE review_decisions SET state = 'undone' WHERE id = ?", (decision,))
 
+    def discard(self, decision: int) -> None:
+        """Forget a keep_one that failed before it trashed anything."""
+        with self._lock, transaction(self._db()) as db:
+            db.execute("DELETE FROM review_trashed WHERE decision = ?", (decision,))
+            db.execute("DELETE FROM review_decisions WHERE id = ?", (decision,))
+
     def get(self, decision: int) -> Decision | None:
         found = self.listed(only=decision)
         return found[0] if found else None

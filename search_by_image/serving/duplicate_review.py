@@ -177,19 +177,23 @@ class DuplicateReview:
         paths = [p for _, p in reviewed.group.images]
         number = self.decisions.begin_keep_one(keeper, kept_row, paths)
         merged: dict[str, Any] = {}
-        by_rank = sorted(reviewed.facts, key=keepers.Facts.rank)
-        for facts in by_rank:
-            if facts.id == keeper_id:
-                continue
-            row = clean(snapshot.metadata.for_path(facts.path))
-            path, trashed_to = self.collection.delete(facts.id)
-            self.decisions.add_trashed(
-                number,
-                Trashed(path, facts.id, None if trashed_to is None else str(trashed_to), facts.bytes, row),
-            )
-            for column, value in row.items():
-                if value is not None and kept_row.get(column) is None and column not in merged:
-                    merged[column] = value
+        trashed = 0
+        try:
+            for facts in sorted(reviewed.facts, key=keepers.Facts.rank):
+                if facts.id == keeper_id:
+                    continue
+                row = clean(snapshot.metadata.for_path(facts.path))
+                path, trashed_to = self.collection.delete(facts.id)
+                kept_at = None if trashed_to is None else str(trashed_to)
+                self.decisions.add_trashed(number, Trashed(path, facts.id, kept_at, facts.bytes, row))
+                trashed += 1
+                for column, value in row.items():
+                    if value is not None and kept_row.get(column) is None and column not in merged:
+                        merged[column] = value
+        except BaseException:
+            if not trashed:  # nothing done (busy, say): no decision to undo
+                self.decisions.discard(number)
+            raise
         if merged:
             self.collection.writes.set_metadata(keeper, {**kept_row, **merged})
         self.decisions.finish(number, merged)

@@ -10,8 +10,10 @@ from PIL import Image
 
 from main import create_app
 from search_by_image.api.auth import KeyStore
+from search_by_image.index.disk import writer_lock
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
+from search_by_image.serving import live_writes
 
 CSV = """image,title,album,camera
 chelsea.jpg,Chelsea the cat,,
@@ -194,3 +196,20 @@ def test_stale_and_unknown_groups_are_refused_and_nothing_changes(collection, ad
         assert client.get(f"{URL}/decisions").json()["decisions"] == []
         bad = client.post(f"{URL}/keep-one", json={"keep": 1}, headers=admin)
         assert bad.status_code == 422
+
+
+def test_a_decision_racing_an_indexer_run_is_answered_busy_and_changes_nothing(
+    collection, admin, monkeypatch
+):
+    monkeypatch.setattr(live_writes, "WRITE_LOCK_WAIT_S", 0.2)
+    with TestClient(create_app(collection)) as client:
+        cat = groups_of(client)[CAT]
+        with writer_lock(collection.saved_dir):  # what `with_faiss.py` holds while it runs
+            busy = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin)
+        assert busy.status_code == 503 and "Retry-After" in busy.headers
+        assert (collection.images_dir / "copies/cat-small.jpg").is_file()
+        assert client.get(f"{URL}/decisions").json()["decisions"] == []
+        assert (
+            client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).status_code
+            == 200
+        )
