@@ -213,3 +213,25 @@ def test_a_decision_racing_an_indexer_run_is_answered_busy_and_changes_nothing(
             client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).status_code
             == 200
         )
+
+
+def test_collapse_copies_gives_one_result_per_photo_and_links_to_its_copies(collection):
+    photo = (PHOTOS / "chelsea.jpg").read_bytes()
+    with TestClient(create_app(collection)) as client:
+        plain = client.post("/search", files={"file": ("cat.jpg", photo)}, data={"k": 5}).json()["results"]
+        assert [r["path"] for r in plain[:2]] == ["chelsea.jpg", "copies/cat-small.jpg"]
+        client.get(URL)  # the groups computed (a collapsed search also starts that by itself)
+        folded = client.post(
+            "/search", files={"file": ("cat.jpg", photo)}, data={"k": 5, "collapse": "copies"}
+        ).json()["results"]
+        assert [r["path"] for r in folded].count("copies/cat-small.jpg") == 0
+        assert folded[0]["path"] == "chelsea.jpg" and folded[0]["copies"] == 1 and len(folded) == 5
+        others = client.get(folded[0]["copies_url"]).json()["results"]
+        assert others[0]["path"] == "copies/cat-small.jpg"
+        assert [r["rank"] for r in folded] == [1, 2, 3, 4, 5] and folded[1]["copies"] == 0
+        second = client.post(
+            "/search", files={"file": ("cat.jpg", photo)}, data={"k": 2, "offset": 1, "collapse": "copies"}
+        ).json()["results"]
+        assert [r["path"] for r in second] == [r["path"] for r in folded[1:3]]
+        wrong = client.post("/search", files={"file": ("cat.jpg", photo)}, data={"collapse": "all"})
+        assert wrong.status_code == 422
