@@ -238,6 +238,11 @@ class Collection:
             return None
         return {i: number for number, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
 
+    def copies_now(self) -> dict[int, int]:
+        """`copy_groups` of the current snapshot, computed now if they are not yet."""
+        snapshot, _ = self.duplicates(None)
+        return self.copy_groups(snapshot) or {}
+
     def _group_in_background(self) -> None:
         if not self._grouping.acquire(blocking=False):
             return

@@ -1,13 +1,14 @@
 """Duplicate review through the API: the suggested keeper, keep one (trash, merge, undo), keep
 all (remembered across restarts and re-indexes), the bulk action's preview, and the refusals."""
 
+import json
 import shutil
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings, writable_copy
-from PIL import Image
+from helpers import PHOTOS, copy_photos, make_settings, plant_copies, writable_copy
 
+import with_faiss
 from main import create_app
 from search_by_image.api.auth import KeyStore
 from search_by_image.index.disk import writer_lock
@@ -30,15 +31,7 @@ def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     settings = make_settings(root)
     copy_photos(settings.images_dir)
-    copies = settings.images_dir / "copies"
-    copies.mkdir()
-    cat = Image.open(PHOTOS / "chelsea.jpg")
-    (copies / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((cat.width // 2, cat.height // 2)), 70))
-    eagle = Image.open(PHOTOS / "eagle.jpg")
-    w, h = eagle.size
-    (copies / "eagle-crop.jpg").write_bytes(
-        jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
-    )
+    plant_copies(settings.images_dir)
     settings.metadata_csv.write_text(CSV)
     update_index(settings, progress=False)
     return settings
@@ -235,3 +228,23 @@ def test_collapse_copies_gives_one_result_per_photo_and_links_to_its_copies(coll
         assert [r["path"] for r in second] == [r["path"] for r in folded[1:3]]
         wrong = client.post("/search", files={"file": ("cat.jpg", photo)}, data={"collapse": "all"})
         assert wrong.status_code == 422
+
+
+def test_the_cli_collapses_copies_too(planted, capsys):
+    where = [
+        "--output",
+        str(planted.saved_dir),
+        "--images",
+        str(planted.images_dir),
+        "--csv",
+        str(planted.metadata_csv),
+    ]
+    query = str(PHOTOS / "chelsea.jpg")
+    for flags, expected in (([], 2), (["--collapse"], 1)):
+        capsys.readouterr()
+        assert (
+            with_faiss.main(["search", "--quiet", *where, "--format", "json", "-k", "5", *flags, query]) == 0
+        )
+        (row,) = json.loads(capsys.readouterr().out)
+        cats = [r["path"] for r in row["results"] if r["path"] in ("chelsea.jpg", "copies/cat-small.jpg")]
+        assert len(cats) == expected and len(row["results"]) == 5
