@@ -99,6 +99,8 @@ class ReviewDecisions:
         self.folder = Path(folder)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        #: counts this process' changes to the pairs kept apart (for caches of groups)
+        self.version = 0
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -124,6 +126,7 @@ class ReviewDecisions:
                 "INSERT OR REPLACE INTO review_apart (first, second, decision) VALUES (?, ?, ?)",
                 [(*_pair(a, b), decision) for a, b in itertools.combinations(sorted(set(paths)), 2)],
             )
+            self.version += 1
             return decision
 
     def begin_keep_one(self, keeper: str, keeper_metadata: dict[str, Any], paths: list[str]) -> int:
@@ -166,6 +169,7 @@ class ReviewDecisions:
         with self._lock, transaction(self._db()) as db:
             db.execute("DELETE FROM review_apart WHERE decision = ?", (decision,))
             db.execute("UPDATE review_decisions SET state = 'undone' WHERE id = ?", (decision,))
+            self.version += 1
 
     def discard(self, decision: int) -> None:
         """Forget a keep_one that failed before it trashed anything."""

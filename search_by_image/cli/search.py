@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.collapse:
         log.info("Grouping the collection's copies (once per index version)")
-        searcher.groups = searcher.collection.copies_now()
+        from search_by_image.serving.duplicate_review import review_of
+
+        searcher.groups = review_of(searcher.collection).copy_groups(searcher.snapshot, wait=True) or {}
     try:
         searched = searcher.search_all(photos, args.k, conditions, args.copies_only, fmt, args.quiet)
     except KeyboardInterrupt:

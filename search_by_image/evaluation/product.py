@@ -89,8 +89,9 @@ class ProductSearch:
         snapshot = self.collection.require()
         groups = None
         if collapse:
-            self.collection.duplicates(None)
-            groups = self.collection.copy_groups(snapshot)
+            from search_by_image.serving.duplicate_review import review_of
+
+            groups = review_of(self.collection).copy_groups(snapshot, wait=True)
         upload = Upload(data, k or len(self.store), collapse=collapse)
         found = search(snapshot, upload, self.settings.max_image_pixels, groups)
         return Answer(found.hits.labelled(), found.hits.copies)

@@ -63,7 +63,6 @@ class Collection:
         self._duplicates_lock = threading.Lock()
         self._neighbours: Neighbours | None = None
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
-        self._grouping = threading.Lock()
         self._copies: dict[tuple[int, int], float] | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
@@ -219,39 +218,6 @@ class Collection:
                     self._groups.pop(next(iter(self._groups)))
                 self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
             return snapshot, self._groups[key]
-
-    def copy_groups(self, snapshot: Snapshot) -> dict[int, int] | None:
-        """Each image in a `copies` group (at the default threshold) -> the group's number, for
-        collapsing results; None until the groups of `snapshot`'s generation are computed (one
-        background thread computes them on the first call, so no search waits for it)."""
-        groups = self._groups.get((None, None))
-        neighbours = self._neighbours
-        if (
-            groups is None
-            or neighbours is None
-            or neighbours.generation != snapshot.store.manifest.generation
-        ):
-            if not self._grouping.locked():
-                threading.Thread(
-                    target=self._group_in_background, name=f"groups-{self.name}", daemon=True
-                ).start()
-            return None
-        return {i: number for number, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
-
-    def copies_now(self) -> dict[int, int]:
-        """`copy_groups` of the current snapshot, computed now if they are not yet."""
-        snapshot, _ = self.duplicates(None)
-        return self.copy_groups(snapshot) or {}
-
-    def _group_in_background(self) -> None:
-        if not self._grouping.acquire(blocking=False):
-            return
-        try:
-            self.duplicates(None)
-        except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
-            log.exception("Collection %s: could not group copies", self.name)
-        finally:
-            self._grouping.release()
 
     def _verified_copies(
         self, store: IndexStore, neighbours: Neighbours

@@ -13,6 +13,7 @@ the action wait for the writer lock or fail as busy, with what was done recorded
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import weakref
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
 
 
 class UnknownDecision(UnknownImage):
@@ -70,6 +73,9 @@ class DuplicateReview:
     def __init__(self, collection: Collection):
         self.collection = collection
         self.decisions = ReviewDecisions(collection.location.saved_dir)
+        self._grouping = threading.Lock()
+        #: ((index generation, decisions version), image id -> copies group number)
+        self._copy_groups: tuple[tuple[str, int], dict[int, int]] | None = None
 
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
@@ -91,6 +97,36 @@ class DuplicateReview:
 
         filtered = None if allowed is None else hashlib.sha256(allowed.tobytes()).hexdigest()
         return self.collection.duplicates(scope.threshold, keep, (frozenset(apart), filtered))
+
+    def copy_groups(self, snapshot: Snapshot, wait: bool = False) -> dict[int, int] | None:
+        """Each image in a `copies` group (the default threshold, pairs decided apart left
+        apart) -> its group's number, for collapsing results. Unless `wait`: None until they
+        are computed for `snapshot`'s index, which a background thread then does (once at a
+        time), so no search waits for a pass over the collection."""
+        wanted = (snapshot.store.manifest.generation, self.decisions.version)
+        if wait:
+            self._group_copies()
+        known = self._copy_groups
+        if known is not None and known[0] == wanted:
+            return known[1]
+        if not wait and not self._grouping.locked():
+            threading.Thread(
+                target=self._group_copies, name=f"copies-{self.collection.name}", daemon=True
+            ).start()
+        return None
+
+    def _group_copies(self) -> None:
+        if not self._grouping.acquire(blocking=False):
+            return
+        try:
+            version = self.decisions.version
+            snapshot, groups = self.groups(Scope())
+            found = {i: n for n, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
+            self._copy_groups = ((snapshot.store.manifest.generation, version), found)
+        except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
+            log.exception("Collection %s: could not group copies", self.collection.name)
+        finally:
+            self._grouping.release()
 
     def reviewed(self, group: Group) -> Reviewed:
         location = self.collection.location

@@ -18,6 +18,7 @@ from search_by_image.errors import InvalidField, UrlRefused
 from search_by_image.images import formats
 from search_by_image.images.regions import parse_box
 from search_by_image.serving import search as searching
+from search_by_image.serving.duplicate_review import review_of
 from search_by_image.serving.search import Upload
 
 router = APIRouter(tags=["search"])
@@ -121,7 +122,7 @@ async def search(
     data, filename = await query_bytes(file, url, settings.max_upload_bytes, request.app.state.url_fetcher)
     folding = collapse == "copies"
     upload = Upload(data, k, offset, parse_filters(filters), parse_box(box), folding)
-    groups = chosen.copy_groups(snapshot) if folding else None
+    groups = review_of(chosen).copy_groups(snapshot) if folding else None
     # filters, decode and search in one worker thread: each hop between the event loop and the
     # thread pool waits for a core on a loaded machine
     found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels, groups)
