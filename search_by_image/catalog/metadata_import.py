@@ -20,9 +20,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from search_by_image.catalog import metadata_store as store
 from search_by_image.catalog.csv_cells import neutralised
-from search_by_image.catalog.database import transaction
+from search_by_image.catalog.database import connect, transaction
 from search_by_image.catalog.metadata import Metadata, load_metadata
 from search_by_image.lazy_imports import LazyModule
 
@@ -46,7 +48,7 @@ def csv_stamp(csv_path: Path | None) -> str:
     return f"{info.st_ino}:{info.st_mtime_ns}:{info.st_size}" if info else ""
 
 
-def is_current(conn: sqlite3.Connection, csv_path: Path | None, ids: Sequence[int]) -> bool:
+def is_current(conn: sqlite3.Connection, csv_path: Path | None, ids: Sequence[int] | np.ndarray) -> bool:
     """The database holds this CSV's rows and one row per id in `ids` (same count, same largest
     id: ids are never reused, so an indexer run that added or removed images changes one)."""
     if store.state(conn, "csv_stamp") != csv_stamp(csv_path):
@@ -56,7 +58,11 @@ def is_current(conn: sqlite3.Connection, csv_path: Path | None, ids: Sequence[in
 
 
 def import_csv(
-    conn: sqlite3.Connection, csv_path: Path | None, ids: Sequence[int], paths: list[str], force: bool = False
+    conn: sqlite3.Connection,
+    csv_path: Path | None,
+    ids: Sequence[int] | np.ndarray,
+    paths: list[str],
+    force: bool = False,
 ) -> Metadata | None:
     """Make the database hold `csv_path`'s rows for the images `ids`/`paths` (index order);
     the join's result (for its problems), or None when it was current already."""
@@ -77,13 +83,36 @@ def import_csv(
     raise RuntimeError("metadata kept changing while the CSV was imported; try again")
 
 
+def sync(folder: Path, csv_path: Path | None, ids: Sequence[int] | np.ndarray, paths: list[str]) -> list[str]:
+    """Import `csv_path` into the database of the saved folder `folder` unless it is current
+    (`is_current`); the join's problems (unmatched rows, images without one) as of the last
+    import. A database that cannot be written is reported, never fatal: the service serves."""
+    try:
+        conn = connect(folder, store.SCHEMA)
+        try:
+            metadata = import_csv(conn, csv_path, ids, paths)
+            if metadata is not None:
+                with transaction(conn):
+                    store.set_state(conn, "problems", json.dumps(metadata.problems()))
+            return list(json.loads(store.state(conn, "problems") or "[]"))
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        log.warning("Metadata of %s not imported: %s", folder, exc)
+        return []
+
+
 def _added_rows(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     query = "SELECT path, shown FROM metadata_rows WHERE origin = ? AND shown IS NOT NULL"
     return {path: json.loads(shown) for path, shown in conn.execute(query, (store.ADDED,))}
 
 
 def _replace(
-    conn: sqlite3.Connection, metadata: Metadata, ids: Sequence[int], paths: list[str], added: set[str]
+    conn: sqlite3.Connection,
+    metadata: Metadata,
+    ids: Sequence[int] | np.ndarray,
+    paths: list[str],
+    added: set[str],
 ) -> None:
     """Every row and column replaced by the join's (in the caller's transaction); columns are
     indexed after the rows are in, which is faster than keeping indexes up to date."""
@@ -169,4 +198,6 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return neutralised(str(value))

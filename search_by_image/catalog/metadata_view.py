@@ -58,11 +58,14 @@ class MetadataView:
     def for_id(self, image_id: int) -> dict[str, Any]:
         return self.rows_for([image_id]).get(int(image_id), {})
 
-    def select(self, conditions: dict[str, Condition]) -> np.ndarray:
-        """The ids (sorted) of the images every condition allows; FilterError for a filter this
-        metadata cannot apply (an unknown column, a value of the wrong kind)."""
+    def select(self, conditions: dict[str, Condition], below: int | None = None) -> np.ndarray:
+        """The ids (sorted) of the images every condition allows, only those under `below` if
+        given; FilterError for a filter this metadata cannot apply (an unknown column, a value
+        of the wrong kind)."""
         conn = self.connection()
         clause, params = where(conditions, store.columns(conn))
+        if below is not None:
+            clause, params = f"{clause} AND id < ?", [*params, int(below)]
         cursor = conn.execute(f"SELECT id FROM metadata_rows WHERE {clause} ORDER BY id", params)
         return np.fromiter((row[0] for row in cursor), dtype=np.int64)
 
