@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from search_by_image.catalog import metadata_store
+from search_by_image.catalog.database import transaction
 from search_by_image.catalog.locations import Location, unwritable
-from search_by_image.catalog.metadata_writes import append_rows, check_rows, remove_rows
+from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import Conflict, Rebuilt, StorageError, UnknownImage
 from search_by_image.images import formats
@@ -137,12 +139,13 @@ class LiveWrites:
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
                 for path, row in fresh.items():
                     self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
-                rows = {path: metadata for path, row in fresh.items() if (metadata := uploads[row].metadata)}
-                if rows:
-                    append_rows(self._csv(), rows, store.paths)
                 if fresh:
                     store = store.with_added(features[list(fresh.values())], list(fresh), files)
                     store.save(self.location.saved_dir)
+                    with transaction(conn := snapshot.metadata.connection()):
+                        for path, row in fresh.items():
+                            image_id = int(store.ids[store.position[path]])
+                            metadata_store.put(conn, image_id, path, uploads[row].metadata)
             self.collection.swap(store)
             return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
 
@@ -161,14 +164,17 @@ class LiveWrites:
             record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
             moved = [(source, trashed)] if source.is_file() else []
             with _storage(self.name), self._journaled(store, [record], moved):
-                rows = remove_rows(self.location.metadata_csv, path, store.paths)
-                if rows:
+                metadata = self.collection.require().metadata
+                values = metadata.for_id(image_id)
+                if values:
                     record.parent.mkdir(parents=True, exist_ok=True)
-                    record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
+                    record.write_text(json.dumps({"path": path, "metadata": values}, indent=1))
                 if moved:
                     journal.move(source, trashed)
                 smaller = store.without([image_id])
                 smaller.save(self.location.saved_dir)
+                with transaction(conn := metadata.connection()):
+                    metadata_store.remove(conn, [image_id])
             kept_at = trashed if moved else None
             self.collection.swap(smaller)
             self.collection.thumbnails.remove(path, store.manifest.files[path])
@@ -233,7 +239,6 @@ class LiveWrites:
             saved,
             journal.Plan(
                 generation=store.manifest.generation,
-                csv=self.location.metadata_csv,
                 created=created,
                 moved=list(moved),
             ),
@@ -247,11 +252,6 @@ class LiveWrites:
                 log.exception("Collection %s: could not undo a failed write yet", self.name)
             raise
         journal.end(saved)
-
-    def _csv(self) -> Path:
-        if self.location.metadata_csv is None:
-            raise ValueError(f"collection {self.name!r} has no metadata CSV to add rows to")
-        return self.location.metadata_csv
 
     @staticmethod
     def _upload_path(upload: Upload) -> str:
