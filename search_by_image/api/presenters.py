@@ -34,6 +34,8 @@ def search_response(
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
     metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
     snapshot = found.snapshot
+    labelled = found.labelled()
+    rows = snapshot.metadata.rows_for(hit.id for hit in labelled)
     results = [
         SearchHit(
             rank=rank,
@@ -44,14 +46,14 @@ def search_response(
             inliers=None if hit.check is None else hit.check.inliers,
             image_url=urls.image(snapshot.name, hit.path, key_id),
             thumbnail_url=urls.thumbnail(snapshot, hit.path, key_id),
-            metadata=snapshot.metadata.for_path(hit.path),
+            metadata=rows.get(hit.id, {}),
             copies=copies,
             copies_url=f"/collections/{quote(snapshot.name)}/images/{hit.id}/similar" if copies else None,
         )
         for rank, hit, copies in zip(
-            range(offset + 1, offset + 1 + len(found.hits)),
-            found.labelled(),
-            found.copies or [0] * len(found.hits),
+            range(offset + 1, offset + 1 + len(labelled)),
+            labelled,
+            found.copies or [0] * len(labelled),
             strict=True,
         )
     ]

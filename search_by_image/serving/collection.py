@@ -16,7 +16,8 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from search_by_image.catalog.locations import Location
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_import import sync
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import (
     IndexBusy,
@@ -73,6 +74,8 @@ class Collection:
         )
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
+        #: the collection's metadata in its database (one view for every snapshot)
+        self.metadata = MetadataView(location.saved_dir)
         self.writes = LiveWrites(self)
 
     def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
@@ -143,11 +146,12 @@ class Collection:
                 return False
             if store is not (current.store if current else None):
                 store.place(self._embedders.device)
-            metadata = load_metadata(self.location.metadata_csv, store.paths)
+            for problem in sync(self.location.saved_dir, self.location.metadata_csv, store.ids, store.paths):
+                log.info("Collection %s metadata: %s", self.name, problem)
             self.snapshot = Snapshot(
                 self.name,
                 store,
-                metadata,
+                self.metadata,
                 embedder,
                 batcher,
                 stamp,
@@ -229,8 +233,7 @@ class Collection:
         return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
 
     def swap(self, store: IndexStore) -> None:
-        """Serve `store` (written by a live write) with the metadata now on disk."""
+        """Serve `store` (written by a live write); its metadata is already in the database."""
         snapshot = self.require()
         store.place(self._embedders.device)
-        metadata = load_metadata(self.location.metadata_csv, store.paths)
-        self.snapshot = dataclasses.replace(snapshot, store=store, metadata=metadata, stamp=self._stamp())
+        self.snapshot = dataclasses.replace(snapshot, store=store, stamp=self._stamp())

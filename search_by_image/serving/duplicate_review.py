@@ -209,7 +209,7 @@ class DuplicateReview:
         if keeper_id not in ids:
             raise UnknownImage(f"image {keeper_id} is not in duplicate group {reviewed.group.fingerprint!r}")
         keeper = snapshot.store.path_of(keeper_id)
-        kept_row = clean(snapshot.metadata.for_path(keeper))
+        kept_row = clean(snapshot.metadata.for_id(keeper_id))
         paths = [p for _, p in reviewed.group.images]
         number = self.decisions.begin_keep_one(keeper, kept_row, paths)
         merged: dict[str, Any] = {}
@@ -218,7 +218,7 @@ class DuplicateReview:
             for facts in sorted(reviewed.facts, key=keepers.Facts.rank):
                 if facts.id == keeper_id:
                     continue
-                row = clean(snapshot.metadata.for_path(facts.path))
+                row = clean(snapshot.metadata.for_id(facts.id))
                 path, trashed_to = self.collection.delete(facts.id)
                 kept_at = None if trashed_to is None else str(trashed_to)
                 self.decisions.add_trashed(number, Trashed(path, facts.id, kept_at, facts.bytes, row))
@@ -231,7 +231,7 @@ class DuplicateReview:
                 self.decisions.discard(number)
             raise
         if merged:
-            self.collection.writes.set_metadata(keeper, {**kept_row, **merged})
+            self.collection.writes.set_metadata(keeper_id, {**kept_row, **merged})
         self.decisions.finish(number, merged)
         return self._get(number)
 
@@ -252,14 +252,16 @@ class DuplicateReview:
         """The keeper's metadata without what the copies gave it (values since changed stay)."""
         if not decision.merged or decision.keeper is None:
             return
-        snapshot = self.collection.require()
-        if decision.keeper not in snapshot.store.position:
+        store = self.collection.require().store
+        row_number = store.position.get(decision.keeper)
+        if row_number is None:
             return
-        row = clean(snapshot.metadata.for_path(decision.keeper))
+        keeper_id = int(store.ids[row_number])
+        row = clean(self.collection.require().metadata.for_id(keeper_id))
         for column, value in decision.merged.items():
             if column in row and str(row[column]) == str(value):
                 row[column] = None
-        self.collection.writes.set_metadata(decision.keeper, row)
+        self.collection.writes.set_metadata(keeper_id, row)
 
 
 _reviews: weakref.WeakKeyDictionary[Collection, DuplicateReview] = weakref.WeakKeyDictionary()
