@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import ARTIFACTS, copy_photos, make_settings, plant_copies, running_server
+from helpers import ARTIFACTS, PHOTOS, copy_photos, make_settings, plant_copies, running_server
 
 from config import PROJECT_DIR
 from search_by_image.api.auth import KeyStore
@@ -98,4 +98,14 @@ def test_review_keep_one_undo_and_not_duplicates_survive_a_re_index(browser, tmp
         expect(group_of(page, "eagle.jpg")).to_have_count(0)  # still not duplicates
         expect(page.locator("#decisions")).to_contain_text("Not duplicates: copies/eagle-crop.jpg, eagle.jpg")
         shoot(page, "5-after-re-index")
+
+        page.goto(f"{base}/search")  # one result per photo by default: the cat's copy folded
+        expect(page.locator("#collapse")).to_be_checked()
+        page.set_input_files("#file", str(PHOTOS / "chelsea.jpg"))
+        page.click("#submit")
+        first = page.locator("#grid li.hit").first
+        expect(first.locator(".path")).to_have_text("chelsea.jpg")
+        expect(first.locator("a.copies-link")).to_have_text("+1 copy")
+        expect(page.locator("#grid .path", has_text="cat-small.jpg")).to_have_count(0)
+        shoot(page, "6-search-one-result-per-photo")
         page.close()
