@@ -20,12 +20,14 @@ import itertools
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from search_by_image.catalog.database import connect, transaction
+from search_by_image.layout import CATALOG_FILE
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS review_decisions (
@@ -115,8 +117,20 @@ class ReviewDecisions:
 
     def apart(self) -> set[tuple[str, str]]:
         """Every pair of paths decided "not duplicates", each as (smaller, larger)."""
+        if self._conn is None and not (self.folder / CATALOG_FILE).is_file():
+            return set()  # nothing decided yet: a read-only folder stays untouched
         with self._lock:
             return {(a, b) for a, b in self._db().execute("SELECT first, second FROM review_apart")}
+
+    def apart_ids(self, id_of: Callable[[str], int | None]) -> set[tuple[int, int]]:
+        """The pairs kept apart as (smaller id, larger id), by `id_of` (a path's id now, None
+        for a path not indexed now: its pairs wait until it is again)."""
+        found = set()
+        for first, second in self.apart():
+            a, b = id_of(first), id_of(second)
+            if a is not None and b is not None:
+                found.add((min(a, b), max(a, b)))
+        return found
 
     def keep_all(self, paths: list[str]) -> int:
         """Remember every pair of `paths` as apart; the decision's id."""

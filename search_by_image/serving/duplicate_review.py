@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
+from search_by_image.index.store import IndexStore
 from search_by_image.ranking import keepers
 from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
@@ -67,6 +69,16 @@ def clean(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if _blank(value) else value for key, value in row.items()}
 
 
+def id_in(store: IndexStore) -> Callable[[str], int | None]:
+    """A path's id in `store` (None: not indexed)."""
+
+    def id_of(path: str) -> int | None:
+        row = store.position.get(path)
+        return None if row is None else int(store.ids[row])
+
+    return id_of
+
+
 class DuplicateReview:
     """The review of one collection's duplicate groups."""
 
@@ -80,13 +92,7 @@ class DuplicateReview:
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
         snapshot = self.collection.require()
-        store = snapshot.store
-        apart = set()
-        for first, second in self.decisions.apart():
-            a, b = store.position.get(first), store.position.get(second)
-            if a is not None and b is not None:
-                pair = (int(store.ids[a]), int(store.ids[b]))
-                apart.add((min(pair), max(pair)))
+        apart = self.decisions.apart_ids(id_in(snapshot.store))
         allowed = snapshot.allowed(scope.conditions or {})
         inside = None if allowed is None else set(allowed.tolist())
 

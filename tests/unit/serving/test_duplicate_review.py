@@ -134,7 +134,7 @@ def test_keep_one_with_a_chosen_keeper(collection, admin):
         assert not (collection.images_dir / "eagle.jpg").exists()
 
 
-def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undone(collection, admin):
+def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undone(collection, admin, capsys):
     with TestClient(create_app(collection)) as client:
         eagle = groups_of(client)[EAGLE]
         decision = client.post(f"{URL}/keep-all", json={"group": eagle["fingerprint"]}, headers=admin).json()
@@ -144,6 +144,8 @@ def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undon
     update_index(collection, rebuild=True, progress=False)
     with TestClient(create_app(collection)) as client:
         assert set(groups_of(client)) == {CAT}  # a new process, the index written again
+        assert with_faiss.main(["--duplicates", "--output", str(collection.saved_dir)]) == 0
+        assert "eagle" not in capsys.readouterr().out  # the command line honours it too
         listed = client.get(f"{URL}/decisions").json()["decisions"]
         assert [d["id"] for d in listed] == [decision["id"]]
         assert client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin).status_code == 200
