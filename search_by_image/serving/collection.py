@@ -65,6 +65,8 @@ class Collection:
         self._neighbours: Neighbours | None = None
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
         self._copies: dict[tuple[int, int], float] | None = None
+        #: the store the neighbours were computed for
+        self._neighbours_of: IndexStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -213,8 +215,7 @@ class Collection:
         generation = snapshot.store.manifest.generation
         with self._duplicates_lock:
             if self._neighbours is None or self._neighbours.generation != generation:
-                self._neighbours, self._groups = Neighbours.of(snapshot.store), {}
-                self._copies = self._verified_copies(snapshot.store, self._neighbours)
+                self._group_store(snapshot.store)
             neighbours = self._neighbours
             key = (threshold, scope)
             if key not in self._groups:
@@ -222,6 +223,24 @@ class Collection:
                     self._groups.pop(next(iter(self._groups)))
                 self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
             return snapshot, self._groups[key]
+
+    def _group_store(self, store: IndexStore) -> None:
+        """Neighbours and verified copies for `store`: those of the last store less what live
+        deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
+        before, self._neighbours_of = self._neighbours_of, store
+        self._groups = {}
+        derived = self._neighbours.after_deletes(before, store) if self._neighbours and before else None
+        if derived is not None:
+            self._neighbours = derived
+            if self._copies is not None:
+                self._copies = {
+                    p: v
+                    for p, v in self._copies.items()
+                    if p[0] in store.row_of_id and p[1] in store.row_of_id
+                }
+            return
+        self._neighbours = Neighbours.of(store)
+        self._copies = self._verified_copies(store, self._neighbours)
 
     def _verified_copies(
         self, store: IndexStore, neighbours: Neighbours

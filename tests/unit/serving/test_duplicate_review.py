@@ -14,6 +14,7 @@ from search_by_image.api.auth import KeyStore
 from search_by_image.index.disk import writer_lock
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
+from search_by_image.ranking.duplicates import Neighbours
 from search_by_image.serving import live_writes
 
 CSV = """image,title,album,camera
@@ -263,3 +264,19 @@ def test_the_cli_collapses_copies_too(planted, capsys):
         (row,) = json.loads(capsys.readouterr().out)
         cats = [r["path"] for r in row["results"] if r["path"] in ("chelsea.jpg", "copies/cat-small.jpg")]
         assert len(cats) == expected and len(row["results"]) == 5
+
+
+def test_groups_after_a_keep_one_come_from_the_neighbours_less_the_trashed(collection, admin, monkeypatch):
+    """Trashing searches nothing again (a pass over the collection per decision would make
+    reviewing a large one crawl); an undo, which adds an image back, does."""
+    computed = []
+    real = Neighbours.of
+    monkeypatch.setattr(
+        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+    )
+    with TestClient(create_app(collection)) as client:
+        cat = groups_of(client)[CAT]
+        decision = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).json()
+        assert set(groups_of(client)) == {EAGLE} and len(computed) == 1
+        client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
+        assert set(groups_of(client)) == {CAT, EAGLE} and len(computed) == 2
