@@ -173,7 +173,7 @@ class DuplicateReview:
         if keeper_id not in ids:
             raise UnknownImage(f"image {keeper_id} is not in duplicate group {reviewed.group.fingerprint!r}")
         keeper = snapshot.store.path_of(keeper_id)
-        kept_row = clean(snapshot.metadata.for_path(keeper))
+        kept_row = clean(_metadata_of(snapshot, keeper))
         paths = [p for _, p in reviewed.group.images]
         number = self.decisions.begin_keep_one(keeper, kept_row, paths)
         merged: dict[str, Any] = {}
@@ -182,7 +182,7 @@ class DuplicateReview:
             for facts in sorted(reviewed.facts, key=keepers.Facts.rank):
                 if facts.id == keeper_id:
                     continue
-                row = clean(snapshot.metadata.for_path(facts.path))
+                row = clean(snapshot.metadata.for_id(facts.id))
                 path, trashed_to = self.collection.delete(facts.id)
                 kept_at = None if trashed_to is None else str(trashed_to)
                 self.decisions.add_trashed(number, Trashed(path, facts.id, kept_at, facts.bytes, row))
@@ -219,11 +219,15 @@ class DuplicateReview:
         snapshot = self.collection.require()
         if decision.keeper not in snapshot.store.position:
             return
-        row = clean(snapshot.metadata.for_path(decision.keeper))
+        row = clean(_metadata_of(snapshot, decision.keeper))
         for column, value in decision.merged.items():
             if column in row and str(row[column]) == str(value):
                 row[column] = None
         self.collection.writes.set_metadata(decision.keeper, row)
+
+
+def _metadata_of(snapshot: Snapshot, path: str) -> dict[str, Any]:
+    return snapshot.metadata.for_id(int(snapshot.store.ids[snapshot.store.position[path]]))
 
 
 _reviews: weakref.WeakKeyDictionary[Collection, DuplicateReview] = weakref.WeakKeyDictionary()

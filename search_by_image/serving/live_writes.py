@@ -200,10 +200,10 @@ class LiveWrites:
             with _storage(self.name), self._journaled(store, [], [(source, target)]):
                 journal.move(source, target)
                 info = target.stat()
-                if upload.metadata:
-                    append_rows(self._csv(), {path: upload.metadata}, store.paths)
                 store = store.with_added(features, [path], {path: (info.st_size, info.st_mtime_ns)}, ids)
                 store.save(self.location.saved_dir)
+                with transaction(conn := self.collection.require().metadata.connection()):
+                    metadata_store.put(conn, int(store.ids[store.position[path]]), path, upload.metadata)
             self.collection.swap(store)
             self.collection.thumbnails.write_quietly(path, store.manifest.files[path], upload.image)
             return Added(int(store.ids[store.position[path]]), path, True)
@@ -216,8 +216,9 @@ class LiveWrites:
             store = self.collection.require().store
             if path not in store.position:
                 raise UnknownImage(f"collection {self.name!r} has no image at {path!r}")
-            with _storage(self.name), self._journaled(store, []):
-                append_rows(self._csv(), {path: row}, store.paths)
+            image_id = int(store.ids[store.position[path]])
+            with _storage(self.name), transaction(conn := self.collection.require().metadata.connection()):
+                metadata_store.put(conn, image_id, path, row)
             self.collection.swap(store)
 
     @contextlib.contextmanager
