@@ -193,6 +193,17 @@ def export_csv(conn: sqlite3.Connection) -> Iterator[str]:
         yield buffer.getvalue()
 
 
+def exported(folder: Path) -> Iterator[str]:
+    """`export_csv` of the saved folder `folder`'s database, on a connection of its own (closed
+    when the last chunk is read, or when the reader stops early)."""
+    conn = connect(folder, store.SCHEMA)
+    try:
+        conn.execute("BEGIN")  # one read transaction: the header and the rows agree
+        yield from export_csv(conn)
+    finally:
+        conn.close()
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
