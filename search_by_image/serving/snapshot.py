@@ -19,7 +19,7 @@ from search_by_image.catalog.filters import Condition, matching_rows
 from search_by_image.catalog.metadata import Metadata
 from search_by_image.errors import UnknownImage
 from search_by_image.images.capture_time import CaptureTime
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.model.embedder import Embedder
 from search_by_image.ranking import expansion, rotations, verification
 from search_by_image.ranking.match_kinds import MatchKind, thresholds_for
@@ -78,7 +78,7 @@ class Labelled:
 class Snapshot:
     #: the collection's name
     name: str
-    store: IndexStore
+    store: LiveStore
     metadata: Metadata
     embedder: Embedder
     batcher: QueryBatcher
@@ -90,13 +90,16 @@ class Snapshot:
     expand: bool = False
     #: also search with the query turned a quarter each way (rotations.py; setting query_rotations)
     rotations: bool = False
+    #: the id of each row of `metadata` (the store's ids when it was loaded; live writes since
+    #: then change the store, not this)
+    metadata_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
         """The ids that pass the filters (FilterError for one this metadata cannot apply); None
         without filters. Cheap next to a forward pass: a request checks its filters first."""
         if not conditions:
             return None
-        return self.store.ids[matching_rows(conditions, self.metadata, len(self.store))]
+        return self.metadata_ids[matching_rows(conditions, self.metadata, len(self.metadata_ids))]
 
     def search(
         self,
@@ -154,11 +157,10 @@ class Snapshot:
         """ "More like this": the images nearest an indexed one, from its stored descriptor (no
         decode, no forward pass), itself left out. Returns its path and the hits."""
         store = self.store
-        row = store.row_of_id.get(image_id)
-        if row is None:
+        if image_id not in store:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         started = time.perf_counter()
-        query = np.asarray(store.features[row], dtype=np.float32)
+        (query,) = store.vectors([image_id])
         (hits,) = store.search(query[None], max(offset + k, self._fetched) + 1, allowed)
         searched = time.perf_counter()
         verifier = self.verifier
@@ -168,7 +170,7 @@ class Snapshot:
             query,
         )
         matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
-        return store.paths[row], Hits(
+        return store.path_of(image_id), Hits(
             self,
             others[offset : offset + k],
             matched,
