@@ -67,16 +67,16 @@ def build(root: Path, count: int) -> float:
     saved = root / "saved"
     with writer_lock(saved):
         store.save(saved)
-    ids = store.ids
-    del store, features
-    source.unlink()
+    del features
     with open(root / "data.csv", "w") as out:
         out.write("path,group,size,taken\n")
         for i, path in enumerate(paths):
             out.write(
                 f"{path},g{i % 100},{(i * 7919) % 5000},20{10 + i % 15}-{1 + i % 12:02d}-{1 + i % 28:02d}\n"
             )
-    sync(saved, root / "data.csv", ids, paths)
+    sync(saved, root / "data.csv", store)
+    del store
+    source.unlink()
     (root / "images").mkdir(exist_ok=True)
     return time.perf_counter() - started
 

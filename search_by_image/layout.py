@@ -10,7 +10,6 @@ named once here; the modules that read and write each part import its name.
       whitening.npz         the learned whitening (collections of 400+ images)
       .previous/            the last committed files while a new commit replaces them
       .lock                 the writer lock (indexer runs and live writes)
-      .pending.json         the write journal of a live add or delete under way
       .shards/              an indexer run's finished shards, until it commits
       thumbnails/           448 px JPEG per image (the grid, verification's keypoints)
       unreadable.json       files the indexer could not read, and why
@@ -30,7 +29,6 @@ WHITENING_FILE = "whitening.npz"
 IDS_FILE = "ids.npy"
 PREVIOUS_DIR = ".previous"
 LOCK_FILE = ".lock"
-PENDING_FILE = ".pending.json"
 SHARDS_DIR = ".shards"
 THUMBNAILS_DIR = "thumbnails"
 UNREADABLE_FILE = "unreadable.json"
