@@ -103,7 +103,8 @@ def uploads(count: int) -> list[bytes]:
     return [jpeg(photo.crop((i % 40, i // 40, 320 + i % 40, 240 + i // 40))) for i in range(count)]
 
 
-def measure(root: Path, writes: int) -> dict[str, float | str]:
+def measure(root: Path, writes: int, code: Path = PROJECT_DIR) -> dict[str, float | str]:
+    """One server process of the code in `code` on the collection in `root`."""
     import httpx
 
     saved = root / "saved"
@@ -122,7 +123,7 @@ def measure(root: Path, writes: int) -> dict[str, float | str]:
     base = f"http://127.0.0.1:{PORT}"
     command = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(PORT)]
     started = time.perf_counter()
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=PROJECT_DIR, env=env)
+    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=code, env=env)
     out: dict[str, float | str] = {}
     try:
         with httpx.Client(base_url=base, timeout=600) as client:
@@ -150,7 +151,8 @@ def measure(root: Path, writes: int) -> dict[str, float | str]:
             out["search_ms"] = statistics.median(plain)
             out["filtered_ms"] = statistics.median(f["timing"]["search_ms"] for f in filtered)
             out["filtered_matched"] = filtered[0]["matched"]
-            out.update(live_writes(client, key, uploads(max(1, writes // 2)), server.pid))
+            if writes:
+                out.update(live_writes(client, key, uploads(max(1, writes // 2)), server.pid))
     finally:
         server.terminate()
         server.wait(30)
@@ -204,9 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, help="where the collections go (kept with --keep; reused if built)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the collections for another run")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also serve each collection with this git revision (a worktree; no writes: they rewrite "
+        "the whole collection there), on the same machine in the same run",
+    )
     args = parser.parse_args(argv)
     root = args.root or Path(tempfile.mkdtemp(prefix="sbi-scale-"))
     rows = []
+    baseline = None
+    if args.baseline:
+        baseline = root / "baseline-code"
+        if not baseline.is_dir():
+            subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], check=True)
     try:
         for count in args.sizes:
             folder = root / str(count)
@@ -216,10 +229,16 @@ def main(argv: list[str] | None = None) -> int:
                 folder.mkdir(parents=True, exist_ok=True)
                 built = f"{build(folder, count):.0f}"
                 print(f"built {count} images in {built} s", flush=True)
+            if baseline is not None:
+                before = measure(folder, 0, baseline)
+                print(json.dumps({"images": count, "baseline": args.baseline, **before}), flush=True)
+                rows.append([f"{count:,} ({args.baseline})", built, before])
             result = measure(folder, args.writes)
             print(json.dumps({"images": count, **result}), flush=True)
-            rows.append([count, built, result])
+            rows.append([f"{count:,}", built, result])
     finally:
+        if baseline is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], check=False)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     header = "images | build s | add p50 ms | delete p50 ms | add split (server) | launch -> searchable s"
@@ -227,18 +246,21 @@ def main(argv: list[str] | None = None) -> int:
         " | idle RSS MB (anon) | search ms | 1% filter search ms (matched) | anon MB before -> after writes"
     )
     print(f"\n| {header} |\n|" + "---|" * len(header.split("|")))
-    for count, built, r in rows:
+    for label, built, r in rows:
+        wrote = "writes" in r
         cells = [
-            f"{count:,}",
+            label,
             built,
-            f"{r['add_ms']:.0f}",
-            f"{r['delete_ms']:.0f}",
-            r["add_split"],
+            f"{r['add_ms']:.0f}" if wrote else "-",
+            f"{r['delete_ms']:.0f}" if wrote else "-",
+            r["add_split"] if wrote else "-",
             f"{r['launch_s']:.1f}",
             f"{r['idle_rss_mb']:.0f} ({r['idle_anon_mb']:.0f})",
             f"{r['search_ms']:.2f}",
             f"{r['filtered_ms']:.2f} ({r['filtered_matched']})",
-            f"{r['anon_before_writes_mb']:.0f} -> {r['anon_after_writes_mb']:.0f} ({r['writes']} writes)",
+            f"{r['anon_before_writes_mb']:.0f} -> {r['anon_after_writes_mb']:.0f} ({r['writes']} writes)"
+            if wrote
+            else "-",
         ]
         print("| " + " | ".join(cells) + " |")
     return 0
