@@ -79,7 +79,7 @@ def measure(root: Path, photos: list[Path], writes: int) -> dict[str, float]:
     """Adds and deletes through HTTP on a served copy of the collection in `root`."""
     work = scratch("bench-live-")
     copy_collection(root, work)
-    _, key = KeyStore(work / "saved" / KEYS_FILE).create("bench")
+    _, key = KeyStore(work / "saved" / KEYS_FILE).create("admin")
     server, base = serve(work)
     adds: list[dict] = []
     deletes: list[dict] = []
