@@ -13,8 +13,9 @@ named once here; the modules that read and write each part import its name.
       .shards/              an indexer run's finished shards, until it commits
       thumbnails/           448 px JPEG per image (the grid, verification's keypoints)
       unreadable.json       files the indexer could not read, and why
-      trash/                deleted images and their metadata rows
-      catalog.sqlite        what the collection learns at run time (catalog/database.py), WAL
+      trash/                deleted images and their metadata (JSON)
+      catalog.sqlite        what the collection learns at run time (catalog/database.py), WAL:
+                            metadata rows, typed and indexed (catalog/metadata_store.py), ...
       onnx/                 exported and quantized models (SBI_ONNX_DIR)
       api_keys.json         API keys (salted hashes), mode 0600
       .url_secret           the signing secret of image URLs, mode 0600

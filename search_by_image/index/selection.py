@@ -26,6 +26,7 @@ def selector(allowed: np.ndarray | None, deleted: np.ndarray, id_limit: int) -> 
         inner = _ids(deleted)
         return _kept(faiss.IDSelectorNot(inner), inner)
     allowed = np.asarray(allowed, np.int64)
+    allowed = allowed[allowed < id_limit]  # ids written after this index: not in it
     if len(deleted):
         allowed = allowed[~np.isin(allowed, deleted)]
     if len(allowed) < BITMAP_FROM:

@@ -25,7 +25,7 @@ import numpy as np
 from search_by_image.catalog import unreadable
 from search_by_image.catalog.database import transaction
 from search_by_image.catalog.locations import Location, default_location
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_import import sync
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
 from search_by_image.index import live_log
@@ -157,6 +157,7 @@ def _update_locked(
         skipped=list(run.unlisted),
     )
     if run.unchanged and not run.todo:
+        sync(location.saved_dir, location.metadata_csv, run.previous)
         return _finished(report, len(run.keep), started)
     shard_files = None
     embedded: list[str] = []
@@ -166,16 +167,14 @@ def _update_locked(
     if run.unchanged and not embedded:  # only files that failed again: the index is still current
         if shard_files:
             shard_files.clear()
+        sync(location.saved_dir, location.metadata_csv, run.previous)
         return _finished(report, len(run.keep), started)
     status.phase = "writing"
     store = _commit(settings, location, run, embedded, rows)
     if shard_files:
         shard_files.clear()
     Thumbnails(location.saved_dir).prune(store.manifest.files)
-    if location.metadata_csv is not None and location.metadata_csv.is_file():  # else no problems
-        # to report, and an empty Metadata() imports pandas: half a second of a run's end
-        for problem in load_metadata(location.metadata_csv, store.paths).problems():
-            log.warning("Metadata: %s", problem)
+    sync(location.saved_dir, location.metadata_csv, store)
     report.embedded, report.written = len(embedded), True
     return _finished(report, len(store), started)
 

@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 
 from search_by_image.catalog.locations import Location
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_import import sync_csv
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import (
     IndexBusy,
@@ -84,6 +85,8 @@ class Collection:
         self._fold_at = (settings.fold_rows, settings.fold_fraction)
         self._folder = folding.Folder()
         self._log: sqlite3.Connection | None = None
+        #: the collection's metadata in its database (one view for every snapshot)
+        self.metadata = MetadataView(location.saved_dir)
         self.writes = LiveWrites(self)
 
     @property
@@ -179,17 +182,20 @@ class Collection:
                 return False
             if current is None or store.base is not current.store.base:
                 store.place(self._embedders.device)
+            for problem in sync_csv(
+                self.location.saved_dir, self.location.metadata_csv, lambda: (store.ids, store.paths)
+            ):
+                log.info("Collection %s metadata: %s", self.name, problem)
             self.snapshot = Snapshot(
                 self.name,
                 store,
-                load_metadata(self.location.metadata_csv, store.paths),
+                self.metadata,
                 embedder,
                 batcher,
                 stamp,
                 self._verifier,
                 self._expand,
                 self._rotations,
-                metadata_ids=store.ids,
             )
             self.problem, self._failed = None, None
             if current is None or current.store.base is not store.base:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -34,9 +35,10 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from search_by_image.catalog import metadata_store
 from search_by_image.catalog.database import transaction
 from search_by_image.catalog.locations import Location, unwritable
-from search_by_image.catalog.metadata_writes import append_rows, check_rows
+from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import Rebuilt, StorageError, UnknownImage
 from search_by_image.images import formats
@@ -181,21 +183,21 @@ class LiveWrites:
             raise
 
     def _log_adds(self, store: LiveStore, fresh: dict[str, int], features, files, uploads) -> None:
-        """The add's one transaction: ids taken, rows logged, metadata written; then COMMIT."""
-        rows = {path: metadata for path, row in fresh.items() if (metadata := uploads[row].metadata)}
+        """The add's one transaction: ids taken, rows logged, metadata written (one row per
+        image, metadata_store.py); then COMMIT."""
         conn = self.collection.log
         with transaction(conn):
             first = live_log.take_ids(conn, len(fresh), store.manifest.next_id)
             live_log.append_adds(
                 conn, first, list(fresh), features[list(fresh.values())], [files[p] for p in fresh]
             )
-            if rows:  # the metadata CSV, last before the COMMIT: a row left by a crash in between
-                # names an image never indexed, and metadata is joined to indexed paths only
-                append_rows(self._csv(), rows, store.paths)
+            metadata_store.create_tables(conn)
+            for number, (path, row) in enumerate(fresh.items()):
+                metadata_store.put(conn, first + number, path, uploads[row].metadata)
 
     def delete(self, image_id: int) -> tuple[str, Path | None]:
-        """Remove one image. Its file goes to the trash folder, so a delete can be undone by
-        hand. Returns its path and where the file went."""
+        """Remove one image. Its file and its metadata (as JSON) go to the trash folder, so a
+        delete can be undone by hand. Returns its path and where the file went."""
         with self._writing():
             store = self.collection.require().store
             if image_id not in store:
@@ -205,11 +207,17 @@ class LiveWrites:
                 conn = self.collection.log
                 with transaction(conn):
                     live_log.append_deletes(conn, [(image_id, path)])
+                    metadata_store.create_tables(conn)
+                    removed = metadata_store.remove(conn, [image_id])
             self.collection.refresh()
             source = self.location.images_dir / path
             trashed = self.location.trash_dir / trashed_name(image_id, path)
             kept_at = None
             try:  # committed: a failure here is finished at the next start (live_files)
+                if removed.get(image_id, (path, {}))[1]:
+                    record = trashed.with_name(f"{trashed.name}.json")
+                    record.parent.mkdir(parents=True, exist_ok=True)
+                    record.write_text(json.dumps({"path": path, "metadata": removed[image_id][1]}, indent=1))
                 if source.is_file():
                     move(source, trashed)
                     kept_at = trashed
@@ -229,11 +237,6 @@ class LiveWrites:
                 stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
             self.collection.refresh()
             yield
-
-    def _csv(self) -> Path:
-        if self.location.metadata_csv is None:
-            raise ValueError(f"collection {self.name!r} has no metadata CSV to add rows to")
-        return self.location.metadata_csv
 
     @staticmethod
     def _upload_path(upload: Upload) -> str:

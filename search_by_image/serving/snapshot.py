@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from search_by_image.catalog.filters import Condition, matching_rows
-from search_by_image.catalog.metadata import Metadata
+from search_by_image.catalog.filters import Condition
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import UnknownImage
 from search_by_image.images.capture_time import CaptureTime
 from search_by_image.index.live_store import LiveStore
@@ -79,7 +79,7 @@ class Snapshot:
     #: the collection's name
     name: str
     store: LiveStore
-    metadata: Metadata
+    metadata: MetadataView
     embedder: Embedder
     batcher: QueryBatcher
     stamp: Stamp
@@ -90,16 +90,15 @@ class Snapshot:
     expand: bool = False
     #: also search with the query turned a quarter each way (rotations.py; setting query_rotations)
     rotations: bool = False
-    #: the id of each row of `metadata` (the store's ids when it was loaded; live writes since
-    #: then change the store, not this)
-    metadata_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
-        """The ids that pass the filters (FilterError for one this metadata cannot apply); None
-        without filters. Cheap next to a forward pass: a request checks its filters first."""
+        """The ids (sorted) that pass the filters (FilterError for one this metadata cannot
+        apply); None without filters. One indexed SQL query: cheap next to a forward pass, so a
+        request checks its filters first. The database may already hold a write this snapshot
+        has not applied yet: the search ignores ids it does not hold."""
         if not conditions:
             return None
-        return self.metadata_ids[matching_rows(conditions, self.metadata, len(self.metadata_ids))]
+        return self.metadata.select(conditions)
 
     def search(
         self,

@@ -1,4 +1,5 @@
-"""Collections: list them, describe one (its filterable columns), find its near-duplicates.
+"""Collections: list them, describe one (its filterable columns), export its metadata, find
+its near-duplicates.
 
 Adding, deleting and "more like this" are routes/collection_images.py."""
 
@@ -6,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
 from search_by_image.api import presenters
 from search_by_image.api.deps import (
@@ -23,6 +25,7 @@ from search_by_image.api.schemas import (
     DuplicateImage,
     Duplicates,
 )
+from search_by_image.catalog.metadata_import import exported
 from search_by_image.ranking.duplicates import default_threshold
 from search_by_image.ranking.match_kinds import RAW, WHITENED
 
@@ -55,6 +58,23 @@ def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
 )
 def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
     return presenters.info(collection)
+
+
+@router.get(
+    "/{name}/metadata.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, 404: WRITE_ERRORS[404]},
+    summary="The collection's metadata as a CSV",
+    description="The columns of the CSV it was indexed with plus those added through the API, one "
+    "row per image (images added through the API included), streamed. Cells a spreadsheet would "
+    "run as a formula start with `'`; giving the file back as the collection's CSV restores them.",
+)
+def export_metadata(_: ReadAccess, collection: CollectionDep) -> StreamingResponse:
+    return StreamingResponse(
+        exported(collection.location.saved_dir),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{collection.name}-metadata.csv"'},
+    )
 
 
 @router.get(

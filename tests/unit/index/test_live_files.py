@@ -67,12 +67,13 @@ def test_adds_and_deletes_work_across_mount_points(across_mounts):
         )
         assert added.status_code == 201, added.text
         image_id = added.json()["images"][0]["id"]
-        assert "Across" in settings.metadata_csv.read_text()
+        assert "Across" in client.get("/collections/default/metadata.csv").text
         deleted = client.delete(f"/collections/default/images/{image_id}")
         assert deleted.status_code == 200, deleted.text
+        assert "Across" not in client.get("/collections/default/metadata.csv").text
         assert client.get(f"/images/{added.json()['images'][0]['path']}").status_code == 404
     trash = settings.saved_dir / "trash"
-    assert [p.suffix for p in sorted(trash.iterdir())] == [".jpg"]
+    assert [p.suffix for p in sorted(trash.iterdir())] == [".jpg", ".json"]  # the file and its metadata
     Image.open(io.BytesIO(next(trash.glob("*.jpg")).read_bytes())).verify()
     assert not [p for p in settings.images_dir.rglob(".*")]
     assert not [p for p in settings.saved_dir.rglob(".*") if p.name not in (".lock", ".url_secret")]
