@@ -87,8 +87,18 @@ def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
 class LiveStore:
     """A base IndexStore and the delta up to `seq`: what one snapshot searches. Immutable."""
 
-    def __init__(self, base: IndexStore, delta: _Delta | None = None, count: int = 0, seq: int | None = None):
+    def __init__(
+        self,
+        base: IndexStore,
+        delta: _Delta | None = None,
+        count: int = 0,
+        seq: int | None = None,
+        deleted: np.ndarray | None = None,
+    ):
         self.base = base
+        #: ids deleted up to `seq`, sorted (made by the writer: the shared dicts are not iterated
+        #: by readers while it appends)
+        self._deleted = np.empty(0, np.int64) if deleted is None else deleted
         self.manifest = base.manifest
         self.whitening = base.whitening
         self._delta = delta or _Delta.empty(base.manifest.embedder.dim, base.index.d)
@@ -109,14 +119,16 @@ class LiveStore:
             if adds
             else None
         )
-        added = 0
+        added, deleted = 0, []
         for change in changes:
             if change.deleted:
                 delta.deleted_at.setdefault(change.image_id, change.seq)
+                deleted.append(change.image_id)
             elif searched is not None:
                 delta.append(change, searched[added])
                 added += 1
-        return LiveStore(self.base, delta, delta.count, changes[-1].seq)
+        all_deleted = np.union1d(self._deleted, np.array(deleted, np.int64)) if deleted else self._deleted
+        return LiveStore(self.base, delta, delta.count, changes[-1].seq, all_deleted)
 
     @property
     def version(self) -> str:
@@ -129,12 +141,6 @@ class LiveStore:
 
     def place(self, device: str) -> None:
         self.base.place(device)
-
-    @functools.cached_property
-    def _deleted(self) -> np.ndarray:
-        """Ids deleted up to `seq`, sorted."""
-        seq = self.seq
-        return np.array(sorted(i for i, s in self._delta.deleted_at.items() if s <= seq), np.int64)
 
     @functools.cached_property
     def _base_deleted(self) -> np.ndarray:

@@ -183,8 +183,8 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
     """Scan the folder, settle the spec (`auto` keeps the collection's model and trunk) and sort
     the images into kept and to-embed; SpecMismatch for options the collection was not built with."""
     unlisted: list[tuple[str, str]] = []
+    loaded, folded_seq = _load_previous(location)  # first: it tidies the folder (live_files)
     found = list_images(location.images_dir, unlisted)
-    loaded, folded_seq = _load_previous(location)
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
         settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
     spec = EmbedderSpec.from_settings(settings)

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +84,8 @@ class Adds(list[Added]):
 def _storage(name: str) -> Iterator[None]:
     try:
         yield
+    except sqlite3.OperationalError as exc:  # a full disk, a read-only or locked database
+        raise StorageError(f"collection {name!r} cannot be written: {exc}; nothing was changed") from exc
     except OSError as exc:
         denied = isinstance(exc, PermissionError) and exc.filename
         hint = unwritable(Path(exc.filename).parent) if denied else None
@@ -155,17 +158,29 @@ class LiveWrites:
                 if store.id_of(path) is None and path not in fresh:
                     fresh[path] = row
             if fresh:
-                with _storage(self.name):
-                    files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
-                    for path, row in fresh.items():
-                        self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
-                    self._log_adds(store, fresh, features, files, uploads)
+                self._store_new(store, fresh, features, uploads)
                 self.collection.refresh()
             store = self.collection.require().store
         added = Adds(Added(int(store.id_of(p) or 0), p, p in fresh) for p in paths)
         added.embed_ms = (embedded - started) * 1e3
         added.write_ms = (time.perf_counter() - embedded) * 1e3
         return added
+
+    def _store_new(self, store: LiveStore, fresh: dict[str, int], features, uploads: list[Upload]) -> None:
+        """Write the new images' files and thumbnails, then log them (`_log_adds`); a failure
+        before the commit removes the files again (a crash leaves them to the indexer:
+        live_files.remove_orphan_uploads)."""
+        created = [file for p in fresh if not (file := self.location.images_dir / p).exists()]
+        try:
+            with _storage(self.name):
+                files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
+                for path, row in fresh.items():
+                    self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
+                self._log_adds(store, fresh, features, files, uploads)
+        except BaseException:
+            for file in created:
+                file.unlink(missing_ok=True)
+            raise
 
     def _log_adds(self, store: LiveStore, fresh: dict[str, int], features, files, uploads) -> None:
         """The add's one transaction: ids taken, rows logged, metadata written (one row per
@@ -229,12 +244,19 @@ class LiveWrites:
         return f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
 
     def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
-        """Write atomically (unless the same content is already there); its fingerprint."""
+        """Write atomically and durably (unless the same content is already there), before the
+        row that names it is committed; its fingerprint."""
         target = self.location.images_dir / path
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             staged = target.with_name(f".{target.name}.tmp")
-            staged.write_bytes(data)
-            os.replace(staged, target)
+            try:
+                with open(staged, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(staged, target)
+            finally:
+                staged.unlink(missing_ok=True)
         info = target.stat()
         return info.st_size, info.st_mtime_ns

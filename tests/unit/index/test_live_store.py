@@ -3,25 +3,13 @@ and folded into a new base; the same answers as a store rebuilt with the same ch
 
 import numpy as np
 import pytest
-from test_store import commit, random_store, unit_rows
+from stores import commit, log_adds, log_delete, random_store, unit_rows
 
 from search_by_image.catalog.database import transaction
 from search_by_image.index import live_log
 from search_by_image.index.live_store import LiveStore, load_live
 from search_by_image.index.selection import BITMAP_FROM
 from search_by_image.index.store import IndexStore
-
-
-def log_adds(conn, store, vectors, names):
-    with transaction(conn):
-        first = live_log.take_ids(conn, len(names), store.manifest.next_id)
-        live_log.append_adds(conn, first, names, vectors, [(1, 1)] * len(names))
-    return list(range(first, first + len(names)))
-
-
-def log_delete(conn, image_id, path):
-    with transaction(conn):
-        live_log.append_deletes(conn, [(image_id, path)])
 
 
 @pytest.fixture
