@@ -258,7 +258,7 @@ class IndexStore:
             scores, ids = self.gpu_index.search(queries, k)
         else:
             chosen = selection.selector(allowed, deleted, self.manifest.next_id)
-            params = search_params(self.index, self.manifest.nprobe, chosen)
+            params = search_params(self.index, selection.filtered_nprobe(self, allowed, k), chosen)
             small = len(self) * self.index.d <= ONE_THREAD_SCAN
             with one_faiss_thread() if small else contextlib.nullcontext():
                 scores, ids = self.index.search(queries, k, params=params)
