@@ -268,13 +268,13 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
 
     from search_by_image.catalog import locations
     from search_by_image.errors import SearchByImageError
-    from search_by_image.index.store import IndexStore
+    from search_by_image.index.live_store import load_live
     from search_by_image.ranking import verifier
     from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies, write_report
 
     try:
         location = locations.find(settings, args.collection)
-        store = IndexStore.load(location.saved_dir)
+        store, _ = load_live(location.saved_dir)
     except SearchByImageError as exc:
         logging.error("%s", exc)
         return 1
