@@ -179,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collections", type=Path, nargs="+", required=True)
     parser.add_argument("--writes", type=int, default=20, help="adds and deletes timed")
-    parser.add_argument("--memory-writes", type=int, default=MEMORY_WRITES, help="writes between the RSS reads")
+    parser.add_argument("--memory-writes", type=int, default=MEMORY_WRITES, help="writes between RSS reads")
     args = parser.parse_args()
     run(args.collections, args.writes, args.memory_writes)
 
