@@ -32,6 +32,8 @@ class SearchHit(BaseModel):
     image_url: str
     thumbnail_url: str = Field(description="a JPEG at most 448 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
+    copies: int = Field(0, description="with collapse=copies: how many copies of it were folded into it")
+    copies_url: str | None = Field(None, description="where they are: more like this image, copies first")
 
 
 class Timing(BaseModel):

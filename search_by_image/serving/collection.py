@@ -73,8 +73,9 @@ class Collection:
         self._duplicates_lock = threading.Lock()
         self._neighbours: Neighbours | None = None
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
-        self._grouping = threading.Lock()
         self._copies: dict[tuple[int, int], float] | None = None
+        #: the store the neighbours were computed for
+        self._neighbours_of: IndexStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -278,8 +279,7 @@ class Collection:
         generation = snapshot.store.version
         with self._duplicates_lock:
             if self._neighbours is None or self._neighbours.generation != generation:
-                self._neighbours, self._groups = Neighbours.of(snapshot.store), {}
-                self._copies = self._verified_copies(snapshot.store, self._neighbours)
+                self._group_store(snapshot.store)
             neighbours = self._neighbours
             key = (threshold, scope)
             if key not in self._groups:
@@ -288,33 +288,23 @@ class Collection:
                 self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
             return snapshot, self._groups[key]
 
-    def copy_groups(self, snapshot: Snapshot) -> dict[int, int] | None:
-        """Each image in a `copies` group (at the default threshold) -> the group's number, for
-        collapsing results; None until the groups of `snapshot`'s generation are computed (one
-        background thread computes them on the first call, so no search waits for it)."""
-        groups = self._groups.get((None, None))
-        neighbours = self._neighbours
-        if (
-            groups is None
-            or neighbours is None
-            or neighbours.generation != snapshot.store.manifest.generation
-        ):
-            if not self._grouping.locked():
-                threading.Thread(
-                    target=self._group_in_background, name=f"groups-{self.name}", daemon=True
-                ).start()
-            return None
-        return {i: number for number, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
-
-    def _group_in_background(self) -> None:
-        if not self._grouping.acquire(blocking=False):
+    def _group_store(self, store: IndexStore) -> None:
+        """Neighbours and verified copies for `store`: those of the last store less what live
+        deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
+        before, self._neighbours_of = self._neighbours_of, store
+        self._groups = {}
+        derived = self._neighbours.after_deletes(before, store) if self._neighbours and before else None
+        if derived is not None:
+            self._neighbours = derived
+            if self._copies is not None:
+                self._copies = {
+                    p: v
+                    for p, v in self._copies.items()
+                    if p[0] in store.row_of_id and p[1] in store.row_of_id
+                }
             return
-        try:
-            self.duplicates(None)
-        except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
-            log.exception("Collection %s: could not group copies", self.name)
-        finally:
-            self._grouping.release()
+        self._neighbours = Neighbours.of(store)
+        self._copies = self._verified_copies(store, self._neighbours)
 
     def _verified_copies(
         self, store: LiveStore, neighbours: Neighbours

@@ -250,24 +250,21 @@ class LiveWrites:
                 info = target.stat()
                 store = store.with_added(features, [path], {path: (info.st_size, info.st_mtime_ns)}, ids)
                 store.save(self.location.saved_dir)
-                with transaction(conn := self.collection.require().metadata.connection()):
+                with transaction(conn := snapshot.metadata.connection()):
                     metadata_store.put(conn, int(store.ids[store.position[path]]), path, upload.metadata)
             self.collection.swap(store)
             self.collection.thumbnails.write_quietly(path, store.manifest.files[path], upload.image)
             return Added(int(store.ids[store.position[path]]), path, True)
 
-    def set_metadata(self, path: str, row: dict[str, Any]) -> None:
-        """Replace the metadata row of the indexed image at `path` (merging a trashed copy's
-        values into the keeper, and undoing that)."""
-        with self._writing():
-            self.collection.refresh()
-            store = self.collection.require().store
-            if path not in store.position:
-                raise UnknownImage(f"collection {self.name!r} has no image at {path!r}")
-            image_id = int(store.ids[store.position[path]])
-            with _storage(self.name), transaction(conn := self.collection.require().metadata.connection()):
-                metadata_store.put(conn, image_id, path, row)
-            self.collection.swap(store)
+    def set_metadata(self, image_id: int, row: dict[str, Any]) -> None:
+        """Replace the metadata of an indexed image (merging a trashed copy's values into the
+        keeper, and undoing that): one row, one transaction, kept by later CSV imports."""
+        with self.collection.lock:
+            snapshot = self.collection.require()
+            if image_id not in snapshot.store.row_of_id:
+                raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
+            with _storage(self.name), transaction(conn := snapshot.metadata.connection()):
+                metadata_store.put(conn, image_id, snapshot.store.path_of(image_id), row)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

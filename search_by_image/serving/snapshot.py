@@ -41,6 +41,8 @@ class Hits:
     #: local verification of each hit (verification.Check; None: not verified)
     checks: list[verification.Check | None] = field(default_factory=list)
     verify_ms: float = 0.0
+    #: with collapse=copies: how many other results (copies) each hit stands for
+    copies: list[int] = field(default_factory=list)
 
     def labelled(self) -> list[Labelled]:
         """Each hit with its path and what it means (match_kinds: by the check where one ran)."""
