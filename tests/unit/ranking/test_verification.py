@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import encoded, jpeg_bytes, require_datasets, taken_at, writable_copy
+from helpers import PHOTOS, encoded, jpeg_bytes, require_datasets, taken_at, writable_copy
 from PIL import Image, ImageEnhance, ImageOps
 
 from main import create_app
@@ -20,6 +20,7 @@ from search_by_image.evaluation.product import Answer
 from search_by_image.images import capture_time
 from search_by_image.ranking import alignment, local_features, verification
 from search_by_image.ranking.match_kinds import thresholds_for
+from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.service import SearchService
 from search_by_image.settings import PROJECT_DIR
@@ -190,6 +191,30 @@ def test_results_checked_side_by_side_are_checked_as_one_by_one(demo_collection,
     }
     assert len(reranked) == len(hits) == 10
     assert checks == [one_by_one[image_id] for image_id, _ in reranked]
+
+
+def test_when_the_first_results_hold_no_copy_the_results_down_to_wide_top_are_checked(demo_collection):
+    """A copy's source that the global score put past the checked results (a detail, a hard
+    recompression) is checked, found and ranked first when the first results are weak; a query
+    whose first results hold its copy pays for no wider check."""
+    service = SearchService(demo_collection)
+    service.refresh()
+    snapshot = service.default.require()
+    store = snapshot.store
+    narrow = Verifier(snapshot.verifier.location, snapshot.verifier.max_image_pixels, top=3)
+    source = PHOTOS / "kite.jpg"
+    asked = query(edited(Image.open(source).convert("RGB")))
+    source_id = store.ids[store.paths.index("kite.jpg")]
+    others = [int(i) for i in store.ids if i != source_id]
+    weak = [(i, 0.3 - 0.01 * n) for n, i in enumerate(others[:6])] + [(int(source_id), 0.1)]
+    reranked, checks = narrow.rerank(store, weak, lambda: asked)
+    assert reranked[0][0] == source_id and checks[0] is not None and checks[0].copy
+    assert all(c is not None for c in checks)  # all 7 (under WIDE_TOP) were checked
+
+    found_first = [(int(source_id), 0.9)] + [(i, 0.5) for i in others[:6]]
+    reranked, checks = narrow.rerank(store, found_first, lambda: asked)
+    assert reranked[0][0] == source_id and checks[0].copy
+    assert checks[3:] == [None] * 4
 
 
 def test_duplicates_group_an_edited_copy_with_its_photo_but_not_another_shot(

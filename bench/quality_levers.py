@@ -1,0 +1,41 @@
+"""The levers bench/quality_copies.py measures: each a change of settings and a patch of module
+constants, applied only around its own variant's searches. "today" is the product before any of
+them (every lever off); "default" the product as shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from search_by_image.ranking import verifier
+
+
+@contextmanager
+def patched(*constants: tuple[Any, str, Any]) -> Iterator[None]:
+    """Module constants set for the block: (module, attribute, value) each."""
+    saved = [(module, attribute, getattr(module, attribute)) for module, attribute, _ in constants]
+    for module, attribute, value in constants:
+        setattr(module, attribute, value)
+    try:
+        yield
+    finally:
+        for module, attribute, value in saved:
+            setattr(module, attribute, value)
+
+
+def _patch(*constants: tuple[Any, str, Any]) -> Callable[[], Any]:
+    return lambda: patched(*constants)
+
+
+WIDE_OFF = (verifier, "WIDE_TOP", 0)
+
+#: name -> (settings changes, the patch of its searches)
+LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
+    "today": ({}, _patch(WIDE_OFF)),
+    "default": ({}, _patch()),
+    "verify top 30 always": ({"verify_top": 30}, _patch(WIDE_OFF)),
+    "wide 30 when weak": ({}, _patch((verifier, "WIDE_TOP", 30))),
+    "wide 50 when weak": ({}, _patch((verifier, "WIDE_TOP", 50))),
+}
