@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from search_by_image.ranking import verifier
+from search_by_image.ranking import rotations, verifier
 
 
 @contextmanager
@@ -30,12 +30,15 @@ def _patch(*constants: tuple[Any, str, Any]) -> Callable[[], Any]:
 
 
 WIDE_OFF = (verifier, "WIDE_TOP", 0)
+STRAIGHTEN_OFF = (rotations, "STRAIGHTEN", False)
 
 #: name -> (settings changes, the patch of its searches)
 LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
-    "today": ({}, _patch(WIDE_OFF)),
+    "today": ({}, _patch(WIDE_OFF, STRAIGHTEN_OFF)),
     "default": ({}, _patch()),
-    "verify top 30 always": ({"verify_top": 30}, _patch(WIDE_OFF)),
-    "wide 30 when weak": ({}, _patch((verifier, "WIDE_TOP", 30))),
-    "wide 50 when weak": ({}, _patch((verifier, "WIDE_TOP", 50))),
+    "verify top 30 always": ({"verify_top": 30}, _patch(WIDE_OFF, STRAIGHTEN_OFF)),
+    "wide 30 when weak": ({}, _patch((verifier, "WIDE_TOP", 30), STRAIGHTEN_OFF)),
+    "wide 40 when weak": ({}, _patch(STRAIGHTEN_OFF)),
+    "wide 50 when weak": ({}, _patch((verifier, "WIDE_TOP", 50), STRAIGHTEN_OFF)),
+    "straightened view": ({}, _patch(WIDE_OFF)),
 }
