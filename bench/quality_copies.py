@@ -35,7 +35,13 @@ from search_by_image.evaluation.alterations import AlteredCopy, pick_sources
 from search_by_image.evaluation.alterations_combined import combined_copies
 from search_by_image.evaluation.alterations_details import DetailCopy, detail_copies
 from search_by_image.evaluation.measures import GroundTruth
-from search_by_image.evaluation.product import ProductSearch, SourceRanks, index_like_a_user, source_ranks
+from search_by_image.evaluation.product import (
+    ProductSearch,
+    SourceRanks,
+    index_like_a_user,
+    product_map,
+    source_ranks,
+)
 from search_by_image.settings import PROJECT_DIR, Settings
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
@@ -77,10 +83,10 @@ def details(photos: list[Path], seed: int) -> list[DetailCopy]:
     return copies
 
 
-def sets(holidays: Path, truth: GroundTruth, photos: list[Path], seeds: list[int]):
+def sets(holidays: Path, truth: GroundTruth, photos: list[Path], seeds: list[int], copies: int):
     out: dict[str, tuple[list[AlteredCopy], list[str]]] = {}
     for seed in seeds:
-        sources = pick_sources(COPIES, len(truth.files), seed)
+        sources = pick_sources(copies, len(truth.files), seed)
         opened = combined_copies(lambda i: Image.open(holidays / "images" / truth.files[i]), sources, seed)
         out[f"combined s{seed}"] = opened, truth.files
         out[f"details s{seed}"] = details(photos, seed), []
@@ -114,13 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levers", nargs="*", default=[], help=f"of {sorted(LEVERS)}, or all")
     parser.add_argument("--misses", action="store_true", help="print each copy not found first")
     parser.add_argument("--http", action="store_true", help="also the copies over HTTP (uvicorn)")
+    parser.add_argument("--copies", type=int, default=COPIES, help="combined copies per seed")
+    parser.add_argument("--timed", type=int, default=TIMED, help="queries of each set timed")
+    parser.add_argument("--holidays", action="store_true", help="also Holidays-300 mAP per variant")
     args = parser.parse_args(argv)
     holidays = args.datasets_dir / "holidays_subset300"
     if not (holidays / "groundtruth.csv").is_file():
         print(f"{holidays} not found: the datasets live in ../shared/datasets beside the repo")
         return 0
     settings, truth, photos, names = collection(holidays, args.work)
-    copy_sets = sets(holidays, truth, photos, args.seeds)
+    copy_sets = sets(holidays, truth, photos, args.seeds, args.copies)
     levers = [n for n in LEVERS if n not in ("today", "default")] if args.levers == ["all"] else args.levers
     variants = ["today", "default", *levers]
     rows = []
@@ -143,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                                     f" area {copy.area:.2f} angle {copy.angle:+.1f}" if files == [] else ""
                                 )
                                 print(f"  {name} {label}: {source} rank {rank} {copy.edits}{extra}")
+                if args.holidays:
+                    cells.append(f"{product_map(search, holidays, truth)[0]:.4f}")
             rows.append((name, cells))
             print(f"  {name}: " + ", ".join(cells), flush=True)
-        queries = [c.data for copies, _ in copy_sets.values() for c in copies[:TIMED]]
+        queries = [c.data for copies, _ in copy_sets.values() for c in copies[: args.timed]]
         ms = paired_ms(searches, queries)
     print(
         "\n| variant | " + " | ".join(f"{s}: first / mean rank" for s in copy_sets) + " | p50 ms (x today) |"

@@ -155,7 +155,8 @@ class Verifier:
             top += len(wide)
         inliers = np.array([c.inliers if c else -1 for c in checks])
         copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
-        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies)
+        correlation = np.array([c.correlation if c else -1.0 for c in checks])
+        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies, correlation)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
 
     def _checks(

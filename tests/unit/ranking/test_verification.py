@@ -142,6 +142,38 @@ def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
     assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 0, 3]
 
 
+def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lead_the_rest():
+    # a burst passing for a copy (correlation 0.982) scored above the photo itself (0.995)
+    scores = np.array([0.52, 0.50, 0.45, 0.30])
+    inliers = np.array([18, 19, 3, 16])
+    copies = np.array([True, True, False, False])
+    correlation = np.array([0.982, 0.995, -1, 0.98])
+    assert verification.reorder(scores, inliers, copies, correlation).tolist() == [1, 0, 2, 3]
+    # expansion's order: a verified result stays above an unverified one its expanded score beat
+    assert verification.reorder(scores, inliers, copies, correlation, verified_first=True).tolist() == [
+        1,
+        0,
+        3,
+        2,
+    ]
+
+
+def test_a_small_detail_of_a_photo_is_compared_over_its_own_footprint():
+    """A detail showing a sixteenth of its photo: the pixels are compared cell by cell over the
+    part it covers, not over the photo's grid (where it fills too few cells to say anything)."""
+    rng = np.random.default_rng(0)
+    grey = cv2.resize(
+        rng.integers(0, 256, (72, 96), dtype=np.uint8), (384, 288), interpolation=cv2.INTER_CUBIC
+    )
+    inside = np.zeros(grey.shape, bool)
+    inside[100:172, 150:246] = True  # 72 x 96 px of 288 x 384
+    candidate = local_features.Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), grey)
+    noisy = np.clip(grey + rng.normal(0, 3, grey.shape), 0, 255).astype(np.uint8)
+    same = alignment.aligned_correlation(candidate, alignment.Overlap(noisy, inside))
+    other = alignment.aligned_correlation(candidate, alignment.Overlap(grey[::-1].copy(), inside))
+    assert same >= 0.98 and other < 0.5, (same, other)
+
+
 def search(service: SearchService, image: Image.Image, k: int = 3, data: bytes | None = None) -> Answer:
     """What POST /search answers for `image` (uploaded as `data`) in the default collection."""
     taken = None if data is None else (lambda: capture_time.read(data))
