@@ -14,8 +14,8 @@ expansion with the top results whatever they show gained less and drifts when th
 - Verified results keep their place (their own score and lift, verification.reorder) and stay
   above the unverified ones, so a copy's source that verification found but could not call a
   copy (a detail, a hard recompression) stays above the other shots of its scene that the
-  expanded query favours; the others are ranked by the expanded query's score. Scores shown stay the query's own, so match
-  kinds keep their calibration.
+  expanded query favours; the others are ranked by the expanded query's score. Scores shown
+  stay the query's own, so match kinds keep their calibration.
 - Only the first DEPTH fetched results are ranked again, from the descriptors the index store
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
   order, and every page up to it comes from the same candidates.
