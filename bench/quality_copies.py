@@ -153,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                                 )
                                 print(f"  {name} {label}: {source} rank {rank} {copy.edits}{extra}")
                 if args.holidays:
-                    cells.append(f"{product_map(search, holidays, truth)[0]:.4f}")
+                    mean_ap = (
+                        product_map(search, holidays, truth)[0] if name in ("today", "default") else None
+                    )
+                    cells.append("" if mean_ap is None else f"{mean_ap:.4f}")
             rows.append((name, cells))
             print(f"  {name}: " + ", ".join(cells), flush=True)
         queries = [c.data for copies, _ in copy_sets.values() for c in copies[: args.timed]]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from search_by_image.ranking import rotations, verifier
+from search_by_image.ranking import alignment, expansion, rotations, verification, verifier
 
 
 @contextmanager
@@ -31,14 +31,27 @@ def _patch(*constants: tuple[Any, str, Any]) -> Callable[[], Any]:
 
 WIDE_OFF = (verifier, "WIDE_TOP", 0)
 STRAIGHTEN_OFF = (rotations, "STRAIGHTEN", False)
+#: copies ordered by lifted score alone; expansion's scores may lift an unverified result over a
+#: verified one; a small detail's pixels not compared
+ORDER_OFF = ((verification, "COPY_ORDER_STEP", float("inf")), (expansion, "VERIFIED_FIRST", False))
+FOOTPRINT_OFF = (alignment, "FOOTPRINT_PX", 10**9)
+ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF)
+
+
+def _without(*kept: tuple[Any, str, Any]) -> Callable[[], Any]:
+    """Every lever off but `kept` (the default's value of each patch left as it is)."""
+    return _patch(*(c for c in ALL_OFF if c not in kept))
+
 
 #: name -> (settings changes, the patch of its searches)
 LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
-    "today": ({}, _patch(WIDE_OFF, STRAIGHTEN_OFF)),
+    "today": ({}, _patch(*ALL_OFF)),
     "default": ({}, _patch()),
-    "verify top 30 always": ({"verify_top": 30}, _patch(WIDE_OFF, STRAIGHTEN_OFF)),
-    "wide 30 when weak": ({}, _patch((verifier, "WIDE_TOP", 30), STRAIGHTEN_OFF)),
-    "wide 40 when weak": ({}, _patch(STRAIGHTEN_OFF)),
-    "wide 50 when weak": ({}, _patch((verifier, "WIDE_TOP", 50), STRAIGHTEN_OFF)),
-    "straightened view": ({}, _patch(WIDE_OFF)),
+    "verify top 30 always": ({"verify_top": 30}, _patch(*ALL_OFF)),
+    "wide 40 when weak": ({}, _without(WIDE_OFF)),
+    "wide 50 when weak": ({}, _patch((verifier, "WIDE_TOP", 50), *ALL_OFF[1:])),
+    "straightened view": ({}, _without(STRAIGHTEN_OFF)),
+    "order of copies, verified first": ({}, _without(*ORDER_OFF)),
+    "detail footprint": ({}, _without(FOOTPRINT_OFF)),
+    "default without wide": ({}, _patch(WIDE_OFF)),
 }

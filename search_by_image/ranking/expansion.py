@@ -36,6 +36,8 @@ from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
 
 #: Results ranked again (and fetched at least): the API's largest page.
 DEPTH = 100
+#: Verified results stay above the unverified ones whatever their expanded scores.
+VERIFIED_FIRST = True
 
 
 def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -70,5 +72,5 @@ def rerank(
     own = np.array([score for _, score in hits[:top]])
     copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
     correlation = np.array([-1.0 if check is None else check.correlation for check in checks[:top]])
-    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, verified_first=True)
+    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, VERIFIED_FIRST)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]
