@@ -11,10 +11,11 @@ expansion with the top results whatever they show gained less and drifts when th
 
 - Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's 1: a copy
   or a close shot counts fully, a barely verified one little.
-- Verified results keep their place (their own score and lift, verification.reorder), so a
-  copy's source stays above the other shots of its scene that the expanded query favours; the
-  others are ranked by the expanded query's score. Scores shown stay the query's own, so match
-  kinds keep their calibration.
+- Verified results keep their place (their own score and lift, verification.reorder) and stay
+  above the unverified ones, so a copy's source that verification found but could not call a
+  copy (a detail, a hard recompression) stays above the other shots of its scene that the
+  expanded query favours; the others are ranked by the expanded query's score. Scores shown
+  stay the query's own, so match kinds keep their calibration.
 - Only the first DEPTH fetched results are ranked again, from the descriptors the index store
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
   order, and every page up to it comes from the same candidates.
@@ -35,6 +36,8 @@ from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
 
 #: Results ranked again (and fetched at least): the API's largest page.
 DEPTH = 100
+#: Verified results stay above the unverified ones whatever their expanded scores.
+VERIFIED_FIRST = True
 
 
 def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -67,5 +70,6 @@ def rerank(
     )
     own = np.array([score for _, score in hits[:top]])
     copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
-    order = reorder(np.where(verified, own, scores), inliers, copies)
+    correlation = np.array([-1.0 if check is None else check.correlation for check in checks[:top]])
+    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, VERIFIED_FIRST)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

@@ -40,6 +40,17 @@ CACHED_IMAGES = 2048
 #: Threads checking results side by side, at most one per core: 10 results' checks take 2-5 ms
 #: each, so a few threads halve a search's verification without many idle threads.
 WORKERS = 4
+#: Results checked when the first `top` hold no copy and score under a copy's (`weak`): a
+#: source the global descriptor ranks low (a small turned detail, a hard recompression) is
+#: still found; only such queries pay for the wider check (bench/README.md "Copies as they
+#: reach people").
+WIDE_TOP = 40
+
+
+def weak(best_score: float, checks: list[Check | None], copy_score: float) -> bool:
+    """Whether a search's first results look like no copy of the query: none verified a copy,
+    and the best score under a copy's."""
+    return best_score < copy_score and not any(c is not None and c.copy for c in checks)
 
 
 class Verifier:
@@ -113,22 +124,50 @@ class Verifier:
             return replace(check, other_moment=True)
         return check
 
+    @property
+    def depth(self) -> int:
+        """Results a search must hand `rerank`: the widened first stage's (`WIDE_TOP`)."""
+        return max(self.top, WIDE_TOP) if self.top else 0
+
     def rerank(
         self, store: LiveStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
     ) -> tuple[list[tuple[int, float]], list[Check | None]]:
-        """The top `top` hits checked against `query()` and re-ranked (`reorder`); the others as
-        they were, unchecked (None). The query's mirror image is tried only for results whose
-        score is a copy's (match_kinds), where a mirrored copy would be."""
+        """The top `top` hits checked against `query()` and re-ranked (`reorder`); when none of
+        them is a copy and the best score is under a copy's (`weak`), the results down to
+        WIDE_TOP are checked too. The others as they were, unchecked (None). The query's mirror
+        image is tried only for results whose score is a copy's (match_kinds), where a mirrored
+        copy would be."""
         top = min(self.top, len(hits))
         if not top:
             return hits, [None] * len(hits)
+        copy_score = thresholds_for(store.whitening is not None).copy
         pool = _pool()
         # the results' keypoints (thumbnails not yet in memory) while this thread makes the query's
         candidates = [pool.submit(self.of, store, image_id) for image_id, _ in hits[:top]]
         asked = query()
         if asked is None:
             return hits, [None] * len(hits)
-        copy_score = thresholds_for(store.whitening is not None).copy
+        checks = self._checks(store, asked, hits[:top], candidates, copy_score)
+        if weak(hits[0][1], checks, copy_score):
+            wide = hits[top:WIDE_TOP]
+            more = [pool.submit(self.of, store, image_id) for image_id, _ in wide]
+            checks += self._checks(store, asked, wide, more, copy_score)
+            top += len(wide)
+        inliers = np.array([c.inliers if c else -1 for c in checks])
+        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
+        correlation = np.array([c.correlation if c else -1.0 for c in checks])
+        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies, correlation)
+        return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
+
+    def _checks(
+        self,
+        store: IndexStore,
+        asked: Query,
+        hits: list[tuple[int, float]],
+        candidates: list[Future[Keypoints | None]],
+        copy_score: float,
+    ) -> list[Check | None]:
+        """`hits` checked against `asked` side by side, their keypoints' futures `candidates`."""
 
         def checked(candidate: Future[Keypoints | None], image_id: int, score: float) -> Check | None:
             # submitted after `candidate`: the pool's queue is first in, first out, so by now
@@ -138,11 +177,9 @@ class Verifier:
                 return None
             return self._moment(check(asked, keypoints, score >= copy_score), asked, store, image_id)
 
-        checks = list(pool.map(checked, candidates, *zip(*hits[:top])))
-        inliers = np.array([c.inliers if c else -1 for c in checks])
-        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
-        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies)
-        return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
+        if not hits:
+            return []
+        return list(_pool().map(checked, candidates, *zip(*hits)))
 
     def is_copy(self, store: LiveStore, a: int, b: int, try_mirror: bool = True) -> bool:
         """Whether two indexed images are copies of one another (duplicates), mirror images too

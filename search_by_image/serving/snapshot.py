@@ -138,7 +138,7 @@ class Snapshot:
         """Results a search needs beyond its page: those verified, and those expansion re-ranks."""
         if self.verifier is None:
             return 0
-        return max(self.verifier.top, expansion.DEPTH if self.expand else 0)
+        return max(self.verifier.depth, expansion.DEPTH if self.expand else 0)
 
     def _verify(
         self, hits: list[tuple[int, float]], query, descriptor: np.ndarray
