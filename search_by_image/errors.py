@@ -169,6 +169,13 @@ class Rebuilt(SearchByImageError, RuntimeError):
     status = 409
 
 
+class Conflict(SearchByImageError, RuntimeError):
+    """What the request acts on changed since the client saw it (a duplicate group that gained or
+    lost an image, a file back at a restored image's path): reload and decide again."""
+
+    status = 409
+
+
 class SpecMismatch(SearchByImageError, RuntimeError):
     """The settings ask for another model or preprocessing than the collection was built with."""
 

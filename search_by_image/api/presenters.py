@@ -32,6 +32,8 @@ def search_response(
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
     metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
     snapshot = found.snapshot
+    labelled = found.labelled()
+    rows = snapshot.metadata.rows_for(hit.id for hit in labelled)
     results = [
         SearchHit(
             rank=rank,
@@ -42,9 +44,9 @@ def search_response(
             inliers=None if hit.check is None else hit.check.inliers,
             image_url=urls.image(snapshot.name, hit.path, key_id),
             thumbnail_url=urls.thumbnail(snapshot, hit.path, key_id),
-            metadata=snapshot.metadata.for_path(hit.path),
+            metadata=rows.get(hit.id, {}),
         )
-        for rank, hit in enumerate(found.labelled(), start=offset + 1)
+        for rank, hit in enumerate(labelled, start=offset + 1)
     ]
     return SearchResponse(
         query=query,

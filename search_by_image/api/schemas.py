@@ -149,6 +149,10 @@ class DuplicateImage(BaseModel):
     path: str
     image_url: str
     thumbnail_url: str
+    width: int = Field(0, description="pixels across (0: the header cannot be read)")
+    height: int = 0
+    bytes: int = Field(0, description="the file's size")
+    taken: str | None = Field(None, description="when it was shot (EXIF), if known")
 
 
 class DuplicateGroup(BaseModel):
@@ -158,6 +162,10 @@ class DuplicateGroup(BaseModel):
     )
     best: float = Field(description="the highest similarity between two members")
     weakest: float = Field(description="the lowest similarity among the links that joined the group")
+    fingerprint: str = Field(
+        "", description="names the group as it is now; actions send it back (409 once the group changed)"
+    )
+    suggested: int | None = Field(None, description="the id the keeper rule suggests keeping (`rule`)")
     images: list[DuplicateImage]
 
 
@@ -167,4 +175,5 @@ class Duplicates(BaseModel):
     total: int = Field(description="groups at this threshold, all pages together")
     images_in_groups: int = Field(description="images in those groups, all pages together")
     offset: int = Field(description="groups skipped before these (paging), largest groups first")
+    rule: str = Field("", description="how the suggested keeper of each group is chosen")
     groups: list[DuplicateGroup] = Field(description="at most `limit` groups from `offset` on")

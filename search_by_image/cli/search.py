@@ -236,10 +236,11 @@ class Searcher:
             return Row(name, [], str(exc))
         except OSError as exc:
             return Row(name, [], f"cannot be read: {exc.strerror or exc}")
-        metadata = self.snapshot.metadata
+        labelled = found.hits.labelled()
+        metadata = self.snapshot.metadata.rows_for(hit.id for hit in labelled)
         results = [
-            Result(rank, hit.path, round(hit.score, 6), hit.match, hit.inliers, metadata.for_path(hit.path))
-            for rank, hit in enumerate(found.hits.labelled(), start=1)
+            Result(rank, hit.path, round(hit.score, 6), hit.match, hit.inliers, metadata.get(hit.id, {}))
+            for rank, hit in enumerate(labelled, start=1)
             if hit.match == "copy" or not copies_only
         ]
         return Row(name, results, None)

@@ -127,18 +127,31 @@ class IndexStore:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def with_added(
-        self, features: np.ndarray, paths: list[str], files: dict[str, tuple[int, int]]
+        self,
+        features: np.ndarray,
+        paths: list[str],
+        files: dict[str, tuple[int, int]],
+        ids: list[int] | None = None,
     ) -> IndexStore:
-        """A new store with these rows appended under fresh ids; the whitening stays as learned."""
+        """A new store with these rows appended under fresh ids, or under `ids` (ids this store
+        handed out before and no longer holds: a restored image keeps its id); the whitening
+        stays as learned."""
         clash = [p for p in paths if p in self.position]
         if clash:
             raise ValueError(f"already indexed: {clash[:3]}")
-        new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
+        if ids is None:
+            new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
+            next_id = self.manifest.next_id + len(paths)
+        else:
+            new_ids = np.asarray(ids, np.int64)
+            if len(new_ids) != len(paths) or any(int(i) in self.row_of_id for i in new_ids):
+                raise ValueError("ids already held, or not one per path")
+            next_id = max(self.manifest.next_id, int(new_ids.max(initial=-1)) + 1)
         index = self._writable_index()
         index.add_with_ids(self.searchable(features), new_ids)
         manifest = self._updated_manifest(
             count=len(self) + len(paths),
-            next_id=self.manifest.next_id + len(paths),
+            next_id=next_id,
             files={**self.manifest.files, **files},
         )
         return IndexStore(

@@ -23,7 +23,7 @@ import numpy as np
 
 from search_by_image.catalog import unreadable
 from search_by_image.catalog.locations import Location, default_location
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_import import sync
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
 from search_by_image.index.disk import writer_lock
@@ -149,10 +149,8 @@ def _update_locked(
     if shard_files:
         shard_files.clear()
     Thumbnails(location.saved_dir).prune(store.manifest.files)
-    if location.metadata_csv is not None and location.metadata_csv.is_file():  # else no problems
-        # to report, and an empty Metadata() imports pandas: half a second of a run's end
-        for problem in load_metadata(location.metadata_csv, store.paths).problems():
-            log.warning("Metadata: %s", problem)
+    for problem in sync(location.saved_dir, location.metadata_csv, store.ids, store.paths):
+        log.warning("Metadata: %s", problem)
     report.embedded, report.written = len(embedded), True
     return _finished(report, len(store), started)
 

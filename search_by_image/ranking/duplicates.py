@@ -23,6 +23,7 @@ each image's CHECKED_NEAREST nearest (`verified_copies`).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,13 @@ class Group:
     weakest: float
     #: copies: every link at copy strength (match_kinds); similar: some weaker link joined it
     kind: str = "copies"
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this group as it is now: its members (ids and paths) and kind. An action sent
+        with a fingerprint that no current group has acts on nothing (the group changed)."""
+        text = json.dumps([self.kind, self.images])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def default_threshold(store: IndexStore) -> float:
@@ -136,6 +144,7 @@ def find_groups(
     threshold: float | None = None,
     neighbours: Neighbours | None = None,
     copies: dict[tuple[int, int], float] | None = None,
+    keep: Callable[[int, int], bool] | None = None,
 ) -> list[Group]:
     """Groups of two or more linked images, largest first.
 
@@ -143,6 +152,7 @@ def find_groups(
     With `copies` (verified pairs, `verified_copies`): linked by those, plus, when a threshold
     is given, by every similarity above it; a group is `copies` when all its links are verified.
     `neighbours` (of this store) saves recomputing them; the service keeps them per generation.
+    `keep(a, b)`: False drops that link (pairs decided apart, images outside a filter).
     """
     if neighbours is None or neighbours.generation != store.manifest.generation:
         neighbours = Neighbours.of(store)
@@ -156,6 +166,8 @@ def find_groups(
         if threshold is not None:
             links.update({(a, b): score for a, b, score in neighbours.links(threshold)})
         is_copy = {pair: pair in copies for pair in links}
+    if keep is not None:
+        links = {pair: score for pair, score in links.items() if keep(*pair)}
     # A union-find, not scipy's connected_components: scipy is in no install of this project and
     # would add 140 MB to the serving one (0.5 GB) for these lines.
     parent: dict[int, int] = {}

@@ -12,10 +12,12 @@ import dataclasses
 import functools
 import logging
 import threading
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from search_by_image.catalog.locations import Location
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_import import sync
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import (
     IndexBusy,
@@ -61,7 +63,8 @@ class Collection:
         self._failed: Stamp | None = None
         self._duplicates_lock = threading.Lock()
         self._neighbours: Neighbours | None = None
-        self._groups: dict[float | None, list[Group]] = {}
+        self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
+        self._grouping = threading.Lock()
         self._copies: dict[tuple[int, int], float] | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
@@ -72,6 +75,8 @@ class Collection:
         )
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
+        #: the collection's metadata in its database (one view for every snapshot)
+        self.metadata = MetadataView(location.saved_dir)
         self.writes = LiveWrites(self)
 
     def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
@@ -142,11 +147,12 @@ class Collection:
                 return False
             if store is not (current.store if current else None):
                 store.place(self._embedders.device)
-            metadata = load_metadata(self.location.metadata_csv, store.paths)
+            for problem in sync(self.location.saved_dir, self.location.metadata_csv, store.ids, store.paths):
+                log.info("Collection %s metadata: %s", self.name, problem)
             self.snapshot = Snapshot(
                 self.name,
                 store,
-                metadata,
+                self.metadata,
                 embedder,
                 batcher,
                 stamp,
@@ -194,10 +200,16 @@ class Collection:
                 return current.store
         return IndexStore.load(self.location.saved_dir)
 
-    def duplicates(self, threshold: float | None) -> tuple[Snapshot, list[Group]]:
+    def duplicates(
+        self,
+        threshold: float | None,
+        keep: Callable[[int, int], bool] | None = None,
+        scope: Hashable = None,
+    ) -> tuple[Snapshot, list[Group]]:
         """Duplicate groups of the current snapshot: its neighbour list is computed once per
         generation (one caller computes, the others wait for it), and the groups of the last
-        few thresholds are kept until the index changes."""
+        few (threshold, scope) are kept until the index changes. `keep(a, b)` drops links (pairs
+        decided apart, images outside a filter); `scope` names what it keeps, for the cache."""
         snapshot = self.require()
         generation = snapshot.store.manifest.generation
         with self._duplicates_lock:
@@ -205,11 +217,40 @@ class Collection:
                 self._neighbours, self._groups = Neighbours.of(snapshot.store), {}
                 self._copies = self._verified_copies(snapshot.store, self._neighbours)
             neighbours = self._neighbours
-            if threshold not in self._groups:
+            key = (threshold, scope)
+            if key not in self._groups:
                 if len(self._groups) >= KEPT_THRESHOLDS:
                     self._groups.pop(next(iter(self._groups)))
-                self._groups[threshold] = find_groups(snapshot.store, threshold, neighbours, self._copies)
-            return snapshot, self._groups[threshold]
+                self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
+            return snapshot, self._groups[key]
+
+    def copy_groups(self, snapshot: Snapshot) -> dict[int, int] | None:
+        """Each image in a `copies` group (at the default threshold) -> the group's number, for
+        collapsing results; None until the groups of `snapshot`'s generation are computed (one
+        background thread computes them on the first call, so no search waits for it)."""
+        groups = self._groups.get((None, None))
+        neighbours = self._neighbours
+        if (
+            groups is None
+            or neighbours is None
+            or neighbours.generation != snapshot.store.manifest.generation
+        ):
+            if not self._grouping.locked():
+                threading.Thread(
+                    target=self._group_in_background, name=f"groups-{self.name}", daemon=True
+                ).start()
+            return None
+        return {i: number for number, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
+
+    def _group_in_background(self) -> None:
+        if not self._grouping.acquire(blocking=False):
+            return
+        try:
+            self.duplicates(None)
+        except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
+            log.exception("Collection %s: could not group copies", self.name)
+        finally:
+            self._grouping.release()
 
     def _verified_copies(
         self, store: IndexStore, neighbours: Neighbours
@@ -221,8 +262,7 @@ class Collection:
         return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
 
     def swap(self, store: IndexStore) -> None:
-        """Serve `store` (written by a live write) with the metadata now on disk."""
+        """Serve `store` (written by a live write); its metadata is already in the database."""
         snapshot = self.require()
         store.place(self._embedders.device)
-        metadata = load_metadata(self.location.metadata_csv, store.paths)
-        self.snapshot = dataclasses.replace(snapshot, store=store, metadata=metadata, stamp=self._stamp())
+        self.snapshot = dataclasses.replace(snapshot, store=store, stamp=self._stamp())

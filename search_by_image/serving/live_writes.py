@@ -26,10 +26,12 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from search_by_image.catalog import metadata_store
+from search_by_image.catalog.database import transaction
 from search_by_image.catalog.locations import Location, unwritable
-from search_by_image.catalog.metadata_writes import append_rows, check_rows, remove_rows
+from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.catalog.thumbnails import Thumbnails
-from search_by_image.errors import Rebuilt, StorageError, UnknownImage
+from search_by_image.errors import Conflict, Rebuilt, StorageError, UnknownImage
 from search_by_image.images import formats
 from search_by_image.index import journal
 from search_by_image.index.disk import recover, writer_lock
@@ -137,12 +139,13 @@ class LiveWrites:
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
                 for path, row in fresh.items():
                     self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
-                rows = {path: metadata for path, row in fresh.items() if (metadata := uploads[row].metadata)}
-                if rows:
-                    append_rows(self._csv(), rows, store.paths)
                 if fresh:
                     store = store.with_added(features[list(fresh.values())], list(fresh), files)
                     store.save(self.location.saved_dir)
+                    with transaction(conn := snapshot.metadata.connection()):
+                        for path, row in fresh.items():
+                            image_id = int(store.ids[store.position[path]])
+                            metadata_store.put(conn, image_id, path, uploads[row].metadata)
             self.collection.swap(store)
             return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
 
@@ -161,18 +164,61 @@ class LiveWrites:
             record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
             moved = [(source, trashed)] if source.is_file() else []
             with _storage(self.name), self._journaled(store, [record], moved):
-                rows = remove_rows(self.location.metadata_csv, path, store.paths)
-                if rows:
+                metadata = self.collection.require().metadata
+                values = metadata.for_id(image_id)
+                if values:
                     record.parent.mkdir(parents=True, exist_ok=True)
-                    record.write_text(json.dumps({"path": path, "metadata": rows}, indent=1))
+                    record.write_text(json.dumps({"path": path, "metadata": values}, indent=1))
                 if moved:
                     journal.move(source, trashed)
                 smaller = store.without([image_id])
                 smaller.save(self.location.saved_dir)
+                with transaction(conn := metadata.connection()):
+                    metadata_store.remove(conn, [image_id])
             kept_at = trashed if moved else None
             self.collection.swap(smaller)
             self.collection.thumbnails.remove(path, store.manifest.files[path])
             return path, kept_at
+
+    def restore(self, upload: Upload, path: str, source: Path, image_id: int | None) -> Added:
+        """Put a trashed image back: its file from `source` (the trash) to `path`, its metadata
+        row (`upload.metadata`), indexed again under `image_id` when no image holds it now, else
+        under a fresh id. Conflict when `path` is taken again (a file there, or indexed)."""
+        snapshot = self.collection.require()
+        features = snapshot.embedder.embed_prepared([snapshot.embedder.preprocessing(upload.image)])
+        target = self.location.images_dir / path
+        with self._writing():
+            self.collection.refresh()
+            store = self.collection.require().store
+            if path in store.position or target.exists():
+                raise Conflict(
+                    f"collection {self.name!r} has an image at {path!r} again; nothing was restored"
+                )
+            if not source.is_file():
+                raise Conflict(f"the trashed file {source.name!r} is gone; nothing was restored")
+            ids = [image_id] if image_id is not None and image_id not in store.row_of_id else None
+            with _storage(self.name), self._journaled(store, [], [(source, target)]):
+                journal.move(source, target)
+                info = target.stat()
+                if upload.metadata:
+                    append_rows(self._csv(), {path: upload.metadata}, store.paths)
+                store = store.with_added(features, [path], {path: (info.st_size, info.st_mtime_ns)}, ids)
+                store.save(self.location.saved_dir)
+            self.collection.swap(store)
+            self.collection.thumbnails.write_quietly(path, store.manifest.files[path], upload.image)
+            return Added(int(store.ids[store.position[path]]), path, True)
+
+    def set_metadata(self, path: str, row: dict[str, Any]) -> None:
+        """Replace the metadata row of the indexed image at `path` (merging a trashed copy's
+        values into the keeper, and undoing that)."""
+        with self._writing():
+            self.collection.refresh()
+            store = self.collection.require().store
+            if path not in store.position:
+                raise UnknownImage(f"collection {self.name!r} has no image at {path!r}")
+            with _storage(self.name), self._journaled(store, []):
+                append_rows(self._csv(), {path: row}, store.paths)
+            self.collection.swap(store)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -193,7 +239,6 @@ class LiveWrites:
             saved,
             journal.Plan(
                 generation=store.manifest.generation,
-                csv=self.location.metadata_csv,
                 created=created,
                 moved=list(moved),
             ),
@@ -207,11 +252,6 @@ class LiveWrites:
                 log.exception("Collection %s: could not undo a failed write yet", self.name)
             raise
         journal.end(saved)
-
-    def _csv(self) -> Path:
-        if self.location.metadata_csv is None:
-            raise ValueError(f"collection {self.name!r} has no metadata CSV to add rows to")
-        return self.location.metadata_csv
 
     @staticmethod
     def _upload_path(upload: Upload) -> str:

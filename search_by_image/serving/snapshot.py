@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from search_by_image.catalog.filters import Condition, matching_rows
-from search_by_image.catalog.metadata import Metadata
+from search_by_image.catalog.filters import Condition
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import UnknownImage
 from search_by_image.images.capture_time import CaptureTime
 from search_by_image.index.store import IndexStore
@@ -79,7 +79,7 @@ class Snapshot:
     #: the collection's name
     name: str
     store: IndexStore
-    metadata: Metadata
+    metadata: MetadataView
     embedder: Embedder
     batcher: QueryBatcher
     stamp: Stamp
@@ -92,11 +92,13 @@ class Snapshot:
     rotations: bool = False
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
-        """The ids that pass the filters (FilterError for one this metadata cannot apply); None
-        without filters. Cheap next to a forward pass: a request checks its filters first."""
+        """The ids (sorted) of this snapshot's images that pass the filters (FilterError for one
+        this metadata cannot apply); None without filters. One indexed SQL query: cheap next to
+        a forward pass, so a request checks its filters first. The database may already hold a
+        write this snapshot does not: ids from `next_id` on are not this snapshot's."""
         if not conditions:
             return None
-        return self.store.ids[matching_rows(conditions, self.metadata, len(self.store))]
+        return self.metadata.select(conditions, below=self.store.manifest.next_id)
 
     def search(
         self,

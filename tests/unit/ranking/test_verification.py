@@ -22,6 +22,7 @@ from search_by_image.ranking import alignment, local_features, verification
 from search_by_image.ranking.match_kinds import thresholds_for
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.service import SearchService
+from search_by_image.settings import PROJECT_DIR
 
 #: One scene of holidays_subset300: a photo, another shot of it, and a photo of another scene.
 PHOTO, OTHER_SHOT, OTHER_SCENE = "100400.jpg", "100401.jpg", "120000.jpg"
@@ -69,6 +70,20 @@ def test_an_edited_or_mirrored_copy_is_a_copy_another_shot_of_the_scene_is_not(p
     # the same scene: its keypoints match (ranked up), but the pixels are another moment's
     assert other_shot.verified and not other_shot.copy, other_shot
     assert not other_scene.verified, other_scene
+
+
+@pytest.mark.parametrize("name", ["kite.jpg", "person.jpg"])
+def test_the_same_bytes_or_the_photo_saved_again_are_copies_of_its_thumbnail(name):
+    """A query larger than a thumbnail (800 and 640 px: fine texture) compared with the thumbnail
+    made of its own file: brought to the thumbnail's scale the same way first, its pixels do not
+    move, whatever the two sizes."""
+    data = (PROJECT_DIR / "data" / "the_images" / name).read_bytes()
+    original = Image.open(io.BytesIO(data)).convert("RGB")
+    indexed = as_indexed(original)
+    larger = original.resize((original.width * 3 // 2, original.height * 3 // 2), Image.Resampling.BICUBIC)
+    for copy in (data, jpeg_bytes(original, 70), jpeg_bytes(larger, 85)):
+        found = verification.check(query(Image.open(io.BytesIO(copy))), indexed)
+        assert found.copy and found.motion < verification.COPY_MOTION / 2, found
 
 
 def test_matches_are_opencvs_nearest_neighbours(photos):

@@ -1,0 +1,215 @@
+"""Duplicate review through the API: the suggested keeper, keep one (trash, merge, undo), keep
+all (remembered across restarts and re-indexes), the bulk action's preview, and the refusals."""
+
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings, writable_copy
+from PIL import Image
+
+from main import create_app
+from search_by_image.api.auth import KeyStore
+from search_by_image.index.disk import writer_lock
+from search_by_image.indexing.indexer import update_index
+from search_by_image.layout import KEYS_FILE
+from search_by_image.serving import live_writes
+
+CSV = """image,title,album,camera
+chelsea.jpg,Chelsea the cat,,
+copies/cat-small.jpg,,pets,phone
+eagle.jpg,An eagle,birds,
+copies/eagle-crop.jpg,Eagle crop,birds,dslr
+"""
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """The demo photos, two planted copies (the cat at half size, the eagle cropped) and a CSV
+    where the copies carry values the originals lack."""
+    root = tmp_path_factory.mktemp("review")
+    settings = make_settings(root)
+    copy_photos(settings.images_dir)
+    copies = settings.images_dir / "copies"
+    copies.mkdir()
+    cat = Image.open(PHOTOS / "chelsea.jpg")
+    (copies / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((cat.width // 2, cat.height // 2)), 70))
+    eagle = Image.open(PHOTOS / "eagle.jpg")
+    w, h = eagle.size
+    (copies / "eagle-crop.jpg").write_bytes(
+        jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
+    )
+    settings.metadata_csv.write_text(CSV)
+    update_index(settings, progress=False)
+    return settings
+
+
+@pytest.fixture
+def collection(planted, tmp_path):
+    return writable_copy(planted, tmp_path)
+
+
+@pytest.fixture
+def admin(collection):
+    _, key = KeyStore(collection.saved_dir / KEYS_FILE).create("admin", "tests")
+    return {"Authorization": f"Bearer {key}"}
+
+
+URL = "/collections/default/duplicates"
+
+
+def groups_of(client, **params) -> dict[str, dict]:
+    """The listed groups by their sorted paths."""
+    body = client.get(URL, params=params).json()
+    return {",".join(sorted(i["path"] for i in g["images"])): g for g in body["groups"]}
+
+
+CAT, EAGLE = "chelsea.jpg,copies/cat-small.jpg", "copies/eagle-crop.jpg,eagle.jpg"
+
+
+def test_each_group_suggests_the_largest_image_and_says_why(collection):
+    with TestClient(create_app(collection)) as client:
+        body = client.get(URL).json()
+        groups = groups_of(client)
+    assert "most pixels" in body["rule"] and set(groups) == {CAT, EAGLE}
+    for group in groups.values():
+        suggested = next(i for i in group["images"] if i["id"] == group["suggested"])
+        assert suggested["path"] in ("chelsea.jpg", "eagle.jpg")  # the originals: more pixels
+        assert all(
+            suggested["width"] * suggested["height"] >= i["width"] * i["height"] for i in group["images"]
+        )
+        assert len(group["fingerprint"]) == 16 and all(i["bytes"] > 0 for i in group["images"])
+
+
+def test_keep_one_trashes_the_rest_merges_metadata_and_undo_puts_everything_back(collection, admin):
+    with TestClient(create_app(collection)) as client:
+        cat = groups_of(client)[CAT]
+        copy = next(i for i in cat["images"] if i["path"] == "copies/cat-small.jpg")
+        assert client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}).status_code == 401
+        answer = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        decision = answer.json()
+        assert decision["keeper"] == "chelsea.jpg" and [t["path"] for t in decision["trashed"]] == [
+            copy["path"]
+        ]
+        assert decision["merged"] == {"album": "pets", "camera": "phone"}  # the keeper lacked them
+        assert decision["bytes_freed"] == copy["bytes"]
+        assert not (collection.images_dir / "copies/cat-small.jpg").exists()
+        assert set(groups_of(client)) == {EAGLE}
+        kept = client.get(f"/collections/default/images/{cat['suggested']}/similar?k=20").json()
+        assert "copies/cat-small.jpg" not in {r["path"] for r in kept["results"]}
+        # the keeper now carries the copy's values, its own title untouched
+        assert "pets,phone" in collection.metadata_csv.read_text()
+
+        undone = client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
+        assert undone.status_code == 200, undone.text
+        assert undone.json()["state"] == "undone" and undone.json()["trashed"][0]["restored_id"] == copy["id"]
+        assert (collection.images_dir / "copies/cat-small.jpg").is_file()
+        assert set(groups_of(client)) == {CAT, EAGLE}
+        back = client.get(f"/collections/default/images/{cat['suggested']}/similar?k=20").json()
+        restored = next(r for r in back["results"] if r["path"] == "copies/cat-small.jpg")
+        assert restored["id"] == copy["id"] and restored["metadata"]["album"] == "pets"
+        assert client.get(restored["image_url"]).status_code == 200
+        keeper = next(r for r in client.get(f"{URL}").json()["groups"] if r["suggested"] == cat["suggested"])
+        assert keeper  # and the merge is reversed: the keeper's album is empty again
+        assert "Chelsea the cat,," in collection.metadata_csv.read_text()
+        again = client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
+        assert again.status_code == 409
+
+
+def test_keep_one_with_a_chosen_keeper(collection, admin):
+    with TestClient(create_app(collection)) as client:
+        eagle = groups_of(client)[EAGLE]
+        crop = next(i["id"] for i in eagle["images"] if i["path"] == "copies/eagle-crop.jpg")
+        decision = client.post(
+            f"{URL}/keep-one", json={"group": eagle["fingerprint"], "keep": crop}, headers=admin
+        ).json()
+        assert decision["keeper"] == "copies/eagle-crop.jpg" and decision["merged"] == {}
+        assert not (collection.images_dir / "eagle.jpg").exists()
+
+
+def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undone(collection, admin):
+    with TestClient(create_app(collection)) as client:
+        eagle = groups_of(client)[EAGLE]
+        decision = client.post(f"{URL}/keep-all", json={"group": eagle["fingerprint"]}, headers=admin).json()
+        assert decision["kind"] == "keep_all" and decision["images"] == EAGLE.split(",")
+        assert set(groups_of(client)) == {CAT}
+    shutil.rmtree(collection.saved_dir / "thumbnails")
+    update_index(collection, rebuild=True, progress=False)
+    with TestClient(create_app(collection)) as client:
+        assert set(groups_of(client)) == {CAT}  # a new process, the index written again
+        listed = client.get(f"{URL}/decisions").json()["decisions"]
+        assert [d["id"] for d in listed] == [decision["id"]]
+        assert client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin).status_code == 200
+        assert set(groups_of(client)) == {CAT, EAGLE}
+
+
+def test_apply_the_suggestion_everywhere_previews_then_acts(collection, admin):
+    with TestClient(create_app(collection)) as client:
+        preview = client.post(f"{URL}/apply-suggestions", json={}, headers=admin).json()
+        assert preview["applied"] is False and preview["groups"] == 2 and preview["images_to_trash"] == 2
+        sizes = sum(
+            (collection.images_dir / p).stat().st_size
+            for p in ("copies/cat-small.jpg", "copies/eagle-crop.jpg")
+        )
+        assert preview["bytes_freed"] == sizes
+        assert (collection.images_dir / "copies/cat-small.jpg").exists()  # the preview did nothing
+        stale = client.post(f"{URL}/apply-suggestions", json={"confirm": "0" * 16}, headers=admin)
+        assert stale.status_code == 409
+        done = client.post(
+            f"{URL}/apply-suggestions", json={"confirm": preview["token"]}, headers=admin
+        ).json()
+        assert done["applied"] is True and len(done["decisions"]) == 2
+        assert groups_of(client) == {}
+        assert not any((collection.images_dir / "copies").iterdir())
+
+
+def test_groups_and_actions_are_scoped_by_filters(collection, admin):
+    with TestClient(create_app(collection)) as client:
+        birds = groups_of(client, filters='{"album": "birds"}')
+        assert set(birds) == {EAGLE}
+        preview = client.post(
+            f"{URL}/apply-suggestions", json={"filters": {"album": "birds"}}, headers=admin
+        ).json()
+        assert preview["groups"] == 1 and preview["plan"][0]["group"] == birds[EAGLE]["fingerprint"]
+        assert client.get(URL, params={"filters": '{"nope": 1}'}).status_code == 422
+
+
+def test_stale_and_unknown_groups_are_refused_and_nothing_changes(collection, admin):
+    with TestClient(create_app(collection)) as client:
+        cat = groups_of(client)[CAT]
+        copy = next(i["id"] for i in cat["images"] if i["path"] == "copies/cat-small.jpg")
+        unknown = client.post(
+            f"{URL}/keep-one", json={"group": cat["fingerprint"], "keep": 99999}, headers=admin
+        )
+        assert unknown.status_code == 404 and "not in duplicate group" in unknown.json()["detail"]
+        assert client.post(f"{URL}/decisions/12345/undo", headers=admin).status_code == 404
+        # a live delete of a member since the page was shown: the group is stale
+        assert client.delete(f"/collections/default/images/{copy}", headers=admin).status_code == 200
+        stale = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin)
+        assert stale.status_code == 409 and "reload" in stale.json()["detail"]
+        assert (
+            client.post(f"{URL}/keep-all", json={"group": cat["fingerprint"]}, headers=admin).status_code
+            == 409
+        )
+        assert (collection.images_dir / "chelsea.jpg").exists()
+        assert client.get(f"{URL}/decisions").json()["decisions"] == []
+        bad = client.post(f"{URL}/keep-one", json={"keep": 1}, headers=admin)
+        assert bad.status_code == 422
+
+
+def test_a_decision_racing_an_indexer_run_is_answered_busy_and_changes_nothing(
+    collection, admin, monkeypatch
+):
+    monkeypatch.setattr(live_writes, "WRITE_LOCK_WAIT_S", 0.2)
+    with TestClient(create_app(collection)) as client:
+        cat = groups_of(client)[CAT]
+        with writer_lock(collection.saved_dir):  # what `with_faiss.py` holds while it runs
+            busy = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin)
+        assert busy.status_code == 503 and "Retry-After" in busy.headers
+        assert (collection.images_dir / "copies/cat-small.jpg").is_file()
+        assert client.get(f"{URL}/decisions").json()["decisions"] == []
+        assert (
+            client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).status_code
+            == 200
+        )
