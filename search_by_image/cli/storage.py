@@ -18,9 +18,9 @@ import argparse
 import logging
 import sys
 
-from search_by_image.catalog import locations
+from search_by_image.catalog import locations, metadata_import
 from search_by_image.catalog.filters import parse_filters
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import SearchByImageError
 from search_by_image.index import storage_transfer
 from search_by_image.index.milvus_store import MilvusStorage
@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(command: str, settings: Settings, name: str, address: StorageAddress, sample: int, filters) -> int:
     location = locations.find(settings, name)
     store = IndexStore.load(location.saved_dir)
-    metadata = load_metadata(location.metadata_csv, store.paths)
+    for problem in metadata_import.sync(location.saved_dir, location.metadata_csv, store.ids, store.paths):
+        log.warning("metadata: %s", problem)
+    metadata = MetadataView(location.saved_dir)
     target = MilvusStorage(address, name, metadata.kinds)
     if command == "export":
         done = 0

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from search_by_image.catalog.filters import Condition
-from search_by_image.catalog.metadata import Metadata
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.index.milvus_store import BATCH, MilvusStorage
 from search_by_image.index.store import IndexStore
 from search_by_image.index.vector_storage import StorageAddress
@@ -58,20 +58,25 @@ class Agreement:
         )
 
 
-def rows_of(store: IndexStore, metadata: Metadata) -> Iterator[tuple[list[int], np.ndarray, list[str], list]]:
+#: one batch of rows: ids, searchable vectors, paths, metadata rows
+Batch = tuple[list[int], np.ndarray, list[str], list[dict[str, Any]]]
+
+
+def rows_of(store: IndexStore, metadata: MetadataView) -> Iterator[Batch]:
     """The store's rows in batches: ids, searchable vectors, paths, metadata rows."""
     for start in range(0, len(store), BATCH):
         stop = min(start + BATCH, len(store))
-        paths = store.paths[start:stop]
+        ids = [int(i) for i in store.ids[start:stop]]
+        rows = metadata.rows_for(ids)
         yield (
-            [int(i) for i in store.ids[start:stop]],
+            ids,
             store.searchable(np.asarray(store.features[start:stop])),
-            paths,
-            [metadata.for_path(p) for p in paths],
+            store.paths[start:stop],
+            [rows.get(i, {}) for i in ids],
         )
 
 
-def export(store: IndexStore, metadata: Metadata, target: MilvusStorage, progress=None) -> None:
+def export(store: IndexStore, metadata: MetadataView, target: MilvusStorage, progress=None) -> None:
     """Copy every row of `store` into `target` (created with the saved index's kind); rows
     already there under the same ids are replaced, so an interrupted export is run again."""
     dim = store.whitening.dims if store.whitening else store.manifest.embedder.dim
@@ -96,7 +101,7 @@ def record(saved_dir: Path, address: StorageAddress, target: MilvusStorage) -> N
 
 def compare(
     store: IndexStore,
-    metadata: Metadata,
+    metadata: MetadataView,
     target: MilvusStorage,
     sample: int = 100,
     filters: list[dict[str, Condition]] | None = None,
@@ -104,8 +109,6 @@ def compare(
 ) -> Agreement:
     """Counts, then `sample` searches by stored vectors through both, then one search per
     filter in `filters` (`allowed` ids for the saved store, the expression for the engine)."""
-    from search_by_image.catalog.filters import matching_rows
-
     agreement = Agreement(len(store), target.count())
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(store), size=min(sample, len(store)), replace=False))
@@ -115,7 +118,7 @@ def compare(
         agreement.same_first += bool(saved and engine and saved[0][0] == engine[0][0])
         agreement.same_top += _same(saved, engine, agreement.differences)
     for conditions in filters or []:
-        allowed = store.ids[matching_rows(conditions, metadata, len(store))]
+        allowed = metadata.select(conditions)
         query = queries[agreement.filtered % len(queries)][None]
         (saved,) = store.search(query, TOP, allowed)
         (engine,) = target.search(query, TOP, conditions)

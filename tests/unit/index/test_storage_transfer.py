@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from search_by_image.catalog import metadata_import
 from search_by_image.catalog.filters import parse_filters
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.index import storage_transfer
 from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.index.store import IndexStore
@@ -24,7 +25,8 @@ def test_an_exported_collection_gives_the_same_results_filtered_or_not(tmp_path)
     store = IndexStore.create(SPEC, unit_rows(120, seed=5), paths, {p: (1, 2) for p in paths})
     csv = tmp_path / "data.csv"
     csv.write_text("path,category,width\n" + "".join(f"{p},{'ab'[i % 2]},{i}\n" for i, p in enumerate(paths)))
-    metadata = load_metadata(csv, paths)
+    assert metadata_import.sync(tmp_path, csv, store.ids, paths) == []
+    metadata = MetadataView(tmp_path)
     target = MilvusStorage(ADDRESS, "exported", metadata.kinds, uri=str(tmp_path / "lite.db"))
     storage_transfer.export(store, metadata, target)
     storage_transfer.export(store, metadata, target)  # run again after an interruption: no twins
