@@ -28,6 +28,7 @@ from search_by_image.catalog.filters import Condition
 from search_by_image.catalog.metadata import Kind
 from search_by_image.errors import EngineFailed, EngineUnavailable
 from search_by_image.index import milvus_filters
+from search_by_image.index.milvus_index import collection_name, index_params
 from search_by_image.index.vector_storage import Hits, StorageAddress, StorageHealth
 from search_by_image.lazy_imports import LazyModule
 
@@ -36,32 +37,22 @@ if TYPE_CHECKING:
 else:
     pymilvus = LazyModule("pymilvus")
 
-#: seconds any one call may take (a search, a batch insert) before the engine counts as down
-CALL_TIMEOUT_S = 10.0
+#: seconds a call may take (a search, a batch insert), and /health's count, before the engine
+#: counts as down
+CALL_TIMEOUT_S, HEALTH_TIMEOUT_S = 10.0, 2.0
 #: rows per insert (under gRPC's 64 MiB message at 1280-d float32) and ids per neighbour search
-BATCH = 2000
-MAX_PATH = 4096
+BATCH, MAX_PATH = 2000, 4096
 #: query size Milvus accepts for one search (topk + offset)
 MAX_WINDOW = 16384
+#: our own subchannels, retried every second at most: gRPC's shared pool keeps a refused address
+#: failing for up to two minutes after the engine is back
+GRPC_OPTIONS = {
+    "grpc.use_local_subchannel_pool": 1,
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.min_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 1000,
+}
 _CONNECTION_WORDS = re.compile(r"unavailable|deadline|connect|timeout|timed out|not ready|closed", re.I)
-
-
-def collection_name(name: str) -> str:
-    """Milvus's name for a collection: letters, digits and underscores only."""
-    return "sbi_" + re.sub(r"[^0-9A-Za-z_]", "_", name)
-
-
-def index_params(index_type: str, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(index, search) parameters of Milvus's index nearest the embedded one: FAISS's
-    "IVF<n>,Flat" / "IVF<n>,SQ8" become IVF_FLAT / IVF_SQ8 with the same lists; a flat scan
-    stays FLAT; anything else (HNSW) becomes HNSW."""
-    ivf = re.match(r"IVF(\d+),(Flat|SQ8)", index_type)
-    if ivf:
-        kind = "IVF_FLAT" if ivf.group(2) == "Flat" else "IVF_SQ8"
-        return {"index_type": kind, "params": {"nlist": int(ivf.group(1))}}, {"nprobe": 32}
-    if index_type.startswith("Flat") or count < 10_000:
-        return {"index_type": "FLAT", "params": {}}, {}
-    return {"index_type": "HNSW", "params": {"M": 32, "efConstruction": 200}}, {"ef": 128}
 
 
 class MilvusStorage:
@@ -100,7 +91,9 @@ class MilvusStorage:
         try:
             with self._lock:
                 if self._client is None:
-                    self._client = pymilvus.MilvusClient(uri=self.uri, timeout=self.timeout)
+                    self._client = pymilvus.MilvusClient(
+                        uri=self.uri, timeout=self.timeout, dedicated=True, grpc_options=GRPC_OPTIONS
+                    )
                 client = self._client
             yield client
         except Exception as exc:
@@ -109,6 +102,9 @@ class MilvusStorage:
             if _unreachable(exc):
                 self._drop()
                 raise EngineUnavailable(self.engine, _reason(exc)) from exc
+            if "not loaded" in _reason(exc).lower():  # an engine restarted without its load state
+                self._load_quietly()
+                raise EngineUnavailable(self.engine, "loading the collection") from exc
             if isinstance(exc, pymilvus.exceptions.MilvusException):
                 raise EngineFailed(f"{self.engine} refused the request: {_reason(exc)}") from exc
             raise
@@ -120,8 +116,12 @@ class MilvusStorage:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def close(self) -> None:
-        self._drop()
+    close = _drop
+
+    def _load_quietly(self) -> None:
+        with contextlib.suppress(Exception), self._lock:
+            if self._client is not None:
+                self._client.load_collection(self.collection, timeout=self.timeout)
 
     # -- the collection -------------------------------------------------------------------------
 
@@ -147,10 +147,6 @@ class MilvusStorage:
                     timeout=self.timeout,
                 )
             client.load_collection(self.collection, timeout=max(self.timeout, 60))
-
-    def drop(self) -> None:
-        with self._call() as client:
-            client.drop_collection(self.collection, timeout=self.timeout)
 
     # -- VectorStorage ----------------------------------------------------------------------------
 
@@ -185,16 +181,29 @@ class MilvusStorage:
         with self._call() as client:
             client.delete(self.collection, ids=[int(i) for i in ids], timeout=self.timeout)
 
-    def count(self) -> int:
+    def count(self, where: Mapping[str, Condition] | None = None, timeout: float | None = None) -> int:
+        """Images stored, or those `where` lets through."""
         with self._call() as client:
             found = client.query(
                 self.collection,
-                filter="",
+                filter=milvus_filters.expression(where or {}, self.kinds),
                 output_fields=["count(*)"],
+                consistency_level=self.consistency,
+                timeout=timeout or self.timeout,
+            )
+        return int(found[0]["count(*)"])
+
+    def id_of_path(self, path: str) -> int | None:
+        with self._call() as client:
+            found = client.query(
+                self.collection,
+                filter=f"path == {milvus_filters.literal(path)}",
+                output_fields=["id"],
+                limit=1,
                 consistency_level=self.consistency,
                 timeout=self.timeout,
             )
-        return int(found[0]["count(*)"])
+        return int(found[0]["id"]) if found else None
 
     def search(
         self,
@@ -204,8 +213,19 @@ class MilvusStorage:
         offset: int = 0,
         exclude: Sequence[int] = (),
     ) -> Hits:
-        if k <= 0:
-            return [[] for _ in queries]
+        return self.search_with_paths(queries, k, where, offset, exclude)[0]
+
+    def search_with_paths(
+        self,
+        queries: np.ndarray,
+        k: int,
+        where: Mapping[str, Condition] | None = None,
+        offset: int = 0,
+        exclude: Sequence[int] = (),
+    ) -> tuple[Hits, dict[int, str]]:
+        """`search`, and the path of every id found (one round trip)."""
+        if k <= 0 or not len(queries):
+            return [[] for _ in queries], {}
         expression = milvus_filters.both(
             milvus_filters.expression(where or {}, self.kinds), milvus_filters.excluding(list(exclude))
         )
@@ -217,11 +237,14 @@ class MilvusStorage:
                 filter=expression,
                 limit=k,
                 offset=offset,
+                output_fields=["path"],
                 search_params={"metric_type": "IP", "params": {"nprobe": self.nprobe, "ef": max(128, k)}},
                 consistency_level=self.consistency,
                 timeout=self.timeout,
             )
-        return [[(int(hit["id"]), float(hit["distance"])) for hit in hits] for hits in found]
+        hits = [[(int(hit["id"]), float(hit["distance"])) for hit in row] for row in found]
+        paths = {int(hit["id"]): hit["entity"]["path"] for row in found for hit in row}
+        return hits, paths
 
     def rows(self, ids: Sequence[int], fields: Sequence[str]) -> dict[int, dict[str, Any]]:
         """These ids' stored fields (unknown ids left out)."""
@@ -255,24 +278,10 @@ class MilvusStorage:
 
     def health(self) -> StorageHealth:
         try:
-            count = self.count()
+            count = self.count(timeout=HEALTH_TIMEOUT_S)
         except (EngineUnavailable, EngineFailed) as exc:
             return StorageHealth("milvus", str(self.address), False, None, str(exc))
         return StorageHealth("milvus", str(self.address), True, count)
-
-    def iterate(self, batch: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-        """Every row (id, vector, path, meta), `batch` at a time: for export and checks."""
-        with self._call() as client:
-            rows = client.query_iterator(
-                self.collection,
-                batch_size=batch,
-                filter="",
-                output_fields=["id", "vector", "path", milvus_filters.META_FIELD],
-                timeout=self.timeout,
-            )
-            while chunk := rows.next():
-                yield chunk
-            rows.close()
 
 
 def _unreachable(exc: BaseException) -> bool:
