@@ -145,6 +145,13 @@ class Settings(BaseSettings):
         "by it (query expansion: more of the scene's other shots near the top; verified results "
         "keep their place); off: ranked by the query's own descriptor",
     )
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Strong",
+        description="for a collection stored in Milvus (python -m search_by_image.cli.storage "
+        "export): how fresh each search's view is. Strong: a write any replica acknowledged is in "
+        "every replica's next search; Bounded: a few ms less per search, writes seen within "
+        "Milvus's graceful time (5 s)",
+    )
     query_rotations: bool = Field(
         True,
         description="also search with the query turned 90 and 270 degrees (two more images "

@@ -82,6 +82,14 @@ class CollectionSummary(BaseModel):
     index_type: str | None = Field(None, description="the FAISS index_factory string")
     search_device: str | None = Field(None, description="where FAISS searches it: cpu or cuda:N")
     detail: str | None = Field(None, description="why the collection is not searchable")
+    storage: str = Field(
+        "saved folder",
+        description="where its vectors live: the saved folder (embedded), or the vector engine "
+        "(milvus://host:port) shared by the service's replicas",
+    )
+    engine_answers: bool | None = Field(
+        None, description="for a collection in a vector engine: whether the engine answered just now"
+    )
 
 
 class CollectionInfo(CollectionSummary):
