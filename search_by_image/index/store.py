@@ -158,22 +158,11 @@ class IndexStore:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def with_added(
-        self,
-        features: np.ndarray,
-        paths: list[str],
-        files: dict[str, tuple[int, int]],
-        ids: list[int] | None = None,
+        self, features: np.ndarray, paths: list[str], files: dict[str, tuple[int, int]]
     ) -> IndexStore:
-        """A new store with these rows appended under fresh ids, or under `ids` (ids this store
-        handed out before and no longer holds: a restored image keeps its id); the whitening
-        stays as learned."""
-        if ids is None:
-            new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
-        else:
-            new_ids = np.asarray(ids, np.int64)
-            if len(new_ids) != len(paths) or any(int(i) in self.row_of_id for i in new_ids):
-                raise ValueError("ids already held, or not one per path")
-        return self.with_changes((), features, paths, files, new_ids)
+        """A new store with these rows appended under fresh ids; the whitening stays as learned."""
+        ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
+        return self.with_changes((), features, paths, files, ids)
 
     def without(self, ids: Iterable[int]) -> IndexStore:
         """A new store without these ids (unknown ids are ignored); ids are never reused."""

@@ -12,7 +12,6 @@ the collection's thread lock, like `refresh`; folding them into the saved index 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import sqlite3
 import threading
@@ -40,16 +39,14 @@ from search_by_image.layout import CATALOG_FILE, MANIFEST_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import Group, Neighbours, find_groups, verified_copies
+from search_by_image.ranking.duplicates import Group
 from search_by_image.serving import folding
+from search_by_image.serving.duplicate_groups import DuplicateGroups
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
 from search_by_image.serving.snapshot import Snapshot, Stamp
 
 log = logging.getLogger(__name__)
-
-#: Duplicate groups kept per collection generation, by threshold (each a pass over the neighbours).
-KEPT_THRESHOLDS = 8
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -70,12 +67,6 @@ class Collection:
         self._embedders = embedders
         self.lock = threading.RLock()
         self._failed: Stamp | None = None
-        self._duplicates_lock = threading.Lock()
-        self._neighbours: Neighbours | None = None
-        self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
-        self._copies: dict[tuple[int, int], float] | None = None
-        #: the store the neighbours were computed for
-        self._neighbours_of: IndexStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -83,6 +74,7 @@ class Collection:
             if settings.verify_top and verifier.available()
             else None
         )
+        self._duplicate_groups = DuplicateGroups(self._verifier)
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
         self._fold_at = (settings.fold_rows, settings.fold_fraction)
@@ -271,46 +263,7 @@ class Collection:
         keep: Callable[[int, int], bool] | None = None,
         scope: Hashable = None,
     ) -> tuple[Snapshot, list[Group]]:
-        """Duplicate groups of the current snapshot: its neighbour list is computed once per
-        generation (one caller computes, the others wait for it), and the groups of the last
-        few (threshold, scope) are kept until the index changes. `keep(a, b)` drops links (pairs
-        decided apart, images outside a filter); `scope` names what it keeps, for the cache."""
+        """Duplicate groups of the current snapshot (duplicate_groups.py: computed once per
+        store version, kept per threshold and scope)."""
         snapshot = self.require()
-        generation = snapshot.store.version
-        with self._duplicates_lock:
-            if self._neighbours is None or self._neighbours.generation != generation:
-                self._group_store(snapshot.store)
-            neighbours = self._neighbours
-            key = (threshold, scope)
-            if key not in self._groups:
-                if len(self._groups) >= KEPT_THRESHOLDS:
-                    self._groups.pop(next(iter(self._groups)))
-                self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
-            return snapshot, self._groups[key]
-
-    def _group_store(self, store: IndexStore) -> None:
-        """Neighbours and verified copies for `store`: those of the last store less what live
-        deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
-        before, self._neighbours_of = self._neighbours_of, store
-        self._groups = {}
-        derived = self._neighbours.after_deletes(before, store) if self._neighbours and before else None
-        if derived is not None:
-            self._neighbours = derived
-            if self._copies is not None:
-                self._copies = {
-                    p: v
-                    for p, v in self._copies.items()
-                    if p[0] in store.row_of_id and p[1] in store.row_of_id
-                }
-            return
-        self._neighbours = Neighbours.of(store)
-        self._copies = self._verified_copies(store, self._neighbours)
-
-    def _verified_copies(
-        self, store: LiveStore, neighbours: Neighbours
-    ) -> dict[tuple[int, int], float] | None:
-        """Pairs of neighbours that local verification finds to be copies; None where it is
-        off: groups then come from scores alone."""
-        if self._verifier is None:
-            return None
-        return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
+        return snapshot, self._duplicate_groups.of(snapshot.store, threshold, keep, scope)

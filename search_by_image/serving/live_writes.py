@@ -228,40 +228,33 @@ class LiveWrites:
                 log.exception("Collection %s: deleted %s; its file stays until a restart", self.name, path)
             return path, kept_at
 
-    def restore(self, upload: Upload, path: str, source: Path, image_id: int | None) -> Added:
-        """Put a trashed image back: its file from `source` (the trash) to `path`, its metadata
-        row (`upload.metadata`), indexed again under `image_id` when no image holds it now, else
-        under a fresh id. Conflict when `path` is taken again (a file there, or indexed)."""
+    def restore(self, upload: Upload, path: str, source: Path) -> Added:
+        """Put a trashed image back: its file copied from `source` (the trash) to `path`, indexed
+        again under a fresh id (ids are never reused) with its metadata row (`upload.metadata`),
+        then the trashed copy removed: a crash at any point leaves the photo in one place or
+        both, never in none. Conflict when `path` is taken again (a file there, or indexed)."""
         snapshot = self.collection.require()
         features = snapshot.embedder.embed_prepared([snapshot.embedder.preprocessing(upload.image)])
-        target = self.location.images_dir / path
         with self._writing():
-            self.collection.refresh()
             store = self.collection.require().store
-            if path in store.position or target.exists():
+            if store.id_of(path) is not None or (self.location.images_dir / path).exists():
                 raise Conflict(
                     f"collection {self.name!r} has an image at {path!r} again; nothing was restored"
                 )
             if not source.is_file():
                 raise Conflict(f"the trashed file {source.name!r} is gone; nothing was restored")
-            ids = [image_id] if image_id is not None and image_id not in store.row_of_id else None
-            with _storage(self.name), self._journaled(store, [], [(source, target)]):
-                journal.move(source, target)
-                info = target.stat()
-                store = store.with_added(features, [path], {path: (info.st_size, info.st_mtime_ns)}, ids)
-                store.save(self.location.saved_dir)
-                with transaction(conn := snapshot.metadata.connection()):
-                    metadata_store.put(conn, int(store.ids[store.position[path]]), path, upload.metadata)
-            self.collection.swap(store)
-            self.collection.thumbnails.write_quietly(path, store.manifest.files[path], upload.image)
-            return Added(int(store.ids[store.position[path]]), path, True)
+            self._store_new(store, {path: 0}, features, [upload])
+            self.collection.refresh()
+            source.unlink(missing_ok=True)
+            image_id = self.collection.require().store.id_of(path)
+        return Added(int(image_id or 0), path, True)
 
     def set_metadata(self, image_id: int, row: dict[str, Any]) -> None:
         """Replace the metadata of an indexed image (merging a trashed copy's values into the
         keeper, and undoing that): one row, one transaction, kept by later CSV imports."""
         with self.collection.lock:
             snapshot = self.collection.require()
-            if image_id not in snapshot.store.row_of_id:
+            if image_id not in snapshot.store:
                 raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
             with _storage(self.name), transaction(conn := snapshot.metadata.connection()):
                 metadata_store.put(conn, image_id, snapshot.store.path_of(image_id), row)
