@@ -7,6 +7,7 @@ seen by a second client, the memory the engine holds, and close.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Protocol
 
@@ -148,19 +149,19 @@ class Milvus:
         if self.server is None:
             return "n/a: the file is one process's"
         other = MilvusClient(uri=self.uri, timeout=60)  # a second connection, as another replica's
+
+        def seen(expression: str, level: str) -> bool:
+            return bool(other.query("bench", filter=expression, consistency_level=level))
+
         timings = []
         for level, offset in (("Strong", 1), ("Bounded", 2)):
             row = {"id": new_id + offset, "vector": vector.tolist(), "cat": 0}
             self.client.insert("bench", [row])
-            query = f"id == {new_id + offset}"
-            timings.append(
-                f"{level} {_wait_visible(lambda: other.query('bench', filter=query, consistency_level=level)):.0f}"
-            )
+            wait = _wait_visible(functools.partial(seen, f"id == {new_id + offset}", level))
+            timings.append(f"{level} {wait:.0f}")
         gone = f"id == {new_id + 1}"
         self.client.delete("bench", filter=gone)
-        timings.append(
-            f"delete {_wait_visible(lambda: not other.query('bench', filter=gone, consistency_level='Strong')):.0f}"
-        )
+        timings.append(f"delete {_wait_visible(lambda: not seen(gone, 'Strong')):.0f}")
         other.close()
         return ", ".join(timings)
 

@@ -15,6 +15,7 @@ from search_by_image.api.schemas import (
 from search_by_image.api.urls import ImageUrls
 from search_by_image.catalog import unreadable
 from search_by_image.serving.collection import Collection
+from search_by_image.serving.engine_collection import EngineCollection
 from search_by_image.serving.snapshot import Hits
 
 
@@ -76,6 +77,8 @@ def search_response(
 
 
 def summary(collection: Collection) -> CollectionSummary:
+    if isinstance(collection, EngineCollection):
+        return _engine_summary(collection)
     snapshot = collection.snapshot
     store = snapshot.store if snapshot else None
     return CollectionSummary(
@@ -87,6 +90,26 @@ def summary(collection: Collection) -> CollectionSummary:
         index_type=store.manifest.index_type if store else None,
         search_device=store.search_device if store else None,
         detail=collection.problem,
+    )
+
+
+def _engine_summary(collection: EngineCollection) -> CollectionSummary:
+    """A collection in a vector engine: its count and whether the engine answers, asked now
+    (one count, bounded by the client's timeout: /health never waits longer)."""
+    snapshot = collection.snapshot
+    health = collection.health()
+    spec = snapshot.store.manifest if snapshot else None
+    return CollectionSummary(
+        name=collection.name,
+        status="ok" if snapshot else "loading" if collection.loading else "no_index",
+        images=health.count or 0,
+        model=spec.embedder.model if spec else None,
+        runtime=f"{snapshot.embedder.runtime} {snapshot.embedder.precision}" if snapshot else None,
+        index_type=spec.index_type if spec else None,
+        search_device="milvus",
+        detail=health.problem or collection.problem,
+        storage=health.where,
+        engine_answers=health.answers,
     )
 
 

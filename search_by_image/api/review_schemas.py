@@ -43,7 +43,9 @@ class TrashedImage(BaseModel):
     id: int = Field(description="its id when it was trashed")
     path: str
     bytes: int
-    restored_id: int | None = Field(None, description="the id it came back under after an undo")
+    restored_id: int | None = Field(
+        None, description="the id it came back under after an undo (a new one: ids are never reused)"
+    )
 
 
 class DecisionOut(BaseModel):

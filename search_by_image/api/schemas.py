@@ -82,6 +82,14 @@ class CollectionSummary(BaseModel):
     index_type: str | None = Field(None, description="the FAISS index_factory string")
     search_device: str | None = Field(None, description="where FAISS searches it: cpu or cuda:N")
     detail: str | None = Field(None, description="why the collection is not searchable")
+    storage: str = Field(
+        "saved folder",
+        description="where its vectors live: the saved folder (embedded), or the vector engine "
+        "(milvus://host:port) shared by the service's replicas",
+    )
+    engine_answers: bool | None = Field(
+        None, description="for a collection in a vector engine: whether the engine answered just now"
+    )
 
 
 class CollectionInfo(CollectionSummary):
@@ -108,9 +116,22 @@ class AddedImage(BaseModel):
     created: bool = Field(description="false when the same image was already in the collection")
 
 
+class WriteTiming(BaseModel):
+    """Where a live add or delete spent its time, in the server."""
+
+    decode_ms: float = Field(0.0, description="decoding the uploads (adds)")
+    embed_ms: float = Field(0.0, description="the model's forward pass (adds)")
+    write_ms: float = Field(
+        description="everything else: files and thumbnails written, the database transaction "
+        "committed, the new snapshot made searchable"
+    )
+    total_ms: float
+
+
 class AddedImages(BaseModel):
     collection: str
     images: list[AddedImage]
+    timing: WriteTiming
 
 
 class DeletedImage(BaseModel):
@@ -118,6 +139,7 @@ class DeletedImage(BaseModel):
     id: int
     path: str
     trashed_to: str | None = Field(description="where the file was moved (null if it was gone)")
+    timing: WriteTiming
 
 
 class Health(BaseModel):

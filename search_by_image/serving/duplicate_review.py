@@ -16,7 +16,6 @@ import hashlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
-from search_by_image.index.store import IndexStore
 from search_by_image.ranking import keepers
 from search_by_image.ranking.collapse import CopySets
 from search_by_image.ranking.duplicates import Group
@@ -70,16 +68,6 @@ def clean(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if _blank(value) else value for key, value in row.items()}
 
 
-def id_in(store: IndexStore) -> Callable[[str], int | None]:
-    """A path's id in `store` (None: not indexed)."""
-
-    def id_of(path: str) -> int | None:
-        row = store.position.get(path)
-        return None if row is None else int(store.ids[row])
-
-    return id_of
-
-
 class DuplicateReview:
     """The review of one collection's duplicate groups."""
 
@@ -93,7 +81,7 @@ class DuplicateReview:
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
         snapshot = self.collection.require()
-        apart = self.decisions.apart_ids(id_in(snapshot.store))
+        apart = self.decisions.apart_ids(snapshot.store.id_of)
         allowed = snapshot.allowed(scope.conditions or {})
         inside = None if allowed is None else set(allowed.tolist())
 
@@ -253,7 +241,7 @@ class DuplicateReview:
         image = decode_upload(data, max_pixels, snapshot.embedder.preprocessing.resized_size)
         found = formats.identify(data)
         upload = Upload(data, image, found.name if found else "JPEG", trashed.metadata or None)
-        added = self.collection.writes.restore(upload, trashed.path, source, trashed.image_id)
+        added = self.collection.writes.restore(upload, trashed.path, source)
         self.decisions.restored(number, trashed.path, added.id)
 
     def _unmerge(self, decision: Decision) -> None:
@@ -261,10 +249,9 @@ class DuplicateReview:
         if not decision.merged or decision.keeper is None:
             return
         store = self.collection.require().store
-        row_number = store.position.get(decision.keeper)
-        if row_number is None:
+        keeper_id = store.id_of(decision.keeper)
+        if keeper_id is None:
             return
-        keeper_id = int(store.ids[row_number])
         row = clean(self.collection.require().metadata.for_id(keeper_id))
         for column, value in decision.merged.items():
             if column in row and str(row[column]) == str(value):

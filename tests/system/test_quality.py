@@ -41,7 +41,7 @@ def test_holidays_same_scene_photos_rank_first_and_whitening_helps_through_the_p
     dataset, truth, _, search = holidays
     assert search.store.whitening is not None and search.store.paths == truth.files
     score, p1 = product_map(search, dataset, truth)
-    raw = mean_average_precision(np.asarray(search.store.features), truth)
+    raw = mean_average_precision(search.store.vectors(search.store.ids), truth)
     print(
         f"\nholidays_subset300 through the product ({search.store.manifest.whitening_dims}-d "
         f"whitening learned on the collection): mAP={score:.4f} P@1={p1:.4f}; raw descriptors {raw:.4f}"

@@ -31,6 +31,7 @@ ENDPOINTS = {
     "`box`, `offset` for paging, `collapse=copies`): the most similar images as JSON",
     "GET /collections": "every collection with its size",
     "GET /collections/{name}": "one collection and its filterable metadata columns",
+    "GET /collections/{name}/metadata.csv": "the collection's metadata as a CSV (API rows included)",
     "POST /collections/{name}/images": "multipart `files` (+ optional `metadata` JSON): add images",
     "DELETE /collections/{name}/images/{id}": "remove an image",
     "GET /collections/{name}/images/{id}/similar": "more like this: the images most similar to an "
