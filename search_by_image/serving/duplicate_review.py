@@ -117,7 +117,7 @@ class DuplicateReview:
             version = self.decisions.version
             snapshot, groups = self.groups(Scope())
             found = {i: n for n, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
-            apart = frozenset(self.decisions.apart_ids(id_in(snapshot.store)))
+            apart = frozenset(self.decisions.apart_ids(snapshot.store.id_of))
             self._copy_groups = ((snapshot.store.manifest.generation, version), CopySets(found, apart))
         except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
             log.exception("Collection %s: could not group copies", self.collection.name)
