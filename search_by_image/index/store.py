@@ -181,10 +181,11 @@ class IndexStore:
         one pass (a fold of live writes at a million images copies the features once); the
         whitening stays as learned."""
         ids = np.fromiter((int(i) for i in ids), np.int64)
-        clash = [p for p in paths if p in self.position]
+        gone = np.fromiter({int(i) for i in deleted} & self.row_of_id.keys(), np.int64)
+        freed = {self.paths[self.row_of_id[int(i)]] for i in gone}  # a path deleted, then restored
+        clash = [p for p in paths if p in self.position and p not in freed]
         if clash:
             raise ValueError(f"already indexed: {clash[:3]}")
-        gone = np.fromiter({int(i) for i in deleted} & self.row_of_id.keys(), np.int64)
         keep = ~np.isin(self.ids, gone)
         index = self._writable_index()
         if len(gone):

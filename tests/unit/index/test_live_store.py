@@ -93,3 +93,15 @@ def test_a_fold_writes_a_base_that_later_loads_skip(saved):
         live_log.remove_folded(conn, again.manifest.folded_seq)
     assert live_log.rows_after(conn, 0) == [] and live_log.max_seq(conn) == 3  # seq never reused
     assert log_adds(conn, again.base, unit_rows(1, seed=28), ["uploads/c.jpg"]) == [302]
+
+
+def test_a_path_deleted_then_added_again_folds_under_its_new_id(saved):
+    """A trashed image restored (duplicate review's undo) is a delete and an add of one path."""
+    folder, base = saved
+    conn = live_log.open_log(folder)
+    path = base.path_of(5)
+    log_delete(conn, 5, path)
+    (again,) = log_adds(conn, base, base.features[[5]], [path])
+    live, _ = load_live(folder, conn)
+    folded = live.folded()
+    assert folded.id_of(path) == again and 5 not in folded.row_of_id and len(folded) == len(base)
