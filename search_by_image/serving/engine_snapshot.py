@@ -23,9 +23,9 @@ from search_by_image.catalog.locations import Location
 from search_by_image.catalog.metadata import ColumnInfo, Kind
 from search_by_image.errors import UnknownImage
 from search_by_image.index.disk import Manifest
+from search_by_image.index.live_store import LiveStore
 from search_by_image.index.milvus_filters import META_FIELD
 from search_by_image.index.milvus_store import MilvusStorage
-from search_by_image.index.store import IndexStore
 from search_by_image.index.whitening import Whitening
 from search_by_image.serving.snapshot import Hits, Snapshot
 
@@ -174,7 +174,7 @@ def engine_snapshot(snapshot_fields: dict[str, Any], store: EngineStore) -> Engi
     """An EngineSnapshot over `store` (the typed fields of Snapshot typed as the embedded ones:
     the engine's objects answer the same reads)."""
     return EngineSnapshot(
-        store=cast(IndexStore, store),
+        store=cast(LiveStore, store),
         metadata=cast(Any, EngineMetadata(store.storage)),
         expand=False,  # expansion re-reads every result's stored vector: not over the network
         **snapshot_fields,
