@@ -25,6 +25,7 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import keepers
 from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
@@ -65,6 +66,11 @@ def _blank(value: Any) -> bool:
 def clean(row: dict[str, Any]) -> dict[str, Any]:
     """A metadata row with every missing value as None."""
     return {key: None if _blank(value) else value for key, value in row.items()}
+
+
+def id_in(store: LiveStore) -> Callable[[str], int | None]:
+    """A path's id in `store` (None: not indexed)."""
+    return store.id_of
 
 
 class DuplicateReview:
