@@ -11,6 +11,7 @@ since (index/live_log.py) by any process: a poll of the log's last `seq`. Writes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sqlite3
 import threading
@@ -38,14 +39,16 @@ from search_by_image.layout import CATALOG_FILE, MANIFEST_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import Group
+from search_by_image.ranking.duplicates import Group, Neighbours, find_groups, verified_copies
 from search_by_image.serving import folding
-from search_by_image.serving.duplicate_groups import DuplicateGroups
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
 from search_by_image.serving.snapshot import Snapshot, Stamp
 
 log = logging.getLogger(__name__)
+
+#: Duplicate groups kept per collection generation, by threshold (each a pass over the neighbours).
+KEPT_THRESHOLDS = 8
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -79,7 +82,6 @@ class Collection:
             if settings.verify_top and verifier.available()
             else None
         )
-        self._duplicate_groups = DuplicateGroups(self._verifier)
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
         self._fold_at = (settings.fold_rows, settings.fold_fraction)
@@ -256,8 +258,10 @@ class Collection:
         keep: Callable[[int, int], bool] | None = None,
         scope: Hashable = None,
     ) -> tuple[Snapshot, list[Group]]:
-        """Duplicate groups of the current snapshot (duplicate_groups.py: computed once per
-        store version, kept per threshold and scope)."""
+        """Duplicate groups of the current snapshot: its neighbour list is computed once per
+        generation (one caller computes, the others wait for it), and the groups of the last
+        few (threshold, scope) are kept until the index changes. `keep(a, b)` drops links (pairs
+        decided apart, images outside a filter); `scope` names what it keeps, for the cache."""
         snapshot = self.require()
         generation = snapshot.store.version
         with self._duplicates_lock:

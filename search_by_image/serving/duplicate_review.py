@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ class DuplicateReview:
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
         snapshot = self.collection.require()
-        apart = self.decisions.apart_ids(snapshot.store.id_of)
+        apart = self.decisions.apart_ids(id_in(snapshot.store))
         allowed = snapshot.allowed(scope.conditions or {})
         inside = None if allowed is None else set(allowed.tolist())
 
@@ -245,7 +246,7 @@ class DuplicateReview:
         image = decode_upload(data, max_pixels, snapshot.embedder.preprocessing.resized_size)
         found = formats.identify(data)
         upload = Upload(data, image, found.name if found else "JPEG", trashed.metadata or None)
-        added = self.collection.writes.restore(upload, trashed.path, source)
+        added = self.collection.writes.restore(upload, trashed.path, source, trashed.image_id)
         self.decisions.restored(number, trashed.path, added.id)
 
     def _unmerge(self, decision: Decision) -> None:

@@ -230,13 +230,13 @@ class LiveWrites:
                 log.exception("Collection %s: deleted %s; its file stays until a restart", self.name, path)
             return path, kept_at
 
-    def restore(self, upload: Upload, path: str, source: Path) -> Added:
-        """Put a trashed image back: its file copied from `source` (the trash) to `path`, indexed
-        again under a fresh id (ids are never reused) with its metadata row (`upload.metadata`),
-        then the trashed copy removed: a crash at any point leaves the photo in one place or
-        both, never in none. Conflict when `path` is taken again (a file there, or indexed)."""
+    def restore(self, upload: Upload, path: str, source: Path, image_id: int | None) -> Added:
+        """Put a trashed image back: its file from `source` (the trash) to `path`, its metadata
+        row (`upload.metadata`), indexed again under `image_id` when no image holds it now, else
+        under a fresh id. Conflict when `path` is taken again (a file there, or indexed)."""
         snapshot = self.collection.require()
         features = snapshot.embedder.embed_prepared([snapshot.embedder.preprocessing(upload.image)])
+        target = self.location.images_dir / path
         with self._writing():
             store = self.collection.require().store
             if store.id_of(path) is not None or target.exists():
