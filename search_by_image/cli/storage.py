@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(command: str, settings: Settings, name: str, address: StorageAddress, sample: int, filters) -> int:
     location = locations.find(settings, name)
-    store = load_live(location.saved_dir)[0].folded()  # live writes since the last fold included
-    metadata_import.sync(location.saved_dir, location.metadata_csv, store)
+    live, _ = load_live(location.saved_dir)  # the live writes logged since the index was written too
+    store = live.folded() if live.delta_size else live.base
+    for problem in metadata_import.sync(location.saved_dir, location.metadata_csv, store):
+        log.warning("metadata: %s", problem)
     metadata = MetadataView(location.saved_dir)
     target = MilvusStorage(address, name, metadata.kinds)
     if command == "export":

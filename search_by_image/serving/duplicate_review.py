@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import keepers
 from search_by_image.ranking.collapse import CopySets
 from search_by_image.ranking.duplicates import Group
@@ -68,6 +70,11 @@ def clean(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if _blank(value) else value for key, value in row.items()}
 
 
+def id_in(store: LiveStore) -> Callable[[str], int | None]:
+    """A path's id in `store` (None: not indexed)."""
+    return store.id_of
+
+
 class DuplicateReview:
     """The review of one collection's duplicate groups."""
 
@@ -81,7 +88,7 @@ class DuplicateReview:
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
         snapshot = self.collection.require()
-        apart = self.decisions.apart_ids(snapshot.store.id_of)
+        apart = self.decisions.apart_ids(id_in(snapshot.store))
         allowed = snapshot.allowed(scope.conditions or {})
         inside = None if allowed is None else set(allowed.tolist())
 
@@ -241,7 +248,7 @@ class DuplicateReview:
         image = decode_upload(data, max_pixels, snapshot.embedder.preprocessing.resized_size)
         found = formats.identify(data)
         upload = Upload(data, image, found.name if found else "JPEG", trashed.metadata or None)
-        added = self.collection.writes.restore(upload, trashed.path, source)
+        added = self.collection.writes.restore(upload, trashed.path, source, trashed.image_id)
         self.decisions.restored(number, trashed.path, added.id)
 
     def _unmerge(self, decision: Decision) -> None:
