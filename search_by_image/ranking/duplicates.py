@@ -18,6 +18,7 @@ original and 36% of the distinct photos with another shot of their scene (bench/
 With local verification on (the service's default), groups link only the pairs that
 verification.Verifier.is_copy confirms, checked among the pairs scoring at least `similar` and
 each image's CHECKED_NEAREST nearest (`verified_copies`).
+duplicate_pass.py carries both to the next store over live deletes and adds.
 """
 
 from __future__ import annotations
@@ -96,29 +97,6 @@ class Neighbours:
                 scores[start + row, : len(kept)] = [s for _, s in kept]
         return cls(store.version, ids, found, scores)
 
-    def after_deletes(self, before: LiveStore, after: LiveStore) -> Neighbours | None:
-        """These neighbours (of `before`) for `after`, when `after` is `before` less some images
-        (live deletes over the same base and no add since): the deleted rows and links dropped,
-        nothing searched again. None when `after` changed otherwise (recompute)."""
-        if (
-            before.version != self.generation
-            or after.whitening is not before.whitening
-            or after.manifest.embedder != before.manifest.embedder
-            or not all(
-                int(i) in before
-                and before.path_of(int(i)) == path
-                and before.fingerprint(path) == after.fingerprint(path)
-                for i, path in zip(after.ids, after.paths)
-            )
-        ):
-            return None
-        live = after.ids
-        kept = np.isin(self.ids, live)
-        found, scores = self.found[kept].copy(), self.scores[kept].copy()
-        gone = (found >= 0) & ~np.isin(found, live)
-        found[gone], scores[gone] = -1, -np.inf
-        return Neighbours(after.version, self.ids[kept], found, scores)
-
     def links(self, threshold: float, nearest: int = 0) -> Iterator[tuple[int, int, float]]:
         """((id, id), similarity) of every stored pair above `threshold`, and of each image with
         its `nearest` first neighbours whatever their score; each pair once."""
@@ -139,6 +117,7 @@ def verified_copies(
     neighbours: Neighbours,
     is_copy: Callable[[int, int, bool], bool],
     threads: int | None = None,
+    only: np.ndarray | None = None,
 ) -> dict[tuple[int, int], float]:
     """The stored pairs that `is_copy(a, b, try_mirror)` confirms (local verification:
     verification.Verifier.is_copy), with their scores. Checked: the pairs scoring at least
@@ -146,9 +125,13 @@ def verified_copies(
     mirror images only for pairs scoring at least `similar` (mirrored copies often score under
     `copy`; checking a mirror costs a second set of keypoints). The pairs are checked on
     `threads` threads of their own (OpenCV and FAISS release the GIL), not on the searches'
-    verification pool, whose queue they would hold up for the whole pass."""
+    verification pool, whose queue they would hold up for the whole pass. `only`: just the
+    pairs with one of these ids (the images a live add brought)."""
     similar = thresholds_for(store.whitening is not None).similar
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
+    if only is not None:
+        new = set(only.tolist())
+        checked = [link for link in checked if link[0] in new or link[1] in new]
     pool = ThreadPoolExecutor(threads or cpu_threads(), thread_name_prefix="duplicates")
     try:
         found = list(pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), checked))

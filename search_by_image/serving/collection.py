@@ -39,7 +39,8 @@ from search_by_image.layout import CATALOG_FILE, MANIFEST_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import Group, Neighbours, find_groups, verified_copies
+from search_by_image.ranking.duplicate_pass import DuplicatePass
+from search_by_image.ranking.duplicates import Group, find_groups
 from search_by_image.serving import folding
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
@@ -70,11 +71,9 @@ class Collection:
         self.lock = threading.RLock()
         self._failed: Stamp | None = None
         self._duplicates_lock = threading.Lock()
-        self._neighbours: Neighbours | None = None
+        #: the neighbours and verified copies of the last store grouped
+        self._pass: DuplicatePass | None = None
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
-        self._copies: dict[tuple[int, int], float] | None = None
-        #: the store the neighbours were computed for
-        self._neighbours_of: LiveStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -265,35 +264,21 @@ class Collection:
         snapshot = self.require()
         generation = snapshot.store.version
         with self._duplicates_lock:
-            if self._neighbours is None or self._neighbours.generation != generation:
+            if self._pass is None or self._pass.store.version != generation:
                 self._group_store(snapshot.store)
-            neighbours = self._neighbours
+            assert self._pass is not None
+            done = self._pass
             key = (threshold, scope)
             if key not in self._groups:
                 if len(self._groups) >= KEPT_THRESHOLDS:
                     self._groups.pop(next(iter(self._groups)))
-                self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
+                self._groups[key] = find_groups(snapshot.store, threshold, done.neighbours, done.copies, keep)
             return snapshot, self._groups[key]
 
     def _group_store(self, store: LiveStore) -> None:
-        """Neighbours and verified copies for `store`: those of the last store less what live
-        deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
-        before, self._neighbours_of = self._neighbours_of, store
+        """Neighbours and verified copies for `store`: those of the last store carried over its
+        live deletes and adds (duplicate_pass.py: a keep-one or an add searches only what
+        changed), else computed whole. Local verification off: groups from scores alone."""
         self._groups = {}
-        derived = self._neighbours.after_deletes(before, store) if self._neighbours and before else None
-        if derived is not None:
-            self._neighbours = derived
-            if self._copies is not None:
-                self._copies = {p: v for p, v in self._copies.items() if p[0] in store and p[1] in store}
-            return
-        self._neighbours = Neighbours.of(store)
-        self._copies = self._verified_copies(store, self._neighbours)
-
-    def _verified_copies(
-        self, store: LiveStore, neighbours: Neighbours
-    ) -> dict[tuple[int, int], float] | None:
-        """Pairs of neighbours that local verification finds to be copies; None where it is
-        off: groups then come from scores alone."""
-        if self._verifier is None:
-            return None
-        return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
+        check = None if self._verifier is None else functools.partial(self._verifier.is_copy, store)
+        self._pass = self._pass.updated(store, check) if self._pass else DuplicatePass.of(store, check)

@@ -1,12 +1,15 @@
 """Duplicate review through the API: the suggested keeper, keep one (trash, merge, undo), keep
 all (remembered across restarts and re-indexes), the bulk action's preview, and the refusals."""
 
+import functools
 import json
 import shutil
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, copy_photos, make_settings, plant_copies, writable_copy
+from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings, plant_copies, writable_copy
+from PIL import Image
 
 import with_faiss
 from main import create_app
@@ -14,7 +17,8 @@ from search_by_image.api.auth import KeyStore
 from search_by_image.index.disk import writer_lock
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
-from search_by_image.ranking.duplicates import Neighbours
+from search_by_image.ranking import verifier
+from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies
 from search_by_image.serving import live_writes
 
 CSV = """image,title,album,camera
@@ -266,17 +270,56 @@ def test_the_cli_collapses_copies_too(planted, capsys):
         assert len(cats) == expected and len(row["results"]) == 5
 
 
-def test_groups_after_a_keep_one_come_from_the_neighbours_less_the_trashed(collection, admin, monkeypatch):
-    """Trashing searches nothing again (a pass over the collection per decision would make
-    reviewing a large one crawl); an undo, which adds an image back, does."""
-    computed = []
+def count_neighbour_passes(monkeypatch) -> list[int]:
+    """One entry per whole neighbour pass (`Neighbours.of`) from now on."""
+    computed: list[int] = []
     real = Neighbours.of
     monkeypatch.setattr(
         Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
     )
+    return computed
+
+
+def test_groups_after_a_keep_one_and_its_undo_search_only_what_changed(collection, admin, monkeypatch):
+    """Trashing searches nothing again, and an undo (an add) searches only the image it brings
+    back: a pass over the collection per decision would make reviewing a large one crawl."""
+    computed = count_neighbour_passes(monkeypatch)
     with TestClient(create_app(collection)) as client:
         cat = groups_of(client)[CAT]
         decision = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).json()
         assert set(groups_of(client)) == {EAGLE} and len(computed) == 1
         client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
-        assert set(groups_of(client)) == {CAT, EAGLE} and len(computed) == 2
+        assert set(groups_of(client)) == {CAT, EAGLE} and len(computed) == 1
+
+
+def test_groups_after_an_add_are_those_of_a_whole_pass_and_search_only_the_added(
+    collection, admin, monkeypatch
+):
+    """An added copy joins its original's group, an added distinct photo none, the groups equal
+    those a whole pass over the new collection finds, and no whole pass ran for the adds."""
+    computed = count_neighbour_passes(monkeypatch)
+    dog = Image.open(PHOTOS / "dog.jpg")
+    w, h = dog.size
+    copy = jpeg_bytes(dog.crop((w // 10, h // 10, w * 9 // 10, h * 9 // 10)), 80)
+    with TestClient(create_app(collection)) as client:
+        assert set(groups_of(client)) == {CAT, EAGLE} and len(computed) == 1
+        noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8))
+        paths = []
+        for name, photo in (("dog-crop.jpg", copy), ("noise.jpg", jpeg_bytes(noise))):
+            added = client.post(
+                "/collections/default/images", files=[("files", (name, photo, "image/jpeg"))], headers=admin
+            )
+            assert added.status_code == 201, added.text
+            paths.append(added.json()["images"][0]["path"])
+        incremental = groups_of(client)
+        assert len(computed) == 1
+        collection_served = client.app.state.service.get("default")
+        store = collection_served.snapshot.store
+        checker = verifier.Verifier(collection_served.location, 10**8, 10)
+        neighbours = Neighbours.of(store)
+        copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
+        whole = find_groups(store, None, neighbours, copies)
+    assert {",".join(sorted(p for _, p in g.images)) for g in whole} == set(incremental)
+    crop, noise_path = paths
+    assert ",".join(sorted(["dog.jpg", crop])) in incremental
+    assert not any(noise_path in key for key in incremental)

@@ -1,0 +1,157 @@
+"""Speed, the duplicates page on real photos: `python -m bench.speed_duplicates_pass`.
+
+A collection of real photos indexed as `with_faiss.py` does: the Holidays subset (811 photos),
+altered copies of them (crop, turn, colour, rescale, recompression, caption, border, mirror:
+evaluation/alterations.py; 300 per seed) and 2 x 2 mosaics of four Holidays photos each (distinct
+new photos with real content, to reach a few thousand). Then, through the API in-process
+(TestClient): GET /collections/default/duplicates (the first call: the whole pass), one photo
+added with POST /collections/default/images, and the page again (the pass carried over the add).
+Printed: seconds, pairs checked, keypoint extractions and where the checks' CPU time goes.
+
+Timings are printed, never asserted. The collection is kept in --work and reused when rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.tables import table
+
+HOLIDAYS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "holidays_subset300"
+
+
+def mosaic(paths: list[Path], side: int = 512) -> bytes:
+    """Four photos in a 2 x 2 grid, `side` px each, as a JPEG."""
+    canvas = Image.new("RGB", (2 * side, 2 * side))
+    for n, path in enumerate(paths):
+        with Image.open(path) as photo:
+            canvas.paste(photo.convert("RGB").resize((side, side)), ((n % 2) * side, (n // 2) * side))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def collection_images(holidays: Path, seeds: int, mosaics: int) -> dict[str, Path | bytes]:
+    from search_by_image.evaluation.alterations import altered_copies, pick_sources
+
+    files = sorted((holidays / "images").iterdir())
+    images: dict[str, Path | bytes] = {f.name: f for f in files}
+    for seed in range(1, seeds + 1):
+        copies = altered_copies(lambda i: Image.open(files[i]), pick_sources(300, len(files), seed), seed)
+        images |= {f"copy-s{seed}-{n:03d}.jpg": c.data for n, c in enumerate(copies)}
+    rng = np.random.default_rng(5)
+    for n in range(mosaics):
+        images[f"mosaic-{n:05d}.jpg"] = mosaic([files[i] for i in rng.choice(len(files), 4, replace=False)])
+    return images
+
+
+class Timed:
+    """Wraps module functions to add up their calls and seconds (CPU time of the calling thread)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def wrap(self, module, name: str) -> None:
+        real = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.calls[name] += 1
+                    self.seconds[name] += time.thread_time() - started
+
+        setattr(module, name, timed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/sbi-duplicates-pass"))
+    parser.add_argument("--seeds", type=int, default=2, help="altered copies: 300 per seed")
+    parser.add_argument("--mosaics", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    from fastapi.testclient import TestClient
+
+    from main import create_app
+    from search_by_image.api.auth import KeyStore
+    from search_by_image.evaluation.product import index_like_a_user
+    from search_by_image.layout import KEYS_FILE
+    from search_by_image.ranking import alignment, local_features, verifier
+
+    started = time.perf_counter()
+    settings = index_like_a_user(collection_images(HOLIDAYS, args.seeds, args.mosaics), args.work)
+    print(f"indexed in {time.perf_counter() - started:.0f} s", flush=True)
+    timed = Timed()
+    timed.wrap(verifier.Verifier, "is_copy")
+    timed.wrap(local_features, "extract")
+    timed.wrap(local_features, "verify")
+    for name in ("overlap", "aligned_correlation", "residual_motion"):
+        timed.wrap(alignment, name)
+    timed.wrap(verifier, "_rgb")
+    _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin", "bench")
+    rows = []
+    with TestClient(create_app(settings)) as client:
+        size = client.get("/health").json()
+        url = "/collections/default/duplicates"
+        started = time.perf_counter()
+        groups = client.get(url).json()["groups"]
+        first = time.perf_counter() - started
+        images = len(client.app.state.service.default.require().store)
+        rows.append(["first call", images, first, len(groups), *counts(timed)])
+        print(f"first call: {first:.1f} s ({size})", flush=True)
+        timed.calls.clear(), timed.seconds.clear()
+        photo = mosaic(
+            [HOLIDAYS / "images" / f for f in ("100000.jpg", "100100.jpg", "100200.jpg", "100300.jpg")]
+        )
+        added = client.post(
+            "/collections/default/images",
+            files=[("files", ("new.jpg", photo, "image/jpeg"))],
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert added.status_code == 201, added.text
+        started = time.perf_counter()
+        groups = client.get(url).json()["groups"]
+        again = time.perf_counter() - started
+        rows.append(["after one add", images + 1, again, len(groups), *counts(timed)])
+    table(
+        "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
+        [
+            "call",
+            "images",
+            "seconds",
+            "groups",
+            "pairs checked",
+            "extractions",
+            "CPU s: extract / match / align / read",
+        ],
+        rows,
+    )
+
+
+def counts(timed: Timed) -> list:
+    align = sum(timed.seconds[n] for n in ("overlap", "aligned_correlation", "residual_motion"))
+    return [
+        timed.calls["is_copy"],
+        timed.calls["extract"],
+        " / ".join(
+            f"{s:.1f}"
+            for s in (timed.seconds["extract"], timed.seconds["verify"], align, timed.seconds["_rgb"])
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    main()
