@@ -282,7 +282,8 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     neighbours, copies = Neighbours.of(store), None
     if settings.verify_top and verifier.available():  # copies checked with local features
         checker = verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
-        copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
+        with checker.holding(len(store)):
+            copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
     apart = ReviewDecisions(location.saved_dir).apart_ids(store.id_of)  # "not duplicates" on the page
     groups = find_groups(store, args.threshold, neighbours, copies, lambda a, b: (a, b) not in apart)
     write_report(groups, sys.stdout, args.format)

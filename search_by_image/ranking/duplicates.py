@@ -132,12 +132,33 @@ def verified_copies(
     if only is not None:
         new = set(only.tolist())
         checked = [link for link in checked if link[0] in new or link[1] in new]
+    checked = reuse_order(checked)
     pool = ThreadPoolExecutor(threads or cpu_threads(), thread_name_prefix="duplicates")
     try:
         found = list(pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), checked))
     finally:  # a failing check ends the pass without the pairs still queued
         pool.shutdown(cancel_futures=True)
     return {(a, b): score for (a, b, score), copy in zip(checked, found, strict=True) if copy}
+
+
+def reuse_order(links: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """`links` ordered so that those sharing an image come close together: the images numbered
+    depth first over the links' graph, the links by their later image. A check reads both
+    images' keypoints from the verifier's bounded cache; in the neighbour lists' order a link's
+    second image is anywhere in the collection, extracted again once the cache has moved on."""
+    adjacent: dict[int, list[int]] = {}
+    for a, b, _ in links:
+        adjacent.setdefault(a, []).append(b)
+        adjacent.setdefault(b, []).append(a)
+    position: dict[int, int] = {}
+    for start in adjacent:
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node not in position:
+                position[node] = len(position)
+                stack.extend(other for other in adjacent[node] if other not in position)
+    return sorted(links, key=lambda link: sorted((position[link[0]], position[link[1]]), reverse=True))
 
 
 def find_groups(

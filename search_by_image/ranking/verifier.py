@@ -7,11 +7,12 @@ themselves are verification.py's.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
@@ -37,6 +38,9 @@ Kept = TypeVar("Kept")
 #: Thumbnails' keypoints kept in memory per collection (~20 KB each: their pixels are read again
 #: from the thumbnail for the few pairs that align, `local_features.Keypoints.without_grey`).
 CACHED_IMAGES = 2048
+#: Keypoints kept at most while a duplicates pass runs (`Verifier.holding`: ~20 KB each, 650 MB):
+#: each image of a collection this size or less is extracted once per pass.
+PASS_IMAGES = 32768
 #: Threads checking results side by side, at most one per core: 10 results' checks take 2-5 ms
 #: each, so a few threads halve a search's verification without many idle threads.
 WORKERS = 4
@@ -68,6 +72,23 @@ class Verifier:
         #: capture times of the images found copies by their pixels, keyed like the keypoints
         self._taken: OrderedDict[Path, CaptureTime | None] = OrderedDict()
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def holding(self, images: int) -> Iterator[None]:
+        """Keypoints of up to `images` (at most PASS_IMAGES) kept meanwhile: a duplicates pass
+        reads each image's for several pairs, too far apart for the usual cache (one extraction
+        per image, not one per pair); back to `capacity` after."""
+        usual = self.capacity
+        with self._lock:
+            self.capacity = max(usual, min(images, PASS_IMAGES))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.capacity = usual
+                for cache in (self._cached, self._taken):
+                    while len(cache) > usual:
+                        cache.popitem(last=False)
 
     def of(self, store: LiveStore, image_id: int) -> Keypoints | None:
         """The keypoints of an indexed image; None if its thumbnail cannot be read or made."""

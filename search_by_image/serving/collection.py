@@ -280,5 +280,9 @@ class Collection:
         live deletes and adds (duplicate_pass.py: a keep-one or an add searches only what
         changed), else computed whole. Local verification off: groups from scores alone."""
         self._groups = {}
-        check = None if self._verifier is None else functools.partial(self._verifier.is_copy, store)
-        self._pass = self._pass.updated(store, check) if self._pass else DuplicatePass.of(store, check)
+        if self._verifier is None:
+            self._pass = self._pass.updated(store, None) if self._pass else DuplicatePass.of(store, None)
+            return
+        check = functools.partial(self._verifier.is_copy, store)
+        with self._verifier.holding(len(store)):  # each image's keypoints extracted once a pass
+            self._pass = self._pass.updated(store, check) if self._pass else DuplicatePass.of(store, check)

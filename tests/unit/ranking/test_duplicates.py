@@ -11,9 +11,18 @@ from helpers import copy_photos, make_settings, plant_copies
 
 import with_faiss
 from main import create_app
+from search_by_image.catalog import locations
+from search_by_image.index.live_store import LiveStore
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
-from search_by_image.ranking.duplicates import RAW_THRESHOLD, Neighbours, find_groups, verified_copies
+from search_by_image.ranking import local_features, verifier
+from search_by_image.ranking.duplicates import (
+    RAW_THRESHOLD,
+    Neighbours,
+    find_groups,
+    reuse_order,
+    verified_copies,
+)
 from search_by_image.serving.service import SearchService
 
 
@@ -154,3 +163,35 @@ def test_pairs_checked_side_by_side_are_the_pairs_checked_one_by_one(planted):
     one_by_one = verified_copies(snapshot.store, neighbours, is_copy, threads=1)
     assert verified_copies(snapshot.store, neighbours, is_copy, threads=4) == one_by_one
     assert len(one_by_one) == 2  # the two planted copies
+
+
+def test_a_pass_extracts_each_images_keypoints_once_and_checks_every_pair(planted, monkeypatch):
+    """Held for the pass, an image's keypoints serve all its pairs (a cache of one would extract
+    them again for nearly every pair), and the pairs found are the same."""
+    store = LiveStore(IndexStore.load(planted.saved_dir))
+    location = locations.find(planted, locations.DEFAULT)
+    neighbours = Neighbours.of(store)
+    extracted: list[int] = []
+    real = local_features.extract
+    monkeypatch.setattr(local_features, "extract", lambda rgb: extracted.append(1) or real(rgb))
+
+    def pass_with(holding: bool) -> tuple[dict, int]:
+        extracted.clear()
+        checker = verifier.Verifier(location, 10**8, 10, capacity=1)
+        with checker.holding(len(store) if holding else 0):
+            found = verified_copies(store, neighbours, functools.partial(checker.is_copy, store), threads=1)
+        assert len(checker._cached) <= 1  # back to its size after the pass
+        return found, len(extracted)
+
+    (held, once), (unheld, again) = pass_with(True), pass_with(False)
+    assert held == unheld and len(held) == 2
+    mirrors = once - len(store)  # mirrored queries are extracted when tried, never kept
+    assert mirrors >= 0 and again > once
+
+
+def test_reuse_order_keeps_every_link_and_puts_an_images_links_together():
+    links = [(1, 9, 0.9), (2, 8, 0.8), (1, 2, 0.7), (3, 9, 0.6), (4, 5, 0.5)]
+    ordered = reuse_order(links)
+    assert sorted(ordered) == sorted(links)
+    at = {link: n for n, link in enumerate(ordered)}
+    assert abs(at[(1, 9, 0.9)] - at[(3, 9, 0.6)]) <= 2
