@@ -8,6 +8,7 @@ themselves are verification.py's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import threading
@@ -90,21 +91,23 @@ class Verifier:
                     while len(cache) > usual:
                         cache.popitem(last=False)
 
-    def of(self, store: LiveStore, image_id: int) -> Keypoints | None:
-        """The keypoints of an indexed image; None if its thumbnail cannot be read or made."""
+    def of(self, store: LiveStore, image_id: int, mirror: bool = False) -> Keypoints | None:
+        """The keypoints of an indexed image (of its mirror image if `mirror`: duplicates try it
+        for many pairs, so it is kept too); None if its thumbnail cannot be read or made."""
         thumbnail = self._thumbnail(store, image_id)
         if thumbnail is None:
             return None
+        key = thumbnail.with_name(thumbnail.name + ".mirror") if mirror else thumbnail
         with self._lock:
-            found = self._cached.get(thumbnail)
+            found = self._cached.get(key)
             if found is not None:
-                self._cached.move_to_end(thumbnail)
+                self._cached.move_to_end(key)
                 return found
         rgb = self._pixels(thumbnail)
         if rgb is None:
             return None
-        keypoints = local_features.extract(rgb)
-        self._keep(self._cached, thumbnail, keypoints.without_grey(lambda: _grey_of(thumbnail)))
+        keypoints = local_features.extract(local_features.mirrored(rgb) if mirror else rgb)
+        self._keep(self._cached, key, keypoints.without_grey(lambda: _grey_of(thumbnail, mirror)))
         return keypoints
 
     def query(self, store: LiveStore, image_id: int) -> Query | None:
@@ -112,11 +115,7 @@ class Verifier:
         keypoints = self.of(store, image_id)
         if keypoints is None:
             return None
-
-        def mirror() -> Keypoints | None:
-            rgb = self._pixels(self._thumbnail(store, image_id))
-            return None if rgb is None else local_features.extract(local_features.mirrored(rgb))
-
+        mirror = functools.partial(self.of, store, image_id, True)
         return Query(keypoints, mirror, lambda: self.taken(store, image_id))
 
     def taken(self, store: LiveStore, image_id: int) -> CaptureTime | None:
@@ -250,9 +249,11 @@ def _rgb(thumbnail: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def _grey_of(thumbnail: Path) -> np.ndarray:
-    """A thumbnail's grey image as `local_features.extract` made it (UNREADABLE if it is gone)."""
-    return local_features.scaled_grey(_rgb(thumbnail))
+def _grey_of(thumbnail: Path, mirror: bool = False) -> np.ndarray:
+    """A thumbnail's grey image (of its mirror image if `mirror`) as `local_features.extract`
+    made it (UNREADABLE if it is gone)."""
+    rgb = _rgb(thumbnail)
+    return local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
 
 
 @cache
