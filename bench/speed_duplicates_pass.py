@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     with TestClient(create_app(settings)) as client:
         size = client.get("/health").json()
         url = "/collections/default/duplicates"
+        collections = client.app.state.service.collections
+        while "default" not in collections or collections["default"].loading:  # still loading
+            time.sleep(0.2)
         started = time.perf_counter()
         groups = client.get(url).json()["total"]
         first = time.perf_counter() - started
