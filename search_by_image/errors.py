@@ -130,6 +130,36 @@ class WeightsUnavailable(SearchByImageError, RuntimeError):
     status = 503
 
 
+#: Seconds a client is told to wait when a collection's vector engine does not answer.
+ENGINE_RETRY_AFTER_S = 5
+
+
+class EngineUnavailable(SearchByImageError, RuntimeError):
+    """The vector engine a collection is stored in (Milvus) did not answer in time or refused the
+    connection; the message names it. The service retries on the next request by itself."""
+
+    status = 503
+    headers = {"Retry-After": str(ENGINE_RETRY_AFTER_S)}
+
+    def __init__(self, engine: str, message: str):
+        super().__init__(f"vector engine {engine} unavailable: {message}; retry in a moment")
+        self.engine = engine
+        self.headers = {"Retry-After": str(ENGINE_RETRY_AFTER_S), "X-Unavailable-Engine": engine}
+
+
+class EngineFailed(SearchByImageError, RuntimeError):
+    """The vector engine answered with an error it will not get over by itself (a collection of
+    another dimension, a schema it does not have)."""
+
+    status = 502
+
+
+class DuplicatesUnavailable(SearchByImageError, RuntimeError):
+    """A page this collection's storage does not serve yet (duplicates of an engine-stored one)."""
+
+    status = 501
+
+
 # -- the collection's state or folders ----------------------------------------------------------
 
 
@@ -141,6 +171,13 @@ class StorageError(SearchByImageError, RuntimeError):
 
 class Rebuilt(SearchByImageError, RuntimeError):
     """The collection was rebuilt with another model while an upload was being embedded."""
+
+    status = 409
+
+
+class Conflict(SearchByImageError, RuntimeError):
+    """What the request acts on changed since the client saw it (a duplicate group that gained or
+    lost an image, a file back at a restored image's path): reload and decide again."""
 
     status = 409
 

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
         "by it (query expansion: more of the scene's other shots near the top; verified results "
         "keep their place); off: ranked by the query's own descriptor",
     )
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Strong",
+        description="for a collection stored in Milvus (python -m search_by_image.cli.storage "
+        "export): how fresh each search's view is. Strong: a write any replica acknowledged is in "
+        "every replica's next search; Bounded: a few ms less per search, writes seen within "
+        "Milvus's graceful time (5 s)",
+    )
     query_rotations: bool = Field(
         True,
         description="also search with the query turned 90 and 270 degrees (two more images "
@@ -210,6 +217,13 @@ class Settings(BaseSettings):
         "decodes beyond it wait their turn",
     )
     max_add_files: int = Field(64, ge=1, description="images per add request")
+    fold_rows: int = Field(
+        50_000,
+        ge=1,
+        description="live adds and deletes kept beside the saved index before a background fold "
+        "writes them into it (also folded past fold_fraction of the index, from 1,000 rows)",
+    )
+    fold_fraction: float = Field(0.05, gt=0, description="see fold_rows")
     max_add_pixels: int = Field(
         200_000_000, ge=10_000, description="pixels that the images of one add request may declare together"
     )

@@ -22,7 +22,15 @@ from search_by_image.api.auth import KeyStore
 from search_by_image.api.headers import SecurityHeaders
 from search_by_image.api.pages import render_search_page, wants_html
 from search_by_image.api.rate_limit import RateLimiter, trusted_networks
-from search_by_image.api.routes import collection_images, collections, health, images, metrics, search
+from search_by_image.api.routes import (
+    collection_images,
+    collections,
+    duplicates,
+    health,
+    images,
+    metrics,
+    search,
+)
 from search_by_image.api.uploads import MULTIPART_OVERHEAD, UploadSizeLimit, parse_into_memory
 from search_by_image.api.url_fetch import UrlFetcher
 from search_by_image.api.url_policy import AddressPolicy
@@ -134,6 +142,7 @@ def create_app(settings: Settings | None = None, url_policy: AddressPolicy | Non
     app.include_router(search.router)
     app.include_router(collections.router)
     app.include_router(collection_images.router)
+    app.include_router(duplicates.router)
     app.include_router(images.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

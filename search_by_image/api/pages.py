@@ -57,8 +57,16 @@ def render_search_page(request: Request, status_code: int = 200, **context: Any)
     )
 
 
-def render_duplicates_page(request: Request, found, images: int, limit: int):
-    """One page of groups, with links to the previous and next pages at the same threshold."""
+def render_duplicates_page(
+    request: Request,
+    found,
+    images: int,
+    limit: int,
+    filters: str | None = None,
+    decisions: list | None = None,
+):
+    """One page of groups to review, with links to the previous and next pages at the same
+    threshold and filters, and the latest decisions (to undo)."""
     service = request.app.state.service
     summary = presenters.summary(service.get(found.collection))
 
@@ -75,6 +83,9 @@ def render_duplicates_page(request: Request, found, images: int, limit: int):
             "images": images,
             "model": summary.model,
             "members": found.images_in_groups,
+            "filters": filters or "",
+            "decisions": decisions or [],
+            "threshold_given": "threshold" in request.query_params,
             "previous": page(max(0, found.offset - limit)) if found.offset else None,
             "next": page(shown_to) if shown_to < found.total else None,
         },

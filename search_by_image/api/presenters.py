@@ -1,6 +1,8 @@
 """Domain objects as the API answers them: the hits of one snapshot joined with their paths,
 metadata, match kinds and URLs (POST /search, GET .../similar), and collections described."""
 
+from urllib.parse import quote
+
 from search_by_image import metrics
 from search_by_image.api.schemas import (
     CollectionInfo,
@@ -13,6 +15,7 @@ from search_by_image.api.schemas import (
 from search_by_image.api.urls import ImageUrls
 from search_by_image.catalog import unreadable
 from search_by_image.serving.collection import Collection
+from search_by_image.serving.engine_collection import EngineCollection
 from search_by_image.serving.snapshot import Hits
 
 
@@ -32,6 +35,8 @@ def search_response(
         metrics.EMBED_SECONDS.observe(found.embed_ms / 1e3)
     metrics.SEARCH_SECONDS.observe(found.search_ms / 1e3)
     snapshot = found.snapshot
+    labelled = found.labelled()
+    rows = snapshot.metadata.rows_for(hit.id for hit in labelled)
     results = [
         SearchHit(
             rank=rank,
@@ -42,9 +47,16 @@ def search_response(
             inliers=None if hit.check is None else hit.check.inliers,
             image_url=urls.image(snapshot.name, hit.path, key_id),
             thumbnail_url=urls.thumbnail(snapshot, hit.path, key_id),
-            metadata=snapshot.metadata.for_path(hit.path),
+            metadata=rows.get(hit.id, {}),
+            copies=copies,
+            copies_url=f"/collections/{quote(snapshot.name)}/images/{hit.id}/similar" if copies else None,
         )
-        for rank, hit in enumerate(found.labelled(), start=offset + 1)
+        for rank, hit, copies in zip(
+            range(offset + 1, offset + 1 + len(labelled)),
+            labelled,
+            found.copies or [0] * len(labelled),
+            strict=True,
+        )
     ]
     return SearchResponse(
         query=query,
@@ -65,6 +77,8 @@ def search_response(
 
 
 def summary(collection: Collection) -> CollectionSummary:
+    if isinstance(collection, EngineCollection):
+        return _engine_summary(collection)
     snapshot = collection.snapshot
     store = snapshot.store if snapshot else None
     return CollectionSummary(
@@ -76,6 +90,26 @@ def summary(collection: Collection) -> CollectionSummary:
         index_type=store.manifest.index_type if store else None,
         search_device=store.search_device if store else None,
         detail=collection.problem,
+    )
+
+
+def _engine_summary(collection: EngineCollection) -> CollectionSummary:
+    """A collection in a vector engine: its count and whether the engine answers, asked now
+    (one count, bounded by the client's timeout: /health never waits longer)."""
+    snapshot = collection.snapshot
+    health = collection.health()
+    spec = snapshot.store.manifest if snapshot else None
+    return CollectionSummary(
+        name=collection.name,
+        status="ok" if snapshot else "loading" if collection.loading else "no_index",
+        images=health.count or 0,
+        model=spec.embedder.model if spec else None,
+        runtime=f"{snapshot.embedder.runtime} {snapshot.embedder.precision}" if snapshot else None,
+        index_type=spec.index_type if spec else None,
+        search_device="milvus",
+        detail=health.problem or collection.problem,
+        storage=health.where,
+        engine_answers=health.answers,
     )
 
 

@@ -32,6 +32,8 @@ class SearchHit(BaseModel):
     image_url: str
     thumbnail_url: str = Field(description="a JPEG at most 448 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
+    copies: int = Field(0, description="with collapse=copies: how many copies of it were folded into it")
+    copies_url: str | None = Field(None, description="where they are: more like this image, copies first")
 
 
 class Timing(BaseModel):
@@ -80,6 +82,14 @@ class CollectionSummary(BaseModel):
     index_type: str | None = Field(None, description="the FAISS index_factory string")
     search_device: str | None = Field(None, description="where FAISS searches it: cpu or cuda:N")
     detail: str | None = Field(None, description="why the collection is not searchable")
+    storage: str = Field(
+        "saved folder",
+        description="where its vectors live: the saved folder (embedded), or the vector engine "
+        "(milvus://host:port) shared by the service's replicas",
+    )
+    engine_answers: bool | None = Field(
+        None, description="for a collection in a vector engine: whether the engine answered just now"
+    )
 
 
 class CollectionInfo(CollectionSummary):
@@ -106,9 +116,22 @@ class AddedImage(BaseModel):
     created: bool = Field(description="false when the same image was already in the collection")
 
 
+class WriteTiming(BaseModel):
+    """Where a live add or delete spent its time, in the server."""
+
+    decode_ms: float = Field(0.0, description="decoding the uploads (adds)")
+    embed_ms: float = Field(0.0, description="the model's forward pass (adds)")
+    write_ms: float = Field(
+        description="everything else: files and thumbnails written, the database transaction "
+        "committed, the new snapshot made searchable"
+    )
+    total_ms: float
+
+
 class AddedImages(BaseModel):
     collection: str
     images: list[AddedImage]
+    timing: WriteTiming
 
 
 class DeletedImage(BaseModel):
@@ -116,6 +139,7 @@ class DeletedImage(BaseModel):
     id: int
     path: str
     trashed_to: str | None = Field(description="where the file was moved (null if it was gone)")
+    timing: WriteTiming
 
 
 class Health(BaseModel):
@@ -149,6 +173,10 @@ class DuplicateImage(BaseModel):
     path: str
     image_url: str
     thumbnail_url: str
+    width: int = Field(0, description="pixels across (0: the header cannot be read)")
+    height: int = 0
+    bytes: int = Field(0, description="the file's size")
+    taken: str | None = Field(None, description="when it was shot (EXIF), if known")
 
 
 class DuplicateGroup(BaseModel):
@@ -158,6 +186,10 @@ class DuplicateGroup(BaseModel):
     )
     best: float = Field(description="the highest similarity between two members")
     weakest: float = Field(description="the lowest similarity among the links that joined the group")
+    fingerprint: str = Field(
+        "", description="names the group as it is now; actions send it back (409 once the group changed)"
+    )
+    suggested: int | None = Field(None, description="the id the keeper rule suggests keeping (`rule`)")
     images: list[DuplicateImage]
 
 
@@ -167,4 +199,5 @@ class Duplicates(BaseModel):
     total: int = Field(description="groups at this threshold, all pages together")
     images_in_groups: int = Field(description="images in those groups, all pages together")
     offset: int = Field(description="groups skipped before these (paging), largest groups first")
+    rule: str = Field("", description="how the suggested keeper of each group is chosen")
     groups: list[DuplicateGroup] = Field(description="at most `limit` groups from `offset` on")

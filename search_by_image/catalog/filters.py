@@ -7,29 +7,25 @@
 
 The same syntax from curl (`-F 'filters={"category":"animals"}'`) and from the page. A filter is
 checked against the collection's columns and their kinds before anything is searched, and every
-problem names its column. The result is a boolean mask over the index rows, which becomes a FAISS
-ID selector: the search itself skips what does not match, so k results come back whenever k
-images match (cutting a top k afterwards would return fewer).
+problem names its column. A checked filter becomes one parameterised SQL condition over the
+collection's metadata table (`where`, metadata_store.py: columns addressed by position, values
+always bound as parameters), whose ids become a FAISS ID selector: the search itself skips what
+does not match, so k results come back whenever k images match (cutting a top k afterwards
+would return fewer).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import from_json
 
-from search_by_image.catalog.metadata import Kind, Metadata
+from search_by_image.catalog.metadata import Kind
+from search_by_image.catalog.metadata_store import date_key, stored
 from search_by_image.errors import FilterError
 from search_by_image.json_limits import JsonTooLarge, check_json_text
-from search_by_image.lazy_imports import LazyModule
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:
-    pd = LazyModule("pandas")
 
 Scalar = str | int | float | bool
 MAX_FILTERS_BYTES = 16 * 1024
@@ -114,30 +110,28 @@ def check_filters(conditions: dict[str, Condition], kinds: dict[str, Kind]) -> N
             _coerce(value, kind, column)
 
 
-def matching_rows(conditions: dict[str, Condition], metadata: Metadata, rows: int) -> np.ndarray:
-    """Boolean mask over the `rows` index rows: True where every condition holds."""
-    check_filters(conditions, metadata.kinds)
-    mask = np.ones(rows, dtype=bool)
+def where(conditions: dict[str, Condition], columns: dict[str, tuple[int, Kind]]) -> tuple[str, list[Any]]:
+    """The SQL condition over `metadata_rows` that selects what every condition allows, and its
+    parameters (FilterError first, for what `check_filters` refuses). `columns`: name ->
+    (position, kind), as metadata_store.columns gives them."""
+    check_filters(conditions, {name: kind for name, (_, kind) in columns.items()})
+    clauses: list[str] = []
+    params: list[Any] = []
     for column, condition in conditions.items():
-        kind = metadata.kinds[column]
-        values = metadata.table[column] if len(metadata.table) else pd.Series([pd.NA] * rows)
+        position, kind = columns[column]
+        name = stored(position)
         if isinstance(condition, Range):
-            hit = _in_range(values, condition, kind, column)
+            for op, bound in condition.bounds().items():
+                clauses.append(f"{name} {_OPERATORS[op]} ?")
+                params.append(_coerce(bound, kind, column))
         else:
             wanted = condition if isinstance(condition, list) else [condition]
-            hit = values.isin([_coerce(v, kind, column) for v in wanted])
-        mask &= hit.fillna(False).to_numpy(dtype=bool)
-    return mask
+            clauses.append(f"{name} IN ({', '.join('?' * len(wanted))})")
+            params.extend(_coerce(v, kind, column) for v in wanted)
+    return " AND ".join(clauses) or "1", params
 
 
-def _in_range(values: pd.Series, condition: Range, kind: Kind, column: str) -> pd.Series:
-    hit = pd.Series(True, index=values.index)
-    for op, bound in condition.bounds().items():
-        bound = _coerce(bound, kind, column)
-        hit &= {"gt": values > bound, "gte": values >= bound, "lt": values < bound, "lte": values <= bound}[
-            op
-        ]
-    return hit
+_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 def _coerce(value: Any, kind: Kind, column: str) -> Any:
@@ -151,15 +145,14 @@ def _coerce(value: Any, kind: Kind, column: str) -> Any:
             raise FilterError(column, f"this column holds numbers; {value!r} is not one") from None
     if kind == "date":
         try:
-            parsed = value if isinstance(value, date) else datetime.fromisoformat(str(value))
+            return date_key(value)
         except ValueError:
             raise FilterError(
                 column, f"this column holds dates; {value!r} is not an ISO date (YYYY-MM-DD)"
             ) from None
-        return pd.Timestamp(parsed)
     if kind == "bool":
         text = str(value).lower()
         if text not in ("true", "false"):
             raise FilterError(column, f"this column holds true/false; {value!r} is neither")
-        return text == "true"
+        return int(text == "true")
     return str(value)

@@ -1,26 +1,29 @@
 """The optional metadata CSV: one column names the image, every other column is returned as-is.
 
-The CSV is joined by path at load time (not baked into the index), so editing it needs no
-re-embedding. Problems are reported, never fatal: a CSV is often maintained by hand. Live adds
-and deletes rewrite it (metadata_writes.py).
+The CSV is joined by path when it is imported into the collection's database
+(metadata_import.py: at indexing, and when the file changes), not baked into the index, so
+editing it needs no re-embedding. Problems are reported, never fatal: a CSV is often maintained
+by hand. Live adds and deletes write the database only (metadata_store.py); the CSV stays as the
+user wrote it.
 
 Besides the JSON rows returned with results, the join keeps a typed table aligned with the index
-rows, for filters: each column is a number, a date (ISO `YYYY-MM-DD` text), a boolean or text.
+rows: each column is a number, a date (ISO `YYYY-MM-DD` text), a boolean or text.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from search_by_image.catalog.csv_cells import restored_frame
+from search_by_image.catalog.csv_cells import neutralised, restored_frame
 from search_by_image.lazy_imports import LazyModule
 
 if TYPE_CHECKING:
@@ -58,31 +61,10 @@ class Metadata:
     #: indexed images without a CSV row
     missing: list[str] = field(default_factory=list)
     #: typed values, one row per indexed path in index order (NA where the CSV has none)
-    table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
+    table: pd.DataFrame | None = None
     kinds: dict[str, Kind] = field(default_factory=dict)
     #: the column that names the image (image_column), None without a CSV
     key: str | None = None
-
-    @cached_property
-    def described(self) -> list[ColumnInfo]:
-        """What the page needs to draw a filter control per column (once per snapshot: the
-        page and GET /collections/{name} ask on every load)."""
-        infos = []
-        for name, kind in self.kinds.items():
-            values = self.table[name].dropna()
-            info = ColumnInfo(name=name, kind=kind)
-            if kind == "text":
-                distinct = sorted({str(v) for v in values})
-                info.values = distinct if len(distinct) <= MAX_CHOICES else None
-            elif kind in ("number", "date") and len(values):
-                low, high = values.min(), values.max()
-                info.min, info.max = (
-                    (low.date().isoformat(), high.date().isoformat())
-                    if kind == "date"
-                    else (float(low), float(high))
-                )
-            infos.append(info)
-        return infos
 
     def for_path(self, path: str) -> dict[str, Any]:
         return self.rows.get(path, {})
@@ -160,18 +142,68 @@ def _typed(column: pd.Series, kind: Kind) -> pd.Series:
     return column
 
 
-def load_metadata(csv_path: Path | None, paths: list[str]) -> Metadata:
-    """Join `csv_path` to the indexed `paths` by relative path, or by file name when unique."""
-    if csv_path is None or not csv_path.is_file():
+def load_metadata(
+    csv_path: Path | None, paths: list[str], added: Mapping[str, Mapping[str, Any]] | None = None
+) -> Metadata:
+    """Join `csv_path` to the indexed `paths` by relative path, or by file name when unique.
+
+    `added`: rows written through the API (path -> values), joined as if the CSV held them
+    (the CSV's own row wins for a path it names), so columns are typed over both."""
+    frame = _read(csv_path)
+    if added:
+        frame = _with_added(csv_path, frame, paths, added)
+    if frame is None or frame.empty or len(frame.columns) == 0:
         return Metadata()
+    return _join(restored_frame(frame), paths)
+
+
+def _read(csv_path: Path | str | io.StringIO | None) -> pd.DataFrame | None:
+    if csv_path is None or (not isinstance(csv_path, io.StringIO) and not Path(csv_path).is_file()):
+        return None
     try:
-        frame = pd.read_csv(csv_path, dtype_backend="numpy_nullable")
+        return pd.read_csv(csv_path, dtype_backend="numpy_nullable")
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         log.warning("Ignoring metadata %s: %s", csv_path, exc)
-        return Metadata()
-    if frame.empty or len(frame.columns) == 0:
-        return Metadata()
-    frame = restored_frame(frame)
+        return None
+
+
+def _with_added(
+    csv_path: Path | None,
+    frame: pd.DataFrame | None,
+    paths: list[str],
+    added: Mapping[str, Mapping[str, Any]],
+) -> pd.DataFrame | None:
+    """The CSV's text cells with the `added` rows appended (for paths it does not name), read
+    again as one CSV: the same typing rules as if those rows had been written to the file."""
+    named = (
+        set(_join(restored_frame(frame), paths).rows) if frame is not None and len(frame.columns) else set()
+    )
+    extra = {path: values for path, values in added.items() if path not in named}
+    if not extra:
+        return frame
+    text = (
+        pd.DataFrame(columns=["path"])
+        if frame is None
+        else pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    )
+    key = image_column(text, paths) if len(text) else str(text.columns[0])
+    rows = [
+        {**{neutralised(k): "" if v is None else neutralised(_cell(v)) for k, v in values.items()}, key: path}
+        for path, values in extra.items()
+    ]
+    buffer = io.StringIO()
+    pd.concat([text, pd.DataFrame(rows)], ignore_index=True).fillna("").to_csv(buffer, index=False)
+    buffer.seek(0)
+    return _read(buffer)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _join(frame: pd.DataFrame, paths: list[str]) -> Metadata:
     indexed = set(paths)
     by_name = _unique_names(paths)
     key = image_column(frame, paths)

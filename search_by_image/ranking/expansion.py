@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import rotations
 from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
 
@@ -47,7 +47,7 @@ def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.
 
 
 def rerank(
-    store: IndexStore, query: np.ndarray, hits: list[tuple[int, float]], checks: list[Check | None]
+    store: LiveStore, query: np.ndarray, hits: list[tuple[int, float]], checks: list[Check | None]
 ) -> tuple[list[tuple[int, float]], list[Check | None]]:
     """`hits` (checked and re-ranked by verification) ranked again with the query `query` (a
     descriptor as the embedder gives it, or one row per view: upright, then turned, each
@@ -58,8 +58,7 @@ def rerank(
     verified = np.array([check is not None and check.verified for check in checks[:top]], dtype=bool)
     if not verified.any():
         return hits, checks
-    rows = [store.row_of_id[image_id] for image_id, _ in hits[:top]]
-    vectors = store.searchable(np.asarray(store.features)[rows])
+    vectors = store.searchable(store.vectors(image_id for image_id, _ in hits[:top]))
     weights = np.minimum(inliers[verified], BONUS_CAP) / BONUS_CAP
     views = store.searchable(np.atleast_2d(query))
     scores = np.max(

@@ -26,7 +26,7 @@ from search_by_image.catalog.thumbnails import Thumbnails, covering
 from search_by_image.images import capture_time
 from search_by_image.images.capture_time import CaptureTime
 from search_by_image.images.decoding import UnreadableImage, open_rgb
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import local_features
 from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.match_kinds import thresholds_for
@@ -69,7 +69,7 @@ class Verifier:
         self._taken: OrderedDict[Path, CaptureTime | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of(self, store: IndexStore, image_id: int) -> Keypoints | None:
+    def of(self, store: LiveStore, image_id: int) -> Keypoints | None:
         """The keypoints of an indexed image; None if its thumbnail cannot be read or made."""
         thumbnail = self._thumbnail(store, image_id)
         if thumbnail is None:
@@ -86,7 +86,7 @@ class Verifier:
         self._keep(self._cached, thumbnail, keypoints.without_grey(lambda: _grey_of(thumbnail)))
         return keypoints
 
-    def query(self, store: IndexStore, image_id: int) -> Query | None:
+    def query(self, store: LiveStore, image_id: int) -> Query | None:
         """An indexed image as a query (more like this, duplicates), its mirror made on demand."""
         keypoints = self.of(store, image_id)
         if keypoints is None:
@@ -98,11 +98,11 @@ class Verifier:
 
         return Query(keypoints, mirror, lambda: self.taken(store, image_id))
 
-    def taken(self, store: IndexStore, image_id: int) -> CaptureTime | None:
+    def taken(self, store: LiveStore, image_id: int) -> CaptureTime | None:
         """An indexed image's capture time, read from its file's EXIF (capture_time.py) the first
         time a pair with it is a copy by its pixels."""
         path = store.path_of(image_id)
-        key = self.thumbnails.file(path, store.manifest.files[path])  # changes with the file
+        key = self.thumbnails.file(path, store.fingerprint_of(path))  # changes with the file
         with self._lock:
             if key in self._taken:
                 return self._taken[key]
@@ -118,7 +118,7 @@ class Verifier:
             while len(cache) > self.capacity:
                 cache.popitem(last=False)
 
-    def _moment(self, check: Check, query: Query, store: IndexStore, image_id: int) -> Check:
+    def _moment(self, check: Check, query: Query, store: LiveStore, image_id: int) -> Check:
         """`check`, another shot where it is a copy by its pixels and the capture times are apart."""
         if check.copy and capture_time.apart(query.taken(), self.taken(store, image_id)):
             return replace(check, other_moment=True)
@@ -130,7 +130,7 @@ class Verifier:
         return max(self.top, WIDE_TOP) if self.top else 0
 
     def rerank(
-        self, store: IndexStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
+        self, store: LiveStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
     ) -> tuple[list[tuple[int, float]], list[Check | None]]:
         """The top `top` hits checked against `query()` and re-ranked (`reorder`); when none of
         them is a copy and the best score is under a copy's (`weak`), the results down to
@@ -161,7 +161,7 @@ class Verifier:
 
     def _checks(
         self,
-        store: IndexStore,
+        store: LiveStore,
         asked: Query,
         hits: list[tuple[int, float]],
         candidates: list[Future[Keypoints | None]],
@@ -181,7 +181,7 @@ class Verifier:
             return []
         return list(_pool().map(checked, candidates, *zip(*hits)))
 
-    def is_copy(self, store: IndexStore, a: int, b: int, try_mirror: bool = True) -> bool:
+    def is_copy(self, store: LiveStore, a: int, b: int, try_mirror: bool = True) -> bool:
         """Whether two indexed images are copies of one another (duplicates), mirror images too
         if `try_mirror`: checked the other way round (without the mirror) when the first finds a
         copy's inliers but not a copy (a border or caption added to one side covers part of the
@@ -198,10 +198,10 @@ class Verifier:
             found = check(query, candidate, False)
         return found.copy and not capture_time.apart(self.taken(store, a), self.taken(store, b))
 
-    def _thumbnail(self, store: IndexStore, image_id: int) -> Path | None:
+    def _thumbnail(self, store: LiveStore, image_id: int) -> Path | None:
         """The image's thumbnail file, made now if it has none; None if it cannot be."""
         path = store.path_of(image_id)
-        fingerprint = store.manifest.files[path]
+        fingerprint = store.fingerprint_of(path)
         thumbnail = self.thumbnails.file(path, fingerprint)
         if thumbnail.is_file():
             return thumbnail

@@ -15,6 +15,7 @@ import ctypes
 import logging
 import threading
 import time
+from typing import cast
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,7 @@ from search_by_image.indexing import watch
 from search_by_image.indexing.background import BackgroundIndexer
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.embedder_pool import EmbedderPool
+from search_by_image.serving.engine_collection import EngineCollection, stored_in_engine
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,14 @@ def limit_decoding(settings: Settings) -> None:
     decode_budget.capacity = settings.decode_memory_mb * 2**20
 
 
+def served_collection(location: locations.Location, embedders: EmbedderPool) -> Collection:
+    """The collection as served: from its saved folder, or from the vector engine its
+    storage.json names (engine_collection.py: the same reads and writes the routes use)."""
+    if stored_in_engine(location):
+        return cast(Collection, EngineCollection(location, embedders))
+    return Collection(location, embedders)
+
+
 class SearchService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -89,7 +99,7 @@ class SearchService:
         limit_decoding(settings)
         service = cls(settings)
         service.collections = {
-            name: Collection(location, service.embedders)
+            name: served_collection(location, service.embedders)
             for name, location in locations.discover(settings).items()
         }
         service.loading = LoadingStatus(total=len(service.collections))
@@ -171,7 +181,7 @@ class SearchService:
             current = dict(self.collections)
             for name, location in found.items():
                 if name not in current or current[name].location != location:
-                    current[name] = Collection(location, self.embedders)
+                    current[name] = served_collection(location, self.embedders)
                 current[name].refresh()
             self.collections = {name: current[name] for name in found}
 

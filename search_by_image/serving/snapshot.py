@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from search_by_image.catalog.filters import Condition, matching_rows
-from search_by_image.catalog.metadata import Metadata
+from search_by_image.catalog.filters import Condition
+from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import UnknownImage
 from search_by_image.images.capture_time import CaptureTime
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.model.embedder import Embedder
 from search_by_image.ranking import expansion, rotations, verification
 from search_by_image.ranking.match_kinds import MatchKind, thresholds_for
@@ -41,6 +41,8 @@ class Hits:
     #: local verification of each hit (verification.Check; None: not verified)
     checks: list[verification.Check | None] = field(default_factory=list)
     verify_ms: float = 0.0
+    #: with collapse=copies: how many other results (copies) each hit stands for
+    copies: list[int] = field(default_factory=list)
 
     def labelled(self) -> list[Labelled]:
         """Each hit with its path and what it means (match_kinds: by the check where one ran)."""
@@ -78,8 +80,8 @@ class Labelled:
 class Snapshot:
     #: the collection's name
     name: str
-    store: IndexStore
-    metadata: Metadata
+    store: LiveStore
+    metadata: MetadataView
     embedder: Embedder
     batcher: QueryBatcher
     stamp: Stamp
@@ -92,11 +94,13 @@ class Snapshot:
     rotations: bool = False
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
-        """The ids that pass the filters (FilterError for one this metadata cannot apply); None
-        without filters. Cheap next to a forward pass: a request checks its filters first."""
+        """The ids (sorted) that pass the filters (FilterError for one this metadata cannot
+        apply); None without filters. One indexed SQL query: cheap next to a forward pass, so a
+        request checks its filters first. The database may already hold a write this snapshot
+        has not applied yet: the search ignores ids it does not hold."""
         if not conditions:
             return None
-        return self.store.ids[matching_rows(conditions, self.metadata, len(self.store))]
+        return self.metadata.select(conditions)
 
     def search(
         self,
@@ -154,11 +158,10 @@ class Snapshot:
         """ "More like this": the images nearest an indexed one, from its stored descriptor (no
         decode, no forward pass), itself left out. Returns its path and the hits."""
         store = self.store
-        row = store.row_of_id.get(image_id)
-        if row is None:
+        if image_id not in store:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         started = time.perf_counter()
-        query = np.asarray(store.features[row], dtype=np.float32)
+        (query,) = store.vectors([image_id])
         (hits,) = store.search(query[None], max(offset + k, self._fetched) + 1, allowed)
         searched = time.perf_counter()
         verifier = self.verifier
@@ -168,7 +171,7 @@ class Snapshot:
             query,
         )
         matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
-        return store.paths[row], Hits(
+        return store.path_of(image_id), Hits(
             self,
             others[offset : offset + k],
             matched,

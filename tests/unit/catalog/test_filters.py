@@ -1,10 +1,13 @@
-"""Metadata filters: the syntax, the type checks that name their column, and the row masks."""
+"""Metadata filters: the syntax, the type checks that name their column, and the ids selected
+from the collection's database."""
 
-import numpy as np
+from types import SimpleNamespace
+
 import pytest
 
-from search_by_image.catalog.filters import FilterError, Range, matching_rows, parse_filters
-from search_by_image.catalog.metadata import load_metadata
+from search_by_image.catalog.filters import FilterError, Range, parse_filters
+from search_by_image.catalog.metadata_import import sync
+from search_by_image.catalog.metadata_view import MetadataView
 
 CSV = """path,category,price,taken,featured,note
 a.jpg,shoes,50,2019-05-01,true,x
@@ -15,16 +18,24 @@ d.jpg,bags,,2022-01-02,false,z
 PATHS = ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]  # e.jpg has no CSV row
 
 
+def view_of(folder, csv_text: str | None, paths=PATHS) -> MetadataView:
+    csv = folder / "data.csv"
+    if csv_text is not None:
+        csv.write_text(csv_text)
+    sync(folder, csv, SimpleNamespace(ids=list(range(len(paths))), paths=paths))
+    return MetadataView(folder)
+
+
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
-    csv = tmp_path_factory.mktemp("filters") / "data.csv"
-    csv.write_text(CSV)
-    return load_metadata(csv, PATHS)
+    return view_of(tmp_path_factory.mktemp("filters"), CSV)
 
 
 def rows(metadata, text: str) -> list[str]:
-    mask = matching_rows(parse_filters(text), metadata, len(PATHS))
-    return [p for p, hit in zip(PATHS, mask) if hit]
+    conditions = parse_filters(text)
+    if not conditions:
+        return PATHS
+    return [PATHS[i] for i in metadata.select(conditions)]
 
 
 def test_column_kinds_are_inferred(metadata):
@@ -75,14 +86,14 @@ def test_filters_select_the_matching_rows(metadata, text, expected):
 )
 def test_bad_filters_name_their_problem(metadata, text, message):
     with pytest.raises(FilterError) as caught:
-        matching_rows(parse_filters(text), metadata, len(PATHS))
+        metadata.select(parse_filters(text))
     assert message in str(caught.value)
 
 
 def test_a_collection_without_metadata_says_so(tmp_path):
-    empty = load_metadata(tmp_path / "absent.csv", PATHS)
+    empty = view_of(tmp_path, None)
     with pytest.raises(FilterError, match="no metadata CSV"):
-        matching_rows(parse_filters('{"category": "shoes"}'), empty, len(PATHS))
+        empty.select(parse_filters('{"category": "shoes"}'))
 
 
 def test_a_range_needs_a_bound():
@@ -90,9 +101,33 @@ def test_a_range_needs_a_bound():
         Range()
 
 
-def test_the_mask_is_aligned_with_the_index_rows(metadata):
-    mask = matching_rows(parse_filters('{"note": "z"}'), metadata, len(PATHS))
-    assert mask.dtype == np.bool_ and mask.tolist() == [False, False, False, True, False]
+def test_the_selected_ids_are_the_images_ids(tmp_path):
+    """Ids, not positions: the database holds each image under its index id."""
+    csv = tmp_path / "data.csv"
+    csv.write_text(CSV)
+    sync(tmp_path, csv, SimpleNamespace(ids=[10, 11, 12, 13, 40], paths=PATHS))
+    view = MetadataView(tmp_path)
+    assert view.select(parse_filters('{"note": "z"}')).tolist() == [13]
+    assert view.select(parse_filters('{"category": "shoes"}'), below=11).tolist() == [10]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["shoes' OR '1'='1", 'shoes" OR 1=1 --', "x); DROP TABLE metadata_rows; --", "%", "*"],
+)
+def test_values_that_look_like_sql_are_only_values(metadata, value):
+    """Values are bound as parameters: they match only a cell that holds them, and the table
+    is still there afterwards."""
+    assert metadata.select({"category": value}).tolist() == []
+    assert metadata.select({"category": [value, "bags"]}).tolist() == [2, 3]
+    assert rows(metadata, '{"category": "shoes"}') == ["a.jpg", "b.jpg"]
+
+
+def test_column_names_that_look_like_sql_are_columns(tmp_path):
+    view = view_of(tmp_path, 'path,"a"" OR 1=1 --",v0\na.jpg,x,1\nb.jpg,y,2\n', ["a.jpg", "b.jpg"])
+    assert view.kinds == {'a" OR 1=1 --': "text", "v0": "number"}
+    assert view.select({'a" OR 1=1 --': "y"}).tolist() == [1]
+    assert view.select(parse_filters('{"v0": {"gt": 1}}')).tolist() == [1]
 
 
 @pytest.mark.parametrize(
