@@ -152,6 +152,7 @@ def main() -> None:
             print(
                 f"export: {time.perf_counter() - started:.0f} s, exit {exported.returncode}:",
                 exported.stdout,
+                exported.stderr[-1500:],
             )
             env = {**common, "SBI_SAVED_DIR": str(engine)}
             with uvicorn(env, 8772) as first:

@@ -31,6 +31,8 @@ from search_by_image.settings import Settings
 log = logging.getLogger(__name__)
 
 AGREED, DIFFERENT, USAGE_ERROR = 0, 1, 2
+#: seconds one call of an export or check may take (batches of 2,000 rows, a loaded engine)
+EXPORT_TIMEOUT_S = 120.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,7 +81,7 @@ def _run(command: str, settings: Settings, name: str, address: StorageAddress, s
     for problem in metadata_import.sync(location.saved_dir, location.metadata_csv, store.ids, store.paths):
         log.warning("metadata: %s", problem)
     metadata = MetadataView(location.saved_dir)
-    target = MilvusStorage(address, name, metadata.kinds)
+    target = MilvusStorage(address, name, metadata.kinds, timeout=EXPORT_TIMEOUT_S)
     if command == "export":
         done = 0
 

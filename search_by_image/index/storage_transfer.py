@@ -113,7 +113,10 @@ def compare(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(store), size=min(sample, len(store)), replace=False))
     queries = store.searchable(np.asarray(store.features)[chosen])
-    for saved, engine in zip(store.search(queries, TOP), target.search(queries, TOP)):
+    engine_hits = [
+        hit for start in range(0, len(queries), 20) for hit in target.search(queries[start : start + 20], TOP)
+    ]
+    for saved, engine in zip(store.search(queries, TOP), engine_hits):
         agreement.searches += 1
         agreement.same_first += bool(saved and engine and saved[0][0] == engine[0][0])
         agreement.same_top += _same(saved, engine, agreement.differences)
