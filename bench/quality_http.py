@@ -95,3 +95,25 @@ class uvicorn:
     def __exit__(self, *exc) -> None:
         self.server.terminate()
         self.server.wait(timeout=30)
+
+
+def copies_over_http(settings: Settings, copy_sets: dict, names: list[str]) -> str:
+    """Each set of bench/quality_copies.py posted to a real uvicorn (k=100): source first, and
+    first labelled `copy`; a Markdown table."""
+    lines = [
+        "| set over HTTP (uvicorn, k=100) | copies | source first | first and labelled copy |",
+        "|---|---|---|---|",
+    ]
+    with uvicorn(settings) as base, httpx.Client(base_url=base, timeout=120) as client:
+        for label, (copies, files) in copy_sets.items():
+            first, labelled = [], []
+            for n, copy in enumerate(copies):
+                response = client.post(
+                    "/search", files={"file": (f"copy-{n}.jpg", copy.data, "image/jpeg")}, data={"k": "100"}
+                )
+                response.raise_for_status()
+                top = response.json()["results"][0]
+                first.append(top["path"] == (files or names)[copy.source])
+                labelled.append(first[-1] and top["match"] == "copy")
+            lines.append(f"| {label} | {len(copies)} | {np.mean(first):.3f} | {np.mean(labelled):.3f} |")
+    return "\n".join(lines)

@@ -1,98 +1,188 @@
-"""Speed, live updates: `python -m bench.speed --only live`.
+"""Speed, live updates: adds and deletes through HTTP on a running `uvicorn main:app`.
 
-A live add (embed + commit of the whole set) and delete at several collection sizes, and a
-filtered search (FAISS ID selector) next to an unfiltered one.
+    python -m bench.speed --only live                   # collections of --live-sizes, built here
+    python -m bench.speed_live --collections DIR...     # collections built by bench.live_collections
 
-Timings are printed, never asserted.
+For each collection (a copy: the saved files hard-linked, never changed in place): the server is
+started, then one small JPEG (a Holidays photo, a different one each time) is added and deleted
+again, `--writes` times; p50 of the client's wall time and of the server's own `timing` split
+(decode, embed, write: files, the SQLite transaction, the new snapshot). The server's RSS is read
+before the writes and after 100 more (50 adds, 50 deletes). Timings are printed, never asserted.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from bench.speed_faiss import clustered_vectors
-from bench.tables import BIG, scratch, table
-from search_by_image.images.decoding import open_rgb
-from search_by_image.index.whitening import DEFAULT_DIMS
-from search_by_image.model.embedder import EmbedderSpec
-from search_by_image.settings import Settings
+import httpx
+import psutil
+
+from bench.tables import scratch, table
+from search_by_image.api.auth import KeyStore
+from search_by_image.layout import KEYS_FILE
+from search_by_image.settings import PROJECT_DIR
+
+DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
+MEMORY_WRITES = 100
 
 
-def bench_live(args) -> None:
-    """Add and delete one image at a time through the service's collection, as the API does."""
-    from search_by_image.catalog.filters import parse_filters
-    from search_by_image.catalog.locations import default_location
-    from search_by_image.devices import single_threaded_blas
-    from search_by_image.index.disk import writer_lock
-    from search_by_image.index.store import IndexStore
-    from search_by_image.serving.collection import Collection
-    from search_by_image.serving.embedder_pool import EmbedderPool
-    from search_by_image.serving.live_writes import Upload
+def copy_collection(source: Path, target: Path) -> None:
+    """`source` (images/, saved/, data.csv) copied for writing: saved files hard-linked (commits
+    replace files, never change them), the CSV copied, the images folder new."""
+    (target / "images").mkdir(parents=True)
+    (target / "saved").mkdir()
+    for file in (source / "saved").iterdir():
+        if file.is_file():
+            os.link(file, target / "saved" / file.name)
+    if (source / "data.csv").is_file():
+        shutil.copy2(source / "data.csv", target / "data.csv")
 
-    single_threaded_blas()  # as the service does at startup
-    photos = sorted((args.datasets_dir / "holidays_subset300" / "images").glob("*.jpg"))[:20]
-    spec = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
-    pool_ = EmbedderPool(Settings(device="cpu", saved_dir=scratch("bench-")))
+
+def serve(root: Path) -> tuple[subprocess.Popen, str]:
+    port = 8700 + os.getpid() % 200
+    env = {
+        **os.environ,
+        "SBI_IMAGES_DIR": str(root / "images"),
+        "SBI_METADATA_CSV": str(root / "data.csv"),
+        "SBI_SAVED_DIR": str(root / "saved"),
+        "SBI_RATE_LIMIT": "",
+        "SBI_MODEL": "efficientnet_lite0",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if httpx.get(f"{base}/health", timeout=5).json()["status"] == "ok":
+                return server, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError(f"uvicorn did not serve {root}")
+
+
+def _timing(response: httpx.Response, wall: float) -> dict[str, float]:
+    """The server's timing split (none from a version that did not report one) and the wall time."""
+    timing = response.json().get("timing") or {"decode_ms": 0.0, "embed_ms": 0.0, "write_ms": wall}
+    return {**timing, "wall_ms": wall}
+
+
+def measure(root: Path, photos: list[Path], writes: int, memory_writes: int) -> dict[str, float]:
+    """Adds and deletes through HTTP on a served copy of the collection in `root`."""
+    work = scratch("bench-live-")
+    copy_collection(root, work)
+    _, key = KeyStore(work / "saved" / KEYS_FILE).create("admin")
+    server, base = serve(work)
+    adds: list[dict] = []
+    deletes: list[dict] = []
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as client:
+
+            def add_and_delete(photo: Path) -> None:
+                started = time.perf_counter()
+                added = client.post(
+                    "/collections/default/images",
+                    files=[("files", (photo.name, photo.read_bytes(), "image/jpeg"))],
+                )
+                wall = (time.perf_counter() - started) * 1e3
+                assert added.status_code == 201, added.text
+                adds.append(_timing(added, wall))
+                started = time.perf_counter()
+                deleted = client.delete(f"/collections/default/images/{added.json()['images'][0]['id']}")
+                wall = (time.perf_counter() - started) * 1e3
+                assert deleted.status_code == 200, deleted.text
+                deletes.append(_timing(deleted, wall))
+
+            add_and_delete(photos[-1])  # warm-up: the model's first forward pass, the database
+            adds.clear(), deletes.clear()
+            rss_before = psutil.Process(server.pid).memory_info().rss
+            for photo in photos[:writes]:
+                add_and_delete(photo)
+            for photo in photos[writes : writes + memory_writes // 2]:
+                add_and_delete(photo)
+            rss_after = psutil.Process(server.pid).memory_info().rss
+    finally:
+        server.kill()
+        server.wait()
+    first = adds[:writes]
+    return {
+        "add": statistics.median(a["wall_ms"] for a in first),
+        "add_write": statistics.median(a["write_ms"] for a in first),
+        "add_model": statistics.median(a["decode_ms"] + a["embed_ms"] for a in first),
+        "delete": statistics.median(d["wall_ms"] for d in deletes[:writes]),
+        "delete_write": statistics.median(d["write_ms"] for d in deletes[:writes]),
+        "rss_before": rss_before / 2**20,
+        "rss_after": rss_after / 2**20,
+        "memory_writes": 2 * (len(adds) - writes),
+    }
+
+
+def run(roots: list[Path], writes: int, memory_writes: int = MEMORY_WRITES) -> None:
+    photos = sorted((DATASETS / "holidays_subset300" / "images").glob("*.jpg"))
     rows = []
-    for count in args.live_sizes:
-        root = scratch("bench-")
-        settings = Settings(
-            images_dir=root / "images",
-            metadata_csv=root / "data.csv",
-            saved_dir=root / "saved",
-            model="efficientnet_lite0",
-        )
-        (root / "images").mkdir()
-        features = clustered_vectors(count, spec.dim, seed=3)
-        paths = [f"synthetic/{i}.jpg" for i in range(count)]
-        store = IndexStore.create(
-            spec, features, paths, {p: (0, 0) for p in paths}, whitening_dims=DEFAULT_DIMS
-        )
-        with writer_lock(settings.saved_dir):
-            store.save(settings.saved_dir)
-        (root / "data.csv").write_text(
-            "path,group\n" + "".join(f"{p},{i % 100}\n" for i, p in enumerate(paths))
-        )
-        collection = Collection(default_location(settings), pool_)
-        collection.refresh()
-        adds, deletes = [], []
-        for photo in photos[:5]:
-            data = photo.read_bytes()
-            upload = Upload(data, open_rgb(data, BIG, None), "JPEG")
-            started = time.perf_counter()
-            (added,) = collection.add([upload])
-            adds.append((time.perf_counter() - started) * 1e3)
-            started = time.perf_counter()
-            collection.delete(added.id)
-            deletes.append((time.perf_counter() - started) * 1e3)
-        image = open_rgb(photos[0].read_bytes(), BIG, None)
-        snapshot = collection.require()
-        plain = [snapshot.search(image, 10).search_ms for _ in range(20)]
-        one_group = parse_filters('{"group": 7}')
-        filtered = [snapshot.search(image, 10, snapshot.allowed(one_group)) for _ in range(20)]
+    for root in roots:
+        count = len((root / "saved" / "images_paths.txt").read_text().splitlines())
+        got = measure(root, photos, writes, memory_writes)
         rows.append(
             [
                 count,
-                store.manifest.index_type,
-                statistics.median(adds),
-                statistics.median(deletes),
-                statistics.median(plain),
-                statistics.median(f.search_ms for f in filtered),
-                len(filtered[0].hits),
+                got["add"],
+                got["add_model"],
+                got["add_write"],
+                got["delete"],
+                got["delete_write"],
+                f"{got['rss_before']:.0f} -> {got['rss_after']:.0f} ({got['memory_writes']} writes)",
             ]
         )
-    pool_.close()
     table(
-        "Live updates through the service's collection (ms, median of 5; search median of 20)",
+        f"Live add and delete through HTTP, one small JPEG (ms, p50 of {writes}; server's timing split)",
         [
-            "N",
-            "index",
-            "add 1 image",
-            "delete 1 image",
-            "search k=10",
-            "search k=10, filter 1%",
-            "filtered hits",
+            "images",
+            "add (client)",
+            "add: decode+embed",
+            "add: write",
+            "delete (client)",
+            "delete: write",
+            "RSS MB",
         ],
         rows,
     )
+
+
+def bench_live(args) -> None:
+    """`bench.speed --only live`: collections of `--live-sizes` built here (bench.live_collections)."""
+    from bench.live_collections import build
+
+    roots = []
+    for count in args.live_sizes:
+        root = scratch("bench-live-src-")
+        build(root, count)
+        roots.append(root)
+    run(roots, 10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collections", type=Path, nargs="+", required=True)
+    parser.add_argument("--writes", type=int, default=20, help="adds and deletes timed")
+    parser.add_argument("--memory-writes", type=int, default=MEMORY_WRITES, help="writes between RSS reads")
+    args = parser.parse_args()
+    run(args.collections, args.writes, args.memory_writes)
+
+
+if __name__ == "__main__":
+    main()

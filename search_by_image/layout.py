@@ -1,21 +1,29 @@
 """The layout of a saved folder (`saved/`, or `saved/collections/NAME/` for a named collection),
 named once here; the modules that read and write each part import its name.
 
+The index files (manifest to whitening) are the *base*, written whole by the indexer or a fold
+and never changed by a live add or delete: those are rows of catalog.sqlite's log, laid over the
+base when it is served (index/live_log.py, index/live_store.py).
+
     saved/
-      manifest.json         the index's description, written last: its presence commits a build
+      manifest.json         the index's description, written last: its presence commits a build;
+                            `folded_seq`: the last live write the base holds
       faiss_index.faiss     the FAISS index (memory-mapped when served)
       features.npy          one descriptor per image, in the index's row order
       images_paths.txt      one image path per row, relative to the images folder
       ids.npy               each row's stable image id
       whitening.npz         the learned whitening (collections of 400+ images)
       .previous/            the last committed files while a new commit replaces them
-      .lock                 the writer lock (indexer runs and live writes)
-      .pending.json         the write journal of a live add or delete under way
+      .lock                 the writer lock (indexer runs, live writes, a fold's renames)
+      .fold.lock            one background fold at a time (serving/folding.py), whose files are
+                            staged as .fold.*.tmp
       .shards/              an indexer run's finished shards, until it commits
       thumbnails/           448 px JPEG per image (the grid, verification's keypoints)
       unreadable.json       files the indexer could not read, and why
-      trash/                deleted images and their metadata rows
-      catalog.sqlite        what the collection learns at run time (catalog/database.py), WAL
+      trash/                deleted images and their metadata (JSON)
+      catalog.sqlite        what the collection learns at run time (catalog/database.py), WAL:
+                            the live writes' log (index/live_log.py), metadata rows, typed and
+                            indexed (catalog/metadata_store.py), ...
       onnx/                 exported and quantized models (SBI_ONNX_DIR)
       api_keys.json         API keys (salted hashes), mode 0600
       .url_secret           the signing secret of image URLs, mode 0600
@@ -30,7 +38,6 @@ WHITENING_FILE = "whitening.npz"
 IDS_FILE = "ids.npy"
 PREVIOUS_DIR = ".previous"
 LOCK_FILE = ".lock"
-PENDING_FILE = ".pending.json"
 SHARDS_DIR = ".shards"
 THUMBNAILS_DIR = "thumbnails"
 UNREADABLE_FILE = "unreadable.json"

@@ -217,6 +217,13 @@ class Settings(BaseSettings):
         "decodes beyond it wait their turn",
     )
     max_add_files: int = Field(64, ge=1, description="images per add request")
+    fold_rows: int = Field(
+        50_000,
+        ge=1,
+        description="live adds and deletes kept beside the saved index before a background fold "
+        "writes them into it (also folded past fold_fraction of the index, from 1,000 rows)",
+    )
+    fold_fraction: float = Field(0.05, gt=0, description="see fold_rows")
     max_add_pixels: int = Field(
         200_000_000, ge=10_000, description="pixels that the images of one add request may declare together"
     )

@@ -47,6 +47,20 @@ def copy_photos(target: Path, names: list[str] | None = None) -> list[str]:
     return chosen
 
 
+def plant_copies(images_dir: Path) -> None:
+    """Two copies of demo photos in `images_dir/copies/`, as a library gathers them: the cat at
+    half size recompressed (cat-small.jpg), the eagle cropped by 8% on each side (eagle-crop.jpg)."""
+    copies = images_dir / "copies"
+    copies.mkdir(parents=True, exist_ok=True)
+    cat = Image.open(PHOTOS / "chelsea.jpg")
+    (copies / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((cat.width // 2, cat.height // 2)), 70))
+    eagle = Image.open(PHOTOS / "eagle.jpg")
+    w, h = eagle.size
+    (copies / "eagle-crop.jpg").write_bytes(
+        jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
+    )
+
+
 def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)

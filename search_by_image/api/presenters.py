@@ -1,6 +1,8 @@
 """Domain objects as the API answers them: the hits of one snapshot joined with their paths,
 metadata, match kinds and URLs (POST /search, GET .../similar), and collections described."""
 
+from urllib.parse import quote
+
 from search_by_image import metrics
 from search_by_image.api.schemas import (
     CollectionInfo,
@@ -46,8 +48,15 @@ def search_response(
             image_url=urls.image(snapshot.name, hit.path, key_id),
             thumbnail_url=urls.thumbnail(snapshot, hit.path, key_id),
             metadata=rows.get(hit.id, {}),
+            copies=copies,
+            copies_url=f"/collections/{quote(snapshot.name)}/images/{hit.id}/similar" if copies else None,
         )
-        for rank, hit in enumerate(labelled, start=offset + 1)
+        for rank, hit, copies in zip(
+            range(offset + 1, offset + 1 + len(labelled)),
+            labelled,
+            found.copies or [0] * len(labelled),
+            strict=True,
+        )
     ]
     return SearchResponse(
         query=query,

@@ -32,6 +32,8 @@ class SearchHit(BaseModel):
     image_url: str
     thumbnail_url: str = Field(description="a JPEG at most 448 px on its longest side, for grids")
     metadata: dict[str, Any] = Field(description="the image's row of the metadata CSV, if any")
+    copies: int = Field(0, description="with collapse=copies: how many copies of it were folded into it")
+    copies_url: str | None = Field(None, description="where they are: more like this image, copies first")
 
 
 class Timing(BaseModel):
@@ -114,9 +116,22 @@ class AddedImage(BaseModel):
     created: bool = Field(description="false when the same image was already in the collection")
 
 
+class WriteTiming(BaseModel):
+    """Where a live add or delete spent its time, in the server."""
+
+    decode_ms: float = Field(0.0, description="decoding the uploads (adds)")
+    embed_ms: float = Field(0.0, description="the model's forward pass (adds)")
+    write_ms: float = Field(
+        description="everything else: files and thumbnails written, the database transaction "
+        "committed, the new snapshot made searchable"
+    )
+    total_ms: float
+
+
 class AddedImages(BaseModel):
     collection: str
     images: list[AddedImage]
+    timing: WriteTiming
 
 
 class DeletedImage(BaseModel):
@@ -124,6 +139,7 @@ class DeletedImage(BaseModel):
     id: int
     path: str
     trashed_to: str | None = Field(description="where the file was moved (null if it was gone)")
+    timing: WriteTiming
 
 
 class Health(BaseModel):

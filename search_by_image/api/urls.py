@@ -30,7 +30,7 @@ class ImageUrls:
 
     def thumbnail(self, snapshot: Snapshot, path: str, key_id: str | None = None) -> str:
         """The grid thumbnail's URL, versioned by the image's fingerprint in `snapshot`."""
-        fingerprint = snapshot.store.manifest.files.get(path)
+        fingerprint = snapshot.store.fingerprint(path)
         version = thumbnails.version(path, fingerprint) if fingerprint else "0"
         return self._file_url("thumbnails", snapshot.name, path, {"v": version}, key_id)
 

@@ -61,7 +61,7 @@ class Metadata:
     #: indexed images without a CSV row
     missing: list[str] = field(default_factory=list)
     #: typed values, one row per indexed path in index order (NA where the CSV has none)
-    table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
+    table: pd.DataFrame | None = None
     kinds: dict[str, Kind] = field(default_factory=dict)
     #: the column that names the image (image_column), None without a CSV
     key: str | None = None

@@ -11,14 +11,15 @@ the API added, formula-looking cells neutralised (csv_cells.py).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -35,6 +36,8 @@ else:
 
 log = logging.getLogger(__name__)
 
+#: The images a CSV is joined to: (ids, paths) in the same order, read when the import runs.
+Images = Callable[[], tuple["Sequence[int] | np.ndarray", list[str]]]
 #: Rows per executemany batch when a CSV is imported.
 BATCH = 20_000
 
@@ -66,10 +69,17 @@ def import_csv(
 ) -> Metadata | None:
     """Make the database hold `csv_path`'s rows for the images `ids`/`paths` (index order);
     the join's result (for its problems), or None when it was current already."""
-    for _ in range(3):  # a live write between the read and the transaction: read again
-        if not force and is_current(conn, csv_path, ids):
-            return None
+    if not force and is_current(conn, csv_path, ids):
+        return None
+    return _import(conn, csv_path, lambda: (ids, paths))
+
+
+def _import(conn: sqlite3.Connection, csv_path: Path | None, images: Images) -> Metadata:
+    """The CSV joined to `images()` (ids, paths) and every row replaced, in one transaction
+    that checks no write came in meanwhile (else it reads everything again)."""
+    for _ in range(3):
         before = store.version(conn)
+        ids, paths = images()
         added = _added_rows(conn)
         stamp = csv_stamp(csv_path)
         metadata = load_metadata(csv_path, paths, added)
@@ -79,24 +89,57 @@ def import_csv(
             _replace(conn, metadata, ids, paths, set(added))
             store.set_state(conn, "csv_stamp", stamp)
             store.set_state(conn, "key", metadata.key or "path")
+            store.set_state(conn, "problems", json.dumps(metadata.problems()))
         return metadata
     raise RuntimeError("metadata kept changing while the CSV was imported; try again")
 
 
-def sync(folder: Path, csv_path: Path | None, ids: Sequence[int] | np.ndarray, paths: list[str]) -> list[str]:
-    """Import `csv_path` into the database of the saved folder `folder` unless it is current
-    (`is_current`); the join's problems (unmatched rows, images without one) as of the last
-    import. A database that cannot be written is reported, never fatal: the service serves."""
+class Indexed(Protocol):
+    """A committed index's images (index.store.IndexStore): ids and paths, in row order."""
+
+    ids: np.ndarray
+    paths: list[str]
+
+
+def sync(folder: Path, csv_path: Path | None, indexed: Indexed | None) -> list[str]:
+    """The indexer's import, after it committed `indexed` (holding the writer lock, live writes
+    folded in): `csv_path` joined to its images unless the database is current (`is_current`).
+    The join's problems (unmatched rows, images without one) are logged and returned."""
+    if indexed is None:
+        return []
+    problems = _guarded(folder, lambda conn: import_csv(conn, csv_path, indexed.ids, indexed.paths))
+    for problem in problems:
+        log.warning("Metadata: %s", problem)
+    return problems
+
+
+def sync_csv(folder: Path, csv_path: Path | None, images: Images) -> list[str]:
+    """The service's import: only when `csv_path` changed since it was imported (a hand edit),
+    joined to the images the database holds (live writes keep those rows themselves), or when
+    nothing was ever imported, to `images()` (a collection saved before it had a database).
+    Opening a current database parses nothing. Returns the join's problems."""
+
+    def current(conn: sqlite3.Connection) -> Metadata | None:
+        imported = store.state(conn, "csv_stamp")
+        if imported == csv_stamp(csv_path):
+            return None
+        return _import(conn, csv_path, images if imported is None else lambda: _held(conn))
+
+    return _guarded(folder, current)
+
+
+def _held(conn: sqlite3.Connection) -> tuple[list[int], list[str]]:
+    rows = conn.execute("SELECT id, path FROM metadata_rows ORDER BY id").fetchall()
+    return [row[0] for row in rows], [row[1] for row in rows]
+
+
+def _guarded(folder: Path, work: Callable[[sqlite3.Connection], Metadata | None]) -> list[str]:
+    """`work` on the folder's database, then the last import's problems; a database that cannot
+    be written is reported, never fatal (the service serves without it)."""
     try:
-        conn = connect(folder, store.SCHEMA)
-        try:
-            metadata = import_csv(conn, csv_path, ids, paths)
-            if metadata is not None:
-                with transaction(conn):
-                    store.set_state(conn, "problems", json.dumps(metadata.problems()))
+        with contextlib.closing(connect(folder, store.SCHEMA)) as conn:
+            work(conn)
             return list(json.loads(store.state(conn, "problems") or "[]"))
-        finally:
-            conn.close()
     except (sqlite3.Error, OSError, RuntimeError) as exc:
         log.warning("Metadata of %s not imported: %s", folder, exc)
         return []
@@ -128,7 +171,10 @@ def _replace(
         conn.execute(
             f"ALTER TABLE metadata_rows ADD COLUMN {store.stored(position)} {store.AFFINITY[kinds[name]]}"
         )
-    values = [_stored_values(metadata.table[name], kinds[name]) for name in metadata.columns]
+    table = metadata.table
+    values = (
+        [_stored_values(table[name], kinds[name]) for name in metadata.columns] if table is not None else []
+    )
     names = ", ".join(["id", "path", "origin", "shown", *(store.stored(p) for p in range(len(values)))])
     marks = ", ".join("?" * (4 + len(values)))
     statement = f"INSERT INTO metadata_rows ({names}) VALUES ({marks})"
@@ -191,6 +237,17 @@ def export_csv(conn: sqlite3.Connection) -> Iterator[str]:
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue()
+
+
+def exported(folder: Path) -> Iterator[str]:
+    """`export_csv` of the saved folder `folder`'s database, on a connection of its own (closed
+    when the last chunk is read, or when the reader stops early)."""
+    conn = connect(folder, store.SCHEMA)
+    try:
+        conn.execute("BEGIN")  # one read transaction: the header and the rows agree
+        yield from export_csv(conn)
+    finally:
+        conn.close()
 
 
 def _cell(value: Any) -> str:

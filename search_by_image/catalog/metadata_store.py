@@ -46,6 +46,12 @@ def stored(position: int) -> str:
     return f"v{int(position)}"
 
 
+def create_tables(conn: sqlite3.Connection) -> None:
+    """The metadata tables, where they are missing (inside a writer's own transaction)."""
+    for statement in SCHEMA:
+        conn.execute(statement)
+
+
 def columns(conn: sqlite3.Connection) -> dict[str, tuple[int, Kind]]:
     """Column name -> (position, kind), in the order the CSV gave them."""
     return {name: (pos, kind) for pos, name, kind in conn.execute(_COLUMNS)}

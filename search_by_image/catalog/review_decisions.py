@@ -20,12 +20,14 @@ import itertools
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from search_by_image.catalog.database import connect, transaction
+from search_by_image.layout import CATALOG_FILE
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS review_decisions (
@@ -99,6 +101,8 @@ class ReviewDecisions:
         self.folder = Path(folder)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        #: counts this process' changes to the pairs kept apart (for caches of groups)
+        self.version = 0
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -113,8 +117,20 @@ class ReviewDecisions:
 
     def apart(self) -> set[tuple[str, str]]:
         """Every pair of paths decided "not duplicates", each as (smaller, larger)."""
+        if self._conn is None and not (self.folder / CATALOG_FILE).is_file():
+            return set()  # nothing decided yet: a read-only folder stays untouched
         with self._lock:
             return {(a, b) for a, b in self._db().execute("SELECT first, second FROM review_apart")}
+
+    def apart_ids(self, id_of: Callable[[str], int | None]) -> set[tuple[int, int]]:
+        """The pairs kept apart as (smaller id, larger id), by `id_of` (a path's id now, None
+        for a path not indexed now: its pairs wait until it is again)."""
+        found = set()
+        for first, second in self.apart():
+            a, b = id_of(first), id_of(second)
+            if a is not None and b is not None:
+                found.add((min(a, b), max(a, b)))
+        return found
 
     def keep_all(self, paths: list[str]) -> int:
         """Remember every pair of `paths` as apart; the decision's id."""
@@ -124,6 +140,7 @@ class ReviewDecisions:
                 "INSERT OR REPLACE INTO review_apart (first, second, decision) VALUES (?, ?, ?)",
                 [(*_pair(a, b), decision) for a, b in itertools.combinations(sorted(set(paths)), 2)],
             )
+            self.version += 1
             return decision
 
     def begin_keep_one(self, keeper: str, keeper_metadata: dict[str, Any], paths: list[str]) -> int:
@@ -166,6 +183,7 @@ class ReviewDecisions:
         with self._lock, transaction(self._db()) as db:
             db.execute("DELETE FROM review_apart WHERE decision = ?", (decision,))
             db.execute("UPDATE review_decisions SET state = 'undone' WHERE id = ?", (decision,))
+            self.version += 1
 
     def discard(self, decision: int) -> None:
         """Forget a keep_one that failed before it trashed anything."""

@@ -267,14 +267,16 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     import functools
 
     from search_by_image.catalog import locations
+    from search_by_image.catalog.review_decisions import ReviewDecisions
     from search_by_image.errors import SearchByImageError
-    from search_by_image.index.store import IndexStore
+    from search_by_image.index.live_store import load_live
     from search_by_image.ranking import verifier
     from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies, write_report
+    from search_by_image.serving.duplicate_review import id_in
 
     try:
         location = locations.find(settings, args.collection)
-        store = IndexStore.load(location.saved_dir)
+        store, _ = load_live(location.saved_dir)
     except SearchByImageError as exc:
         logging.error("%s", exc)
         return 1
@@ -282,7 +284,8 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     if settings.verify_top and verifier.available():  # copies checked with local features
         checker = verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
         copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
-    groups = find_groups(store, args.threshold, neighbours, copies)
+    apart = ReviewDecisions(location.saved_dir).apart_ids(id_in(store))  # "not duplicates" on the page
+    groups = find_groups(store, args.threshold, neighbours, copies, lambda a, b: (a, b) not in apart)
     write_report(groups, sys.stdout, args.format)
     logging.info(
         "%d groups of near-duplicates, %d images, among %d",

@@ -25,6 +25,7 @@ from search_by_image.settings import Settings
 
 if TYPE_CHECKING:
     from search_by_image.catalog.filters import Condition
+    from search_by_image.serving.collection import Collection
     from search_by_image.serving.embedder_pool import EmbedderPool
     from search_by_image.serving.snapshot import Snapshot
 
@@ -59,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-k", type=_positive, default=10, metavar="N", help="results per photo (default: 10)")
     parser.add_argument(
         "--copies-only", action="store_true", help="keep only results labelled copy (edited copies)"
+    )
+    parser.add_argument(
+        "--collapse",
+        action="store_true",
+        help="one result per photo of the collection: its copies (the duplicate groups, computed "
+        "first) folded into the best-ranked, as POST /search with collapse=copies",
     )
     parser.add_argument(
         "--format",
@@ -131,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         searcher.snapshot.name,
         len(searcher.snapshot.store),
     )
+    if args.collapse:
+        log.info("Grouping the collection's copies (once per index version)")
+        from search_by_image.serving.duplicate_review import review_of
+
+        searcher.groups = review_of(searcher.collection).copy_groups(searcher.snapshot, wait=True) or {}
     try:
         searched = searcher.search_all(photos, args.k, conditions, args.copies_only, fmt, args.quiet)
     except KeyboardInterrupt:
@@ -170,6 +182,9 @@ class Searcher:
     settings: Settings
     snapshot: Snapshot
     pool: EmbedderPool
+    collection: Collection
+    #: with --collapse: each image's copies group
+    groups: dict[int, int] | None = None
 
     @classmethod
     def open(cls, settings: Settings, name: str) -> Searcher:
@@ -184,7 +199,7 @@ class Searcher:
         try:
             collection = Collection(locations.find(settings, name), pool)
             collection.refresh()
-            return cls(settings, collection.require(), pool)
+            return cls(settings, collection.require(), pool, collection)
         except BaseException:
             pool.close()
             raise
@@ -229,9 +244,8 @@ class Searcher:
         try:
             if path.stat().st_size > limit:
                 return Row(name, [], f"larger than the upload limit of {limit} bytes (SBI_MAX_UPLOAD_BYTES)")
-            found = search(
-                self.snapshot, Upload(path.read_bytes(), k, 0, conditions), self.settings.max_image_pixels
-            )
+            upload = Upload(path.read_bytes(), k, 0, conditions, collapse=self.groups is not None)
+            found = search(self.snapshot, upload, self.settings.max_image_pixels, self.groups)
         except SearchByImageError as exc:
             return Row(name, [], str(exc))
         except OSError as exc:

@@ -6,7 +6,7 @@ and the quality tests read from it (source ranks of altered copies, duplicates, 
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
@@ -80,14 +80,21 @@ class ProductSearch:
         """(path, score) of the top k (default: every image), best first."""
         return [(hit.path, hit.score) for hit in self.response(data, k).results]
 
-    def response(self, data: bytes, k: int | None = None) -> Answer:
-        """What POST /search finds for an upload (top k, default every image)."""
+    def response(self, data: bytes, k: int | None = None, collapse: bool = False) -> Answer:
+        """What POST /search finds for an upload (top k, default every image); `collapse`: with
+        collapse=copies, the collection's copies groups computed first (as they are once the
+        service has grouped them in the background)."""
         from search_by_image.serving.search import Upload, search
 
-        found = search(
-            self.collection.require(), Upload(data, k or len(self.store)), self.settings.max_image_pixels
-        )
-        return Answer(found.hits.labelled())
+        snapshot = self.collection.require()
+        groups = None
+        if collapse:
+            from search_by_image.serving.duplicate_review import review_of
+
+            groups = review_of(self.collection).copy_groups(snapshot, wait=True)
+        upload = Upload(data, k or len(self.store), collapse=collapse)
+        found = search(snapshot, upload, self.settings.max_image_pixels, groups)
+        return Answer(found.hits.labelled(), found.hits.copies)
 
     def ranking(self, data: bytes) -> list[str]:
         return [path for path, _ in self.results(data)]
@@ -98,6 +105,8 @@ class Answer:
     """A search's results, best first, as the API labels them (path, score, match, check)."""
 
     results: list[Labelled]
+    #: with collapse: how many copies each result stands for
+    copies: list[int] = field(default_factory=list)
 
 
 def product_map(search: ProductSearch, dataset_dir: Path, truth: GroundTruth) -> tuple[float, float]:

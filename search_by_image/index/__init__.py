@@ -1,1 +1,1 @@
-"""Vectors to FAISS and back: the saved index files, the loaded store, whitening, the journal."""
+"""Vectors to FAISS and back: the saved index files, the loaded store and its live writes, whitening."""

@@ -7,7 +7,8 @@ Layout of the saved folder (the first three names are the ones users know):
   ids.npy             int64 N, the stable id of each row: FAISS returns ids, not row numbers,
                       so adding or removing one image never renumbers the others
   manifest.json       the embedder spec that built it, index type, count, next free id,
-                      a generation tag that changes with every commit, file fingerprints
+                      a generation tag that changes with every commit, file fingerprints,
+                      the last live write folded in (`folded_seq`)
   whitening.npz       PCA-whitening learned on the collection, when it is large enough; the
                       FAISS index holds whitened vectors, features.npy the raw descriptors
 
@@ -37,7 +38,6 @@ import numpy as np
 from pydantic import BaseModel
 
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
-from search_by_image.index import journal
 from search_by_image.index.whitening import Whitening
 from search_by_image.layout import (
     FEATURES_FILE,
@@ -75,6 +75,8 @@ class Manifest(BaseModel):
     created: datetime
     #: relative path -> (size, mtime_ns), for incremental updates
     files: dict[str, tuple[int, int]]
+    #: the highest live-write `seq` these files hold (live_log.py): later rows are the delta
+    folded_seq: int = 0
 
 
 def new_generation() -> str:
@@ -134,20 +136,34 @@ def _read_from(folder: Path) -> SavedFiles:
     return SavedFiles(manifest, index, features, paths, ids, whitening, folder)
 
 
-def commit(folder: Path, files: SavedFiles) -> None:
+def commit(
+    folder: Path,
+    files: SavedFiles,
+    locked: Callable[[], contextlib.AbstractContextManager] | None = None,
+    staged_prefix: str = ".",
+) -> None:
     """Write every file atomically as one set (see the module docstring).
 
-    The caller holds `writer_lock(folder)` around its whole read-modify-write.
+    The caller holds `writer_lock(folder)` around its whole read-modify-write, or passes
+    `locked`: then the files are written first (under `staged_prefix` names of its own) and only
+    the renames happen inside `locked()`, so other writers wait milliseconds, not the minute a
+    million images take to write; `locked()` raises when the set is no longer wanted.
     """
     folder.mkdir(parents=True, exist_ok=True)
     written = [n for n in COMMIT_ORDER if n != WHITENING_FILE or files.whitening is not None]
-    staged = {name: folder / f".{name}.tmp" for name in written}
+    staged = {name: folder / f"{staged_prefix}{name}.tmp" for name in written}
     try:
         _stage(files, staged)
+        with locked() if locked else contextlib.nullcontext():
+            _swap_in(folder, files, staged, written)
     except BaseException:  # a full disk: nothing half-written stays behind
         for path in staged.values():
             path.unlink(missing_ok=True)
         raise
+
+
+def _swap_in(folder: Path, files: SavedFiles, staged: dict[str, Path], written: list[str]) -> None:
+    """Rename the staged set over the current one (`.previous/` kept until it is all in)."""
     previous = folder / PREVIOUS_DIR
     if (folder / MANIFEST_FILE).is_file():
         previous.mkdir()
@@ -224,10 +240,9 @@ def writer_lock(folder: Path, wait: float = 0.0, on_wait: Callable[[], None] | N
 
 
 def recover(folder: Path) -> None:
-    """After a crash or a failed write: roll back a half-done commit, then undo or finish the
-    live write it belonged to (journal). The caller holds the writer lock."""
+    """After a crash or a failed write: roll back a half-done commit. The caller holds the
+    writer lock. Cheap when there is nothing to do: every live write takes this lock."""
     roll_back_interrupted_commit(folder)
-    journal.settle(folder, committed_generation(folder))
 
 
 def committed_generation(folder: Path) -> str | None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from search_by_image.devices import one_faiss_thread
 from search_by_image.errors import IndexCorrupt
-from search_by_image.index import disk
+from search_by_image.index import disk, selection
 from search_by_image.index.build import build_index
 from search_by_image.index.choice import (
     DEFAULT_MEMORY_LIMIT,
@@ -89,8 +89,10 @@ class IndexStore:
         whitening_dims: int = 0,
         index_type: str | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        folded_seq: int = 0,
     ) -> IndexStore:
-        """A new store; the index type is chosen by size unless given (see index/choice.py)."""
+        """A new store; the index type is chosen by size unless given (see index/choice.py).
+        `folded_seq`: the last live write it holds (live_log.py)."""
         ids = np.arange(len(paths), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
         if next_id is None:
             next_id = int(ids.max()) + 1 if len(ids) else 0
@@ -111,6 +113,7 @@ class IndexStore:
             whitening_dims=whitening.dims if whitening else 0,
             created=datetime.now(UTC),
             files=files,
+            folded_seq=folded_seq,
         )
         return cls(manifest, index, features, paths, ids, whitening)
 
@@ -120,6 +123,34 @@ class IndexStore:
     def path_of(self, image_id: int) -> str:
         """The path of an indexed id (KeyError for one that is not)."""
         return self.paths[self.row_of_id[image_id]]
+
+    # The lookups a served store (live_store.LiveStore) answers too, by id and by path.
+    @property
+    def version(self) -> str:
+        return self.manifest.generation
+
+    def __contains__(self, image_id: object) -> bool:
+        return isinstance(image_id, int | np.integer) and int(image_id) in self.row_of_id
+
+    def id_of(self, path: str) -> int | None:
+        row = self.position.get(path)
+        return None if row is None else int(self.ids[row])
+
+    def fingerprint_of(self, path: str) -> tuple[int, int]:
+        """(size, mtime_ns) of an indexed path's file when it was indexed (KeyError if it is not)."""
+        found = self.fingerprint(path)
+        if found is None:
+            raise KeyError(path)
+        return found
+
+    def fingerprint(self, path: str) -> tuple[int, int] | None:
+        files = self.manifest.files.get(path)
+        return None if files is None else (int(files[0]), int(files[1]))
+
+    def vectors(self, ids: Iterable[int]) -> np.ndarray:
+        """The raw stored descriptors of these ids, in their order (KeyError for an unknown id)."""
+        rows = [self.row_of_id[int(i)] for i in ids]
+        return np.asarray(np.asarray(self.features)[rows], np.float32).reshape(len(rows), -1)
 
     def searchable(self, vectors: np.ndarray) -> np.ndarray:
         """Descriptors as the index holds them: whitened when it is, float32, contiguous."""
@@ -136,44 +167,55 @@ class IndexStore:
         """A new store with these rows appended under fresh ids, or under `ids` (ids this store
         handed out before and no longer holds: a restored image keeps its id); the whitening
         stays as learned."""
-        clash = [p for p in paths if p in self.position]
-        if clash:
-            raise ValueError(f"already indexed: {clash[:3]}")
         if ids is None:
             new_ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
-            next_id = self.manifest.next_id + len(paths)
         else:
             new_ids = np.asarray(ids, np.int64)
             if len(new_ids) != len(paths) or any(int(i) in self.row_of_id for i in new_ids):
                 raise ValueError("ids already held, or not one per path")
-            next_id = max(self.manifest.next_id, int(new_ids.max(initial=-1)) + 1)
-        index = self._writable_index()
-        index.add_with_ids(self.searchable(features), new_ids)
-        manifest = self._updated_manifest(
-            count=len(self) + len(paths),
-            next_id=next_id,
-            files={**self.manifest.files, **files},
-        )
-        return IndexStore(
-            manifest,
-            index,
-            np.concatenate([np.asarray(self.features), features]),
-            self.paths + paths,
-            np.concatenate([self.ids, new_ids]),
-            self.whitening,
-        )
+        return self.with_changes((), features, paths, files, new_ids)
 
     def without(self, ids: Iterable[int]) -> IndexStore:
         """A new store without these ids (unknown ids are ignored); ids are never reused."""
-        gone = np.fromiter({int(i) for i in ids} & self.row_of_id.keys(), np.int64)
+        return self.with_changes(ids, np.empty((0, self.manifest.embedder.dim), np.float32), [], {}, [])
+
+    def with_changes(
+        self,
+        deleted: Iterable[int],
+        features: np.ndarray,
+        paths: list[str],
+        files: dict[str, tuple[int, int]],
+        ids: Iterable[int],
+        folded_seq: int | None = None,
+    ) -> IndexStore:
+        """A new store without the `deleted` ids and with these rows appended under `ids`, in
+        one pass (a fold of live writes at a million images copies the features once); the
+        whitening stays as learned."""
+        ids = np.fromiter((int(i) for i in ids), np.int64)
+        clash = [p for p in paths if p in self.position]
+        if clash:
+            raise ValueError(f"already indexed: {clash[:3]}")
+        gone = np.fromiter({int(i) for i in deleted} & self.row_of_id.keys(), np.int64)
         keep = ~np.isin(self.ids, gone)
         index = self._writable_index()
-        index.remove_ids(faiss.IDSelectorBatch(gone))
-        paths = [p for p, kept in zip(self.paths, keep) if kept]
-        manifest = self._updated_manifest(count=len(paths), files={p: self.manifest.files[p] for p in paths})
-        return IndexStore(
-            manifest, index, np.asarray(self.features)[keep], paths, self.ids[keep], self.whitening
+        if len(gone):
+            index.remove_ids(faiss.IDSelectorBatch(gone))
+        if len(ids):
+            index.add_with_ids(self.searchable(features), ids)
+        kept = int(keep.sum())
+        rows = np.empty((kept + len(ids), self.manifest.embedder.dim), np.float32)
+        np.compress(keep, self.features, axis=0, out=rows[:kept])
+        rows[kept:] = features
+        paths = [p for p, k in zip(self.paths, keep) if k] + paths
+        old_files = self.manifest.files
+        manifest = self._updated_manifest(
+            count=len(paths),
+            next_id=max(self.manifest.next_id, int(ids.max()) + 1 if len(ids) else 0),
+            files={p: files[p] if p in files else old_files[p] for p in paths},
+            folded_seq=self.manifest.folded_seq if folded_seq is None else folded_seq,
         )
+        all_ids = np.concatenate([self.ids[keep], ids])
+        return IndexStore(manifest, index, rows, paths, all_ids, self.whitening)
 
     def place(self, device: str) -> None:
         """Put a search copy on the GPU the device setting names, when faiss can (faiss_device)."""
@@ -200,24 +242,34 @@ class IndexStore:
         )
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        deleted: np.ndarray | None = None,
+        whitened: bool = False,
     ) -> list[list[tuple[int, float]]]:
         """(id, score) pairs per query, best first; at most `k`, fewer for a smaller index.
 
-        `allowed` (ids) restricts the search inside FAISS (an ID selector), so k results come
+        `allowed` (ids) restricts the search and `deleted` (ids deleted since these files were
+        written) is left out, both inside FAISS (one ID selector, selection.py), so k results come
         back whenever k images are allowed. An IVF index may miss allowed images outside the
         probed lists; those queries are answered again exactly over the allowed rows.
+        `whitened`: the queries are already as the index holds them (`searchable`).
         """
-        available = len(self) if allowed is None else len(allowed)
+        deleted = np.empty(0, np.int64) if deleted is None else deleted
+        if allowed is not None and len(deleted):
+            allowed = np.asarray(allowed, np.int64)[~np.isin(allowed, deleted)]
+        available = len(self) - len(deleted) if allowed is None else len(allowed)
         k = min(k, available)
-        if k == 0:
+        if k <= 0:
             return [[] for _ in queries]
-        queries = self.searchable(queries)
-        if allowed is None and self.gpu_index is not None:
+        queries = queries if whitened else self.searchable(queries)
+        if allowed is None and not len(deleted) and self.gpu_index is not None:
             scores, ids = self.gpu_index.search(queries, k)
         else:
-            selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, np.int64))
-            params = search_params(self.index, self.manifest.nprobe, selector)
+            chosen = selection.selector(allowed, deleted, self.manifest.next_id)
+            params = search_params(self.index, selection.filtered_nprobe(self, allowed, k), chosen)
             small = len(self) * self.index.d <= ONE_THREAD_SCAN
             with one_faiss_thread() if small else contextlib.nullcontext():
                 scores, ids = self.index.search(queries, k, params=params)
@@ -233,7 +285,8 @@ class IndexStore:
         return hits
 
     def _exact_among(self, queries: np.ndarray, allowed: np.ndarray, k: int):
-        rows = np.array([self.row_of_id[int(i)] for i in allowed], dtype=np.int64)
+        known = (self.row_of_id.get(int(i)) for i in allowed)
+        rows = np.array([r for r in known if r is not None], dtype=np.int64)
         vectors = self.searchable(np.asarray(self.features)[rows])
         best = exact_top_k(vectors, queries, k)
         return [

@@ -14,6 +14,7 @@ overwritten by a commit that never saw it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,16 +23,21 @@ from pathlib import Path
 import numpy as np
 
 from search_by_image.catalog import unreadable
+from search_by_image.catalog.database import transaction
 from search_by_image.catalog.locations import Location, default_location
 from search_by_image.catalog.metadata_import import sync
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
+from search_by_image.index import live_log
 from search_by_image.index.disk import writer_lock
+from search_by_image.index.live_files import finish_deletes, remove_orphan_uploads
+from search_by_image.index.live_store import load_live
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.engines import Engine, LocalEngine
 from search_by_image.indexing.image_folder import list_images
 from search_by_image.indexing.report import IndexReport, Progress
 from search_by_image.indexing.shards import ShardFiles, plan, run_key
+from search_by_image.layout import CATALOG_FILE, UPLOADS_DIR
 from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import Settings
 
@@ -49,14 +55,29 @@ def spec_mismatch(collection: str, count: int, built: EmbedderSpec, asked: Embed
     )
 
 
-def _load_previous(saved_dir: Path) -> IndexStore | None:
+def _load_previous(location: Location) -> tuple[IndexStore | None, int]:
+    """The saved index with the live writes logged since it was written folded in, and the last
+    live write's `seq` (what the new index will hold). Deletes cut short are finished and
+    uploads no add committed removed first, so the folder scan sees what the service serves."""
     try:
-        return IndexStore.load(saved_dir)
+        live, changes = load_live(location.saved_dir)
     except IndexMissing:
-        return None
+        return None, 0
     except IndexCorrupt as exc:
         log.warning("Existing index is unusable, rebuilding it: %s", exc)
-        return None
+        return None, 0
+    finish_deletes(live, changes, location.images_dir, location.trash_dir)
+    remove_orphan_uploads(live, location.images_dir, UPLOADS_DIR)
+    return (live.folded() if live.delta_size else live.base), live.seq
+
+
+def _forget_folded(saved_dir: Path, store: IndexStore) -> None:
+    """The live writes the committed index holds leave the log; its ids are never given again."""
+    if not (saved_dir / CATALOG_FILE).is_file() and not store.manifest.folded_seq:
+        return
+    with contextlib.closing(live_log.open_log(saved_dir)) as conn, transaction(conn):
+        live_log.remove_folded(conn, store.manifest.folded_seq)
+        live_log.raise_next_id(conn, store.manifest.next_id)
 
 
 def update_index(
@@ -111,6 +132,8 @@ class _Plan:
     #: ids already given out (kept across --rebuild), and the next free one
     ids_by_path: dict[str, int]
     next_id: int
+    #: the last live write the new index holds (live_log.py)
+    folded_seq: int
     #: nothing but new images to add: no removal, same whitening
     unchanged: bool
     #: entries named like images that cannot be looked at (path, reason)
@@ -134,6 +157,7 @@ def _update_locked(
         skipped=list(run.unlisted),
     )
     if run.unchanged and not run.todo:
+        sync(location.saved_dir, location.metadata_csv, run.previous)
         return _finished(report, len(run.keep), started)
     shard_files = None
     embedded: list[str] = []
@@ -143,14 +167,14 @@ def _update_locked(
     if run.unchanged and not embedded:  # only files that failed again: the index is still current
         if shard_files:
             shard_files.clear()
+        sync(location.saved_dir, location.metadata_csv, run.previous)
         return _finished(report, len(run.keep), started)
     status.phase = "writing"
     store = _commit(settings, location, run, embedded, rows)
     if shard_files:
         shard_files.clear()
     Thumbnails(location.saved_dir).prune(store.manifest.files)
-    for problem in sync(location.saved_dir, location.metadata_csv, store.ids, store.paths):
-        log.warning("Metadata: %s", problem)
+    sync(location.saved_dir, location.metadata_csv, store)
     report.embedded, report.written = len(embedded), True
     return _finished(report, len(store), started)
 
@@ -159,8 +183,8 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
     """Scan the folder, settle the spec (`auto` keeps the collection's model and trunk) and sort
     the images into kept and to-embed; SpecMismatch for options the collection was not built with."""
     unlisted: list[tuple[str, str]] = []
+    loaded, folded_seq = _load_previous(location)  # first: it tidies the folder (live_files)
     found = list_images(location.images_dir, unlisted)
-    loaded = _load_previous(location.saved_dir)
     if loaded is not None and settings.model == "auto":  # `auto` keeps the model a collection has
         settings = settings.model_copy(update={"model": loaded.manifest.embedder.model})
     spec = EmbedderSpec.from_settings(settings)
@@ -185,6 +209,7 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
         todo=[p for p in found if p not in keep_set],
         ids_by_path={p: int(i) for p, i in zip(loaded.paths, loaded.ids)} if loaded else {},
         next_id=loaded.manifest.next_id if loaded else 0,
+        folded_seq=folded_seq,
         unchanged=(
             previous is not None
             and len(keep) == len(previous.paths)
@@ -261,8 +286,10 @@ def _commit(
         next_id=next_id,
         whitening_dims=settings.whitening,
         memory_limit=settings.index_memory_mb * 2**20,
+        folded_seq=run.folded_seq,
     )
     store.save(location.saved_dir)
+    _forget_folded(location.saved_dir, store)
     return store
 
 

@@ -27,6 +27,9 @@ BOX_MARGIN = 24
 #: and a quarter of the pairs need the second flow.
 CLEARLY_STILL = 0.1
 CLEARLY_MOVED = 0.5
+#: Smallest shared part (px each way at the candidate's size) compared cell by cell when the
+#: query shows under a tenth of the candidate (a detail of it): GRID cells of 8 px at least.
+FOOTPRINT_PX = 48
 #: Grey levels a flat border or bar may vary by either side of its middle (`_content`).
 BORDER_LEVELS = 3
 #: Local contrast normalisation before the dense flow (Gaussian sigma, px): recoloured copies
@@ -75,15 +78,37 @@ def aligned_correlation(candidate: Keypoints, shared: Overlap) -> float:
 
     An edited copy (recoloured, recompressed, rescaled, cropped, rotated, captioned) is the same
     pixels once aligned: correlation near 1. Another shot of the scene, even from the same spot,
-    differs in parallax, light and whatever moved: markedly lower. -1 when they share too little.
+    differs in parallax, light and whatever moved: markedly lower. The GRID x GRID cells cover
+    the candidate; where the query shows too small a part of it for that (a detail cut from a
+    big photo: under a tenth, or under four cells), they cover the shared part's bounding box
+    instead (`_footprint`). -1 when they share too little even so.
     """
     cv2 = opencv()
-    inside = shared.inside
-    height, width = inside.shape
-    if inside.sum() < 0.1 * inside.size:
-        return -1.0
     a = cv2.GaussianBlur(shared.warped, (0, 0), BLUR_SIGMA).astype(np.float32)
     b = cv2.GaussianBlur(candidate.grey, (0, 0), BLUR_SIGMA).astype(np.float32)
+    inside = shared.inside
+    found = -1.0
+    if inside.sum() >= 0.1 * inside.size:
+        found = _cell_correlation(inside, a, b)
+    if found == -1.0:
+        box = _footprint(inside)
+        if box is not None:
+            found = _cell_correlation(inside[box], a[box], b[box])
+    return found
+
+
+def _footprint(inside: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of `inside`, if it is at least FOOTPRINT_PX each way."""
+    rows, columns = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if not len(rows) or rows[-1] - rows[0] < FOOTPRINT_PX or columns[-1] - columns[0] < FOOTPRINT_PX:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)
+
+
+def _cell_correlation(inside: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Median correlation of blurred greys `a` and `b` over the textured GRID x GRID cells that
+    are at least half `inside`; -1 with fewer than four such cells."""
+    height, width = inside.shape
     # GRID x GRID cells (the last rows and columns that do not divide evenly are left out)
     ch, cw = height // GRID, width // GRID
     if ch < 2 or cw < 2:

@@ -33,8 +33,7 @@ from typing import TextIO
 import numpy as np
 
 from search_by_image.devices import cpu_threads
-from search_by_image.index.choice import search_params
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking.match_kinds import RAW, WHITENED, thresholds_for
 
 RAW_THRESHOLD = RAW.copy
@@ -66,7 +65,7 @@ class Group:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def default_threshold(store: IndexStore) -> float:
+def default_threshold(store: LiveStore) -> float:
     return WHITENED_THRESHOLD if store.whitening is not None else RAW_THRESHOLD
 
 
@@ -84,22 +83,40 @@ class Neighbours:
     scores: np.ndarray
 
     @classmethod
-    def of(cls, store: IndexStore, count: int = NEIGHBOURS) -> Neighbours:
-        params = search_params(store.index, store.manifest.nprobe)
-        features = np.asarray(store.features)
-        k = min(count + 1, len(store))  # +1: an image finds itself
-        found = np.full((len(store), count), -1, np.int64)
-        scores = np.full((len(store), count), -np.inf, np.float32)
-        for start in range(0, len(store), QUERY_BATCH):
-            queries = store.searchable(features[start : start + QUERY_BATCH])
-            batch_scores, batch_ids = store.index.search(queries, k, params=params)
-            own = store.ids[start : start + len(queries), None]
-            for row, (row_ids, row_scores) in enumerate(zip(batch_ids, batch_scores)):
-                keep = (row_ids >= 0) & (row_ids != own[row])
-                kept = row_ids[keep][:count]
-                found[start + row, : len(kept)] = kept
-                scores[start + row, : len(kept)] = row_scores[keep][:count]
-        return cls(store.manifest.generation, np.asarray(store.ids, np.int64), found, scores)
+    def of(cls, store: LiveStore, count: int = NEIGHBOURS) -> Neighbours:
+        ids = np.asarray(store.ids, np.int64)
+        k = min(count + 1, len(ids))  # +1: an image finds itself
+        found = np.full((len(ids), count), -1, np.int64)
+        scores = np.full((len(ids), count), -np.inf, np.float32)
+        for start in range(0, len(ids), QUERY_BATCH):
+            batch = ids[start : start + QUERY_BATCH]
+            for row, (own, hits) in enumerate(zip(batch, store.search(store.vectors(batch), k))):
+                kept = [hit for hit in hits if hit[0] != own][:count]
+                found[start + row, : len(kept)] = [i for i, _ in kept]
+                scores[start + row, : len(kept)] = [s for _, s in kept]
+        return cls(store.version, ids, found, scores)
+
+    def after_deletes(self, before: IndexStore, after: IndexStore) -> Neighbours | None:
+        """These neighbours (of `before`) for `after`, when `after` is `before` less some images
+        (live deletes: same images, files and whitening otherwise): the deleted rows and links
+        dropped, nothing searched again. None when `after` changed otherwise (recompute)."""
+        if (
+            before.manifest.generation != self.generation
+            or after.whitening is not before.whitening
+            or after.manifest.embedder != before.manifest.embedder
+            or not all(
+                before.row_of_id.get(int(i)) is not None
+                and before.paths[before.row_of_id[int(i)]] == path
+                and before.manifest.files.get(path) == after.manifest.files.get(path)
+                for i, path in zip(after.ids, after.paths)
+            )
+        ):
+            return None
+        kept = np.isin(self.ids, after.ids)
+        found, scores = self.found[kept].copy(), self.scores[kept].copy()
+        gone = (found >= 0) & ~np.isin(found, after.ids)
+        found[gone], scores[gone] = -1, -np.inf
+        return Neighbours(after.manifest.generation, self.ids[kept], found, scores)
 
     def links(self, threshold: float, nearest: int = 0) -> Iterator[tuple[int, int, float]]:
         """((id, id), similarity) of every stored pair above `threshold`, and of each image with
@@ -117,7 +134,7 @@ class Neighbours:
 
 
 def verified_copies(
-    store: IndexStore,
+    store: LiveStore,
     neighbours: Neighbours,
     is_copy: Callable[[int, int, bool], bool],
     threads: int | None = None,
@@ -140,7 +157,7 @@ def verified_copies(
 
 
 def find_groups(
-    store: IndexStore,
+    store: LiveStore,
     threshold: float | None = None,
     neighbours: Neighbours | None = None,
     copies: dict[tuple[int, int], float] | None = None,
@@ -154,7 +171,7 @@ def find_groups(
     `neighbours` (of this store) saves recomputing them; the service keeps them per generation.
     `keep(a, b)`: False drops that link (pairs decided apart, images outside a filter).
     """
-    if neighbours is None or neighbours.generation != store.manifest.generation:
+    if neighbours is None or neighbours.generation != store.version:
         neighbours = Neighbours.of(store)
     if copies is None:
         threshold = default_threshold(store) if threshold is None else threshold

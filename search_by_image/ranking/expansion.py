@@ -11,10 +11,11 @@ expansion with the top results whatever they show gained less and drifts when th
 
 - Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's 1: a copy
   or a close shot counts fully, a barely verified one little.
-- Verified results keep their place (their own score and lift, verification.reorder), so a
-  copy's source stays above the other shots of its scene that the expanded query favours; the
-  others are ranked by the expanded query's score. Scores shown stay the query's own, so match
-  kinds keep their calibration.
+- Verified results keep their place (their own score and lift, verification.reorder) and stay
+  above the unverified ones, so a copy's source that verification found but could not call a
+  copy (a detail, a hard recompression) stays above the other shots of its scene that the
+  expanded query favours; the others are ranked by the expanded query's score. Scores shown
+  stay the query's own, so match kinds keep their calibration.
 - Only the first DEPTH fetched results are ranked again, from the descriptors the index store
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
   order, and every page up to it comes from the same candidates.
@@ -29,12 +30,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import rotations
 from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
 
 #: Results ranked again (and fetched at least): the API's largest page.
 DEPTH = 100
+#: Verified results stay above the unverified ones whatever their expanded scores.
+VERIFIED_FIRST = True
 
 
 def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -44,7 +47,7 @@ def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.
 
 
 def rerank(
-    store: IndexStore, query: np.ndarray, hits: list[tuple[int, float]], checks: list[Check | None]
+    store: LiveStore, query: np.ndarray, hits: list[tuple[int, float]], checks: list[Check | None]
 ) -> tuple[list[tuple[int, float]], list[Check | None]]:
     """`hits` (checked and re-ranked by verification) ranked again with the query `query` (a
     descriptor as the embedder gives it, or one row per view: upright, then turned, each
@@ -55,8 +58,7 @@ def rerank(
     verified = np.array([check is not None and check.verified for check in checks[:top]], dtype=bool)
     if not verified.any():
         return hits, checks
-    rows = [store.row_of_id[image_id] for image_id, _ in hits[:top]]
-    vectors = store.searchable(np.asarray(store.features)[rows])
+    vectors = store.searchable(store.vectors(image_id for image_id, _ in hits[:top]))
     weights = np.minimum(inliers[verified], BONUS_CAP) / BONUS_CAP
     views = store.searchable(np.atleast_2d(query))
     scores = np.max(
@@ -68,5 +70,6 @@ def rerank(
     )
     own = np.array([score for _, score in hits[:top]])
     copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
-    order = reorder(np.where(verified, own, scores), inliers, copies)
+    correlation = np.array([-1.0 if check is None else check.correlation for check in checks[:top]])
+    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, VERIFIED_FIRST)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

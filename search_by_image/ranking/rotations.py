@@ -19,22 +19,32 @@ import numpy as np
 from PIL import Image
 
 from search_by_image.model.preprocessing import Preprocessing
+from search_by_image.ranking import straighten
 
 #: The quarter turns searched besides the upright query.
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
 #: Subtracted from a turned query's scores before they are merged with the upright ones.
 PENALTY = 0.1
+#: Whether a query turned a few degrees with flat corners is also searched straightened.
+STRAIGHTEN = True
 
 
 def penalty(view: int) -> float:
-    """What a view's scores lose before they are merged: nothing for the upright query (view 0),
-    PENALTY for a turned one."""
-    return PENALTY if view else 0.0
+    """What a view's scores lose before they are merged: nothing for the upright query (view 0)
+    or its straightened view (after the quarter turns, `views`), PENALTY for a quarter turn."""
+    return PENALTY if 0 < view <= len(TURNS) else 0.0
 
 
 def views(image: Image.Image, preprocessing: Preprocessing) -> list[np.ndarray]:
-    """The model's inputs for a query: upright, then each quarter turn."""
-    return [preprocessing(image)] + [preprocessing(image.transpose(turn)) for turn in TURNS]
+    """The model's inputs for a query: upright, then each quarter turn, then, when the photo was
+    turned a few degrees on its frame (its corners left flat: straighten.corner_turn), turned
+    back and cut inside those corners."""
+    out = [preprocessing(image)] + [preprocessing(image.transpose(turn)) for turn in TURNS]
+    if STRAIGHTEN:
+        turn = straighten.corner_turn(np.asarray(image.convert("L")))
+        if turn is not None:
+            out.append(preprocessing(straighten.straightened(image, turn)))
+    return out
 
 
 def merged(hits: list[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:

@@ -47,6 +47,8 @@ RERANK_INLIERS = 12
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
+#: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
+COPY_ORDER_STEP = 0.01
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -179,9 +181,22 @@ def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
     return np.asarray(scores, np.float64) + lift
 
 
-def reorder(scores: np.ndarray, inliers: np.ndarray, copies: np.ndarray) -> np.ndarray:
+def reorder(
+    scores: np.ndarray,
+    inliers: np.ndarray,
+    copies: np.ndarray,
+    correlation: np.ndarray | None = None,
+    verified_first: bool = False,
+) -> np.ndarray:
     """Order of results (scores best first, inliers of each, -1: not verified, whether each is
-    a verified copy): verified copies first, then the rest, each part by its lifted score
-    (`lifted`). A user asking where a photo comes from sees its source above any other shot,
-    however close that shot's global score. Stable: unverified results keep their order."""
-    return np.lexsort((-lifted(scores, inliers), ~np.asarray(copies, bool)))
+    a verified copy, their aligned pixels' `correlation`): verified copies first, the closest
+    first (correlation to COPY_ORDER_STEP: a burst that also passes for a copy correlates less
+    than the photo itself), then, with `verified_first`, the other verified results, then the
+    rest, each part by its lifted score (`lifted`). A user asking where a photo comes from sees
+    its source above any other shot, however close that shot's global score. Stable:
+    unverified results keep their order."""
+    copies = np.asarray(copies, bool)
+    close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
+    closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
+    tier = np.where(copies, 0, np.where(verified_first & (np.asarray(inliers) >= RERANK_INLIERS), 1, 2))
+    return np.lexsort((-lifted(scores, inliers), -closeness, tier))

@@ -26,7 +26,7 @@ from search_by_image.catalog.thumbnails import Thumbnails, covering
 from search_by_image.images import capture_time
 from search_by_image.images.capture_time import CaptureTime
 from search_by_image.images.decoding import UnreadableImage, open_rgb
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import local_features
 from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.match_kinds import thresholds_for
@@ -40,6 +40,17 @@ CACHED_IMAGES = 2048
 #: Threads checking results side by side, at most one per core: 10 results' checks take 2-5 ms
 #: each, so a few threads halve a search's verification without many idle threads.
 WORKERS = 4
+#: Results checked when the first `top` hold no copy and score under a copy's (`weak`): a
+#: source the global descriptor ranks low (a small turned detail, a hard recompression) is
+#: still found; only such queries pay for the wider check (bench/README.md "Copies as they
+#: reach people").
+WIDE_TOP = 40
+
+
+def weak(best_score: float, checks: list[Check | None], copy_score: float) -> bool:
+    """Whether a search's first results look like no copy of the query: none verified a copy,
+    and the best score under a copy's."""
+    return best_score < copy_score and not any(c is not None and c.copy for c in checks)
 
 
 class Verifier:
@@ -58,7 +69,7 @@ class Verifier:
         self._taken: OrderedDict[Path, CaptureTime | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of(self, store: IndexStore, image_id: int) -> Keypoints | None:
+    def of(self, store: LiveStore, image_id: int) -> Keypoints | None:
         """The keypoints of an indexed image; None if its thumbnail cannot be read or made."""
         thumbnail = self._thumbnail(store, image_id)
         if thumbnail is None:
@@ -75,7 +86,7 @@ class Verifier:
         self._keep(self._cached, thumbnail, keypoints.without_grey(lambda: _grey_of(thumbnail)))
         return keypoints
 
-    def query(self, store: IndexStore, image_id: int) -> Query | None:
+    def query(self, store: LiveStore, image_id: int) -> Query | None:
         """An indexed image as a query (more like this, duplicates), its mirror made on demand."""
         keypoints = self.of(store, image_id)
         if keypoints is None:
@@ -87,11 +98,11 @@ class Verifier:
 
         return Query(keypoints, mirror, lambda: self.taken(store, image_id))
 
-    def taken(self, store: IndexStore, image_id: int) -> CaptureTime | None:
+    def taken(self, store: LiveStore, image_id: int) -> CaptureTime | None:
         """An indexed image's capture time, read from its file's EXIF (capture_time.py) the first
         time a pair with it is a copy by its pixels."""
         path = store.path_of(image_id)
-        key = self.thumbnails.file(path, store.manifest.files[path])  # changes with the file
+        key = self.thumbnails.file(path, store.fingerprint_of(path))  # changes with the file
         with self._lock:
             if key in self._taken:
                 return self._taken[key]
@@ -107,28 +118,56 @@ class Verifier:
             while len(cache) > self.capacity:
                 cache.popitem(last=False)
 
-    def _moment(self, check: Check, query: Query, store: IndexStore, image_id: int) -> Check:
+    def _moment(self, check: Check, query: Query, store: LiveStore, image_id: int) -> Check:
         """`check`, another shot where it is a copy by its pixels and the capture times are apart."""
         if check.copy and capture_time.apart(query.taken(), self.taken(store, image_id)):
             return replace(check, other_moment=True)
         return check
 
+    @property
+    def depth(self) -> int:
+        """Results a search must hand `rerank`: the widened first stage's (`WIDE_TOP`)."""
+        return max(self.top, WIDE_TOP) if self.top else 0
+
     def rerank(
-        self, store: IndexStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
+        self, store: LiveStore, hits: list[tuple[int, float]], query: Callable[[], Query | None]
     ) -> tuple[list[tuple[int, float]], list[Check | None]]:
-        """The top `top` hits checked against `query()` and re-ranked (`reorder`); the others as
-        they were, unchecked (None). The query's mirror image is tried only for results whose
-        score is a copy's (match_kinds), where a mirrored copy would be."""
+        """The top `top` hits checked against `query()` and re-ranked (`reorder`); when none of
+        them is a copy and the best score is under a copy's (`weak`), the results down to
+        WIDE_TOP are checked too. The others as they were, unchecked (None). The query's mirror
+        image is tried only for results whose score is a copy's (match_kinds), where a mirrored
+        copy would be."""
         top = min(self.top, len(hits))
         if not top:
             return hits, [None] * len(hits)
+        copy_score = thresholds_for(store.whitening is not None).copy
         pool = _pool()
         # the results' keypoints (thumbnails not yet in memory) while this thread makes the query's
         candidates = [pool.submit(self.of, store, image_id) for image_id, _ in hits[:top]]
         asked = query()
         if asked is None:
             return hits, [None] * len(hits)
-        copy_score = thresholds_for(store.whitening is not None).copy
+        checks = self._checks(store, asked, hits[:top], candidates, copy_score)
+        if weak(hits[0][1], checks, copy_score):
+            wide = hits[top:WIDE_TOP]
+            more = [pool.submit(self.of, store, image_id) for image_id, _ in wide]
+            checks += self._checks(store, asked, wide, more, copy_score)
+            top += len(wide)
+        inliers = np.array([c.inliers if c else -1 for c in checks])
+        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
+        correlation = np.array([c.correlation if c else -1.0 for c in checks])
+        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies, correlation)
+        return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
+
+    def _checks(
+        self,
+        store: IndexStore,
+        asked: Query,
+        hits: list[tuple[int, float]],
+        candidates: list[Future[Keypoints | None]],
+        copy_score: float,
+    ) -> list[Check | None]:
+        """`hits` checked against `asked` side by side, their keypoints' futures `candidates`."""
 
         def checked(candidate: Future[Keypoints | None], image_id: int, score: float) -> Check | None:
             # submitted after `candidate`: the pool's queue is first in, first out, so by now
@@ -138,13 +177,11 @@ class Verifier:
                 return None
             return self._moment(check(asked, keypoints, score >= copy_score), asked, store, image_id)
 
-        checks = list(pool.map(checked, candidates, *zip(*hits[:top])))
-        inliers = np.array([c.inliers if c else -1 for c in checks])
-        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
-        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies)
-        return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
+        if not hits:
+            return []
+        return list(_pool().map(checked, candidates, *zip(*hits)))
 
-    def is_copy(self, store: IndexStore, a: int, b: int, try_mirror: bool = True) -> bool:
+    def is_copy(self, store: LiveStore, a: int, b: int, try_mirror: bool = True) -> bool:
         """Whether two indexed images are copies of one another (duplicates), mirror images too
         if `try_mirror`: checked the other way round (without the mirror) when the first finds a
         copy's inliers but not a copy (a border or caption added to one side covers part of the
@@ -161,10 +198,10 @@ class Verifier:
             found = check(query, candidate, False)
         return found.copy and not capture_time.apart(self.taken(store, a), self.taken(store, b))
 
-    def _thumbnail(self, store: IndexStore, image_id: int) -> Path | None:
+    def _thumbnail(self, store: LiveStore, image_id: int) -> Path | None:
         """The image's thumbnail file, made now if it has none; None if it cannot be."""
         path = store.path_of(image_id)
-        fingerprint = store.manifest.files[path]
+        fingerprint = store.fingerprint_of(path)
         thumbnail = self.thumbnails.file(path, fingerprint)
         if thumbnail.is_file():
             return thumbnail

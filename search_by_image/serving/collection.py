@@ -1,9 +1,12 @@
-"""One served collection: the snapshot that searches read, reloaded when its files change.
+"""One served collection: the snapshot that searches read, kept up to date with what is on disk.
 
 Readers take `collection.snapshot` once and use only that (snapshot.py), so a request sees one
 index, one metadata table and one embedder even when a write or a reload swaps a new snapshot in
-meanwhile (a swap by reference: nobody ever sees half an index). Live adds and deletes are
-live_writes.py; they take the collection's thread lock, like `refresh`.
+meanwhile (a swap by reference: nobody ever sees half an index). `refresh` (every reload tick,
+and inside each live write) loads the saved index when its manifest changed, and otherwise only
+applies the live writes logged since the snapshot (index/live_log.py), whichever process wrote
+them: a cheap poll of the log's last `seq`. Live adds and deletes are live_writes.py; they take
+the collection's thread lock, like `refresh`; folding them into the saved index is folding.py.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from search_by_image.catalog.locations import Location
-from search_by_image.catalog.metadata_import import sync
+from search_by_image.catalog.metadata_import import sync_csv
 from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import (
@@ -25,16 +29,21 @@ from search_by_image.errors import (
     IndexMissing,
     Loading,
     NoIndex,
+    StorageError,
 )
+from search_by_image.index import live_log
 from search_by_image.index.disk import Manifest, writer_lock
+from search_by_image.index.live_files import finish_deletes
+from search_by_image.index.live_store import LiveStore, load_live
 from search_by_image.index.store import IndexStore
-from search_by_image.layout import MANIFEST_FILE, PENDING_FILE, PREVIOUS_DIR
+from search_by_image.layout import CATALOG_FILE, MANIFEST_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicates import Group, Neighbours, find_groups, verified_copies
+from search_by_image.serving import folding
 from search_by_image.serving.embedder_pool import EmbedderPool
-from search_by_image.serving.live_writes import Added, LiveWrites, Upload
+from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
 from search_by_image.serving.snapshot import Snapshot, Stamp
 
 log = logging.getLogger(__name__)
@@ -64,8 +73,9 @@ class Collection:
         self._duplicates_lock = threading.Lock()
         self._neighbours: Neighbours | None = None
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
-        self._grouping = threading.Lock()
         self._copies: dict[tuple[int, int], float] | None = None
+        #: the store the neighbours were computed for
+        self._neighbours_of: IndexStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -75,11 +85,36 @@ class Collection:
         )
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
+        self._fold_at = (settings.fold_rows, settings.fold_fraction)
+        self._folder = folding.Folder()
+        self._log: sqlite3.Connection | None = None
         #: the collection's metadata in its database (one view for every snapshot)
         self.metadata = MetadataView(location.saved_dir)
         self.writes = LiveWrites(self)
 
-    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
+    @property
+    def log(self) -> sqlite3.Connection:
+        """The connection to the collection's live-write log (opened, and created, on first use)."""
+        if self._log is None:
+            try:
+                self._log = live_log.open_log(self.location.saved_dir)
+            except (OSError, sqlite3.Error) as exc:
+                raise StorageError(f"collection {self.name!r}: cannot open its database: {exc}") from exc
+        return self._log
+
+    def _changes_after(self, seq: int | None) -> list[live_log.Change]:
+        """Logged live writes above `seq` (all when None); none when there is no log to read."""
+        if self._log is None and not (self.location.saved_dir / CATALOG_FILE).exists():
+            return []
+        try:
+            if seq is not None and live_log.max_seq(self.log) <= seq:
+                return []
+            return live_log.rows_after(self.log, seq or 0)
+        except (StorageError, sqlite3.Error) as exc:
+            log.warning("Collection %s: live writes not read: %s", self.name, exc)
+            return []
+
+    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> Adds:
         """Store, embed and index `uploads` (live_writes.LiveWrites.add)."""
         return self.writes.add(uploads, snapshot)
 
@@ -120,11 +155,12 @@ class Collection:
     def _refresh(self) -> bool:
         """Swap in what is on disk if it changed since the current snapshot; True if swapped.
 
-        `.previous/` left by a writer that crashed mid-commit is rolled back first, and a live
-        add or delete it was part of undone or finished (journal). One left by a live writer (a
-        commit in flight) is waited for, unless nothing is served yet: then the
-        complete old set it keeps is loaded. A broken index on disk keeps the last good snapshot
-        serving, with the problem reported.
+        Live writes logged since the snapshot are applied to it; a rewritten index (a fold, an
+        indexer run) is loaded with the log's rows above its `folded_seq` laid over it.
+        `.previous/` left by a writer that crashed mid-commit is rolled back first. One left by
+        a commit in flight is waited for, unless nothing is served yet: then the complete old
+        set it keeps is loaded. A broken index on disk keeps the last good snapshot serving,
+        with the problem reported.
         """
         with self.lock:
             if self._interrupted() and not self._roll_back_crashed_commit():
@@ -135,7 +171,9 @@ class Collection:
             else:
                 stamp = self._stamp()
             current = self.snapshot
-            if (current and stamp == current.stamp) or stamp == self._failed:
+            if current and stamp == current.stamp:
+                return self._catch_up(current)
+            if stamp == self._failed:
                 return False
             try:
                 store = self._store_for(stamp, current)
@@ -145,9 +183,11 @@ class Collection:
                 RELOADS.labels(self.name, "failed").inc()
                 log.warning("Collection %s: %s", self.name, exc)
                 return False
-            if store is not (current.store if current else None):
+            if current is None or store.base is not current.store.base:
                 store.place(self._embedders.device)
-            for problem in sync(self.location.saved_dir, self.location.metadata_csv, store.ids, store.paths):
+            for problem in sync_csv(
+                self.location.saved_dir, self.location.metadata_csv, lambda: (store.ids, store.paths)
+            ):
                 log.info("Collection %s metadata: %s", self.name, problem)
             self.snapshot = Snapshot(
                 self.name,
@@ -161,17 +201,32 @@ class Collection:
                 self._rotations,
             )
             self.problem, self._failed = None, None
-            if current is None or current.store is not store:
+            if current is None or current.store.base is not store.base:
                 RELOADS.labels(self.name, "loaded").inc()
                 log.info(
                     "Collection %s: serving %d images (%s)", self.name, len(store), store.manifest.index_type
                 )
+            self._fold_if_due(store)
             return True
 
+    def _catch_up(self, current: Snapshot) -> bool:
+        """Apply the live writes logged since `current` (by any process); True if there were any."""
+        changes = self._changes_after(current.store.seq)
+        if not changes:
+            return False
+        store = current.store.applied(changes)
+        self.snapshot = dataclasses.replace(current, store=store)
+        self._fold_if_due(store)
+        return True
+
+    def _fold_if_due(self, store: LiveStore) -> None:
+        if folding.due(store, *self._fold_at):
+            saved = self.location.saved_dir
+            self._folder.start(lambda: folding.fold(saved, store) and self.refresh())
+
     def _interrupted(self) -> bool:
-        """A commit (`.previous/`) or a live write (journal) was left half done, or is in flight."""
-        saved = self.location.saved_dir
-        return (saved / PREVIOUS_DIR).exists() or (saved / PENDING_FILE).exists()
+        """A commit (`.previous/`) was left half done, or is in flight."""
+        return (self.location.saved_dir / PREVIOUS_DIR).exists()
 
     def _roll_back_crashed_commit(self) -> bool:
         """True when what `_interrupted` found was a crashed writer's (the writer lock was free)
@@ -185,10 +240,12 @@ class Collection:
         log.warning("Collection %s: rolled back a commit interrupted by a crash", self.name)
         return True
 
-    def _store_for(self, stamp: Stamp, current: Snapshot | None) -> IndexStore:
-        """The current store when only the CSV changed, else the one on disk."""
+    def _store_for(self, stamp: Stamp, current: Snapshot | None) -> LiveStore:
+        """The current store caught up with the log when the index files did not change (only
+        the CSV, or a copy with the same generation), else the saved index with the log's rows
+        laid over it."""
         if current and stamp[0] == current.stamp[0]:
-            return current.store
+            return current.store.applied(self._changes_after(current.store.seq))
         if current and stamp[0] is not None:
             try:
                 on_disk = Manifest.model_validate_json(
@@ -197,8 +254,16 @@ class Collection:
             except (OSError, ValueError):
                 on_disk = None
             if on_disk == current.store.manifest.generation:
-                return current.store
-        return IndexStore.load(self.location.saved_dir)
+                return current.store.applied(self._changes_after(current.store.seq))
+        try:
+            store, changes = load_live(self.location.saved_dir, self.log)
+        except StorageError:  # a read-only saved folder without a database: no live writes
+            store, changes = LiveStore(IndexStore.load(self.location.saved_dir)), []
+        try:
+            finish_deletes(store, changes, self.location.images_dir, self.location.trash_dir)
+        except OSError as exc:
+            log.warning("Collection %s: deleted files not moved to the trash yet: %s", self.name, exc)
+        return store
 
     def duplicates(
         self,
@@ -211,11 +276,10 @@ class Collection:
         few (threshold, scope) are kept until the index changes. `keep(a, b)` drops links (pairs
         decided apart, images outside a filter); `scope` names what it keeps, for the cache."""
         snapshot = self.require()
-        generation = snapshot.store.manifest.generation
+        generation = snapshot.store.version
         with self._duplicates_lock:
             if self._neighbours is None or self._neighbours.generation != generation:
-                self._neighbours, self._groups = Neighbours.of(snapshot.store), {}
-                self._copies = self._verified_copies(snapshot.store, self._neighbours)
+                self._group_store(snapshot.store)
             neighbours = self._neighbours
             key = (threshold, scope)
             if key not in self._groups:
@@ -224,45 +288,29 @@ class Collection:
                 self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
             return snapshot, self._groups[key]
 
-    def copy_groups(self, snapshot: Snapshot) -> dict[int, int] | None:
-        """Each image in a `copies` group (at the default threshold) -> the group's number, for
-        collapsing results; None until the groups of `snapshot`'s generation are computed (one
-        background thread computes them on the first call, so no search waits for it)."""
-        groups = self._groups.get((None, None))
-        neighbours = self._neighbours
-        if (
-            groups is None
-            or neighbours is None
-            or neighbours.generation != snapshot.store.manifest.generation
-        ):
-            if not self._grouping.locked():
-                threading.Thread(
-                    target=self._group_in_background, name=f"groups-{self.name}", daemon=True
-                ).start()
-            return None
-        return {i: number for number, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
-
-    def _group_in_background(self) -> None:
-        if not self._grouping.acquire(blocking=False):
+    def _group_store(self, store: IndexStore) -> None:
+        """Neighbours and verified copies for `store`: those of the last store less what live
+        deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
+        before, self._neighbours_of = self._neighbours_of, store
+        self._groups = {}
+        derived = self._neighbours.after_deletes(before, store) if self._neighbours and before else None
+        if derived is not None:
+            self._neighbours = derived
+            if self._copies is not None:
+                self._copies = {
+                    p: v
+                    for p, v in self._copies.items()
+                    if p[0] in store.row_of_id and p[1] in store.row_of_id
+                }
             return
-        try:
-            self.duplicates(None)
-        except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
-            log.exception("Collection %s: could not group copies", self.name)
-        finally:
-            self._grouping.release()
+        self._neighbours = Neighbours.of(store)
+        self._copies = self._verified_copies(store, self._neighbours)
 
     def _verified_copies(
-        self, store: IndexStore, neighbours: Neighbours
+        self, store: LiveStore, neighbours: Neighbours
     ) -> dict[tuple[int, int], float] | None:
         """Pairs of neighbours that local verification finds to be copies; None where it is
         off: groups then come from scores alone."""
         if self._verifier is None:
             return None
         return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))
-
-    def swap(self, store: IndexStore) -> None:
-        """Serve `store` (written by a live write); its metadata is already in the database."""
-        snapshot = self.require()
-        store.place(self._embedders.device)
-        self.snapshot = dataclasses.replace(snapshot, store=store, stamp=self._stamp())

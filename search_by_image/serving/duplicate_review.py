@@ -13,8 +13,10 @@ the action wait for the writer lock or fail as busy, with what was done recorded
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,14 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
+from search_by_image.index.store import IndexStore
 from search_by_image.ranking import keepers
 from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
 
 
 class UnknownDecision(UnknownImage):
@@ -64,23 +69,30 @@ def clean(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if _blank(value) else value for key, value in row.items()}
 
 
+def id_in(store: IndexStore) -> Callable[[str], int | None]:
+    """A path's id in `store` (None: not indexed)."""
+
+    def id_of(path: str) -> int | None:
+        row = store.position.get(path)
+        return None if row is None else int(store.ids[row])
+
+    return id_of
+
+
 class DuplicateReview:
     """The review of one collection's duplicate groups."""
 
     def __init__(self, collection: Collection):
         self.collection = collection
         self.decisions = ReviewDecisions(collection.location.saved_dir)
+        self._grouping = threading.Lock()
+        #: ((index generation, decisions version), image id -> copies group number)
+        self._copy_groups: tuple[tuple[str, int], dict[int, int]] | None = None
 
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
         snapshot = self.collection.require()
-        store = snapshot.store
-        apart = set()
-        for first, second in self.decisions.apart():
-            a, b = store.position.get(first), store.position.get(second)
-            if a is not None and b is not None:
-                pair = (int(store.ids[a]), int(store.ids[b]))
-                apart.add((min(pair), max(pair)))
+        apart = self.decisions.apart_ids(id_in(snapshot.store))
         allowed = snapshot.allowed(scope.conditions or {})
         inside = None if allowed is None else set(allowed.tolist())
 
@@ -91,6 +103,36 @@ class DuplicateReview:
 
         filtered = None if allowed is None else hashlib.sha256(allowed.tobytes()).hexdigest()
         return self.collection.duplicates(scope.threshold, keep, (frozenset(apart), filtered))
+
+    def copy_groups(self, snapshot: Snapshot, wait: bool = False) -> dict[int, int] | None:
+        """Each image in a `copies` group (the default threshold, pairs decided apart left
+        apart) -> its group's number, for collapsing results. Unless `wait`: None until they
+        are computed for `snapshot`'s index, which a background thread then does (once at a
+        time), so no search waits for a pass over the collection."""
+        wanted = (snapshot.store.manifest.generation, self.decisions.version)
+        if wait:
+            self._group_copies()
+        known = self._copy_groups
+        if known is not None and known[0] == wanted:
+            return known[1]
+        if not wait and not self._grouping.locked():
+            threading.Thread(
+                target=self._group_copies, name=f"copies-{self.collection.name}", daemon=True
+            ).start()
+        return None
+
+    def _group_copies(self) -> None:
+        if not self._grouping.acquire(blocking=False):
+            return
+        try:
+            version = self.decisions.version
+            snapshot, groups = self.groups(Scope())
+            found = {i: n for n, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
+            self._copy_groups = ((snapshot.store.manifest.generation, version), found)
+        except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
+            log.exception("Collection %s: could not group copies", self.collection.name)
+        finally:
+            self._grouping.release()
 
     def reviewed(self, group: Group) -> Reviewed:
         location = self.collection.location
@@ -173,7 +215,7 @@ class DuplicateReview:
         if keeper_id not in ids:
             raise UnknownImage(f"image {keeper_id} is not in duplicate group {reviewed.group.fingerprint!r}")
         keeper = snapshot.store.path_of(keeper_id)
-        kept_row = clean(snapshot.metadata.for_path(keeper))
+        kept_row = clean(snapshot.metadata.for_id(keeper_id))
         paths = [p for _, p in reviewed.group.images]
         number = self.decisions.begin_keep_one(keeper, kept_row, paths)
         merged: dict[str, Any] = {}
@@ -182,7 +224,7 @@ class DuplicateReview:
             for facts in sorted(reviewed.facts, key=keepers.Facts.rank):
                 if facts.id == keeper_id:
                     continue
-                row = clean(snapshot.metadata.for_path(facts.path))
+                row = clean(snapshot.metadata.for_id(facts.id))
                 path, trashed_to = self.collection.delete(facts.id)
                 kept_at = None if trashed_to is None else str(trashed_to)
                 self.decisions.add_trashed(number, Trashed(path, facts.id, kept_at, facts.bytes, row))
@@ -195,7 +237,7 @@ class DuplicateReview:
                 self.decisions.discard(number)
             raise
         if merged:
-            self.collection.writes.set_metadata(keeper, {**kept_row, **merged})
+            self.collection.writes.set_metadata(keeper_id, {**kept_row, **merged})
         self.decisions.finish(number, merged)
         return self._get(number)
 
@@ -216,14 +258,16 @@ class DuplicateReview:
         """The keeper's metadata without what the copies gave it (values since changed stay)."""
         if not decision.merged or decision.keeper is None:
             return
-        snapshot = self.collection.require()
-        if decision.keeper not in snapshot.store.position:
+        store = self.collection.require().store
+        row_number = store.position.get(decision.keeper)
+        if row_number is None:
             return
-        row = clean(snapshot.metadata.for_path(decision.keeper))
+        keeper_id = int(store.ids[row_number])
+        row = clean(self.collection.require().metadata.for_id(keeper_id))
         for column, value in decision.merged.items():
             if column in row and str(row[column]) == str(value):
                 row[column] = None
-        self.collection.writes.set_metadata(decision.keeper, row)
+        self.collection.writes.set_metadata(keeper_id, row)
 
 
 _reviews: weakref.WeakKeyDictionary[Collection, DuplicateReview] = weakref.WeakKeyDictionary()

@@ -1,14 +1,21 @@
 """Adding and deleting images of a served collection while it serves (POST/DELETE .../images).
 
-Writers take the collection's thread lock, then the saved folder's writer lock, so they serialise
-with each other and with a `with_faiss.py` run in another process, and always start from what is
-on disk. Each write is journaled (journal.py) before it starts, so a crash or a full disk is undone
-or finished, and ends with an atomic commit (index/disk.py) and a new snapshot swapped in.
+A write is one SQLite transaction in the collection's write-ahead log (index/live_log.py): an add
+logs each new image's id, path, descriptor and fingerprint, a delete a tombstone. Its COMMIT is
+the commit point, and the answer (201) comes after it; no index file, features.npy or CSV is
+rewritten, so a write costs the same at 10k images as at 1M. The new snapshot lays the logged
+rows over the same base (index/live_store.py); other worker processes apply them on their
+reload tick; a background fold (serving/folding.py) writes them into a new base now and then.
 
-Images added through the API are written into the collection's images folder (`uploads/`, named
-by content hash, so the same photo twice is one image), which stays the source of truth: a later
-`with_faiss.py` run keeps them. Deleted images are moved to the saved folder's `trash/`, not
-destroyed.
+Writers take the collection's thread lock, then the saved folder's writer lock (held by an
+indexer run for its whole run, so ids never clash), and catch up with the log first.
+
+Images added through the API are written (atomically) into the collection's images folder
+(`uploads/`, named by content hash, so the same photo twice is one image) before the
+transaction: a crash in between leaves an upload no row names, which is never served and which
+the next indexer run removes (index/live_files.py). Deleted images are moved to the saved
+folder's `trash/` after the transaction, not destroyed; a crash in between is finished at the
+next start.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,9 +42,10 @@ from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import Conflict, Rebuilt, StorageError, UnknownImage
 from search_by_image.images import formats
-from search_by_image.index import journal
-from search_by_image.index.disk import recover, writer_lock
-from search_by_image.index.store import IndexStore
+from search_by_image.index import live_log
+from search_by_image.index.disk import writer_lock
+from search_by_image.index.live_files import move, trashed_name
+from search_by_image.index.live_store import LiveStore
 from search_by_image.layout import UPLOADS_DIR
 from search_by_image.serving.snapshot import Snapshot
 
@@ -61,10 +71,21 @@ class Added:
     created: bool
 
 
+class Adds(list[Added]):
+    """The images of one add, in the order sent, and where its time went (the `timing` of the
+    answer): embedding the photos, and writing them (files, thumbnails, the log's transaction,
+    the new snapshot)."""
+
+    embed_ms: float = 0.0
+    write_ms: float = 0.0
+
+
 @contextlib.contextmanager
 def _storage(name: str) -> Iterator[None]:
     try:
         yield
+    except sqlite3.OperationalError as exc:  # a full disk, a read-only or locked database
+        raise StorageError(f"collection {name!r} cannot be written: {exc}; nothing was changed") from exc
     except OSError as exc:
         denied = isinstance(exc, PermissionError) and exc.filename
         hint = unwritable(Path(exc.filename).parent) if denied else None
@@ -75,8 +96,8 @@ def _storage(name: str) -> Iterator[None]:
 
 
 class Writable(Protocol):
-    """What live writes need of a collection: where it lives, its lock, its current snapshot,
-    and swapping in the store a write made."""
+    """What live writes need of a collection: where it lives, its lock, its log, its current
+    snapshot, and catching up with what is on disk."""
 
     location: Location
     lock: threading.RLock
@@ -87,16 +108,17 @@ class Writable(Protocol):
     @property
     def thumbnails(self) -> Thumbnails: ...
 
+    @property
+    def log(self) -> Any: ...
+
     def refresh(self) -> bool: ...
 
     def require(self) -> Snapshot: ...
 
-    def swap(self, store: IndexStore) -> None: ...
-
 
 class LiveWrites:
-    """A collection's adds and deletes, each written, journaled and swapped in under the
-    collection's lock and its saved folder's writer lock."""
+    """A collection's adds and deletes, each one logged transaction under the collection's lock
+    and its saved folder's writer lock."""
 
     def __init__(self, collection: Writable):
         self.collection = collection
@@ -109,19 +131,20 @@ class LiveWrites:
     def name(self) -> str:
         return self.collection.name
 
-    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> list[Added]:
+    def add(self, uploads: list[Upload], snapshot: Snapshot | None = None) -> Adds:
         """Store, embed and index `uploads`; the same content twice is one image (one id).
 
         They are embedded with `snapshot`'s embedder, the one they were decoded for (default: the
         current snapshot); Rebuilt if the collection was rebuilt with another model meanwhile."""
+        started = time.perf_counter()
         snapshot = snapshot or self.collection.require()
         spec = snapshot.store.manifest.embedder
         features = snapshot.embedder.embed_prepared(
             [snapshot.embedder.preprocessing(upload.image) for upload in uploads]
         )
+        embedded = time.perf_counter()
         paths = [self._upload_path(upload) for upload in uploads]
         with self._writing():
-            self.collection.refresh()
             snapshot = self.collection.require()
             if snapshot.store.manifest.embedder != spec:
                 raise Rebuilt(
@@ -132,52 +155,77 @@ class LiveWrites:
             store = snapshot.store
             fresh: dict[str, int] = {}
             for row, path in enumerate(paths):
-                if path not in store.position and path not in fresh:
+                if store.id_of(path) is None and path not in fresh:
                     fresh[path] = row
-            created = [self.location.images_dir / path for path in fresh]
-            with _storage(self.name), self._journaled(store, [f for f in created if not f.exists()]):
+            if fresh:
+                self._store_new(store, fresh, features, uploads)
+                self.collection.refresh()
+            store = self.collection.require().store
+        added = Adds(Added(int(store.id_of(p) or 0), p, p in fresh) for p in paths)
+        added.embed_ms = (embedded - started) * 1e3
+        added.write_ms = (time.perf_counter() - embedded) * 1e3
+        return added
+
+    def _store_new(self, store: LiveStore, fresh: dict[str, int], features, uploads: list[Upload]) -> None:
+        """Write the new images' files and thumbnails, then log them (`_log_adds`); a failure
+        before the commit removes the files again (a crash leaves them to the indexer:
+        live_files.remove_orphan_uploads)."""
+        created = [file for p in fresh if not (file := self.location.images_dir / p).exists()]
+        try:
+            with _storage(self.name):
                 files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
                 for path, row in fresh.items():
                     self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
-                if fresh:
-                    store = store.with_added(features[list(fresh.values())], list(fresh), files)
-                    store.save(self.location.saved_dir)
-                    with transaction(conn := snapshot.metadata.connection()):
-                        for path, row in fresh.items():
-                            image_id = int(store.ids[store.position[path]])
-                            metadata_store.put(conn, image_id, path, uploads[row].metadata)
-            self.collection.swap(store)
-            return [Added(int(store.ids[store.position[p]]), p, p in fresh) for p in paths]
+                self._log_adds(store, fresh, features, files, uploads)
+        except BaseException:
+            for file in created:
+                file.unlink(missing_ok=True)
+            raise
+
+    def _log_adds(self, store: LiveStore, fresh: dict[str, int], features, files, uploads) -> None:
+        """The add's one transaction: ids taken, rows logged, metadata written (one row per
+        image, metadata_store.py); then COMMIT."""
+        conn = self.collection.log
+        with transaction(conn):
+            first = live_log.take_ids(conn, len(fresh), store.manifest.next_id)
+            live_log.append_adds(
+                conn, first, list(fresh), features[list(fresh.values())], [files[p] for p in fresh]
+            )
+            metadata_store.create_tables(conn)
+            for number, (path, row) in enumerate(fresh.items()):
+                metadata_store.put(conn, first + number, path, uploads[row].metadata)
 
     def delete(self, image_id: int) -> tuple[str, Path | None]:
-        """Remove one image. Its file and its CSV rows (as JSON) go to the trash folder, so a
+        """Remove one image. Its file and its metadata (as JSON) go to the trash folder, so a
         delete can be undone by hand. Returns its path and where the file went."""
         with self._writing():
-            self.collection.refresh()
             store = self.collection.require().store
-            row = store.row_of_id.get(image_id)
-            if row is None:
+            if image_id not in store:
                 raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
-            path = store.paths[row]
+            path = store.path_of(image_id)
+            with _storage(self.name):
+                conn = self.collection.log
+                with transaction(conn):
+                    live_log.append_deletes(conn, [(image_id, path)])
+                    metadata_store.create_tables(conn)
+                    removed = metadata_store.remove(conn, [image_id])
+            self.collection.refresh()
             source = self.location.images_dir / path
-            trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
-            record = self.location.trash_dir / f"{image_id}-{Path(path).name}.json"
-            moved = [(source, trashed)] if source.is_file() else []
-            with _storage(self.name), self._journaled(store, [record], moved):
-                metadata = self.collection.require().metadata
-                values = metadata.for_id(image_id)
-                if values:
+            trashed = self.location.trash_dir / trashed_name(image_id, path)
+            kept_at = None
+            try:  # committed: a failure here is finished at the next start (live_files)
+                if removed.get(image_id, (path, {}))[1]:
+                    record = trashed.with_name(f"{trashed.name}.json")
                     record.parent.mkdir(parents=True, exist_ok=True)
-                    record.write_text(json.dumps({"path": path, "metadata": values}, indent=1))
-                if moved:
-                    journal.move(source, trashed)
-                smaller = store.without([image_id])
-                smaller.save(self.location.saved_dir)
-                with transaction(conn := metadata.connection()):
-                    metadata_store.remove(conn, [image_id])
-            kept_at = trashed if moved else None
-            self.collection.swap(smaller)
-            self.collection.thumbnails.remove(path, store.manifest.files[path])
+                    record.write_text(json.dumps({"path": path, "metadata": removed[image_id][1]}, indent=1))
+                if source.is_file():
+                    move(source, trashed)
+                    kept_at = trashed
+                fingerprint = store.fingerprint(path)
+                if fingerprint is not None:
+                    self.collection.thumbnails.remove(path, fingerprint)
+            except OSError:
+                log.exception("Collection %s: deleted %s; its file stays until a restart", self.name, path)
             return path, kept_at
 
     def restore(self, upload: Upload, path: str, source: Path, image_id: int | None) -> Added:
@@ -200,58 +248,33 @@ class LiveWrites:
             with _storage(self.name), self._journaled(store, [], [(source, target)]):
                 journal.move(source, target)
                 info = target.stat()
-                if upload.metadata:
-                    append_rows(self._csv(), {path: upload.metadata}, store.paths)
                 store = store.with_added(features, [path], {path: (info.st_size, info.st_mtime_ns)}, ids)
                 store.save(self.location.saved_dir)
+                with transaction(conn := snapshot.metadata.connection()):
+                    metadata_store.put(conn, int(store.ids[store.position[path]]), path, upload.metadata)
             self.collection.swap(store)
             self.collection.thumbnails.write_quietly(path, store.manifest.files[path], upload.image)
             return Added(int(store.ids[store.position[path]]), path, True)
 
-    def set_metadata(self, path: str, row: dict[str, Any]) -> None:
-        """Replace the metadata row of the indexed image at `path` (merging a trashed copy's
-        values into the keeper, and undoing that)."""
-        with self._writing():
-            self.collection.refresh()
-            store = self.collection.require().store
-            if path not in store.position:
-                raise UnknownImage(f"collection {self.name!r} has no image at {path!r}")
-            with _storage(self.name), self._journaled(store, []):
-                append_rows(self._csv(), {path: row}, store.paths)
-            self.collection.swap(store)
+    def set_metadata(self, image_id: int, row: dict[str, Any]) -> None:
+        """Replace the metadata of an indexed image (merging a trashed copy's values into the
+        keeper, and undoing that): one row, one transaction, kept by later CSV imports."""
+        with self.collection.lock:
+            snapshot = self.collection.require()
+            if image_id not in snapshot.store.row_of_id:
+                raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
+            with _storage(self.name), transaction(conn := snapshot.metadata.connection()):
+                metadata_store.put(conn, image_id, snapshot.store.path_of(image_id), row)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """The thread lock, then the saved folder's writer lock (StorageError if it cannot be had)."""
+        """The thread lock, then the saved folder's writer lock (StorageError if it cannot be
+        had), then the snapshot caught up with what is on disk."""
         with self.collection.lock, contextlib.ExitStack() as stack:
             with _storage(self.name):
                 stack.enter_context(writer_lock(self.location.saved_dir, wait=WRITE_LOCK_WAIT_S))
+            self.collection.refresh()
             yield
-
-    @contextlib.contextmanager
-    def _journaled(
-        self, store: IndexStore, created: list[Path], moved: Sequence[tuple[Path, Path]] = ()
-    ) -> Iterator[None]:
-        """A write recorded before it starts (journal): undone at once if it fails before the
-        index commit (a full disk), by the next writer if the process dies."""
-        saved = self.location.saved_dir
-        journal.begin(
-            saved,
-            journal.Plan(
-                generation=store.manifest.generation,
-                created=created,
-                moved=list(moved),
-            ),
-        )
-        try:
-            yield
-        except BaseException:
-            try:
-                recover(saved)
-            except OSError:  # still unwritable: the next writer (or restart) finishes the job
-                log.exception("Collection %s: could not undo a failed write yet", self.name)
-            raise
-        journal.end(saved)
 
     @staticmethod
     def _upload_path(upload: Upload) -> str:
@@ -259,12 +282,19 @@ class LiveWrites:
         return f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
 
     def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
-        """Write atomically (unless the same content is already there); its fingerprint."""
+        """Write atomically and durably (unless the same content is already there), before the
+        row that names it is committed; its fingerprint."""
         target = self.location.images_dir / path
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             staged = target.with_name(f".{target.name}.tmp")
-            staged.write_bytes(data)
-            os.replace(staged, target)
+            try:
+                with open(staged, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(staged, target)
+            finally:
+                staged.unlink(missing_ok=True)
         info = target.stat()
         return info.st_size, info.st_mtime_ns

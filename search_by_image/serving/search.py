@@ -6,7 +6,9 @@ what users get."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -17,6 +19,7 @@ from search_by_image.images import capture_time
 from search_by_image.images.decoding import reduced
 from search_by_image.images.regions import Box, crop_to_box
 from search_by_image.images.rejections import decode_upload
+from search_by_image.ranking import collapse
 from search_by_image.serving.snapshot import Hits, Snapshot
 
 
@@ -30,6 +33,8 @@ class Upload:
     offset: int = 0
     conditions: dict[str, Condition] = field(default_factory=dict)
     box: Box | None = None
+    #: one result per photo: verified copies folded into the best-ranked (ranking/collapse.py)
+    collapse: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,13 +63,37 @@ def decode_query(
     return decode_upload(data, max_pixels, None, cut)
 
 
-def search(snapshot: Snapshot, upload: Upload, max_pixels: int) -> Found:
+def search(
+    snapshot: Snapshot, upload: Upload, max_pixels: int, groups: Mapping[int, int] | None = None
+) -> Found:
     """`upload` searched in `snapshot` (blocking: run it in a worker thread). Refusals are domain
-    errors: a filter the metadata cannot apply, an upload that is not a usable image."""
+    errors: a filter the metadata cannot apply, an upload that is not a usable image. `groups`:
+    each image's copies group, for `upload.collapse` (None: not known yet; copies of the query
+    are still folded)."""
     allowed = snapshot.allowed(upload.conditions)
     started = time.perf_counter()
     image, box_px = decode_query(upload.data, max_pixels, snapshot, upload.box)
     decode_ms = (time.perf_counter() - started) * 1e3
     taken = partial(capture_time.read, upload.data)
-    hits = snapshot.search(image, upload.k, allowed, upload.offset, taken)
-    return Found(image, box_px, decode_ms, hits)
+    if not upload.collapse:
+        return Found(
+            image, box_px, decode_ms, snapshot.search(image, upload.k, allowed, upload.offset, taken)
+        )
+    wanted = upload.offset + upload.k
+    hits = snapshot.search(image, collapse.fetched(wanted), allowed, 0, taken)
+    return Found(image, box_px, decode_ms, collapsed(hits, groups or {}, upload.k, upload.offset))
+
+
+def collapsed(hits: Hits, groups: Mapping[int, int], k: int, offset: int) -> Hits:
+    """`hits` with one result per set of copies (ranking/collapse.py), results offset to offset + k."""
+    checks = hits.checks or [None] * len(hits.hits)
+    kept, counts = collapse.collapse(
+        [i for i, _ in hits.hits], [bool(c is not None and c.copy) for c in checks], groups
+    )
+    page = slice(offset, offset + k)
+    return dataclasses.replace(
+        hits,
+        hits=[hits.hits[p] for p in kept][page],
+        checks=[checks[p] for p in kept][page],
+        copies=counts[page],
+    )

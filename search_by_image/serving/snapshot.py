@@ -19,7 +19,7 @@ from search_by_image.catalog.filters import Condition
 from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import UnknownImage
 from search_by_image.images.capture_time import CaptureTime
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.model.embedder import Embedder
 from search_by_image.ranking import expansion, rotations, verification
 from search_by_image.ranking.match_kinds import MatchKind, thresholds_for
@@ -41,6 +41,8 @@ class Hits:
     #: local verification of each hit (verification.Check; None: not verified)
     checks: list[verification.Check | None] = field(default_factory=list)
     verify_ms: float = 0.0
+    #: with collapse=copies: how many other results (copies) each hit stands for
+    copies: list[int] = field(default_factory=list)
 
     def labelled(self) -> list[Labelled]:
         """Each hit with its path and what it means (match_kinds: by the check where one ran)."""
@@ -78,7 +80,7 @@ class Labelled:
 class Snapshot:
     #: the collection's name
     name: str
-    store: IndexStore
+    store: LiveStore
     metadata: MetadataView
     embedder: Embedder
     batcher: QueryBatcher
@@ -92,13 +94,13 @@ class Snapshot:
     rotations: bool = False
 
     def allowed(self, conditions: dict[str, Condition]) -> np.ndarray | None:
-        """The ids (sorted) of this snapshot's images that pass the filters (FilterError for one
-        this metadata cannot apply); None without filters. One indexed SQL query: cheap next to
-        a forward pass, so a request checks its filters first. The database may already hold a
-        write this snapshot does not: ids from `next_id` on are not this snapshot's."""
+        """The ids (sorted) that pass the filters (FilterError for one this metadata cannot
+        apply); None without filters. One indexed SQL query: cheap next to a forward pass, so a
+        request checks its filters first. The database may already hold a write this snapshot
+        has not applied yet: the search ignores ids it does not hold."""
         if not conditions:
             return None
-        return self.metadata.select(conditions, below=self.store.manifest.next_id)
+        return self.metadata.select(conditions)
 
     def search(
         self,
@@ -136,7 +138,7 @@ class Snapshot:
         """Results a search needs beyond its page: those verified, and those expansion re-ranks."""
         if self.verifier is None:
             return 0
-        return max(self.verifier.top, expansion.DEPTH if self.expand else 0)
+        return max(self.verifier.depth, expansion.DEPTH if self.expand else 0)
 
     def _verify(
         self, hits: list[tuple[int, float]], query, descriptor: np.ndarray
@@ -156,11 +158,10 @@ class Snapshot:
         """ "More like this": the images nearest an indexed one, from its stored descriptor (no
         decode, no forward pass), itself left out. Returns its path and the hits."""
         store = self.store
-        row = store.row_of_id.get(image_id)
-        if row is None:
+        if image_id not in store:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         started = time.perf_counter()
-        query = np.asarray(store.features[row], dtype=np.float32)
+        (query,) = store.vectors([image_id])
         (hits,) = store.search(query[None], max(offset + k, self._fetched) + 1, allowed)
         searched = time.perf_counter()
         verifier = self.verifier
@@ -170,7 +171,7 @@ class Snapshot:
             query,
         )
         matched = None if allowed is None else len(allowed) - int(np.isin(image_id, allowed))
-        return store.paths[row], Hits(
+        return store.path_of(image_id), Hits(
             self,
             others[offset : offset + k],
             matched,

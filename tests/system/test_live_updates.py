@@ -1,9 +1,8 @@
 """A real uvicorn under concurrent adds, deletes and searches, and an index rewritten under it."""
 
-import errno
-import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,13 +18,12 @@ from PIL import Image
 from config import PROJECT_DIR
 from main import create_app
 from search_by_image.api.auth import KeyStore
-from search_by_image.index import store
+from search_by_image.index import live_log
+from search_by_image.index.live_store import load_live
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
-from search_by_image.serving import live_writes
 from search_by_image.serving.collection import Collection
-from search_by_image.serving.live_writes import Upload
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
 
@@ -107,7 +105,7 @@ def test_concurrent_adds_deletes_and_searches_lose_nothing(collection):
     assert all(a["created"] for a in added) and len({a["id"] for a in added}) == 12
     assert min(a["id"] for a in added) == before.manifest.next_id
     assert served["images"] == len(expected) == 13 + 12 - 4
-    after = IndexStore.load(collection.saved_dir)  # what a restart would load
+    after, _ = load_live(collection.saved_dir)  # what a restart would load
     assert set(after.paths) == expected
     assert {(int(i), p) for i, p in zip(after.ids, after.paths)} >= {(a["id"], a["path"]) for a in added}
     assert searcher.statuses and set(searcher.statuses) == {200}
@@ -178,9 +176,9 @@ def test_a_full_disk_is_a_507_that_changes_nothing_and_a_retry_adds_once(
     files_before = sorted(p for p in collection.images_dir.rglob("*") if p.is_file())
 
     def full(*_):
-        raise OSError(errno.ENOSPC, "No space left on device", str(collection.saved_dir))
+        raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(store.faiss, "write_index", full)
+    monkeypatch.setattr(live_log, "append_adds", full)
     photo = ("files", ("new.jpg", variant(40), "image/jpeg"))
     form = {"metadata": json.dumps({"title": "Retried"})}
     refused = admin_client.post("/collections/default/images", files=[photo], data=form)
@@ -192,34 +190,34 @@ def test_a_full_disk_is_a_507_that_changes_nothing_and_a_retry_adds_once(
     added = admin_client.post("/collections/default/images", files=[photo], data=form)
     assert added.status_code == 201, added.text
     path = added.json()["images"][0]["path"]
-    rows = [line for line in collection.metadata_csv.read_text().splitlines() if path in line]
+    assert collection.metadata_csv.read_bytes() == csv_before  # the user's CSV is never rewritten
+    exported = admin_client.get("/collections/default/metadata.csv").text
+    rows = [line for line in exported.splitlines() if path in line]
     assert len(rows) == 1 and "Retried" in rows[0]
 
 
-def test_writes_killed_midway_never_become_adds_or_lose_an_image(admin_client, collection, monkeypatch):
-    """SIGKILL between a write's steps, simulated: the index commit never happens and nothing
-    after it runs (no in-process undo). The next indexer run must not index the orphan upload
-    or keep its CSV row; a restarted service must serve the image whose delete was cut short."""
+def test_writes_cut_short_by_a_crash_never_become_adds_or_lose_an_image(admin_client, collection):
+    """What a SIGKILL leaves between a write's steps (tests/system/test_crash.py kills a real
+    server): an upload written whose row was never committed, and a committed delete whose file
+    was not yet moved to the trash. A restart finishes the delete; the next indexer run does not
+    index the orphan upload."""
     service = admin_client.app.state.service
     target = service.get("default")
-    monkeypatch.setattr(live_writes, "recover", lambda folder: None)  # the process is dead
-    monkeypatch.setattr(IndexStore, "save", lambda self, folder: (_ for _ in ()).throw(SystemExit(9)))
-    image = Image.open(io.BytesIO(variant(41)))
-    with pytest.raises(SystemExit):
-        target.add([Upload(variant(41), image, "JPEG", {"title": "Never acknowledged"})])
-    orphan = next((collection.images_dir / "uploads").glob("*.jpg"))
-    victim = IndexStore.load(collection.saved_dir).ids[0]
-    victim_path = IndexStore.load(collection.saved_dir).paths[0]
-    with pytest.raises(SystemExit):
-        target.delete(int(victim))
-    assert not (collection.images_dir / victim_path).exists()  # moved to the trash, not committed
-    monkeypatch.undo()
+    orphan = collection.images_dir / "uploads" / "0123456789abcdef01234567.jpg"
+    orphan.parent.mkdir()
+    orphan.write_bytes(variant(41))
+    store = target.require().store
+    victim, victim_path = int(store.ids[0]), store.paths[0]
+    with sqlite3.connect(collection.saved_dir / "catalog.sqlite") as conn:  # the delete's commit alone
+        conn.execute("INSERT INTO live_writes (image_id, path) VALUES (?, ?)", (victim, victim_path))
 
     restarted = Collection(target.location, service.embedders)
-    restarted.refresh()  # a restart: the half-done delete is undone before anything is served
-    assert (collection.images_dir / victim_path).is_file()
-    assert admin_client.get(f"/images/{victim_path}").status_code == 200
+    restarted.refresh()  # a restart
+    assert victim not in restarted.require().store and not (collection.images_dir / victim_path).exists()
+    assert any((collection.saved_dir / "trash").glob(f"{victim}-*"))
+    assert admin_client.get(f"/images/uploads/{orphan.name}").status_code == 404  # never served
     report = update_index(collection, progress=False)  # what `python with_faiss.py` runs
-    assert not orphan.exists() and "Never acknowledged" not in collection.metadata_csv.read_text()
-    assert orphan.name not in " ".join(IndexStore.load(collection.saved_dir).paths)
-    assert report.embedded == 0 and leftovers(collection) == []
+    assert not orphan.exists() and report.embedded == 0
+    after, _ = load_live(collection.saved_dir)
+    assert victim_path not in after.paths and len(after) == len(store) - 1
+    assert leftovers(collection) == []

@@ -13,31 +13,8 @@ from search_by_image.catalog import locations
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def browser(in_ci):
-    if not shutil.which(CHROMIUM):
-        if in_ci:
-            pytest.fail("CI must test the page: install Debian's chromium (.ci/run does)")
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def wait_for_thumbnails(page, shown: int = 4, timeout_s: float = 15) -> None:

@@ -1,5 +1,6 @@
 """A collection's images: add them live, delete them (to the trash), and "more like this"."""
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
@@ -24,6 +25,7 @@ from search_by_image.api.schemas import (
     DeletedImage,
     QueryInfo,
     SearchResponse,
+    WriteTiming,
 )
 from search_by_image.api.uploads import declared_pixels, image_format, read_upload
 from search_by_image.catalog.filters import parse_filters
@@ -93,6 +95,7 @@ async def add_images(
         ),
     ] = None,
 ) -> AddedImages:
+    started = time.perf_counter()
     if len(files) > settings.max_add_files:
         raise TooLarge(f"at most {settings.max_add_files} files per request")
     snapshot = collection.require()
@@ -110,14 +113,16 @@ async def add_images(
             f"the files declare {declared} pixels together, more than the limit "
             f"of {settings.max_add_pixels} per request; send them in smaller batches",
         )
-    uploads = []
+    uploads, decode_ms = [], 0.0
     for number, (file, data, row) in enumerate(zip(files, contents, rows), start=1):
+        decoding = time.perf_counter()
         try:
             image = await run_in_threadpool(
                 decode_upload, data, settings.max_image_pixels, snapshot.embedder.preprocessing.resized_size
             )
         except UploadRejected as exc:
             raise exc.reworded(f"file {number} ({file.filename}): {exc}; nothing was added") from exc
+        decode_ms += (time.perf_counter() - decoding) * 1e3
         uploads.append(Upload(data, image, image_format(data), row))
     # MetadataRejected here means the CSV changed while the images were embedded
     added = await run_in_threadpool(collection.add, uploads, snapshot)
@@ -134,6 +139,12 @@ async def add_images(
             )
             for a in added
         ],
+        timing=WriteTiming(
+            decode_ms=decode_ms,
+            embed_ms=added.embed_ms,
+            write_ms=added.write_ms,
+            total_ms=(time.perf_counter() - started) * 1e3,
+        ),
     )
 
 
@@ -190,7 +201,13 @@ async def delete_image(
     collection: CollectionDep,
     image_id: Annotated[int, Path(ge=0, description="the id that search results and adds return")],
 ) -> DeletedImage:
+    started = time.perf_counter()
     path, trashed = await run_in_threadpool(collection.delete, image_id)
+    elapsed = (time.perf_counter() - started) * 1e3
     return DeletedImage(
-        collection=collection.name, id=image_id, path=path, trashed_to=str(trashed) if trashed else None
+        collection=collection.name,
+        id=image_id,
+        path=path,
+        trashed_to=str(trashed) if trashed else None,
+        timing=WriteTiming(write_ms=elapsed, total_ms=elapsed),
     )

@@ -1,4 +1,4 @@
-"""Collections: list them, describe one (its filterable columns).
+"""Collections: list them, describe one (its filterable columns), export its metadata.
 
 Adding, deleting and "more like this" are routes/collection_images.py; duplicates and their
 review, routes/duplicates.py."""
@@ -6,6 +6,7 @@ review, routes/duplicates.py."""
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
 from search_by_image.api import presenters
 from search_by_image.api.deps import (
@@ -17,6 +18,7 @@ from search_by_image.api.schemas import (
     CollectionInfo,
     CollectionList,
 )
+from search_by_image.catalog.metadata_import import exported
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
@@ -46,3 +48,21 @@ def list_collections(_: ReadAccess, service: ServiceDep) -> CollectionList:
 )
 def describe_collection(_: ReadAccess, service: ServiceDep, collection: CollectionDep) -> CollectionInfo:
     return presenters.info(collection)
+
+
+@router.get(
+    "/{name}/metadata.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, 404: WRITE_ERRORS[404]},
+    summary="The collection's metadata as a CSV",
+    description="The columns of the CSV it was indexed with plus those added through the API, one "
+    "row per image (images added through the API included), streamed. Cells a spreadsheet would "
+    "run as a formula start with `'`; giving the file back as the collection's CSV restores them.",
+)
+def export_metadata(_: ReadAccess, collection: CollectionDep) -> StreamingResponse:
+    return StreamingResponse(
+        exported(collection.location.saved_dir),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{collection.name}-metadata.csv"'},
+    )
+

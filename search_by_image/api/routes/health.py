@@ -28,15 +28,21 @@ ENDPOINTS = {
     "GET /": "this information",
     "GET /search": "the upload page",
     "POST /search": "multipart `file` (+ optional `k` 1-100, `collection`, `filters` JSON, "
-    "`box`, `offset` for paging): the most similar images as JSON",
+    "`box`, `offset` for paging, `collapse=copies`): the most similar images as JSON",
     "GET /collections": "every collection with its size",
     "GET /collections/{name}": "one collection and its filterable metadata columns",
+    "GET /collections/{name}/metadata.csv": "the collection's metadata as a CSV (API rows included)",
     "POST /collections/{name}/images": "multipart `files` (+ optional `metadata` JSON): add images",
     "DELETE /collections/{name}/images/{id}": "remove an image",
     "GET /collections/{name}/images/{id}/similar": "more like this: the images most similar to an "
     "indexed one (`?k=&offset=&filters=`), from its stored descriptor",
-    "GET /collections/{name}/duplicates": "groups of near-duplicate images "
-    "(`?threshold=`, `offset`, `limit`)",
+    "GET /collections/{name}/duplicates": "groups of near-duplicate images with a suggested keeper "
+    "(`?threshold=`, `filters`, `offset`, `limit`)",
+    "POST /collections/{name}/duplicates/keep-one": "keep one image of a group, trash the rest (undoable)",
+    "POST /collections/{name}/duplicates/keep-all": "remember a group's images as not duplicates",
+    "POST /collections/{name}/duplicates/apply-suggestions": "every copies group's suggestion: a preview, "
+    "then with `confirm` done",
+    "POST /collections/{name}/duplicates/decisions/{id}/undo": "undo a review decision",
     "GET /images/{path}": "an indexed image (`?collection=` for a named collection)",
     "GET /thumbnails/{path}": "its grid thumbnail, a JPEG of at most 448 px (`thumbnail_url` in results)",
     "GET /health": "status, number of indexed images, model, device, loading and indexing progress",

@@ -63,7 +63,7 @@ def _indexed(
     normal = posixpath.normpath(path)
     if (
         snapshot is None
-        or path not in snapshot.store.position
+        or snapshot.store.id_of(path) is None
         or normal.startswith(("..", "/"))
         or normal != path
     ):
@@ -74,7 +74,7 @@ def _indexed(
             "this image was indexed but is no longer on disk, or no longer a "
             "file inside the collection's folder",
         )
-    return served, snapshot.store.manifest.files[path], file
+    return served, snapshot.store.fingerprint_of(path), file
 
 
 def _cached(request: Request, file: Path, max_age: int, shared: bool, immutable: bool = False):

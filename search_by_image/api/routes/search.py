@@ -1,6 +1,6 @@
 """GET /search (the page) and POST /search (an upload in, the most similar images out)."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +18,7 @@ from search_by_image.errors import InvalidField, UrlRefused
 from search_by_image.images import formats
 from search_by_image.images.regions import parse_box
 from search_by_image.serving import search as searching
+from search_by_image.serving.duplicate_review import review_of
 from search_by_image.serving.search import Upload
 
 router = APIRouter(tags=["search"])
@@ -54,6 +55,12 @@ FILTERS_HELP = (
 BOX_HELP = (
     "search only this region of the query: left,top,right,bottom in pixels, or as "
     "fractions of the width and height when all four are at most 1 (e.g. 0.5,0,1,1)"
+)
+
+
+COLLAPSE_HELP = (
+    "copies: one result per photo, its verified copies (the collection's duplicate groups, and "
+    "copies of the query) folded into the best-ranked, which says how many it stands for"
 )
 
 
@@ -108,13 +115,17 @@ async def search(
     filters: Annotated[str | None, Form(description=FILTERS_HELP)] = None,
     box: Annotated[str | None, Form(description=BOX_HELP)] = None,
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET, description=OFFSET_HELP)] = 0,
+    collapse: Annotated[Literal["none", "copies"], Form(description=COLLAPSE_HELP)] = "none",
 ):
-    snapshot = find_collection(service, collection).require()  # one snapshot for the whole request
+    chosen = find_collection(service, collection)
+    snapshot = chosen.require()  # one snapshot for the whole request
     data, filename = await query_bytes(file, url, settings.max_upload_bytes, request.app.state.url_fetcher)
-    upload = Upload(data, k, offset, parse_filters(filters), parse_box(box))
+    folding = collapse == "copies"
+    upload = Upload(data, k, offset, parse_filters(filters), parse_box(box), folding)
+    groups = review_of(chosen).copy_groups(snapshot) if folding else None
     # filters, decode and search in one worker thread: each hop between the event loop and the
     # thread pool waits for a core on a loaded machine
-    found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels)
+    found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels, groups)
     image, box_px = found.image, found.box_px
     query = QueryInfo(
         filename=filename, width=image.width, height=image.height, box=list(box_px) if box_px else None
@@ -129,5 +140,6 @@ async def search(
             collection=snapshot.name,
             filters=filters,
             url=url,
+            collapse=collapse,
         )
     return response

@@ -241,6 +241,13 @@
     link.dataset.id = id;
     return link;
   };
+  // A result standing for copies (collapse=copies): its link shows them, as "more like this" does.
+  const copiesLink = (hit) => {
+    const link = similarLink(hit.id);
+    link.classList.add("copies-link");
+    link.textContent = `+${hit.copies} ${hit.copies === 1 ? "copy" : "copies"}`;
+    return link;
+  };
   grid.addEventListener("click", (event) => {
     const link = event.target.closest("a.similar");
     if (!link) return;
@@ -272,6 +279,7 @@
       element("meter", { className: "bar", min: 0, max: 1, value: hit.score }),
       element("p", { className: "path", title: hit.path, textContent: hit.path }),
       ...(details.length ? [element("dl", {}, details)] : []),
+      ...(hit.copies ? [copiesLink(hit)] : []),
       similarLink(hit.id),
     ]);
     return element("li", { className: "hit" }, [link, body]);

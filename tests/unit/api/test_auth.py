@@ -161,7 +161,7 @@ def test_a_signed_url_opens_only_what_it_was_signed_for_and_only_while_its_key_l
         assert client.get(image_url).status_code == 200 and client.get(thumbnail_url).status_code == 200
         path, signed = thumbnail_url.split("?")[0].removeprefix("/thumbnails/"), thumbnail_url.split("?")[1]
         assert client.get(f"/images/{path}?{signed}").status_code == 401  # a thumbnail's signature
-        other = next(p for p in client.app.state.service.default.snapshot.store.position if p != path)
+        other = next(p for p in client.app.state.service.default.snapshot.store.paths if p != path)
         assert client.get(f"/thumbnails/{other}?{signed}").status_code == 401  # another image's
         keys.revoke(revoked.id)
         assert client.get(image_url).status_code == 401  # the key that asked is gone: so are its URLs

@@ -1,6 +1,8 @@
 """Metadata filters: the syntax, the type checks that name their column, and the ids selected
 from the collection's database."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from search_by_image.catalog.filters import FilterError, Range, parse_filters
@@ -20,7 +22,7 @@ def view_of(folder, csv_text: str | None, paths=PATHS) -> MetadataView:
     csv = folder / "data.csv"
     if csv_text is not None:
         csv.write_text(csv_text)
-    sync(folder, csv, list(range(len(paths))), paths)
+    sync(folder, csv, SimpleNamespace(ids=list(range(len(paths))), paths=paths))
     return MetadataView(folder)
 
 
@@ -103,7 +105,7 @@ def test_the_selected_ids_are_the_images_ids(tmp_path):
     """Ids, not positions: the database holds each image under its index id."""
     csv = tmp_path / "data.csv"
     csv.write_text(CSV)
-    sync(tmp_path, csv, [10, 11, 12, 13, 40], PATHS)
+    sync(tmp_path, csv, SimpleNamespace(ids=[10, 11, 12, 13, 40], paths=PATHS))
     view = MetadataView(tmp_path)
     assert view.select(parse_filters('{"note": "z"}')).tolist() == [13]
     assert view.select(parse_filters('{"category": "shoes"}'), below=11).tolist() == [10]

@@ -1,5 +1,7 @@
 """The metadata CSV join: by path, by unique file name, with problems listed."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from search_by_image.catalog.metadata import load_metadata
@@ -41,7 +43,7 @@ def test_absent_or_broken_csv_means_no_metadata(tmp_path):
 def imported(folder, text: str, paths: list[str]) -> MetadataView:
     csv = folder / "data.csv"
     csv.write_text(text)
-    sync(folder, csv, list(range(len(paths))), paths)
+    sync(folder, csv, SimpleNamespace(ids=list(range(len(paths))), paths=paths))
     return MetadataView(folder)
 
 

@@ -4,13 +4,14 @@ time, imports that keep API rows, the filter controls, and the CSV export."""
 import csv
 import io
 import os
+from types import SimpleNamespace
 
 import pytest
 
 from search_by_image.catalog import metadata_store as store
 from search_by_image.catalog.database import connect, transaction
 from search_by_image.catalog.filters import parse_filters
-from search_by_image.catalog.metadata_import import export_csv, import_csv, is_current, sync
+from search_by_image.catalog.metadata_import import export_csv, import_csv, is_current, sync, sync_csv
 from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import MetadataRejected
 
@@ -24,7 +25,7 @@ PATHS = ["x.jpg", "y.jpg", "z.jpg"]
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "data.csv").write_text(CSV)
-    sync(tmp_path, tmp_path / "data.csv", [0, 1, 2], PATHS)
+    sync(tmp_path, tmp_path / "data.csv", SimpleNamespace(ids=[0, 1, 2], paths=PATHS))
     return tmp_path
 
 
@@ -56,7 +57,7 @@ def test_the_filter_controls_come_from_the_indexes(folder):
 def test_a_text_column_with_many_values_gets_no_drop_down(tmp_path):
     paths = [f"{i}.jpg" for i in range(40)]
     (tmp_path / "data.csv").write_text("path,tag\n" + "".join(f"{p},t{i}\n" for i, p in enumerate(paths)))
-    sync(tmp_path, tmp_path / "data.csv", list(range(40)), paths)
+    sync(tmp_path, tmp_path / "data.csv", SimpleNamespace(ids=list(range(40)), paths=paths))
     (column,) = MetadataView(tmp_path).described
     assert column.values is None
 
@@ -132,7 +133,7 @@ def test_an_edited_csv_is_noticed_by_its_stamp(folder):
     csv_path.write_text(CSV.replace("red", "crimson"))
     os.utime(csv_path, ns=(1, 1))
     assert not is_current(conn, csv_path, [0, 1, 2])
-    sync(folder, csv_path, [0, 1, 2], PATHS)
+    sync(folder, csv_path, SimpleNamespace(ids=[0, 1, 2], paths=PATHS))
     assert MetadataView(folder).for_id(0)["colour"] == "crimson"
 
 
@@ -155,7 +156,7 @@ def test_the_export_has_the_csv_columns_and_the_api_rows_with_formulas_neutralis
     assert rows[3]["colour"] == "'=HYPERLINK(1)" and rows[3]["note"] == "-5" and rows[3]["calc"] == "'-2+3"
     # exported, then given back as the collection's CSV: the same values as sent
     (folder / "data.csv").write_text(text)
-    sync(folder, folder / "data.csv", [0, 1, 2, 7], [*PATHS, "uploads/f.jpg"])
+    sync(folder, folder / "data.csv", SimpleNamespace(ids=[0, 1, 2, 7], paths=[*PATHS, "uploads/f.jpg"]))
     assert MetadataView(folder).for_id(7) | {} == {
         "colour": "=HYPERLINK(1)",
         "size": None,
@@ -164,3 +165,24 @@ def test_the_export_has_the_csv_columns_and_the_api_rows_with_formulas_neutralis
         "note": -5,
         "calc": "-2+3",
     }
+
+
+def test_the_service_imports_only_an_edited_csv_and_keeps_the_images_the_database_holds(tmp_path):
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text(CSV)
+    asked = []
+
+    def images():
+        asked.append(True)
+        return [0, 1, 2], PATHS
+
+    sync_csv(tmp_path, csv_path, images)  # never imported: joined to the served images
+    assert asked == [True]
+    written(tmp_path, 9, "uploads/live.jpg", {"colour": "teal"})  # a live add
+    sync_csv(tmp_path, csv_path, images)  # unchanged: nothing parsed, nothing asked
+    csv_path.write_text(CSV.replace("blue", "navy"))
+    os.utime(csv_path, ns=(1, 1))
+    sync_csv(tmp_path, csv_path, images)  # edited: joined to the rows held, the live add kept
+    assert asked == [True]
+    view = MetadataView(tmp_path)
+    assert view.for_id(1)["colour"] == "navy" and view.for_id(9)["colour"] == "teal"

@@ -4,31 +4,13 @@ import os
 
 import numpy as np
 import pytest
+from stores import SPEC, commit, random_store, unit_rows
 
-from config import Settings
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.index import disk
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
 from search_by_image.layout import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR
-from search_by_image.model.embedder import EmbedderSpec
-
-SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
-
-
-def unit_rows(count: int, seed: int, dim: int = SPEC.dim) -> np.ndarray:
-    features = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
-    return features / np.linalg.norm(features, axis=1, keepdims=True)
-
-
-def random_store(count: int, seed: int, **options) -> IndexStore:
-    paths = [f"set{seed}/img{i}.jpg" for i in range(count)]
-    return IndexStore.create(SPEC, unit_rows(count, seed), paths, {p: (1, 2) for p in paths}, **options)
-
-
-def commit(store: IndexStore, folder) -> None:
-    with writer_lock(folder):
-        store.save(folder)
 
 
 def test_save_then_load_gives_the_same_index(tmp_path):

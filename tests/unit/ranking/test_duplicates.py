@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings
-from PIL import Image
+from helpers import copy_photos, make_settings, plant_copies
 
 import with_faiss
 from main import create_app
@@ -25,15 +24,7 @@ def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("duplicates")
     settings = make_settings(root)
     copy_photos(settings.images_dir)
-    copies = settings.images_dir / "copies"
-    copies.mkdir()
-    cat = Image.open(PHOTOS / "chelsea.jpg")
-    (copies / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((cat.width // 2, cat.height // 2)), 70))
-    eagle = Image.open(PHOTOS / "eagle.jpg")
-    w, h = eagle.size
-    (copies / "eagle-crop.jpg").write_bytes(
-        jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
-    )
+    plant_copies(settings.images_dir)
     update_index(settings, progress=False)
     return settings
 

@@ -75,7 +75,7 @@ def test_the_scenes_other_shots_come_up_and_verified_results_keep_their_order(ho
 
 def test_more_like_this_expands_too(holidays):
     _, group_of, snapshot = holidays
-    image_id = int(snapshot.store.ids[snapshot.store.position[QUERIES[-1]]])
+    image_id = snapshot.store.id_of(QUERIES[-1])
     (before, after) = (
         [snapshot.store.path_of(i) for i, _ in s.similar(image_id, 30)[1].hits]
         for s in (dataclasses.replace(snapshot, expand=False), snapshot)

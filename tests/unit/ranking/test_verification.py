@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import encoded, jpeg_bytes, require_datasets, taken_at, writable_copy
+from helpers import PHOTOS, encoded, jpeg_bytes, require_datasets, taken_at, writable_copy
 from PIL import Image, ImageEnhance, ImageOps
 
 from main import create_app
@@ -20,6 +20,7 @@ from search_by_image.evaluation.product import Answer
 from search_by_image.images import capture_time
 from search_by_image.ranking import alignment, local_features, verification
 from search_by_image.ranking.match_kinds import thresholds_for
+from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.service import SearchService
 from search_by_image.settings import PROJECT_DIR
@@ -141,6 +142,38 @@ def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
     assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 0, 3]
 
 
+def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lead_the_rest():
+    # a burst passing for a copy (correlation 0.982) scored above the photo itself (0.995)
+    scores = np.array([0.52, 0.50, 0.45, 0.30])
+    inliers = np.array([18, 19, 3, 16])
+    copies = np.array([True, True, False, False])
+    correlation = np.array([0.982, 0.995, -1, 0.98])
+    assert verification.reorder(scores, inliers, copies, correlation).tolist() == [1, 0, 2, 3]
+    # expansion's order: a verified result stays above an unverified one its expanded score beat
+    assert verification.reorder(scores, inliers, copies, correlation, verified_first=True).tolist() == [
+        1,
+        0,
+        3,
+        2,
+    ]
+
+
+def test_a_small_detail_of_a_photo_is_compared_over_its_own_footprint():
+    """A detail showing a sixteenth of its photo: the pixels are compared cell by cell over the
+    part it covers, not over the photo's grid (where it fills too few cells to say anything)."""
+    rng = np.random.default_rng(0)
+    grey = cv2.resize(
+        rng.integers(0, 256, (72, 96), dtype=np.uint8), (384, 288), interpolation=cv2.INTER_CUBIC
+    )
+    inside = np.zeros(grey.shape, bool)
+    inside[100:172, 150:246] = True  # 72 x 96 px of 288 x 384
+    candidate = local_features.Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), grey)
+    noisy = np.clip(grey + rng.normal(0, 3, grey.shape), 0, 255).astype(np.uint8)
+    same = alignment.aligned_correlation(candidate, alignment.Overlap(noisy, inside))
+    other = alignment.aligned_correlation(candidate, alignment.Overlap(grey[::-1].copy(), inside))
+    assert same >= 0.98 and other < 0.5, (same, other)
+
+
 def search(service: SearchService, image: Image.Image, k: int = 3, data: bytes | None = None) -> Answer:
     """What POST /search answers for `image` (uploaded as `data`) in the default collection."""
     taken = None if data is None else (lambda: capture_time.read(data))
@@ -190,6 +223,30 @@ def test_results_checked_side_by_side_are_checked_as_one_by_one(demo_collection,
     }
     assert len(reranked) == len(hits) == 10
     assert checks == [one_by_one[image_id] for image_id, _ in reranked]
+
+
+def test_when_the_first_results_hold_no_copy_the_results_down_to_wide_top_are_checked(demo_collection):
+    """A copy's source that the global score put past the checked results (a detail, a hard
+    recompression) is checked, found and ranked first when the first results are weak; a query
+    whose first results hold its copy pays for no wider check."""
+    service = SearchService(demo_collection)
+    service.refresh()
+    snapshot = service.default.require()
+    store = snapshot.store
+    narrow = Verifier(snapshot.verifier.location, snapshot.verifier.max_image_pixels, top=3)
+    source = PHOTOS / "kite.jpg"
+    asked = query(edited(Image.open(source).convert("RGB")))
+    source_id = store.ids[store.paths.index("kite.jpg")]
+    others = [int(i) for i in store.ids if i != source_id]
+    weak = [(i, 0.3 - 0.01 * n) for n, i in enumerate(others[:6])] + [(int(source_id), 0.1)]
+    reranked, checks = narrow.rerank(store, weak, lambda: asked)
+    assert reranked[0][0] == source_id and checks[0] is not None and checks[0].copy
+    assert all(c is not None for c in checks)  # all 7 (under WIDE_TOP) were checked
+
+    found_first = [(int(source_id), 0.9)] + [(i, 0.5) for i in others[:6]]
+    reranked, checks = narrow.rerank(store, found_first, lambda: asked)
+    assert reranked[0][0] == source_id and checks[0].copy
+    assert checks[3:] == [None] * 4
 
 
 def test_duplicates_group_an_edited_copy_with_its_photo_but_not_another_shot(

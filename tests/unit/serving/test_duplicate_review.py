@@ -1,18 +1,20 @@
 """Duplicate review through the API: the suggested keeper, keep one (trash, merge, undo), keep
 all (remembered across restarts and re-indexes), the bulk action's preview, and the refusals."""
 
+import json
 import shutil
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, copy_photos, jpeg_bytes, make_settings, writable_copy
-from PIL import Image
+from helpers import PHOTOS, copy_photos, make_settings, plant_copies, writable_copy
 
+import with_faiss
 from main import create_app
 from search_by_image.api.auth import KeyStore
 from search_by_image.index.disk import writer_lock
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
+from search_by_image.ranking.duplicates import Neighbours
 from search_by_image.serving import live_writes
 
 CSV = """image,title,album,camera
@@ -30,15 +32,7 @@ def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     settings = make_settings(root)
     copy_photos(settings.images_dir)
-    copies = settings.images_dir / "copies"
-    copies.mkdir()
-    cat = Image.open(PHOTOS / "chelsea.jpg")
-    (copies / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((cat.width // 2, cat.height // 2)), 70))
-    eagle = Image.open(PHOTOS / "eagle.jpg")
-    w, h = eagle.size
-    (copies / "eagle-crop.jpg").write_bytes(
-        jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
-    )
+    plant_copies(settings.images_dir)
     settings.metadata_csv.write_text(CSV)
     update_index(settings, progress=False)
     return settings
@@ -62,6 +56,13 @@ def groups_of(client, **params) -> dict[str, dict]:
     """The listed groups by their sorted paths."""
     body = client.get(URL, params=params).json()
     return {",".join(sorted(i["path"] for i in g["images"])): g for g in body["groups"]}
+
+
+def metadata_of(client, path: str) -> dict:
+    """An image's metadata as search results give it."""
+    photo = (PHOTOS / "chelsea.jpg").read_bytes()
+    results = client.post("/search", files={"file": ("q.jpg", photo)}, data={"k": 20}).json()["results"]
+    return next(r["metadata"] for r in results if r["path"] == path)
 
 
 CAT, EAGLE = "chelsea.jpg,copies/cat-small.jpg", "copies/eagle-crop.jpg,eagle.jpg"
@@ -99,7 +100,11 @@ def test_keep_one_trashes_the_rest_merges_metadata_and_undo_puts_everything_back
         kept = client.get(f"/collections/default/images/{cat['suggested']}/similar?k=20").json()
         assert "copies/cat-small.jpg" not in {r["path"] for r in kept["results"]}
         # the keeper now carries the copy's values, its own title untouched
-        assert "pets,phone" in collection.metadata_csv.read_text()
+        assert metadata_of(client, "chelsea.jpg") == {
+            "title": "Chelsea the cat",
+            "album": "pets",
+            "camera": "phone",
+        }
 
         undone = client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
         assert undone.status_code == 200, undone.text
@@ -110,9 +115,11 @@ def test_keep_one_trashes_the_rest_merges_metadata_and_undo_puts_everything_back
         restored = next(r for r in back["results"] if r["path"] == "copies/cat-small.jpg")
         assert restored["id"] == copy["id"] and restored["metadata"]["album"] == "pets"
         assert client.get(restored["image_url"]).status_code == 200
-        keeper = next(r for r in client.get(f"{URL}").json()["groups"] if r["suggested"] == cat["suggested"])
-        assert keeper  # and the merge is reversed: the keeper's album is empty again
-        assert "Chelsea the cat,," in collection.metadata_csv.read_text()
+        assert metadata_of(client, "chelsea.jpg") == {
+            "title": "Chelsea the cat",
+            "album": None,
+            "camera": None,
+        }
         again = client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
         assert again.status_code == 409
 
@@ -128,7 +135,7 @@ def test_keep_one_with_a_chosen_keeper(collection, admin):
         assert not (collection.images_dir / "eagle.jpg").exists()
 
 
-def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undone(collection, admin):
+def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undone(collection, admin, capsys):
     with TestClient(create_app(collection)) as client:
         eagle = groups_of(client)[EAGLE]
         decision = client.post(f"{URL}/keep-all", json={"group": eagle["fingerprint"]}, headers=admin).json()
@@ -138,6 +145,8 @@ def test_not_duplicates_is_remembered_across_restarts_and_re_indexes_until_undon
     update_index(collection, rebuild=True, progress=False)
     with TestClient(create_app(collection)) as client:
         assert set(groups_of(client)) == {CAT}  # a new process, the index written again
+        assert with_faiss.main(["--duplicates", "--output", str(collection.saved_dir)]) == 0
+        assert "eagle" not in capsys.readouterr().out  # the command line honours it too
         listed = client.get(f"{URL}/decisions").json()["decisions"]
         assert [d["id"] for d in listed] == [decision["id"]]
         assert client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin).status_code == 200
@@ -213,3 +222,61 @@ def test_a_decision_racing_an_indexer_run_is_answered_busy_and_changes_nothing(
             client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).status_code
             == 200
         )
+
+
+def test_collapse_copies_gives_one_result_per_photo_and_links_to_its_copies(collection):
+    photo = (PHOTOS / "chelsea.jpg").read_bytes()
+    with TestClient(create_app(collection)) as client:
+        plain = client.post("/search", files={"file": ("cat.jpg", photo)}, data={"k": 5}).json()["results"]
+        assert [r["path"] for r in plain[:2]] == ["chelsea.jpg", "copies/cat-small.jpg"]
+        client.get(URL)  # the groups computed (a collapsed search also starts that by itself)
+        folded = client.post(
+            "/search", files={"file": ("cat.jpg", photo)}, data={"k": 5, "collapse": "copies"}
+        ).json()["results"]
+        assert [r["path"] for r in folded].count("copies/cat-small.jpg") == 0
+        assert folded[0]["path"] == "chelsea.jpg" and folded[0]["copies"] == 1 and len(folded) == 5
+        others = client.get(folded[0]["copies_url"]).json()["results"]
+        assert others[0]["path"] == "copies/cat-small.jpg"
+        assert [r["rank"] for r in folded] == [1, 2, 3, 4, 5] and folded[1]["copies"] == 0
+        second = client.post(
+            "/search", files={"file": ("cat.jpg", photo)}, data={"k": 2, "offset": 1, "collapse": "copies"}
+        ).json()["results"]
+        assert [r["path"] for r in second] == [r["path"] for r in folded[1:3]]
+        wrong = client.post("/search", files={"file": ("cat.jpg", photo)}, data={"collapse": "all"})
+        assert wrong.status_code == 422
+
+
+def test_the_cli_collapses_copies_too(planted, capsys):
+    where = [
+        "--output",
+        str(planted.saved_dir),
+        "--images",
+        str(planted.images_dir),
+        "--csv",
+        str(planted.metadata_csv),
+    ]
+    query = str(PHOTOS / "chelsea.jpg")
+    for flags, expected in (([], 2), (["--collapse"], 1)):
+        capsys.readouterr()
+        assert (
+            with_faiss.main(["search", "--quiet", *where, "--format", "json", "-k", "5", *flags, query]) == 0
+        )
+        (row,) = json.loads(capsys.readouterr().out)
+        cats = [r["path"] for r in row["results"] if r["path"] in ("chelsea.jpg", "copies/cat-small.jpg")]
+        assert len(cats) == expected and len(row["results"]) == 5
+
+
+def test_groups_after_a_keep_one_come_from_the_neighbours_less_the_trashed(collection, admin, monkeypatch):
+    """Trashing searches nothing again (a pass over the collection per decision would make
+    reviewing a large one crawl); an undo, which adds an image back, does."""
+    computed = []
+    real = Neighbours.of
+    monkeypatch.setattr(
+        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+    )
+    with TestClient(create_app(collection)) as client:
+        cat = groups_of(client)[CAT]
+        decision = client.post(f"{URL}/keep-one", json={"group": cat["fingerprint"]}, headers=admin).json()
+        assert set(groups_of(client)) == {EAGLE} and len(computed) == 1
+        client.post(f"{URL}/decisions/{decision['id']}/undo", headers=admin)
+        assert set(groups_of(client)) == {CAT, EAGLE} and len(computed) == 2

@@ -1,5 +1,5 @@
-"""The live writes' journal across mount points: the CSV and images on one file system, the saved
-folder on another (the compose layout's two volumes)."""
+"""Live writes across mount points: the CSV and images on one file system, the saved folder on
+another (the compose layout's two volumes)."""
 
 import errno
 import io
@@ -15,27 +15,10 @@ from PIL import Image
 
 from main import create_app
 from search_by_image.api.auth import KeyStore
-from search_by_image.index import journal
+from search_by_image.index import live_files
 from search_by_image.layout import KEYS_FILE
 
 SHM = Path("/dev/shm")
-
-
-def no_links(*_args, **_kwargs):
-    raise OSError(errno.EXDEV, "Invalid cross-device link")
-
-
-def test_the_journal_never_needs_a_hard_link(tmp_path, monkeypatch):
-    monkeypatch.setattr(os, "link", no_links)
-    saved, csv = tmp_path / "saved", tmp_path / "data" / "data.csv"
-    saved.mkdir()
-    csv.parent.mkdir()
-    csv.write_text("path,title\na.jpg,Before\n")
-    journal.begin(saved, journal.Plan(generation="g1", csv=csv))
-    csv.write_text("path,title\na.jpg,Before\nb.jpg,Never committed\n")
-    assert journal.settle(saved, "g1") == "undone"
-    assert csv.read_text() == "path,title\na.jpg,Before\n"
-    assert sorted(p.name for p in saved.iterdir()) == []
 
 
 def test_a_move_across_file_systems_is_a_copy_then_a_rename(tmp_path, monkeypatch):
@@ -45,7 +28,7 @@ def test_a_move_across_file_systems_is_a_copy_then_a_rename(tmp_path, monkeypatc
     monkeypatch.setattr(os, "rename", no_rename)
     source, target = tmp_path / "a.jpg", tmp_path / "trash" / "1-a.jpg"
     source.write_bytes(b"photo")
-    journal.move(source, target)
+    live_files.move(source, target)
     assert not source.exists() and target.read_bytes() == b"photo"
     assert [p.name for p in target.parent.iterdir()] == ["1-a.jpg"]
 
@@ -84,14 +67,13 @@ def test_adds_and_deletes_work_across_mount_points(across_mounts):
         )
         assert added.status_code == 201, added.text
         image_id = added.json()["images"][0]["id"]
-        found = client.post("/search", files={"file": ("q.jpg", jpeg_bytes(photo), "image/jpeg")})
-        assert found.json()["results"][0]["metadata"]["title"] == "Across"
+        assert "Across" in client.get("/collections/default/metadata.csv").text
         deleted = client.delete(f"/collections/default/images/{image_id}")
         assert deleted.status_code == 200, deleted.text
-        found = client.post("/search", files={"file": ("q.jpg", jpeg_bytes(photo), "image/jpeg")})
-        assert "Across" not in found.text
+        assert "Across" not in client.get("/collections/default/metadata.csv").text
+        assert client.get(f"/images/{added.json()['images'][0]['path']}").status_code == 404
     trash = settings.saved_dir / "trash"
-    assert [p.suffix for p in sorted(trash.iterdir())] == [".jpg", ".json"]
+    assert [p.suffix for p in sorted(trash.iterdir())] == [".jpg", ".json"]  # the file and its metadata
     Image.open(io.BytesIO(next(trash.glob("*.jpg")).read_bytes())).verify()
     assert not [p for p in settings.images_dir.rglob(".*")]
     assert not [p for p in settings.saved_dir.rglob(".*") if p.name not in (".lock", ".url_secret")]

@@ -1,0 +1,57 @@
+"""The levers bench/quality_copies.py measures: each a change of settings and a patch of module
+constants, applied only around its own variant's searches. "today" is the product before any of
+them (every lever off); "default" the product as shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from search_by_image.ranking import alignment, expansion, rotations, verification, verifier
+
+
+@contextmanager
+def patched(*constants: tuple[Any, str, Any]) -> Iterator[None]:
+    """Module constants set for the block: (module, attribute, value) each."""
+    saved = [(module, attribute, getattr(module, attribute)) for module, attribute, _ in constants]
+    for module, attribute, value in constants:
+        setattr(module, attribute, value)
+    try:
+        yield
+    finally:
+        for module, attribute, value in saved:
+            setattr(module, attribute, value)
+
+
+def _patch(*constants: tuple[Any, str, Any]) -> Callable[[], Any]:
+    return lambda: patched(*constants)
+
+
+WIDE_OFF = (verifier, "WIDE_TOP", 0)
+STRAIGHTEN_OFF = (rotations, "STRAIGHTEN", False)
+#: copies ordered by lifted score alone; expansion's scores may lift an unverified result over a
+#: verified one; a small detail's pixels not compared
+ORDER_OFF = ((verification, "COPY_ORDER_STEP", float("inf")), (expansion, "VERIFIED_FIRST", False))
+FOOTPRINT_OFF = (alignment, "FOOTPRINT_PX", 10**9)
+ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF)
+
+
+def _without(*kept: tuple[Any, str, Any]) -> Callable[[], Any]:
+    """Every lever off but `kept` (the default's value of each patch left as it is)."""
+    return _patch(*(c for c in ALL_OFF if c not in kept))
+
+
+#: name -> (settings changes, the patch of its searches)
+LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
+    "today": ({}, _patch(*ALL_OFF)),
+    "default": ({}, _patch()),
+    "verify top 30 always": ({"verify_top": 30}, _patch(*ALL_OFF)),
+    "wide 40 when weak": ({}, _without(WIDE_OFF)),
+    "wide 50 when weak": ({}, _patch((verifier, "WIDE_TOP", 50), *ALL_OFF[1:])),
+    "straightened view": ({}, _without(STRAIGHTEN_OFF)),
+    "order of copies, verified first": ({}, _without(*ORDER_OFF)),
+    "detail footprint": ({}, _without(FOOTPRINT_OFF)),
+    "default without wide": ({}, _patch(WIDE_OFF)),
+}

@@ -1,0 +1,41 @@
+"""Saved indexes and live writes for tests: random unit descriptors under the default spec."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from config import Settings
+from search_by_image.catalog.database import transaction
+from search_by_image.index import live_log
+from search_by_image.index.disk import writer_lock
+from search_by_image.index.store import IndexStore
+from search_by_image.model.embedder import EmbedderSpec
+
+SPEC = EmbedderSpec.from_settings(Settings(model="efficientnet_lite0"))
+
+
+def unit_rows(count: int, seed: int, dim: int = SPEC.dim) -> np.ndarray:
+    features = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+def random_store(count: int, seed: int, **options) -> IndexStore:
+    paths = [f"set{seed}/img{i}.jpg" for i in range(count)]
+    return IndexStore.create(SPEC, unit_rows(count, seed), paths, {p: (1, 2) for p in paths}, **options)
+
+
+def commit(store: IndexStore, folder) -> None:
+    with writer_lock(folder):
+        store.save(folder)
+
+
+def log_adds(conn, store, vectors, names):
+    with transaction(conn):
+        first = live_log.take_ids(conn, len(names), store.manifest.next_id)
+        live_log.append_adds(conn, first, names, vectors, [(1, 1)] * len(names))
+    return list(range(first, first + len(names)))
+
+
+def log_delete(conn, image_id, path):
+    with transaction(conn):
+        live_log.append_deletes(conn, [(image_id, path)])

@@ -1,0 +1,44 @@
+"""A filtered IVF search probes enough lists to meet k allowed images: a selective filter is
+answered inside FAISS, not by the exact fallback that reads every allowed descriptor."""
+
+import numpy as np
+from stores import SPEC
+
+from search_by_image.index import choice
+from search_by_image.index.selection import filtered_nprobe
+from search_by_image.index.store import IndexStore
+
+
+def ivf_store() -> tuple[IndexStore, np.ndarray]:
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(50, 64))
+    features = centres[rng.integers(0, 50, 6000)] + 0.3 * rng.normal(size=(6000, 64))
+    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+    paths = [f"{i}.jpg" for i in range(6000)]
+    index_type = choice.choose_index_type(6000, 64, flat_max_cost=1e5)
+    spec = SPEC.model_copy(update={"dim": 64})
+    return IndexStore.create(
+        spec, features, paths, dict.fromkeys(paths, (1, 1)), index_type=index_type
+    ), features
+
+
+def test_a_selective_filter_probes_more_lists_and_never_more_than_all():
+    store, _ = ivf_store()
+    nlist, nprobe = store.index.nlist, store.manifest.nprobe
+    assert filtered_nprobe(store, None, 10) == nprobe  # no filter: as tuned
+    assert filtered_nprobe(store, np.arange(6000), 10) == nprobe  # everything allowed
+    assert filtered_nprobe(store, np.arange(600), 10) == min(nlist, 10 * nprobe)  # 10%: 10x
+    assert filtered_nprobe(store, np.arange(3), 10) == nlist
+
+
+def test_a_selective_filter_finds_k_inside_faiss_with_the_recall_of_an_unfiltered_search(monkeypatch):
+    store, features = ivf_store()
+    allowed = np.arange(0, 6000, 50)  # 2%
+    monkeypatch.setattr(store, "_exact_among", lambda *a: (_ for _ in ()).throw(AssertionError("fallback")))
+    found = []
+    for query in range(0, 6000, 300):
+        hits = store.search(features[[query]], 10, allowed)[0]
+        exact = allowed[np.argsort(-(features[allowed] @ features[query]))[:10]]
+        assert len(hits) == 10
+        found.append(len({i for i, _ in hits} & set(exact.tolist())) / 10)
+    assert np.mean(found) >= 0.95
