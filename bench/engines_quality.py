@@ -100,7 +100,7 @@ def main() -> None:
             address = StorageAddress.parse(address_text)
             assert address is not None
             store = IndexStore.load(settings.saved_dir)
-            metadata_import.sync(settings.saved_dir, csv, store.ids, store.paths)
+            metadata_import.sync(settings.saved_dir, csv, store)
             view = MetadataView(settings.saved_dir)
             target = MilvusStorage(address, "default", view.kinds)
             storage_transfer.export(store, view, target)

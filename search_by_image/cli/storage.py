@@ -23,8 +23,8 @@ from search_by_image.catalog.filters import parse_filters
 from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.errors import SearchByImageError
 from search_by_image.index import storage_transfer
+from search_by_image.index.live_store import load_live
 from search_by_image.index.milvus_store import MilvusStorage
-from search_by_image.index.store import IndexStore
 from search_by_image.index.vector_storage import StorageAddress
 from search_by_image.settings import Settings
 
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(command: str, settings: Settings, name: str, address: StorageAddress, sample: int, filters) -> int:
     location = locations.find(settings, name)
-    store = IndexStore.load(location.saved_dir)
-    for problem in metadata_import.sync(location.saved_dir, location.metadata_csv, store.ids, store.paths):
-        log.warning("metadata: %s", problem)
+    live, _ = load_live(location.saved_dir)
+    store = live.folded() if live.delta_size else live.base  # with the live adds and deletes
+    metadata_import.sync(location.saved_dir, location.metadata_csv, store)
     metadata = MetadataView(location.saved_dir)
     target = MilvusStorage(address, name, metadata.kinds, timeout=EXPORT_TIMEOUT_S)
     if command == "export":

@@ -65,4 +65,3 @@ def export_metadata(_: ReadAccess, collection: CollectionDep) -> StreamingRespon
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{collection.name}-metadata.csv"'},
     )
-
