@@ -96,27 +96,28 @@ class Neighbours:
                 scores[start + row, : len(kept)] = [s for _, s in kept]
         return cls(store.version, ids, found, scores)
 
-    def after_deletes(self, before: IndexStore, after: IndexStore) -> Neighbours | None:
+    def after_deletes(self, before: LiveStore, after: LiveStore) -> Neighbours | None:
         """These neighbours (of `before`) for `after`, when `after` is `before` less some images
-        (live deletes: same images, files and whitening otherwise): the deleted rows and links
-        dropped, nothing searched again. None when `after` changed otherwise (recompute)."""
+        (live deletes over the same base and no add since): the deleted rows and links dropped,
+        nothing searched again. None when `after` changed otherwise (recompute)."""
         if (
-            before.manifest.generation != self.generation
+            before.version != self.generation
             or after.whitening is not before.whitening
             or after.manifest.embedder != before.manifest.embedder
             or not all(
-                before.row_of_id.get(int(i)) is not None
-                and before.paths[before.row_of_id[int(i)]] == path
-                and before.manifest.files.get(path) == after.manifest.files.get(path)
+                int(i) in before
+                and before.path_of(int(i)) == path
+                and before.fingerprint(path) == after.fingerprint(path)
                 for i, path in zip(after.ids, after.paths)
             )
         ):
             return None
-        kept = np.isin(self.ids, after.ids)
+        live = after.ids
+        kept = np.isin(self.ids, live)
         found, scores = self.found[kept].copy(), self.scores[kept].copy()
-        gone = (found >= 0) & ~np.isin(found, after.ids)
+        gone = (found >= 0) & ~np.isin(found, live)
         found[gone], scores[gone] = -1, -np.inf
-        return Neighbours(after.manifest.generation, self.ids[kept], found, scores)
+        return Neighbours(after.version, self.ids[kept], found, scores)
 
     def links(self, threshold: float, nearest: int = 0) -> Iterator[tuple[int, int, float]]:
         """((id, id), similarity) of every stored pair above `threshold`, and of each image with

@@ -161,7 +161,7 @@ class Verifier:
 
     def _checks(
         self,
-        store: IndexStore,
+        store: LiveStore,
         asked: Query,
         hits: list[tuple[int, float]],
         candidates: list[Future[Keypoints | None]],

@@ -2,11 +2,10 @@
 
 Readers take `collection.snapshot` once and use only that (snapshot.py), so a request sees one
 index, one metadata table and one embedder even when a write or a reload swaps a new snapshot in
-meanwhile (a swap by reference: nobody ever sees half an index). `refresh` (every reload tick,
-and inside each live write) loads the saved index when its manifest changed, and otherwise only
-applies the live writes logged since the snapshot (index/live_log.py), whichever process wrote
-them: a cheap poll of the log's last `seq`. Live adds and deletes are live_writes.py; they take
-the collection's thread lock, like `refresh`; folding them into the saved index is folding.py.
+meanwhile (a swap by reference: nobody ever sees half an index). `refresh` (each reload tick and
+live write) loads the saved index when its manifest changed, else applies the live writes logged
+since (index/live_log.py) by any process: a poll of the log's last `seq`. Writes: live_writes.py
+(under the collection's thread lock, like `refresh`); folds: folding.py.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from search_by_image.errors import (
     StorageError,
 )
 from search_by_image.index import live_log
-from search_by_image.index.disk import Manifest, writer_lock
+from search_by_image.index.disk import writer_lock
 from search_by_image.index.live_files import finish_deletes
 from search_by_image.index.live_store import LiveStore, load_live
 from search_by_image.index.store import IndexStore
@@ -75,7 +74,7 @@ class Collection:
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
         self._copies: dict[tuple[int, int], float] | None = None
         #: the store the neighbours were computed for
-        self._neighbours_of: IndexStore | None = None
+        self._neighbours_of: LiveStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -102,14 +101,12 @@ class Collection:
                 raise StorageError(f"collection {self.name!r}: cannot open its database: {exc}") from exc
         return self._log
 
-    def _changes_after(self, seq: int | None) -> list[live_log.Change]:
-        """Logged live writes above `seq` (all when None); none when there is no log to read."""
-        if self._log is None and not (self.location.saved_dir / CATALOG_FILE).exists():
-            return []
+    def _changes_after(self, seq: int) -> list[live_log.Change]:
+        """Logged live writes above `seq`; none when there is no log (or it cannot be read)."""
         try:
-            if seq is not None and live_log.max_seq(self.log) <= seq:
+            if self._log is None and not (self.location.saved_dir / CATALOG_FILE).exists():
                 return []
-            return live_log.rows_after(self.log, seq or 0)
+            return live_log.rows_after(self.log, seq) if live_log.max_seq(self.log) > seq else []
         except (StorageError, sqlite3.Error) as exc:
             log.warning("Collection %s: live writes not read: %s", self.name, exc)
             return []
@@ -242,19 +239,9 @@ class Collection:
 
     def _store_for(self, stamp: Stamp, current: Snapshot | None) -> LiveStore:
         """The current store caught up with the log when the index files did not change (only
-        the CSV, or a copy with the same generation), else the saved index with the log's rows
-        laid over it."""
+        the CSV did), else the saved index with the log's rows laid over it."""
         if current and stamp[0] == current.stamp[0]:
             return current.store.applied(self._changes_after(current.store.seq))
-        if current and stamp[0] is not None:
-            try:
-                on_disk = Manifest.model_validate_json(
-                    (self.location.saved_dir / MANIFEST_FILE).read_text()
-                ).generation
-            except (OSError, ValueError):
-                on_disk = None
-            if on_disk == current.store.manifest.generation:
-                return current.store.applied(self._changes_after(current.store.seq))
         try:
             store, changes = load_live(self.location.saved_dir, self.log)
         except StorageError:  # a read-only saved folder without a database: no live writes
@@ -288,7 +275,7 @@ class Collection:
                 self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
             return snapshot, self._groups[key]
 
-    def _group_store(self, store: IndexStore) -> None:
+    def _group_store(self, store: LiveStore) -> None:
         """Neighbours and verified copies for `store`: those of the last store less what live
         deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
         before, self._neighbours_of = self._neighbours_of, store
@@ -297,11 +284,7 @@ class Collection:
         if derived is not None:
             self._neighbours = derived
             if self._copies is not None:
-                self._copies = {
-                    p: v
-                    for p, v in self._copies.items()
-                    if p[0] in store.row_of_id and p[1] in store.row_of_id
-                }
+                self._copies = {p: v for p, v in self._copies.items() if p[0] in store and p[1] in store}
             return
         self._neighbours = Neighbours.of(store)
         self._copies = self._verified_copies(store, self._neighbours)

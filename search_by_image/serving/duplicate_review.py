@@ -26,7 +26,7 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import keepers
 from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
@@ -69,14 +69,9 @@ def clean(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if _blank(value) else value for key, value in row.items()}
 
 
-def id_in(store: IndexStore) -> Callable[[str], int | None]:
+def id_in(store: LiveStore) -> Callable[[str], int | None]:
     """A path's id in `store` (None: not indexed)."""
-
-    def id_of(path: str) -> int | None:
-        row = store.position.get(path)
-        return None if row is None else int(store.ids[row])
-
-    return id_of
+    return store.id_of
 
 
 class DuplicateReview:
@@ -259,10 +254,9 @@ class DuplicateReview:
         if not decision.merged or decision.keeper is None:
             return
         store = self.collection.require().store
-        row_number = store.position.get(decision.keeper)
-        if row_number is None:
+        keeper_id = store.id_of(decision.keeper)
+        if keeper_id is None:
             return
-        keeper_id = int(store.ids[row_number])
         row = clean(self.collection.require().metadata.for_id(keeper_id))
         for column, value in decision.merged.items():
             if column in row and str(row[column]) == str(value):
