@@ -272,7 +272,6 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     from search_by_image.index.live_store import load_live
     from search_by_image.ranking import verifier
     from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies, write_report
-    from search_by_image.serving.duplicate_review import id_in
 
     try:
         location = locations.find(settings, args.collection)
@@ -284,7 +283,7 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     if settings.verify_top and verifier.available():  # copies checked with local features
         checker = verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
         copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
-    apart = ReviewDecisions(location.saved_dir).apart_ids(id_in(store))  # "not duplicates" on the page
+    apart = ReviewDecisions(location.saved_dir).apart_ids(store.id_of)  # "not duplicates" on the page
     groups = find_groups(store, args.threshold, neighbours, copies, lambda a, b: (a, b) not in apart)
     write_report(groups, sys.stdout, args.format)
     logging.info(

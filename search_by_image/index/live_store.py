@@ -221,6 +221,11 @@ class LiveStore:
         )
 
     @property
+    def delta_adds(self) -> int:
+        """Images the delta added (live adds since the base)."""
+        return self._count
+
+    @property
     def delta_size(self) -> int:
         """Rows of the delta (adds and deletes): what a fold would fold."""
         return self._count + len(self._base_deleted) + len(self._hidden_rows)

@@ -98,8 +98,8 @@ class Neighbours:
 
     def after_deletes(self, before: LiveStore, after: LiveStore) -> Neighbours | None:
         """These neighbours (of `before`) for `after`, when `after` is `before` less some images
-        (live deletes: same images, files and whitening otherwise): the deleted rows and links
-        dropped, nothing searched again. None when `after` changed otherwise (recompute)."""
+        (live deletes over the same base and no add since): the deleted rows and links dropped,
+        nothing searched again. None when `after` changed otherwise (recompute)."""
         if (
             before.version != self.generation
             or after.whitening is not before.whitening
@@ -112,9 +112,10 @@ class Neighbours:
             )
         ):
             return None
-        kept = np.isin(self.ids, after.ids)
+        live = after.ids
+        kept = np.isin(self.ids, live)
         found, scores = self.found[kept].copy(), self.scores[kept].copy()
-        gone = (found >= 0) & ~np.isin(found, after.ids)
+        gone = (found >= 0) & ~np.isin(found, live)
         found[gone], scores[gone] = -1, -np.inf
         return Neighbours(after.version, self.ids[kept], found, scores)
 

@@ -25,7 +25,7 @@ def test_an_exported_collection_gives_the_same_results_filtered_or_not(tmp_path)
     store = IndexStore.create(SPEC, unit_rows(120, seed=5), paths, {p: (1, 2) for p in paths})
     csv = tmp_path / "data.csv"
     csv.write_text("path,category,width\n" + "".join(f"{p},{'ab'[i % 2]},{i}\n" for i, p in enumerate(paths)))
-    assert metadata_import.sync(tmp_path, csv, store.ids, paths) == []
+    assert metadata_import.sync(tmp_path, csv, store) == []
     metadata = MetadataView(tmp_path)
     target = MilvusStorage(ADDRESS, "exported", metadata.kinds, uri=str(tmp_path / "lite.db"))
     storage_transfer.export(store, metadata, target)
