@@ -181,7 +181,8 @@ class LiveWrites:
                 self._log_adds(store, fresh, features, files, uploads)
         except BaseException:
             for file in created:
-                file.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # never written (its folder is a file, say)
+                    file.unlink(missing_ok=True)
             raise
 
     def _log_adds(self, store: LiveStore, fresh: dict[str, int], features, files, uploads) -> None:

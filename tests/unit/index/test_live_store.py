@@ -112,3 +112,15 @@ def test_an_id_deleted_then_added_again_is_live_once(saved):
     assert 9 not in gone and len(gone) == 299 and 9 not in {i for i, _ in gone.search(vector, 5)[0]}
     folded = live.folded()  # the restored row replaces the base's
     assert len(folded) == 300 and folded.path_of(9) == path
+
+
+def test_a_path_deleted_then_added_again_folds_under_its_new_id(saved):
+    """A trashed image restored (duplicate review's undo) is a delete and an add of one path."""
+    folder, base = saved
+    conn = live_log.open_log(folder)
+    path = base.path_of(5)
+    log_delete(conn, 5, path)
+    (again,) = log_adds(conn, base, base.features[[5]], [path])
+    live, _ = load_live(folder, conn)
+    folded = live.folded()
+    assert folded.id_of(path) == again and 5 not in folded.row_of_id and len(folded) == len(base)
