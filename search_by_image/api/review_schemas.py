@@ -43,9 +43,7 @@ class TrashedImage(BaseModel):
     id: int = Field(description="its id when it was trashed")
     path: str
     bytes: int
-    restored_id: int | None = Field(
-        None, description="the id it came back under after an undo (a new one: ids are never reused)"
-    )
+    restored_id: int | None = Field(None, description="the id it came back under after an undo")
 
 
 class DecisionOut(BaseModel):

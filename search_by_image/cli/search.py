@@ -25,6 +25,7 @@ from search_by_image.settings import Settings
 
 if TYPE_CHECKING:
     from search_by_image.catalog.filters import Condition
+    from search_by_image.ranking.collapse import CopySets
     from search_by_image.serving.collection import Collection
     from search_by_image.serving.embedder_pool import EmbedderPool
     from search_by_image.serving.snapshot import Snapshot
@@ -140,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.collapse:
         log.info("Grouping the collection's copies (once per index version)")
+        from search_by_image.ranking.collapse import CopySets
         from search_by_image.serving.duplicate_review import review_of
 
-        searcher.groups = review_of(searcher.collection).copy_groups(searcher.snapshot, wait=True) or {}
+        known = review_of(searcher.collection).copy_groups(searcher.snapshot, wait=True)
+        searcher.groups = known or CopySets()
     try:
         searched = searcher.search_all(photos, args.k, conditions, args.copies_only, fmt, args.quiet)
     except KeyboardInterrupt:
@@ -183,8 +186,8 @@ class Searcher:
     snapshot: Snapshot
     pool: EmbedderPool
     collection: Collection
-    #: with --collapse: each image's copies group
-    groups: dict[int, int] | None = None
+    #: with --collapse: the collection's copies groups
+    groups: CopySets | None = None
 
     @classmethod
     def open(cls, settings: Settings, name: str) -> Searcher:

@@ -59,6 +59,24 @@ def remove_orphan_uploads(store: LiveStore, images_dir: Path, uploads: str) -> i
     return removed
 
 
+def write_durably(target: Path, data: bytes) -> tuple[int, int]:
+    """Write `data` to `target` atomically and fsynced (unless a file is there already: uploads
+    are named by content), before a log row names it; its fingerprint (size, mtime_ns)."""
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".{target.name}.tmp")
+        try:
+            with open(staged, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
+    info = target.stat()
+    return info.st_size, info.st_mtime_ns
+
+
 def copy_into(source: Path, target: Path) -> None:
     """Copy `source` over `target` atomically: staged beside `target` (its own file system),
     fsynced, then renamed, so it works across mounts and a crash leaves the old `target` whole."""

@@ -15,73 +15,19 @@ import contextlib
 import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from search_by_image.index.choice import exact_top_k
+from search_by_image.index.live_delta import Delta
 from search_by_image.index.live_log import Change, open_log, rows_after
 from search_by_image.index.store import IndexStore
 from search_by_image.layout import CATALOG_FILE
 
 
-@dataclass
-class _Delta:
-    """Append-only rows of the delta over one base (shared; only the writer appends)."""
-
-    raw: np.ndarray
-    searched: np.ndarray
-    ids: np.ndarray
-    paths: list[str] = field(default_factory=list)
-    files: list[tuple[int, int]] = field(default_factory=list)
-    row_of_id: dict[int, int] = field(default_factory=dict)
-    row_of_path: dict[str, int] = field(default_factory=dict)
-    #: deleted id -> the seq of its delete
-    deleted_at: dict[int, int] = field(default_factory=dict)
-    count: int = 0
-
-    @classmethod
-    def empty(cls, dim: int, searched_dim: int, capacity: int = 64) -> _Delta:
-        return cls(
-            np.empty((capacity, dim), np.float32),
-            np.empty((capacity, searched_dim), np.float32),
-            np.empty(capacity, np.int64),
-        )
-
-    def fork(self, count: int, seq: int) -> _Delta:
-        """A private copy of the first `count` rows and the deletes up to `seq`."""
-        copy = _Delta.empty(self.raw.shape[1], self.searched.shape[1], max(64, 2 * count))
-        copy.raw[:count], copy.searched[:count], copy.ids[:count] = (
-            self.raw[:count],
-            self.searched[:count],
-            self.ids[:count],
-        )
-        copy.paths, copy.files, copy.count = self.paths[:count], self.files[:count], count
-        copy.row_of_id = {i: r for i, r in self.row_of_id.items() if r < count}
-        copy.row_of_path = {p: r for p, r in self.row_of_path.items() if r < count}
-        copy.deleted_at = {i: s for i, s in self.deleted_at.items() if s <= seq}
-        return copy
-
-    def append(self, change: Change, searched: np.ndarray) -> None:
-        if self.count == len(self.ids):  # grow: readers keep the arrays they hold
-            capacity = 2 * len(self.ids)
-            self.raw = _grown(self.raw, capacity)
-            self.searched = _grown(self.searched, capacity)
-            self.ids = _grown(self.ids, capacity)
-        row = self.count
-        self.raw[row], self.searched[row], self.ids[row] = change.descriptor, searched, change.image_id
-        self.paths.append(change.path)
-        self.files.append(change.fingerprint or (0, 0))
-        self.row_of_id[change.image_id] = row
-        self.row_of_path[change.path] = row
-        self.count = row + 1
-
-
-def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
-    grown = np.empty((capacity, *array.shape[1:]), array.dtype)
-    grown[: len(array)] = array
-    return grown
+def _with(sorted_values: np.ndarray, more: list[int]) -> np.ndarray:
+    return np.union1d(sorted_values, np.array(more, np.int64)) if more else sorted_values
 
 
 class LiveStore:
@@ -90,18 +36,21 @@ class LiveStore:
     def __init__(
         self,
         base: IndexStore,
-        delta: _Delta | None = None,
+        delta: Delta | None = None,
         count: int = 0,
         seq: int | None = None,
-        deleted: np.ndarray | None = None,
+        hidden: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self.base = base
-        #: ids deleted up to `seq`, sorted (made by the writer: the shared dicts are not iterated
-        #: by readers while it appends)
-        self._deleted = np.empty(0, np.int64) if deleted is None else deleted
+        #: base ids and delta rows deleted up to `seq`, sorted (made by the writer, so readers
+        #: never iterate the shared dicts while it appends)
+        empty = np.empty(0, np.int64)
+        self._base_deleted: np.ndarray
+        self._hidden_rows: np.ndarray
+        self._base_deleted, self._hidden_rows = hidden or (empty, empty)
         self.manifest = base.manifest
         self.whitening = base.whitening
-        self._delta = delta or _Delta.empty(base.manifest.embedder.dim, base.index.d)
+        self._delta = delta or Delta.empty(base.manifest.embedder.dim, base.index.d)
         self._count = count
         self.seq = base.manifest.folded_seq if seq is None else seq
 
@@ -111,24 +60,21 @@ class LiveStore:
         if not changes:
             return self
         delta = self._delta
-        if delta.count != self._count or any(s > self.seq for s in delta.deleted_at.values()):
+        if delta.count != self._count or delta.newer_than(self.seq):
             delta = delta.fork(self._count, self.seq)  # an older store: do not touch the tip's rows
-        adds = [c for c in changes if not c.deleted]
-        searched = (
-            self.searchable(np.stack([c.descriptor for c in adds if c.descriptor is not None]))
-            if adds
-            else None
-        )
-        added, deleted = 0, []
+        vectors = [c.descriptor for c in changes if c.descriptor is not None]
+        searched = self.searchable(np.stack(vectors)) if vectors else None
+        added, base_deleted, hidden_rows = 0, list[int](), list[int]()
         for change in changes:
-            if change.deleted:
-                delta.deleted_at.setdefault(change.image_id, change.seq)
-                deleted.append(change.image_id)
+            if change.descriptor is None:
+                hid = delta.delete(change, change.image_id in self.base.row_of_id)
+                if hid is not None:
+                    (hidden_rows if hid[0] == "row" else base_deleted).append(hid[1])
             elif searched is not None:
                 delta.append(change, searched[added])
                 added += 1
-        all_deleted = np.union1d(self._deleted, np.array(deleted, np.int64)) if deleted else self._deleted
-        return LiveStore(self.base, delta, delta.count, changes[-1].seq, all_deleted)
+        hidden = (_with(self._base_deleted, base_deleted), _with(self._hidden_rows, hidden_rows))
+        return LiveStore(self.base, delta, delta.count, changes[-1].seq, hidden)
 
     @property
     def version(self) -> str:
@@ -142,25 +88,26 @@ class LiveStore:
     def place(self, device: str) -> None:
         self.base.place(device)
 
-    @functools.cached_property
-    def _base_deleted(self) -> np.ndarray:
-        return np.array([i for i in self._deleted if int(i) in self.base.row_of_id], np.int64)
+    def _delta_row(self, image_id: int) -> int | None:
+        """The live delta row of an id, if any."""
+        row = self._delta.row_of_id.get(image_id)
+        return row if row is not None and row < self._count and not self._row_hidden(row) else None
 
-    def _is_deleted(self, image_id: int) -> bool:
-        seq = self._delta.deleted_at.get(image_id)
+    def _row_hidden(self, row: int) -> bool:
+        seq = self._delta.row_deleted_at.get(row)
         return seq is not None and seq <= self.seq
 
-    def _delta_row(self, image_id: int) -> int | None:
-        row = self._delta.row_of_id.get(image_id)
-        return row if row is not None and row < self._count else None
+    def _base_has(self, image_id: int) -> bool:
+        seq = self._delta.base_deleted_at.get(image_id)
+        return image_id in self.base.row_of_id and (seq is None or seq > self.seq)
 
     def __len__(self) -> int:
-        return len(self.base) + self._count - len(self._deleted)
+        return len(self.base) - len(self._base_deleted) + self._count - len(self._hidden_rows)
 
     def __contains__(self, image_id: object) -> bool:
-        if not isinstance(image_id, int | np.integer) or self._is_deleted(int(image_id)):
+        if not isinstance(image_id, int | np.integer):
             return False
-        return self._delta_row(int(image_id)) is not None or int(image_id) in self.base.row_of_id
+        return self._delta_row(int(image_id)) is not None or self._base_has(int(image_id))
 
     def path_of(self, image_id: int) -> str:
         """The path of a live id (KeyError for one that is not)."""
@@ -172,13 +119,12 @@ class LiveStore:
     def id_of(self, path: str) -> int | None:
         """The live id of `path`, None when it is not indexed."""
         row = self._delta.row_of_path.get(path)
-        if row is not None and row < self._count:
-            image_id = int(self._delta.ids[row])
-        elif (base_row := self.base.position.get(path)) is not None:
-            image_id = int(self.base.ids[base_row])
-        else:
-            return None
-        return None if self._is_deleted(image_id) else image_id
+        if row is not None and row < self._count and not self._row_hidden(row):
+            return int(self._delta.ids[row])
+        base_row = self.base.position.get(path)
+        if base_row is not None and self._base_has(int(self.base.ids[base_row])):
+            return int(self.base.ids[base_row])
+        return None
 
     def fingerprint_of(self, path: str) -> tuple[int, int]:
         """(size, mtime_ns) of an indexed path's file when it was indexed (KeyError if it is not)."""
@@ -189,7 +135,7 @@ class LiveStore:
 
     def fingerprint(self, path: str) -> tuple[int, int] | None:
         row = self._delta.row_of_path.get(path)
-        if row is not None and row < self._count:
+        if row is not None and row < self._count and not self._row_hidden(row):
             return self._delta.files[row]
         files = self.manifest.files.get(path)
         return None if files is None else (int(files[0]), int(files[1]))
@@ -217,8 +163,7 @@ class LiveStore:
         base_ids = self.base.ids
         if len(self._base_deleted):
             base_ids = base_ids[~np.isin(base_ids, self._base_deleted)]
-        delta_ids = self._delta.ids[: self._count]
-        return np.concatenate([base_ids, delta_ids[~np.isin(delta_ids, self._deleted)]])
+        return np.concatenate([base_ids, self._delta.ids[self._live_rows]])
 
     @functools.cached_property
     def paths(self) -> list[str]:
@@ -236,17 +181,20 @@ class LiveStore:
         delta_hits = self._search_delta(queries, k, delta_rows)
         return [sorted(b + d, key=lambda hit: -hit[1])[:k] if d else b for b, d in zip(base_hits, delta_hits)]
 
+    @functools.cached_property
+    def _live_rows(self) -> np.ndarray:
+        """The delta's rows not deleted."""
+        return np.setdiff1d(np.arange(self._count), self._hidden_rows, assume_unique=True)
+
     def _split(self, allowed: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
         """The allowed base ids (deleted ones kept: the selector drops them) and delta rows."""
-        delta_ids = self._delta.ids[: self._count]
-        live = ~np.isin(delta_ids, self._deleted)
         if allowed is None:
-            return None, np.flatnonzero(live)
+            return None, self._live_rows
         allowed = np.asarray(allowed, np.int64)
         if not self._count:
             return allowed, np.empty(0, np.int64)
-        in_delta = np.isin(allowed, delta_ids)
-        return allowed[~in_delta], np.flatnonzero(live & np.isin(delta_ids, allowed))
+        rows, delta_ids = self._live_rows, self._delta.ids[: self._count]
+        return allowed[~np.isin(allowed, delta_ids)], rows[np.isin(delta_ids[rows], allowed)]
 
     def _search_delta(self, queries: np.ndarray, k: int, rows: np.ndarray) -> list[list[tuple[int, float]]]:
         if not len(rows):
@@ -261,7 +209,7 @@ class LiveStore:
     def folded(self) -> IndexStore:
         """A new base holding this store's delta (for a fold or an indexer run): the deleted ids
         gone, the added rows appended under their ids, `folded_seq` at this store's `seq`."""
-        rows = np.flatnonzero(~np.isin(self._delta.ids[: self._count], self._deleted))
+        rows = self._live_rows
         paths = [self._delta.paths[r] for r in rows]
         return self.base.with_changes(
             self._base_deleted,
@@ -280,7 +228,7 @@ class LiveStore:
     @property
     def delta_size(self) -> int:
         """Rows of the delta (adds and deletes): what a fold would fold."""
-        return self._count + len(self._deleted)
+        return self._count + len(self._base_deleted) + len(self._hidden_rows)
 
 
 def load_live(saved_dir: Path, conn: sqlite3.Connection | None = None) -> tuple[LiveStore, list[Change]]:

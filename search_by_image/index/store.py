@@ -2,7 +2,7 @@
 
 Built from the saved files (`load`, disk.py) or from descriptors (`create`), and saved
 back as one atomic commit (`save`). A store does not change once it is served: an update
-(`with_added`, `without`) returns a new store and readers keep the one they hold. `place` puts
+(`with_changes`) returns a new store and readers keep the one they hold. `place` puts
 a GPU copy beside the index, once, before the store is served.
 """
 
@@ -136,13 +136,6 @@ class IndexStore:
         row = self.position.get(path)
         return None if row is None else int(self.ids[row])
 
-    def fingerprint_of(self, path: str) -> tuple[int, int]:
-        """(size, mtime_ns) of an indexed path's file when it was indexed (KeyError if it is not)."""
-        found = self.fingerprint(path)
-        if found is None:
-            raise KeyError(path)
-        return found
-
     def fingerprint(self, path: str) -> tuple[int, int] | None:
         files = self.manifest.files.get(path)
         return None if files is None else (int(files[0]), int(files[1]))
@@ -157,17 +150,6 @@ class IndexStore:
         vectors = self.whitening(vectors) if self.whitening is not None else vectors
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def with_added(
-        self, features: np.ndarray, paths: list[str], files: dict[str, tuple[int, int]]
-    ) -> IndexStore:
-        """A new store with these rows appended under fresh ids; the whitening stays as learned."""
-        ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(paths), dtype=np.int64)
-        return self.with_changes((), features, paths, files, ids)
-
-    def without(self, ids: Iterable[int]) -> IndexStore:
-        """A new store without these ids (unknown ids are ignored); ids are never reused."""
-        return self.with_changes(ids, np.empty((0, self.manifest.embedder.dim), np.float32), [], {}, [])
-
     def with_changes(
         self,
         deleted: Iterable[int],
@@ -181,10 +163,10 @@ class IndexStore:
         one pass (a fold of live writes at a million images copies the features once); the
         whitening stays as learned."""
         ids = np.fromiter((int(i) for i in ids), np.int64)
-        clash = [p for p in paths if p in self.position]
+        gone = np.fromiter({int(i) for i in deleted} & self.row_of_id.keys(), np.int64)
+        clash = [p for p in paths if p in self.position and self.ids[self.position[p]] not in gone]
         if clash:
             raise ValueError(f"already indexed: {clash[:3]}")
-        gone = np.fromiter({int(i) for i in deleted} & self.row_of_id.keys(), np.int64)
         keep = ~np.isin(self.ids, gone)
         index = self._writable_index()
         if len(gone):

@@ -102,8 +102,14 @@ class Neighbours:
         nothing searched again. None when `after` changed otherwise (recompute)."""
         if (
             before.version != self.generation
-            or after.base is not before.base
-            or after.delta_adds != before.delta_adds
+            or after.whitening is not before.whitening
+            or after.manifest.embedder != before.manifest.embedder
+            or not all(
+                int(i) in before
+                and before.path_of(int(i)) == path
+                and before.fingerprint(path) == after.fingerprint(path)
+                for i, path in zip(after.ids, after.paths)
+            )
         ):
             return None
         live = after.ids

@@ -2,16 +2,16 @@
 
 Readers take `collection.snapshot` once and use only that (snapshot.py), so a request sees one
 index, one metadata table and one embedder even when a write or a reload swaps a new snapshot in
-meanwhile (a swap by reference: nobody ever sees half an index). `refresh` (every reload tick,
-and inside each live write) loads the saved index when its manifest changed, and otherwise only
-applies the live writes logged since the snapshot (index/live_log.py), whichever process wrote
-them: a cheap poll of the log's last `seq`. Live adds and deletes are live_writes.py; they take
-the collection's thread lock, like `refresh`; folding them into the saved index is folding.py.
+meanwhile (a swap by reference: nobody ever sees half an index). `refresh` (each reload tick and
+live write) loads the saved index when its manifest changed, else applies the live writes logged
+since (index/live_log.py) by any process: a poll of the log's last `seq`. Writes: live_writes.py
+(under the collection's thread lock, like `refresh`); folds: folding.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sqlite3
 import threading
@@ -31,7 +31,7 @@ from search_by_image.errors import (
     StorageError,
 )
 from search_by_image.index import live_log
-from search_by_image.index.disk import Manifest, writer_lock
+from search_by_image.index.disk import writer_lock
 from search_by_image.index.live_files import finish_deletes
 from search_by_image.index.live_store import LiveStore, load_live
 from search_by_image.index.store import IndexStore
@@ -39,14 +39,16 @@ from search_by_image.layout import CATALOG_FILE, MANIFEST_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import Group
+from search_by_image.ranking.duplicates import Group, Neighbours, find_groups, verified_copies
 from search_by_image.serving import folding
-from search_by_image.serving.duplicate_groups import DuplicateGroups
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
 from search_by_image.serving.snapshot import Snapshot, Stamp
 
 log = logging.getLogger(__name__)
+
+#: Duplicate groups kept per collection generation, by threshold (each a pass over the neighbours).
+KEPT_THRESHOLDS = 8
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -67,6 +69,12 @@ class Collection:
         self._embedders = embedders
         self.lock = threading.RLock()
         self._failed: Stamp | None = None
+        self._duplicates_lock = threading.Lock()
+        self._neighbours: Neighbours | None = None
+        self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
+        self._copies: dict[tuple[int, int], float] | None = None
+        #: the store the neighbours were computed for
+        self._neighbours_of: LiveStore | None = None
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -74,7 +82,6 @@ class Collection:
             if settings.verify_top and verifier.available()
             else None
         )
-        self._duplicate_groups = DuplicateGroups(self._verifier)
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
         self._fold_at = (settings.fold_rows, settings.fold_fraction)
@@ -94,14 +101,12 @@ class Collection:
                 raise StorageError(f"collection {self.name!r}: cannot open its database: {exc}") from exc
         return self._log
 
-    def _changes_after(self, seq: int | None) -> list[live_log.Change]:
-        """Logged live writes above `seq` (all when None); none when there is no log to read."""
-        if self._log is None and not (self.location.saved_dir / CATALOG_FILE).exists():
-            return []
+    def _changes_after(self, seq: int) -> list[live_log.Change]:
+        """Logged live writes above `seq`; none when there is no log (or it cannot be read)."""
         try:
-            if seq is not None and live_log.max_seq(self.log) <= seq:
+            if self._log is None and not (self.location.saved_dir / CATALOG_FILE).exists():
                 return []
-            return live_log.rows_after(self.log, seq or 0)
+            return live_log.rows_after(self.log, seq) if live_log.max_seq(self.log) > seq else []
         except (StorageError, sqlite3.Error) as exc:
             log.warning("Collection %s: live writes not read: %s", self.name, exc)
             return []
@@ -234,19 +239,9 @@ class Collection:
 
     def _store_for(self, stamp: Stamp, current: Snapshot | None) -> LiveStore:
         """The current store caught up with the log when the index files did not change (only
-        the CSV, or a copy with the same generation), else the saved index with the log's rows
-        laid over it."""
+        the CSV did), else the saved index with the log's rows laid over it."""
         if current and stamp[0] == current.stamp[0]:
             return current.store.applied(self._changes_after(current.store.seq))
-        if current and stamp[0] is not None:
-            try:
-                on_disk = Manifest.model_validate_json(
-                    (self.location.saved_dir / MANIFEST_FILE).read_text()
-                ).generation
-            except (OSError, ValueError):
-                on_disk = None
-            if on_disk == current.store.manifest.generation:
-                return current.store.applied(self._changes_after(current.store.seq))
         try:
             store, changes = load_live(self.location.saved_dir, self.log)
         except StorageError:  # a read-only saved folder without a database: no live writes
@@ -263,7 +258,42 @@ class Collection:
         keep: Callable[[int, int], bool] | None = None,
         scope: Hashable = None,
     ) -> tuple[Snapshot, list[Group]]:
-        """Duplicate groups of the current snapshot (duplicate_groups.py: computed once per
-        store version, kept per threshold and scope)."""
+        """Duplicate groups of the current snapshot: its neighbour list is computed once per
+        generation (one caller computes, the others wait for it), and the groups of the last
+        few (threshold, scope) are kept until the index changes. `keep(a, b)` drops links (pairs
+        decided apart, images outside a filter); `scope` names what it keeps, for the cache."""
         snapshot = self.require()
-        return snapshot, self._duplicate_groups.of(snapshot.store, threshold, keep, scope)
+        generation = snapshot.store.version
+        with self._duplicates_lock:
+            if self._neighbours is None or self._neighbours.generation != generation:
+                self._group_store(snapshot.store)
+            neighbours = self._neighbours
+            key = (threshold, scope)
+            if key not in self._groups:
+                if len(self._groups) >= KEPT_THRESHOLDS:
+                    self._groups.pop(next(iter(self._groups)))
+                self._groups[key] = find_groups(snapshot.store, threshold, neighbours, self._copies, keep)
+            return snapshot, self._groups[key]
+
+    def _group_store(self, store: LiveStore) -> None:
+        """Neighbours and verified copies for `store`: those of the last store less what live
+        deletes removed (a keep-one in duplicate review searches nothing again), else computed."""
+        before, self._neighbours_of = self._neighbours_of, store
+        self._groups = {}
+        derived = self._neighbours.after_deletes(before, store) if self._neighbours and before else None
+        if derived is not None:
+            self._neighbours = derived
+            if self._copies is not None:
+                self._copies = {p: v for p, v in self._copies.items() if p[0] in store and p[1] in store}
+            return
+        self._neighbours = Neighbours.of(store)
+        self._copies = self._verified_copies(store, self._neighbours)
+
+    def _verified_copies(
+        self, store: LiveStore, neighbours: Neighbours
+    ) -> dict[tuple[int, int], float] | None:
+        """Pairs of neighbours that local verification finds to be copies; None where it is
+        off: groups then come from scores alone."""
+        if self._verifier is None:
+            return None
+        return verified_copies(store, neighbours, functools.partial(self._verifier.is_copy, store))

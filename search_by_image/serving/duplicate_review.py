@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from search_by_image.catalog.review_decisions import Decision, ReviewDecisions, 
 from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.images import formats
 from search_by_image.images.rejections import decode_upload
+from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import keepers
+from search_by_image.ranking.collapse import CopySets
 from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.live_writes import Upload
@@ -67,6 +70,11 @@ def clean(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if _blank(value) else value for key, value in row.items()}
 
 
+def id_in(store: LiveStore) -> Callable[[str], int | None]:
+    """A path's id in `store` (None: not indexed)."""
+    return store.id_of
+
+
 class DuplicateReview:
     """The review of one collection's duplicate groups."""
 
@@ -75,12 +83,12 @@ class DuplicateReview:
         self.decisions = ReviewDecisions(collection.location.saved_dir)
         self._grouping = threading.Lock()
         #: ((index generation, decisions version), image id -> copies group number)
-        self._copy_groups: tuple[tuple[str, int], dict[int, int]] | None = None
+        self._copy_groups: tuple[tuple[str, int], CopySets] | None = None
 
     def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
         """The current groups in `scope`, without the pairs decided apart."""
         snapshot = self.collection.require()
-        apart = self.decisions.apart_ids(snapshot.store.id_of)
+        apart = self.decisions.apart_ids(id_in(snapshot.store))
         allowed = snapshot.allowed(scope.conditions or {})
         inside = None if allowed is None else set(allowed.tolist())
 
@@ -92,7 +100,7 @@ class DuplicateReview:
         filtered = None if allowed is None else hashlib.sha256(allowed.tobytes()).hexdigest()
         return self.collection.duplicates(scope.threshold, keep, (frozenset(apart), filtered))
 
-    def copy_groups(self, snapshot: Snapshot, wait: bool = False) -> dict[int, int] | None:
+    def copy_groups(self, snapshot: Snapshot, wait: bool = False) -> CopySets | None:
         """Each image in a `copies` group (the default threshold, pairs decided apart left
         apart) -> its group's number, for collapsing results. Unless `wait`: None until they
         are computed for `snapshot`'s index, which a background thread then does (once at a
@@ -116,7 +124,8 @@ class DuplicateReview:
             version = self.decisions.version
             snapshot, groups = self.groups(Scope())
             found = {i: n for n, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
-            self._copy_groups = ((snapshot.store.manifest.generation, version), found)
+            apart = frozenset(self.decisions.apart_ids(snapshot.store.id_of))
+            self._copy_groups = ((snapshot.store.manifest.generation, version), CopySets(found, apart))
         except Exception:  # noqa: BLE001 - collapsing waits for the next try; searches go on
             log.exception("Collection %s: could not group copies", self.collection.name)
         finally:
@@ -239,7 +248,7 @@ class DuplicateReview:
         image = decode_upload(data, max_pixels, snapshot.embedder.preprocessing.resized_size)
         found = formats.identify(data)
         upload = Upload(data, image, found.name if found else "JPEG", trashed.metadata or None)
-        added = self.collection.writes.restore(upload, trashed.path, source)
+        added = self.collection.writes.restore(upload, trashed.path, source, trashed.image_id)
         self.decisions.restored(number, trashed.path, added.id)
 
     def _unmerge(self, decision: Decision) -> None:

@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -44,7 +43,7 @@ from search_by_image.errors import Conflict, Rebuilt, StorageError, UnknownImage
 from search_by_image.images import formats
 from search_by_image.index import live_log
 from search_by_image.index.disk import writer_lock
-from search_by_image.index.live_files import move, trashed_name
+from search_by_image.index.live_files import move, trashed_name, write_durably
 from search_by_image.index.live_store import LiveStore
 from search_by_image.layout import UPLOADS_DIR
 from search_by_image.serving.snapshot import Snapshot
@@ -173,13 +172,17 @@ class LiveWrites:
         created = [file for p in fresh if not (file := self.location.images_dir / p).exists()]
         try:
             with _storage(self.name):
-                files = {path: self._write_image(path, uploads[row].data) for path, row in fresh.items()}
+                files = {
+                    path: write_durably(self.location.images_dir / path, uploads[row].data)
+                    for path, row in fresh.items()
+                }
                 for path, row in fresh.items():
                     self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
                 self._log_adds(store, fresh, features, files, uploads)
         except BaseException:
             for file in created:
-                file.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # never written (its folder is a file, say)
+                    file.unlink(missing_ok=True)
             raise
 
     def _log_adds(self, store: LiveStore, fresh: dict[str, int], features, files, uploads) -> None:
@@ -228,26 +231,42 @@ class LiveWrites:
                 log.exception("Collection %s: deleted %s; its file stays until a restart", self.name, path)
             return path, kept_at
 
-    def restore(self, upload: Upload, path: str, source: Path) -> Added:
-        """Put a trashed image back: its file copied from `source` (the trash) to `path`, indexed
-        again under a fresh id (ids are never reused) with its metadata row (`upload.metadata`),
-        then the trashed copy removed: a crash at any point leaves the photo in one place or
-        both, never in none. Conflict when `path` is taken again (a file there, or indexed)."""
+    def restore(self, upload: Upload, path: str, source: Path, image_id: int | None) -> Added:
+        """Put a trashed image back: its file from `source` (the trash) to `path`, its metadata
+        row (`upload.metadata`), indexed again under `image_id` when no image holds it now, else
+        under a fresh id. Conflict when `path` is taken again (a file there, or indexed)."""
         snapshot = self.collection.require()
         features = snapshot.embedder.embed_prepared([snapshot.embedder.preprocessing(upload.image)])
+        target = self.location.images_dir / path
         with self._writing():
             store = self.collection.require().store
-            if store.id_of(path) is not None or (self.location.images_dir / path).exists():
+            if store.id_of(path) is not None or target.exists():
                 raise Conflict(
                     f"collection {self.name!r} has an image at {path!r} again; nothing was restored"
                 )
             if not source.is_file():
                 raise Conflict(f"the trashed file {source.name!r} is gone; nothing was restored")
-            self._store_new(store, {path: 0}, features, [upload])
+            try:
+                with _storage(self.name):
+                    move(source, target)
+                    info = target.stat()
+                    fingerprint = (info.st_size, info.st_mtime_ns)
+                    conn = self.collection.log
+                    with transaction(conn):
+                        if image_id is None or image_id in store:
+                            image_id = live_log.take_ids(conn, 1, store.manifest.next_id)
+                        live_log.append_adds(
+                            conn, image_id, [path], features, [(info.st_size, info.st_mtime_ns)]
+                        )
+                        metadata_store.create_tables(conn)
+                        metadata_store.put(conn, image_id, path, upload.metadata)
+            except BaseException:  # not committed: the file goes back to the trash
+                if target.is_file() and not source.exists():
+                    move(target, source)
+                raise
             self.collection.refresh()
-            source.unlink(missing_ok=True)
-            image_id = self.collection.require().store.id_of(path)
-        return Added(int(image_id or 0), path, True)
+            self.collection.thumbnails.write_quietly(path, fingerprint, upload.image)
+            return Added(image_id, path, True)
 
     def set_metadata(self, image_id: int, row: dict[str, Any]) -> None:
         """Replace the metadata of an indexed image (merging a trashed copy's values into the
@@ -273,21 +292,3 @@ class LiveWrites:
     def _upload_path(upload: Upload) -> str:
         digest = hashlib.sha256(upload.data).hexdigest()[:24]
         return f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
-
-    def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
-        """Write atomically and durably (unless the same content is already there), before the
-        row that names it is committed; its fingerprint."""
-        target = self.location.images_dir / path
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.with_name(f".{target.name}.tmp")
-            try:
-                with open(staged, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(staged, target)
-            finally:
-                staged.unlink(missing_ok=True)
-        info = target.stat()
-        return info.st_size, info.st_mtime_ns

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -64,12 +63,12 @@ def decode_query(
 
 
 def search(
-    snapshot: Snapshot, upload: Upload, max_pixels: int, groups: Mapping[int, int] | None = None
+    snapshot: Snapshot, upload: Upload, max_pixels: int, copies: collapse.CopySets | None = None
 ) -> Found:
     """`upload` searched in `snapshot` (blocking: run it in a worker thread). Refusals are domain
-    errors: a filter the metadata cannot apply, an upload that is not a usable image. `groups`:
-    each image's copies group, for `upload.collapse` (None: not known yet; copies of the query
-    are still folded)."""
+    errors: a filter the metadata cannot apply, an upload that is not a usable image. `copies`:
+    the collection's copies groups and pairs apart, for `upload.collapse` (None: not known yet;
+    copies of the query are still folded)."""
     allowed = snapshot.allowed(upload.conditions)
     started = time.perf_counter()
     image, box_px = decode_query(upload.data, max_pixels, snapshot, upload.box)
@@ -81,14 +80,16 @@ def search(
         )
     wanted = upload.offset + upload.k
     hits = snapshot.search(image, collapse.fetched(wanted), allowed, 0, taken)
-    return Found(image, box_px, decode_ms, collapsed(hits, groups or {}, upload.k, upload.offset))
+    return Found(
+        image, box_px, decode_ms, collapsed(hits, copies or collapse.CopySets(), upload.k, upload.offset)
+    )
 
 
-def collapsed(hits: Hits, groups: Mapping[int, int], k: int, offset: int) -> Hits:
+def collapsed(hits: Hits, copies: collapse.CopySets, k: int, offset: int) -> Hits:
     """`hits` with one result per set of copies (ranking/collapse.py), results offset to offset + k."""
     checks = hits.checks or [None] * len(hits.hits)
     kept, counts = collapse.collapse(
-        [i for i, _ in hits.hits], [bool(c is not None and c.copy) for c in checks], groups
+        [i for i, _ in hits.hits], [bool(c is not None and c.copy) for c in checks], copies
     )
     page = slice(offset, offset + k)
     return dataclasses.replace(

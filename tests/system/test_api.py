@@ -85,6 +85,8 @@ def test_health(client):
                 "index_type": "IDMap2,Flat",
                 "search_device": "cpu",
                 "detail": None,
+                "storage": "saved folder",
+                "engine_answers": None,
             }
         ],
     }

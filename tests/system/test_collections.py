@@ -16,7 +16,7 @@ from PIL import Image
 from main import create_app
 from search_by_image.api.auth import KeyStore
 from search_by_image.catalog import locations
-from search_by_image.index.store import IndexStore
+from search_by_image.index.live_store import load_live
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE, LOCK_FILE, PREVIOUS_DIR
 
@@ -127,7 +127,7 @@ def new_photo() -> bytes:
 
 def test_add_search_then_delete_an_image_persists_on_disk(client, settings):
     data = new_photo()
-    before = IndexStore.load(settings.saved_dir)  # other tests of this module add and remove images
+    before = load_live(settings.saved_dir)[0]  # other tests of this module add and remove images
     added = client.post(
         "/collections/default/images",
         files=[("files", ("new.jpg", data, "image/jpeg"))],
@@ -147,8 +147,8 @@ def test_add_search_then_delete_an_image_persists_on_disk(client, settings):
     assert top["results"][0]["id"] == image["id"]
     assert top["results"][0]["metadata"]["title"] == "Half an astronaut"
     assert client.get(image["image_url"]).status_code == 200
-    on_disk = IndexStore.load(settings.saved_dir)
-    assert image["path"] in on_disk.position and len(on_disk) == len(before) + 1
+    on_disk = load_live(settings.saved_dir)[0]
+    assert on_disk.id_of(image["path"]) is not None and len(on_disk) == len(before) + 1
 
     deleted = client.delete(f"/collections/default/images/{image['id']}")
     assert deleted.status_code == 200 and deleted.json()["path"] == image["path"]
@@ -158,7 +158,7 @@ def test_add_search_then_delete_an_image_persists_on_disk(client, settings):
     assert "Half an astronaut" in next((settings.saved_dir / "trash").glob("*.json")).read_text()
     after = client.post("/search", files={"file": ("q.jpg", data, "image/jpeg")}, data={"k": 20}).json()
     assert image["id"] not in [h["id"] for h in after["results"]]
-    assert len(IndexStore.load(settings.saved_dir)) == len(before)
+    assert len(load_live(settings.saved_dir)[0]) == len(before)
     assert client.delete(f"/collections/default/images/{image['id']}").status_code == 404
 
 
@@ -330,7 +330,7 @@ def test_phone_camera_and_other_formats_are_added_and_kept_by_the_next_indexer_r
 
         report = update_index(settings, location, progress=False)
         assert (report.removed, report.reused, report.skipped) == (0, 8, [])
-        kept = IndexStore.load(location.saved_dir)
+        kept = load_live(location.saved_dir)[0]
         assert {i["path"]: i["id"] for i in images}.items() <= {
             p: int(i) for p, i in zip(kept.paths, kept.ids)
         }.items()

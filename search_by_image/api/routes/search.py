@@ -122,10 +122,10 @@ async def search(
     data, filename = await query_bytes(file, url, settings.max_upload_bytes, request.app.state.url_fetcher)
     folding = collapse == "copies"
     upload = Upload(data, k, offset, parse_filters(filters), parse_box(box), folding)
-    groups = review_of(chosen).copy_groups(snapshot) if folding else None
+    copies = review_of(chosen).copy_groups(snapshot) if folding else None
     # filters, decode and search in one worker thread: each hop between the event loop and the
     # thread pool waits for a core on a loaded machine
-    found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels, groups)
+    found = await run_in_threadpool(searching.search, snapshot, upload, settings.max_image_pixels, copies)
     image, box_px = found.image, found.box_px
     query = QueryInfo(
         filename=filename, width=image.width, height=image.height, box=list(box_px) if box_px else None

@@ -93,3 +93,34 @@ def test_a_fold_writes_a_base_that_later_loads_skip(saved):
         live_log.remove_folded(conn, again.manifest.folded_seq)
     assert live_log.rows_after(conn, 0) == [] and live_log.max_seq(conn) == 3  # seq never reused
     assert log_adds(conn, again.base, unit_rows(1, seed=28), ["uploads/c.jpg"]) == [302]
+
+
+def test_an_id_deleted_then_added_again_is_live_once(saved):
+    """A restored image keeps its id: the base's row stays hidden, the delta's is served."""
+    folder, base = saved
+    conn = live_log.open_log(folder)
+    path, vector = base.path_of(9), base.features[[9]]
+    log_delete(conn, 9, path)
+    with transaction(conn):
+        live_log.append_adds(conn, 9, [path], vector, [(1, 1)])
+    live, _ = load_live(folder, conn)
+    assert 9 in live and live.id_of(path) == 9 and len(live) == 300
+    assert [i for i, _ in live.search(vector, 2)[0]].count(9) == 1
+    assert sorted(live.ids.tolist()) == list(range(300))
+    log_delete(conn, 9, path)
+    gone, _ = load_live(folder, conn)
+    assert 9 not in gone and len(gone) == 299 and 9 not in {i for i, _ in gone.search(vector, 5)[0]}
+    folded = live.folded()  # the restored row replaces the base's
+    assert len(folded) == 300 and folded.path_of(9) == path
+
+
+def test_a_path_deleted_then_added_again_folds_under_its_new_id(saved):
+    """A trashed image restored (duplicate review's undo) is a delete and an add of one path."""
+    folder, base = saved
+    conn = live_log.open_log(folder)
+    path = base.path_of(5)
+    log_delete(conn, 5, path)
+    (again,) = log_adds(conn, base, base.features[[5]], [path])
+    live, _ = load_live(folder, conn)
+    folded = live.folded()
+    assert folded.id_of(path) == again and 5 not in folded.row_of_id and len(folded) == len(base)

@@ -29,9 +29,10 @@ def test_save_then_load_gives_the_same_index(tmp_path):
 def test_ids_stay_with_their_images_across_adds_and_deletes(tmp_path):
     store = random_store(6, seed=11)
     extra = unit_rows(2, seed=12)
-    grown = store.with_added(extra, ["new/a.jpg", "new/b.jpg"], {"new/a.jpg": (1, 1), "new/b.jpg": (1, 1)})
+    new = {"new/a.jpg": (1, 1), "new/b.jpg": (1, 1)}
+    grown = store.with_changes([], extra, list(new), new, [6, 7])
     assert grown.ids.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
-    shrunk = grown.without([2, 6])
+    shrunk = grown.with_changes([2, 6], extra[:0], [], {}, [])
     assert shrunk.ids.tolist() == [0, 1, 3, 4, 5, 7] and "new/a.jpg" not in shrunk.position
     assert shrunk.manifest.generation not in (store.manifest.generation, grown.manifest.generation)
     assert len(store) == 6  # the old snapshot is untouched: readers keep what they hold
@@ -39,7 +40,9 @@ def test_ids_stay_with_their_images_across_adds_and_deletes(tmp_path):
     loaded = IndexStore.load(tmp_path)
     assert loaded.search(extra[[1]], k=1)[0][0][0] == 7
     assert loaded.search(store.features[[3]], k=1)[0][0][0] == 3
-    again = loaded.with_added(extra[:1], ["new/c.jpg"], {"new/c.jpg": (1, 1)})
+    again = loaded.with_changes(
+        [], extra[:1], ["new/c.jpg"], {"new/c.jpg": (1, 1)}, [loaded.manifest.next_id]
+    )
     assert again.ids[-1] == 8  # ids are never reused
 
 
@@ -171,7 +174,7 @@ def test_a_memory_mapped_compressed_index_still_takes_live_adds_and_deletes(tmp_
     commit(IndexStore.create(spec, features, paths, {p: (1, 1) for p in paths}, index_type=factory), tmp_path)
     loaded = IndexStore.load(tmp_path)
     assert loaded.search(features[[9]], k=1)[0][0][0] == 9
-    grown = loaded.with_added(unit_rows(1, seed=17, dim=64), ["new.jpg"], {"new.jpg": (1, 1)})
-    smaller = grown.without([9])
+    grown = loaded.with_changes([], unit_rows(1, seed=17, dim=64), ["new.jpg"], {"new.jpg": (1, 1)}, [4000])
+    smaller = grown.with_changes([9], unit_rows(0, seed=17, dim=64), [], {}, [])
     assert len(smaller) == 4000 and 9 not in smaller.row_of_id
     assert smaller.search(features[[9]], k=1)[0][0][0] != 9
