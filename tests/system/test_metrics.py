@@ -13,10 +13,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from main import create_app
 from search_by_image.api.auth import KeyStore
-from search_by_image.api.routes import collection_images, collections, health, images, metrics, search
+from search_by_image.api.routes import (
+    collection_images,
+    collections,
+    duplicates,
+    health,
+    images,
+    metrics,
+    search,
+)
 from search_by_image.layout import KEYS_FILE
 
-ROUTERS = (collection_images, collections, health, images, metrics, search)
+ROUTERS = (collection_images, collections, duplicates, health, images, metrics, search)
 
 
 def scrape(client: TestClient, **headers) -> dict[tuple[str, tuple], float]:

@@ -27,11 +27,11 @@ def test_a_selective_filter_probes_more_lists_and_never_more_than_all():
     nlist, nprobe = store.index.nlist, store.manifest.nprobe
     assert filtered_nprobe(store, None, 10) == nprobe  # no filter: as tuned
     assert filtered_nprobe(store, np.arange(6000), 10) == nprobe  # everything allowed
-    assert filtered_nprobe(store, np.arange(600), 10) == min(nlist, 10 * nprobe)  # 10%: 10x
+    assert filtered_nprobe(store, np.arange(600), 10) == max(nprobe, -(-20 * nlist // 600))  # 10%
     assert filtered_nprobe(store, np.arange(3), 10) == nlist
 
 
-def test_a_selective_filter_finds_k_inside_faiss_with_the_recall_of_an_unfiltered_search(monkeypatch):
+def test_a_selective_filter_finds_k_inside_faiss_with_the_recall_of_an_unfiltered_one(monkeypatch):
     store, features = ivf_store()
     allowed = np.arange(0, 6000, 50)  # 2%
     monkeypatch.setattr(store, "_exact_among", lambda *a: (_ for _ in ()).throw(AssertionError("fallback")))
