@@ -50,8 +50,8 @@ class Searched(Protocol):
 
 def filtered_nprobe(store: Searched, allowed: np.ndarray | None, k: int) -> int:
     """The lists the store's IVF index probes when `allowed` of its images pass a filter: those
-    that hold about 4k allowed images where they are spread evenly (a 1% filter probes about
-    4% of the lists for k = 10), never fewer than the tuned `nprobe` nor more than `nlist`.
+    that hold about 2k allowed images where they are spread evenly (a 1% filter probes about
+    2% of the lists for k = 10), never fewer than the tuned `nprobe` nor more than `nlist`.
     Without it the probed lists hold fewer than k allowed images and the exact fallback reads
     every allowed image's descriptor from disk (hundreds of ms at a million images); scanning
     the lists costs time in proportion to their size, selector or not, so probing every list
@@ -59,7 +59,7 @@ def filtered_nprobe(store: Searched, allowed: np.ndarray | None, k: int) -> int:
     nprobe, ivf = store.manifest.nprobe, faiss.try_extract_index_ivf(store.index)
     if not nprobe or ivf is None or allowed is None or len(allowed) >= len(store):
         return nprobe
-    enough = -(-4 * k * ivf.nlist // max(len(allowed), 1))
+    enough = -(-2 * k * ivf.nlist // max(len(allowed), 1))
     return int(min(ivf.nlist, max(nprobe, enough)))
 
 

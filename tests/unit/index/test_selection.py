@@ -27,7 +27,7 @@ def test_a_selective_filter_probes_more_lists_and_never_more_than_all():
     nlist, nprobe = store.index.nlist, store.manifest.nprobe
     assert filtered_nprobe(store, None, 10) == nprobe  # no filter: as tuned
     assert filtered_nprobe(store, np.arange(6000), 10) == nprobe  # everything allowed
-    assert filtered_nprobe(store, np.arange(600), 10) == max(nprobe, -(-40 * nlist // 600))  # 10%
+    assert filtered_nprobe(store, np.arange(600), 10) == max(nprobe, -(-20 * nlist // 600))  # 10%
     assert filtered_nprobe(store, np.arange(3), 10) == nlist
 
 
