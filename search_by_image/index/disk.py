@@ -201,10 +201,10 @@ def _swap_in(folder: Path, files: SavedFiles, staged: dict[str, Path], written: 
         for name in COMMIT_ORDER:
             if (folder / name).exists():
                 os.link(folder / name, previous / name)
-        _fsync(previous)
+        fsync(previous)
     for name in written:
         os.replace(staged[name], folder / name)
-    _fsync(folder)
+    fsync(folder)
     shutil.rmtree(previous, ignore_errors=True)
     if files.whitening is None:
         (folder / WHITENING_FILE).unlink(missing_ok=True)
@@ -225,7 +225,7 @@ def _stage(files: SavedFiles, staged: dict[str, Path]) -> None:
     manifest = files.manifest.model_copy(update={"format": FORMAT_VERSION})
     staged[MANIFEST_FILE].write_text(manifest.model_dump_json(indent=1, exclude={"files"}))
     for path in staged.values():
-        _fsync(path)
+        fsync(path)
 
 
 def roll_back_interrupted_commit(folder: Path) -> None:
@@ -238,7 +238,7 @@ def roll_back_interrupted_commit(folder: Path) -> None:
             if (previous / name).exists():
                 os.replace(previous / name, folder / name)
     shutil.rmtree(previous)
-    _fsync(folder)
+    fsync(folder)
 
 
 @contextlib.contextmanager
@@ -286,7 +286,7 @@ def committed_generation(folder: Path) -> str | None:
         return None
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -51,23 +51,18 @@ class IndexStore:
         features: np.ndarray,
         paths: Sequence[str],
         ids: np.ndarray,
+        fingerprints: np.ndarray,
         whitening: Whitening | None = None,
-        fingerprints: np.ndarray | None = None,
     ):
-        """`fingerprints`: int64 N x 2, (size, mtime_ns) per row; None: from a format-2
-        manifest's `files` (disk.fingerprints_of)."""
+        """`fingerprints`: int64 N x 2, each row's file (size, mtime_ns) when it was indexed."""
         paths = PathTable.of(paths)
-        if fingerprints is None:
-            fingerprints = disk.fingerprints_of(paths, manifest.files)
-            manifest = manifest.model_copy(update={"files": {}})
         if not (
             index.ntotal == len(paths) == len(features) == len(ids) == len(fingerprints) == manifest.count
         ):
             raise IndexCorrupt(
                 f"index has {index.ntotal} vectors, features {len(features)} rows, paths "
                 f"{len(paths)} lines, ids {len(ids)}, fingerprints {len(fingerprints)}, manifest "
-                f"{manifest.count}; rebuild with "
-                "`python with_faiss.py --rebuild`"
+                f"{manifest.count}; rebuild with `python with_faiss.py --rebuild`"
             )
         searched_dim = whitening.dims if whitening else manifest.embedder.dim
         if features.ndim != 2 or features.shape[1] != manifest.embedder.dim or index.d != searched_dim:
@@ -125,7 +120,7 @@ class IndexStore:
             created=datetime.now(UTC),
             folded_seq=folded_seq,
         )
-        return cls(manifest, index, features, paths, ids, whitening, disk.fingerprints_of(paths, files))
+        return cls(manifest, index, features, paths, ids, disk.fingerprints_of(paths, files), whitening)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -212,7 +207,7 @@ class IndexStore:
             folded_seq=self.manifest.folded_seq if folded_seq is None else folded_seq,
         )
         all_ids = np.concatenate([self.ids[keep], ids])
-        return IndexStore(manifest, index, rows, paths, all_ids, self.whitening, fingerprints)
+        return IndexStore(manifest, index, rows, paths, all_ids, fingerprints, self.whitening)
 
     def place(self, device: str) -> None:
         """Put a search copy on the GPU the device setting names, when faiss can (faiss_device)."""
@@ -230,13 +225,8 @@ class IndexStore:
             return faiss.read_index(str(self.loaded_from / INDEX_FILE))
 
     def _updated_manifest(self, **changes) -> Manifest:
-        return self.manifest.model_copy(
-            update={
-                **changes,
-                "generation": new_generation(),
-                "created": datetime.now(UTC),
-            }
-        )
+        update = {**changes, "generation": new_generation(), "created": datetime.now(UTC)}
+        return self.manifest.model_copy(update=update)
 
     def search(
         self,
@@ -294,17 +284,9 @@ class IndexStore:
     @classmethod
     def load(cls, folder: Path) -> IndexStore:
         """Load the committed index in `folder` (or the old set, if a commit is in flight)."""
-        files = disk.read(folder)
-        store = cls(
-            files.manifest,
-            files.index,
-            files.features,
-            files.paths,
-            files.ids,
-            files.whitening,
-            files.fingerprints,
-        )
-        store.loaded_from = files.folder
+        f = disk.read(folder)
+        store = cls(f.manifest, f.index, f.features, f.paths, f.ids, f.fingerprints, f.whitening)
+        store.loaded_from = f.folder
         return store
 
     def save(self, folder: Path) -> None:

@@ -29,7 +29,8 @@ from search_by_image.catalog.metadata_import import sync
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
 from search_by_image.index import live_log
-from search_by_image.index.disk import FORMAT_VERSION, writer_lock
+from search_by_image.index.disk import writer_lock
+from search_by_image.index.format_upgrade import upgrade
 from search_by_image.index.live_files import finish_deletes, remove_orphan_uploads
 from search_by_image.index.live_store import load_live
 from search_by_image.index.store import IndexStore
@@ -149,6 +150,7 @@ def _update_locked(
     status: Progress,
 ) -> IndexReport:
     started = time.perf_counter()
+    upgrade(location.saved_dir)  # an older format's folder, in place (no rewrite of the index)
     status.phase = "scanning"
     run = _plan(settings, location, rebuild)
     report = IndexReport(
@@ -213,7 +215,6 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
         unchanged=(
             previous is not None
             and len(keep) == len(previous.paths)
-            and previous.manifest.format >= FORMAT_VERSION  # an older format: written anew
             and previous.manifest.whitening_requested == settings.whitening
         ),
         unlisted=unlisted,

@@ -10,7 +10,7 @@ from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.index import disk
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
-from search_by_image.layout import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR
+from search_by_image.layout import PATHS_FILE, PREVIOUS_DIR
 
 
 def test_save_then_load_gives_the_same_index(tmp_path):
