@@ -21,10 +21,15 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
+import sys
+import time
 from pathlib import Path
 
-from bench.scale_service import PROJECT_DIR, measure
+from PIL import Image
+
+from bench.scale_service import PHOTO, PORT, PROJECT_DIR, jpeg, memory
 from search_by_image.catalog.metadata_import import sync
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.format_upgrade import upgrade
@@ -50,6 +55,57 @@ def working_copy(source: Path, target: Path) -> Path:
     return target
 
 
+def measure(root: Path, code: Path = PROJECT_DIR) -> dict[str, float]:
+    """One fresh server of the code in `code` on the collection in `root`: launch -> first
+    answered POST /search, idle memory 3 s later, the search stage of 10 more searches."""
+    import httpx
+
+    env = {
+        **os.environ,
+        "SBI_IMAGES_DIR": str(root / "images"),
+        "SBI_METADATA_CSV": str(root / "data.csv"),
+        "SBI_SAVED_DIR": str(root / "saved"),
+        "SBI_MODEL": "efficientnet_lite0",
+        "SBI_LOG_LEVEL": "WARNING",
+        "SBI_RATE_LIMIT": "",
+    }
+    query = jpeg(Image.open(PHOTO).convert("RGB").resize((640, 480)))
+    command = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(PORT)]
+    started = time.perf_counter()
+    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=code, env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=600) as client:
+
+            def search() -> dict:
+                answer = client.post(
+                    "/search", files={"file": ("q.jpg", query, "image/jpeg")}, data={"k": "10"}
+                )
+                answer.raise_for_status()
+                return answer.json()
+
+            while True:
+                try:
+                    search()
+                    break
+                except httpx.HTTPError:
+                    if server.poll() is not None:
+                        raise RuntimeError("the server exited") from None
+                    time.sleep(0.05)
+            launch = time.perf_counter() - started
+            time.sleep(3)
+            idle = memory(server.pid)
+            searched = statistics.median(search()["timing"]["search_ms"] for _ in range(10))
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {
+        "launch_s": launch,
+        "idle_rss_mb": idle["VmRSS"],
+        "idle_anon_mb": idle["RssAnon"],
+        "search_ms": searched,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             runs = [(f"{source.name}, {args.baseline} (older format)", baseline)] if baseline else []
             runs += [(f"{source.name}, this tree on the older format", PROJECT_DIR)] if args.also_old else []
             for label, code in runs:
-                rows.append((label, measure(copy, 0, code)))
+                rows.append((label, measure(copy, code)))
                 print(json.dumps({"run": label, **rows[-1][1]}), flush=True)
             with writer_lock(copy / "saved"):
                 upgrade(copy / "saved")
             label = f"{source.name}, this tree (format 3)"
-            rows.append((label, measure(copy, 0)))
+            rows.append((label, measure(copy)))
             print(json.dumps({"run": label, **rows[-1][1]}), flush=True)
     finally:
         if baseline is not None:
