@@ -121,7 +121,7 @@ class LiveStore:
         row = self._delta.row_of_path.get(path)
         if row is not None and row < self._count and not self._row_hidden(row):
             return int(self._delta.ids[row])
-        base_row = self.base.row_of_path(path)
+        base_row = self.base.paths.row_of(path)
         if base_row is not None and self._base_has(int(self.base.ids[base_row])):
             return int(self.base.ids[base_row])
         return None

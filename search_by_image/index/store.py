@@ -56,13 +56,11 @@ class IndexStore:
     ):
         """`fingerprints`: int64 N x 2, each row's file (size, mtime_ns) when it was indexed."""
         paths = PathTable.of(paths)
-        if not (
-            index.ntotal == len(paths) == len(features) == len(ids) == len(fingerprints) == manifest.count
-        ):
+        sizes = (index.ntotal, len(features), len(paths), len(ids), len(fingerprints), manifest.count)
+        if len(set(sizes)) > 1:
             raise IndexCorrupt(
-                f"index has {index.ntotal} vectors, features {len(features)} rows, paths "
-                f"{len(paths)} lines, ids {len(ids)}, fingerprints {len(fingerprints)}, manifest "
-                f"{manifest.count}; rebuild with `python with_faiss.py --rebuild`"
+                "index, features, paths, ids, fingerprints and manifest count disagree "
+                f"{sizes}; rebuild with `python with_faiss.py --rebuild`"
             )
         searched_dim = whitening.dims if whitening else manifest.embedder.dim
         if features.ndim != 2 or features.shape[1] != manifest.embedder.dim or index.d != searched_dim:
@@ -136,8 +134,11 @@ class IndexStore:
             raise KeyError(image_id)
         return row
 
-    def row_of_path(self, path: str) -> int | None:
-        return self.paths.row_of(path)
+    def row_of_path(self, path: str) -> int:
+        """The row of an indexed path (KeyError for one that is not)."""
+        if (row := self.paths.row_of(path)) is None:
+            raise KeyError(path)
+        return row
 
     def files(self) -> dict[str, tuple[int, int]]:
         """path -> (size, mtime_ns) of every row, built when asked (O(N): an indexer run)."""

@@ -271,11 +271,7 @@ def _commit(
 ) -> IndexStore:
     """Build the new index from the kept and the new rows, each path under its id, and commit it."""
     previous, keep = run.previous, run.keep
-    old_rows = (
-        previous.features[np.fromiter(map(previous.row_of_path, keep), np.int64, len(keep))]
-        if previous and keep
-        else rows[:0]
-    )
+    old_rows = previous.features[[previous.row_of_path(p) for p in keep]] if previous and keep else rows[:0]
     paths = keep + embedded
     ids_by_path, next_id = dict(run.ids_by_path), run.next_id
     ids = []
