@@ -17,7 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SBI_ONNX_DIR=/app/models
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+# EXTRAS="pymilvus>=2.4,<4" for collections stored in Milvus (deploy/compose.milvus.yml)
+ARG EXTRAS=""
+RUN pip install -r requirements.txt ${EXTRAS:+"$EXTRAS"}
 COPY . .
 # Indexing the demo once with int8 quantizes the bundled model into SBI_ONNX_DIR; the index is dropped.
 RUN SBI_PRECISION=int8 python with_faiss.py --quiet --output /tmp/demo-index \

@@ -46,10 +46,27 @@ def linked_copy(saved: Path, target: Path) -> Path:
     return target
 
 
+def wait_for_other_standalones(seconds: float = 900) -> None:
+    """One Milvus standalone per machine (its pid file and internal ports are fixed): wait for any
+    other to end first."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(
+            p.info["cmdline"][-2:] == ["run", "standalone"]
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"]
+        ):
+            return
+        time.sleep(5)
+
+
 @contextlib.contextmanager
 def milvus(folder: Path, port: int):
     from milvus import MilvusServer
 
+    wait_for_other_standalones()
     server = MilvusServer()
     server.set_base_dir(str(folder))
     server.listen_port = port
@@ -135,6 +152,7 @@ def main() -> None:
             print(
                 f"export: {time.perf_counter() - started:.0f} s, exit {exported.returncode}:",
                 exported.stdout,
+                exported.stderr[-1500:],
             )
             env = {**common, "SBI_SAVED_DIR": str(engine)}
             with uvicorn(env, 8772) as first:

@@ -31,6 +31,8 @@ from search_by_image.settings import Settings
 log = logging.getLogger(__name__)
 
 AGREED, DIFFERENT, USAGE_ERROR = 0, 1, 2
+#: seconds one call of an export or check may take (batches of 2,000 rows, a loaded engine)
+EXPORT_TIMEOUT_S = 120.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,12 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(command: str, settings: Settings, name: str, address: StorageAddress, sample: int, filters) -> int:
     location = locations.find(settings, name)
-    live, _ = load_live(location.saved_dir)  # the live writes logged since the index was written too
-    store = live.folded() if live.delta_size else live.base
-    for problem in metadata_import.sync(location.saved_dir, location.metadata_csv, store):
-        log.warning("metadata: %s", problem)
+    live, _ = load_live(location.saved_dir)
+    store = live.folded() if live.delta_size else live.base  # with the live adds and deletes
+    metadata_import.sync(location.saved_dir, location.metadata_csv, store)
     metadata = MetadataView(location.saved_dir)
-    target = MilvusStorage(address, name, metadata.kinds)
+    target = MilvusStorage(address, name, metadata.kinds, timeout=EXPORT_TIMEOUT_S)
     if command == "export":
         done = 0
 

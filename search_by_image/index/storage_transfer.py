@@ -112,16 +112,20 @@ def compare(
     agreement = Agreement(len(store), target.count())
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(store), size=min(sample, len(store)), replace=False))
-    queries = store.searchable(np.asarray(store.features)[chosen])
-    for saved, engine in zip(store.search(queries, TOP), target.search(queries, TOP)):
+    raw = np.asarray(store.features)[chosen]  # the saved store whitens them itself
+    queries = store.searchable(raw)
+    engine_hits = [
+        hit for start in range(0, len(queries), 20) for hit in target.search(queries[start : start + 20], TOP)
+    ]
+    for saved, engine in zip(store.search(raw, TOP), engine_hits):
         agreement.searches += 1
         agreement.same_first += bool(saved and engine and saved[0][0] == engine[0][0])
         agreement.same_top += _same(saved, engine, agreement.differences)
     for conditions in filters or []:
         allowed = metadata.select(conditions)
-        query = queries[agreement.filtered % len(queries)][None]
-        (saved,) = store.search(query, TOP, allowed)
-        (engine,) = target.search(query, TOP, conditions)
+        row = agreement.filtered % len(queries)
+        (saved,) = store.search(raw[row][None], TOP, allowed)
+        (engine,) = target.search(queries[row][None], TOP, conditions)
         agreement.filtered += 1
         agreement.filtered_same += _same(saved, engine, agreement.differences)
     return agreement

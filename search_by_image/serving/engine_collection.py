@@ -38,7 +38,7 @@ from search_by_image.layout import MANIFEST_FILE, UPLOADS_DIR, WHITENING_FILE
 from search_by_image.ranking import verifier
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.engine_snapshot import EngineSnapshot, EngineStore, engine_snapshot
-from search_by_image.serving.live_writes import Added, Upload
+from search_by_image.serving.live_writes import Added, Adds, Upload
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +130,16 @@ class EngineCollection:
             raise IndexMissing(f"collection {self.name!r} is not searchable: {self.problem}")
         return self.snapshot
 
-    def add(self, uploads: list[Upload], snapshot: EngineSnapshot | None = None) -> list[Added]:
+    def add(self, uploads: list[Upload], snapshot: EngineSnapshot | None = None) -> Adds:
         """Store each upload's file, thumbnail and row; acknowledged once the engine has it."""
         snapshot = snapshot or self.require()
         check_rows([upload.metadata for upload in uploads], snapshot.metadata)
         embedder = snapshot.embedder
+        started = time.perf_counter()
         features = embedder.embed_prepared([embedder.preprocessing(upload.image) for upload in uploads])
+        embedded = time.perf_counter()
         store = snapshot.store
-        added: list[Added] = []
+        added = Adds()
         ids: list[int] = []
         rows: list[int] = []
         paths: list[str] = []
@@ -157,6 +159,8 @@ class EngineCollection:
         if ids:
             self._learn_kinds(metadata)
             self.storage.add(ids, store.searchable(features[rows]), paths, metadata)
+        added.embed_ms = (embedded - started) * 1e3
+        added.write_ms = (time.perf_counter() - embedded) * 1e3
         return added
 
     def _free_id(self, image_id: int, path: str, pending: dict[int, str]) -> tuple[int, bool]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -42,31 +41,6 @@ class EngineFilter:
         return self.storage.count(self.conditions)
 
 
-class Paths:
-    """`path in store.position`: asked of the engine (one indexed lookup by path)."""
-
-    def __init__(self, storage: MilvusStorage):
-        self.storage = storage
-
-    def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and self.storage.id_of_path(path) is not None
-
-
-class Fingerprints(dict):
-    """`manifest.files[path]`: the shared file's (size, mtime_ns), read when asked."""
-
-    def __init__(self, images_dir: Path):
-        super().__init__()
-        self.images_dir = images_dir
-
-    def __missing__(self, path: str) -> tuple[int, int]:
-        try:
-            info = (self.images_dir / path).stat()
-        except OSError:
-            raise KeyError(path) from None
-        return info.st_size, info.st_mtime_ns
-
-
 class EngineStore:
     """What a request reads of a store, answered by the engine (see the module's docstring)."""
 
@@ -77,9 +51,34 @@ class EngineStore:
     ):
         self.storage = storage
         self.whitening = whitening
-        self.manifest = manifest.model_copy(update={"files": Fingerprints(location.images_dir)})
-        self.position = Paths(storage)
+        self.manifest = manifest
+        self.images_dir = location.images_dir
         self._paths: dict[int, str] = {}
+
+    @property
+    def version(self) -> str:
+        """The model's generation: the engine's rows change without a new snapshot."""
+        return f"{self.manifest.generation}:engine"
+
+    def __contains__(self, image_id: object) -> bool:
+        return isinstance(image_id, int) and bool(self.storage.rows([image_id], ["id"]))
+
+    def id_of(self, path: str) -> int | None:
+        return self.storage.id_of_path(path)
+
+    def fingerprint(self, path: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) of the shared file, read when asked (the engine keeps no files)."""
+        try:
+            info = (self.images_dir / path).stat()
+        except OSError:
+            return None
+        return info.st_size, info.st_mtime_ns
+
+    def fingerprint_of(self, path: str) -> tuple[int, int]:
+        found = self.fingerprint(path)
+        if found is None:
+            raise KeyError(path)
+        return found
 
     def __len__(self) -> int:
         return self.storage.count()

@@ -21,8 +21,11 @@ ADDRESS = StorageAddress("milvus", "127.0.0.1", 19530)
 
 
 def test_an_exported_collection_gives_the_same_results_filtered_or_not(tmp_path):
-    paths = [f"img{i}.jpg" for i in range(120)]
-    store = IndexStore.create(SPEC, unit_rows(120, seed=5), paths, {p: (1, 2) for p in paths})
+    paths = [f"img{i}.jpg" for i in range(420)]  # enough to learn a whitening: exported whitened
+    store = IndexStore.create(
+        SPEC, unit_rows(420, seed=5), paths, {p: (1, 2) for p in paths}, whitening_dims=32
+    )
+    assert store.whitening is not None
     csv = tmp_path / "data.csv"
     csv.write_text("path,category,width\n" + "".join(f"{p},{'ab'[i % 2]},{i}\n" for i, p in enumerate(paths)))
     assert metadata_import.sync(tmp_path, csv, store) == []
@@ -34,7 +37,7 @@ def test_an_exported_collection_gives_the_same_results_filtered_or_not(tmp_path)
 
     agreement = storage_transfer.compare(store, metadata, target, sample=30, filters=filters)
     assert agreement.ok, agreement.summary()
-    assert (agreement.saved_count, agreement.engine_count, agreement.searches) == (120, 120, 30)
+    assert (agreement.saved_count, agreement.engine_count, agreement.searches) == (420, 420, 30)
     assert agreement.filtered_same == 3
 
     storage_transfer.record(tmp_path, ADDRESS, target)
@@ -42,9 +45,9 @@ def test_an_exported_collection_gives_the_same_results_filtered_or_not(tmp_path)
     assert recorded["store"] == "milvus://127.0.0.1:19530" and recorded["collection"] == "sbi_exported"
 
     target.delete([int(store.ids[0])])
-    moved = store.searchable(np.asarray(store.features[[1]])) * -1.0
+    moved = store.searchable(np.asarray(store.features[[1]])) * -1.0  # the row answers elsewhere
     target.delete([int(store.ids[1])])
     target.add([int(store.ids[1])], moved, [paths[1]], [{"category": "a"}])
-    broken = storage_transfer.compare(store, metadata, target, sample=120)
-    assert not broken.ok and broken.engine_count == 119 and broken.same_top < 120
+    broken = storage_transfer.compare(store, metadata, target, sample=420)
+    assert not broken.ok and broken.engine_count == 419 and broken.same_top < 420
     target.close()
