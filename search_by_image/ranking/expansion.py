@@ -11,10 +11,9 @@ expansion with the top results whatever they show gained less and drifts when th
 
 - Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's 1: a copy
   or a close shot counts fully, a barely verified one little.
-- Verified results keep their place (their own score and lift, verification.reorder) and stay
-  above the unverified ones, so a copy's source that verification found but could not call a
-  copy (a detail, a hard recompression) stays above the other shots of its scene that the
-  expanded query favours; the others are ranked by the expanded query's score. Scores shown
+- Verified results keep their place (their own score and lift, verification.reorder), so a
+  copy's source stays above the other shots of its scene that the expanded query favours; the
+  others are ranked by the expanded query's score. Scores shown
   stay the query's own, so match kinds keep their calibration.
 - Only the first DEPTH fetched results are ranked again, from the descriptors the index store
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
@@ -36,8 +35,10 @@ from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
 
 #: Results ranked again (and fetched at least): the API's largest page.
 DEPTH = 100
-#: Verified results stay above the unverified ones whatever their expanded scores.
-VERIFIED_FIRST = True
+#: Whether verified results stay above the unverified ones whatever their expanded scores: off,
+#: since with repetitive patterns (tiles, grids) other images verify too and then lead a detail's
+#: source (bench/README.md "Copies as they reach people").
+VERIFIED_FIRST = False
 
 
 def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
