@@ -12,6 +12,7 @@ base when it is served (index/live_log.py, index/live_store.py).
       features.npy          one descriptor per image, in the index's row order
       images_paths.txt      one image path per row, relative to the images folder
       ids.npy               each row's stable image id
+      fingerprints.npy      each row's file (size, mtime_ns) when indexed
       whitening.npz         the learned whitening (collections of 400+ images)
       .previous/            the last committed files while a new commit replaces them
       .lock                 the writer lock (indexer runs, live writes, a fold's renames)
@@ -36,6 +37,7 @@ PATHS_FILE = "images_paths.txt"
 MANIFEST_FILE = "manifest.json"
 WHITENING_FILE = "whitening.npz"
 IDS_FILE = "ids.npy"
+FINGERPRINTS_FILE = "fingerprints.npy"
 PREVIOUS_DIR = ".previous"
 LOCK_FILE = ".lock"
 SHARDS_DIR = ".shards"

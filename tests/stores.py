@@ -39,3 +39,21 @@ def log_adds(conn, store, vectors, names):
 def log_delete(conn, image_id, path):
     with transaction(conn):
         live_log.append_deletes(conn, [(image_id, path)])
+
+
+def as_saved_format(folder, version: int) -> None:
+    """Rewrite a committed folder as an older format wrote it: format 2 kept the fingerprints in
+    the manifest (path -> [size, mtime_ns]), format 1 had no ids.npy either."""
+    import json
+
+    from search_by_image.layout import FINGERPRINTS_FILE, IDS_FILE, MANIFEST_FILE, PATHS_FILE
+
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    paths = (folder / PATHS_FILE).read_text(encoding="utf-8").splitlines()
+    fingerprints = np.load(folder / FINGERPRINTS_FILE)
+    manifest["files"] = {p: [int(s), int(m)] for p, (s, m) in zip(paths, fingerprints)}
+    manifest["format"] = version
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (folder / FINGERPRINTS_FILE).unlink()
+    if version < 2:
+        (folder / IDS_FILE).unlink()

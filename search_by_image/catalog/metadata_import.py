@@ -97,8 +97,10 @@ def _import(conn: sqlite3.Connection, csv_path: Path | None, images: Images) -> 
 class Indexed(Protocol):
     """A committed index's images (index.store.IndexStore): ids and paths, in row order."""
 
-    ids: np.ndarray
-    paths: list[str]
+    @property
+    def ids(self) -> np.ndarray: ...
+    @property
+    def paths(self) -> Sequence[str]: ...
 
 
 def sync(folder: Path, csv_path: Path | None, indexed: Indexed | None) -> list[str]:
@@ -107,7 +109,7 @@ def sync(folder: Path, csv_path: Path | None, indexed: Indexed | None) -> list[s
     The join's problems (unmatched rows, images without one) are logged and returned."""
     if indexed is None:
         return []
-    problems = _guarded(folder, lambda conn: import_csv(conn, csv_path, indexed.ids, indexed.paths))
+    problems = _guarded(folder, lambda conn: import_csv(conn, csv_path, indexed.ids, list(indexed.paths)))
     for problem in problems:
         log.warning("Metadata: %s", problem)
     return problems

@@ -6,9 +6,12 @@ Layout of the saved folder (the first three names are the ones users know):
   images_paths.txt    paths relative to the images folder, one per line
   ids.npy             int64 N, the stable id of each row: FAISS returns ids, not row numbers,
                       so adding or removing one image never renumbers the others
+  fingerprints.npy    int64 N x 2, row i = (size, mtime_ns) of the file of row i when it was
+                      indexed (memory-mapped: what the indexer compares to skip unchanged files)
   manifest.json       the embedder spec that built it, index type, count, next free id,
-                      a generation tag that changes with every commit, file fingerprints,
-                      the last live write folded in (`folded_seq`)
+                      a generation tag that changes with every commit, the last live write
+                      folded in (`folded_seq`); before format 3 it held the fingerprints as a
+                      path -> (size, mtime_ns) dict, still read (the next commit writes format 3)
   whitening.npz       PCA-whitening learned on the collection, when it is large enough; the
                       FAISS index holds whitened vectors, features.npy the raw descriptors
 
@@ -28,7 +31,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,9 +41,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
+from search_by_image.index.path_table import PathTable
 from search_by_image.index.whitening import Whitening
 from search_by_image.layout import (
     FEATURES_FILE,
+    FINGERPRINTS_FILE,
     IDS_FILE,
     INDEX_FILE,
     LOCK_FILE,
@@ -52,9 +57,18 @@ from search_by_image.layout import (
 from search_by_image.model.embedder import EmbedderSpec
 
 #: Rename order: the manifest goes last, so it only ever describes files already in place.
-COMMIT_ORDER = (FEATURES_FILE, PATHS_FILE, IDS_FILE, WHITENING_FILE, INDEX_FILE, MANIFEST_FILE)
-#: 2 added ids.npy; a format-1 index (rows numbered 0..N-1) still loads.
-FORMAT_VERSION = 2
+COMMIT_ORDER = (
+    FEATURES_FILE,
+    PATHS_FILE,
+    IDS_FILE,
+    FINGERPRINTS_FILE,
+    WHITENING_FILE,
+    INDEX_FILE,
+    MANIFEST_FILE,
+)
+#: 2 added ids.npy, 3 fingerprints.npy; formats 1 (rows numbered 0..N-1) and 2 (fingerprints in
+#: the manifest) still load.
+FORMAT_VERSION = 3
 
 
 class Manifest(BaseModel):
@@ -73,8 +87,8 @@ class Manifest(BaseModel):
     whitening_requested: int = 0
     whitening_dims: int = 0
     created: datetime
-    #: relative path -> (size, mtime_ns), for incremental updates
-    files: dict[str, tuple[int, int]]
+    #: formats 1-2 only: relative path -> (size, mtime_ns) (format 3: fingerprints.npy)
+    files: dict[str, tuple[int, int]] = {}
     #: the highest live-write `seq` these files hold (live_log.py): later rows are the delta
     folded_seq: int = 0
 
@@ -90,8 +104,10 @@ class SavedFiles:
     manifest: Manifest
     index: faiss.Index
     features: np.ndarray
-    paths: list[str]
+    paths: Sequence[str]
     ids: np.ndarray
+    #: int64 N x 2, (size, mtime_ns) per row
+    fingerprints: np.ndarray
     whitening: Whitening | None
     #: the folder they were read from (`.previous/` while a commit is in flight), or None
     folder: Path | None = None
@@ -122,18 +138,33 @@ def _read_from(folder: Path) -> SavedFiles:
         # processes serving the same files share its pages
         index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
         features = np.load(folder / FEATURES_FILE, mmap_mode="r")
-        paths = (folder / PATHS_FILE).read_text(encoding="utf-8").splitlines()
+        paths = PathTable.read(folder / PATHS_FILE)
         whitening = Whitening.load(folder / WHITENING_FILE) if manifest.whitening_dims else None
         if manifest.format < 2:
             ids = np.arange(manifest.count, dtype=np.int64)
             manifest = manifest.model_copy(update={"next_id": manifest.count})
         else:
             ids = np.load(folder / IDS_FILE)
+        if manifest.format < 3:
+            fingerprints = fingerprints_of(paths, manifest.files)
+            manifest = manifest.model_copy(update={"files": {}})
+        else:
+            fingerprints = np.load(folder / FINGERPRINTS_FILE, mmap_mode="r")
     except FileNotFoundError:
         raise
     except (ValueError, RuntimeError, OSError) as exc:
         raise IndexCorrupt(f"cannot read the index in {folder}: {exc}") from exc
-    return SavedFiles(manifest, index, features, paths, ids, whitening, folder)
+    return SavedFiles(manifest, index, features, paths, ids, fingerprints, whitening, folder)
+
+
+def fingerprints_of(paths: Sequence[str], files: Mapping[str, Sequence[int]]) -> np.ndarray:
+    """The row-aligned fingerprint array of a path -> (size, mtime_ns) mapping ((0, 0) if absent)."""
+    out = np.zeros((len(paths), 2), np.int64)
+    for row, path in enumerate(paths):
+        found = files.get(path)
+        if found is not None:
+            out[row] = found[0], found[1]
+    return out
 
 
 def commit(
@@ -170,10 +201,10 @@ def _swap_in(folder: Path, files: SavedFiles, staged: dict[str, Path], written: 
         for name in COMMIT_ORDER:
             if (folder / name).exists():
                 os.link(folder / name, previous / name)
-        _fsync(previous)
+        fsync(previous)
     for name in written:
         os.replace(staged[name], folder / name)
-    _fsync(folder)
+    fsync(folder)
     shutil.rmtree(previous, ignore_errors=True)
     if files.whitening is None:
         (folder / WHITENING_FILE).unlink(missing_ok=True)
@@ -188,10 +219,13 @@ def _stage(files: SavedFiles, staged: dict[str, Path]) -> None:
         np.save(out, np.ascontiguousarray(files.features, dtype=np.float32))
     with open(staged[IDS_FILE], "wb") as out:
         np.save(out, np.ascontiguousarray(files.ids, dtype=np.int64))
+    with open(staged[FINGERPRINTS_FILE], "wb") as out:
+        np.save(out, np.ascontiguousarray(files.fingerprints, dtype=np.int64).reshape(-1, 2))
     staged[PATHS_FILE].write_text("".join(f"{p}\n" for p in files.paths), encoding="utf-8")
-    staged[MANIFEST_FILE].write_text(files.manifest.model_dump_json(indent=1))
+    manifest = files.manifest.model_copy(update={"format": FORMAT_VERSION})
+    staged[MANIFEST_FILE].write_text(manifest.model_dump_json(indent=1, exclude={"files"}))
     for path in staged.values():
-        _fsync(path)
+        fsync(path)
 
 
 def roll_back_interrupted_commit(folder: Path) -> None:
@@ -204,7 +238,7 @@ def roll_back_interrupted_commit(folder: Path) -> None:
             if (previous / name).exists():
                 os.replace(previous / name, folder / name)
     shutil.rmtree(previous)
-    _fsync(folder)
+    fsync(folder)
 
 
 @contextlib.contextmanager
@@ -252,7 +286,7 @@ def committed_generation(folder: Path) -> str | None:
         return None
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

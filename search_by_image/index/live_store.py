@@ -67,7 +67,7 @@ class LiveStore:
         added, base_deleted, hidden_rows = 0, list[int](), list[int]()
         for change in changes:
             if change.descriptor is None:
-                hid = delta.delete(change, change.image_id in self.base.row_of_id)
+                hid = delta.delete(change, change.image_id in self.base)
                 if hid is not None:
                     (hidden_rows if hid[0] == "row" else base_deleted).append(hid[1])
             elif searched is not None:
@@ -99,7 +99,7 @@ class LiveStore:
 
     def _base_has(self, image_id: int) -> bool:
         seq = self._delta.base_deleted_at.get(image_id)
-        return image_id in self.base.row_of_id and (seq is None or seq > self.seq)
+        return image_id in self.base and (seq is None or seq > self.seq)
 
     def __len__(self) -> int:
         return len(self.base) - len(self._base_deleted) + self._count - len(self._hidden_rows)
@@ -121,7 +121,7 @@ class LiveStore:
         row = self._delta.row_of_path.get(path)
         if row is not None and row < self._count and not self._row_hidden(row):
             return int(self._delta.ids[row])
-        base_row = self.base.position.get(path)
+        base_row = self.base.paths.row_of(path)
         if base_row is not None and self._base_has(int(self.base.ids[base_row])):
             return int(self.base.ids[base_row])
         return None
@@ -137,8 +137,7 @@ class LiveStore:
         row = self._delta.row_of_path.get(path)
         if row is not None and row < self._count and not self._row_hidden(row):
             return self._delta.files[row]
-        files = self.manifest.files.get(path)
-        return None if files is None else (int(files[0]), int(files[1]))
+        return self.base.fingerprint(path)
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         """The raw stored descriptors of live ids, in their order (KeyError for an unknown id)."""
@@ -151,7 +150,7 @@ class LiveStore:
             if row is not None:
                 out.append(self._delta.raw[row])
             else:
-                out.append(np.asarray(self.base.features[self.base.row_of_id[image_id]], np.float32))
+                out.append(np.asarray(self.base.features[self.base.row_of(image_id)], np.float32))
         return np.stack(out) if out else np.empty((0, self.manifest.embedder.dim), np.float32)
 
     def searchable(self, vectors: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ a GPU copy beside the index, once, before the store is served.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from search_by_image.index.choice import (
 )
 from search_by_image.index.disk import Manifest, new_generation
 from search_by_image.index.faiss_device import place
+from search_by_image.index.path_table import IdTable, PathTable
 from search_by_image.index.whitening import Whitening, learn_if_enough
 from search_by_image.layout import INDEX_FILE
 from search_by_image.model.embedder import EmbedderSpec
@@ -48,15 +49,18 @@ class IndexStore:
         manifest: Manifest,
         index: faiss.Index,
         features: np.ndarray,
-        paths: list[str],
+        paths: Sequence[str],
         ids: np.ndarray,
+        fingerprints: np.ndarray,
         whitening: Whitening | None = None,
     ):
-        if not (index.ntotal == len(paths) == len(features) == len(ids) == manifest.count):
+        """`fingerprints`: int64 N x 2, each row's file (size, mtime_ns) when it was indexed."""
+        paths = PathTable.of(paths)
+        sizes = (index.ntotal, len(features), len(paths), len(ids), len(fingerprints), manifest.count)
+        if len(set(sizes)) > 1:
             raise IndexCorrupt(
-                f"index has {index.ntotal} vectors, features {len(features)} rows, paths "
-                f"{len(paths)} lines, ids {len(ids)}, manifest {manifest.count}; rebuild with "
-                "`python with_faiss.py --rebuild`"
+                "index, features, paths, ids, fingerprints and manifest count disagree "
+                f"{sizes}; rebuild with `python with_faiss.py --rebuild`"
             )
         searched_dim = whitening.dims if whitening else manifest.embedder.dim
         if features.ndim != 2 or features.shape[1] != manifest.embedder.dim or index.d != searched_dim:
@@ -66,15 +70,15 @@ class IndexStore:
         self.features = features
         self.paths = paths
         self.ids = ids
+        self.fingerprints = fingerprints
         self.whitening = whitening
-        self.position = {path: row for row, path in enumerate(paths)}
-        self.row_of_id = {int(i): row for row, i in enumerate(ids)}
+        self._rows = IdTable(ids)
         #: the folder the index file was memory-mapped from, if it was loaded
         self.loaded_from: Path | None = None
         #: a GPU copy for unfiltered searches, when the service placed one (faiss_device)
         self.gpu_index: faiss.Index | None = None
         self.search_device = "cpu"
-        if len(self.row_of_id) != len(ids) or (len(ids) and int(ids.max()) >= manifest.next_id):
+        if not self._rows.unique or (len(ids) and int(ids.max()) >= manifest.next_id):
             raise IndexCorrupt("duplicate or out-of-range ids in ids.npy; rebuild with --rebuild")
 
     @classmethod
@@ -83,7 +87,7 @@ class IndexStore:
         spec: EmbedderSpec,
         features: np.ndarray,
         paths: list[str],
-        files: dict[str, tuple[int, int]],
+        files: Mapping[str, Sequence[int]],
         ids: np.ndarray | None = None,
         next_id: int | None = None,
         whitening_dims: int = 0,
@@ -112,17 +116,33 @@ class IndexStore:
             whitening_requested=whitening_dims,
             whitening_dims=whitening.dims if whitening else 0,
             created=datetime.now(UTC),
-            files=files,
             folded_seq=folded_seq,
         )
-        return cls(manifest, index, features, paths, ids, whitening)
+        return cls(manifest, index, features, paths, ids, disk.fingerprints_of(paths, files), whitening)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def path_of(self, image_id: int) -> str:
         """The path of an indexed id (KeyError for one that is not)."""
-        return self.paths[self.row_of_id[image_id]]
+        return self.paths[self.row_of(image_id)]
+
+    def row_of(self, image_id: int) -> int:
+        """The row of an indexed id (KeyError for one that is not)."""
+        row = self._rows.row_of(int(image_id))
+        if row is None:
+            raise KeyError(image_id)
+        return row
+
+    def row_of_path(self, path: str) -> int:
+        """The row of an indexed path (KeyError for one that is not)."""
+        if (row := self.paths.row_of(path)) is None:
+            raise KeyError(path)
+        return row
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of every row, built when asked (O(N): an indexer run)."""
+        return {p: (int(f[0]), int(f[1])) for p, f in zip(self.paths, np.asarray(self.fingerprints))}
 
     # The lookups a served store (live_store.LiveStore) answers too, by id and by path.
     @property
@@ -130,19 +150,19 @@ class IndexStore:
         return self.manifest.generation
 
     def __contains__(self, image_id: object) -> bool:
-        return isinstance(image_id, int | np.integer) and int(image_id) in self.row_of_id
+        return isinstance(image_id, int | np.integer) and self._rows.row_of(int(image_id)) is not None
 
     def id_of(self, path: str) -> int | None:
-        row = self.position.get(path)
+        row = self.paths.row_of(path)
         return None if row is None else int(self.ids[row])
 
     def fingerprint(self, path: str) -> tuple[int, int] | None:
-        files = self.manifest.files.get(path)
-        return None if files is None else (int(files[0]), int(files[1]))
+        row = self.paths.row_of(path)
+        return None if row is None else (int(self.fingerprints[row, 0]), int(self.fingerprints[row, 1]))
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         """The raw stored descriptors of these ids, in their order (KeyError for an unknown id)."""
-        rows = [self.row_of_id[int(i)] for i in ids]
+        rows = [self.row_of(int(i)) for i in ids]
         return np.asarray(np.asarray(self.features)[rows], np.float32).reshape(len(rows), -1)
 
     def searchable(self, vectors: np.ndarray) -> np.ndarray:
@@ -155,7 +175,7 @@ class IndexStore:
         deleted: Iterable[int],
         features: np.ndarray,
         paths: list[str],
-        files: dict[str, tuple[int, int]],
+        files: Mapping[str, Sequence[int]],
         ids: Iterable[int],
         folded_seq: int | None = None,
     ) -> IndexStore:
@@ -163,8 +183,9 @@ class IndexStore:
         one pass (a fold of live writes at a million images copies the features once); the
         whitening stays as learned."""
         ids = np.fromiter((int(i) for i in ids), np.int64)
-        gone = np.fromiter({int(i) for i in deleted} & self.row_of_id.keys(), np.int64)
-        clash = [p for p in paths if p in self.position and self.ids[self.position[p]] not in gone]
+        gone = np.unique(np.fromiter((int(i) for i in deleted), np.int64))
+        gone = gone[self._rows.rows_of(gone) >= 0]
+        clash = [p for p in paths if (r := self.paths.row_of(p)) is not None and self.ids[r] not in gone]
         if clash:
             raise ValueError(f"already indexed: {clash[:3]}")
         keep = ~np.isin(self.ids, gone)
@@ -177,16 +198,17 @@ class IndexStore:
         rows = np.empty((kept + len(ids), self.manifest.embedder.dim), np.float32)
         np.compress(keep, self.features, axis=0, out=rows[:kept])
         rows[kept:] = features
+        fingerprints = np.concatenate(
+            [np.asarray(self.fingerprints)[keep], disk.fingerprints_of(paths, files)]
+        )
         paths = [p for p, k in zip(self.paths, keep) if k] + paths
-        old_files = self.manifest.files
         manifest = self._updated_manifest(
             count=len(paths),
             next_id=max(self.manifest.next_id, int(ids.max()) + 1 if len(ids) else 0),
-            files={p: files[p] if p in files else old_files[p] for p in paths},
             folded_seq=self.manifest.folded_seq if folded_seq is None else folded_seq,
         )
         all_ids = np.concatenate([self.ids[keep], ids])
-        return IndexStore(manifest, index, rows, paths, all_ids, self.whitening)
+        return IndexStore(manifest, index, rows, paths, all_ids, fingerprints, self.whitening)
 
     def place(self, device: str) -> None:
         """Put a search copy on the GPU the device setting names, when faiss can (faiss_device)."""
@@ -204,13 +226,8 @@ class IndexStore:
             return faiss.read_index(str(self.loaded_from / INDEX_FILE))
 
     def _updated_manifest(self, **changes) -> Manifest:
-        return self.manifest.model_copy(
-            update={
-                **changes,
-                "generation": new_generation(),
-                "created": datetime.now(UTC),
-            }
-        )
+        update = {**changes, "generation": new_generation(), "created": datetime.now(UTC)}
+        return self.manifest.model_copy(update=update)
 
     def search(
         self,
@@ -256,8 +273,8 @@ class IndexStore:
         return hits
 
     def _exact_among(self, queries: np.ndarray, allowed: np.ndarray, k: int):
-        known = (self.row_of_id.get(int(i)) for i in allowed)
-        rows = np.array([r for r in known if r is not None], dtype=np.int64)
+        rows = self._rows.rows_of(np.asarray(allowed, np.int64))
+        rows = rows[rows >= 0]
         vectors = self.searchable(np.asarray(self.features)[rows])
         best = exact_top_k(vectors, queries, k)
         return [
@@ -268,15 +285,15 @@ class IndexStore:
     @classmethod
     def load(cls, folder: Path) -> IndexStore:
         """Load the committed index in `folder` (or the old set, if a commit is in flight)."""
-        files = disk.read(folder)
-        store = cls(files.manifest, files.index, files.features, files.paths, files.ids, files.whitening)
-        store.loaded_from = files.folder
+        f = disk.read(folder)
+        store = cls(f.manifest, f.index, f.features, f.paths, f.ids, f.fingerprints, f.whitening)
+        store.loaded_from = f.folder
         return store
 
     def save(self, folder: Path) -> None:
         """Commit every file atomically as one set (disk.commit); the caller holds
         `writer_lock(folder)` around its whole read-modify-write."""
         files = disk.SavedFiles(
-            self.manifest, self.index, self.features, self.paths, self.ids, self.whitening
+            self.manifest, self.index, self.features, self.paths, self.ids, self.fingerprints, self.whitening
         )
         disk.commit(folder, files)

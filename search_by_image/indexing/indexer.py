@@ -30,6 +30,7 @@ from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
 from search_by_image.index import live_log
 from search_by_image.index.disk import writer_lock
+from search_by_image.index.format_upgrade import upgrade
 from search_by_image.index.live_files import finish_deletes, remove_orphan_uploads
 from search_by_image.index.live_store import load_live
 from search_by_image.index.store import IndexStore
@@ -149,6 +150,7 @@ def _update_locked(
     status: Progress,
 ) -> IndexReport:
     started = time.perf_counter()
+    upgrade(location.saved_dir)  # an older format's folder, in place (no rewrite of the index)
     status.phase = "scanning"
     run = _plan(settings, location, rebuild)
     report = IndexReport(
@@ -173,7 +175,7 @@ def _update_locked(
     store = _commit(settings, location, run, embedded, rows)
     if shard_files:
         shard_files.clear()
-    Thumbnails(location.saved_dir).prune(store.manifest.files)
+    Thumbnails(location.saved_dir).prune(store.files())
     sync(location.saved_dir, location.metadata_csv, store)
     report.embedded, report.written = len(embedded), True
     return _finished(report, len(store), started)
@@ -194,7 +196,7 @@ def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
     if previous is not None and previous.manifest.embedder != spec:
         raise spec_mismatch(location.name, len(previous), previous.manifest.embedder, spec)
     fingerprints = {path: (f.size, f.mtime_ns) for path, f in found.items()}
-    old_files = previous.manifest.files if previous else {}
+    old_files = previous.files() if previous else {}
     keep = [
         p
         for p in (previous.paths if previous else [])
@@ -269,7 +271,7 @@ def _commit(
 ) -> IndexStore:
     """Build the new index from the kept and the new rows, each path under its id, and commit it."""
     previous, keep = run.previous, run.keep
-    old_rows = previous.features[[previous.position[p] for p in keep]] if previous and keep else rows[:0]
+    old_rows = previous.features[[previous.row_of_path(p) for p in keep]] if previous and keep else rows[:0]
     paths = keep + embedded
     ids_by_path, next_id = dict(run.ids_by_path), run.next_id
     ids = []

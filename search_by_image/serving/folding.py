@@ -82,7 +82,13 @@ def fold(saved_dir: Path, store: LiveStore) -> bool:
                 yield
 
         files = disk.SavedFiles(
-            folded.manifest, folded.index, folded.features, folded.paths, folded.ids, folded.whitening
+            folded.manifest,
+            folded.index,
+            folded.features,
+            folded.paths,
+            folded.ids,
+            folded.fingerprints,
+            folded.whitening,
         )
         try:
             disk.commit(saved_dir, files, locked=locked, staged_prefix=STAGED_PREFIX)

@@ -99,7 +99,7 @@ def test_concurrent_adds_deletes_and_searches_lose_nothing(collection):
         added = [r for r in results if r]
         served = httpx.get(f"{base}/collections/default", timeout=10).json()
 
-    expected = (set(before.paths) - {before.paths[before.row_of_id[i]] for i in doomed}) | {
+    expected = (set(before.paths) - {before.paths[before.row_of(i)] for i in doomed}) | {
         a["path"] for a in added
     }
     assert all(a["created"] for a in added) and len({a["id"] for a in added}) == 12

@@ -38,7 +38,7 @@ def test_faiss_without_gpu_support_searches_on_the_cpu_and_says_why_once(demo_co
             store.place("cuda")
     assert (store.gpu_index, store.search_device) == (None, "cpu")
     assert sum("no GPU support" in r.getMessage() for r in caplog.records) == 1
-    row = store.position["chelsea.jpg"]
+    row = store.row_of_path("chelsea.jpg")
     assert store.search(np.asarray(store.features[[row]]), 1)[0][0][0] == int(store.ids[row])
     store.place("auto")
     assert store.search_device == "cpu"
@@ -64,6 +64,6 @@ def test_a_small_collection_is_searched_on_one_thread_and_the_setting_restored(d
 
     monkeypatch.setattr(store.index, "search", watched)
     before = faiss.omp_get_max_threads()
-    row = store.position["chelsea.jpg"]
+    row = store.row_of_path("chelsea.jpg")
     assert store.search(np.asarray(store.features[[row]]), 1)[0][0][0] == int(store.ids[row])
     assert seen == [1] and faiss.omp_get_max_threads() == before

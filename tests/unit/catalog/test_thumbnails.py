@@ -27,7 +27,7 @@ def test_the_indexer_makes_one_thumbnail_per_image_in_its_decode_pass(demo_colle
     store = IndexStore.load(demo_collection.saved_dir)
     thumbs = Thumbnails(demo_collection.saved_dir)
     for path in store.paths:
-        small = Image.open(thumbs.file(path, tuple(store.manifest.files[path])))
+        small = Image.open(thumbs.file(path, store.fingerprint(path)))
         original = Image.open(PHOTOS / path)
         assert small.format == "JPEG" and max(small.size) == min(THUMBNAIL_PX, max(original.size))
         ratio = original.width / original.height
@@ -94,7 +94,7 @@ def test_the_indexer_prunes_thumbnails_of_removed_or_changed_images(collection):
     store = IndexStore.load(collection.saved_dir)
     thumbs = Thumbnails(collection.saved_dir)
     kept = set((collection.saved_dir / "thumbnails").glob("*/*.jpg"))
-    assert kept == {thumbs.file(p, tuple(f)) for p, f in store.manifest.files.items()}
+    assert kept == {thumbs.file(p, tuple(f)) for p, f in store.files().items()}
 
 
 def test_one_decode_covers_the_model_and_the_thumbnail():

@@ -123,4 +123,4 @@ def test_a_path_deleted_then_added_again_folds_under_its_new_id(saved):
     (again,) = log_adds(conn, base, base.features[[5]], [path])
     live, _ = load_live(folder, conn)
     folded = live.folded()
-    assert folded.id_of(path) == again and 5 not in folded.row_of_id and len(folded) == len(base)
+    assert folded.id_of(path) == again and 5 not in folded and len(folded) == len(base)

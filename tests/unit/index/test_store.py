@@ -4,13 +4,13 @@ import os
 
 import numpy as np
 import pytest
-from stores import SPEC, commit, random_store, unit_rows
+from stores import SPEC, as_saved_format, commit, random_store, unit_rows
 
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.index import disk
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
-from search_by_image.layout import IDS_FILE, MANIFEST_FILE, PATHS_FILE, PREVIOUS_DIR
+from search_by_image.layout import PATHS_FILE, PREVIOUS_DIR
 
 
 def test_save_then_load_gives_the_same_index(tmp_path):
@@ -33,7 +33,7 @@ def test_ids_stay_with_their_images_across_adds_and_deletes(tmp_path):
     grown = store.with_changes([], extra, list(new), new, [6, 7])
     assert grown.ids.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
     shrunk = grown.with_changes([2, 6], extra[:0], [], {}, [])
-    assert shrunk.ids.tolist() == [0, 1, 3, 4, 5, 7] and "new/a.jpg" not in shrunk.position
+    assert shrunk.ids.tolist() == [0, 1, 3, 4, 5, 7] and shrunk.id_of("new/a.jpg") is None
     assert shrunk.manifest.generation not in (store.manifest.generation, grown.manifest.generation)
     assert len(store) == 6  # the old snapshot is untouched: readers keep what they hold
     commit(shrunk, tmp_path)
@@ -96,9 +96,7 @@ def test_index_type_follows_collection_size():
 def test_a_format_1_index_loads_with_row_numbers_as_ids(tmp_path):
     store = random_store(5, seed=15)
     commit(store, tmp_path)
-    (tmp_path / IDS_FILE).unlink()
-    manifest = (tmp_path / MANIFEST_FILE).read_text().replace('"format": 2', '"format": 1')
-    (tmp_path / MANIFEST_FILE).write_text(manifest)
+    as_saved_format(tmp_path, 1)
     loaded = IndexStore.load(tmp_path)
     assert loaded.ids.tolist() == [0, 1, 2, 3, 4] and loaded.manifest.next_id == 5
 
@@ -176,5 +174,5 @@ def test_a_memory_mapped_compressed_index_still_takes_live_adds_and_deletes(tmp_
     assert loaded.search(features[[9]], k=1)[0][0][0] == 9
     grown = loaded.with_changes([], unit_rows(1, seed=17, dim=64), ["new.jpg"], {"new.jpg": (1, 1)}, [4000])
     smaller = grown.with_changes([9], unit_rows(0, seed=17, dim=64), [], {}, [])
-    assert len(smaller) == 4000 and 9 not in smaller.row_of_id
+    assert len(smaller) == 4000 and 9 not in smaller
     assert smaller.search(features[[9]], k=1)[0][0][0] != 9

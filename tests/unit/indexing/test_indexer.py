@@ -47,10 +47,10 @@ def test_incremental_add_change_remove_and_noop(tmp_path):
 
     after = assert_consistent(settings)
     assert sorted(after.paths) == ["chelsea.jpg", "coffee.jpg", "eagle.jpg", "rocket.jpg"]
-    row = after.position["chelsea.jpg"]
-    assert np.allclose(after.features[row], before.features[before.position["chelsea.jpg"]])
-    kite_like = after.search(after.features[[after.position["coffee.jpg"]]], 1)[0][0]
-    assert after.paths[after.row_of_id[kite_like[0]]] == "coffee.jpg"
+    row = after.row_of_path("chelsea.jpg")
+    assert np.allclose(after.features[row], before.features[before.row_of_path("chelsea.jpg")])
+    kite_like = after.search(after.features[[after.row_of_path("coffee.jpg")]], 1)[0][0]
+    assert after.paths[after.row_of(kite_like[0])] == "coffee.jpg"
     ids_before = dict(zip(before.paths, before.ids.tolist()))
     ids_after = dict(zip(after.paths, after.ids.tolist()))
     assert all(ids_after[p] == ids_before[p] for p in ("chelsea.jpg", "coffee.jpg", "rocket.jpg"))

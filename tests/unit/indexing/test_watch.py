@@ -116,7 +116,7 @@ def test_the_indexer_follows_its_folder_with_watch(collection):
         embedder = Embedder.configured(store.manifest.embedder, settings)
         query = embedder.embed_images([Image.open(dropped).convert("RGB")])
         (hits,) = store.search(query, 1)
-        assert store.paths[store.row_of_id[hits[0][0]]] == "dropped/turned-kite.jpg"
+        assert store.paths[store.row_of(hits[0][0])] == "dropped/turned-kite.jpg"
 
         (settings.images_dir / "dog.jpg").unlink()
         wait_for(

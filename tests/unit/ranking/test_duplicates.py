@@ -56,7 +56,7 @@ def test_groups_joined_by_weaker_links_say_they_are_similar_not_copies(planted):
 
 def test_the_most_similar_distinct_photos_are_not_duplicates(planted):
     store = IndexStore.load(planted.saved_dir)
-    horses, person = (store.features[store.position[p]] for p in ("horses.jpg", "person.jpg"))
+    horses, person = (store.features[store.row_of_path(p)] for p in ("horses.jpg", "person.jpg"))
     assert float(horses @ person) > 0.5  # the closest pair of different photos in the demo
     grouped = {p for g in find_groups(store) for _, p in g.images}
     assert not grouped & {"horses.jpg", "person.jpg"}
