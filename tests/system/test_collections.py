@@ -16,6 +16,7 @@ from PIL import Image
 from main import create_app
 from search_by_image.api.auth import KeyStore
 from search_by_image.catalog import locations
+from search_by_image.index.disk import COMMIT_ORDER
 from search_by_image.index.live_store import load_live
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE, LOCK_FILE, PREVIOUS_DIR
@@ -372,8 +373,9 @@ def test_a_commit_left_half_done_still_serves_the_last_complete_index(
     settings = demo_collection.model_copy(update={"saved_dir": tmp_path / "saved", "reload_seconds": 0})
     previous = settings.saved_dir / PREVIOUS_DIR
     previous.mkdir()
-    for name in ("features.npy", "images_paths.txt", "ids.npy", "faiss_index.faiss", "manifest.json"):
-        os.link(settings.saved_dir / name, previous / name)
+    for name in COMMIT_ORDER:  # the committed set, as a commit's first step links it
+        if (settings.saved_dir / name).exists():
+            os.link(settings.saved_dir / name, previous / name)
     with contextlib.ExitStack() as stack:
         if writer_alive:  # another process' writer, mid-commit: it holds the lock file
             held = stack.enter_context(open(settings.saved_dir / LOCK_FILE, "w"))
