@@ -166,17 +166,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextlib.contextmanager
-def running_server(
+def start_server(
     settings: Settings,
     python: str = sys.executable,
     app: tuple[str, ...] = ("main:app",),
     cwd: Path = PROJECT_DIR,
+    wait_s: float = 120,
+    stderr: int = subprocess.PIPE,
     **env: str,
-) -> Iterator[str]:
-    """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections; yields its URL.
-    `python`: the interpreter of the venv to run it from; `app` and `cwd`: uvicorn's app
-    arguments and where it runs (an installed package runs outside the checkout).
+) -> tuple[subprocess.Popen, str]:
+    """A real `uvicorn main:app` on 127.0.0.1 serving `settings`' collections, started and
+    waited for (`/health` ok within `wait_s`): the process and its URL. `python`: the
+    interpreter of the venv to run it from; `app` and `cwd`: uvicorn's app arguments and where it
+    runs (an installed package runs outside the checkout); `stderr`: DEVNULL for a server that
+    runs long (a pipe nobody reads fills up).
 
     No rate limit unless `env` sets SBI_RATE_LIMIT: these tests send many requests from one address.
     """
@@ -194,20 +197,27 @@ def running_server(
         cwd=cwd,
         env=environment,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
-                break
+                return server, base
         except httpx.HTTPError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
-            pytest.fail(f"uvicorn did not start: {server.stderr.read().decode()[-2000:]}")
+            said = server.stderr.read().decode()[-2000:] if server.stderr else ""
+            pytest.fail(f"uvicorn did not start: {said}")
         time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, **options) -> Iterator[str]:
+    """`start_server`'s server for the `with` block (its options); yields its URL."""
+    server, base = start_server(settings, **options)
     try:
         yield base
     finally:

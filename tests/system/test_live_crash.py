@@ -7,17 +7,15 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import PHOTOS, free_port, jpeg_bytes, make_settings, writable_copy
+from helpers import PHOTOS, jpeg_bytes, make_settings, start_server, writable_copy
 from PIL import Image
 
-from config import PROJECT_DIR
 from search_by_image.api.auth import KeyStore
 from search_by_image.layout import KEYS_FILE
 
@@ -33,33 +31,8 @@ def photo(number: int) -> bytes:
 
 
 def start(settings) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SBI_IMAGES_DIR": str(settings.images_dir),
-        "SBI_METADATA_CSV": str(settings.metadata_csv),
-        "SBI_SAVED_DIR": str(settings.saved_dir),
-        "SBI_RATE_LIMIT": "",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600  # a big collection imports its CSV on a first start
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
-                return server, base
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.2)
+    # a big collection imports its CSV on a first start; nobody reads a long run's stderr
+    return start_server(settings, wait_s=600, stderr=subprocess.DEVNULL)
 
 
 class Writer:
