@@ -19,6 +19,7 @@ makes and reads them.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -161,6 +162,12 @@ class KeypointStore:
         if conn is not None:
             with transaction(conn):
                 conn.executemany("DELETE FROM keypoints WHERE path = ?", [(p,) for p in paths])
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """`remove`, a failure (a locked or read-only file) left to the indexer's `prune`: the
+        rows of paths no longer indexed are never read."""
+        with contextlib.suppress(sqlite3.Error):
+            self.remove(paths)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

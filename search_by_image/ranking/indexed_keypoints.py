@@ -6,6 +6,8 @@ in the thumbnail's frame, their grey pixels read from the thumbnail only when a 
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.verification import UNREADABLE
 
 Fingerprint = tuple[int, int]
+log = logging.getLogger(__name__)
 
 
 class IndexedKeypoints:
@@ -44,6 +47,19 @@ class IndexedKeypoints:
             None if found is None else stored_keypoints.keypoints(found, self._grey_reader(path, fingerprint))
             for (path, fingerprint), found in zip(images, self.store.read(images))
         ]
+
+    def put(self, images: Sequence[tuple[str, Fingerprint, Path | bytes, Image.Image]]) -> None:
+        """Compute and store the keypoints of added images: (path, fingerprint, the file or its
+        bytes, the decoded image their thumbnail is made of). A store that cannot be written
+        (disk full, read-only) fails nothing: those images' keypoints are extracted when used."""
+        rows = [
+            (p, f, stored_keypoints.of_image(source, image, self.max_image_pixels))
+            for p, f, source, image in images
+        ]
+        try:
+            self.store.put(rows)
+        except sqlite3.Error as exc:
+            log.warning("Keypoints of %d added images not stored (%s): extracted when used", len(rows), exc)
 
     def extracted(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> Keypoints | None:
         """Keypoints extracted now from the image's thumbnail (of its mirror image if `mirror`),

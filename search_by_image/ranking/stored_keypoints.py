@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from search_by_image.catalog.keypoint_store import PointSet, StoredKeypoints
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, encode
+from search_by_image.images.decoding import UnreadableImage, open_rgb
 from search_by_image.ranking import local_features
 from search_by_image.ranking.local_features import Keypoints
 
@@ -65,6 +67,25 @@ def compute(thumbnail_rgb: np.ndarray, large_rgb: np.ndarray | None = None) -> S
         scale = np.array([width / grey_width, height / grey_height], np.float32)
         large = PointSet((found.xy + 0.5) * scale - 0.5, found.descriptors)
     return StoredKeypoints((width, height), PointSet(thumb.xy, thumb.descriptors), large)
+
+
+def of_image(source: Path | bytes, thumbnail: Image.Image, max_pixels: int) -> StoredKeypoints:
+    """An image's keypoints for the keypoint store: its thumbnail's (made of `thumbnail`, as the
+    thumbnail file is), and for a big photo a larger view's (`large_view`) of its file or bytes."""
+    return compute(thumbnail_pixels(thumbnail), large_view(source, max_pixels))
+
+
+def large_view(source: Path | bytes, max_pixels: int) -> np.ndarray | None:
+    """A big photo decoded again at the finer keypoints' size; None for a smaller one, or one
+    Pillow alone cannot open (a camera raw file)."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as header:
+            size = header.size
+        if wants_large(size):
+            return np.asarray(open_rgb(source, max_pixels, large_size))
+    except (UnreadableImage, OSError, ValueError):
+        pass
+    return None
 
 
 def keypoints(stored: StoredKeypoints, grey: Callable[[], np.ndarray]) -> Keypoints:
