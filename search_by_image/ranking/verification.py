@@ -1,12 +1,13 @@
 """Search results checked with local features: the top results re-ranked, and copies told apart
-from other shots of the same scene (local_features on the collection's thumbnails).
+from other shots of the same scene (local_features in the frame of the collection's thumbnails).
 
-The indexed side stores nothing new: its keypoints are computed from the thumbnail (448 px) the
-indexer already keeps (or makes now, as GET /thumbnails would), and kept in a bounded in-memory
-cache (`Verifier`, keyed by the thumbnail's name, which changes with the image). So
-features follow live adds and deletes with the thumbnails, and an index built before this
-existed is verified as it is. Costs and the thresholds' measurements: bench/README.md "Local
-verification".
+The indexed side's keypoints are computed once, when an image is indexed or added, and stored
+(catalog/keypoint_store.py, stored_keypoints.py): the thumbnail's (448 px), and for a big photo a
+finer set from a larger view, tried where the thumbnail's find no copy. An image with none stored
+(a collection indexed before) has its keypoints extracted from its thumbnail when verified
+(indexed_keypoints.py); either are kept in a bounded in-memory cache (`Verifier`, keyed by the
+thumbnail's name, which changes with the image). Costs and the thresholds' measurements:
+bench/README.md "Local verification" and "Stored keypoints".
 
 - Re-ranking (`reorder`): among the top `verify_top` results, one whose keypoints one
   similarity transform explains (>= RERANK_INLIERS: the same scene; 99% of pairs of different
@@ -141,10 +142,22 @@ def at_indexed_scale(rgb: np.ndarray, side: int = THUMBNAIL_PX) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
 
 
-def check(query: Query, candidate: Keypoints, try_mirror: bool = True) -> Check:
+def check(query: Query, candidate: Keypoints, try_mirror: bool = True, finer: bool = False) -> Check:
     """Inliers between the query and a candidate and, when they are enough for a copy, their
     aligned pixels' correlation and, when that is a copy's, their residual motion; the query's
-    mirror image is tried when the query itself does not align (a mirrored copy) and `try_mirror`."""
+    mirror image is tried when the query itself does not align (a mirrored copy) and `try_mirror`;
+    with `finer`, the candidate's finer keypoints (a larger view of it, stored at indexing:
+    stored_keypoints.py) where its own find no copy (a small detail of a big photo)."""
+    best = _best(query, candidate, try_mirror)
+    if finer and not best.copy and candidate.finer is not None:
+        found = _best(query, candidate.finer, try_mirror)
+        if (found.copy, found.inliers) > (best.copy, best.inliers):
+            best = found
+    return best
+
+
+def _best(query: Query, candidate: Keypoints, try_mirror: bool) -> Check:
+    """`check` against one set of the candidate's keypoints."""
     best = UNCHECKED
     sides = [lambda: query.keypoints] + ([query.mirrored] if try_mirror else [])
     for side in sides:
