@@ -26,6 +26,8 @@ REVERSE_DEPTH = 8 * NEIGHBOURS
 
 #: checks whether two ids are copies (`verifier.Verifier.is_copy` bound to a store)
 IsCopy = Callable[[int, int, bool], bool]
+#: reads the stored keypoints of these ids before their pairs are checked (`Verifier.preload`)
+Prefetch = Callable[[list[int]], object]
 
 
 @dataclass(frozen=True)
@@ -37,20 +39,22 @@ class DuplicatePass:
     copies: dict[tuple[int, int], float] | None
 
     @classmethod
-    def of(cls, store: LiveStore, is_copy: IsCopy | None) -> DuplicatePass:
+    def of(cls, store: LiveStore, is_copy: IsCopy | None, prefetch: Prefetch | None = None) -> DuplicatePass:
         """The whole pass: every image searched, the pairs that can be copies checked."""
         neighbours = Neighbours.of(store)
-        copies = None if is_copy is None else verified_copies(store, neighbours, is_copy)
+        copies = None if is_copy is None else verified_copies(store, neighbours, is_copy, prefetch=prefetch)
         return cls(store, neighbours, copies)
 
-    def updated(self, store: LiveStore, is_copy: IsCopy | None) -> DuplicatePass:
+    def updated(
+        self, store: LiveStore, is_copy: IsCopy | None, prefetch: Prefetch | None = None
+    ) -> DuplicatePass:
         """This pass carried to `store`: derived when `store` is this one's less deletes and
         plus adds (`after_writes`), else computed whole."""
         if (self.copies is None) != (is_copy is None):
-            return DuplicatePass.of(store, is_copy)
+            return DuplicatePass.of(store, is_copy, prefetch)
         derived = after_writes(self.neighbours, self.store, store)
         if derived is None:
-            return DuplicatePass.of(store, is_copy)
+            return DuplicatePass.of(store, is_copy, prefetch)
         neighbours, added = derived
         copies = None
         if self.copies is not None and is_copy is not None:

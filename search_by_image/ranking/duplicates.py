@@ -45,6 +45,8 @@ NEIGHBOURS = 32
 #: Each image's nearest this many are checked for copies whatever their score: a crop with a
 #: border or a rotated, recompressed copy can score under `similar` and still be first or second.
 CHECKED_NEAREST = 3
+#: Checked pairs whose images' stored keypoints are read together (`verified_copies`).
+PREFETCH_LINKS = 4096
 
 
 @dataclass
@@ -118,6 +120,7 @@ def verified_copies(
     is_copy: Callable[[int, int, bool], bool],
     threads: int | None = None,
     only: np.ndarray | None = None,
+    prefetch: Callable[[list[int]], object] | None = None,
 ) -> dict[tuple[int, int], float]:
     """The stored pairs that `is_copy(a, b, try_mirror)` confirms (local verification:
     verification.Verifier.is_copy), with their scores. Checked: the pairs scoring at least
@@ -126,7 +129,9 @@ def verified_copies(
     `copy`; checking a mirror costs a second set of keypoints). The pairs are checked on
     `threads` threads of their own (OpenCV and FAISS release the GIL), not on the searches'
     verification pool, whose queue they would hold up for the whole pass. `only`: just the
-    pairs with one of these ids (the images a live add brought)."""
+    pairs with one of these ids (the images a live add brought). `prefetch(ids)`: called with
+    the images of each PREFETCH_LINKS checked pairs before they are checked (stored keypoints
+    read a few hundred at a time: verifier.Verifier.preload)."""
     similar = thresholds_for(store.whitening is not None).similar
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
     if only is not None:
@@ -134,8 +139,13 @@ def verified_copies(
         checked = [link for link in checked if link[0] in new or link[1] in new]
     checked = reuse_order(checked)
     pool = ThreadPoolExecutor(threads or cpu_threads(), thread_name_prefix="duplicates")
+    found: list[bool] = []
     try:
-        found = list(pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), checked))
+        for start in range(0, len(checked), PREFETCH_LINKS):
+            chunk = checked[start : start + PREFETCH_LINKS]
+            if prefetch is not None:
+                prefetch(list(dict.fromkeys(i for a, b, _ in chunk for i in (a, b))))
+            found += pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), chunk)
     finally:  # a failing check ends the pass without the pairs still queued
         pool.shutdown(cancel_futures=True)
     return {(a, b): score for (a, b, score), copy in zip(checked, found, strict=True) if copy}

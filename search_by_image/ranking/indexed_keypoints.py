@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.verification import UNREADABLE
 
 Fingerprint = tuple[int, int]
+#: Grey images kept once read (~150 KB each): a duplicates pass checks an image's pairs one
+#: after another, so the thumbnail is decoded once for them, not once per pair that aligns.
+CACHED_GREYS = 64
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +39,8 @@ class IndexedKeypoints:
         self.max_image_pixels = max_image_pixels
         self.thumbnails = Thumbnails(location.saved_dir)
         self.store = KeypointStore(location.saved_dir)
+        self._greys: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._greys_lock = threading.Lock()
 
     def key(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> Path:
         """What names an image's keypoints in a cache: its thumbnail's file (changes with the image)."""
@@ -75,12 +82,22 @@ class IndexedKeypoints:
 
     def grey(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> np.ndarray:
         """The thumbnail's grey as `local_features.extract` makes it (UNREADABLE if it is gone
-        and cannot be made again)."""
+        and cannot be made again); the last CACHED_GREYS read are kept."""
+        key = self.key(path, fingerprint, mirror)
+        with self._greys_lock:
+            if key in self._greys:
+                self._greys.move_to_end(key)
+                return self._greys[key]
         thumbnail = self.thumbnail(path, fingerprint)
         if thumbnail is None:
             raise OSError(f"no thumbnail of {path} can be read or made")
         rgb = _rgb(thumbnail)
-        return local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
+        grey = local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
+        with self._greys_lock:
+            self._greys[key] = grey
+            while len(self._greys) > CACHED_GREYS:
+                self._greys.popitem(last=False)
+        return grey
 
     def _grey_reader(self, path: str, fingerprint: Fingerprint):
         return lambda: self.grey(path, fingerprint)

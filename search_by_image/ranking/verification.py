@@ -142,21 +142,24 @@ def at_indexed_scale(rgb: np.ndarray, side: int = THUMBNAIL_PX) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
 
 
-def check(query: Query, candidate: Keypoints, try_mirror: bool = True, finer: bool = False) -> Check:
+def check(
+    query: Query, candidate: Keypoints, try_mirror: bool = True, finer: bool = False, boxed: bool = False
+) -> Check:
     """Inliers between the query and a candidate and, when they are enough for a copy, their
     aligned pixels' correlation and, when that is a copy's, their residual motion; the query's
     mirror image is tried when the query itself does not align (a mirrored copy) and `try_mirror`;
     with `finer`, the candidate's finer keypoints (a larger view of it, stored at indexing:
-    stored_keypoints.py) where its own find no copy (a small detail of a big photo)."""
-    best = _best(query, candidate, try_mirror)
+    stored_keypoints.py) where its own find no copy (a small detail of a big photo); `boxed`:
+    the residual motion on the compared part's box (alignment.residual_motion)."""
+    best = _best(query, candidate, try_mirror, boxed)
     if finer and not best.copy and candidate.finer is not None:
-        found = _best(query, candidate.finer, try_mirror)
+        found = _best(query, candidate.finer, try_mirror, boxed)
         if (found.copy, found.inliers) > (best.copy, best.inliers):
             best = found
     return best
 
 
-def _best(query: Query, candidate: Keypoints, try_mirror: bool) -> Check:
+def _best(query: Query, candidate: Keypoints, try_mirror: bool, boxed: bool = False) -> Check:
     """`check` against one set of the candidate's keypoints."""
     best = UNCHECKED
     sides = [lambda: query.keypoints] + ([query.mirrored] if try_mirror else [])
@@ -164,7 +167,7 @@ def _best(query: Query, candidate: Keypoints, try_mirror: bool) -> Check:
         keypoints = side()
         if keypoints is None:
             continue
-        result = compare(keypoints, candidate)
+        result = compare(keypoints, candidate, boxed)
         if (result.copy, result.inliers) > (best.copy, best.inliers):
             best = result
         if result.aligned:
@@ -172,7 +175,7 @@ def _best(query: Query, candidate: Keypoints, try_mirror: bool) -> Check:
     return best
 
 
-def compare(query: Keypoints, candidate: Keypoints) -> Check:
+def compare(query: Keypoints, candidate: Keypoints, boxed: bool = False) -> Check:
     """One side of `check`: the cheap measures first, each only where the one before allows a copy."""
     found = local_features.verify(query, candidate)
     if found.inliers < COPY_INLIERS or found.transform is None:
@@ -185,7 +188,7 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
     correlation = alignment.aligned_correlation(candidate, shared)
     if correlation < COPY_CORRELATION:
         return Check(found.inliers, correlation)
-    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared))
+    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared, boxed))
 
 
 def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:

@@ -284,5 +284,10 @@ class Collection:
             self._pass = self._pass.updated(store, None) if self._pass else DuplicatePass.of(store, None)
             return
         check = functools.partial(self._verifier.is_copy, store)
-        with self._verifier.holding(len(store)):  # each image's keypoints extracted once a pass
-            self._pass = self._pass.updated(store, check) if self._pass else DuplicatePass.of(store, check)
+        stored = functools.partial(self._verifier.preload, store)  # keypoints stored at indexing
+        with self._verifier.holding(2 * len(store)):  # each image's (and mirror's) read once
+            self._pass = (
+                self._pass.updated(store, check, stored)
+                if self._pass
+                else DuplicatePass.of(store, check, stored)
+            )

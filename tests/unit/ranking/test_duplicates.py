@@ -15,7 +15,7 @@ from search_by_image.catalog import locations
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
-from search_by_image.ranking import local_features, verifier
+from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicates import (
     RAW_THRESHOLD,
     Neighbours,
@@ -165,28 +165,33 @@ def test_pairs_checked_side_by_side_are_the_pairs_checked_one_by_one(planted):
     assert len(one_by_one) == 2  # the two planted copies
 
 
-def test_a_pass_extracts_each_images_keypoints_once_and_checks_every_pair(planted, monkeypatch):
-    """Held for the pass, an image's keypoints serve all its pairs (a cache of one would extract
-    them again for nearly every pair), and the pairs found are the same."""
+def test_a_pass_reads_each_images_keypoints_once_and_checks_every_pair(planted):
+    """Held for the pass, an image's keypoints (stored at indexing, or extracted) serve all its
+    pairs (a cache of one would read them again for nearly every pair), and the pairs found are
+    the same; read ahead in batches (`prefetch`), the same pairs again."""
     store = LiveStore(IndexStore.load(planted.saved_dir))
     location = locations.find(planted, locations.DEFAULT)
     neighbours = Neighbours.of(store)
-    extracted: list[int] = []
-    real = local_features.extract
-    monkeypatch.setattr(local_features, "extract", lambda rgb: extracted.append(1) or real(rgb))
+    reads: list[int] = []
 
-    def pass_with(holding: bool) -> tuple[dict, int]:
-        extracted.clear()
+    def pass_with(holding: bool, prefetch: bool = False) -> tuple[dict, int]:
+        reads.clear()
         checker = verifier.Verifier(location, 10**8, 10, capacity=1)
+        stored, extracted = checker.images.stored, checker.images.extracted
+        checker.images.stored = lambda images: reads.extend([1] * len(images)) or stored(images)  # type: ignore[method-assign]
+        checker.images.extracted = lambda *args: reads.append(1) or extracted(*args)  # type: ignore[method-assign]
+        ahead = functools.partial(checker.preload, store) if prefetch else None
         with checker.holding(len(store) if holding else 0):
-            found = verified_copies(store, neighbours, functools.partial(checker.is_copy, store), threads=1)
+            is_copy = functools.partial(checker.is_copy, store)
+            found = verified_copies(store, neighbours, is_copy, threads=1, prefetch=ahead)
         assert len(checker._cached) <= 1  # back to its size after the pass
-        return found, len(extracted)
+        return found, len(reads)
 
     (held, once), (unheld, again) = pass_with(True), pass_with(False)
     assert held == unheld and len(held) == 2
-    mirrors = once - len(store)  # mirrored queries are extracted when tried, never kept
-    assert mirrors >= 0 and again > once
+    assert once >= len(store) and again > once  # each image once, plus mirror images tried
+    ahead, _ = pass_with(True, prefetch=True)
+    assert ahead == held
 
 
 def test_reuse_order_keeps_every_link_and_puts_an_images_links_together():

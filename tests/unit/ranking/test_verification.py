@@ -113,11 +113,12 @@ def test_the_mirror_is_made_once_when_results_ask_for_it_side_by_side(photos):
     assert len(made) == 1 and all(m is mirrors[0] for m in mirrors)
 
 
-def test_a_burst_from_one_spot_aligns_like_a_copy_but_its_pixels_still_move(photos):
+@pytest.mark.parametrize("boxed", [False, True])  # the flow on the whole frame, or on the compared box
+def test_a_burst_from_one_spot_aligns_like_a_copy_but_its_pixels_still_move(photos, boxed):
     first, second = (photos[name] for name in BURST)
-    burst = verification.check(query(second), as_indexed(first))
+    burst = verification.check(query(second), as_indexed(first), boxed=boxed)
     bordered = ImageOps.expand(edited(first), border=40, fill=(0, 0, 0))
-    copy = verification.check(query(bordered), as_indexed(first))
+    copy = verification.check(query(bordered), as_indexed(first), boxed=boxed)
     # what the correlation alone called a copy: the same spot, aligned pixels that correlate
     assert burst.inliers >= verification.COPY_INLIERS and burst.correlation >= 0.95, burst
     # but the branch in front moved against the beach: not one similarity transform
