@@ -7,8 +7,8 @@ Milvus expression applied inside the search; paging is the engine's offset; `ids
 collection for a duplicates pass (serving/engine_duplicates.py).
 
 Every call has a timeout. A refused connection, a timeout or an engine that is starting raises
-`EngineUnavailable` (milvus_client.py: 503 with Retry-After, naming the engine); the client is made again on the
-next call, so the service recovers by itself when the engine returns. Searches read with
+`EngineUnavailable` (503 with Retry-After, naming the engine); the client is made again on the
+next call, so the service recovers by itself when the engine returns (milvus_client.py). Searches read with
 Milvus's "Strong" consistency by default: a write one replica acknowledged is seen by every
 replica's next search (SBI_MILVUS_CONSISTENCY=Bounded trades that for a few ms, with writes
 seen within Milvus's graceful time, 5 s by default).
@@ -91,9 +91,13 @@ class MilvusStorage(MilvusConnection):
         vectors: np.ndarray,
         paths: Sequence[str],
         metadata: Sequence[Mapping[str, Any]],
+        replace: bool = False,
     ) -> None:
+        """Rows stored; with `replace` those of the same ids replaced (Milvus's upsert: an insert
+        of an id already there would store it twice)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         with self._call() as client:
+            write = client.upsert if replace else client.insert
             for start in range(0, len(ids), BATCH):
                 rows = [
                     {"id": int(i), "vector": v, "path": p, milvus_filters.META_FIELD: self._typed(m)}
@@ -104,7 +108,7 @@ class MilvusStorage(MilvusConnection):
                         metadata[start : start + BATCH],
                     )
                 ]
-                client.insert(self.collection, rows, timeout=self.timeout)
+                write(self.collection, rows, timeout=self.timeout)
 
     def _typed(self, row: Mapping[str, Any]) -> dict[str, Any]:
         typed = {c: milvus_filters.stored_value(v, self.kinds.get(c, "text")) for c, v in row.items()}

@@ -12,6 +12,7 @@ writes (milvus_store.py says when).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -39,6 +40,18 @@ class EngineFilter:
     def __len__(self) -> int:
         """Images that pass (the `matched` of a response): one count in the engine."""
         return self.storage.count(self.conditions)
+
+    @functools.cached_property
+    def ids(self) -> np.ndarray:
+        """The ids that pass, listed by the engine (the duplicates page in a filter's scope)."""
+        return self.storage.ids(self.conditions)
+
+    def tolist(self) -> list[int]:
+        """As the embedded filter's id array answers it (duplicate_review.py)."""
+        return self.ids.tolist()
+
+    def tobytes(self) -> bytes:
+        return self.ids.tobytes()
 
 
 class EngineStore:
