@@ -75,6 +75,11 @@ class MilvusConnection:
                 raise EngineFailed(f"{self.engine} refused the request: {_reason(exc)}") from exc
             raise
 
+    def probe(self) -> None:
+        """EngineUnavailable, naming the engine, unless it answers (within this call's timeout)."""
+        with self._call() as client:
+            client.list_collections(timeout=self.timeout)
+
     def _drop(self) -> None:
         with self._lock:
             client, self._client = self._client, None

@@ -202,8 +202,9 @@ class MilvusStorage(MilvusConnection):
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         return {i: np.asarray(row["vector"], np.float32) for i, row in self.rows(ids, ["vector"]).items()}
 
-    def ids(self, where: Mapping[str, Condition] | None = None) -> np.ndarray:
-        """Every stored id (those `where` lets through), sorted: MAX_WINDOW ids a round trip."""
+    def ids(self, where: Mapping[str, Condition] | None = None, timeout: float | None = None) -> np.ndarray:
+        """Every stored id (those `where` lets through), sorted: MAX_WINDOW ids a round trip,
+        each within `timeout` (default: the storage's)."""
         found: list[int] = []
         with self._call() as client:
             pages = client.query_iterator(
@@ -212,7 +213,7 @@ class MilvusStorage(MilvusConnection):
                 filter=milvus_filters.expression(where or {}, self.kinds),
                 output_fields=["id"],
                 consistency_level=self.consistency,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
             )
             try:
                 while page := pages.next():

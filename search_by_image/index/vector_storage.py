@@ -105,7 +105,7 @@ class VectorStorage(Protocol):
 
     def count(self) -> int: ...
 
-    def ids(self, where: Mapping[str, Condition] | None = None) -> np.ndarray:
+    def ids(self, where: Mapping[str, Condition] | None = None, timeout: float | None = None) -> np.ndarray:
         """Every stored id (those `where` lets through), sorted: the images a duplicates pass
         searches the engine's own k-NN of (never an N x N pass)."""
         ...
