@@ -151,8 +151,9 @@ class MilvusStorage(MilvusConnection):
         where: Mapping[str, Condition] | None = None,
         offset: int = 0,
         exclude: Sequence[int] = (),
+        timeout: float | None = None,
     ) -> Hits:
-        return self.search_with_paths(queries, k, where, offset, exclude)[0]
+        return self.search_with_paths(queries, k, where, offset, exclude, timeout)[0]
 
     def search_with_paths(
         self,
@@ -161,6 +162,7 @@ class MilvusStorage(MilvusConnection):
         where: Mapping[str, Condition] | None = None,
         offset: int = 0,
         exclude: Sequence[int] = (),
+        timeout: float | None = None,
     ) -> tuple[Hits, dict[int, str]]:
         """`search`, and the path of every id found (one round trip)."""
         if k <= 0 or not len(queries):
@@ -179,7 +181,7 @@ class MilvusStorage(MilvusConnection):
                 output_fields=["path"],
                 search_params={"metric_type": "IP", "params": {"nprobe": self.nprobe, "ef": max(128, k)}},
                 consistency_level=self.consistency,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
             )
         hits = [[(int(hit["id"]), float(hit["distance"])) for hit in row] for row in found]
         paths = {int(hit["id"]): hit["entity"]["path"] for row in found for hit in row}

@@ -82,9 +82,11 @@ class VectorStorage(Protocol):
         where: Mapping[str, Condition] | None = None,
         offset: int = 0,
         exclude: Sequence[int] = (),
+        timeout: float | None = None,
     ) -> Hits:
         """Results `offset` to `offset + k` per query, among the images `where` lets through
-        (filtered inside the engine's search), leaving out the `exclude` ids."""
+        (filtered inside the engine's search), leaving out the `exclude` ids; within `timeout`
+        seconds (default: the storage's, for a request)."""
         ...
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:

@@ -79,6 +79,7 @@ class EngineCollection:
             else None
         )
         self._rotations = settings.query_rotations
+        self._expand = settings.query_expansion
         self._duplicates = EngineDuplicates(self._verifier, KEPT_THRESHOLDS)
         #: what a duplicates review writes besides deletes (undo, merged metadata)
         self.writes = EngineWrites(location, self.storage, self.require)
@@ -112,7 +113,8 @@ class EngineCollection:
             store = EngineStore(self.storage, manifest, whitening, self.location)
             fields = dict(name=self.name, embedder=embedder, batcher=batcher, stamp=(None, None))
             self.snapshot = engine_snapshot(
-                {**fields, "verifier": self._verifier, "rotations": self._rotations}, store
+                {**fields, "verifier": self._verifier, "rotations": self._rotations, "expand": self._expand},
+                store,
             )
             self.problem = None
             log.info("Collection %s: served from %s", self.name, self.storage.engine)

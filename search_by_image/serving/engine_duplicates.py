@@ -26,11 +26,12 @@ from search_by_image.ranking.duplicates import Group, find_groups
 from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.engine_snapshot import EngineStore
 
-#: queries per engine search of a pass: a call of 1,024 against 10k images took over the 10 s
-#: call timeout in milvus-lite on a loaded 2-core machine
+#: queries per engine search of a pass (a call of 1,024 against 10k images took over 10 s in
+#: milvus-lite on a loaded 2-core machine)
 ENGINE_QUERIES = 128
-#: seconds a page of the listing may take (a pass is not a search: a slow engine is waited for)
-LISTING_TIMEOUT_S = 60.0
+#: seconds a call of a pass may take (a page of the listing, a batch of searches): a pass is not
+#: a request's search, a slow engine is waited for
+PASS_TIMEOUT_S = 60.0
 
 
 class EngineListing:
@@ -71,7 +72,7 @@ class EngineListing:
         found = [
             row
             for start in range(0, len(queries), ENGINE_QUERIES)
-            for row in self.storage.search(queries[start : start + ENGINE_QUERIES], k)
+            for row in self.storage.search(queries[start : start + ENGINE_QUERIES], k, timeout=PASS_TIMEOUT_S)
         ]
         return [[(i, s) for i, s in row if i in self] for row in found]
 
@@ -114,7 +115,7 @@ class EngineDuplicates:
 
     def _listing(self, engine: EngineStore) -> EngineListing:
         """The engine's ids now, with the paths of those not seen before fetched."""
-        ids = engine.storage.ids(timeout=LISTING_TIMEOUT_S)
+        ids = engine.storage.ids(timeout=PASS_TIMEOUT_S)
         listed = set(ids.tolist())
         self._paths = {i: p for i, p in self._paths.items() if i in listed}
         missing = [i for i in ids.tolist() if i not in self._paths]

@@ -108,6 +108,15 @@ class EngineStore:
         self._paths.update(paths)
         return found
 
+    def searchable_vectors(self, ids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of these ids (already searchable), in their order: one round trip
+        (query expansion re-scores its DEPTH results with them)."""
+        ids = [int(i) for i in ids]
+        stored = self.storage.vectors(ids)
+        dim = len(next(iter(stored.values()))) if stored else 1
+        blank = np.zeros(dim, np.float32)  # deleted since the search (by any replica): scores 0
+        return np.stack([stored.get(i, blank) for i in ids]) if ids else np.zeros((0, dim), np.float32)
+
     def path_of(self, image_id: int) -> str:
         path = self._paths.get(image_id)
         if path is None:
@@ -188,6 +197,5 @@ def engine_snapshot(snapshot_fields: dict[str, Any], store: EngineStore) -> Engi
     return EngineSnapshot(
         store=cast(LiveStore, store),
         metadata=cast(Any, EngineMetadata(store.storage)),
-        expand=False,  # expansion re-reads every result's stored vector: not over the network
         **snapshot_fields,
     )

@@ -48,6 +48,8 @@ def test_filters_are_applied_inside_the_search(storage):
     store, vectors = storage
     (hits,) = store.search(vectors[[42]], 10, {"category": "cats"})
     assert len(hits) == 10 and all(i % 10 == 0 for i, _ in hits)  # 20 cats: k of them come back
+    (hits,) = store.search(vectors[[42]], 50, {"category": ["cats", "birds"]})
+    assert sorted(i for i, _ in hits) == list(range(0, 200, 10))
     (hits,) = store.search(vectors[[42]], 50, {"width": _range(gte=190)})
     assert sorted(i for i, _ in hits) == list(range(190, 200))
     (hits,) = store.search(vectors[[42]], 5, {"category": 'x" or id >= 0 or meta["category"] == "'})

@@ -22,6 +22,7 @@ from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.index.vector_storage import StorageAddress
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
+from search_by_image.ranking import expansion
 from search_by_image.serving import engine_collection
 
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install milvus-lite)")
@@ -127,10 +128,17 @@ def test_duplicates_come_from_the_engine_and_follow_its_writes(demo_collection, 
     csv = settings.metadata_csv.read_text().replace("scikit-image,CC0,451", "scikit-image,,451")
     settings.metadata_csv.write_text(csv + "copies/cat-small.jpg,,,,CC0 (the copy's),225,150\n")
     update_index(settings, progress=False)
+    cat = jpeg_bytes(Image.open(PHOTOS / "chelsea.jpg").crop((40, 20, 400, 280)))
     with TestClient(create_app(settings)) as embedded:
         expected = duplicate_groups(embedded)
+        ranked = [hit["id"] for hit in search(embedded, cat, k="15")["results"]]
     assert set(expected) == {"chelsea.jpg,copies/cat-small.jpg", "copies/eagle-crop.jpg,eagle.jpg"}
+    expanded = mock.Mock(wraps=expansion.rerank)
+    monkeypatch.setattr(expansion, "rerank", expanded)
     with engine_client(settings, tmp_path, monkeypatch) as client:
+        # verified, expanded by its verified results (the stored vectors from the engine), the same
+        assert [hit["id"] for hit in search(client, cat, k="15")["results"]] == ranked
+        assert expanded.call_count == 1
         assert duplicate_groups(client) == expected
         assert "copies/eagle-crop.jpg" in client.get("/collections/default/duplicates", headers=HTML).text
 
