@@ -6,8 +6,9 @@ Synthetic descriptors (said plainly: no images, so verification is off and group
 scores alone): `--count` unit vectors, one in 50 with a near copy planted. They are stored in a
 milvus-lite file (Milvus's engine in this process; the standalone server answers the same calls),
 then timed: the first page request (the engine listed, every image searched for its 32 nearest,
-the groups found), a second one (the listing alone: nothing changed), and one after `--writes`
-adds and as many deletes (the pass carried: only the added images searched). Baseline in the
+the groups found), a second one (nothing written since: no call to the engine), and one after
+`--writes` adds and as many deletes (the engine listed again, the pass carried: only the added
+images searched). Baseline in the
 same run: the same k-NN as one exact FAISS search in this process (what the embedded pass
 searches).
 """
@@ -29,6 +30,7 @@ from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.index.vector_storage import StorageAddress
 from search_by_image.serving.engine_duplicates import EngineDuplicates
 from search_by_image.serving.engine_snapshot import EngineStore
+from search_by_image.serving.engine_writes import mark_writes
 
 
 def vectors(count: int, dim: int, seed: int = 5) -> np.ndarray:
@@ -65,16 +67,17 @@ def main() -> None:
         manifest = SimpleNamespace(generation="bench", embedder=None)
         location = Location(name="bench", images_dir=Path(folder), metadata_csv=None, saved_dir=Path(folder))
         engine = EngineStore(storage, cast(Any, manifest), None, location)
-        duplicates = EngineDuplicates(None, 8)
+        duplicates = EngineDuplicates(location, None, 8)
         for label, before in (
             ("first request (whole pass)", None),
-            ("second request (nothing changed: the listing)", None),
+            ("second request (nothing written since)", None),
             (f"after {args.writes} adds + {args.writes} deletes (carried)", "writes"),
         ):
             if before == "writes":
                 new = list(range(args.count, args.count + args.writes))
                 storage.add(new, data[args.count :], [f"{i}.jpg" for i in new], [{}] * args.writes)
                 storage.delete(list(range(1, 2 * args.writes, 2)))
+                mark_writes(location.saved_dir)  # as the service's writes do
             took, groups = timed(lambda: duplicates.groups(engine, 0.8, None, None))
             print(f"{label}: {took:.2f} s, {len(groups)} groups")
         took, _ = timed(lambda: faiss_pass(data[: args.count]))

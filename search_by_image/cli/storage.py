@@ -35,6 +35,7 @@ from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.index.store import IndexStore
 from search_by_image.index.vector_storage import StorageAddress
 from search_by_image.indexing import storage_import
+from search_by_image.serving.engine_writes import mark_writes
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ def _export(store: IndexStore, metadata, target: MilvusStorage, location, addres
         log.info("exported %d of %d images", done, len(store))
 
     storage_transfer.export(store, metadata, target, progress)
+    mark_writes(location.saved_dir)  # replicas serving it list the engine again
     storage_transfer.record(location.saved_dir, address, target)
     log.info("collection %r now names %s in %s", location.name, address, storage_transfer.STORAGE_FILE)
 

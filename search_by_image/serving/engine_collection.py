@@ -80,7 +80,7 @@ class EngineCollection:
         )
         self._rotations = settings.query_rotations
         self._expand = settings.query_expansion
-        self._duplicates = EngineDuplicates(self._verifier, KEPT_THRESHOLDS)
+        self._duplicates = EngineDuplicates(location, self._verifier, KEPT_THRESHOLDS)
         #: what a duplicates review writes besides deletes (undo, merged metadata)
         self.writes = EngineWrites(location, self.storage, self.require)
         self._health: tuple[float, StorageHealth] | None = None
@@ -161,7 +161,8 @@ class EngineCollection:
             added.append(Added(image_id, path, fresh))
         if ids:
             self.writes.learn_kinds(metadata)
-            self.storage.add(ids, store.searchable(features[rows]), paths, metadata)
+            with self.writes.writing():
+                self.storage.add(ids, store.searchable(features[rows]), paths, metadata)
         added.embed_ms = (embedded - started) * 1e3
         added.write_ms = (time.perf_counter() - embedded) * 1e3
         return added
@@ -186,7 +187,8 @@ class EngineCollection:
         if row is None:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         path = row["path"]
-        self.storage.delete([image_id])
+        with self.writes.writing():
+            self.storage.delete([image_id])
         source = self.location.images_dir / path
         trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
         try:

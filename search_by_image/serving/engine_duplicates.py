@@ -1,7 +1,9 @@
 """Duplicate groups of a collection stored in a vector engine, from the engine's own neighbours.
 
-Each request lists the engine's ids (`MilvusStorage.ids`: 8 bytes an image, MAX_WINDOW a round
-trip), so writes through any replica show on the next page. `EngineListing` is that list read as
+A request lists the engine's ids (`MilvusStorage.ids`: 8 bytes an image, MAX_WINDOW a round
+trip) when a replica marked a write since the last listing (a file in the shared saved folder,
+engine_writes.py) or that one is over RELIST_S old: writes through any replica show on the next
+page, and a page with nothing written since costs no call to the engine. `EngineListing` is that list read as
 ranking/duplicates.py reads a store: each image's stored (searchable) vector searched in the
 engine for its nearest, QUERY_BATCH images a search, never an N x N pass. The pass is carried from
 one listing to the next by ranking/duplicate_pass.py as for the embedded default: deletes dropped,
@@ -14,17 +16,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
 import numpy as np
 
+from search_by_image.catalog.locations import Location
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.milvus_store import BATCH
 from search_by_image.ranking.duplicate_pass import DuplicatePass
 from search_by_image.ranking.duplicates import Group, find_groups
 from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.engine_snapshot import EngineStore
+from search_by_image.serving.engine_writes import writes_mark
 
 #: queries per engine search of a pass (a call of 1,024 against 10k images took over 10 s in
 #: milvus-lite on a loaded 2-core machine)
@@ -32,6 +37,9 @@ ENGINE_QUERIES = 128
 #: seconds a call of a pass may take (a page of the listing, a batch of searches): a pass is not
 #: a request's search, a slow engine is waited for
 PASS_TIMEOUT_S = 60.0
+#: seconds a listing is trusted while no write was marked: writes that bypass the service (another
+#: tool writing to the engine) show within this
+RELIST_S = 60.0
 
 
 class EngineListing:
@@ -84,13 +92,16 @@ class EngineDuplicates:
     """A collection's duplicates pass over the engine, carried from listing to listing, and the
     groups of the last few (threshold, scope) of the current one."""
 
-    def __init__(self, verifier: Verifier | None, kept: int):
+    def __init__(self, location: Location, verifier: Verifier | None, kept: int):
+        self._location = location
         self._verifier = verifier
         self._kept = kept
         self._lock = threading.Lock()
         self._pass: DuplicatePass | None = None
         self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
         self._paths: dict[int, str] = {}
+        #: the last listing, the writes mark it was taken under, and when
+        self._listed: tuple[EngineListing, tuple[int, int] | None, float] | None = None
 
     def groups(
         self,
@@ -114,6 +125,17 @@ class EngineDuplicates:
             return self._groups[key]
 
     def _listing(self, engine: EngineStore) -> EngineListing:
+        """The last listing while no replica marked a write since (engine_writes.WRITES_MARK)
+        and it is under RELIST_S old, else the engine listed again."""
+        mark, now = writes_mark(self._location), time.monotonic()
+        last = self._listed
+        if last is not None and mark is not None and last[1] == mark and now - last[2] < RELIST_S:
+            return last[0]
+        listing = self._listed_now(engine)
+        self._listed = (listing, mark, now)
+        return listing
+
+    def _listed_now(self, engine: EngineStore) -> EngineListing:
         """The engine's ids now, with the paths of those not seen before fetched."""
         ids = engine.storage.ids(timeout=PASS_TIMEOUT_S)
         listed = set(ids.tolist())

@@ -6,9 +6,12 @@ acknowledged once the engine has it in its log."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,27 @@ from search_by_image.errors import Conflict, UnknownImage
 from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.serving.engine_snapshot import EngineSnapshot
 from search_by_image.serving.live_writes import Added, Upload
+
+#: a file in the shared saved folder rewritten around every write to the engine: whether the
+#: engine may have changed since a listing, without listing it (engine_duplicates.py)
+WRITES_MARK = ".engine_writes"
+
+
+def writes_mark(location: Location) -> tuple[int, int] | None:
+    """The mark's identity now (None: never written)."""
+    try:
+        info = (location.saved_dir / WRITES_MARK).stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def mark_writes(saved_dir: Path) -> None:
+    """The mark rewritten (a new inode): the engine may have changed."""
+    staged = saved_dir / f"{WRITES_MARK}.{os.getpid()}.{threading.get_ident()}"
+    with contextlib.suppress(OSError):  # a hint only: a read-only folder lists every time
+        staged.write_text(uuid.uuid4().hex)
+        os.replace(staged, saved_dir / WRITES_MARK)
 
 
 def content_id(data: bytes) -> tuple[int, str]:
@@ -57,6 +81,19 @@ class EngineWrites:
             for column, value in row.items():
                 self.storage.kinds.setdefault(column, kind_of_value(value))
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around one write to the engine: the mark rewritten before (a listing taken meanwhile
+        is not trusted after) and after (one taken before the write is not either)."""
+        self._mark()
+        try:
+            yield
+        finally:
+            self._mark()
+
+    def _mark(self) -> None:
+        mark_writes(self.location.saved_dir)
+
     def set_metadata(self, image_id: int, row: dict[str, Any]) -> None:
         """The image's metadata replaced (its vector and path kept): one upsert."""
         storage = self.storage
@@ -66,7 +103,8 @@ class EngineWrites:
         clean = {column: value for column, value in row.items() if value is not None}
         self.learn_kinds([clean])
         vector = np.asarray([stored["vector"]], np.float32)
-        storage.add([image_id], vector, [stored["path"]], [clean], replace=True)
+        with self.writing():
+            storage.add([image_id], vector, [stored["path"]], [clean], replace=True)
 
     def restore(self, upload: Upload, path: str, source: Path, image_id: int | None) -> Added:
         """A trashed image's file back at `path`, searchable again under `image_id` when no
@@ -87,7 +125,8 @@ class EngineWrites:
         os.replace(source, target)
         try:
             searchable = snapshot.store.searchable(features)
-            self.storage.add([image_id], searchable, [path], [upload.metadata or {}])
+            with self.writing():
+                self.storage.add([image_id], searchable, [path], [upload.metadata or {}])
         except BaseException:  # not acknowledged: the file goes back to the trash
             os.replace(target, source)
             raise

@@ -4,9 +4,11 @@ in this one process; the real server with two replicas is tests/system/test_milv
 import contextlib
 import functools
 import json
+import shutil
 from collections.abc import Iterator
 from unittest import mock
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PHOTOS, jpeg_bytes, plant_copies, writable_copy
@@ -23,7 +25,7 @@ from search_by_image.index.vector_storage import StorageAddress
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
 from search_by_image.ranking import expansion
-from search_by_image.serving import engine_collection
+from search_by_image.serving import engine_collection, engine_writes
 
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install milvus-lite)")
 
@@ -149,6 +151,17 @@ def test_duplicates_come_from_the_engine_and_follow_its_writes(demo_collection, 
         assert duplicate_groups(client) == {**expected, f"dog.jpg,{path}": mock.ANY}
         assert client.delete(f"/collections/default/images/{new_id}").status_code == 200
         assert duplicate_groups(client) == expected
+
+        # another replica's write: in the engine, and marked in the shared saved folder
+        storage = client.app.state.service.default.storage
+        dog_id = storage.id_of_path("dog.jpg")
+        shutil.copy2(settings.images_dir / "dog.jpg", settings.images_dir / "twin.jpg")
+        storage.add([7_777_777], np.stack([storage.vectors([dog_id])[dog_id]]), ["twin.jpg"], [{}])
+        assert duplicate_groups(client) == expected  # no mark yet: the last listing stands
+        engine_writes.mark_writes(settings.saved_dir)
+        assert duplicate_groups(client) == {**expected, "dog.jpg,twin.jpg": mock.ANY}
+        storage.delete([7_777_777])
+        engine_writes.mark_writes(settings.saved_dir)
 
         cat = expected["chelsea.jpg,copies/cat-small.jpg"]
         kept = client.post("/collections/default/duplicates/keep-one", json={"group": cat})
