@@ -3,12 +3,12 @@
 A request lists the engine's ids (`MilvusStorage.ids`: 8 bytes an image, MAX_WINDOW a round
 trip) when a replica marked a write since the last listing (a file in the shared saved folder,
 engine_writes.py) or that one is over RELIST_S old: writes through any replica show on the next
-page, and a page with nothing written since costs no call to the engine. `EngineListing` is that list read as
-ranking/duplicates.py reads a store: each image's stored (searchable) vector searched in the
-engine for its nearest, QUERY_BATCH images a search, never an N x N pass. The pass is carried from
-one listing to the next by ranking/duplicate_pass.py as for the embedded default: deletes dropped,
-only added images searched and verified. Paths are kept between listings (only the added images'
-are fetched), so a listing costs the ids alone.
+page, and a page with nothing written since costs no call to the engine. `EngineListing` is that
+list read as ranking/duplicates.py reads a store: each image's stored (searchable) vector
+searched in the engine for its nearest, ENGINE_QUERIES images a call, never an N x N pass. The
+pass is carried from one listing to the next by ranking/duplicate_pass.py as for the embedded
+default: deletes dropped, only added images searched and verified. Paths are kept between
+listings (only the added images' are fetched), so a listing costs the ids alone.
 """
 
 from __future__ import annotations
