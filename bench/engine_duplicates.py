@@ -65,7 +65,7 @@ def main() -> None:
         )
         print(f"stored {args.count} x {args.dim}-d in milvus-lite: {took:.1f} s")
         mark_writes(Path(folder))  # as `cli.storage export` does
-        manifest = SimpleNamespace(generation="bench", embedder=None)
+        manifest = SimpleNamespace(generation="bench", embedder=SimpleNamespace(dim=args.dim))
         location = Location(name="bench", images_dir=Path(folder), metadata_csv=None, saved_dir=Path(folder))
         engine = EngineStore(storage, cast(Any, manifest), None, location)
         duplicates = EngineDuplicates(location, None, 8)

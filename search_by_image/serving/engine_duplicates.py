@@ -58,6 +58,7 @@ class EngineListing:
         digest = hashlib.sha256(self.ids.tobytes()).hexdigest()[:16]
         self.version = f"{engine.manifest.generation}:{digest}"
         self._paths = paths
+        self._dim = engine.dim
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,8 +72,8 @@ class EngineListing:
         which nothing scores near."""
         ids = [int(i) for i in ids]
         stored = self.storage.vectors(ids)
-        dim = len(next(iter(stored.values()))) if stored else 1
-        return np.stack([stored.get(i, np.zeros(dim, np.float32)) for i in ids])
+        blank = np.zeros(self._dim, np.float32)
+        return np.stack([stored.get(i, blank) for i in ids]) if ids else np.zeros((0, self._dim), np.float32)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """The engine's nearest of stored vectors, among the images listed (an image added after

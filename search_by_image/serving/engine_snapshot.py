@@ -113,9 +113,13 @@ class EngineStore:
         (query expansion re-scores its DEPTH results with them)."""
         ids = [int(i) for i in ids]
         stored = self.storage.vectors(ids)
-        dim = len(next(iter(stored.values()))) if stored else 1
-        blank = np.zeros(dim, np.float32)  # deleted since the search (by any replica): scores 0
-        return np.stack([stored.get(i, blank) for i in ids]) if ids else np.zeros((0, dim), np.float32)
+        blank = np.zeros(self.dim, np.float32)  # deleted since the search (by any replica): scores 0
+        return np.stack([stored.get(i, blank) for i in ids]) if ids else np.zeros((0, self.dim), np.float32)
+
+    @property
+    def dim(self) -> int:
+        """The stored vectors' length (the whitening's, else the embedder's)."""
+        return self.whitening.dims if self.whitening is not None else self.manifest.embedder.dim
 
     def path_of(self, image_id: int) -> str:
         path = self._paths.get(image_id)
