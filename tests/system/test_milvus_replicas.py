@@ -98,6 +98,12 @@ def top_ids(base: str, data: bytes) -> list[int]:
     return [hit["id"] for hit in response.json()["results"]]
 
 
+def groups(base: str) -> list[set[str]]:
+    response = httpx.get(f"{base}/collections/default/duplicates", timeout=120)
+    assert response.status_code == 200, response.text
+    return [{image["path"] for image in group["images"]} for group in response.json()["groups"]]
+
+
 @contextlib.contextmanager
 def replicas(settings) -> Iterator[tuple[str, str]]:
     with running_server(settings, **ENV) as first, running_server(settings, **ENV) as second:
@@ -150,6 +156,21 @@ def test_two_replicas_share_writes_and_survive_the_engine_dying_mid_write(demo_c
         gone = httpx.delete(f"{second}/collections/default/images/{new_id}", headers=admin, timeout=60)
         assert gone.status_code == 200, gone.text
         assert new_id not in top_ids(first, new) and new_id not in top_ids(second, new)
+
+        before = groups(second)  # the duplicates pass of the engine's neighbours, on one replica
+        twin = jpeg_bytes(Image.open(PHOTOS / NAMES[0]), quality=70)
+        added = httpx.post(
+            f"{first}/collections/default/images",
+            files=[("files", ("twin.jpg", twin, "image/jpeg"))],
+            headers=admin,
+            timeout=120,
+        ).json()["images"][0]
+        assert any({NAMES[0], added["path"]} <= group for group in groups(second))  # the other's add
+        assert (
+            httpx.delete(f"{first}/collections/default/images/{added['id']}", headers=admin).status_code
+            == 200
+        )
+        assert groups(second) == before
 
         acknowledged, statuses = _write_while_the_engine_dies(first, admin, engine)
         assert 503 in statuses and 500 not in statuses, statuses
