@@ -60,7 +60,9 @@ class Run:
             *percentiles(self.latencies, "{:.0f}"),
             *percentiles(embed, "{:.0f}"),
             *percentiles(search, "{:.1f}"),
+            percentiles([ms - t["total_ms"] for ms, t in zip(self.latencies, self.timings)], "{:.0f}")[0],
             f"{len(self.latencies)} ({self.failures} failed)",
+            f"{os.getloadavg()[0]:.1f}",
         ]
 
 
@@ -207,6 +209,7 @@ def bench_collection(source: Path, address: str, photos: list[Path], args) -> li
     engine = linked_copy(source, args.work / f"{name}-milvus")
     rows = []
     port = args.http_port
+    print(f"{name}: the embedded store alone: {embedded_alone(embedded / 'saved')}", flush=True)
     with uvicorn(env_of(embedded), port) as one, uvicorn(env_of(embedded), port + 1) as two:
         rows.append([name, "embedded FAISS", "1", *measure([one], photos, args)])
         rows.append([name, "embedded FAISS", "2 (same folder)", *measure([one, two], photos, args)])
@@ -224,6 +227,27 @@ def bench_collection(source: Path, address: str, photos: list[Path], args) -> li
                 rows.append([name, storage, "2", *measure([one, two], photos, args)])
     print(f"{name}: Milvus RSS after the searches {engine_rss_mb():.0f} MB", flush=True)
     return rows
+
+
+def embedded_alone(saved: Path, count: int = 40) -> str:
+    """The saved store searched in this process as the service does (random unit queries of the
+    model's width, whitened by the store, k = 10, one at a time): p50 and p90 ms."""
+    import numpy as np
+
+    from search_by_image.devices import single_threaded_blas
+    from search_by_image.index.live_store import load_live
+
+    single_threaded_blas()  # as the service does
+    store = load_live(saved)[0].base
+    queries = np.random.default_rng(0).standard_normal((count, store.manifest.embedder.dim), dtype=np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    store.search(queries[:2], 10)
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        store.search(query[None], 10)
+        times.append((time.perf_counter() - started) * 1e3)
+    return f"search p50 {statistics.median(times):.1f} ms, p90 {statistics.quantiles(times, n=10)[8]:.1f} ms"
 
 
 def engine_alone(address: str, consistency: str, count: int = 40) -> str:
@@ -297,7 +321,9 @@ def main() -> None:
                 "p90",
                 "search stage p50 ms",
                 "p90",
+                "rest p50 ms",
                 "searches",
+                "load avg",
             ],
             rows,
         )
