@@ -4,6 +4,7 @@ The lifespan loads the collections and their models once; routes live in search_
 one handler answers every domain error (search_by_image/errors.py) with its status and headers.
 """
 
+import logging
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from search_by_image import metrics as request_metrics
 from search_by_image.api.auth import KeyStore
 from search_by_image.api.headers import SecurityHeaders
 from search_by_image.api.pages import render_search_page, wants_html
+from search_by_image.api.presenters import without_paths
 from search_by_image.api.rate_limit import RateLimiter, trusted_networks
 from search_by_image.api.routes import (
     collection_images,
@@ -40,6 +42,8 @@ from search_by_image.layout import KEYS_FILE
 from search_by_image.serving import collection_metrics
 from search_by_image.serving.service import SearchService
 from search_by_image.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def _first_error(exc: RequestValidationError) -> str:
@@ -67,7 +71,11 @@ async def _domain_error(request: Request, exc: SearchByImageError):
     if isinstance(exc, InvalidField):
         error = {"type": "value_error", "loc": ("body", *exc.location), "msg": exc.message}
         return await _validation_error(request, RequestValidationError([error]))
-    return await _http_error(request, HTTPException(exc.status, str(exc), headers=dict(exc.headers) or None))
+    detail = str(exc)
+    if exc.status >= 500:  # the server's own condition: its reason, not where its files are
+        log.info("%s %s: %s", request.method, request.url.path, detail)
+        detail = without_paths(detail) or ""
+    return await _http_error(request, HTTPException(exc.status, detail, headers=dict(exc.headers) or None))
 
 
 def create_app(settings: Settings | None = None, url_policy: AddressPolicy | None = None) -> FastAPI:

@@ -1,6 +1,7 @@
 """Domain objects as the API answers them: the hits of one snapshot joined with their paths,
 metadata, match kinds and URLs (POST /search, GET .../similar), and collections described."""
 
+import re
 from urllib.parse import quote
 
 from search_by_image import metrics
@@ -17,6 +18,15 @@ from search_by_image.catalog import unreadable
 from search_by_image.serving.collection import Collection
 from search_by_image.serving.engine_collection import EngineCollection
 from search_by_image.serving.snapshot import Hits
+
+#: An absolute POSIX path in a message: from a slash at a word's start to the next space or quote.
+_SERVER_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"`),;]*")
+
+
+def without_paths(text: str | None) -> str | None:
+    """`text` with every absolute path replaced by a placeholder (a reason, not a location): what
+    the server's own conditions say to clients; the logs keep the paths."""
+    return None if text is None else _SERVER_PATH.sub("<server path>", text)
 
 
 def search_response(

@@ -4,25 +4,15 @@ Both are open to anyone, even where keys are required: the reasons they give (a 
 no index yet) name no server path; the logs have them.
 """
 
-import re
-
 from fastapi import APIRouter
 
 from search_by_image import __version__
 from search_by_image.api import presenters
 from search_by_image.api.deps import ServiceDep
+from search_by_image.api.presenters import without_paths
 from search_by_image.api.schemas import Health, ServiceInfo
 
 router = APIRouter(tags=["service"])
-
-#: An absolute POSIX path in a message: from a slash at a word's start to the next space or quote.
-_SERVER_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"`),;]*")
-
-
-def without_paths(text: str | None) -> str | None:
-    """`text` with every absolute path replaced by a placeholder (a reason, not a location)."""
-    return None if text is None else _SERVER_PATH.sub("<server path>", text)
-
 
 ENDPOINTS = {
     "GET /": "this information",
