@@ -9,13 +9,14 @@ collection for a duplicates pass (serving/engine_duplicates.py).
 Every call has a timeout. A refused connection, a timeout or an engine that is starting raises
 `EngineUnavailable` (503 with Retry-After, naming the engine); the client is made again on the
 next call, so the service recovers by itself when the engine returns (milvus_client.py). Searches read with
-Milvus's "Strong" consistency by default: a write one replica acknowledged is seen by every
-replica's next search (SBI_MILVUS_CONSISTENCY=Bounded trades that for a few ms, with writes
-seen within Milvus's graceful time, 5 s by default).
+Milvus's "Bounded" consistency by default: a write one replica acknowledged is seen by every
+replica's searches within Milvus's graceful time (5 s by default); SBI_MILVUS_CONSISTENCY=Strong
+makes it the next search, at the cost of waiting for the engine's time tick on every call.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +224,13 @@ class MilvusStorage(MilvusConnection):
             finally:
                 pages.close()
         return np.unique(np.asarray(found, np.int64))
+
+    def strong(self) -> MilvusStorage:
+        """This storage reading with Strong consistency: every write acknowledged so far is seen
+        (a listing that must not miss one; each call waits for the engine's time tick)."""
+        view = copy.copy(self)
+        view.consistency = "Strong"
+        return view
 
     def health(self) -> StorageHealth:
         try:

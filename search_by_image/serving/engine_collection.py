@@ -5,7 +5,7 @@ uploads, thumbnails, and the saved folder's manifest (the model) and whitening. 
 `storage.json` (storage_transfer.py, written by `python -m search_by_image.cli.storage export`)
 names the engine; the ids, vectors, paths and metadata are the engine's. A replica holds no copy
 of them: a search, an add or a delete through any replica goes to the engine, and every replica's
-next search sees it (Strong consistency, milvus_store.py).
+searches see it within the engine's staleness bound (SBI_MILVUS_CONSISTENCY, milvus_store.py).
 
 Adds name an image by its content (the same photo twice is one image, whichever replica gets
 it): its file `uploads/<hash>`, its id 53 bits of the hash (exact in a browser's JSON; the next

@@ -46,7 +46,9 @@ class EngineListing:
     """The engine's images at one moment, as a duplicates pass reads a store (see the module)."""
 
     def __init__(self, engine: EngineStore, ids: np.ndarray, paths: dict[int, str]):
-        self.storage = engine.storage
+        #: rows read as of the listing at least (a vector listed is found); searches bounded
+        self.storage = engine.storage.strong()
+        self._searched = engine.storage
         self.ids = np.asarray(ids, np.int64)
         #: one object for every listing: an id's vector never changes in the engine (an add of
         #: other content takes another id), so duplicate_pass carries a pass over any writes
@@ -78,11 +80,8 @@ class EngineListing:
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """The engine's nearest of stored vectors, among the images listed (an image added after
         the listing waits for the next one); ENGINE_QUERIES a call, each within its timeout."""
-        found = [
-            row
-            for start in range(0, len(queries), ENGINE_QUERIES)
-            for row in self.storage.search(queries[start : start + ENGINE_QUERIES], k, timeout=PASS_TIMEOUT_S)
-        ]
+        batches = (queries[at : at + ENGINE_QUERIES] for at in range(0, len(queries), ENGINE_QUERIES))
+        found = [row for batch in batches for row in self._searched.search(batch, k, timeout=PASS_TIMEOUT_S)]
         return [[(i, s) for i, s in row if i in self] for row in found]
 
     def path_of(self, image_id: int) -> str:
@@ -138,12 +137,13 @@ class EngineDuplicates:
 
     def _listed_now(self, engine: EngineStore) -> EngineListing:
         """The engine's ids now, with the paths of those not seen before fetched."""
-        ids = engine.storage.ids(timeout=PASS_TIMEOUT_S)
+        storage = engine.storage.strong()  # a write marked must be in the listing that follows it
+        ids = storage.ids(timeout=PASS_TIMEOUT_S)
         listed = set(ids.tolist())
         self._paths = {i: p for i, p in self._paths.items() if i in listed}
         missing = [i for i in ids.tolist() if i not in self._paths]
         for start in range(0, len(missing), BATCH):
-            rows = engine.storage.rows(missing[start : start + BATCH], ["path"])
+            rows = storage.rows(missing[start : start + BATCH], ["path"])
             self._paths.update({i: row["path"] for i, row in rows.items()})
         return EngineListing(engine, ids[np.isin(ids, np.fromiter(self._paths, np.int64))], self._paths)
 
