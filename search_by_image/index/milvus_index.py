@@ -12,14 +12,23 @@ def collection_name(name: str) -> str:
     return "sbi_" + re.sub(r"[^0-9A-Za-z_]", "_", name)
 
 
+#: Most IVF lists of a Milvus index: Milvus trains one index per segment (tens to hundreds of
+#: thousands of rows; 54k-row segments seen at 1M), and its guidance of ~4 x sqrt(rows) lists
+#: gives about a thousand; the whole collection's 4096+ lists left ~10 rows a list there.
+SEGMENT_LISTS = 1024
+
+
 def index_params(index_type: str, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(index, search) parameters of Milvus's index nearest the embedded one: FAISS's
-    "IVF<n>,Flat" / "IVF<n>,SQ8" become IVF_FLAT / IVF_SQ8 with the same lists; a flat scan
-    stays FLAT; anything else (HNSW) becomes HNSW."""
+    "IVF<n>,Flat" / "IVF<n>,SQ8" become IVF_FLAT / IVF_SQ8 with n lists at most SEGMENT_LISTS
+    (per segment, searched with the same nprobe: as many rows probed or more); a flat scan
+    ("IDMap2,Flat", the embedded default up to ~100k images) stays FLAT; anything else (HNSW)
+    becomes HNSW."""
     ivf = re.match(r"IVF(\d+),(Flat|SQ8)", index_type)
     if ivf:
         kind = "IVF_FLAT" if ivf.group(2) == "Flat" else "IVF_SQ8"
-        return {"index_type": kind, "params": {"nlist": int(ivf.group(1))}}, {"nprobe": 32}
-    if index_type.startswith("Flat") or count < 10_000:
+        lists = min(int(ivf.group(1)), SEGMENT_LISTS)
+        return {"index_type": kind, "params": {"nlist": lists}}, {"nprobe": 32}
+    if index_type.split(",")[-1] == "Flat" or count < 10_000:  # "IDMap2,Flat": an exact scan
         return {"index_type": "FLAT", "params": {}}, {}
     return {"index_type": "HNSW", "params": {"M": 32, "efConstruction": 200}}, {"ef": 128}

@@ -29,6 +29,11 @@ STORAGE_FILE = "storage.json"
 TOP = 10
 
 
+#: Share of sampled searches that must agree when an index is approximate (IVF: lists trained
+#: apart in FAISS and in each Milvus segment; 99/100 measured at 1M, bench/README.md)
+APPROXIMATE_AGREEMENT = 0.95
+
+
 @dataclass
 class Agreement:
     """What `compare` found: counts, and how many sampled searches agreed."""
@@ -41,13 +46,17 @@ class Agreement:
     filtered: int = 0
     filtered_same: int = 0
     differences: list[str] = field(default_factory=list)
+    #: both sides scan every vector (a flat index): their top 10s must be the same; two IVF
+    #: indexes, each trained on its own, may differ in a few (APPROXIMATE_AGREEMENT)
+    exact: bool = True
 
     @property
     def ok(self) -> bool:
+        needed = 1.0 if self.exact else APPROXIMATE_AGREEMENT
         return (
             self.saved_count == self.engine_count
-            and self.same_top == self.searches
-            and self.filtered_same == self.filtered
+            and self.same_top >= needed * self.searches
+            and self.filtered_same >= needed * self.filtered
         )
 
     def summary(self) -> str:
@@ -55,6 +64,7 @@ class Agreement:
             f"counts: saved {self.saved_count}, engine {self.engine_count}; "
             f"searches: {self.same_top}/{self.searches} same top {TOP} "
             f"({self.same_first} same first); filtered: {self.filtered_same}/{self.filtered} same"
+            + ("" if self.exact else f" (approximate indexes: {APPROXIMATE_AGREEMENT:.0%} must agree)")
         )
 
 
@@ -82,8 +92,7 @@ def export(store: IndexStore, metadata: MetadataView, target: MilvusStorage, pro
     dim = store.whitening.dims if store.whitening else store.manifest.embedder.dim
     target.create(dim, store.manifest.index_type, len(store), store.manifest.nprobe or None)
     for ids, vectors, paths, rows in rows_of(store, metadata):
-        target.delete(ids)
-        target.add(ids, vectors, paths, rows)
+        target.add(ids, vectors, paths, rows, replace=True)
         if progress:
             progress(len(ids))
 
@@ -99,6 +108,14 @@ def record(saved_dir: Path, address: StorageAddress, target: MilvusStorage) -> N
     os.replace(temporary, saved_dir / STORAGE_FILE)
 
 
+def recorded_kinds(saved_dir: Path) -> dict[str, Any]:
+    """The metadata columns' kinds `record` wrote (empty when the collection names no engine)."""
+    try:
+        return dict(json.loads((saved_dir / STORAGE_FILE).read_text()).get("kinds") or {})
+    except (OSError, ValueError):
+        return {}
+
+
 def compare(
     store: IndexStore,
     metadata: MetadataView,
@@ -109,7 +126,8 @@ def compare(
 ) -> Agreement:
     """Counts, then `sample` searches by stored vectors through both, then one search per
     filter in `filters` (`allowed` ids for the saved store, the expression for the engine)."""
-    agreement = Agreement(len(store), target.count())
+    kind = store.manifest.index_type
+    agreement = Agreement(len(store), target.count(), exact=kind.endswith("Flat") and "IVF" not in kind)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(store), size=min(sample, len(store)), replace=False))
     raw = np.asarray(store.features)[chosen]  # the saved store whitens them itself

@@ -51,3 +51,14 @@ def test_an_exported_collection_gives_the_same_results_filtered_or_not(tmp_path)
     broken = storage_transfer.compare(store, metadata, target, sample=420)
     assert not broken.ok and broken.engine_count == 419 and broken.same_top < 420
     target.close()
+
+
+def test_exact_indexes_must_agree_on_every_search_approximate_ones_on_nearly_every():
+    def agreement(same: int, exact: bool) -> storage_transfer.Agreement:
+        return storage_transfer.Agreement(1000, 1000, 100, same, same, 10, 10, exact=exact)
+
+    assert agreement(100, exact=True).ok and not agreement(99, exact=True).ok
+    assert agreement(99, exact=False).ok and agreement(95, exact=False).ok
+    assert not agreement(90, exact=False).ok
+    assert not storage_transfer.Agreement(1000, 999, 100, 100, 100, exact=False).ok
+    assert "95% must agree" in agreement(99, exact=False).summary()
