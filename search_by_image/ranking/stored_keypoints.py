@@ -88,9 +88,14 @@ def large_view(source: Path | bytes, max_pixels: int) -> np.ndarray | None:
     return None
 
 
-def keypoints(stored: StoredKeypoints, grey: Callable[[], np.ndarray]) -> Keypoints:
+def keypoints(
+    stored: StoredKeypoints,
+    grey: Callable[[], np.ndarray],
+    large: Callable[[], PointSet | None] | None = None,
+) -> Keypoints:
     """Stored keypoints as verification's, their grey image read by `grey` when a pair aligns
-    (resized to the stored frame should it differ)."""
+    (resized to the stored frame should it differ); the finer set from `stored`, or where it was
+    not read with it, from `large` when a check asks for it."""
 
     def framed() -> np.ndarray:
         pixels = grey()
@@ -98,7 +103,11 @@ def keypoints(stored: StoredKeypoints, grey: Callable[[], np.ndarray]) -> Keypoi
             pixels = local_features.opencv().resize(pixels, stored.frame)
         return pixels
 
-    finer = None
-    if stored.large is not None and len(stored.large.xy):
-        finer = Keypoints(stored.large.xy, stored.large.descriptors, framed)
-    return Keypoints(stored.thumb.xy, stored.thumb.descriptors, framed, finer)
+    def finer() -> Keypoints | None:
+        points = stored.large if stored.large is not None else large() if large is not None else None
+        return (
+            None if points is None or not len(points.xy) else Keypoints(points.xy, points.descriptors, framed)
+        )
+
+    has_finer = stored.large is not None or (stored.has_large and large is not None)
+    return Keypoints(stored.thumb.xy, stored.thumb.descriptors, framed, finer if has_finer else None)

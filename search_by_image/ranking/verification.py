@@ -149,8 +149,9 @@ def check(query: Query, candidate: Keypoints, try_mirror: bool = True, finer: bo
     with `finer`, the candidate's finer keypoints (a larger view of it, stored at indexing:
     stored_keypoints.py) where its own find no copy (a small detail of a big photo)."""
     best = _best(query, candidate, try_mirror)
-    if finer and not best.copy and candidate.finer is not None:
-        found = _best(query, candidate.finer, try_mirror)
+    more = candidate.finer() if finer and not best.copy and candidate.finer is not None else None
+    if more is not None:
+        found = _best(query, more, try_mirror)
         if (found.copy, found.inliers) > (best.copy, best.inliers):
             best = found
     return best

@@ -50,3 +50,12 @@ def test_rows_are_replaced_removed_and_pruned_and_many_read_at_once(tmp_path):
     assert store.read([("1.jpg", (1, 1))]) == [None]
     assert store.prune(["2.jpg", "3.jpg"]) == len(images) - 3  # 1.jpg was gone already
     assert [k is not None for k in KeypointStore(tmp_path).read(images[:4])] == [False, False, True, True]
+
+
+def test_the_larger_views_set_is_read_only_when_asked(tmp_path):
+    store = KeypointStore(tmp_path)
+    store.put([("big.jpg", (1, 1), keypoints(0, large=True)), ("small.jpg", (2, 2), keypoints(5))])
+    big, small = store.read([("big.jpg", (1, 1)), ("small.jpg", (2, 2))], large=False)
+    assert big.large is None and big.has_large and not small.has_large
+    assert store.read_large("big.jpg", (1, 1)).descriptors.shape == (2000, 32)
+    assert store.read_large("big.jpg", (1, 9)) is None and store.read_large("small.jpg", (2, 2)) is None

@@ -11,7 +11,7 @@ from search_by_image.catalog.keypoint_store import KeypointStore
 from search_by_image.catalog.locations import default_location
 from search_by_image.index.live_store import load_live
 from search_by_image.indexing.indexer import update_index
-from search_by_image.ranking import local_features, stored_keypoints, verification
+from search_by_image.ranking import local_features, stored_keypoints, verification, verifier
 from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.live_writes import Upload
@@ -99,14 +99,19 @@ def test_an_image_added_live_has_its_keypoints_stored_and_a_delete_removes_them(
     assert keypoints.missing({added.path: store.fingerprint_of(added.path)}) == [added.path]
 
 
-def test_a_detail_of_a_big_photo_is_verified_by_its_finer_keypoints():
-    """A ninth of a 2400 px photo, turned: few of the thumbnail's keypoints fall in it, many of
-    the 1024 px view's do, in the thumbnail's frame (the pixels compared are the thumbnail's)."""
+def big_photo_and_detail() -> tuple[Image.Image, Image.Image]:
+    """A 2400 px photo and a ninth of it, turned 8 degrees, at a phone's size."""
     photo = Image.open(PHOTOS / "hubble_deep_field.jpg").convert("RGB")
     big = photo.resize((photo.width * 3, photo.height * 3), Image.Resampling.BICUBIC)
     width, height = big.size
     box = (width // 2, height // 3, width // 2 + width // 3, height // 3 + height // 3)
-    detail = big.rotate(8, resample=Image.Resampling.BICUBIC).crop(box).resize((900, 900))
+    return big, big.rotate(8, resample=Image.Resampling.BICUBIC).crop(box).resize((900, 900))
+
+
+def test_a_detail_of_a_big_photo_is_verified_by_its_finer_keypoints():
+    """Few of the thumbnail's keypoints fall in a small detail, many of the 1024 px view's do, in
+    the thumbnail's frame (the pixels compared are the thumbnail's)."""
+    big, detail = big_photo_and_detail()
     asked = verification.Query.of_image(np.asarray(detail))
     thumbnail = big.copy()
     thumbnail.thumbnail((448, 448), Image.Resampling.BICUBIC)
@@ -118,3 +123,21 @@ def test_a_detail_of_a_big_photo_is_verified_by_its_finer_keypoints():
     coarse = verification.check(asked, keypoints, finer=False)
     fine = verification.check(asked, keypoints, finer=True)
     assert fine.inliers > max(2 * coarse.inliers, verification.RERANK_INLIERS)
+
+
+def test_a_big_photo_added_live_is_found_from_a_detail_by_its_stored_finer_keypoints(
+    demo_collection, tmp_path, monkeypatch
+):
+    service = SearchService(writable_copy(demo_collection, tmp_path))
+    service.refresh()
+    collection = service.default
+    big, detail = big_photo_and_detail()
+    data = jpeg_bytes(big, 90)
+    (added,) = collection.add([Upload(data, Image.open(io.BytesIO(data)).convert("RGB"), "JPEG")])
+    store = collection.require().store
+    keypoints = collection.require().verifier.of(store, added.id)
+    assert keypoints.finer is not None and len(keypoints.finer()) > 2 * len(keypoints)
+    found = collection.require().search(detail, 3).labelled()
+    monkeypatch.setattr(verifier, "FINER", False)
+    coarse = collection.require().search(detail, 3).labelled()
+    assert found[0].path == added.path and found[0].inliers > max(2 * (coarse[0].inliers or 0), 12)
