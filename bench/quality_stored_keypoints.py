@@ -15,7 +15,6 @@ keypoints".
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from bench.quality_copies import CAMERA_MIN_SIDE, HELD_OUT_SEED, details
 from bench.quality_levers import patched
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails
 from search_by_image.images.decoding import open_rgb
+from search_by_image.index.store import IndexStore
 from search_by_image.ranking import local_features, stored_keypoints, verification
 
 #: (larger view's side, its keypoints); (0, 0): the thumbnail's keypoints alone
@@ -46,10 +46,11 @@ def query_of(data: bytes) -> verification.Query:
 
 
 def stored(
-    photo: Path, thumbnail: Path, side: int, count: int
+    photo: Path, thumbnail: Path, side: int, count: int, args_view: bool = True
 ) -> tuple[local_features.Keypoints, int, float]:
     """A wallpaper's keypoints as the indexer stores them with this variant, their bytes, and the
-    ms the larger view took (decode + extraction)."""
+    ms the larger view took (decode + extraction); pixels compared at the larger view (as a
+    search does) unless `args_view` is False (at the thumbnail)."""
     with Image.open(thumbnail) as image:
         pixels = np.asarray(image.convert("RGB"))
     started = time.perf_counter()
@@ -58,7 +59,9 @@ def stored(
         found = stored_keypoints.compute(pixels, large)
     ms = (time.perf_counter() - started) * 1e3
     grey = local_features.scaled_grey(pixels)
-    return stored_keypoints.keypoints(found, lambda: grey), found.nbytes, ms
+    view = None if large is None else local_features.scaled_grey(large, side)
+    compared = None if view is None or not args_view else (lambda: view)
+    return stored_keypoints.keypoints(found, lambda: grey, view=compared), found.nbytes, ms
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,12 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, default=wallpapers.CACHE / "copies-collection")
     parser.add_argument("--seeds", type=int, nargs="+", default=[HELD_OUT_SEED])
+    parser.add_argument("--variants", nargs="*", default=None, help="side,keypoints each (default: all)")
+    parser.add_argument("--at-thumbnail", action="store_true", help="compare pixels at the thumbnail")
     args = parser.parse_args(argv)
+    variants = [tuple(map(int, v.split(","))) for v in args.variants] if args.variants else VARIANTS
     saved = args.work / "saved"
     if not (saved / "manifest.json").is_file():
         print(f"{saved} has no collection: run python -m bench.quality_copies first")
         return 0
-    files = json.loads((saved / "manifest.json").read_text())["files"]
+    files = IndexStore.load(saved).files()
     thumbnails = Thumbnails(saved)
     photos = wallpapers.photos(min_side=CAMERA_MIN_SIDE)
     names = [f"wall-{n:03d}{p.suffix.lower()}" for n, p in enumerate(photos)]
@@ -83,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| larger view | details verified / copy | 0.10-0.20 of the area | false copies | bytes / image | "
           "indexing ms / image | check ms / pair |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
-    for side, count in VARIANTS:
+    for side, count in variants:
         sets, sizes, index_ms = [], [], []
         for n, photo in enumerate(photos):
             thumbnail = thumbnails.file(names[n], tuple(files[names[n]]))
-            keypoints, size, ms = stored(photo, thumbnail, side, count)
+            keypoints, size, ms = stored(photo, thumbnail, side, count, not args.at_thumbnail)
             sets.append(keypoints)
             sizes.append(size)
             index_ms.append(ms)

@@ -83,9 +83,21 @@ class IndexedKeypoints:
         return local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
 
     def _readers(self, path: str, fingerprint: Fingerprint):
-        """What reads an image's grey pixels, and its finer keypoints, when a check needs them:
-        a cache of keypoints holds the thumbnail's set only (~18 KB, not ~90 KB a big photo)."""
-        return lambda: self.grey(path, fingerprint), lambda: self.store.read_large(path, fingerprint)
+        """What reads an image's grey pixels, its finer keypoints and its larger view, when a check
+        needs them: a cache of keypoints holds the thumbnail's set only (~18 KB, not ~90 KB)."""
+        return (
+            lambda: self.grey(path, fingerprint),
+            lambda: self.store.read_large(path, fingerprint),
+            lambda: self._view(path),
+        )
+
+    def _view(self, path: str) -> np.ndarray:
+        """A big photo's larger view, decoded again from its file (for the few pairs whose finer
+        keypoints align: stored_keypoints.view_grey)."""
+        file = self.location.served_file(path)
+        if file is None:
+            raise OSError(f"{path} is no longer served")
+        return stored_keypoints.view_grey(file, self.max_image_pixels)
 
     def thumbnail(self, path: str, fingerprint: Fingerprint) -> Path | None:
         """The image's thumbnail file, made now if it has none; None if it cannot be."""

@@ -60,6 +60,9 @@ class Keypoints:
     #: what reads the same image's keypoints from a larger view of it (stored at indexing time,
     #: stored_keypoints.py: read only where a search tries them), in the same frame; None: none
     finer: Callable[[], Keypoints | None] | None = None
+    #: what reads a larger grey of the same image, and its scale from this frame (x, y), to
+    #: compare pixels at once aligned (a detail of a big photo shows too few of a thumbnail's)
+    view: Callable[[], tuple[np.ndarray, tuple[float, float]]] | None = None
 
     def __len__(self) -> int:
         return len(self.xy)

@@ -179,14 +179,34 @@ def compare(query: Keypoints, candidate: Keypoints) -> Check:
     if found.inliers < COPY_INLIERS or found.transform is None:
         return Check(found.inliers)
     try:  # the pixels of a cached image's keypoints are read again from its thumbnail
-        query, candidate = query.with_grey(), candidate.with_grey()
+        query = query.with_grey()
+        candidate, aligned, scale = _compared_view(candidate, found)
     except UNREADABLE:  # deleted meanwhile
         return Check(found.inliers)
-    shared = alignment.overlap(query, candidate, found)
+    shared = alignment.overlap(query, candidate, aligned)
     correlation = alignment.aligned_correlation(candidate, shared)
     if correlation < COPY_CORRELATION:
         return Check(found.inliers, correlation)
-    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared))
+    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared) / scale)
+
+
+def _compared_view(
+    candidate: Keypoints, found: local_features.Verified
+) -> tuple[Keypoints, local_features.Verified, float]:
+    """The candidate's pixels to compare the query with, the match in their frame, and their scale
+    from the keypoints' frame: its larger view where it has one (`Keypoints.view`: a detail of a
+    big photo, whose motion its thumbnail shows too small to measure), else its own grey. The
+    motion measured there, divided by the scale, is in the keypoints' frame (COPY_MOTION's)."""
+    if candidate.view is None:
+        return candidate.with_grey(), found, 1.0
+    grey, (sx, sy) = candidate.view()
+    # pixel centres onto pixel centres: x' = s (x + 0.5) - 0.5
+    scale, shift = np.array([sx, sy]), np.array([0.5 * sx - 0.5, 0.5 * sy - 0.5])
+    transform = found.transform * scale[:, None]
+    transform[:, 2] += shift
+    points = None if found.points is None else found.points * scale + shift
+    view = Keypoints(candidate.xy * scale + shift, candidate.descriptors, grey)
+    return view, local_features.Verified(found.inliers, transform, points), float(scale.mean())
 
 
 def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:

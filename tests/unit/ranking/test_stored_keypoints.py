@@ -101,11 +101,11 @@ def test_an_image_added_live_has_its_keypoints_stored_and_a_delete_removes_them(
 
 def big_photo_and_detail() -> tuple[Image.Image, Image.Image]:
     """A 2400 px photo and a ninth of it, turned 8 degrees, at a phone's size."""
-    photo = Image.open(PHOTOS / "hubble_deep_field.jpg").convert("RGB")
+    photo = Image.open(PHOTOS / "kite.jpg").convert("RGB")
     big = photo.resize((photo.width * 3, photo.height * 3), Image.Resampling.BICUBIC)
     width, height = big.size
     box = (width // 2, height // 3, width // 2 + width // 3, height // 3 + height // 3)
-    return big, big.rotate(8, resample=Image.Resampling.BICUBIC).crop(box).resize((900, 900))
+    return big, big.rotate(8, resample=Image.Resampling.BICUBIC).crop(box).resize((900, 600))
 
 
 def test_a_detail_of_a_big_photo_is_verified_by_its_finer_keypoints():
@@ -119,10 +119,16 @@ def test_a_detail_of_a_big_photo_is_verified_by_its_finer_keypoints():
     stored = stored_keypoints.compute(pixels, np.asarray(big))
     assert stored.large is not None and len(stored.large.xy) > 2 * len(stored.thumb.xy)
     assert stored.frame == local_features.scaled_grey(pixels).shape[::-1]
-    keypoints = stored_keypoints.keypoints(stored, lambda: local_features.scaled_grey(pixels))
+    view = local_features.scaled_grey(np.asarray(big), stored_keypoints.LARGE_SIDE)
+    keypoints = stored_keypoints.keypoints(
+        stored, lambda: local_features.scaled_grey(pixels), view=lambda: view
+    )
     coarse = verification.check(asked, keypoints, finer=False)
     fine = verification.check(asked, keypoints, finer=True)
     assert fine.inliers > max(2 * coarse.inliers, verification.RERANK_INLIERS)
+    assert fine.copy  # its pixels compared at the larger view: they agree, and nothing moves
+    at_thumbnail = stored_keypoints.keypoints(stored, lambda: local_features.scaled_grey(pixels))
+    assert not verification.check(asked, at_thumbnail, finer=True).copy  # too small there to tell
 
 
 def test_a_big_photo_added_live_is_found_from_a_detail_by_its_stored_finer_keypoints(
