@@ -197,16 +197,23 @@ def _compared_view(
     from the keypoints' frame: its larger view where it has one (`Keypoints.view`: a detail of a
     big photo, whose motion its thumbnail shows too small to measure), else its own grey. The
     motion measured there, divided by the scale, is in the keypoints' frame (COPY_MOTION's)."""
-    if candidate.view is None:
+    if candidate.view is None or found.points is None or not len(found.points):
         return candidate.with_grey(), found, 1.0
     grey, (sx, sy) = candidate.view()
     # pixel centres onto pixel centres: x' = s (x + 0.5) - 0.5
     scale, shift = np.array([sx, sy]), np.array([0.5 * sx - 0.5, 0.5 * sy - 0.5])
+    points = found.points * scale + shift
+    # only around the inliers (what `alignment.overlap` compares): a detail's cost, not the view's
+    (left, top), (right, bottom) = points.min(axis=0), points.max(axis=0)
+    margin = 2 * alignment.BOX_MARGIN
+    x0, y0 = max(0, int(left) - margin), max(0, int(top) - margin)
+    grey = grey[y0 : int(bottom) + margin + 1, x0 : int(right) + margin + 1]
+    shift -= (x0, y0)
     transform = found.transform * scale[:, None]
     transform[:, 2] += shift
-    points = None if found.points is None else found.points * scale + shift
     view = Keypoints(candidate.xy * scale + shift, candidate.descriptors, grey)
-    return view, local_features.Verified(found.inliers, transform, points), float(scale.mean())
+    found = local_features.Verified(found.inliers, transform, found.points * scale + shift)
+    return view, found, float(scale.mean())
 
 
 def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
