@@ -88,15 +88,17 @@ class IndexedKeypoints:
         return (
             lambda: self.grey(path, fingerprint),
             lambda: self.store.read_large(path, fingerprint),
-            lambda: self._view(path),
+            lambda: self._view(path, fingerprint),
         )
 
-    def _view(self, path: str) -> np.ndarray:
-        """A big photo's larger view, decoded again from its file (for the few pairs whose finer
-        keypoints align: stored_keypoints.view_grey)."""
-        file = self.location.served_file(path)
-        if file is None:
-            raise OSError(f"{path} is no longer served")
+    def _view(self, path: str, fingerprint: Fingerprint) -> np.ndarray:
+        """A big photo's larger view, decoded again from the very file the indexer read (its
+        fingerprint unchanged: OSError otherwise), for the few pairs whose finer keypoints align
+        (stored_keypoints.view_grey)."""
+        file = self.location.images_dir / path
+        found = file.stat()
+        if (found.st_size, found.st_mtime_ns) != tuple(fingerprint):
+            raise OSError(f"{path} changed since it was indexed")
         return stored_keypoints.view_grey(file, self.max_image_pixels)
 
     def thumbnail(self, path: str, fingerprint: Fingerprint) -> Path | None:

@@ -199,7 +199,10 @@ def _compared_view(
     motion measured there, divided by the scale, is in the keypoints' frame (COPY_MOTION's)."""
     if candidate.view is None or found.points is None or not len(found.points):
         return candidate.with_grey(), found, 1.0
-    grey, (sx, sy) = candidate.view()
+    try:
+        grey, (sx, sy) = candidate.view()
+    except UNREADABLE:  # the photo changed or went since it was indexed: its thumbnail then
+        return candidate.with_grey(), found, 1.0
     # pixel centres onto pixel centres: x' = s (x + 0.5) - 0.5
     scale, shift = np.array([sx, sy]), np.array([0.5 * sx - 0.5, 0.5 * sy - 0.5])
     points = found.points * scale + shift
