@@ -22,13 +22,10 @@ are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.served import PHOTO, jpeg, memory, served
 from search_by_image.api.auth import KeyStore
 from search_by_image.catalog.metadata_import import sync
 from search_by_image.index.disk import writer_lock
@@ -46,8 +44,6 @@ from search_by_image.model.embedder import EmbedderSpec
 from search_by_image.settings import PROJECT_DIR, Settings
 
 BLOCK = 100_000
-PORT = 8791
-PHOTO = PROJECT_DIR / "data" / "the_images" / "coffee.jpg"
 
 
 def build(root: Path, count: int) -> float:
@@ -81,22 +77,6 @@ def build(root: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def memory(pid: int) -> dict[str, float]:
-    """VmRSS, RssAnon and RssFile of a process, in MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "RssAnon", "RssFile"):
-            fields[name] = int(value.split()[0]) / 1024
-    return fields
-
-
-def jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def uploads(count: int) -> list[bytes]:
     """Small distinct JPEGs (320 x 240 crops of one photo at different offsets)."""
     photo = Image.open(PHOTO).convert("RGB")
@@ -105,57 +85,22 @@ def uploads(count: int) -> list[bytes]:
 
 def measure(root: Path, writes: int, code: Path = PROJECT_DIR) -> dict[str, float | str]:
     """One server process of the code in `code` on the collection in `root`."""
-    import httpx
-
     saved = root / "saved"
     (saved / KEYS_FILE).unlink(missing_ok=True)
     _, key = KeyStore(saved / KEYS_FILE).create("admin")
-    env = {
-        **os.environ,
-        "SBI_IMAGES_DIR": str(root / "images"),
-        "SBI_METADATA_CSV": str(root / "data.csv"),
-        "SBI_SAVED_DIR": str(saved),
-        "SBI_MODEL": "efficientnet_lite0",
-        "SBI_LOG_LEVEL": "WARNING",
-        "SBI_RATE_LIMIT": "",
-    }
-    query = jpeg(Image.open(PHOTO).convert("RGB").resize((640, 480)))
-    base = f"http://127.0.0.1:{PORT}"
-    command = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(PORT)]
-    started = time.perf_counter()
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=code, env=env)
     out: dict[str, float | str] = {}
-    try:
-        with httpx.Client(base_url=base, timeout=600) as client:
-
-            def search(filters: str | None = None) -> dict:
-                data = {"k": "10", **({"filters": filters} if filters else {})}
-                answer = client.post("/search", files={"file": ("q.jpg", query, "image/jpeg")}, data=data)
-                answer.raise_for_status()
-                return answer.json()
-
-            while True:
-                try:
-                    search()
-                    break
-                except httpx.HTTPError:
-                    if server.poll() is not None:
-                        raise RuntimeError("the server exited") from None
-                    time.sleep(0.05)
-            out["launch_s"] = time.perf_counter() - started
-            time.sleep(3)
-            idle = memory(server.pid)
-            out["idle_rss_mb"], out["idle_anon_mb"] = idle["VmRSS"], idle["RssAnon"]
-            plain = [search()["timing"]["search_ms"] for _ in range(20)]
-            filtered = [search('{"group": "g7"}') for _ in range(20)]
-            out["search_ms"] = statistics.median(plain)
-            out["filtered_ms"] = statistics.median(f["timing"]["search_ms"] for f in filtered)
-            out["filtered_matched"] = filtered[0]["matched"]
-            if writes:
-                out.update(live_writes(client, key, uploads(max(1, writes // 2)), server.pid))
-    finally:
-        server.terminate()
-        server.wait(30)
+    with served(root, code) as up:
+        out["launch_s"] = up.launch_s
+        time.sleep(3)
+        idle = memory(up.pid)
+        out["idle_rss_mb"], out["idle_anon_mb"] = idle["VmRSS"], idle["RssAnon"]
+        plain = [up.search()["timing"]["search_ms"] for _ in range(20)]
+        filtered = [up.search('{"group": "g7"}') for _ in range(20)]
+        out["search_ms"] = statistics.median(plain)
+        out["filtered_ms"] = statistics.median(f["timing"]["search_ms"] for f in filtered)
+        out["filtered_matched"] = filtered[0]["matched"]
+        if writes:
+            out.update(live_writes(up.client, key, uploads(max(1, writes // 2)), up.pid))
     return out
 
 

@@ -23,18 +23,16 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from PIL import Image
-
-from bench.scale_service import PHOTO, PORT, PROJECT_DIR, jpeg, memory
+from bench.served import memory, served
 from search_by_image.catalog.metadata_import import sync
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.format_upgrade import upgrade
 from search_by_image.index.store import IndexStore
 from search_by_image.layout import CATALOG_FILE
+from search_by_image.settings import PROJECT_DIR
 
 LINKED = ("faiss_index.faiss", "features.npy", "ids.npy", "whitening.npz")
 
@@ -58,48 +56,12 @@ def working_copy(source: Path, target: Path) -> Path:
 def measure(root: Path, code: Path = PROJECT_DIR) -> dict[str, float]:
     """One fresh server of the code in `code` on the collection in `root`: launch -> first
     answered POST /search, idle memory 3 s later, the search stage of 10 more searches."""
-    import httpx
-
-    env = {
-        **os.environ,
-        "SBI_IMAGES_DIR": str(root / "images"),
-        "SBI_METADATA_CSV": str(root / "data.csv"),
-        "SBI_SAVED_DIR": str(root / "saved"),
-        "SBI_MODEL": "efficientnet_lite0",
-        "SBI_LOG_LEVEL": "WARNING",
-        "SBI_RATE_LIMIT": "",
-    }
-    query = jpeg(Image.open(PHOTO).convert("RGB").resize((640, 480)))
-    command = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(PORT)]
-    started = time.perf_counter()
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=code, env=env)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=600) as client:
-
-            def search() -> dict:
-                answer = client.post(
-                    "/search", files={"file": ("q.jpg", query, "image/jpeg")}, data={"k": "10"}
-                )
-                answer.raise_for_status()
-                return answer.json()
-
-            while True:
-                try:
-                    search()
-                    break
-                except httpx.HTTPError:
-                    if server.poll() is not None:
-                        raise RuntimeError("the server exited") from None
-                    time.sleep(0.05)
-            launch = time.perf_counter() - started
-            time.sleep(3)
-            idle = memory(server.pid)
-            searched = statistics.median(search()["timing"]["search_ms"] for _ in range(10))
-    finally:
-        server.terminate()
-        server.wait(30)
+    with served(root, code) as up:
+        time.sleep(3)
+        idle = memory(up.pid)
+        searched = statistics.median(up.search()["timing"]["search_ms"] for _ in range(10))
     return {
-        "launch_s": launch,
+        "launch_s": up.launch_s,
         "idle_rss_mb": idle["VmRSS"],
         "idle_anon_mb": idle["RssAnon"],
         "search_ms": searched,

@@ -73,7 +73,7 @@ async def _domain_error(request: Request, exc: SearchByImageError):
         return await _validation_error(request, RequestValidationError([error]))
     detail = str(exc)
     if exc.status >= 500:  # the server's own condition: its reason, not where its files are
-        log.warning("%s %s: %s", request.method, request.url.path, detail)
+        log.info("%s %s: %s", request.method, request.url.path, detail)
         detail = without_paths(detail) or ""
     return await _http_error(request, HTTPException(exc.status, detail, headers=dict(exc.headers) or None))
 

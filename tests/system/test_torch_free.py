@@ -99,9 +99,19 @@ def installed_venv() -> Path:
         if not (venv / "complete").is_file():
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-            pip = [str(python), "-m", "pip", "install", "-q", str(source)]
+            pip = [str(python), "-m", "pip", "install", "-q", "--no-compile", str(source)]
         else:
-            pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(source)]
+            pip = [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-compile",
+                "--no-deps",
+                "--force-reinstall",
+                str(source),
+            ]
         subprocess.run(pip, check=True, timeout=1200, capture_output=True)
         (venv / "complete").write_text(pyproject.read_text())
     return python
