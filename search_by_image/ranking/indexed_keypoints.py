@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search_by_image.catalog.keypoint_store import KeypointStore
+from search_by_image.catalog.keypoint_store import KeypointStore, PointSet
 from search_by_image.catalog.locations import Location
 from search_by_image.catalog.thumbnails import Thumbnails, covering
 from search_by_image.images.decoding import UnreadableImage, open_rgb
@@ -43,9 +43,14 @@ class IndexedKeypoints:
     def stored(self, images: Sequence[tuple[str, Fingerprint]]) -> list[Keypoints | None]:
         """The stored keypoints of each (path, fingerprint), their pixels left to the thumbnail;
         None where none is stored for that file."""
+        try:
+            rows = self.store.read(images, large=False)
+        except sqlite3.Error as exc:  # unreadable (locked, damaged): extracted as without it
+            log.warning("Stored keypoints unreadable (%s): extracted from thumbnails", exc)
+            rows = [None] * len(images)
         return [
             None if found is None else stored_keypoints.keypoints(found, *self._readers(path, fingerprint))
-            for (path, fingerprint), found in zip(images, self.store.read(images, large=False))
+            for (path, fingerprint), found in zip(images, rows)
         ]
 
     def put(self, images: Sequence[tuple[str, Fingerprint, Path | bytes, Image.Image]]) -> None:
@@ -87,9 +92,15 @@ class IndexedKeypoints:
         needs them: a cache of keypoints holds the thumbnail's set only (~18 KB, not ~90 KB)."""
         return (
             lambda: self.grey(path, fingerprint),
-            lambda: self.store.read_large(path, fingerprint),
+            lambda: self._large(path, fingerprint),
             lambda: self._view(path, fingerprint),
         )
+
+    def _large(self, path: str, fingerprint: Fingerprint) -> PointSet | None:
+        try:
+            return self.store.read_large(path, fingerprint)
+        except sqlite3.Error:
+            return None
 
     def _view(self, path: str, fingerprint: Fingerprint) -> np.ndarray:
         """A big photo's larger view, decoded again from the very file the indexer read (its

@@ -85,6 +85,21 @@ def test_an_older_collection_searches_as_before_and_the_next_run_stores_its_keyp
     assert KeypointStore(location.saved_dir).missing({p: store.fingerprint_of(p) for p in store.paths}) == []
 
 
+def test_a_damaged_keypoint_file_is_searched_past_and_made_again_by_the_next_run(demo_collection, tmp_path):
+    settings = writable_copy(demo_collection, tmp_path)
+    saved = default_location(settings).saved_dir
+    for leftover in saved.glob("keypoints.sqlite-*"):
+        leftover.unlink()
+    (saved / "keypoints.sqlite").write_bytes(b"not a database" * 100)
+    service = SearchService(settings)
+    service.refresh()
+    found = service.default.require().search(edited(Image.open(PHOTOS / "kite.jpg").convert("RGB")), 3)
+    assert found.labelled()[0].path == "kite.jpg" and found.labelled()[0].match == "copy"
+    update_index(settings, progress=False)  # the next run makes the file again
+    store, _ = load_live(saved)
+    assert KeypointStore(saved).missing({p: store.fingerprint_of(p) for p in store.paths}) == []
+
+
 def test_an_image_added_live_has_its_keypoints_stored_and_a_delete_removes_them(demo_collection, tmp_path):
     service = SearchService(writable_copy(demo_collection, tmp_path))
     service.refresh()
