@@ -60,4 +60,5 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "default without wide": ({}, _patch(WIDE_OFF)),
     "before stored keypoints": ({}, _patch(STORE_OFF)),
     "stored keypoints, thumbnail set only": ({}, _patch(FINER_OFF)),
+    "aligned before unverified": ({}, _patch((verification, "ALIGNED_FIRST", True))),
 }

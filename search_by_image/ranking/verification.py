@@ -50,6 +50,10 @@ COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
+#: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy: a
+#: burst, or a detail of a flat picture whose motion cannot be told) come before unverified ones
+#: (measured, not shipped: bench/README.md "Stored keypoints").
+ALIGNED_FIRST = False
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -242,5 +246,7 @@ def reorder(
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
-    tier = np.where(copies, 0, np.where(verified_first & (np.asarray(inliers) >= RERANK_INLIERS), 1, 2))
+    aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
+    second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
+    tier = np.where(copies, 0, np.where(second, 1, 2))
     return np.lexsort((-lifted(scores, inliers), -closeness, tier))
