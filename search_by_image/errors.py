@@ -154,12 +154,6 @@ class EngineFailed(SearchByImageError, RuntimeError):
     status = 502
 
 
-class DuplicatesUnavailable(SearchByImageError, RuntimeError):
-    """A page this collection's storage does not serve yet (duplicates of an engine-stored one)."""
-
-    status = 501
-
-
 # -- the collection's state or folders ----------------------------------------------------------
 
 

@@ -146,11 +146,13 @@ class Settings(BaseSettings):
         "keep their place); off: ranked by the query's own descriptor",
     )
     milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
-        "Strong",
+        "Bounded",
         description="for a collection stored in Milvus (python -m search_by_image.cli.storage "
-        "export): how fresh each search's view is. Strong: a write any replica acknowledged is in "
-        "every replica's next search; Bounded: a few ms less per search, writes seen within "
-        "Milvus's graceful time (5 s)",
+        "export): how fresh each search's view is. Bounded (Milvus's own default): a write any "
+        "replica acknowledged is in every replica's searches within Milvus's graceful time (5 s "
+        "by default, common.gracefulTime; usually well under a second); Strong: in the next "
+        "search, but every engine call of a request waits for the engine's time tick (0.3-1.3 s "
+        "more a search measured, docs/milvus.md)",
     )
     query_rotations: bool = Field(
         True,

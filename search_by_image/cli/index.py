@@ -124,6 +124,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--store",
+        metavar="milvus://HOST:PORT",
+        help="keep the collection in Milvus, served from there by any number of service replicas "
+        "(docs/milvus.md): indexed here, then exported and checked (python -m "
+        "search_by_image.cli.storage export); one already there is brought back first",
+    )
+    parser.add_argument(
         "--watch",
         action="store_true",
         help="after indexing, keep watching the images folder and index files as "
@@ -153,22 +160,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return search.main(words[1:])
     args = parse_args(words)
-    per_run = (
-        "rebuild",
-        "quiet",
-        "collection",
-        "images_dir",
-        "metadata_csv",
-        "duplicates",
-        "threshold",
-        "format",
-        "engine",
-        "ray_address",
-        "ray_workers",
-        "watch",
-        "lock_wait",
-    )
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in per_run}
+    per_run = ("images_dir", "metadata_csv", "watch")  # the location resolves the first two
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k in Settings.model_fields}
+    overrides = {k: v for k, v in overrides.items() if k not in per_run}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
@@ -181,8 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         location = locations.for_indexing(settings, args.collection, args.images_dir, args.metadata_csv)
         if args.engine == "local" and (args.rebuild or not location.saved_dir.exists()):
             start_workers_server(settings)
+        from search_by_image.cli import storage
         from search_by_image.indexing.engines import LocalEngine, RayEngine
         from search_by_image.indexing.indexer import update_index
+
+        if args.store and (code := storage.before_indexing(settings, location, args.store)):
+            return code
 
         report = update_index(
             settings,
@@ -196,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("%s", exc)
         return 1
     logging.info("%s -> %s (collection %s)", report.summary(), location.saved_dir, location.name)
+    if args.store:
+        return storage.export_after_indexing(settings, location.name, args.store)
     if args.watch:
         follow_folder(settings, location)
     return 0

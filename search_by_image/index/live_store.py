@@ -156,6 +156,10 @@ class LiveStore:
     def searchable(self, vectors: np.ndarray) -> np.ndarray:
         return self.base.searchable(vectors)
 
+    def searchable_vectors(self, ids: Iterable[int]) -> np.ndarray:
+        """The descriptors of live ids as the index compares them (whitened where it is)."""
+        return self.searchable(self.vectors(ids))
+
     @functools.cached_property
     def ids(self) -> np.ndarray:
         """Every live id: the base's in row order, then the delta's (O(N): for whole passes)."""

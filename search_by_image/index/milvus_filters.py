@@ -57,8 +57,9 @@ def expression(conditions: Mapping[str, Condition], kinds: Mapping[str, Kind]) -
         if isinstance(condition, Range):
             for op, bound in condition.bounds().items():
                 parts.append(f"{field} {_OPERATORS[op]} {_value(bound, kind, column)}")
-        elif isinstance(condition, list):
-            parts.append(f"{field} in [{', '.join(_value(v, kind, column) for v in condition)}]")
+        elif isinstance(condition, list):  # "or", not "in": milvus-lite takes no "in" on a JSON key
+            either = " or ".join(f"{field} == {_value(v, kind, column)}" for v in condition)
+            parts.append(either or "id < 0")
         else:
             parts.append(f"{field} == {_value(condition, kind, column)}")
     return " and ".join(f"({part})" for part in parts)

@@ -15,11 +15,12 @@ def collection_name(name: str) -> str:
 def index_params(index_type: str, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(index, search) parameters of Milvus's index nearest the embedded one: FAISS's
     "IVF<n>,Flat" / "IVF<n>,SQ8" become IVF_FLAT / IVF_SQ8 with the same lists; a flat scan
-    stays FLAT; anything else (HNSW) becomes HNSW."""
+    ("IDMap2,Flat", the embedded default up to ~100k images) stays FLAT; anything else (HNSW)
+    becomes HNSW."""
     ivf = re.match(r"IVF(\d+),(Flat|SQ8)", index_type)
     if ivf:
         kind = "IVF_FLAT" if ivf.group(2) == "Flat" else "IVF_SQ8"
         return {"index_type": kind, "params": {"nlist": int(ivf.group(1))}}, {"nprobe": 32}
-    if index_type.startswith("Flat") or count < 10_000:
+    if index_type.split(",")[-1] == "Flat" or count < 10_000:  # "IDMap2,Flat": an exact scan
         return {"index_type": "FLAT", "params": {}}, {}
     return {"index_type": "HNSW", "params": {"M": 32, "efConstruction": 200}}, {"ef": 128}

@@ -82,8 +82,7 @@ def export(store: IndexStore, metadata: MetadataView, target: MilvusStorage, pro
     dim = store.whitening.dims if store.whitening else store.manifest.embedder.dim
     target.create(dim, store.manifest.index_type, len(store), store.manifest.nprobe or None)
     for ids, vectors, paths, rows in rows_of(store, metadata):
-        target.delete(ids)
-        target.add(ids, vectors, paths, rows)
+        target.add(ids, vectors, paths, rows, replace=True)
         if progress:
             progress(len(ids))
 
@@ -97,6 +96,14 @@ def record(saved_dir: Path, address: StorageAddress, target: MilvusStorage) -> N
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, saved_dir / STORAGE_FILE)
+
+
+def recorded_kinds(saved_dir: Path) -> dict[str, Any]:
+    """The metadata columns' kinds `record` wrote (empty when the collection names no engine)."""
+    try:
+        return dict(json.loads((saved_dir / STORAGE_FILE).read_text()).get("kinds") or {})
+    except (OSError, ValueError):
+        return {}
 
 
 def compare(

@@ -4,8 +4,8 @@ The embedded default keeps them in the collection's saved folder (store.py, FAIS
 a collection may instead live in a distributed vector engine (milvus_store.py) that several
 service replicas share. `VectorStorage` is the surface both offer a served collection: search
 with a filter applied inside the search, the stored vectors of some ids, add, delete, count, and
-each image's neighbours for the duplicates page. `StorageAddress` is where a collection says its
-vectors are (`--store milvus://host:19530`, setting SBI_STORE; empty: the saved folder).
+the list of ids (a duplicates pass searches each one's stored vector). `StorageAddress` is where
+a collection says its vectors are (`--store milvus://host:19530`, setting SBI_STORE; empty: the saved folder).
 """
 
 from __future__ import annotations
@@ -82,9 +82,11 @@ class VectorStorage(Protocol):
         where: Mapping[str, Condition] | None = None,
         offset: int = 0,
         exclude: Sequence[int] = (),
+        timeout: float | None = None,
     ) -> Hits:
         """Results `offset` to `offset + k` per query, among the images `where` lets through
-        (filtered inside the engine's search), leaving out the `exclude` ids."""
+        (filtered inside the engine's search), leaving out the `exclude` ids; within `timeout`
+        seconds (default: the storage's, for a request)."""
         ...
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -105,9 +107,9 @@ class VectorStorage(Protocol):
 
     def count(self) -> int: ...
 
-    def neighbours(self, ids: Sequence[int], k: int) -> Hits:
-        """The `k` nearest other images of each id (the engine's own k-NN, one search per image
-        in batches: never an N x N pass)."""
+    def ids(self, where: Mapping[str, Condition] | None = None, timeout: float | None = None) -> np.ndarray:
+        """Every stored id (those `where` lets through), sorted: the images a duplicates pass
+        searches the engine's own k-NN of (never an N x N pass)."""
         ...
 
     def health(self) -> StorageHealth: ...

@@ -59,7 +59,7 @@ def rerank(
     verified = np.array([check is not None and check.verified for check in checks[:top]], dtype=bool)
     if not verified.any():
         return hits, checks
-    vectors = store.searchable(store.vectors(image_id for image_id, _ in hits[:top]))
+    vectors = store.searchable_vectors(image_id for image_id, _ in hits[:top])
     weights = np.minimum(inliers[verified], BONUS_CAP) / BONUS_CAP
     views = store.searchable(np.atleast_2d(query))
     scores = np.max(

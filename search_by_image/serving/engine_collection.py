@@ -5,7 +5,7 @@ uploads, thumbnails, and the saved folder's manifest (the model) and whitening. 
 `storage.json` (storage_transfer.py, written by `python -m search_by_image.cli.storage export`)
 names the engine; the ids, vectors, paths and metadata are the engine's. A replica holds no copy
 of them: a search, an add or a delete through any replica goes to the engine, and every replica's
-next search sees it (Strong consistency, milvus_store.py).
+searches see it within the engine's staleness bound (SBI_MILVUS_CONSISTENCY, milvus_store.py).
 
 Adds name an image by its content (the same photo twice is one image, whichever replica gets
 it): its file `uploads/<hash>`, its id 53 bits of the hash (exact in a browser's JSON; the next
@@ -16,18 +16,19 @@ acknowledged image always has its file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import cast
 
 from search_by_image.catalog.locations import Location
 from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.catalog.thumbnails import Thumbnails
-from search_by_image.errors import DuplicatesUnavailable, IndexMissing, UnknownImage
+from search_by_image.errors import IndexMissing, UnknownImage
 from search_by_image.images import formats
 from search_by_image.index.disk import Manifest
 from search_by_image.index.milvus_store import MilvusStorage
@@ -36,8 +37,12 @@ from search_by_image.index.vector_storage import StorageAddress, StorageHealth
 from search_by_image.index.whitening import Whitening
 from search_by_image.layout import MANIFEST_FILE, UPLOADS_DIR, WHITENING_FILE
 from search_by_image.ranking import verifier
+from search_by_image.ranking.duplicates import Group
+from search_by_image.serving.collection import KEPT_THRESHOLDS
 from search_by_image.serving.embedder_pool import EmbedderPool
+from search_by_image.serving.engine_duplicates import EngineDuplicates
 from search_by_image.serving.engine_snapshot import EngineSnapshot, EngineStore, engine_snapshot
+from search_by_image.serving.engine_writes import EngineWrites, content_id
 from search_by_image.serving.live_writes import Added, Adds, Upload
 
 log = logging.getLogger(__name__)
@@ -48,13 +53,6 @@ HEALTH_EVERY_S = 1.0
 
 def stored_in_engine(location: Location) -> bool:
     return (location.saved_dir / STORAGE_FILE).is_file()
-
-
-def content_id(data: bytes) -> tuple[int, str]:
-    """An image's first-choice id (53 bits of its SHA-256: exact as a JSON number in a browser)
-    and the hex digest its upload is named by."""
-    digest = hashlib.sha256(data).hexdigest()
-    return int(digest[:14], 16) >> 3, digest[:24]
 
 
 class EngineCollection:
@@ -81,6 +79,10 @@ class EngineCollection:
             else None
         )
         self._rotations = settings.query_rotations
+        self._expand = settings.query_expansion
+        self._duplicates = EngineDuplicates(location, self._verifier, KEPT_THRESHOLDS)
+        #: what a duplicates review writes besides deletes (undo, merged metadata)
+        self.writes = EngineWrites(location, self.storage, self.require)
         self._health: tuple[float, StorageHealth] | None = None
 
     @property
@@ -111,7 +113,8 @@ class EngineCollection:
             store = EngineStore(self.storage, manifest, whitening, self.location)
             fields = dict(name=self.name, embedder=embedder, batcher=batcher, stamp=(None, None))
             self.snapshot = engine_snapshot(
-                {**fields, "verifier": self._verifier, "rotations": self._rotations}, store
+                {**fields, "verifier": self._verifier, "rotations": self._rotations, "expand": self._expand},
+                store,
             )
             self.problem = None
             log.info("Collection %s: served from %s", self.name, self.storage.engine)
@@ -147,7 +150,7 @@ class EngineCollection:
         for row, upload in enumerate(uploads):
             image_id, digest = content_id(upload.data)
             path = f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
-            image_id, fresh = self._free_id(image_id, path, dict(zip(ids, paths)))
+            image_id, fresh = self.writes.free_id(image_id, path, dict(zip(ids, paths)))
             if fresh:
                 fingerprint = self._write_image(path, upload.data)
                 self.thumbnails.write_quietly(path, fingerprint, upload.image)
@@ -157,31 +160,12 @@ class EngineCollection:
                 metadata.append(upload.metadata or {})
             added.append(Added(image_id, path, fresh))
         if ids:
-            self._learn_kinds(metadata)
-            self.storage.add(ids, store.searchable(features[rows]), paths, metadata)
+            self.writes.learn_kinds(metadata)
+            with self.writes.writing():
+                self.storage.add(ids, store.searchable(features[rows]), paths, metadata)
         added.embed_ms = (embedded - started) * 1e3
         added.write_ms = (time.perf_counter() - embedded) * 1e3
         return added
-
-    def _free_id(self, image_id: int, path: str, pending: dict[int, str]) -> tuple[int, bool]:
-        """The id of the image at `path`: `image_id` unless another image holds it (then the next
-        free one); and whether the image is new."""
-        while True:
-            held = pending.get(image_id) or self.storage.rows([image_id], ["path"]).get(image_id, {}).get(
-                "path"
-            )
-            if held is None:
-                return image_id, True
-            if held == path:
-                return image_id, False
-            image_id = (image_id + 1) % (1 << 53)
-
-    def _learn_kinds(self, rows: list[dict]) -> None:
-        from search_by_image.catalog.metadata_store import kind_of_value
-
-        for row in rows:
-            for column, value in row.items():
-                self.storage.kinds.setdefault(column, kind_of_value(value))
 
     def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
         """Written atomically into the shared images folder (kept if the same content is there)."""
@@ -203,7 +187,8 @@ class EngineCollection:
         if row is None:
             raise UnknownImage(f"collection {self.name!r} has no image with id {image_id}")
         path = row["path"]
-        self.storage.delete([image_id])
+        with self.writes.writing():
+            self.storage.delete([image_id])
         source = self.location.images_dir / path
         trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
         try:
@@ -213,10 +198,16 @@ class EngineCollection:
             return path, None  # another replica moved it, or it is gone: the delete stands
         return path, trashed
 
-    def duplicates(self, threshold: float | None):
-        raise DuplicatesUnavailable(
-            f"collection {self.name!r} lives in {self.storage.engine}: its duplicates page is not served yet"
-        )
+    def duplicates(
+        self,
+        threshold: float | None,
+        keep: Callable[[int, int], bool] | None = None,
+        scope: Hashable = None,
+    ) -> tuple[EngineSnapshot, list[Group]]:
+        """Duplicate groups from the engine's own neighbours, as Collection.duplicates's
+        (engine_duplicates.py: the engine listed per request, the pass carried over writes)."""
+        snapshot = self.require()
+        return snapshot, self._duplicates.groups(cast(EngineStore, snapshot.store), threshold, keep, scope)
 
     def close(self) -> None:
         self.storage.close()

@@ -12,6 +12,7 @@ writes (milvus_store.py says when).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -39,6 +40,18 @@ class EngineFilter:
     def __len__(self) -> int:
         """Images that pass (the `matched` of a response): one count in the engine."""
         return self.storage.count(self.conditions)
+
+    @functools.cached_property
+    def ids(self) -> np.ndarray:
+        """The ids that pass, listed by the engine (the duplicates page in a filter's scope)."""
+        return self.storage.ids(self.conditions)
+
+    def tolist(self) -> list[int]:
+        """As the embedded filter's id array answers it (duplicate_review.py)."""
+        return self.ids.tolist()
+
+    def tobytes(self) -> bytes:
+        return self.ids.tobytes()
 
 
 class EngineStore:
@@ -94,6 +107,19 @@ class EngineStore:
         found, paths = self.storage.search_with_paths(self.searchable(queries), k, where, exclude=exclude)
         self._paths.update(paths)
         return found
+
+    def searchable_vectors(self, ids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of these ids (already searchable), in their order: one round trip
+        (query expansion re-scores its DEPTH results with them)."""
+        ids = [int(i) for i in ids]
+        stored = self.storage.vectors(ids)
+        blank = np.zeros(self.dim, np.float32)  # deleted since the search (by any replica): scores 0
+        return np.stack([stored.get(i, blank) for i in ids]) if ids else np.zeros((0, self.dim), np.float32)
+
+    @property
+    def dim(self) -> int:
+        """The stored vectors' length (the whitening's, else the embedder's)."""
+        return self.whitening.dims if self.whitening is not None else self.manifest.embedder.dim
 
     def path_of(self, image_id: int) -> str:
         path = self._paths.get(image_id)
@@ -175,6 +201,5 @@ def engine_snapshot(snapshot_fields: dict[str, Any], store: EngineStore) -> Engi
     return EngineSnapshot(
         store=cast(LiveStore, store),
         metadata=cast(Any, EngineMetadata(store.storage)),
-        expand=False,  # expansion re-reads every result's stored vector: not over the network
         **snapshot_fields,
     )

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -98,6 +98,27 @@ def top_ids(base: str, data: bytes) -> list[int]:
     return [hit["id"] for hit in response.json()["results"]]
 
 
+#: Seconds a write through one replica may take to show on the other: Milvus's graceful time (5 s,
+#: the default consistency `Bounded`, docs/milvus.md), with room for a loaded machine.
+FRESH_WITHIN_S = 10
+
+
+def eventually(holds: Callable[[], bool], seconds: float = FRESH_WITHIN_S) -> bool:
+    """Whether `holds()` becomes true within `seconds` (asked every 0.2 s)."""
+    deadline = time.monotonic() + seconds
+    while not holds():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def groups(base: str) -> list[set[str]]:
+    response = httpx.get(f"{base}/collections/default/duplicates", timeout=120)
+    assert response.status_code == 200, response.text
+    return [{image["path"] for image in group["images"]} for group in response.json()["groups"]]
+
+
 @contextlib.contextmanager
 def replicas(settings) -> Iterator[tuple[str, str]]:
     with running_server(settings, **ENV) as first, running_server(settings, **ENV) as second:
@@ -145,11 +166,27 @@ def test_two_replicas_share_writes_and_survive_the_engine_dying_mid_write(demo_c
         )
         assert added.status_code == 201, added.text
         new_id = added.json()["images"][0]["id"]
-        assert top_ids(second, new)[0] == new_id  # added through one, found through the other
+        # added through one, found through the other
+        assert eventually(lambda: top_ids(second, new)[0] == new_id)
 
         gone = httpx.delete(f"{second}/collections/default/images/{new_id}", headers=admin, timeout=60)
         assert gone.status_code == 200, gone.text
-        assert new_id not in top_ids(first, new) and new_id not in top_ids(second, new)
+        assert eventually(lambda: new_id not in top_ids(first, new) + top_ids(second, new))
+
+        before = groups(second)  # the duplicates pass of the engine's neighbours, on one replica
+        twin = jpeg_bytes(Image.open(PHOTOS / NAMES[0]), quality=70)
+        added = httpx.post(
+            f"{first}/collections/default/images",
+            files=[("files", ("twin.jpg", twin, "image/jpeg"))],
+            headers=admin,
+            timeout=120,
+        ).json()["images"][0]
+        assert eventually(lambda: any({NAMES[0], added["path"]} <= group for group in groups(second)))
+        assert (
+            httpx.delete(f"{first}/collections/default/images/{added['id']}", headers=admin).status_code
+            == 200
+        )
+        assert eventually(lambda: groups(second) == before)
 
         acknowledged, statuses = _write_while_the_engine_dies(first, admin, engine)
         assert 503 in statuses and 500 not in statuses, statuses

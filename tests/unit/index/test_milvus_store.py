@@ -48,6 +48,8 @@ def test_filters_are_applied_inside_the_search(storage):
     store, vectors = storage
     (hits,) = store.search(vectors[[42]], 10, {"category": "cats"})
     assert len(hits) == 10 and all(i % 10 == 0 for i, _ in hits)  # 20 cats: k of them come back
+    (hits,) = store.search(vectors[[42]], 50, {"category": ["cats", "birds"]})
+    assert sorted(i for i, _ in hits) == list(range(0, 200, 10))
     (hits,) = store.search(vectors[[42]], 50, {"width": _range(gte=190)})
     assert sorted(i for i, _ in hits) == list(range(190, 200))
     (hits,) = store.search(vectors[[42]], 5, {"category": 'x" or id >= 0 or meta["category"] == "'})
@@ -60,16 +62,21 @@ def _range(**bounds):
     return Range(**bounds)
 
 
-def test_more_like_this_and_neighbours_leave_the_image_out(storage):
+def test_more_like_this_leaves_the_image_out(storage):
     store, vectors = storage
     stored = store.vectors([7, 9999])
     assert list(stored) == [7] and np.allclose(stored[7], vectors[7], atol=1e-6)
     (hits,) = store.search(stored[7][None], 3, exclude=[7])
     assert 7 not in [i for i, _ in hits] and len(hits) == 3
-    near = store.neighbours([7, 8, 12345], 4)
-    assert [len(n) for n in near] == [4, 4, 0] and 7 not in [i for i, _ in near[0]]
-    exact = np.argsort(-(vectors @ vectors[8]))[1:5]
-    assert [i for i, _ in near[1]] == exact.tolist()
+    exact = np.argsort(-(vectors @ vectors[8]))[:5]
+    assert [i for i, _ in store.search(vectors[[8]], 5)[0]] == exact.tolist()
+
+
+def test_ids_lists_every_image_or_those_a_filter_passes(storage, monkeypatch):
+    store, _ = storage
+    monkeypatch.setattr("search_by_image.index.milvus_store.MAX_WINDOW", 64)  # several pages
+    assert store.ids().tolist() == list(range(200))
+    assert store.ids({"category": "cats"}).tolist() == list(range(0, 200, 10))
 
 
 def test_a_delete_is_gone_from_the_next_search(storage):

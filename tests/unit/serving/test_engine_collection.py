@@ -1,12 +1,17 @@
 """A collection served from Milvus through the app: milvus-lite here (Milvus's engine and protocol
 in this one process; the real server with two replicas is tests/system/test_milvus_replicas.py)."""
 
+import contextlib
 import functools
 import json
+import shutil
+from collections.abc import Iterator
+from unittest import mock
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, jpeg_bytes, writable_copy
+from helpers import PHOTOS, jpeg_bytes, plant_copies, writable_copy
 from PIL import Image
 
 from main import create_app
@@ -17,17 +22,27 @@ from search_by_image.index import storage_transfer
 from search_by_image.index.live_store import load_live
 from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.index.vector_storage import StorageAddress
+from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
-from search_by_image.serving import engine_collection
+from search_by_image.ranking import expansion
+from search_by_image.serving import engine_collection, engine_writes
 
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install milvus-lite)")
 
 ADDRESS = StorageAddress("milvus", "127.0.0.1", 19530)
+HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
 def served(demo_collection, tmp_path, monkeypatch):
     settings = writable_copy(demo_collection, tmp_path, query_rotations=False, verify_top=0)
+    with engine_client(settings, tmp_path, monkeypatch) as client:
+        yield client, MetadataView(settings.saved_dir)
+
+
+@contextlib.contextmanager
+def engine_client(settings, tmp_path, monkeypatch) -> Iterator[TestClient]:
+    """The collection of `settings` exported into milvus-lite and served from it, as an admin."""
     lite = str(tmp_path / "lite.db")
     store, _ = load_live(settings.saved_dir)
     metadata_import.sync(settings.saved_dir, settings.metadata_csv, store.base)
@@ -39,7 +54,7 @@ def served(demo_collection, tmp_path, monkeypatch):
     monkeypatch.setattr(engine_collection, "MilvusStorage", functools.partial(MilvusStorage, uri=lite))
     _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin")
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
-        yield client, view
+        yield client
 
 
 def search(client, data: bytes, **form):
@@ -98,3 +113,68 @@ def test_an_engine_that_does_not_answer_is_a_503_naming_it(served, monkeypatch):
     assert response.headers["X-Unavailable-Engine"] == "Milvus at 127.0.0.1:19530"
     collection._health = None
     assert client.get("/health").json()["collections"][0]["engine_answers"] is False
+
+
+def duplicate_groups(client) -> dict[str, str]:
+    """The listed groups: their sorted paths -> fingerprint."""
+    response = client.get("/collections/default/duplicates")
+    assert response.status_code == 200, response.text
+    return {
+        ",".join(sorted(i["path"] for i in g["images"])): g["fingerprint"] for g in response.json()["groups"]
+    }
+
+
+def test_duplicates_come_from_the_engine_and_follow_its_writes(demo_collection, tmp_path, monkeypatch):
+    settings = writable_copy(demo_collection, tmp_path, query_rotations=False)  # verification on
+    plant_copies(settings.images_dir)
+    csv = settings.metadata_csv.read_text().replace("scikit-image,CC0,451", "scikit-image,,451")
+    settings.metadata_csv.write_text(csv + "copies/cat-small.jpg,,,,CC0 (the copy's),225,150\n")
+    update_index(settings, progress=False)
+    cat = jpeg_bytes(Image.open(PHOTOS / "chelsea.jpg").crop((40, 20, 400, 280)))
+    with TestClient(create_app(settings)) as embedded:
+        expected = duplicate_groups(embedded)
+        ranked = [hit["id"] for hit in search(embedded, cat, k="15")["results"]]
+    assert set(expected) == {"chelsea.jpg,copies/cat-small.jpg", "copies/eagle-crop.jpg,eagle.jpg"}
+    expanded = mock.Mock(wraps=expansion.rerank)
+    monkeypatch.setattr(expansion, "rerank", expanded)
+    with engine_client(settings, tmp_path, monkeypatch) as client:
+        # verified, expanded by its verified results (the stored vectors from the engine), the same
+        assert [hit["id"] for hit in search(client, cat, k="15")["results"]] == ranked
+        assert expanded.call_count == 1
+        assert duplicate_groups(client) == expected
+        assert "copies/eagle-crop.jpg" in client.get("/collections/default/duplicates", headers=HTML).text
+
+        dog = Image.open(PHOTOS / "dog.jpg")
+        small = jpeg_bytes(dog.resize((dog.width // 2, dog.height // 2)), 70)
+        added = client.post("/collections/default/images", files=[("files", ("d.jpg", small, "image/jpeg"))])
+        path, new_id = added.json()["images"][0]["path"], added.json()["images"][0]["id"]
+        assert duplicate_groups(client) == {**expected, f"dog.jpg,{path}": mock.ANY}
+        assert client.delete(f"/collections/default/images/{new_id}").status_code == 200
+        assert duplicate_groups(client) == expected
+
+        # another replica's write: in the engine, and marked in the shared saved folder
+        storage = client.app.state.service.default.storage
+        dog_id = storage.id_of_path("dog.jpg")
+        shutil.copy2(settings.images_dir / "dog.jpg", settings.images_dir / "twin.jpg")
+        storage.add([7_777_777], np.stack([storage.vectors([dog_id])[dog_id]]), ["twin.jpg"], [{}])
+        assert duplicate_groups(client) == expected  # no mark yet: the last listing stands
+        engine_writes.mark_writes(settings.saved_dir)
+        assert duplicate_groups(client) == {**expected, "dog.jpg,twin.jpg": mock.ANY}
+        storage.delete([7_777_777])
+        engine_writes.mark_writes(settings.saved_dir)
+
+        cat = expected["chelsea.jpg,copies/cat-small.jpg"]
+        kept = client.post("/collections/default/duplicates/keep-one", json={"group": cat})
+        assert kept.status_code == 200, kept.text
+        assert set(duplicate_groups(client)) == {"copies/eagle-crop.jpg,eagle.jpg"}
+        assert licence_of_the_cat(client) == "CC0 (the copy's)"  # merged into the keeper
+        undone = client.post(f"/collections/default/duplicates/decisions/{kept.json()['id']}/undo")
+        assert undone.status_code == 200, undone.text
+        assert duplicate_groups(client) == expected
+        assert licence_of_the_cat(client) is None
+
+
+def licence_of_the_cat(client) -> str | None:
+    found = search(client, (PHOTOS / "chelsea.jpg").read_bytes(), k="1")["results"][0]
+    assert found["path"] == "chelsea.jpg"
+    return found["metadata"].get("license")
