@@ -25,6 +25,8 @@ base when it is served (index/live_log.py, index/live_store.py).
       catalog.sqlite        what the collection learns at run time (catalog/database.py), WAL:
                             the live writes' log (index/live_log.py), metadata rows, typed and
                             indexed (catalog/metadata_store.py), ...
+      keypoints.sqlite      each image's local keypoints, computed once at indexing or add
+                            (catalog/keypoint_store.py): verification reads them by path
       onnx/                 exported and quantized models (SBI_ONNX_DIR)
       api_keys.json         API keys (salted hashes), mode 0600
       .url_secret           the signing secret of image URLs, mode 0600
@@ -45,6 +47,7 @@ THUMBNAILS_DIR = "thumbnails"
 UNREADABLE_FILE = "unreadable.json"
 TRASH_DIR = "trash"
 CATALOG_FILE = "catalog.sqlite"
+KEYPOINTS_FILE = "keypoints.sqlite"
 ONNX_DIR = "onnx"
 KEYS_FILE = "api_keys.json"
 URL_SECRET_FILE = ".url_secret"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from search_by_image.catalog.keypoint_store import KeypointStore
 from search_by_image.catalog.locations import Location
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.indexing.shards import ShardFiles
@@ -49,11 +50,16 @@ class LocalEngine:
         files: ShardFiles,
         progress: bool,
     ) -> None:
-        """Also writes each image's grid thumbnail from the same decode (SBI_THUMBNAILS)."""
+        """Also writes each image's grid thumbnail from the same decode (SBI_THUMBNAILS), and its
+        local keypoints where verification can use them (OpenCV installed)."""
         from search_by_image.indexing import local_engine
+        from search_by_image.ranking.verifier import available
 
         thumbnails = Thumbnails(location.saved_dir) if settings.thumbnails else None
-        local_engine.embed_shards(settings, spec, location.images_dir, pending, files, progress, thumbnails)
+        keypoints = KeypointStore(location.saved_dir) if available() else None
+        local_engine.embed_shards(
+            settings, spec, location.images_dir, pending, files, progress, thumbnails, keypoints
+        )
 
 
 @dataclass(frozen=True)

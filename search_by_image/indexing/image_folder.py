@@ -6,18 +6,19 @@ reason, never an exception that stops the run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from search_by_image.catalog.keypoint_store import StoredKeypoints
 from search_by_image.catalog.thumbnails import Thumbnails, covering, thumbnail_source
 from search_by_image.images import formats
 from search_by_image.images.decoding import UnreadableImage, open_rgb
+from search_by_image.ranking import stored_keypoints
 
 #: The suffixes the indexer scans: the one list of formats (search_by_image/images/formats.py).
 IMAGE_SUFFIXES = formats.SUFFIXES
@@ -57,6 +58,10 @@ def list_images(root: Path, unreadable: list[tuple[str, str]] | None = None) -> 
     return dict(sorted(found.items()))
 
 
+#: What the dataset yields per image: (index, prepared pixels or None, why not, keypoints or None)
+Sample = tuple[int, "np.ndarray | None", str, "tuple[str, tuple[int, int], StoredKeypoints] | None"]
+
+
 @dataclass
 class Batch:
     """Decoded images of one DataLoader batch; `failed` holds (index, reason) for skipped files."""
@@ -65,6 +70,8 @@ class Batch:
     #: `Preprocessing` outputs (uint8 pixels), one per index
     prepared: list[np.ndarray]
     failed: list[tuple[int, str]]
+    #: (path, fingerprint, keypoints) of the images whose keypoints were computed
+    keypoints: list[tuple[str, tuple[int, int], StoredKeypoints]] = field(default_factory=list)
 
 
 class ImageFolder:
@@ -83,7 +90,9 @@ class ImageFolder:
         preprocess: Callable[[Image.Image], np.ndarray],
         max_pixels: int,
         thumbnails: Thumbnails | None = None,
+        keypoints: bool = False,
     ):
+        self.keypoints = keypoints
         self.root = root
         self.paths = paths
         self.preprocess = preprocess
@@ -93,29 +102,36 @@ class ImageFolder:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
+    def __getitem__(self, index: int) -> Sample:
         size_for = getattr(self.preprocess, "resized_size", None)
         file = self.root / self.paths[index]
         try:
             image = open_rgb(file, self.max_pixels, covering(size_for) if self.thumbnails else size_for)
         except (UnreadableImage, OSError) as exc:
-            return index, None, str(exc)
+            return index, None, str(exc), None
         prepared = self.preprocess(image)
+        if self.thumbnails is None and not self.keypoints:
+            return index, prepared, "", None
+        whole = getattr(self.preprocess, "keeps_whole_image", False)
+        source = thumbnail_source(image, prepared, whole)
+        try:
+            stat = file.stat()
+        except OSError:
+            return index, prepared, "", None
+        fingerprint = (stat.st_size, stat.st_mtime_ns)
         if self.thumbnails is not None:
-            with contextlib.suppress(OSError):
-                stat = file.stat()
-                self.thumbnails.write_quietly(
-                    self.paths[index],
-                    (stat.st_size, stat.st_mtime_ns),
-                    thumbnail_source(image, prepared, getattr(self.preprocess, "keeps_whole_image", False)),
-                )
-        return index, prepared, ""
+            self.thumbnails.write_quietly(self.paths[index], fingerprint, source)
+        found = None
+        if self.keypoints:
+            found = (self.paths[index], fingerprint, stored_keypoints.of_image(file, source, self.max_pixels))
+        return index, prepared, "", found
 
     @staticmethod
-    def collate(samples: list[tuple[int, np.ndarray | None, str]]) -> Batch:
-        good = [(index, prepared) for index, prepared, _ in samples if prepared is not None]
+    def collate(samples: list[Sample]) -> Batch:
+        good = [(index, prepared) for index, prepared, _, _ in samples if prepared is not None]
         return Batch(
             indices=[index for index, _ in good],
             prepared=[prepared for _, prepared in good],
-            failed=[(index, reason) for index, prepared, reason in samples if prepared is None],
+            failed=[(index, reason) for index, prepared, reason, _ in samples if prepared is None],
+            keypoints=[found for _, _, _, found in samples if found is not None],
         )

@@ -9,7 +9,8 @@ descriptor means (model, preprocessing, pooling) are refused on an existing coll
 
 The run holds the collection's writer lock from reading the old index to committing the new one:
 an image added through the API meanwhile waits (or is refused with a retry hint) instead of being
-overwritten by a commit that never saw it.
+overwritten by a commit that never saw it. Each image's local keypoints are stored as it is
+embedded; indexed images that have none get theirs at the end of a run (keypoint_fill.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from search_by_image.catalog.database import transaction
 from search_by_image.catalog.locations import Location, default_location
 from search_by_image.catalog.metadata_import import sync
 from search_by_image.catalog.thumbnails import Thumbnails
-from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing, SpecMismatch
+from search_by_image.errors import ImagesFolderMissing, IndexCorrupt, IndexMissing
 from search_by_image.index import live_log
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.format_upgrade import upgrade
@@ -36,24 +37,15 @@ from search_by_image.index.live_store import load_live
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.engines import Engine, LocalEngine
 from search_by_image.indexing.image_folder import list_images
-from search_by_image.indexing.report import IndexReport, Progress
+from search_by_image.indexing.keypoint_fill import fill
+from search_by_image.indexing.report import IndexReport, Progress, spec_mismatch
 from search_by_image.indexing.shards import ShardFiles, plan, run_key
 from search_by_image.layout import CATALOG_FILE, UPLOADS_DIR
 from search_by_image.model.embedder import EmbedderSpec
+from search_by_image.ranking.verifier import available
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def spec_mismatch(collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec) -> SpecMismatch:
-    """What changed between the spec a collection was built with and the one asked for now."""
-    old, new = built.model_dump(), asked.model_dump()
-    changes = [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
-    return SpecMismatch(
-        f"collection {collection!r} was indexed with other options ({'; '.join(changes)}). "
-        f"Run again with --rebuild to embed all {count} images the new way, or use the "
-        "options it was built with: queries are always processed like their collection"
-    )
 
 
 def _load_previous(location: Location) -> tuple[IndexStore | None, int]:
@@ -160,7 +152,7 @@ def _update_locked(
     )
     if run.unchanged and not run.todo:
         sync(location.saved_dir, location.metadata_csv, run.previous)
-        return _finished(report, len(run.keep), started)
+        return _finished(report, run.previous, started, settings, location, progress)
     shard_files = None
     embedded: list[str] = []
     rows = np.empty((0, run.spec.dim), np.float32)
@@ -170,7 +162,7 @@ def _update_locked(
         if shard_files:
             shard_files.clear()
         sync(location.saved_dir, location.metadata_csv, run.previous)
-        return _finished(report, len(run.keep), started)
+        return _finished(report, run.previous, started, settings, location, progress)
     status.phase = "writing"
     store = _commit(settings, location, run, embedded, rows)
     if shard_files:
@@ -178,7 +170,7 @@ def _update_locked(
     Thumbnails(location.saved_dir).prune(store.files())
     sync(location.saved_dir, location.metadata_csv, store)
     report.embedded, report.written = len(embedded), True
-    return _finished(report, len(store), started)
+    return _finished(report, store, started, settings, location, progress)
 
 
 def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
@@ -244,12 +236,8 @@ def _embed(
     report.resumed = sum(len(shards[n]) for n in finished)
     status.phase, status.total, status.done = "embedding", len(run.todo), report.resumed
     if finished:
-        log.info(
-            "Resuming: %d of %d shards (%d images) were embedded by an interrupted run",
-            len(finished),
-            len(shards),
-            report.resumed,
-        )
+        done = (len(finished), len(shards), report.resumed)
+        log.info("Resuming: %d of %d shards (%d images) were embedded by an interrupted run", *done)
     if pending:
         log.info(
             "Embedding %d images with %s%s (%s engine)",
@@ -295,6 +283,16 @@ def _commit(
     return store
 
 
-def _finished(report: IndexReport, total: int, started: float) -> IndexReport:
-    report.total, report.seconds = total, time.perf_counter() - started
+def _finished(
+    report: IndexReport,
+    store: IndexStore | None,
+    started: float,
+    settings: Settings,
+    location: Location,
+    progress: bool,
+) -> IndexReport:
+    """The run's report, once the keypoint store holds every indexed image's (keypoint_fill.py)."""
+    if store is not None and available():
+        fill(location, store.files(), settings.max_image_pixels, settings.workers, progress)
+    report.total, report.seconds = len(store) if store is not None else 0, time.perf_counter() - started
     return report

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from search_by_image.catalog.keypoint_store import KeypointStore
 from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.devices import is_gpu
 from search_by_image.errors import IndexingInterrupted
@@ -51,14 +52,18 @@ def embed_files(
     progress: bool = True,
     bar: tqdm | None = None,
     thumbnails: Thumbnails | None = None,
+    keypoints: KeypointStore | None = None,
 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     """Embed `paths` in batches; returns the embedded paths, their rows and the skipped files.
 
     The one embedding function: both engines call it, on chunks of shards. `workers` DataLoader
     processes decode (0: this process decodes between batches, without torch); `bar` is a
-    progress bar to advance instead of drawing one; `thumbnails` are written from the same decode.
+    progress bar to advance instead of drawing one; `thumbnails` are written from the same decode,
+    and each batch's local keypoints to `keypoints`.
     """
-    dataset = ImageFolder(images_dir, paths, embedder.preprocessing, max_pixels, thumbnails)
+    dataset = ImageFolder(
+        images_dir, paths, embedder.preprocessing, max_pixels, thumbnails, keypoints is not None
+    )
     loader = _batches(dataset, batch_size, workers)
     done: list[str] = []
     rows: list[np.ndarray] = [np.empty((0, embedder.spec.dim), np.float32)]
@@ -71,6 +76,8 @@ def embed_files(
             for index, reason in batch.failed:
                 log.warning("Skipped %s: %s", paths[index], reason)
                 skipped.append((paths[index], reason))
+            if keypoints is not None:
+                keypoints.put(batch.keypoints)
             if batch.indices:
                 rows.append(embedder.embed_prepared(batch.prepared))
                 done.extend(paths[i] for i in batch.indices)
@@ -111,7 +118,7 @@ def _start_worker(spec_json: str, settings_json: str, threads: int, caller: int)
 
 
 def _embed_chunk(
-    images_dir: str, paths: list[str], thumbnails: Thumbnails | None
+    images_dir: str, paths: list[str], thumbnails: Thumbnails | None, keypoints: KeypointStore | None
 ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     if _worker is None:
         raise RuntimeError("_embed_chunk runs in a worker process that _start_worker set up")
@@ -125,6 +132,7 @@ def _embed_chunk(
         settings.max_image_pixels,
         progress=False,
         thumbnails=thumbnails,
+        keypoints=keypoints,
     )
 
 
@@ -136,9 +144,10 @@ def embed_shards(
     files: ShardFiles,
     progress: bool,
     thumbnails: Thumbnails | None = None,
+    keypoints: KeypointStore | None = None,
 ) -> None:
     """Embed each pending shard and write its file as soon as all its images are done (and each
-    image's thumbnail, with `thumbnails`)."""
+    image's thumbnail, with `thumbnails`, and its local keypoints, with `keypoints`)."""
     processes = settings.workers
     chunks = plan_chunks(pending, max(1, processes), settings.batch_size)
     processes = min(processes, len(chunks))
@@ -162,11 +171,14 @@ def embed_shards(
                     settings.max_image_pixels,
                     bar=bar,
                     thumbnails=thumbnails,
+                    keypoints=keypoints,
                 )
                 files.write(ShardResult(number, done, rows, skipped))
         else:
             Embedder.prepare(spec, settings)  # the model, exported or quantized once, for the workers
-            _embed_in_processes(settings, spec, images_dir, chunks, processes, files, bar, thumbnails)
+            _embed_in_processes(
+                settings, spec, images_dir, chunks, processes, files, bar, (thumbnails, keypoints)
+            )
 
 
 def plan_chunks(pending: dict[int, list[str]], processes: int, smallest: int) -> list[tuple[int, list[str]]]:
@@ -197,7 +209,7 @@ def _embed_in_processes(
     processes: int,
     files: ShardFiles,
     bar: tqdm,
-    thumbnails: Thumbnails | None,
+    written: tuple[Thumbnails | None, KeypointStore | None],
 ) -> None:
     threads = max(1, (os.cpu_count() or 1) // processes)
     expected = Counter(number for number, _ in chunks)
@@ -209,7 +221,7 @@ def _embed_in_processes(
         initargs=(spec.model_dump_json(), settings.model_dump_json(), threads, os.getpid()),
     ) as pool:
         running = {
-            pool.submit(_embed_chunk, str(images_dir), paths, thumbnails): (number, order)
+            pool.submit(_embed_chunk, str(images_dir), paths, *written): (number, order)
             for order, (number, paths) in enumerate(chunks)
         }
         with _stopped_on_interrupt(pool):

@@ -1,10 +1,13 @@
-"""What an indexer run reports: its counts when it ends (`IndexReport`), and how far it has got
-while it runs (`Progress`, shown by /health)."""
+"""What an indexer run reports: its counts when it ends (`IndexReport`), how far it has got
+while it runs (`Progress`, shown by /health), and why it refuses options (`spec_mismatch`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from search_by_image.errors import SpecMismatch
+from search_by_image.model.embedder import EmbedderSpec
 
 
 @dataclass
@@ -38,3 +41,14 @@ class Progress:
     phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] = "waiting"
     done: int = 0
     total: int = 0
+
+
+def spec_mismatch(collection: str, count: int, built: EmbedderSpec, asked: EmbedderSpec) -> SpecMismatch:
+    """What changed between the spec a collection was built with and the one asked for now."""
+    old, new = built.model_dump(), asked.model_dump()
+    changes = [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
+    return SpecMismatch(
+        f"collection {collection!r} was indexed with other options ({'; '.join(changes)}). "
+        f"Run again with --rebuild to embed all {count} images the new way, or use the "
+        "options it was built with: queries are always processed like their collection"
+    )

@@ -57,6 +57,12 @@ class Keypoints:
     #: the greyscale image they were found on (SIDE px), for comparing pixels once aligned; or
     #: what reads it again (`without_grey`: a cache keeps ~20 KB an image, not ~120 KB)
     pixels: np.ndarray | Callable[[], np.ndarray]
+    #: what reads the same image's keypoints from a larger view of it (stored at indexing time,
+    #: stored_keypoints.py: read only where a search tries them), in the same frame; None: none
+    finer: Callable[[], Keypoints | None] | None = None
+    #: what reads a larger grey of the same image, and its scale from this frame (x, y), to
+    #: compare pixels at once aligned (a detail of a big photo shows too few of a thumbnail's)
+    view: Callable[[], tuple[np.ndarray, tuple[float, float]]] | None = None
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -88,29 +94,31 @@ def opencv():
     return cv2
 
 
-def scaled_grey(rgb: np.ndarray) -> np.ndarray:
-    """An H x W x 3 uint8 image as greyscale with its longest side at most SIDE px."""
+def scaled_grey(rgb: np.ndarray, side: int | None = None) -> np.ndarray:
+    """An H x W x 3 uint8 image as greyscale with its longest side at most `side` (SIDE) px."""
     cv2 = opencv()
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    scale = SIDE / max(grey.shape)
+    scale = (side or SIDE) / max(grey.shape)
     if scale < 1:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     return grey
 
 
-def extract(rgb: np.ndarray) -> Keypoints:
-    """ORB keypoints of an RGB image (H x W x 3 uint8, any size: scaled to SIDE px first)."""
+def extract(rgb: np.ndarray, side: int | None = None, count: int | None = None) -> Keypoints:
+    """ORB keypoints of an RGB image (H x W x 3 uint8, any size: scaled to `side` (SIDE) px
+    first), at most `count` (KEYPOINTS) of them."""
     cv2 = opencv()
-    grey = scaled_grey(rgb)
+    grey = scaled_grey(rgb, side)
+    count = count or KEYPOINTS
     if min(grey.shape) <= 2 * ORB_BORDER:  # a strip or a speck: nothing to match
         return _empty(grey)
     # local contrast equalised: corners in flat photos, and recoloured copies look alike
     equalised = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
     for threshold in FAST_THRESHOLDS:
-        orb = cv2.ORB_create(nfeatures=KEYPOINTS, fastThreshold=threshold)
+        orb = cv2.ORB_create(nfeatures=count, fastThreshold=threshold)
         points, descriptors = orb.detectAndCompute(equalised, None)
-        if len(points) >= KEYPOINTS // 4:
+        if len(points) >= count // 4:
             break
     if descriptors is None or not points:
         return _empty(grey)

@@ -1,5 +1,5 @@
-"""A collection's verifier: the keypoints of its images computed from their thumbnails (448 px,
-made first where missing, as GET /thumbnails would), the most recently used kept in a bounded
+"""A collection's verifier: the keypoints of its images, stored when they were indexed or else
+extracted from their thumbnails (indexed_keypoints.py), the most recently used kept in a bounded
 cache keyed by the thumbnail's name (which changes with the image), so they follow live adds and
 deletes; and the capture times of the images that are copies by their pixels. The checks
 themselves are verification.py's.
@@ -13,7 +13,7 @@ import importlib.util
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
@@ -21,18 +21,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image
 
 from search_by_image.catalog.locations import Location
-from search_by_image.catalog.thumbnails import Thumbnails, covering
 from search_by_image.images import capture_time
 from search_by_image.images.capture_time import CaptureTime
-from search_by_image.images.decoding import UnreadableImage, open_rgb
 from search_by_image.index.live_store import LiveStore
-from search_by_image.ranking import local_features
+from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.match_kinds import thresholds_for
-from search_by_image.ranking.verification import COPY_INLIERS, UNREADABLE, Check, Query, check, reorder
+from search_by_image.ranking.verification import COPY_INLIERS, Check, Query, check, reorder
 
 #: what a Verifier cache holds (`Verifier._keep`)
 Kept = TypeVar("Kept")
@@ -50,6 +47,9 @@ WORKERS = 4
 #: still found; only such queries pay for the wider check (bench/README.md "Copies as they
 #: reach people").
 WIDE_TOP = 40
+#: Whether a search tries the finer keypoints stored for a big photo where its thumbnail's find
+#: no copy (stored_keypoints.py: a small detail of it).
+FINER = True
 
 
 def weak(best_score: float, checks: list[Check | None], copy_score: float) -> bool:
@@ -66,8 +66,9 @@ class Verifier:
     def __init__(self, location: Location, max_image_pixels: int, top: int, capacity: int = CACHED_IMAGES):
         self.location = location
         self.top = top
-        self.thumbnails = Thumbnails(location.saved_dir)
         self.max_image_pixels = max_image_pixels
+        self.images = IndexedKeypoints(location, max_image_pixels)
+        self.thumbnails = self.images.thumbnails
         self.capacity = capacity
         self._cached: OrderedDict[Path, Keypoints] = OrderedDict()
         #: capture times of the images found copies by their pixels, keyed like the keypoints
@@ -92,23 +93,41 @@ class Verifier:
                         cache.popitem(last=False)
 
     def of(self, store: LiveStore, image_id: int, mirror: bool = False) -> Keypoints | None:
-        """The keypoints of an indexed image (of its mirror image if `mirror`: duplicates try it
-        for many pairs, so it is kept too); None if its thumbnail cannot be read or made."""
-        thumbnail = self._thumbnail(store, image_id)
-        if thumbnail is None:
-            return None
-        key = thumbnail.with_name(thumbnail.name + ".mirror") if mirror else thumbnail
+        """The keypoints of an indexed image: stored when it was indexed, else extracted from its
+        thumbnail (indexed_keypoints.py); of its mirror image if `mirror` (never stored:
+        extracted, and kept, since duplicates try it for many pairs). None if neither can be had."""
+        path = store.path_of(image_id)
+        fingerprint = store.fingerprint_of(path)
+        key = self.images.key(path, fingerprint, mirror)
         with self._lock:
             found = self._cached.get(key)
             if found is not None:
                 self._cached.move_to_end(key)
                 return found
-        rgb = self._pixels(thumbnail)
-        if rgb is None:
-            return None
-        keypoints = local_features.extract(local_features.mirrored(rgb) if mirror else rgb)
-        self._keep(self._cached, key, keypoints.without_grey(lambda: _grey_of(thumbnail, mirror)))
+        keypoints = None if mirror else self.images.stored([(path, fingerprint)])[0]
+        if keypoints is not None:
+            self._keep(self._cached, key, keypoints)
+            return keypoints
+        keypoints = self.images.extracted(path, fingerprint, mirror)
+        if keypoints is not None:
+            read = functools.partial(self.images.grey, path, fingerprint, mirror)
+            self._keep(self._cached, key, keypoints.without_grey(read))
         return keypoints
+
+    def stored(self, store: LiveStore, ids: Sequence[int]) -> dict[int, Keypoints]:
+        """The stored keypoints of these indexed images (one read per few hundred), not cached;
+        the ids with none stored are left out (`of` extracts theirs)."""
+        images = [(path, store.fingerprint_of(path)) for path in map(store.path_of, ids)]
+        return {i: k for i, k in zip(ids, self.images.stored(images)) if k is not None}
+
+    def preload(self, store: LiveStore, ids: Sequence[int]) -> int:
+        """The stored keypoints of these images read into the cache at once (inside `holding`,
+        for a pass over them); how many were stored."""
+        found = self.stored(store, ids)
+        for image_id, keypoints in found.items():
+            path = store.path_of(image_id)
+            self._keep(self._cached, self.images.key(path, store.fingerprint_of(path)), keypoints)
+        return len(found)
 
     def query(self, store: LiveStore, image_id: int) -> Query | None:
         """An indexed image as a query (more like this, duplicates), its mirror made on demand."""
@@ -195,7 +214,9 @@ class Verifier:
             keypoints = candidate.result()
             if keypoints is None:
                 return None
-            return self._moment(check(asked, keypoints, score >= copy_score), asked, store, image_id)
+            return self._moment(
+                check(asked, keypoints, score >= copy_score, finer=FINER), asked, store, image_id
+            )
 
         if not hits:
             return []
@@ -217,43 +238,6 @@ class Verifier:
                 return False
             found = check(query, candidate, False)
         return found.copy and not capture_time.apart(self.taken(store, a), self.taken(store, b))
-
-    def _thumbnail(self, store: LiveStore, image_id: int) -> Path | None:
-        """The image's thumbnail file, made now if it has none; None if it cannot be."""
-        path = store.path_of(image_id)
-        fingerprint = store.fingerprint_of(path)
-        thumbnail = self.thumbnails.file(path, fingerprint)
-        if thumbnail.is_file():
-            return thumbnail
-        file = self.location.served_file(path)
-        if file is None:
-            return None
-        try:
-            image = open_rgb(file, self.max_image_pixels, covering(None))
-            return self.thumbnails.write(path, fingerprint, image)
-        except (UnreadableImage, OSError):
-            return None
-
-    @staticmethod
-    def _pixels(thumbnail: Path | None) -> np.ndarray | None:
-        if thumbnail is None:
-            return None
-        try:
-            return _rgb(thumbnail)
-        except UNREADABLE:
-            return None
-
-
-def _rgb(thumbnail: Path) -> np.ndarray:
-    with Image.open(thumbnail) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def _grey_of(thumbnail: Path, mirror: bool = False) -> np.ndarray:
-    """A thumbnail's grey image (of its mirror image if `mirror`) as `local_features.extract`
-    made it (UNREADABLE if it is gone)."""
-    rgb = _rgb(thumbnail)
-    return local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
 
 
 @cache

@@ -4,8 +4,9 @@ A write is one SQLite transaction in the collection's write-ahead log (index/liv
 logs each new image's id, path, descriptor and fingerprint, a delete a tombstone. Its COMMIT is
 the commit point, and the answer (201) comes after it; no index file, features.npy or CSV is
 rewritten, so a write costs the same at 10k images as at 1M. The new snapshot lays the logged
-rows over the same base (index/live_store.py); other worker processes apply them on their
-reload tick; a background fold (serving/folding.py) writes them into a new base now and then.
+rows over the same base (index/live_store.py; an add's keypoints go to the keypoint store before
+its COMMIT: a crash leaves a row no image has); other worker processes apply them on their reload
+tick; a background fold (serving/folding.py) writes them into a new base now and then.
 
 Writers take the collection's thread lock, then the saved folder's writer lock (held by an
 indexer run for its whole run, so ids never clash), and catch up with the log first.
@@ -13,9 +14,8 @@ indexer run for its whole run, so ids never clash), and catch up with the log fi
 Images added through the API are written (atomically) into the collection's images folder
 (`uploads/`, named by content hash, so the same photo twice is one image) before the
 transaction: a crash in between leaves an upload no row names, which is never served and which
-the next indexer run removes (index/live_files.py). Deleted images are moved to the saved
-folder's `trash/` after the transaction, not destroyed; a crash in between is finished at the
-next start.
+the next indexer run removes (index/live_files.py). Deleted images are moved to the saved folder's
+`trash/` after the transaction, not destroyed; a crash in between is finished at the next start.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from PIL import Image
 
 from search_by_image.catalog import metadata_store
 from search_by_image.catalog.database import transaction
+from search_by_image.catalog.keypoint_store import KeypointStore
 from search_by_image.catalog.locations import Location, unwritable
 from search_by_image.catalog.metadata_writes import check_rows
 from search_by_image.catalog.thumbnails import Thumbnails
@@ -178,6 +179,10 @@ class LiveWrites:
                 }
                 for path, row in fresh.items():
                     self.collection.thumbnails.write_quietly(path, files[path], uploads[row].image)
+                if (verifier := self.collection.require().verifier) is not None:  # before COMMIT
+                    verifier.images.put(
+                        [(p, files[p], uploads[r].data, uploads[r].image) for p, r in fresh.items()]
+                    )
                 self._log_adds(store, fresh, features, files, uploads)
         except BaseException:
             for file in created:
@@ -227,6 +232,7 @@ class LiveWrites:
                 fingerprint = store.fingerprint(path)
                 if fingerprint is not None:
                     self.collection.thumbnails.remove(path, fingerprint)
+                KeypointStore(self.location.saved_dir).forget([path])
             except OSError:
                 log.exception("Collection %s: deleted %s; its file stays until a restart", self.name, path)
             return path, kept_at
