@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from search_by_image.ranking import alignment, expansion, rotations, verification, verifier
+from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 
 
 @contextmanager
@@ -35,7 +36,10 @@ STRAIGHTEN_OFF = (rotations, "STRAIGHTEN", False)
 #: verified one; a small detail's pixels not compared
 ORDER_OFF = ((verification, "COPY_ORDER_STEP", float("inf")), (expansion, "VERIFIED_FIRST", False))
 FOOTPRINT_OFF = (alignment, "FOOTPRINT_PX", 10**9)
-ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF)
+#: no stored keypoints read: every indexed image's extracted from its thumbnail when verified
+STORE_OFF = (IndexedKeypoints, "stored", lambda self, images: [None] * len(images))
+FINER_OFF = (verifier, "FINER", False)
+ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF, STORE_OFF)
 
 
 def _without(*kept: tuple[Any, str, Any]) -> Callable[[], Any]:
@@ -54,4 +58,7 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "order of copies, verified first": ({}, _without(*ORDER_OFF)),
     "detail footprint": ({}, _without(FOOTPRINT_OFF)),
     "default without wide": ({}, _patch(WIDE_OFF)),
+    "before stored keypoints": ({}, _patch(STORE_OFF)),
+    "stored keypoints, thumbnail set only": ({}, _patch(FINER_OFF)),
+    "aligned before unverified": ({}, _patch((verification, "ALIGNED_FIRST", True))),
 }

@@ -79,6 +79,8 @@ class StoredKeypoints:
     frame: tuple[int, int]
     thumb: PointSet
     large: PointSet | None = None
+    #: a larger view's set is stored (read with `large`, or left to `KeypointStore.read_large`)
+    has_large: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -125,18 +127,34 @@ class KeypointStore:
         with transaction(conn):
             conn.executemany("INSERT OR REPLACE INTO keypoints VALUES (?, ?, ?, ?, ?, ?, ?)", values)
 
-    def read(self, images: Sequence[tuple[str, Fingerprint]]) -> list[StoredKeypoints | None]:
+    def read(
+        self, images: Sequence[tuple[str, Fingerprint]], large: bool = True
+    ) -> list[StoredKeypoints | None]:
         """The stored keypoints of each (path, fingerprint), None where none is stored for that
-        very file (missing, or computed from a file since changed)."""
+        very file (missing, or computed from a file since changed); without the larger view's set
+        unless `large` (`has_large` says whether there is one: `read_large`)."""
         found: dict[str, tuple] = {}
         conn = self._conn()
         paths = [path for path, _ in images]
+        columns = "path, size, mtime_ns, width, height, thumb, " + ("large" if large else "large IS NOT NULL")
         for start in range(0, len(paths) if conn is not None else 0, READ_CHUNK):
             part = paths[start : start + READ_CHUNK]
             marks = ",".join("?" * len(part))
-            for row in conn.execute(f"SELECT * FROM keypoints WHERE path IN ({marks})", part):  # type: ignore[union-attr]
+            query = f"SELECT {columns} FROM keypoints WHERE path IN ({marks})"
+            for row in conn.execute(query, part):  # type: ignore[union-attr]
                 found[row[0]] = row
-        return [_decoded(found.get(path), fingerprint) for path, fingerprint in images]
+        return [_decoded(found.get(path), fingerprint, large) for path, fingerprint in images]
+
+    def read_large(self, path: str, fingerprint: Fingerprint) -> PointSet | None:
+        """The larger view's set of one image's stored keypoints (None: none for that file)."""
+        conn = self._conn()
+        row = None
+        if conn is not None:
+            query = "SELECT large, size, mtime_ns FROM keypoints WHERE path = ?"
+            row = conn.execute(query, (path,)).fetchone()
+        if row is None or row[0] is None or (row[1], row[2]) != tuple(fingerprint):
+            return None
+        return PointSet.from_bytes(row[0])
 
     def missing(self, images: dict[str, Fingerprint]) -> list[str]:
         """The paths of `images` with no row for their current file."""
@@ -176,8 +194,9 @@ class KeypointStore:
             self._local.conn = None
 
 
-def _decoded(row: tuple | None, fingerprint: Fingerprint) -> StoredKeypoints | None:
+def _decoded(row: tuple | None, fingerprint: Fingerprint, large: bool) -> StoredKeypoints | None:
     if row is None or (row[1], row[2]) != tuple(fingerprint):
         return None
-    large = None if row[6] is None else PointSet.from_bytes(row[6])
-    return StoredKeypoints((int(row[3]), int(row[4])), PointSet.from_bytes(row[5]), large)
+    finer = PointSet.from_bytes(row[6]) if large and row[6] is not None else None
+    has_large = row[6] is not None if large else bool(row[6])
+    return StoredKeypoints((int(row[3]), int(row[4])), PointSet.from_bytes(row[5]), finer, has_large)

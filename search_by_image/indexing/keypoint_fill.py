@@ -9,6 +9,7 @@ a big photo, a larger view of it: the same keypoints the indexer's workers compu
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,8 +41,15 @@ def fill(
     none stored, and drop the rows of other paths; how many were computed. `done(n)` is told
     of each batch finished."""
     store = KeypointStore(location.saved_dir)
-    store.prune(files)
-    missing = store.missing(files)
+    try:
+        store.prune(files)
+        missing = store.missing(files)
+    except sqlite3.DatabaseError as exc:  # damaged: derived data, made again whole
+        log.warning("%s is unreadable (%s): computing every image's keypoints again", store.file, exc)
+        store.close()
+        for leftover in store.file.parent.glob(store.file.name + "*"):
+            leftover.unlink()
+        missing = list(files)
     if not missing:
         return 0
     log.info("Computing the local keypoints of %d images that have none stored", len(missing))

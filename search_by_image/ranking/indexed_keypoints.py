@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search_by_image.catalog.keypoint_store import KeypointStore
+from search_by_image.catalog.keypoint_store import KeypointStore, PointSet
 from search_by_image.catalog.locations import Location
 from search_by_image.catalog.thumbnails import Thumbnails, covering
 from search_by_image.images.decoding import UnreadableImage, open_rgb
@@ -50,9 +50,14 @@ class IndexedKeypoints:
     def stored(self, images: Sequence[tuple[str, Fingerprint]]) -> list[Keypoints | None]:
         """The stored keypoints of each (path, fingerprint), their pixels left to the thumbnail;
         None where none is stored for that file."""
+        try:
+            rows = self.store.read(images, large=False)
+        except sqlite3.Error as exc:  # unreadable (locked, damaged): extracted as without it
+            log.warning("Stored keypoints unreadable (%s): extracted from thumbnails", exc)
+            rows = [None] * len(images)
         return [
-            None if found is None else stored_keypoints.keypoints(found, self._grey_reader(path, fingerprint))
-            for (path, fingerprint), found in zip(images, self.store.read(images))
+            None if found is None else stored_keypoints.keypoints(found, *self._readers(path, fingerprint))
+            for (path, fingerprint), found in zip(images, rows)
         ]
 
     def put(self, images: Sequence[tuple[str, Fingerprint, Path | bytes, Image.Image]]) -> None:
@@ -99,8 +104,30 @@ class IndexedKeypoints:
                 self._greys.popitem(last=False)
         return grey
 
-    def _grey_reader(self, path: str, fingerprint: Fingerprint):
-        return lambda: self.grey(path, fingerprint)
+    def _readers(self, path: str, fingerprint: Fingerprint):
+        """What reads an image's grey pixels, its finer keypoints and its larger view, when a check
+        needs them: a cache of keypoints holds the thumbnail's set only (~18 KB, not ~90 KB)."""
+        return (
+            lambda: self.grey(path, fingerprint),
+            lambda: self._large(path, fingerprint),
+            lambda: self._view(path, fingerprint),
+        )
+
+    def _large(self, path: str, fingerprint: Fingerprint) -> PointSet | None:
+        try:
+            return self.store.read_large(path, fingerprint)
+        except sqlite3.Error:
+            return None
+
+    def _view(self, path: str, fingerprint: Fingerprint) -> np.ndarray:
+        """A big photo's larger view, decoded again from the very file the indexer read (its
+        fingerprint unchanged: OSError otherwise), for the few pairs whose finer keypoints align
+        (stored_keypoints.view_grey)."""
+        file = self.location.images_dir / path
+        found = file.stat()
+        if (found.st_size, found.st_mtime_ns) != tuple(fingerprint):
+            raise OSError(f"{path} changed since it was indexed")
+        return stored_keypoints.view_grey(file, self.max_image_pixels)
 
     def thumbnail(self, path: str, fingerprint: Fingerprint) -> Path | None:
         """The image's thumbnail file, made now if it has none; None if it cannot be."""

@@ -57,9 +57,12 @@ class Keypoints:
     #: the greyscale image they were found on (SIDE px), for comparing pixels once aligned; or
     #: what reads it again (`without_grey`: a cache keeps ~20 KB an image, not ~120 KB)
     pixels: np.ndarray | Callable[[], np.ndarray]
-    #: the same image's keypoints from a larger view of it (stored at indexing time,
-    #: stored_keypoints.py), in the same frame and with the same pixels; None: none
-    finer: Keypoints | None = None
+    #: what reads the same image's keypoints from a larger view of it (stored at indexing time,
+    #: stored_keypoints.py: read only where a search tries them), in the same frame; None: none
+    finer: Callable[[], Keypoints | None] | None = None
+    #: what reads a larger grey of the same image, and its scale from this frame (x, y), to
+    #: compare pixels at once aligned (a detail of a big photo shows too few of a thumbnail's)
+    view: Callable[[], tuple[np.ndarray, tuple[float, float]]] | None = None
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -72,17 +75,12 @@ class Keypoints:
 
     def without_grey(self, read: Callable[[], np.ndarray]) -> Keypoints:
         """The same keypoints, their grey image left to `read` (what `extract` made it from)."""
-        return replace(self, pixels=read, finer=None if self.finer is None else self.finer.without_grey(read))
+        return replace(self, pixels=read)
 
     def with_grey(self) -> Keypoints:
         """The same keypoints with their grey image in memory, read again if it was not kept
         (whatever the reader raises if it can no longer be)."""
-        if isinstance(self.pixels, np.ndarray):
-            return self
-        grey = self.pixels()
-        return replace(
-            self, pixels=grey, finer=None if self.finer is None else replace(self.finer, pixels=grey)
-        )
+        return self if isinstance(self.pixels, np.ndarray) else replace(self, pixels=self.pixels())
 
 
 def _empty(grey: np.ndarray) -> Keypoints:

@@ -88,17 +88,42 @@ def large_view(source: Path | bytes, max_pixels: int) -> np.ndarray | None:
     return None
 
 
-def keypoints(stored: StoredKeypoints, grey: Callable[[], np.ndarray]) -> Keypoints:
+def keypoints(
+    stored: StoredKeypoints,
+    grey: Callable[[], np.ndarray],
+    large: Callable[[], PointSet | None] | None = None,
+    view: Callable[[], np.ndarray] | None = None,
+) -> Keypoints:
     """Stored keypoints as verification's, their grey image read by `grey` when a pair aligns
-    (resized to the stored frame should it differ)."""
+    (resized to the stored frame should it differ); the finer set from `stored`, or where it was
+    not read with it, from `large` when a check asks for it, compared at the larger view `view`
+    reads (its grey at LARGE_SIDE: `view_grey`), or at the thumbnail without one."""
+    width, height = stored.frame
 
     def framed() -> np.ndarray:
         pixels = grey()
-        if pixels.shape != (stored.frame[1], stored.frame[0]):
+        if pixels.shape != (height, width):
             pixels = local_features.opencv().resize(pixels, stored.frame)
         return pixels
 
-    finer = None
-    if stored.large is not None and len(stored.large.xy):
-        finer = Keypoints(stored.large.xy, stored.large.descriptors, framed)
-    return Keypoints(stored.thumb.xy, stored.thumb.descriptors, framed, finer)
+    def scaled() -> tuple[np.ndarray, tuple[float, float]]:
+        pixels = view()  # type: ignore[misc]
+        return pixels, (pixels.shape[1] / width, pixels.shape[0] / height)
+
+    def finer() -> Keypoints | None:
+        points = stored.large if stored.large is not None else large() if large is not None else None
+        if points is None or not len(points.xy):
+            return None
+        return Keypoints(points.xy, points.descriptors, framed, view=None if view is None else scaled)
+
+    has_finer = stored.large is not None or (stored.has_large and large is not None)
+    return Keypoints(stored.thumb.xy, stored.thumb.descriptors, framed, finer if has_finer else None)
+
+
+def view_grey(source: Path | bytes, max_pixels: int) -> np.ndarray:
+    """The grey of a big photo's larger view, as its finer keypoints were found on (OSError if
+    it can no longer be read)."""
+    rgb = large_view(source, max_pixels)
+    if rgb is None:
+        raise OSError("the photo's larger view cannot be read")
+    return local_features.scaled_grey(rgb, LARGE_SIDE)

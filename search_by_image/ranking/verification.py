@@ -50,6 +50,10 @@ COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
+#: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy: a
+#: burst, or a detail of a flat picture whose motion cannot be told) come before unverified ones
+#: (measured, not shipped: bench/README.md "Stored keypoints").
+ALIGNED_FIRST = False
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -152,8 +156,9 @@ def check(
     stored_keypoints.py) where its own find no copy (a small detail of a big photo); `boxed`:
     the residual motion on the compared part's box (alignment.residual_motion)."""
     best = _best(query, candidate, try_mirror, boxed)
-    if finer and not best.copy and candidate.finer is not None:
-        found = _best(query, candidate.finer, try_mirror, boxed)
+    more = candidate.finer() if finer and not best.copy and candidate.finer is not None else None
+    if more is not None:
+        found = _best(query, more, try_mirror, boxed)
         if (found.copy, found.inliers) > (best.copy, best.inliers):
             best = found
     return best
@@ -181,14 +186,44 @@ def compare(query: Keypoints, candidate: Keypoints, boxed: bool = False) -> Chec
     if found.inliers < COPY_INLIERS or found.transform is None:
         return Check(found.inliers)
     try:  # the pixels of a cached image's keypoints are read again from its thumbnail
-        query, candidate = query.with_grey(), candidate.with_grey()
+        query = query.with_grey()
+        candidate, aligned, scale = _compared_view(candidate, found)
     except UNREADABLE:  # deleted meanwhile
         return Check(found.inliers)
-    shared = alignment.overlap(query, candidate, found)
+    shared = alignment.overlap(query, candidate, aligned)
     correlation = alignment.aligned_correlation(candidate, shared)
     if correlation < COPY_CORRELATION:
         return Check(found.inliers, correlation)
-    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared, boxed))
+    return Check(found.inliers, correlation, alignment.residual_motion(candidate, shared, boxed) / scale)
+
+
+def _compared_view(
+    candidate: Keypoints, found: local_features.Verified
+) -> tuple[Keypoints, local_features.Verified, float]:
+    """The candidate's pixels to compare the query with, the match in their frame, and their scale
+    from the keypoints' frame: its larger view where it has one (`Keypoints.view`: a detail of a
+    big photo, whose motion its thumbnail shows too small to measure), else its own grey. The
+    motion measured there, divided by the scale, is in the keypoints' frame (COPY_MOTION's)."""
+    if candidate.view is None or found.points is None or not len(found.points):
+        return candidate.with_grey(), found, 1.0
+    try:
+        grey, (sx, sy) = candidate.view()
+    except UNREADABLE:  # the photo changed or went since it was indexed: its thumbnail then
+        return candidate.with_grey(), found, 1.0
+    # pixel centres onto pixel centres: x' = s (x + 0.5) - 0.5
+    scale, shift = np.array([sx, sy]), np.array([0.5 * sx - 0.5, 0.5 * sy - 0.5])
+    points = found.points * scale + shift
+    # only around the inliers (what `alignment.overlap` compares): a detail's cost, not the view's
+    (left, top), (right, bottom) = points.min(axis=0), points.max(axis=0)
+    margin = 2 * alignment.BOX_MARGIN
+    x0, y0 = max(0, int(left) - margin), max(0, int(top) - margin)
+    grey = grey[y0 : int(bottom) + margin + 1, x0 : int(right) + margin + 1]
+    shift -= (x0, y0)
+    transform = found.transform * scale[:, None]
+    transform[:, 2] += shift
+    view = Keypoints(candidate.xy * scale + shift, candidate.descriptors, grey)
+    found = local_features.Verified(found.inliers, transform, found.points * scale + shift)
+    return view, found, float(scale.mean())
 
 
 def lifted(scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
@@ -214,5 +249,7 @@ def reorder(
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
-    tier = np.where(copies, 0, np.where(verified_first & (np.asarray(inliers) >= RERANK_INLIERS), 1, 2))
+    aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
+    second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
+    tier = np.where(copies, 0, np.where(second, 1, 2))
     return np.lexsort((-lifted(scores, inliers), -closeness, tier))

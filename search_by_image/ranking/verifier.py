@@ -47,6 +47,9 @@ WORKERS = 4
 #: still found; only such queries pay for the wider check (bench/README.md "Copies as they
 #: reach people").
 WIDE_TOP = 40
+#: Whether a search tries the finer keypoints stored for a big photo where its thumbnail's find
+#: no copy (stored_keypoints.py: a small detail of it).
+FINER = True
 
 
 def weak(best_score: float, checks: list[Check | None], copy_score: float) -> bool:
@@ -212,7 +215,7 @@ class Verifier:
             if keypoints is None:
                 return None
             return self._moment(
-                check(asked, keypoints, score >= copy_score, finer=True), asked, store, image_id
+                check(asked, keypoints, score >= copy_score, finer=FINER), asked, store, image_id
             )
 
         if not hits:

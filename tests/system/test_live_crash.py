@@ -1,6 +1,7 @@
 """A real `uvicorn main:app` killed (SIGKILL) while adds and deletes stream in, then restarted:
-every acknowledged write is there, a write in flight is all there or not at all, and the
-collection serves. `SBI_CRASH_COLLECTION=DIR` runs it over a big collection (bench/live_collections.py)."""
+every acknowledged write is there (an add with its stored keypoints), a write in flight is all
+there or not at all, and the collection serves. `SBI_CRASH_COLLECTION=DIR` runs it over a big
+collection (bench/live_collections.py)."""
 
 import os
 import random
@@ -17,6 +18,7 @@ from helpers import PHOTOS, jpeg_bytes, make_settings, start_server, writable_co
 from PIL import Image
 
 from search_by_image.api.auth import KeyStore
+from search_by_image.catalog.keypoint_store import KeypointStore
 from search_by_image.layout import KEYS_FILE
 
 NAMES = sorted(p.name for p in PHOTOS.iterdir())
@@ -116,9 +118,12 @@ def test_acknowledged_writes_survive_sigkill_and_nothing_half_done_shows(collect
             assert writer.added or writer.deleted, "no write was acknowledged before the kill"
             server, base = start(collection)
             kind, subject = writer.in_flight or ("none", None)
+            keypoints = KeypointStore(collection.saved_dir)
             for image_id, path in writer.added.items():  # every acknowledged add, id and path
                 if image_id not in writer.deleted and (kind, image_id) != ("delete", subject):
                     assert _similar(base, admin, image_id) == path
+                    file = (collection.images_dir / path).stat()  # and its keypoints, stored before
+                    assert keypoints.read([(path, (file.st_size, file.st_mtime_ns))])[0] is not None
             for image_id in writer.deleted | deleted:  # every acknowledged delete
                 assert _similar(base, admin, image_id) is None
             expected = count + len(writer.added) - len(writer.deleted)

@@ -13,10 +13,10 @@ from helpers import PHOTOS, copy_photos, make_settings
 
 import with_faiss
 from config import PROJECT_DIR
-from search_by_image.errors import IndexBusy
+from search_by_image.errors import IndexBusy, SpecMismatch
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
-from search_by_image.indexing.indexer import SpecMismatch, update_index
+from search_by_image.indexing.indexer import update_index
 
 FOUR = ["chelsea.jpg", "coffee.jpg", "dog.jpg", "rocket.jpg"]
 
