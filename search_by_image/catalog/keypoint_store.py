@@ -4,7 +4,7 @@ them by path instead of decoding a thumbnail and extracting them for every searc
 
 One row per image path, with the file's fingerprint (size, mtime) it was computed from: a row
 whose fingerprint is not the indexed file's is stale and reads as missing (the reader then
-extracts from the thumbnail, as before this store existed; the next indexer run writes it again).
+extracts them from the thumbnail; the next indexer run writes the row again).
 Rows of images no longer indexed are harmless and pruned by the indexer. A file of its own, not a
 table of catalog.sqlite: at ~20-90 KB an image (tens of GB at 1M images) it would dwarf the
 metadata and the live writes' log, whose WAL the service checkpoints on every write. WAL with
