@@ -229,6 +229,17 @@ def bench_collection(source: Path, address: str, photos: list[Path], args) -> li
     return rows
 
 
+def one_at_a_time(search, queries) -> list[float]:
+    """ms of each query searched alone (k = 10), after two searches that warm the store up."""
+    search(queries[:2], 10)
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        search(query[None], 10)
+        times.append((time.perf_counter() - started) * 1e3)
+    return times
+
+
 def embedded_alone(saved: Path, count: int = 40) -> str:
     """The saved store searched in this process as the service does (random unit queries of the
     model's width, whitened by the store, k = 10, one at a time): p50 and p90 ms."""
@@ -241,12 +252,7 @@ def embedded_alone(saved: Path, count: int = 40) -> str:
     store = load_live(saved)[0].base
     queries = np.random.default_rng(0).standard_normal((count, store.manifest.embedder.dim), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    store.search(queries[:2], 10)
-    times = []
-    for query in queries:
-        started = time.perf_counter()
-        store.search(query[None], 10)
-        times.append((time.perf_counter() - started) * 1e3)
+    times = one_at_a_time(store.search, queries)
     return f"search p50 {statistics.median(times):.1f} ms, p90 {statistics.quantiles(times, n=10)[8]:.1f} ms"
 
 
@@ -262,12 +268,7 @@ def engine_alone(address: str, consistency: str, count: int = 40) -> str:
     dim = len(next(iter(storage.vectors([0]).values())))
     queries = np.random.default_rng(0).standard_normal((count, dim), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    storage.search(queries[:2], 10)
-    times = []
-    for query in queries:
-        started = time.perf_counter()
-        storage.search(query[None], 10)
-        times.append((time.perf_counter() - started) * 1e3)
+    times = one_at_a_time(storage.search, queries)
     started = time.perf_counter()
     threads = [
         threading.Thread(target=lambda part=part: [storage.search(q[None], 10) for q in part])
