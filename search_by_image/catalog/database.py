@@ -10,6 +10,7 @@ state) and `synchronous=FULL` (a committed transaction survives a power cut, not
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,13 +31,26 @@ def connect(folder: Path, schema: Iterable[str] = (), *, readonly: bool = False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
         with transaction(conn):
             for statement in schema:
                 conn.execute(statement)
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def use_wal(conn: sqlite3.Connection, tries: int = 250) -> None:
+    """Put the file in WAL mode (it stays so). Two connections switching a new file at the same
+    moment: SQLite refuses one at once, without its busy wait; that one retries until it sees WAL."""
+    for _ in range(tries):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            time.sleep(0.02)
+    conn.execute("PRAGMA journal_mode=WAL")  # its own error, if it still fails
 
 
 class transaction:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_by_image.catalog.database import BUSY_TIMEOUT_S, transaction
+from search_by_image.catalog.database import BUSY_TIMEOUT_S, transaction, use_wal
 from search_by_image.layout import KEYPOINTS_FILE
 
 #: Fixed-point positions: 1/128 px, so a frame up to 511 px wide fits a uint16.
@@ -108,11 +108,16 @@ class KeypointStore:
                 return None
             self.file.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.file, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(SCHEMA)
             self._local.conn = conn
         return conn
+
+    def create(self) -> KeypointStore:
+        """Make the file (WAL, its table) now, before the indexer's worker processes write to it."""
+        self._conn(write=True)
+        return self
 
     def put(self, rows: Iterable[tuple[str, Fingerprint, StoredKeypoints]]) -> None:
         """Store (or replace) the keypoints of these (path, fingerprint) images, one transaction."""

@@ -8,11 +8,13 @@ Thin over `search_by_image.indexing.indexer`; every flag overrides the matching 
 """
 
 import argparse
+import faulthandler
 import gc
 import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import get_args
 
@@ -232,11 +234,19 @@ def run() -> int:
     return code
 
 
+#: How long the unwinding after a first SIGINT or SIGTERM may take before the indexer ends
+#: anyway (finished shards are already on disk and a commit is crash-safe: nothing is lost).
+STOP_GRACE_S = 60.0
+
+
 def _stopping(signum: int, _frame: object) -> None:
-    """The first SIGINT or SIGTERM: unwind (KeyboardInterrupt, SystemExit); any later one:
-    exit now, not in the middle of the unwinding it would otherwise interrupt."""
+    """The first SIGINT or SIGTERM: unwind (KeyboardInterrupt, SystemExit), at most STOP_GRACE_S;
+    any later one: exit now, not in the middle of the unwinding it would otherwise interrupt."""
     signal.signal(signal.SIGTERM, _stop_now)
     signal.signal(signal.SIGINT, _stop_now)
+    watchdog = threading.Timer(STOP_GRACE_S, _stopped_too_slowly, (signum,))
+    watchdog.daemon = True  # a run that ends in time does not wait for it
+    watchdog.start()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(128 + signum)
@@ -246,10 +256,15 @@ def _stop_now(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
 
+def _stopped_too_slowly(signum: int) -> None:
+    """Still unwinding after STOP_GRACE_S: say where each thread is (for a bug report), then end."""
+    print(f"Still stopping after {STOP_GRACE_S:.0f} s; ending now. Where it was:", file=sys.stderr)
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(128 + signum)
+
+
 def follow_folder(settings: Settings, location) -> None:
     """--watch: the collection follows its folder (search_by_image/indexing/watch.py) until Ctrl-C."""
-    import threading
-
     from search_by_image.indexing import watch
     from search_by_image.indexing.background import BackgroundIndexer
 

@@ -56,7 +56,7 @@ class LocalEngine:
         from search_by_image.ranking.verifier import available
 
         thumbnails = Thumbnails(location.saved_dir) if settings.thumbnails else None
-        keypoints = KeypointStore(location.saved_dir) if available() else None
+        keypoints = KeypointStore(location.saved_dir).create() if available() else None
         local_engine.embed_shards(
             settings, spec, location.images_dir, pending, files, progress, thumbnails, keypoints
         )

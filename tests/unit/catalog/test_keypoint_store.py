@@ -59,3 +59,27 @@ def test_the_larger_views_set_is_read_only_when_asked(tmp_path):
     assert big.large is None and big.has_large and not small.has_large
     assert store.read_large("big.jpg", (1, 1)).descriptors.shape == (2000, 32)
     assert store.read_large("big.jpg", (1, 9)) is None and store.read_large("small.jpg", (2, 2)) is None
+
+
+def test_writers_opening_a_new_store_at_once_all_write(tmp_path):
+    """The indexer's worker processes open the new file side by side. When two connections
+    switch it to WAL at the same moment SQLite refuses one at once (no busy wait): none fails."""
+    import threading
+
+    def put_all(folders: list, number: int, barrier: threading.Barrier, errors: list) -> None:
+        for saved_dir in folders:
+            barrier.wait()
+            try:
+                KeypointStore(saved_dir).put([(f"{number}.jpg", (1, 1), keypoints(number))])
+            except Exception as exc:  # noqa: BLE001 - collected, asserted below
+                errors.append(exc)
+
+    folders, barrier, errors = [tmp_path / str(n) for n in range(60)], threading.Barrier(6), []
+    threads = [threading.Thread(target=put_all, args=(folders, n, barrier, errors)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    rows = [(f"{n}.jpg", (1, 1)) for n in range(6)]
+    assert all(None not in KeypointStore(saved).read(rows, large=False) for saved in folders)
