@@ -39,6 +39,9 @@ FOOTPRINT_OFF = (alignment, "FOOTPRINT_PX", 10**9)
 #: no stored keypoints read: every indexed image's extracted from its thumbnail when verified
 STORE_OFF = (IndexedKeypoints, "stored", lambda self, images: [None] * len(images))
 FINER_OFF = (verifier, "FINER", False)
+#: the finer keypoints matched once, at the usual ratio; a flat picture's motion left unmeasured
+LOOSE_OFF = (verification, "FINER_RATIO", None)
+FLAT_OFF = (alignment, "FLAT_EDGE_LEVELS", alignment.EDGE_LEVELS)
 ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF, STORE_OFF)
 
 
@@ -61,4 +64,7 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "before stored keypoints": ({}, _patch(STORE_OFF)),
     "stored keypoints, thumbnail set only": ({}, _patch(FINER_OFF)),
     "aligned before unverified": ({}, _patch((verification, "ALIGNED_FIRST", True))),
+    "before flat-picture checks": ({}, _patch(LOOSE_OFF, FLAT_OFF)),
+    "finer set matched loosely only": ({}, _patch(FLAT_OFF)),
+    "flat motion only": ({}, _patch(LOOSE_OFF)),
 }

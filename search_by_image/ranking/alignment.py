@@ -37,6 +37,12 @@ BORDER_LEVELS = 3
 FLOW_NORMALISE_SIGMA = 6.0
 #: Fewest textured pixels the residual motion is measured on (fewer: not measured, infinite).
 FLOW_MIN_PIXELS = 200
+#: Grey levels a pixel that counts as textured changes by, per pixel once blurred (`_textured`):
+#: EDGE_LEVELS, or FLAT_EDGE_LEVELS where that leaves under FLOW_MIN_PIXELS (a smooth picture,
+#: such as a detail of an abstract wallpaper at its larger view, whose gentle gradients DIS
+#: still follows: bench/README.md "Stored keypoints").
+EDGE_LEVELS = 4
+FLAT_EDGE_LEVELS = 2
 #: The residual motion's fit uses every FIT_STRIDE-th pixel each way: the same figure within
 #: a few hundredths of a pixel, in a ninth of the least-squares time.
 FIT_STRIDE = 3
@@ -162,7 +168,10 @@ def residual_motion(candidate: Keypoints, shared: Overlap, boxed: bool = False) 
     sampled[::FIT_STRIDE, ::FIT_STRIDE] = True  # on the whole frame's grid: the same pixels
     keep, sampled = keep[box], sampled[box]
     warped, grey = shared.warped[box], candidate.grey[box]
-    keep &= _textured(warped) & _textured(grey)
+    textured = keep & _textured(warped) & _textured(grey)
+    if textured.sum() < FLOW_MIN_PIXELS:  # a flat picture: its gentler gradients
+        textured = keep & _textured(warped, FLAT_EDGE_LEVELS) & _textured(grey, FLAT_EDGE_LEVELS)
+    keep = textured
     if keep.sum() < FLOW_MIN_PIXELS:
         return float("inf")
     keep &= sampled
@@ -233,10 +242,10 @@ def _normalise(grey: np.ndarray) -> np.ndarray:
     return np.clip(128 + 40 * detail / spread, 0, 255).astype(np.uint8)
 
 
-def _textured(grey: np.ndarray) -> np.ndarray:
-    """Where the grey has an edge to follow (gradient over 4 levels a pixel, once blurred).
+def _textured(grey: np.ndarray, levels: int = EDGE_LEVELS) -> np.ndarray:
+    """Where the grey has an edge to follow (gradient over `levels` a pixel, once blurred).
 
-    `np.hypot(*np.gradient(blurred)) > 4` exactly, in a sixth of its time: the differences are
+    `np.hypot(*np.gradient(blurred)) > levels` exactly, in a sixth of its time: the differences are
     taken at twice the gradient (central inside, one-sided and doubled at the edges, as
     np.gradient does), which on a uint8 grey are integers, so the test is exact in float32."""
     cv2 = opencv()
@@ -246,4 +255,4 @@ def _textured(grey: np.ndarray) -> np.ndarray:
     dy = cv2.filter2D(blurred, cv2.CV_32F, across.T, borderType=cv2.BORDER_REPLICATE)
     dx[:, [0, -1]] *= 2
     dy[[0, -1]] *= 2
-    return dx * dx + dy * dy > (2 * 4) ** 2
+    return dx * dx + dy * dy > (2 * levels) ** 2

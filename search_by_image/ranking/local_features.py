@@ -159,12 +159,13 @@ def nearest_two(descriptors: np.ndarray, among: np.ndarray) -> tuple[np.ndarray,
         return index.search(descriptors, 2)
 
 
-def verify(query: Keypoints, candidate: Keypoints) -> Verified:
-    """Matches between two images that one similarity transform explains (RANSAC)."""
+def verify(query: Keypoints, candidate: Keypoints, ratio: float | None = None) -> Verified:
+    """Matches between two images that one similarity transform explains (RANSAC); `ratio`:
+    Lowe's ratio test's (RATIO)."""
     if len(query) < MIN_MATCHES or len(candidate) < MIN_MATCHES:
         return NONE
     distances, nearest = nearest_two(query.descriptors, candidate.descriptors)
-    good = distances[:, 0] < RATIO * distances[:, 1]
+    good = distances[:, 0] < (ratio or RATIO) * distances[:, 1]
     if good.sum() < MIN_MATCHES:
         return NONE
     source = query.xy[good]
