@@ -336,9 +336,83 @@ def test_cached_keypoints_read_their_pixels_again_only_for_the_pixel_checks(phot
     assert gone.inliers >= verification.COPY_INLIERS and not gone.copy
 
 
-def test_texture_is_where_the_blurred_grey_has_a_gradient_over_four_levels(photos):
+@pytest.mark.parametrize("levels", [alignment.EDGE_LEVELS, alignment.FLAT_EDGE_LEVELS])
+def test_texture_is_where_the_blurred_grey_has_a_gradient_over_so_many_levels(photos, levels):
     """The residual motion's textured pixels, computed in integers, are numpy's gradient test."""
     for image in photos.values():
         grey = local_features.scaled_grey(np.asarray(image))
         dy, dx = np.gradient(cv2.GaussianBlur(grey, (0, 0), alignment.BLUR_SIGMA).astype(np.float32))
-        assert (alignment._textured(grey) == (np.hypot(dx, dy) > 4)).all()
+        assert (alignment._textured(grey, levels) == (np.hypot(dx, dy) > levels)).all()
+
+
+def smooth_grey(amplitude: float, seed: int = 0) -> np.ndarray:
+    """A smooth 320 x 320 picture (an abstract wallpaper's detail): gentle gradients only."""
+    field = cv2.resize(
+        np.random.default_rng(seed).normal(0, 1, (12, 12)).astype(np.float32),
+        (320, 320),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    return np.clip(128 + amplitude * field / field.std(), 0, 255).astype(np.uint8)
+
+
+def test_a_flat_pictures_motion_is_measured_on_its_gentler_gradients(monkeypatch):
+    """Too few pixels change by 4 levels for the usual texture: its copy's motion is measured on
+    the gentler gradients (2 levels) rather than left unknown (never a copy), and a part of it
+    that moves still reads as motion."""
+    grey = smooth_grey(16)
+    candidate = local_features.Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), grey)
+    inside = np.zeros(grey.shape, bool)
+    inside[40:280, 40:280] = True
+    noise = np.random.default_rng(1).normal(0, 1, grey.shape)
+    copy = alignment.Overlap(np.clip(grey + noise, 0, 255).astype(np.uint8), inside)
+    ys, xs = np.mgrid[0:320, 0:320].astype(np.float32)
+    rippled = alignment.Overlap(cv2.remap(grey, xs + 1.5 * np.sin(ys / 25), ys, cv2.INTER_LINEAR), inside)
+    assert alignment.residual_motion(candidate, copy) <= verification.COPY_MOTION
+    assert alignment.residual_motion(candidate, rippled) > 2 * verification.COPY_MOTION
+    monkeypatch.setattr(alignment, "FLAT_EDGE_LEVELS", alignment.EDGE_LEVELS)
+    assert alignment.residual_motion(candidate, copy) == float("inf")  # what the usual texture says
+
+
+def flipped(descriptors: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """Each descriptor with `bits` of its 256 bits flipped, at random places."""
+    out = np.unpackbits(descriptors, axis=1)
+    for row in out:
+        row[rng.choice(out.shape[1], bits, replace=False)] ^= 1
+    return np.packbits(out, axis=1)
+
+
+def look_alike_detail(
+    grey: np.ndarray, query_grey: np.ndarray
+) -> tuple[verification.Query, local_features.Keypoints]:
+    """A query and a candidate whose finer keypoints match the query's only at a looser ratio:
+    each query keypoint's true match is 34 bits away, a look-alike elsewhere 40 (34 / 40 = 0.85,
+    between local_features.RATIO and verification.FINER_RATIO); the thumbnail's set matches
+    nothing. The query's grey is `query_grey`, the candidate's `grey` (the same frame)."""
+    rng = np.random.default_rng(2)
+    count = 60
+    xy = rng.uniform(40, 280, (count, 2)).astype(np.float32)
+    asked = rng.integers(0, 256, (count, 32), dtype=np.uint8)
+    true, alike = flipped(asked, 34, rng), flipped(asked, 40, rng)
+    finer = local_features.Keypoints(
+        np.concatenate([xy, rng.uniform(40, 280, (count, 2)).astype(np.float32)]),
+        np.concatenate([true, alike]),
+        grey,
+    )
+    thumb = rng.integers(0, 256, (count, 32), dtype=np.uint8)
+    candidate = local_features.Keypoints(xy, thumb, grey, finer=lambda: finer)
+    return verification.Query(local_features.Keypoints(xy, asked, query_grey)), candidate
+
+
+def test_a_big_photos_finer_keypoints_are_matched_again_more_loosely_and_kept_only_as_a_copy(monkeypatch):
+    grey = smooth_grey(60)
+    query, candidate = look_alike_detail(grey, grey)
+    found = verification.check(query, candidate, try_mirror=False, finer=True)
+    assert found.copy and found.inliers >= 50, found  # its pixels agree and do not move
+    # another picture with the same look-alike keypoints: the looser match verifies nothing
+    other_query, other = look_alike_detail(grey, smooth_grey(60, seed=3))
+    assert (
+        verification.check(other_query, other, try_mirror=False, finer=True).inliers
+        < verification.RERANK_INLIERS
+    )
+    monkeypatch.setattr(verification, "FINER_RATIO", None)  # matched once, at the usual ratio
+    assert not verification.check(query, candidate, try_mirror=False, finer=True).verified
