@@ -67,4 +67,5 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "before flat-picture checks": ({}, _patch(LOOSE_OFF, FLAT_OFF)),
     "finer set matched loosely only": ({}, _patch(FLAT_OFF)),
     "flat motion only": ({}, _patch(LOOSE_OFF)),
+    "verified first": ({}, _patch((expansion, "VERIFIED_FIRST", True))),
 }
