@@ -7,6 +7,7 @@ wallpapers each, for false copies. Prints per variant: details verified / copy, 
 bytes per image, indexing ms per image (the larger decode and extraction), check ms per pair.
 
     python -m bench.quality_stored_keypoints --seeds 11 12
+    python -m bench.quality_stored_keypoints --seeds 11 --variants 1024,2000 --others 6 --flat-levers
 
 Run bench.quality_copies first (it indexes the collection). Tables: bench/README.md "Stored
 keypoints".
@@ -23,7 +24,7 @@ from PIL import Image
 
 from bench import wallpapers
 from bench.quality_copies import CAMERA_MIN_SIDE, HELD_OUT_SEED, details
-from bench.quality_levers import patched
+from bench.quality_levers import FLAT_OFF, LOOSE_OFF, patched
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails
 from search_by_image.images.decoding import open_rgb
 from search_by_image.index.store import IndexStore
@@ -33,6 +34,14 @@ from search_by_image.ranking import local_features, stored_keypoints, verificati
 VARIANTS = ((0, 0), (768, 1000), (1024, 1000), (1024, 2000), (1536, 2000), (1536, 4000))
 #: other wallpapers each detail is checked against (false copies)
 OTHERS = 2
+#: `--flat-levers`: the flat-picture checks (verification.FINER_RATIO, alignment.FLAT_EDGE_LEVELS)
+#: off, each alone, both (the default)
+FLAT_LEVERS = {
+    "before flat-picture checks": (LOOSE_OFF, FLAT_OFF),
+    "looser second match only": (FLAT_OFF,),
+    "flat motion only": (LOOSE_OFF,),
+    "both (default)": (),
+}
 
 
 def query_of(data: bytes) -> verification.Query:
@@ -64,6 +73,19 @@ def stored(
     return stored_keypoints.keypoints(found, lambda: grey, view=compared), found.nbytes, ms
 
 
+def checked(copies, queries, sets, others) -> tuple[list[tuple[float, bool, bool]], int, list[float]]:
+    """Each detail checked against its source as a search does ((area, verified, copy) each),
+    the false copies among its `others`, and the ms each source check took."""
+    found, false, check_ms = [], 0, []
+    for (_, copy), asked, wrong in zip(copies, queries, others):
+        started = time.perf_counter()
+        result = verification.check(asked, sets[copy.source], False, finer=True)
+        check_ms.append((time.perf_counter() - started) * 1e3)
+        found.append((copy.area, result.verified, result.copy))
+        false += sum(verification.check(asked, sets[o], False, finer=True).copy for o in wrong)
+    return found, false, check_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[HELD_OUT_SEED])
     parser.add_argument("--variants", nargs="*", default=None, help="side,keypoints each (default: all)")
     parser.add_argument("--at-thumbnail", action="store_true", help="compare pixels at the thumbnail")
+    parser.add_argument("--others", type=int, default=OTHERS, help="other wallpapers per detail")
+    parser.add_argument("--flat-levers", action="store_true", help="each variant with the flat checks off/on")
     args = parser.parse_args(argv)
     variants = [tuple(map(int, v.split(","))) for v in args.variants] if args.variants else VARIANTS
     saved = args.work / "saved"
@@ -85,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     copies = [(seed, copy) for seed in args.seeds for copy in details(photos, seed)]
     queries = [query_of(copy.data) for _, copy in copies]
     rng = np.random.default_rng(0)
-    others = [rng.choice([n for n in range(len(photos)) if n != c.source], OTHERS, False) for _, c in copies]
+    others = [
+        rng.choice([n for n in range(len(photos)) if n != c.source], args.others, False) for _, c in copies
+    ]
+    levers = FLAT_LEVERS if args.flat_levers else {"": ()}
     print("| larger view | details verified / copy | 0.10-0.20 of the area | false copies | bytes / image | "
           "indexing ms / image | check ms / pair |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
@@ -97,22 +124,20 @@ def main(argv: list[str] | None = None) -> int:
             sets.append(keypoints)
             sizes.append(size)
             index_ms.append(ms)
-        found, false, check_ms = [], 0, []
-        for (_, copy), asked, wrong in zip(copies, queries, others):
-            started = time.perf_counter()
-            result = verification.check(asked, sets[copy.source], False, finer=True)
-            check_ms.append((time.perf_counter() - started) * 1e3)
-            found.append((copy.area, result.verified, result.copy))
-            false += sum(verification.check(asked, sets[o], False, finer=True).copy for o in wrong)
-        table = np.array(found, np.float64)
-        small = table[table[:, 0] < 0.2]
         label = f"{side} px, {count}" if side else "none (thumbnail's 500 only)"
-        print(
-            f"| {label} | {table[:, 1].mean():.3f} / {table[:, 2].mean():.3f} | "
-            f"{small[:, 1].mean():.3f} / {small[:, 2].mean():.3f} | {false} of {OTHERS * len(copies)} | "
-            f"{np.mean(sizes) / 1024:.1f} KB | {np.median(index_ms):.0f} | {np.median(check_ms):.1f} |",
-            flush=True,
-        )
+        for lever, patches in levers.items():
+            with patched(*patches):
+                found, false, check_ms = checked(copies, queries, sets, others)
+            table = np.array(found, np.float64)
+            small = table[table[:, 0] < 0.2]
+            name = f"{label}, {lever}" if lever else label
+            print(
+                f"| {name} | {table[:, 1].mean():.3f} / {table[:, 2].mean():.3f} | "
+                f"{small[:, 1].mean():.3f} / {small[:, 2].mean():.3f} | "
+                f"{false} of {args.others * len(copies)} | "
+                f"{np.mean(sizes) / 1024:.1f} KB | {np.median(index_ms):.0f} | {np.median(check_ms):.1f} |",
+                flush=True,
+            )
     print(f"({len(copies)} details of seeds {args.seeds}; {len(photos)} wallpapers)")
     return 0
 

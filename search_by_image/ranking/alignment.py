@@ -156,7 +156,9 @@ def residual_motion(candidate: Keypoints, shared: Overlap, boxed: bool = False) 
     correlates above 0.95, has parallax, a tilted camera's perspective, waves and people: its
     flow is not one similarity. DIS over Farneback, and the fit on a ninth of the pixels: a third
     of the time, and fewer distinct photos grouped as duplicates for as many copies found
-    (bench/README.md "Copies or another shot"). Infinite when too little is textured.
+    (bench/README.md "Copies or another shot"). On a flat picture, where too few pixels change
+    by EDGE_LEVELS, the gentler gradients (FLAT_EDGE_LEVELS) are followed; infinite when even
+    those are too few.
     `boxed`: the flow on the compared part's box only (FLOW_MARGIN; a duplicates pass).
     """
     cv2 = opencv()

@@ -159,7 +159,8 @@ def check(
     aligned pixels' correlation and, when that is a copy's, their residual motion; the query's
     mirror image is tried when the query itself does not align (a mirrored copy) and `try_mirror`;
     with `finer`, the candidate's finer keypoints (a larger view of it, stored at indexing:
-    stored_keypoints.py) where its own find no copy (a small detail of a big photo); `boxed`:
+    stored_keypoints.py) where its own find no copy (a small detail of a big photo), matched
+    again at FINER_RATIO where that finds no copy either; `boxed`:
     the residual motion on the compared part's box (alignment.residual_motion)."""
     best = _best(query, candidate, try_mirror, boxed)
     more = candidate.finer() if finer and not best.copy and candidate.finer is not None else None
