@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -234,3 +234,13 @@ def wait_for(client, predicate, seconds: float = 60.0) -> dict:
             return health
         time.sleep(0.1)
     raise AssertionError(f"/health never got there: {health}")
+
+
+def eventually(holds: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether `holds()` becomes true within `seconds` (asked every 0.2 s)."""
+    deadline = time.monotonic() + seconds
+    while not holds():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True

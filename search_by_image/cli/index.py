@@ -8,16 +8,13 @@ Thin over `search_by_image.indexing.indexer`; every flag overrides the matching 
 """
 
 import argparse
-import faulthandler
 import gc
 import logging
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import get_args
 
+from search_by_image.cli import stopping
 from search_by_image.ranking.match_kinds import RAW, WHITENED
 from search_by_image.settings import ModelChoice, Pooling, Precision, ResizePolicy, Runtime, Settings
 
@@ -220,12 +217,9 @@ def run() -> int:
     stopped (worker_processes.stop), and the objects are frozen out of the garbage collector
     before the interpreter's teardown, whose collections walked every one
     of them again (a sixth of a second of CPU with the package imported, on a loaded 2-core
-    machine; bench/README.md, camera indexing). SIGTERM stops it as Ctrl-C does (the worker
-    processes killed, the writer lock let go, finished shards kept for the next run); a second
-    signal while it stops ends it at once (its workers end with it, a commit is crash-safe). Not
-    for callers that keep running (tests)."""
-    signal.signal(signal.SIGTERM, _stopping)
-    signal.signal(signal.SIGINT, _stopping)
+    machine; bench/README.md, camera indexing). SIGINT and SIGTERM stop it (cli/stopping.py).
+    Not for callers that keep running (tests)."""
+    stopping.on_signals()
     code = main()
     from search_by_image.indexing import worker_processes
 
@@ -234,37 +228,10 @@ def run() -> int:
     return code
 
 
-#: How long the unwinding after a first SIGINT or SIGTERM may take before the indexer ends
-#: anyway (finished shards are already on disk and a commit is crash-safe: nothing is lost).
-STOP_GRACE_S = 60.0
-
-
-def _stopping(signum: int, _frame: object) -> None:
-    """The first SIGINT or SIGTERM: unwind (KeyboardInterrupt, SystemExit), at most STOP_GRACE_S;
-    any later one: exit now, not in the middle of the unwinding it would otherwise interrupt."""
-    signal.signal(signal.SIGTERM, _stop_now)
-    signal.signal(signal.SIGINT, _stop_now)
-    watchdog = threading.Timer(STOP_GRACE_S, _stopped_too_slowly, (signum,))
-    watchdog.daemon = True  # a run that ends in time does not wait for it
-    watchdog.start()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
-
-
-def _stop_now(signum: int, _frame: object) -> None:
-    os._exit(128 + signum)
-
-
-def _stopped_too_slowly(signum: int) -> None:
-    """Still unwinding after STOP_GRACE_S: say where each thread is (for a bug report), then end."""
-    print(f"Still stopping after {STOP_GRACE_S:.0f} s; ending now. Where it was:", file=sys.stderr)
-    faulthandler.dump_traceback(all_threads=True)
-    os._exit(128 + signum)
-
-
 def follow_folder(settings: Settings, location) -> None:
     """--watch: the collection follows its folder (search_by_image/indexing/watch.py) until Ctrl-C."""
+    import threading
+
     from search_by_image.indexing import watch
     from search_by_image.indexing.background import BackgroundIndexer
 

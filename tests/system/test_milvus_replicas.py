@@ -15,12 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import PHOTOS, free_port, jpeg_bytes, running_server, writable_copy
+from helpers import PHOTOS, eventually, free_port, jpeg_bytes, running_server, writable_copy
 from PIL import Image
 
 from config import PROJECT_DIR
@@ -103,16 +103,6 @@ def top_ids(base: str, data: bytes) -> list[int]:
 FRESH_WITHIN_S = 10
 
 
-def eventually(holds: Callable[[], bool], seconds: float = FRESH_WITHIN_S) -> bool:
-    """Whether `holds()` becomes true within `seconds` (asked every 0.2 s)."""
-    deadline = time.monotonic() + seconds
-    while not holds():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def groups(base: str) -> list[set[str]]:
     response = httpx.get(f"{base}/collections/default/duplicates", timeout=120)
     assert response.status_code == 200, response.text
@@ -167,11 +157,11 @@ def test_two_replicas_share_writes_and_survive_the_engine_dying_mid_write(demo_c
         assert added.status_code == 201, added.text
         new_id = added.json()["images"][0]["id"]
         # added through one, found through the other
-        assert eventually(lambda: top_ids(second, new)[0] == new_id)
+        assert eventually(lambda: top_ids(second, new)[0] == new_id, FRESH_WITHIN_S)
 
         gone = httpx.delete(f"{second}/collections/default/images/{new_id}", headers=admin, timeout=60)
         assert gone.status_code == 200, gone.text
-        assert eventually(lambda: new_id not in top_ids(first, new) + top_ids(second, new))
+        assert eventually(lambda: new_id not in top_ids(first, new) + top_ids(second, new), FRESH_WITHIN_S)
 
         before = groups(second)  # the duplicates pass of the engine's neighbours, on one replica
         twin = jpeg_bytes(Image.open(PHOTOS / NAMES[0]), quality=70)
@@ -181,12 +171,13 @@ def test_two_replicas_share_writes_and_survive_the_engine_dying_mid_write(demo_c
             headers=admin,
             timeout=120,
         ).json()["images"][0]
-        assert eventually(lambda: any({NAMES[0], added["path"]} <= group for group in groups(second)))
+        grouped = {NAMES[0], added["path"]}
+        assert eventually(lambda: any(grouped <= group for group in groups(second)), FRESH_WITHIN_S)
         assert (
             httpx.delete(f"{first}/collections/default/images/{added['id']}", headers=admin).status_code
             == 200
         )
-        assert eventually(lambda: groups(second) == before)
+        assert eventually(lambda: groups(second) == before, FRESH_WITHIN_S)
 
         acknowledged, statuses = _write_while_the_engine_dies(first, admin, engine)
         assert 503 in statuses and 500 not in statuses, statuses

@@ -14,7 +14,7 @@ import pytest
 from helpers import copy_photos, free_port, make_settings
 
 from config import PROJECT_DIR
-from search_by_image.cli.index import STOP_GRACE_S
+from search_by_image.cli.stopping import STOP_GRACE_S
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing import local_engine, worker_processes
 from search_by_image.indexing.indexer import update_index
@@ -96,42 +96,6 @@ def test_every_indexer_process_ends_with_the_indexer_whatever_stops_it(tmp_path,
     finally:
         indexer.kill()
         indexer.wait()
-
-
-STUCK_UNWINDING = """
-import signal, sys, time
-from search_by_image.cli import index
-index.STOP_GRACE_S = 1.0
-signal.signal(signal.SIGTERM, index._stopping)
-try:
-    print("ready", flush=True)
-    time.sleep(60)
-finally:
-    time.sleep(60)  # an unwinding that never ends
-"""
-
-
-def test_an_indexer_whose_unwinding_hangs_still_ends_and_says_where_it_was():
-    process = subprocess.Popen(
-        [sys.executable, "-c", STUCK_UNWINDING],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout.readline() == b"ready\n"
-        os.kill(process.pid, signal.SIGTERM)
-        assert process.wait(timeout=30) == 128 + signal.SIGTERM
-        stderr = process.stderr.read().decode()
-        stuck_at = 1 + STUCK_UNWINDING.splitlines().index(
-            "    time.sleep(60)  # an unwinding that never ends"
-        )
-        assert (
-            "Still stopping after 1 s" in stderr and f'File "<string>", line {stuck_at} in <module>' in stderr
-        )
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_a_service_stopped_while_it_indexes_leaves_no_worker_running(tmp_path):
