@@ -68,4 +68,5 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "finer set matched loosely only": ({}, _patch(FLAT_OFF)),
     "flat motion only": ({}, _patch(LOOSE_OFF)),
     "verified first": ({}, _patch((expansion, "VERIFIED_FIRST", True))),
+    "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
 }

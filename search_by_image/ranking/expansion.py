@@ -72,5 +72,6 @@ def rerank(
     own = np.array([score for _, score in hits[:top]])
     copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
     correlation = np.array([-1.0 if check is None else check.correlation for check in checks[:top]])
-    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, VERIFIED_FIRST)
+    motion = np.array([np.inf if check is None else check.motion for check in checks[:top]])
+    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, VERIFIED_FIRST, motion)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

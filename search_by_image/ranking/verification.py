@@ -56,6 +56,10 @@ COPY_MOTION = 0.25
 FINER_RATIO: float | None = 0.9
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
+#: Whether copies of one correlation step are ordered by their residual motion, least first: a
+#: burst that passes for a copy still moves a little more than the photo itself once aligned
+#: (bench/README.md "Copies as they reach people": 30 of 35 sources first, 25 by lifted score).
+COPIES_BY_MOTION = True
 #: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy: a
 #: burst, or a detail of a flat picture whose motion cannot be told) come before unverified ones
 #: (measured, not shipped: bench/README.md "Stored keypoints").
@@ -251,18 +255,22 @@ def reorder(
     copies: np.ndarray,
     correlation: np.ndarray | None = None,
     verified_first: bool = False,
+    motion: np.ndarray | None = None,
 ) -> np.ndarray:
     """Order of results (scores best first, inliers of each, -1: not verified, whether each is
-    a verified copy, their aligned pixels' `correlation`): verified copies first, the closest
-    first (correlation to COPY_ORDER_STEP: a burst that also passes for a copy correlates less
-    than the photo itself), then, with `verified_first`, the other verified results, then the
-    rest, each part by its lifted score (`lifted`). A user asking where a photo comes from sees
-    its source above any other shot, however close that shot's global score. Stable:
-    unverified results keep their order."""
+    a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
+    first, the closest first (correlation to COPY_ORDER_STEP: a burst that also passes for a copy
+    correlates less than the photo itself; then, with COPIES_BY_MOTION, the least motion: it
+    moves more), then, with `verified_first`, the other verified results, then the rest, each
+    part by its lifted score (`lifted`). A user asking where a photo comes from sees its source
+    above any other shot, however close that shot's global score. Stable: unverified results
+    keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
+    by_motion = motion is not None and COPIES_BY_MOTION
+    moved = np.where(copies, np.asarray(motion, np.float64), 0.0) if by_motion else np.zeros(len(copies))
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
     second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
     tier = np.where(copies, 0, np.where(second, 1, 2))
-    return np.lexsort((-lifted(scores, inliers), -closeness, tier))
+    return np.lexsort((-lifted(scores, inliers), moved, -closeness, tier))

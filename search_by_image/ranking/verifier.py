@@ -195,7 +195,9 @@ class Verifier:
         inliers = np.array([c.inliers if c else -1 for c in checks])
         copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
         correlation = np.array([c.correlation if c else -1.0 for c in checks])
-        order = reorder(np.array([score for _, score in hits[:top]]), inliers, copies, correlation)
+        motion = np.array([c.motion if c else np.inf for c in checks])
+        scores = np.array([score for _, score in hits[:top]])
+        order = reorder(scores, inliers, copies, correlation, motion=motion)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
 
     def _checks(

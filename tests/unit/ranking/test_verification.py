@@ -159,6 +159,27 @@ def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lea
     ]
 
 
+def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch):
+    # a burst passing for a copy, scored higher, correlating as well to 0.01, moving more
+    scores = np.array([0.67, 0.62, 0.40])
+    inliers = np.array([114, 173, 30])
+    copies = np.array([True, True, False])
+    correlation = np.array([0.987, 0.990, 0.95])
+    motion = np.array([0.22, 0.15, 0.6])
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [1, 0, 2]
+    # a closer correlation step still comes first, however it moves
+    closer = np.array([0.999, 0.990, 0.95])
+    assert verification.reorder(scores, inliers, copies, closer, motion=motion).tolist() == [0, 1, 2]
+    # the motion of results that are not copies orders nothing
+    assert verification.reorder(scores, inliers, np.zeros(3, bool), correlation, motion=motion).tolist() == [
+        0,
+        1,
+        2,
+    ]
+    monkeypatch.setattr(verification, "COPIES_BY_MOTION", False)
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]
+
+
 def test_a_small_detail_of_a_photo_is_compared_over_its_own_footprint():
     """A detail showing a sixteenth of its photo: the pixels are compared cell by cell over the
     part it covers, not over the photo's grid (where it fills too few cells to say anything)."""
