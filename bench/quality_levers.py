@@ -68,5 +68,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "finer set matched loosely only": ({}, _patch(FLAT_OFF)),
     "flat motion only": ({}, _patch(LOOSE_OFF)),
     "verified first": ({}, _patch((expansion, "VERIFIED_FIRST", True))),
+    "verified over checked": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", True))),
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
 }

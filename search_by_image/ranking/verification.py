@@ -64,6 +64,9 @@ COPIES_BY_MOTION = True
 #: burst, or a detail of a flat picture whose motion cannot be told) come before unverified ones
 #: (measured, not shipped: bench/README.md "Stored keypoints").
 ALIGNED_FIRST = False
+#: Whether a result checked and not verified (fewer than RERANK_INLIERS) stays below every
+#: verified one, whatever its score; unchecked results keep theirs (measured, not shipped).
+VERIFIED_OVER_CHECKED = False
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -273,4 +276,10 @@ def reorder(
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
     second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
     tier = np.where(copies, 0, np.where(second, 1, 2))
-    return np.lexsort((-lifted(scores, inliers), moved, -closeness, tier))
+    ranked = lifted(scores, inliers)
+    inliers = np.asarray(inliers)
+    verified = inliers >= RERANK_INLIERS
+    if VERIFIED_OVER_CHECKED and verified.any():
+        failed = (inliers >= 0) & ~verified
+        ranked = np.where(failed, np.minimum(ranked, ranked[verified].min() - 1e-6), ranked)
+    return np.lexsort((-ranked, moved, -closeness, tier))
