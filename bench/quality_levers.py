@@ -68,6 +68,7 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "finer set matched loosely only": ({}, _patch(FLAT_OFF)),
     "flat motion only": ({}, _patch(LOOSE_OFF)),
     "verified first": ({}, _patch((expansion, "VERIFIED_FIRST", True))),
-    "verified over checked": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", True))),
+    "verified over checked": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 1.0))),
+    "verified over checked 3x": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 3.0))),
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
 }

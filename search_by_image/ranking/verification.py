@@ -64,9 +64,10 @@ COPIES_BY_MOTION = True
 #: burst, or a detail of a flat picture whose motion cannot be told) come before unverified ones
 #: (measured, not shipped: bench/README.md "Stored keypoints").
 ALIGNED_FIRST = False
-#: Whether a result checked and not verified (fewer than RERANK_INLIERS) stays below every
-#: verified one, whatever its score; unchecked results keep theirs (measured, not shipped).
-VERIFIED_OVER_CHECKED = False
+#: A result checked and not verified (fewer than RERANK_INLIERS) stays below every verified one
+#: with at least this many times its inliers, whatever its score; unchecked results keep theirs.
+#: None: by lifted score alone (measured, not shipped: bench/README.md "Copies as they reach people").
+VERIFIED_OVER_CHECKED: float | None = None
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
@@ -276,10 +277,19 @@ def reorder(
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
     second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
     tier = np.where(copies, 0, np.where(second, 1, 2))
-    ranked = lifted(scores, inliers)
-    inliers = np.asarray(inliers)
-    verified = inliers >= RERANK_INLIERS
-    if VERIFIED_OVER_CHECKED and verified.any():
-        failed = (inliers >= 0) & ~verified
-        ranked = np.where(failed, np.minimum(ranked, ranked[verified].min() - 1e-6), ranked)
+    ranked = _below_verified(lifted(scores, inliers), np.asarray(inliers))
     return np.lexsort((-ranked, moved, -closeness, tier))
+
+
+def _below_verified(ranked: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+    """Lifted scores with each checked, unverified result's capped under every verified result
+    holding VERIFIED_OVER_CHECKED times its inliers (unchanged if None)."""
+    verified = inliers >= RERANK_INLIERS
+    if VERIFIED_OVER_CHECKED is None or not verified.any():
+        return ranked
+    capped = ranked.copy()
+    for i in np.flatnonzero((inliers >= 0) & ~verified):
+        over = verified & (inliers >= VERIFIED_OVER_CHECKED * max(int(inliers[i]), 1))
+        if over.any():
+            capped[i] = min(ranked[i], ranked[over].min() - 1e-6)
+    return capped
