@@ -66,8 +66,10 @@ COPIES_BY_MOTION = True
 ALIGNED_FIRST = False
 #: A result checked and not verified (fewer than RERANK_INLIERS) stays below every verified one
 #: with at least this many times its inliers, whatever its score; unchecked results keep theirs.
-#: None: by lifted score alone (measured, not shipped: bench/README.md "Copies as they reach people").
-VERIFIED_OVER_CHECKED: float | None = None
+#: A hard copy's source verified with 12-22 inliers, scored a little under another shot with 0-5,
+#: comes first; at 1x, tiled wallpapers verifying each other led details' sources (bench/README.md
+#: "Order of copies"). None: by lifted score alone.
+VERIFIED_OVER_CHECKED: float | None = 3.0
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100
