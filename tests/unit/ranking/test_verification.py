@@ -127,11 +127,29 @@ def test_a_burst_from_one_spot_aligns_like_a_copy_but_its_pixels_still_move(phot
     assert copy.copy, copy
 
 
-def test_verified_results_move_up_and_the_others_keep_their_order():
+def test_verified_results_move_up_and_the_others_keep_their_order(monkeypatch):
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     inliers = np.array([0, 3, 60, -1, 40])
     no_copy = np.zeros(5, bool)
+    # checked results that failed stay below verified ones with 3x their inliers
+    assert verification.reorder(scores, inliers, no_copy).tolist() == [2, 4, 0, 1, 3]
+    # by lifted score alone
+    monkeypatch.setattr(verification, "VERIFIED_OVER_CHECKED", None)
     assert verification.reorder(scores, inliers, no_copy).tolist() == [2, 0, 1, 4, 3]
+
+
+def test_a_checked_result_stays_below_a_verified_one_with_three_times_its_inliers():
+    # a hard copy's source verified with 12 inliers (not a copy) under another shot with 3
+    scores = np.array([0.40, 0.30, 0.24, 0.20])
+    inliers = np.array([3, 12, 5, -1])
+    assert verification.reorder(scores, inliers, np.zeros(4, bool)).tolist() == [1, 0, 2, 3]
+    with pytest.MonkeyPatch.context() as patch:  # its lift alone leaves it second
+        patch.setattr(verification, "VERIFIED_OVER_CHECKED", None)
+        assert verification.reorder(scores, inliers, np.zeros(4, bool)).tolist() == [0, 1, 2, 3]
+    # 12 is not 3x 5: that one keeps its lifted order; an unchecked result is never held down
+    scores = np.array([0.40, 0.30, 0.50])
+    inliers = np.array([5, 12, -1])
+    assert verification.reorder(scores, inliers, np.zeros(3, bool)).tolist() == [2, 0, 1]
 
 
 def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
@@ -139,14 +157,15 @@ def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
     scores = np.array([0.95, 0.62, 0.60, 0.58, 0.3])
     inliers = np.array([6, 90, 39, 20, 16])
     copies = np.array([False, False, True, False, True])
-    # copies first (by lifted score), then the rest (lifted score), whatever their score
-    assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 0, 3]
+    # copies first (by lifted score), then the rest (lifted score), whatever their score; the
+    # 6-inlier shot below the verified ones with 3x its inliers
+    assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 3, 0]
 
 
 def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lead_the_rest():
     # a burst passing for a copy (correlation 0.982) scored above the photo itself (0.995)
     scores = np.array([0.52, 0.50, 0.45, 0.30])
-    inliers = np.array([18, 19, 3, 16])
+    inliers = np.array([18, 19, 6, 16])
     copies = np.array([True, True, False, False])
     correlation = np.array([0.982, 0.995, -1, 0.98])
     assert verification.reorder(scores, inliers, copies, correlation).tolist() == [1, 0, 2, 3]
