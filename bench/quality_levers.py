@@ -70,10 +70,5 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified first": ({}, _patch((expansion, "VERIFIED_FIRST", True))),
     "verified over checked": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 1.0))),
     "verified over checked 3x": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 3.0))),
-    "before ordering by motion and inliers": (
-        {},
-        _patch((verification, "COPIES_BY_MOTION", False), (verification, "VERIFIED_OVER_CHECKED", None)),
-    ),
-    "checked by lifted score": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", None))),
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
 }

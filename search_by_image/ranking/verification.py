@@ -66,10 +66,10 @@ COPIES_BY_MOTION = True
 ALIGNED_FIRST = False
 #: A result checked and not verified (fewer than RERANK_INLIERS) stays below every verified one
 #: with at least this many times its inliers, whatever its score; unchecked results keep theirs.
-#: A hard copy's source verified with 12-22 inliers, scored a little under another shot with 0-5,
-#: comes first; at 1x, tiled wallpapers verifying each other led details' sources (bench/README.md
-#: "Order of copies"). None: by lifted score alone.
-VERIFIED_OVER_CHECKED: float | None = 3.0
+#: None: by lifted score alone. At 3x a hard copy's source verified with 12-22 inliers comes
+#: above another shot checked with 0-5, but a wallpaper verifying another's tiles then leads a
+#: detail's source (bench/README.md "Order of results"): measured, not shipped.
+VERIFIED_OVER_CHECKED: float | None = None
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
 BONUS_CAP = 100

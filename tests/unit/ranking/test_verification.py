@@ -131,14 +131,14 @@ def test_verified_results_move_up_and_the_others_keep_their_order(monkeypatch):
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     inliers = np.array([0, 3, 60, -1, 40])
     no_copy = np.zeros(5, bool)
-    # checked results that failed stay below verified ones with 3x their inliers
-    assert verification.reorder(scores, inliers, no_copy).tolist() == [2, 4, 0, 1, 3]
-    # by lifted score alone
-    monkeypatch.setattr(verification, "VERIFIED_OVER_CHECKED", None)
     assert verification.reorder(scores, inliers, no_copy).tolist() == [2, 0, 1, 4, 3]
+    # with checked results that failed kept below verified ones with 3x their inliers
+    monkeypatch.setattr(verification, "VERIFIED_OVER_CHECKED", 3.0)
+    assert verification.reorder(scores, inliers, no_copy).tolist() == [2, 4, 0, 1, 3]
 
 
-def test_a_checked_result_stays_below_a_verified_one_with_three_times_its_inliers():
+def test_a_checked_result_stays_below_a_verified_one_with_three_times_its_inliers(monkeypatch):
+    monkeypatch.setattr(verification, "VERIFIED_OVER_CHECKED", 3.0)
     # a hard copy's source verified with 12 inliers (not a copy) under another shot with 3
     scores = np.array([0.40, 0.30, 0.24, 0.20])
     inliers = np.array([3, 12, 5, -1])
@@ -157,9 +157,8 @@ def test_a_verified_copy_ranks_above_every_result_that_is_not_one():
     scores = np.array([0.95, 0.62, 0.60, 0.58, 0.3])
     inliers = np.array([6, 90, 39, 20, 16])
     copies = np.array([False, False, True, False, True])
-    # copies first (by lifted score), then the rest (lifted score), whatever their score; the
-    # 6-inlier shot below the verified ones with 3x its inliers
-    assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 3, 0]
+    # copies first (by lifted score), then the rest (lifted score), whatever their score
+    assert verification.reorder(scores, inliers, copies).tolist() == [2, 4, 1, 0, 3]
 
 
 def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lead_the_rest():
