@@ -58,9 +58,11 @@ class Served:
 
 
 @contextmanager
-def served(root: Path, code: Path = PROJECT_DIR, port: int = PORT) -> Iterator[Served]:
+def served(
+    root: Path, code: Path = PROJECT_DIR, port: int = PORT, headers: dict[str, str] | None = None
+) -> Iterator[Served]:
     """A fresh server of the code in `code` on the collection in `root`, up once it answered its
-    first POST /search; stopped on leaving."""
+    first POST /search; stopped on leaving. `headers` go with every request (a key)."""
     import httpx
 
     env = {
@@ -77,7 +79,7 @@ def served(root: Path, code: Path = PROJECT_DIR, port: int = PORT) -> Iterator[S
     started = time.perf_counter()
     server = subprocess.Popen([*command, "--log-level", "warning"], cwd=code, env=env)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
             up = Served(client, server.pid, 0.0, query)
             while True:
                 try:

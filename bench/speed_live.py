@@ -16,14 +16,13 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import psutil
 
+from bench.served import served
 from bench.tables import scratch, table
 from search_by_image.api.auth import KeyStore
 from search_by_image.layout import KEYS_FILE
@@ -45,36 +44,6 @@ def copy_collection(source: Path, target: Path) -> None:
         shutil.copy2(source / "data.csv", target / "data.csv")
 
 
-def serve(root: Path) -> tuple[subprocess.Popen, str]:
-    port = 8700 + os.getpid() % 200
-    env = {
-        **os.environ,
-        "SBI_IMAGES_DIR": str(root / "images"),
-        "SBI_METADATA_CSV": str(root / "data.csv"),
-        "SBI_SAVED_DIR": str(root / "saved"),
-        "SBI_RATE_LIMIT": "",
-        "SBI_MODEL": "efficientnet_lite0",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if httpx.get(f"{base}/health", timeout=5).json()["status"] == "ok":
-                return server, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.kill()
-    raise RuntimeError(f"uvicorn did not serve {root}")
-
-
 def _timing(response: httpx.Response, wall: float) -> dict[str, float]:
     """The server's timing split (none from a version that did not report one) and the wall time."""
     timing = response.json().get("timing") or {"decode_ms": 0.0, "embed_ms": 0.0, "write_ms": wall}
@@ -86,38 +55,34 @@ def measure(root: Path, photos: list[Path], writes: int, memory_writes: int) -> 
     work = scratch("bench-live-")
     copy_collection(root, work)
     _, key = KeyStore(work / "saved" / KEYS_FILE).create("admin")
-    server, base = serve(work)
     adds: list[dict] = []
     deletes: list[dict] = []
-    try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as client:
+    with served(work, headers={"Authorization": f"Bearer {key}"}) as up:
+        client = up.client
 
-            def add_and_delete(photo: Path) -> None:
-                started = time.perf_counter()
-                added = client.post(
-                    "/collections/default/images",
-                    files=[("files", (photo.name, photo.read_bytes(), "image/jpeg"))],
-                )
-                wall = (time.perf_counter() - started) * 1e3
-                assert added.status_code == 201, added.text
-                adds.append(_timing(added, wall))
-                started = time.perf_counter()
-                deleted = client.delete(f"/collections/default/images/{added.json()['images'][0]['id']}")
-                wall = (time.perf_counter() - started) * 1e3
-                assert deleted.status_code == 200, deleted.text
-                deletes.append(_timing(deleted, wall))
+        def add_and_delete(photo: Path) -> None:
+            started = time.perf_counter()
+            added = client.post(
+                "/collections/default/images",
+                files=[("files", (photo.name, photo.read_bytes(), "image/jpeg"))],
+            )
+            wall = (time.perf_counter() - started) * 1e3
+            assert added.status_code == 201, added.text
+            adds.append(_timing(added, wall))
+            started = time.perf_counter()
+            deleted = client.delete(f"/collections/default/images/{added.json()['images'][0]['id']}")
+            wall = (time.perf_counter() - started) * 1e3
+            assert deleted.status_code == 200, deleted.text
+            deletes.append(_timing(deleted, wall))
 
-            add_and_delete(photos[-1])  # warm-up: the model's first forward pass, the database
-            adds.clear(), deletes.clear()
-            rss_before = psutil.Process(server.pid).memory_info().rss
-            for photo in photos[:writes]:
-                add_and_delete(photo)
-            for photo in photos[writes : writes + memory_writes // 2]:
-                add_and_delete(photo)
-            rss_after = psutil.Process(server.pid).memory_info().rss
-    finally:
-        server.kill()
-        server.wait()
+        add_and_delete(photos[-1])  # warm-up: the model's first forward pass, the database
+        adds.clear(), deletes.clear()
+        rss_before = psutil.Process(up.pid).memory_info().rss
+        for photo in photos[:writes]:
+            add_and_delete(photo)
+        for photo in photos[writes : writes + memory_writes // 2]:
+            add_and_delete(photo)
+        rss_after = psutil.Process(up.pid).memory_info().rss
     first = adds[:writes]
     return {
         "add": statistics.median(a["wall_ms"] for a in first),

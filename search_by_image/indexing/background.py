@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from search_by_image.catalog import locations
 from search_by_image.errors import IndexBusy
 from search_by_image.indexing.indexer import update_index
-from search_by_image.indexing.report import Progress
+from search_by_image.indexing.report import Phase, Progress
 from search_by_image.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,9 @@ class IndexingStatus(BaseModel):
 
     state: Literal["running", "done", "failed"]
     collection: str | None = Field(None, description="the collection being indexed now")
-    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] | None = None
-    done: int = Field(0, description="images embedded so far in this collection's run")
-    total: int = Field(0, description="images this collection's run has to embed")
+    phase: Phase | None = None
+    done: int = Field(0, description="images done so far in this phase (embedded; keypoints computed)")
+    total: int = Field(0, description="images this phase of the collection's run has to do")
     percent: float | None = None
     started: datetime
     finished: datetime | None = None

@@ -152,7 +152,7 @@ def _update_locked(
     )
     if run.unchanged and not run.todo:
         sync(location.saved_dir, location.metadata_csv, run.previous)
-        return _finished(report, run.previous, started, settings, location, progress)
+        return _finished(report, run.previous, started, settings, location, progress, status)
     shard_files = None
     embedded: list[str] = []
     rows = np.empty((0, run.spec.dim), np.float32)
@@ -162,7 +162,7 @@ def _update_locked(
         if shard_files:
             shard_files.clear()
         sync(location.saved_dir, location.metadata_csv, run.previous)
-        return _finished(report, run.previous, started, settings, location, progress)
+        return _finished(report, run.previous, started, settings, location, progress, status)
     status.phase = "writing"
     store = _commit(settings, location, run, embedded, rows)
     if shard_files:
@@ -170,7 +170,7 @@ def _update_locked(
     Thumbnails(location.saved_dir).prune(store.files())
     sync(location.saved_dir, location.metadata_csv, store)
     report.embedded, report.written = len(embedded), True
-    return _finished(report, store, started, settings, location, progress)
+    return _finished(report, store, started, settings, location, progress, status)
 
 
 def _plan(settings: Settings, location: Location, rebuild: bool) -> _Plan:
@@ -290,9 +290,10 @@ def _finished(
     settings: Settings,
     location: Location,
     progress: bool,
+    status: Progress,
 ) -> IndexReport:
     """The run's report, once the keypoint store holds every indexed image's (keypoint_fill.py)."""
     if store is not None and available():
-        fill(location, store.files(), settings.max_image_pixels, settings.workers, progress)
+        fill(location, store.files(), settings.max_image_pixels, settings.workers, progress, status)
     report.total, report.seconds = len(store) if store is not None else 0, time.perf_counter() - started
     return report

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,6 +20,7 @@ from search_by_image.catalog.keypoint_store import KeypointStore, StoredKeypoint
 from search_by_image.catalog.locations import Location
 from search_by_image.catalog.thumbnails import Thumbnails, covering
 from search_by_image.images.decoding import UnreadableImage, open_rgb
+from search_by_image.indexing.report import Progress
 from search_by_image.ranking import stored_keypoints
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,11 @@ def fill(
     max_pixels: int,
     workers: int,
     progress: bool = True,
-    done: Callable[[int], None] | None = None,
+    status: Progress | None = None,
 ) -> int:
     """Compute and store the keypoints of the indexed `files` (path -> fingerprint) that have
-    none stored, and drop the rows of other paths; how many were computed. `done(n)` is told
-    of each batch finished."""
+    none stored, and drop the rows of other paths; how many were computed. `status` follows
+    (phase `keypoints`) when there are any to compute."""
     store = KeypointStore(location.saved_dir)
     try:
         store.prune(files)
@@ -53,6 +53,8 @@ def fill(
     if not missing:
         return 0
     log.info("Computing the local keypoints of %d images that have none stored", len(missing))
+    status = status or Progress()
+    status.phase, status.total, status.done = "keypoints", len(missing), 0
     thumbnails = Thumbnails(location.saved_dir)
 
     def computed(path: str) -> tuple[str, tuple[int, int], StoredKeypoints] | None:
@@ -67,8 +69,7 @@ def fill(
             part = missing[start : start + BATCH]
             store.put([row for row in pool.map(computed, part) if row is not None])
             bar.update(len(part))
-            if done is not None:
-                done(len(part))
+            status.done += len(part)
     store.close()
     return len(missing)
 

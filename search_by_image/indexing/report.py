@@ -33,12 +33,18 @@ class IndexReport:
         )
 
 
+#: A run's phases in order; `keypoints`: the local keypoints of indexed images that have none
+#: stored are computed (keypoint_fill.py: an index built before the store, a Ray run).
+Phase = Literal["waiting", "scanning", "embedding", "writing", "keypoints", "finished"]
+
+
 @dataclass
 class Progress:
     """How far a run has got, updated as it goes (the service's /health shows it): its phase, and
-    images embedded (or skipped as unreadable) of the `total` it has to embed."""
+    images done of the `total` that phase has to do (embedding: embedded or skipped as
+    unreadable; keypoints: computed)."""
 
-    phase: Literal["waiting", "scanning", "embedding", "writing", "finished"] = "waiting"
+    phase: Phase = "waiting"
     done: int = 0
     total: int = 0
 

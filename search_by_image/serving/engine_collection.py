@@ -147,6 +147,7 @@ class EngineCollection:
         rows: list[int] = []
         paths: list[str] = []
         metadata: list[dict] = []
+        keypoints: list = []
         for row, upload in enumerate(uploads):
             image_id, digest = content_id(upload.data)
             path = f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
@@ -154,11 +155,14 @@ class EngineCollection:
             if fresh:
                 fingerprint = self._write_image(path, upload.data)
                 self.thumbnails.write_quietly(path, fingerprint, upload.image)
+                keypoints.append((path, fingerprint, upload.data, upload.image))
                 ids.append(image_id)
                 rows.append(row)
                 paths.append(path)
                 metadata.append(upload.metadata or {})
             added.append(Added(image_id, path, fresh))
+        if self._verifier is not None and keypoints:  # stored before the engine acknowledges
+            self._verifier.images.put(keypoints)
         if ids:
             self.writes.learn_kinds(metadata)
             with self.writes.writing():
@@ -189,6 +193,8 @@ class EngineCollection:
         path = row["path"]
         with self.writes.writing():
             self.storage.delete([image_id])
+        if self._verifier is not None:
+            self._verifier.images.store.forget([path])
         source = self.location.images_dir / path
         trashed = self.location.trash_dir / f"{image_id}-{Path(path).name}"
         try:

@@ -12,6 +12,7 @@ from search_by_image.index.disk import writer_lock
 from search_by_image.indexing import shards
 from search_by_image.indexing.indexer import update_index
 from search_by_image.indexing.report import Progress
+from search_by_image.layout import KEYPOINTS_FILE
 
 
 @dataclass
@@ -33,6 +34,22 @@ def test_the_indexer_reports_its_phases_and_each_shard(tmp_path, monkeypatch):
     assert phases == ["scanning", "embedding", "writing", "finished"]
     assert [value for name, value in progress.seen if name == "total"] == [13]
     assert [value for name, value in progress.seen if name == "done"] == [0, 4, 8, 12, 13]
+
+
+def test_a_run_that_computes_missing_keypoints_reports_that_phase(tmp_path):
+    """An index whose keypoint store is gone (built before it, a Ray run): the next run computes
+    them, and /health can say so and how far it has got."""
+    settings = make_settings(tmp_path)
+    copy_photos(settings.images_dir, ["dog.jpg", "chelsea.jpg", "coffee.jpg"])
+    update_index(settings, progress=False)
+    (settings.saved_dir / KEYPOINTS_FILE).unlink()
+    progress = RecordedProgress()
+    update_index(settings, progress=False, status=progress)
+    del progress.seen[:3]
+    phases = [value for name, value in progress.seen if name == "phase"]
+    assert phases == ["scanning", "keypoints", "finished"]
+    assert [value for name, value in progress.seen if name == "total"] == [3]
+    assert [value for name, value in progress.seen if name == "done"][-1] == 3
 
 
 def test_the_service_answers_while_a_first_index_builds_and_serves_it_when_done(tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 from main import create_app
 from search_by_image.api.auth import KeyStore
 from search_by_image.catalog import metadata_import
+from search_by_image.catalog.keypoint_store import KeypointStore
 from search_by_image.catalog.metadata_view import MetadataView
 from search_by_image.index import storage_transfer
 from search_by_image.index.live_store import load_live
@@ -137,6 +138,7 @@ def test_duplicates_come_from_the_engine_and_follow_its_writes(demo_collection, 
     assert set(expected) == {"chelsea.jpg,copies/cat-small.jpg", "copies/eagle-crop.jpg,eagle.jpg"}
     expanded = mock.Mock(wraps=expansion.rerank)
     monkeypatch.setattr(expansion, "rerank", expanded)
+    keypoints = KeypointStore(settings.saved_dir)
     with engine_client(settings, tmp_path, monkeypatch) as client:
         # verified, expanded by its verified results (the stored vectors from the engine), the same
         assert [hit["id"] for hit in search(client, cat, k="15")["results"]] == ranked
@@ -148,9 +150,12 @@ def test_duplicates_come_from_the_engine_and_follow_its_writes(demo_collection, 
         small = jpeg_bytes(dog.resize((dog.width // 2, dog.height // 2)), 70)
         added = client.post("/collections/default/images", files=[("files", ("d.jpg", small, "image/jpeg"))])
         path, new_id = added.json()["images"][0]["path"], added.json()["images"][0]["id"]
+        fingerprint = (len(small), (settings.images_dir / path).stat().st_mtime_ns)
+        assert keypoints.read([(path, fingerprint)])[0] is not None  # stored as it was added
         assert duplicate_groups(client) == {**expected, f"dog.jpg,{path}": mock.ANY}
         assert client.delete(f"/collections/default/images/{new_id}").status_code == 200
         assert duplicate_groups(client) == expected
+        assert keypoints.missing({path: fingerprint}) == [path]  # and forgotten with it
 
         # another replica's write: in the engine, and marked in the shared saved folder
         storage = client.app.state.service.default.storage
