@@ -70,5 +70,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified first": ({}, _patch((expansion, "VERIFIED_FIRST", True))),
     "verified over checked": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 1.0))),
     "verified over checked 3x": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 3.0))),
+    "before late checks": ({}, _patch((verifier, "LATE_CHECKS", 0))),
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
 }

@@ -50,6 +50,10 @@ WIDE_TOP = 40
 #: Whether a search tries the finer keypoints stored for a big photo where its thumbnail's find
 #: no copy (stored_keypoints.py: a small detail of it).
 FINER = True
+#: Results that query expansion (expansion.py) brings into the first `top` from beyond the checked
+#: ones, checked at most this many per search: a source it lifts there is otherwise ranked by its
+#: score alone, below checked results, never told a copy (bench/README.md "Order of results").
+LATE_CHECKS = 3
 
 
 def weak(best_score: float, checks: list[Check | None], copy_score: float) -> bool:
@@ -199,6 +203,28 @@ class Verifier:
         scores = np.array([score for _, score in hits[:top]])
         order = reorder(scores, inliers, copies, correlation, motion=motion)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
+
+    def check_late(
+        self,
+        store: LiveStore,
+        hits: list[tuple[int, float]],
+        checks: list[Check | None],
+        query: Callable[[], Query | None],
+    ) -> list[Check | None]:
+        """`checks` with up to LATE_CHECKS of the first `top` hits never checked (None) checked
+        against `query()` (made once: the caller caches it); the same list when none is."""
+        late = [i for i, found in enumerate(checks[: self.top]) if found is None][:LATE_CHECKS]
+        asked = query() if late else None
+        if asked is None:
+            return checks
+        wanted = [hits[i] for i in late]
+        keypoints = [_pool().submit(self.of, store, image_id) for image_id, _ in wanted]
+        copy_score = thresholds_for(store.whitening is not None).copy
+        found = self._checks(store, asked, wanted, keypoints, copy_score)
+        checks = list(checks)
+        for i, one in zip(late, found):
+            checks[i] = one
+        return checks
 
     def _checks(
         self,

@@ -8,6 +8,7 @@ reload swaps a new snapshot into the collection meanwhile (by reference), never 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,9 +148,14 @@ class Snapshot:
         again by the query's `descriptor` expanded with its verified results."""
         if self.verifier is None:
             return hits, [None] * len(hits)
+        query = functools.cache(query)  # made once, for the late checks too
         hits, checks = self.verifier.rerank(self.store, hits, query)
         if self.expand:
             hits, checks = expansion.rerank(self.store, descriptor, hits, checks)
+            # results expansion lifted into the checked top unchecked: checked, ranked again
+            late = self.verifier.check_late(self.store, hits, checks, query)
+            if late is not checks:
+                hits, checks = expansion.rerank(self.store, descriptor, hits, late)
         return hits, checks
 
     def similar(
