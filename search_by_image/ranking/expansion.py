@@ -19,6 +19,9 @@ expansion with the top results whatever they show gained less and drifts when th
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
   order, and every page up to it comes from the same candidates.
 
+- Results it lifts into the checked top from beyond the checked ones are then checked, a few,
+  and it ranks again with them (serving/snapshot.py, `Verifier.check_late`).
+
 - With the query's quarter turns (rotations.py) each view is expanded and scored, the turned
   ones less rotations.PENALTY, so the expansion keeps what the turns found.
 
