@@ -72,4 +72,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified over checked 3x": ({}, _patch((verification, "VERIFIED_OVER_CHECKED", 3.0))),
     "before late checks": ({}, _patch((verifier, "LATE_CHECKS", 0))),
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
+    "verified lift capped at 50 inliers": ({}, _patch((verification, "BONUS_CAP", 50))),
+    "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
 }
