@@ -34,7 +34,7 @@ import numpy as np
 
 from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking import rotations
-from search_by_image.ranking.verification import BONUS_CAP, Check, reorder
+from search_by_image.ranking.verification import BONUS_CAP, Check, reorder_checks
 
 #: Results ranked again (and fetched at least): the API's largest page.
 DEPTH = 100
@@ -73,8 +73,5 @@ def rerank(
         axis=0,
     )
     own = np.array([score for _, score in hits[:top]])
-    copies = np.array([check is not None and check.copy for check in checks[:top]], dtype=bool)
-    correlation = np.array([-1.0 if check is None else check.correlation for check in checks[:top]])
-    motion = np.array([np.inf if check is None else check.motion for check in checks[:top]])
-    order = reorder(np.where(verified, own, scores), inliers, copies, correlation, VERIFIED_FIRST, motion)
+    order = reorder_checks(np.where(verified, own, scores), checks[:top], VERIFIED_FIRST)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]

@@ -49,26 +49,20 @@ COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
 #: Lowe's ratio of a second match against a big photo's finer keypoints where the first finds no
-#: copy: its 2,000 keypoints hold many look-alikes on a smooth or repetitive picture, so the usual
-#: ratio keeps too few of a small detail's matches. Kept only where it finds a copy (its pixels
-#: agree and do not move): looser matches verify unrelated pictures too (bench/README.md "Stored
+#: copy (its 2,000 keypoints hold many look-alikes on a smooth or repetitive picture). Kept only
+#: where it finds a copy: looser matches verify unrelated pictures too (bench/README.md "Stored
 #: keypoints": 207 of 666 other wallpapers at 0.9, none a copy). None: not matched again.
 FINER_RATIO: float | None = 0.9
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether copies of one correlation step are ordered by their residual motion, least first: a
-#: burst that passes for a copy still moves a little more than the photo itself once aligned
-#: (bench/README.md "Copies as they reach people": 30 of 35 sources first, 25 by lifted score).
+#: burst passing for a copy moves a little more (bench/README.md "Order of results": 30 of 35).
 COPIES_BY_MOTION = True
-#: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy: a
-#: burst, or a detail of a flat picture whose motion cannot be told) come before unverified ones
-#: (measured, not shipped: bench/README.md "Stored keypoints").
+#: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy) come
+#: before unverified ones (measured, not shipped: bench/README.md "Stored keypoints").
 ALIGNED_FIRST = False
-#: A result checked and not verified (fewer than RERANK_INLIERS) stays below every verified one
-#: with at least this many times its inliers, whatever its score; unchecked results keep theirs.
-#: None: by lifted score alone. At 3x a hard copy's source verified with 12-22 inliers comes
-#: above another shot checked with 0-5, but a wallpaper verifying another's tiles then leads a
-#: detail's source (bench/README.md "Order of results"): measured, not shipped.
+#: A checked, unverified result stays below every verified one with this many times its inliers
+#: (None: by lifted score alone; measured, not shipped: bench/README.md "Order of results").
 VERIFIED_OVER_CHECKED: float | None = None
 #: Score lift of a verified result: BONUS * min(inliers, BONUS_CAP) / BONUS_CAP.
 BONUS = 0.5
@@ -265,12 +259,10 @@ def reorder(
 ) -> np.ndarray:
     """Order of results (scores best first, inliers of each, -1: not verified, whether each is
     a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
-    first, the closest first (correlation to COPY_ORDER_STEP: a burst that also passes for a copy
-    correlates less than the photo itself; then, with COPIES_BY_MOTION, the least motion: it
-    moves more), then, with `verified_first`, the other verified results, then the rest, each
-    part by its lifted score (`lifted`). A user asking where a photo comes from sees its source
-    above any other shot, however close that shot's global score. Stable: unverified results
-    keep their order."""
+    first, the closest first (correlation to COPY_ORDER_STEP, then with COPIES_BY_MOTION the least
+    motion: a burst passing for a copy correlates less, moves more), then, with `verified_first`,
+    the other verified results, then the rest, each part by its lifted score (`lifted`): a source
+    above any other shot, however close its score. Stable: unverified results keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
@@ -283,9 +275,20 @@ def reorder(
     return np.lexsort((-ranked, moved, -closeness, tier))
 
 
+def reorder_checks(
+    scores: np.ndarray, checks: list[Check | None], verified_first: bool = False
+) -> np.ndarray:
+    """`reorder` of results by their checks (None: not checked)."""
+
+    def each(name: str, unchecked: object) -> np.ndarray:
+        return np.array([unchecked if c is None else getattr(c, name) for c in checks])
+
+    copies, correlation = each("copy", False).astype(bool), each("correlation", -1.0)
+    return reorder(scores, each("inliers", -1), copies, correlation, verified_first, each("motion", np.inf))
+
+
 def _below_verified(ranked: np.ndarray, inliers: np.ndarray) -> np.ndarray:
-    """Lifted scores with each checked, unverified result's capped under every verified result
-    holding VERIFIED_OVER_CHECKED times its inliers (unchanged if None)."""
+    """Lifted scores, each checked, unverified one's capped as VERIFIED_OVER_CHECKED says."""
     verified = inliers >= RERANK_INLIERS
     if VERIFIED_OVER_CHECKED is None or not verified.any():
         return ranked

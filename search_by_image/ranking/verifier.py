@@ -29,7 +29,7 @@ from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.match_kinds import thresholds_for
-from search_by_image.ranking.verification import COPY_INLIERS, Check, Query, check, reorder
+from search_by_image.ranking.verification import COPY_INLIERS, Check, Query, check, reorder_checks
 
 #: what a Verifier cache holds (`Verifier._keep`)
 Kept = TypeVar("Kept")
@@ -196,12 +196,7 @@ class Verifier:
             more = [pool.submit(self.of, store, image_id) for image_id, _ in wide]
             checks += self._checks(store, asked, wide, more, copy_score)
             top += len(wide)
-        inliers = np.array([c.inliers if c else -1 for c in checks])
-        copies = np.array([c is not None and c.copy for c in checks], dtype=bool)
-        correlation = np.array([c.correlation if c else -1.0 for c in checks])
-        motion = np.array([c.motion if c else np.inf for c in checks])
-        scores = np.array([score for _, score in hits[:top]])
-        order = reorder(scores, inliers, copies, correlation, motion=motion)
+        order = reorder_checks(np.array([score for _, score in hits[:top]]), checks)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
 
     def check_late(
