@@ -184,17 +184,15 @@ class Verifier:
         if not top:
             return hits, [None] * len(hits)
         copy_score = thresholds_for(store.whitening is not None).copy
-        pool = _pool()
         # the results' keypoints (thumbnails not yet in memory) while this thread makes the query's
-        candidates = [pool.submit(self.of, store, image_id) for image_id, _ in hits[:top]]
+        candidates = self._keypoints(store, hits[:top])
         asked = query()
         if asked is None:
             return hits, [None] * len(hits)
         checks = self._checks(store, asked, hits[:top], candidates, copy_score)
         if weak(hits[0][1], checks, copy_score):
             wide = hits[top:WIDE_TOP]
-            more = [pool.submit(self.of, store, image_id) for image_id, _ in wide]
-            checks += self._checks(store, asked, wide, more, copy_score)
+            checks += self._checks(store, asked, wide, self._keypoints(store, wide), copy_score)
             top += len(wide)
         order = reorder_checks(np.array([score for _, score in hits[:top]]), checks)
         return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + [None] * (len(hits) - top)
@@ -213,13 +211,17 @@ class Verifier:
         if asked is None:
             return checks
         wanted = [hits[i] for i in late]
-        keypoints = [_pool().submit(self.of, store, image_id) for image_id, _ in wanted]
         copy_score = thresholds_for(store.whitening is not None).copy
-        found = self._checks(store, asked, wanted, keypoints, copy_score)
+        found = self._checks(store, asked, wanted, self._keypoints(store, wanted), copy_score)
         checks = list(checks)
         for i, one in zip(late, found):
             checks[i] = one
         return checks
+
+    def _keypoints(self, store: LiveStore, hits: list[tuple[int, float]]) -> list[Future[Keypoints | None]]:
+        """The hits' keypoints, read or extracted on the verification pool (thumbnails not yet
+        in memory) while the caller goes on."""
+        return [_pool().submit(self.of, store, image_id) for image_id, _ in hits]
 
     def _checks(
         self,
