@@ -64,7 +64,7 @@ def write_durably(target: Path, data: bytes) -> tuple[int, int]:
     are named by content), before a log row names it; its fingerprint (size, mtime_ns)."""
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(f".{target.name}.tmp")
+        staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # replicas may share the folder
         try:
             with open(staged, "wb") as out:
                 out.write(data)

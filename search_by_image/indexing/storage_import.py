@@ -158,7 +158,3 @@ def _as_saved(meta: dict[str, Any], kinds: dict[str, Kind]) -> dict[str, Any]:
         else v
         for c, v in meta.items()
     }
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

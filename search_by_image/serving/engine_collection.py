@@ -31,6 +31,7 @@ from search_by_image.catalog.thumbnails import Thumbnails
 from search_by_image.errors import IndexMissing, UnknownImage
 from search_by_image.images import formats
 from search_by_image.index.disk import Manifest
+from search_by_image.index.live_files import write_durably
 from search_by_image.index.milvus_store import MilvusStorage
 from search_by_image.index.storage_transfer import STORAGE_FILE
 from search_by_image.index.vector_storage import StorageAddress, StorageHealth
@@ -153,7 +154,7 @@ class EngineCollection:
             path = f"{UPLOADS_DIR}/{digest}{formats.stored_suffix(upload.format)}"
             image_id, fresh = self.writes.free_id(image_id, path, dict(zip(ids, paths)))
             if fresh:
-                fingerprint = self._write_image(path, upload.data)
+                fingerprint = write_durably(self.location.images_dir / path, upload.data)
                 self.thumbnails.write_quietly(path, fingerprint, upload.image)
                 keypoints.append((path, fingerprint, upload.data, upload.image))
                 ids.append(image_id)
@@ -170,20 +171,6 @@ class EngineCollection:
         added.embed_ms = (embedded - started) * 1e3
         added.write_ms = (time.perf_counter() - embedded) * 1e3
         return added
-
-    def _write_image(self, path: str, data: bytes) -> tuple[int, int]:
-        """Written atomically into the shared images folder (kept if the same content is there)."""
-        target = self.location.images_dir / path
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            with open(staged, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(staged, target)
-        info = target.stat()
-        return info.st_size, info.st_mtime_ns
 
     def delete(self, image_id: int) -> tuple[str, Path | None]:
         """Gone from the engine (every replica's next search), its file moved to the trash."""
