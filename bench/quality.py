@@ -53,6 +53,7 @@ from search_by_image.evaluation.alterations import altered_copies, pick_sources,
 from search_by_image.evaluation.measures import GroundTruth
 from search_by_image.evaluation.product import ProductSearch, identical_pairs, index_like_a_user, source_ranks
 from search_by_image.index import whitening
+from search_by_image.ranking import expansion
 from search_by_image.settings import PROJECT_DIR, Settings
 
 DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
@@ -84,7 +85,7 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
             f"holidays_subset300 indexed like a user in {seconds:.0f} s: {manifest.embedder.model} "
             f"{embedder.runtime} {embedder.precision}, "
             f"whitening {manifest.whitening_dims}-d (shrinkage {whitening.SHRINKAGE}), "
-            f"{search.store.index.d}-d index\n"
+            f"{search.store.base.index.d}-d index\n"
         )
     copies = {
         seed: altered_copies(open_photo, pick_sources(COPIES, len(truth.files), seed), seed)
@@ -210,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"whitening shrinkage (default {whitening.SHRINKAGE}; 0 = plain whitening, unshrunk)",
     )
     parser.add_argument(
+        "--query-weight",
+        type=float,
+        help=f"query expansion: the query's weight (default {expansion.QUERY_WEIGHT})",
+    )
+    parser.add_argument(
         "--no-rotations",
         action="store_true",
         help="queries searched upright only (SBI_QUERY_ROTATIONS=false)",
@@ -226,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         return variants_table(args)
     if args.shrinkage is not None:
         whitening.SHRINKAGE = args.shrinkage
+    if args.query_weight is not None:
+        expansion.QUERY_WEIGHT = args.query_weight
     overrides = {"onnx_dir": PROJECT_DIR / "saved" / "onnx"}  # the int8 model quantized once
     if args.whitening is not None:
         overrides["whitening"] = args.whitening

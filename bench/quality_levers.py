@@ -74,4 +74,5 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
     "verified lift capped at 50 inliers": ({}, _patch((verification, "BONUS_CAP", 50))),
     "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
+    "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
 }

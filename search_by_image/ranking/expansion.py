@@ -42,11 +42,17 @@ DEPTH = 100
 #: since with repetitive patterns (tiles, grids) other images verify too and then lead a detail's
 #: source (bench/README.md "Copies as they reach people").
 VERIFIED_FIRST = False
+#: The query's own weight beside its verified results' (each at most 1): measured, not shipped
+#: (bench/README.md "Levers measured and not shipped").
+QUERY_WEIGHT = 1.0
 
 
 def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The unit sum of a (whitened, unit) query and its members' descriptors, weighted."""
-    total = np.asarray(query, np.float64) + np.asarray(weights, np.float64) @ np.asarray(members, np.float64)
+    """The unit sum of a (whitened, unit) query, weighing QUERY_WEIGHT, and its members'
+    descriptors, weighted."""
+    total = QUERY_WEIGHT * np.asarray(query, np.float64) + np.asarray(weights, np.float64) @ np.asarray(
+        members, np.float64
+    )
     return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
 
 

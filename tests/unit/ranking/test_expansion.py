@@ -109,3 +109,10 @@ def test_the_expanded_query_leans_towards_its_heavier_members():
     result = expansion.expanded(query, members, np.array([1.0, 0.25]))
     assert np.isclose(np.linalg.norm(result), 1.0)
     assert result[0] == pytest.approx(result[1]) and result[2] == pytest.approx(result[0] / 4)
+
+
+def test_the_query_weighs_query_weight_beside_its_members(monkeypatch):
+    monkeypatch.setattr(expansion, "QUERY_WEIGHT", 2.0)
+    query = np.array([1.0, 0.0], np.float32)
+    result = expansion.expanded(query, np.array([[0.0, 1.0]], np.float32), np.array([1.0]))
+    assert result[0] == pytest.approx(2 * result[1])
