@@ -40,7 +40,7 @@ from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicate_pass import DuplicatePass
-from search_by_image.ranking.duplicates import Group, find_groups
+from search_by_image.ranking.duplicates import Group
 from search_by_image.serving import folding
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
@@ -272,7 +272,9 @@ class Collection:
             if key not in self._groups:
                 if len(self._groups) >= KEPT_THRESHOLDS:
                     self._groups.pop(next(iter(self._groups)))
-                self._groups[key] = find_groups(snapshot.store, threshold, done.neighbours, done.copies, keep)
+                checker = self._verifier
+                check = None if checker is None else functools.partial(checker.is_copy, snapshot.store)
+                self._groups[key] = done.groups(threshold, keep, check)
             return snapshot, self._groups[key]
 
     def _group_store(self, store: LiveStore) -> None:
