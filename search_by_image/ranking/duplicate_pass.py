@@ -12,6 +12,7 @@ implied (pair_checks.py) are checked when a grouping needs them, once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,16 @@ REVERSE_DEPTH = 8 * NEIGHBOURS
 Prefetch = Callable[[list[int]], object]
 
 
+@dataclass
+class Progress:
+    """How far a pass has got, updated as it goes: "neighbours" (images searched) then "pairs"
+    (pairs checked), `done` of `total`."""
+
+    phase: str = "neighbours"
+    done: int = 0
+    total: int = 0
+
+
 @dataclass(frozen=True)
 class DuplicatePass:
     """The neighbours of `store` and its verified copies (None: verification off)."""
@@ -42,22 +53,39 @@ class DuplicatePass:
     later: dict[tuple[int, int], bool] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, store: LiveStore, is_copy: IsCopy | None, prefetch: Prefetch | None = None) -> DuplicatePass:
-        """The whole pass: every image searched, the pairs that can be copies checked."""
-        neighbours = Neighbours.of(store)
-        copies = None if is_copy is None else verified_copies(store, neighbours, is_copy, prefetch=prefetch)
+    def of(
+        cls,
+        store: LiveStore,
+        is_copy: IsCopy | None,
+        prefetch: Prefetch | None = None,
+        progress: Progress | None = None,
+    ) -> DuplicatePass:
+        """The whole pass: every image searched, the pairs that can be copies checked;
+        `progress` updated as it goes."""
+        progress = progress or Progress()
+        neighbours = Neighbours.of(
+            store, progress=lambda done: _report(progress, "neighbours", done, len(store))
+        )
+        copies = None
+        if is_copy is not None:
+            checked = functools.partial(_report, progress, "pairs")
+            copies = verified_copies(store, neighbours, is_copy, prefetch=prefetch, progress=checked)
         return cls(store, neighbours, copies)
 
     def updated(
-        self, store: LiveStore, is_copy: IsCopy | None, prefetch: Prefetch | None = None
+        self,
+        store: LiveStore,
+        is_copy: IsCopy | None,
+        prefetch: Prefetch | None = None,
+        progress: Progress | None = None,
     ) -> DuplicatePass:
         """This pass carried to `store`: derived when `store` is this one's less deletes and
         plus adds (`after_writes`), else computed whole."""
         if (self.copies is None) != (is_copy is None):
-            return DuplicatePass.of(store, is_copy, prefetch)
+            return DuplicatePass.of(store, is_copy, prefetch, progress)
         derived = after_writes(self.neighbours, self.store, store)
         if derived is None:
-            return DuplicatePass.of(store, is_copy, prefetch)
+            return DuplicatePass.of(store, is_copy, prefetch, progress)
         neighbours, added = derived
         copies = None
         if self.copies is not None and is_copy is not None:
@@ -86,6 +114,10 @@ class DuplicatePass:
 
         copies, implied = self.copies.copies, self.copies.implied
         return find_groups(self.store, threshold, self.neighbours, copies, keep, implied, check)
+
+
+def _report(progress: Progress, phase: str, done: int, total: int) -> None:
+    progress.phase, progress.done, progress.total = phase, done, total
 
 
 def after_writes(

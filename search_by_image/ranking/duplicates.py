@@ -78,7 +78,11 @@ class Neighbours:
     scores: np.ndarray
 
     @classmethod
-    def of(cls, store: LiveStore, count: int = NEIGHBOURS) -> Neighbours:
+    def of(
+        cls, store: LiveStore, count: int = NEIGHBOURS, progress: Callable[[int], None] | None = None
+    ) -> Neighbours:
+        """Each image searched for its `count` nearest, QUERY_BATCH at a time (`progress(done)`
+        after each batch)."""
         ids = np.asarray(store.ids, np.int64)
         k = min(count + 1, len(ids))  # +1: an image finds itself
         found = np.full((len(ids), count), -1, np.int64)
@@ -89,6 +93,8 @@ class Neighbours:
                 kept = [hit for hit in hits if hit[0] != own][:count]
                 found[start + row, : len(kept)] = [i for i, _ in kept]
                 scores[start + row, : len(kept)] = [s for _, s in kept]
+            if progress is not None:
+                progress(start + len(batch))
         return cls(store.version, ids, found, scores)
 
     def links(self, threshold: float, nearest: int = 0) -> Iterator[tuple[int, int, float]]:

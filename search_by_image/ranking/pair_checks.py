@@ -35,6 +35,8 @@ AHEAD = 2
 #: likely copies, they join a group before its weaker pairs' turn, whatever is under way
 #: meanwhile (in `reuse_order` alone a group's pairs are all under way at once).
 BEST_FIRST_LINKS = 1024
+#: Pairs between two reports of progress.
+PROGRESS_LINKS = 256
 
 Pair = tuple[int, int]
 #: `is_copy(a, b, try_mirror)`: verification.Verifier.is_copy bound to a store
@@ -69,6 +71,7 @@ def verified_copies(
     only: np.ndarray | None = None,
     prefetch: Callable[[list[int]], object] | None = None,
     known: Verified | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Verified:
     """The checked pairs of `neighbours` (the module's docstring) that `is_copy` confirms, mirror
     images tried only for pairs scoring at least `similar` (mirrored copies often score under
@@ -76,7 +79,8 @@ def verified_copies(
     (or `known`'s) are left as implied. Checked on `threads` threads of their own (OpenCV and
     FAISS release the GIL), not on the searches' verification pool, whose queue they would hold
     up. `only`: just the pairs with one of these ids (a live add's). `prefetch(ids)`: called with
-    the images of each PREFETCH_LINKS pairs before they are checked (`Verifier.preload`)."""
+    the images of each PREFETCH_LINKS pairs before they are checked (`Verifier.preload`).
+    `progress(done, total)`: the pairs checked or left implied so far, of all, now and then."""
     similar = thresholds_for(store.whitening is not None).similar
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
     if only is not None:
@@ -107,7 +111,9 @@ def verified_copies(
             chunk = checked[start : start + PREFETCH_LINKS]
             if prefetch is not None:
                 prefetch(list(dict.fromkeys(i for a, b, _ in chunk for i in (a, b))))
-            for a, b, score in chunk:
+            for number, (a, b, score) in enumerate(chunk, start):
+                if progress is not None and number % PROGRESS_LINKS == 0:
+                    progress(number, len(checked))
                 while len(running) >= AHEAD * workers:
                     settle(wait(running, return_when=FIRST_COMPLETED).done)
                 if joined.joined(a, b):
@@ -115,6 +121,8 @@ def verified_copies(
                 else:
                     running[pool.submit(is_copy, a, b, score >= similar)] = (a, b, score)
         settle(wait(running).done)
+        if progress is not None:
+            progress(len(checked), len(checked))
     finally:  # a failing check ends the pass without the pairs still queued
         pool.shutdown(cancel_futures=True)
     return Verified(copies, implied)

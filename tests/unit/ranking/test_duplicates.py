@@ -88,7 +88,7 @@ def test_groups_come_from_a_neighbour_list_computed_once_per_generation(planted,
     computed = []
     real = Neighbours.of
     monkeypatch.setattr(
-        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+        Neighbours, "of", classmethod(lambda cls, store, *a, **k: computed.append(1) or real(store, *a, **k))
     )
     settings = planted.model_copy(update={"rate_limit": "12/minute"})
     with TestClient(create_app(settings)) as client:

@@ -276,7 +276,7 @@ def count_neighbour_passes(monkeypatch) -> list[int]:
     computed: list[int] = []
     real = Neighbours.of
     monkeypatch.setattr(
-        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+        Neighbours, "of", classmethod(lambda cls, store, *a, **k: computed.append(1) or real(store, *a, **k))
     )
     return computed
 
