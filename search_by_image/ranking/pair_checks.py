@@ -53,9 +53,10 @@ class Verified:
 
     def within(self, store: LiveStore) -> Verified:
         """These pairs less those with an image `store` no longer holds."""
+        live = set(np.asarray(store.ids).tolist())
 
         def kept(pairs: dict[Pair, float]) -> dict[Pair, float]:
-            return {p: s for p, s in pairs.items() if p[0] in store and p[1] in store}
+            return {p: s for p, s in pairs.items() if p[0] in live and p[1] in live}
 
         return Verified(kept(self.copies), kept(self.implied))
 
