@@ -24,7 +24,7 @@ from PIL import Image
 
 from bench import wallpapers
 from bench.quality_copies import CAMERA_MIN_SIDE, HELD_OUT_SEED, details
-from bench.quality_levers import FLAT_OFF, LOOSE_OFF, patched
+from bench.quality_levers import FLAT_OFF, LARGER_QUERY_OFF, LOOSE_OFF, patched
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails
 from search_by_image.images.decoding import open_rgb
 from search_by_image.index.store import IndexStore
@@ -35,12 +35,13 @@ VARIANTS = ((0, 0), (768, 1000), (1024, 1000), (1024, 2000), (1536, 2000), (1536
 #: other wallpapers each detail is checked against (false copies)
 OTHERS = 2
 #: `--flat-levers`: the flat-picture checks (verification.FINER_RATIO, alignment.FLAT_EDGE_LEVELS)
-#: off, each alone, both (the default)
+#: off, each alone, both; then the upload's larger keypoints (verification.FINER_QUERY) too
 FLAT_LEVERS = {
-    "before flat-picture checks": (LOOSE_OFF, FLAT_OFF),
-    "looser second match only": (FLAT_OFF,),
-    "flat motion only": (LOOSE_OFF,),
-    "both (default)": (),
+    "before flat-picture checks": (LOOSE_OFF, FLAT_OFF, LARGER_QUERY_OFF),
+    "looser second match only": (FLAT_OFF, LARGER_QUERY_OFF),
+    "flat motion only": (LOOSE_OFF, LARGER_QUERY_OFF),
+    "both": (LARGER_QUERY_OFF,),
+    "both + larger query keypoints (default)": (),
 }
 
 

@@ -29,7 +29,6 @@ bench/README.md "Local verification" and "Stored keypoints".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,9 +50,12 @@ COPY_MOTION = 0.25
 #: keypoints": 207 of 666 other wallpapers at 0.9, none a copy). None: not matched again.
 FINER_RATIO: float | None = 0.9
 #: Whether a large upload's own finer keypoints (query_keypoints.py) are matched against a big
-#: photo's finer set where the thumbnail-size query finds no copy there, at RATIO then FINER_RATIO,
-#: kept only as a copy (bench/README.md "Stored keypoints": larger query keypoints).
+#: photo's finer set where the thumbnail-size query finds no copy there but at least
+#: FINER_QUERY_INLIERS inliers at its loosest (a hint of the source: 40% of the pairs with other
+#: wallpapers pay, not all), at RATIO then, from RERANK_INLIERS there, FINER_RATIO; kept only as a
+#: copy (bench/README.md "Stored keypoints": larger query keypoints).
 FINER_QUERY = True
+FINER_QUERY_INLIERS = 8
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether copies of one correlation step are ordered by their residual motion, least first: a
@@ -117,22 +119,27 @@ def check(
     more = candidate.finer() if finer and not best.copy and candidate.finer is not None else None
     if more is not None:
         found = _best(query, more, try_mirror, boxed)
+        hint = found.inliers
         if not found.copy and FINER_RATIO:  # matched again, more loosely: kept only as a copy
             loose = _best(query, more, try_mirror, boxed, FINER_RATIO)
-            found = loose if loose.copy else found
-        larger = query.finer() if FINER_QUERY and not found.copy else None
-        if larger is not None:  # the query's own finer keypoints: kept only as a copy
-            found = next((c for c in _finer_query(larger, more, boxed) if c.copy), found)
+            found, hint = (loose if loose.copy else found), loose.inliers
+        if FINER_QUERY and not found.copy and hint >= FINER_QUERY_INLIERS:
+            found = _finer_query(query, more, boxed) or found
         if (found.copy, found.inliers) > (best.copy, best.inliers):
             best = found
     return best
 
 
-def _finer_query(larger: Keypoints, more: Keypoints, boxed: bool) -> Iterator[Check]:
-    """A large upload's finer keypoints against a big photo's finer set, at RATIO then (if set)
-    FINER_RATIO, lazily: the caller stops at the first copy."""
-    for ratio in (None, FINER_RATIO) if FINER_RATIO else (None,):
-        yield compare(larger, more, boxed, ratio)
+def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
+    """A large upload's finer keypoints against a big photo's finer set, at RATIO then, where
+    that verifies, FINER_RATIO: the copy found, or None."""
+    larger = query.finer()
+    if larger is None:
+        return None
+    found = compare(larger, more, boxed)
+    if not found.copy and FINER_RATIO and found.inliers >= RERANK_INLIERS:
+        found = compare(larger, more, boxed, FINER_RATIO)
+    return found if found.copy else None
 
 
 def _best(
