@@ -39,7 +39,7 @@ from search_by_image.index.whitening import Whitening
 from search_by_image.layout import MANIFEST_FILE, UPLOADS_DIR, WHITENING_FILE
 from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicates import Group
-from search_by_image.serving.collection import KEPT_THRESHOLDS
+from search_by_image.serving.duplicate_groups import KEPT_THRESHOLDS
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.engine_duplicates import EngineDuplicates
 from search_by_image.serving.engine_snapshot import EngineSnapshot, EngineStore, engine_snapshot

@@ -26,7 +26,7 @@ from search_by_image.catalog.locations import Location
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.milvus_store import BATCH
 from search_by_image.ranking.duplicate_pass import DuplicatePass
-from search_by_image.ranking.duplicates import Group, find_groups
+from search_by_image.ranking.duplicates import Group
 from search_by_image.ranking.verifier import Verifier
 from search_by_image.serving.engine_snapshot import EngineStore
 from search_by_image.serving.engine_writes import writes_mark
@@ -121,7 +121,8 @@ class EngineDuplicates:
                 if len(self._groups) >= self._kept:
                     self._groups.pop(next(iter(self._groups)))
                 done = self._pass
-                self._groups[key] = find_groups(store, threshold, done.neighbours, done.copies, keep)
+                check = None if self._verifier is None else functools.partial(self._verifier.is_copy, store)
+                self._groups[key] = done.groups(threshold, keep, check)
             return self._groups[key]
 
     def _listing(self, engine: EngineStore) -> EngineListing:
