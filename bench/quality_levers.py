@@ -42,6 +42,8 @@ FINER_OFF = (verifier, "FINER", False)
 #: the finer keypoints matched once, at the usual ratio; a flat picture's motion left unmeasured
 LOOSE_OFF = (verification, "FINER_RATIO", None)
 FLAT_OFF = (alignment, "FLAT_EDGE_LEVELS", alignment.EDGE_LEVELS)
+#: a large upload's own finer keypoints not tried against a big photo's finer set
+LARGER_QUERY_OFF = (verification, "FINER_QUERY", False)
 ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF, STORE_OFF)
 
 
@@ -74,5 +76,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "copies by score after correlation": ({}, _patch((verification, "COPIES_BY_MOTION", False))),
     "verified lift capped at 50 inliers": ({}, _patch((verification, "BONUS_CAP", 50))),
     "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
+    "before larger query keypoints": ({}, _patch(LARGER_QUERY_OFF)),
     "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
 }

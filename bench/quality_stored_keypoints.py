@@ -24,34 +24,37 @@ from PIL import Image
 
 from bench import wallpapers
 from bench.quality_copies import CAMERA_MIN_SIDE, HELD_OUT_SEED, details
-from bench.quality_levers import FLAT_OFF, LOOSE_OFF, patched
+from bench.quality_levers import FLAT_OFF, LARGER_QUERY_OFF, LOOSE_OFF, patched
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails
 from search_by_image.images.decoding import open_rgb
 from search_by_image.index.store import IndexStore
-from search_by_image.ranking import local_features, stored_keypoints, verification
+from search_by_image.ranking import local_features, query_keypoints, stored_keypoints, verification
 
 #: (larger view's side, its keypoints); (0, 0): the thumbnail's keypoints alone
 VARIANTS = ((0, 0), (768, 1000), (1024, 1000), (1024, 2000), (1536, 2000), (1536, 4000))
 #: other wallpapers each detail is checked against (false copies)
 OTHERS = 2
 #: `--flat-levers`: the flat-picture checks (verification.FINER_RATIO, alignment.FLAT_EDGE_LEVELS)
-#: off, each alone, both (the default)
+#: off, each alone, both; then the upload's larger keypoints (verification.FINER_QUERY) too
 FLAT_LEVERS = {
-    "before flat-picture checks": (LOOSE_OFF, FLAT_OFF),
-    "looser second match only": (FLAT_OFF,),
-    "flat motion only": (LOOSE_OFF,),
-    "both (default)": (),
+    "before flat-picture checks": (LOOSE_OFF, FLAT_OFF, LARGER_QUERY_OFF),
+    "looser second match only": (FLAT_OFF, LARGER_QUERY_OFF),
+    "flat motion only": (LOOSE_OFF, LARGER_QUERY_OFF),
+    "both": (LARGER_QUERY_OFF,),
+    "both + larger query keypoints (default)": (),
 }
 
 
 def query_of(data: bytes) -> verification.Query:
-    """A detail decoded as POST /search decodes it (DCT scaled to at least the model's size)."""
+    """A detail decoded as POST /search decodes it (DCT scaled to at least the model's size), its
+    larger view decoded again if a check asks for it."""
 
     def size_for(width: int, height: int) -> tuple[int, int]:
         scale = THUMBNAIL_PX / max(width, height)
         return round(width * scale), round(height * scale)
 
-    return verification.Query.of_image(np.asarray(open_rgb(data, 10**9, size_for)))
+    rgb = np.asarray(open_rgb(data, 10**9, size_for))
+    return verification.Query.of_image(rgb, larger=lambda: query_keypoints.larger_view(data, 10**9))
 
 
 def stored(

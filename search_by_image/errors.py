@@ -103,6 +103,24 @@ class Loading(NoIndex):
     headers = {"Retry-After": str(LOADING_RETRY_AFTER_S)}
 
 
+#: Seconds a client is told to wait while a collection's duplicates pass runs.
+PASS_RETRY_AFTER_S = 5
+
+
+class DuplicatesPending(SearchByImageError):
+    """The collection's duplicates pass is still running (minutes on a big collection): how far
+    it has got (`phase`: "neighbours", each image searched; "pairs", the pairs checked); the
+    request was accepted, ask again."""
+
+    status = 202
+    headers = {"Retry-After": str(PASS_RETRY_AFTER_S)}
+
+    def __init__(self, phase: str, done: int, total: int):
+        self.phase, self.done, self.total = phase, done, total
+        what = "images searched for their neighbours" if phase == "neighbours" else "pairs checked"
+        super().__init__(f"Finding duplicates: {done:,} of {total:,} {what}; ask again in a few seconds")
+
+
 class IndexMissing(SearchByImageError, RuntimeError):
     status = 503
 

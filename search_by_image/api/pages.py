@@ -13,6 +13,7 @@ from PIL import Image
 
 from search_by_image.api import presenters
 from search_by_image.catalog.locations import DEFAULT
+from search_by_image.errors import PASS_RETRY_AFTER_S, DuplicatesPending
 from search_by_image.images import formats
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -89,4 +90,26 @@ def render_duplicates_page(
             "previous": page(max(0, found.offset - limit)) if found.offset else None,
             "next": page(shown_to) if shown_to < found.total else None,
         },
+    )
+
+
+def render_duplicates_pending(request: Request, collection: str, pending: DuplicatesPending):
+    """The duplicates page while the collection's pass runs: how far it has got, reloading
+    itself (202, as the JSON answer)."""
+    service = request.app.state.service
+    summary = presenters.summary(service.get(collection))
+    return templates.TemplateResponse(
+        request,
+        "duplicates_pending.html",
+        {
+            "collection": collection,
+            "images": summary.images,
+            "model": summary.model,
+            "phase": pending.phase,
+            "done": pending.done,
+            "total": pending.total,
+            "retry_after": PASS_RETRY_AFTER_S,
+        },
+        status_code=pending.status,
+        headers=dict(pending.headers),
     )

@@ -246,6 +246,7 @@ def follow_folder(settings: Settings, location) -> None:
 
 
 def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
+    import contextlib
     import functools
 
     from search_by_image.catalog import locations
@@ -253,7 +254,8 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     from search_by_image.errors import SearchByImageError
     from search_by_image.index.live_store import load_live
     from search_by_image.ranking import verifier
-    from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies, write_report
+    from search_by_image.ranking.duplicate_pass import DuplicatePass
+    from search_by_image.ranking.duplicates import write_report
 
     try:
         location = locations.find(settings, args.collection)
@@ -261,13 +263,18 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     except SearchByImageError as exc:
         logging.error("%s", exc)
         return 1
-    neighbours, copies = Neighbours.of(store), None
+    checker = None
     if settings.verify_top and verifier.available():  # copies checked with local features
         checker = verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
-        with checker.holding(len(store)):
-            copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
     apart = ReviewDecisions(location.saved_dir).apart_ids(store.id_of)  # "not duplicates" on the page
-    groups = find_groups(store, args.threshold, neighbours, copies, lambda a, b: (a, b) not in apart)
+    with contextlib.ExitStack() as held:
+        is_copy = prefetch = None
+        if checker is not None:  # each image's keypoints (and its mirror's) read once
+            held.enter_context(checker.holding(2 * len(store)))
+            is_copy = functools.partial(checker.is_copy, store)
+            prefetch = functools.partial(checker.preload, store)
+        done = DuplicatePass.of(store, is_copy, prefetch)
+        groups = done.groups(args.threshold, lambda a, b: (a, b) not in apart, is_copy)
     write_report(groups, sys.stdout, args.format)
     logging.info(
         "%d groups of near-duplicates, %d images, among %d",

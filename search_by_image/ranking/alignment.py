@@ -202,18 +202,21 @@ def _unexplained(pair: tuple[np.ndarray, np.ndarray], keep: np.ndarray, preset: 
     # one per call: an instance keeps buffers between calls, and results are checked side by side
     flow = opencv().DISOpticalFlow_create(preset).calc(*pair, None)
     ys, xs = np.nonzero(keep)
-    source = np.stack([xs, ys], axis=1).astype(np.float64)
-    target = (source + flow[keep]).ravel()
-    # target = [[a, -b], [b, a]] source + t, least squares; refitted on its best 75% (a caption's
-    # letters or a moved person must not bend the fit)
-    design = np.zeros((2 * len(source), 4))
-    design[0::2, 0], design[0::2, 1], design[0::2, 2] = source[:, 0], -source[:, 1], 1
-    design[1::2, 0], design[1::2, 1], design[1::2, 3] = source[:, 1], source[:, 0], 1
-    rows = np.ones(len(design), bool)
+    x, y = xs.astype(np.float64), ys.astype(np.float64)
+    u, v = x + flow[keep, 0], y + flow[keep, 1]
+    # (u, v) = [[a, -b], [b, a]] (x, y) + t, least squares (closed form: the centred sums; no
+    # BLAS call, whose threads cost more than these sums); refitted on its best 75% (a
+    # caption's letters or a moved person must not bend the fit)
+    rows: np.ndarray | slice = slice(None)
     for _ in range(2):
-        solution = np.linalg.lstsq(design[rows], target[rows], rcond=None)[0]
-        residual = np.linalg.norm((design @ solution - target).reshape(-1, 2), axis=1)
-        rows = np.repeat(residual <= np.percentile(residual, 75), 2)
+        mx, my, mu, mv = x[rows].mean(), y[rows].mean(), u[rows].mean(), v[rows].mean()
+        cx, cy, cu, cv = x[rows] - mx, y[rows] - my, u[rows] - mu, v[rows] - mv
+        norm = (cx * cx).sum() + (cy * cy).sum()
+        a = ((cx * cu).sum() + (cy * cv).sum()) / norm
+        b = ((cx * cv).sum() - (cy * cu).sum()) / norm
+        tx, ty = mu - (a * mx - b * my), mv - (b * mx + a * my)
+        residual = np.hypot(a * x - b * y + tx - u, b * x + a * y + ty - v)
+        rows = residual <= np.percentile(residual, 75)
     return float(np.percentile(residual, 75))
 
 

@@ -6,28 +6,40 @@ After live adds only the added images are searched: each gets its NEIGHBOURS nea
 existing image the added one scores into the top list of gets it there too (the reverse link;
 found among the added image's REVERSE_DEPTH nearest, since scores are symmetric). Only the new
 pairs are verified; the verified pairs of the images kept stay. Anything else (a new base with
-other vectors, another whitening or embedder) is a full pass again.
+other vectors, another whitening or embedder) is a full pass again. The pairs a pass left
+implied (pair_checks.py) are checked when a grouping needs them, once.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from search_by_image.index.live_store import LiveStore
-from search_by_image.ranking.duplicates import NEIGHBOURS, Neighbours, verified_copies
+from search_by_image.ranking.duplicates import NEIGHBOURS, Group, Neighbours, find_groups
+from search_by_image.ranking.match_kinds import thresholds_for
+from search_by_image.ranking.pair_checks import IsCopy, Verified, verified_copies
 
 #: Nearest images an added image is searched for, to find the existing images whose top list it
 #: enters: one that ranks the added image in its NEIGHBOURS and lies past this depth in the added
 #: image's own ranking is missed (rare: a hub image scored close by many).
 REVERSE_DEPTH = 8 * NEIGHBOURS
 
-#: checks whether two ids are copies (`verifier.Verifier.is_copy` bound to a store)
-IsCopy = Callable[[int, int, bool], bool]
 #: reads the stored keypoints of these ids before their pairs are checked (`Verifier.preload`)
 Prefetch = Callable[[list[int]], object]
+
+
+@dataclass
+class Progress:
+    """How far a pass has got, updated as it goes: "neighbours" (images searched) then "pairs"
+    (pairs checked), `done` of `total`."""
+
+    phase: str = "neighbours"
+    done: int = 0
+    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,31 +48,76 @@ class DuplicatePass:
 
     store: LiveStore
     neighbours: Neighbours
-    copies: dict[tuple[int, int], float] | None
+    copies: Verified | None
+    #: implied pairs checked since (`groups`): pair -> a copy; filled under the caller's lock
+    later: dict[tuple[int, int], bool] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, store: LiveStore, is_copy: IsCopy | None, prefetch: Prefetch | None = None) -> DuplicatePass:
-        """The whole pass: every image searched, the pairs that can be copies checked."""
-        neighbours = Neighbours.of(store)
-        copies = None if is_copy is None else verified_copies(store, neighbours, is_copy, prefetch=prefetch)
+    def of(
+        cls,
+        store: LiveStore,
+        is_copy: IsCopy | None,
+        prefetch: Prefetch | None = None,
+        progress: Progress | None = None,
+    ) -> DuplicatePass:
+        """The whole pass: every image searched, the pairs that can be copies checked;
+        `progress` updated as it goes."""
+        progress = progress or Progress()
+        neighbours = Neighbours.of(
+            store, progress=lambda done: _report(progress, "neighbours", done, len(store))
+        )
+        copies = None
+        if is_copy is not None:
+            checked = functools.partial(_report, progress, "pairs")
+            copies = verified_copies(store, neighbours, is_copy, prefetch=prefetch, progress=checked)
         return cls(store, neighbours, copies)
 
     def updated(
-        self, store: LiveStore, is_copy: IsCopy | None, prefetch: Prefetch | None = None
+        self,
+        store: LiveStore,
+        is_copy: IsCopy | None,
+        prefetch: Prefetch | None = None,
+        progress: Progress | None = None,
     ) -> DuplicatePass:
         """This pass carried to `store`: derived when `store` is this one's less deletes and
         plus adds (`after_writes`), else computed whole."""
         if (self.copies is None) != (is_copy is None):
-            return DuplicatePass.of(store, is_copy, prefetch)
+            return DuplicatePass.of(store, is_copy, prefetch, progress)
         derived = after_writes(self.neighbours, self.store, store)
         if derived is None:
-            return DuplicatePass.of(store, is_copy, prefetch)
+            return DuplicatePass.of(store, is_copy, prefetch, progress)
         neighbours, added = derived
         copies = None
         if self.copies is not None and is_copy is not None:
-            copies = {p: v for p, v in self.copies.items() if p[0] in store and p[1] in store}
-            copies.update(verified_copies(store, touching(neighbours, added), is_copy, only=added))
-        return DuplicatePass(store, neighbours, copies)
+            kept = self.copies.within(store)
+            new = verified_copies(store, touching(neighbours, added), is_copy, only=added, known=kept)
+            copies = kept.plus(new)
+        later = {p: c for p, c in self.later.items() if p[0] in store and p[1] in store}
+        return DuplicatePass(store, neighbours, copies, later)
+
+    def groups(
+        self,
+        threshold: float | None,
+        keep: Callable[[int, int], bool] | None = None,
+        is_copy: IsCopy | None = None,
+    ) -> list[Group]:
+        """find_groups over this pass; the implied pairs its links no longer join (`keep` drops
+        some) checked with `is_copy`, each once (`later`)."""
+        if self.copies is None:
+            return find_groups(self.store, threshold, self.neighbours, None, keep)
+        similar = thresholds_for(self.store.whitening is not None).similar
+
+        def check(a: int, b: int, score: float) -> bool:
+            if (a, b) not in self.later and is_copy is not None:
+                self.later[(a, b)] = is_copy(a, b, score >= similar)
+            return self.later.get((a, b), False)
+
+        copies, implied = self.copies.copies, self.copies.implied
+        return find_groups(self.store, threshold, self.neighbours, copies, keep, implied, check)
+
+
+def _report(progress: Progress, phase: str, done: int, total: int) -> None:
+    progress.phase, progress.done, progress.total = phase, done, total
 
 
 def after_writes(

@@ -16,8 +16,7 @@ every link reaches it is `copies`; one joined by weaker links (a lower threshold
 holidays_subset300 at the default, 88% of 300 planted altered copies were grouped with their
 original and 36% of the distinct photos with another shot of their scene (bench/README.md).
 With local verification on (the service's default), groups link only the pairs that
-verification.Verifier.is_copy confirms, checked among the pairs scoring at least `similar` and
-each image's CHECKED_NEAREST nearest (`verified_copies`).
+verification.Verifier.is_copy confirms (which pairs are checked: pair_checks.py).
 duplicate_pass.py carries both to the next store over live deletes and adds.
 """
 
@@ -26,14 +25,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
 
-from search_by_image.devices import cpu_threads
 from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking.match_kinds import RAW, WHITENED, thresholds_for
 
@@ -42,11 +39,6 @@ WHITENED_THRESHOLD = WHITENED.copy
 QUERY_BATCH = 1024
 #: Nearest images kept per image: links to more near-copies than this come through the others.
 NEIGHBOURS = 32
-#: Each image's nearest this many are checked for copies whatever their score: a crop with a
-#: border or a rotated, recompressed copy can score under `similar` and still be first or second.
-CHECKED_NEAREST = 3
-#: Checked pairs whose images' stored keypoints are read together (`verified_copies`).
-PREFETCH_LINKS = 4096
 
 
 @dataclass
@@ -86,7 +78,11 @@ class Neighbours:
     scores: np.ndarray
 
     @classmethod
-    def of(cls, store: LiveStore, count: int = NEIGHBOURS) -> Neighbours:
+    def of(
+        cls, store: LiveStore, count: int = NEIGHBOURS, progress: Callable[[int], None] | None = None
+    ) -> Neighbours:
+        """Each image searched for its `count` nearest, QUERY_BATCH at a time (`progress(done)`
+        after each batch)."""
         ids = np.asarray(store.ids, np.int64)
         k = min(count + 1, len(ids))  # +1: an image finds itself
         found = np.full((len(ids), count), -1, np.int64)
@@ -97,6 +93,8 @@ class Neighbours:
                 kept = [hit for hit in hits if hit[0] != own][:count]
                 found[start + row, : len(kept)] = [i for i, _ in kept]
                 scores[start + row, : len(kept)] = [s for _, s in kept]
+            if progress is not None:
+                progress(start + len(batch))
         return cls(store.version, ids, found, scores)
 
     def links(self, threshold: float, nearest: int = 0) -> Iterator[tuple[int, int, float]]:
@@ -114,61 +112,35 @@ class Neighbours:
                 yield pair[0], pair[1], float(self.scores[row, column])
 
 
-def verified_copies(
-    store: LiveStore,
-    neighbours: Neighbours,
-    is_copy: Callable[[int, int, bool], bool],
-    threads: int | None = None,
-    only: np.ndarray | None = None,
-    prefetch: Callable[[list[int]], object] | None = None,
-) -> dict[tuple[int, int], float]:
-    """The stored pairs that `is_copy(a, b, try_mirror)` confirms (local verification:
-    verification.Verifier.is_copy), with their scores. Checked: the pairs scoring at least
-    `similar` (match_kinds; 99% of the altered copies do) and each image's CHECKED_NEAREST;
-    mirror images only for pairs scoring at least `similar` (mirrored copies often score under
-    `copy`; checking a mirror costs a second set of keypoints). The pairs are checked on
-    `threads` threads of their own (OpenCV and FAISS release the GIL), not on the searches'
-    verification pool, whose queue they would hold up for the whole pass. `only`: just the
-    pairs with one of these ids (the images a live add brought). `prefetch(ids)`: called with
-    the images of each PREFETCH_LINKS checked pairs before they are checked (stored keypoints
-    read a few hundred at a time: verifier.Verifier.preload)."""
-    similar = thresholds_for(store.whitening is not None).similar
-    checked = list(neighbours.links(similar, CHECKED_NEAREST))
-    if only is not None:
-        new = set(only.tolist())
-        checked = [link for link in checked if link[0] in new or link[1] in new]
-    checked = reuse_order(checked)
-    pool = ThreadPoolExecutor(threads or cpu_threads(), thread_name_prefix="duplicates")
-    found: list[bool] = []
-    try:
-        for start in range(0, len(checked), PREFETCH_LINKS):
-            chunk = checked[start : start + PREFETCH_LINKS]
-            if prefetch is not None:
-                prefetch(list(dict.fromkeys(i for a, b, _ in chunk for i in (a, b))))
-            found += pool.map(lambda link: is_copy(link[0], link[1], link[2] >= similar), chunk)
-    finally:  # a failing check ends the pass without the pairs still queued
-        pool.shutdown(cancel_futures=True)
-    return {(a, b): score for (a, b, score), copy in zip(checked, found, strict=True) if copy}
+class Joined:
+    """Which images links join, directly or through others (a union-find)."""
 
+    def __init__(self, pairs: Iterable[tuple[int, int]] = ()):
+        self._parent: dict[int, int] = {}
+        for a, b in pairs:
+            self.join(a, b)
 
-def reuse_order(links: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
-    """`links` ordered so that those sharing an image come close together: the images numbered
-    depth first over the links' graph, the links by their later image. A check reads both
-    images' keypoints from the verifier's bounded cache; in the neighbour lists' order a link's
-    second image is anywhere in the collection, extracted again once the cache has moved on."""
-    adjacent: dict[int, list[int]] = {}
-    for a, b, _ in links:
-        adjacent.setdefault(a, []).append(b)
-        adjacent.setdefault(b, []).append(a)
-    position: dict[int, int] = {}
-    for start in adjacent:
-        stack = [start]
-        while stack:
-            node = stack.pop()
-            if node not in position:
-                position[node] = len(position)
-                stack.extend(other for other in adjacent[node] if other not in position)
-    return sorted(links, key=lambda link: sorted((position[link[0]], position[link[1]]), reverse=True))
+    def root(self, node: int) -> int:
+        parent = self._parent
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    def join(self, a: int, b: int) -> None:
+        self._parent[self.root(a)] = self.root(b)
+
+    def joined(self, a: int, b: int) -> bool:
+        known = a in self._parent and b in self._parent
+        return a == b or (known and self.root(a) == self.root(b))
+
+    def members(self) -> dict[int, list[int]]:
+        """Each group's root -> its images."""
+        groups: dict[int, list[int]] = {}
+        for node in list(self._parent):
+            groups.setdefault(self.root(node), []).append(node)
+        return groups
 
 
 def find_groups(
@@ -177,14 +149,19 @@ def find_groups(
     neighbours: Neighbours | None = None,
     copies: dict[tuple[int, int], float] | None = None,
     keep: Callable[[int, int], bool] | None = None,
+    implied: dict[tuple[int, int], float] | None = None,
+    check: Callable[[int, int, float], bool] | None = None,
 ) -> list[Group]:
     """Groups of two or more linked images, largest first.
 
     Without `copies`: linked by similarities above the threshold (default: the `copy` score).
-    With `copies` (verified pairs, `verified_copies`): linked by those, plus, when a threshold
-    is given, by every similarity above it; a group is `copies` when all its links are verified.
-    `neighbours` (of this store) saves recomputing them; the service keeps them per generation.
-    `keep(a, b)`: False drops that link (pairs decided apart, images outside a filter).
+    With `copies` (verified pairs, pair_checks.verified_copies): linked by those, plus, when a
+    threshold is given, by every similarity above it; a group is `copies` when all its links
+    are verified. `implied`: pairs a pass left unchecked since verified copies joined them; one
+    whose images the links kept here no longer join is checked now (`check(a, b, score)`) and
+    links them if a copy. `neighbours` (of this store) saves recomputing them; the service keeps
+    them per generation. `keep(a, b)`: False drops that link (pairs decided apart, images
+    outside a filter).
     """
     if neighbours is None or neighbours.generation != store.version:
         neighbours = Neighbours.of(store)
@@ -202,31 +179,23 @@ def find_groups(
         links = {pair: score for pair, score in links.items() if keep(*pair)}
     # A union-find, not scipy's connected_components: scipy is in no install of this project and
     # would add 140 MB to the serving one (0.5 GB) for these lines.
-    parent: dict[int, int] = {}
-
-    def root(node: int) -> int:
-        parent.setdefault(node, node)
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for a, b in links:
-        parent[root(a)] = root(b)
-    members: dict[int, list[int]] = {}
-    for node in parent:
-        members.setdefault(root(node), []).append(node)
-    joined: dict[int, list[tuple[int, int]]] = {}
+    joined = Joined(links)
+    for pair, score in sorted((implied or {}).items(), key=lambda item: -item[1]):
+        apart = (keep is not None and not keep(*pair)) or joined.joined(*pair)
+        if check is not None and not apart and check(*pair, score):
+            links[pair], is_copy[pair] = score, True
+            joined.join(*pair)
+    within: dict[int, list[tuple[int, int]]] = {}
     for pair in links:
-        joined.setdefault(root(pair[0]), []).append(pair)
+        within.setdefault(joined.root(pair[0]), []).append(pair)
     groups = [
         Group(
             images=sorted(((i, store.path_of(i)) for i in ids), key=lambda m: m[1]),
-            best=max(links[pair] for pair in joined[key]),
-            weakest=min(links[pair] for pair in joined[key]),
-            kind="copies" if all(is_copy[pair] for pair in joined[key]) else "similar",
+            best=max(links[pair] for pair in within[key]),
+            weakest=min(links[pair] for pair in within[key]),
+            kind="copies" if all(is_copy[pair] for pair in within[key]) else "similar",
         )
-        for key, ids in members.items()
+        for key, ids in joined.members().items()
     ]
     return sorted(groups, key=lambda g: (-len(g.images), -g.best))
 

@@ -28,6 +28,9 @@ Fingerprint = tuple[int, int]
 #: Grey images kept once read (~150 KB each): a duplicates pass checks an image's pairs one
 #: after another, so the thumbnail is decoded once for them, not once per pair that aligns.
 CACHED_GREYS = 64
+#: Greys kept while a duplicates pass runs (`Verifier.holding`: ~40 MB): it checks the best
+#: scoring pairs of a run of them first (pair_checks.BEST_FIRST_LINKS), not one image's at a time.
+PASS_GREYS = 256
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +44,7 @@ class IndexedKeypoints:
         self.store = KeypointStore(location.saved_dir)
         self._greys: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._greys_lock = threading.Lock()
+        self.greys_kept = CACHED_GREYS
 
     def key(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> Path:
         """What names an image's keypoints in a cache: its thumbnail's file (changes with the image)."""
@@ -87,7 +91,7 @@ class IndexedKeypoints:
 
     def grey(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> np.ndarray:
         """The thumbnail's grey as `local_features.extract` makes it (UNREADABLE if it is gone
-        and cannot be made again); the last CACHED_GREYS read are kept."""
+        and cannot be made again); the last `greys_kept` read are kept."""
         key = self.key(path, fingerprint, mirror)
         with self._greys_lock:
             if key in self._greys:
@@ -98,11 +102,17 @@ class IndexedKeypoints:
             raise OSError(f"no thumbnail of {path} can be read or made")
         rgb = _rgb(thumbnail)
         grey = local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
-        with self._greys_lock:
-            self._greys[key] = grey
-            while len(self._greys) > CACHED_GREYS:
-                self._greys.popitem(last=False)
+        self.keep_greys(self.greys_kept, (key, grey))
         return grey
+
+    def keep_greys(self, count: int, new: tuple[Path, np.ndarray] | None = None) -> None:
+        """At most `count` greys kept from now on, the oldest dropped; `new` kept first."""
+        with self._greys_lock:
+            self.greys_kept = count
+            if new is not None:
+                self._greys[new[0]] = new[1]
+            while len(self._greys) > count:
+                self._greys.popitem(last=False)
 
     def _readers(self, path: str, fingerprint: Fingerprint):
         """What reads an image's grey pixels, its finer keypoints and its larger view, when a check

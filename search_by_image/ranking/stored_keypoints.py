@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,8 @@ def keypoints(
         points = stored.large if stored.large is not None else large() if large is not None else None
         if points is None or not len(points.xy):
             return None
-        return Keypoints(points.xy, points.descriptors, framed, view=None if view is None else scaled)
+        # the view decoded once per check (its matches at each ratio may each compare pixels)
+        return Keypoints(points.xy, points.descriptors, framed, view=None if view is None else cache(scaled))
 
     has_finer = stored.large is not None or (stored.has_large and large is not None)
     return Keypoints(stored.thumb.xy, stored.thumb.descriptors, framed, finer if has_finer else None)

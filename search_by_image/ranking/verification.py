@@ -29,17 +29,13 @@ bench/README.md "Local verification" and "Stored keypoints".
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from search_by_image.catalog.thumbnails import THUMBNAIL_PX
-from search_by_image.images.capture_time import CaptureTime
 from search_by_image.ranking import alignment, local_features
 from search_by_image.ranking.local_features import Keypoints
+from search_by_image.ranking.query_keypoints import Query
 
 #: Inliers that make a verified match: the same scene (re-ranked up).
 RERANK_INLIERS = 12
@@ -53,6 +49,13 @@ COPY_MOTION = 0.25
 #: where it finds a copy: looser matches verify unrelated pictures too (bench/README.md "Stored
 #: keypoints": 207 of 666 other wallpapers at 0.9, none a copy). None: not matched again.
 FINER_RATIO: float | None = 0.9
+#: Whether a large upload's own finer keypoints (query_keypoints.py) are matched against a big
+#: photo's finer set where the thumbnail-size query finds no copy there but at least
+#: FINER_QUERY_INLIERS inliers at its loosest (a hint of the source: 40% of the pairs with other
+#: wallpapers pay, not all), at RATIO then, from RERANK_INLIERS there, FINER_RATIO; kept only as a
+#: copy (bench/README.md "Stored keypoints": larger query keypoints).
+FINER_QUERY = True
+FINER_QUERY_INLIERS = 8
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether copies of one correlation step are ordered by their residual motion, least first: a
@@ -101,61 +104,6 @@ UNCHECKED = Check(0)
 UNREADABLE = (OSError, ValueError)
 
 
-class Query:
-    """The keypoints of one query; its mirror image's, and its capture time, read only if a
-    pair needs them."""
-
-    def __init__(
-        self,
-        keypoints: Keypoints,
-        mirror: Callable[[], Keypoints | None] | None = None,
-        taken: Callable[[], CaptureTime | None] | None = None,
-    ):
-        self.keypoints = keypoints
-        self._mirror = mirror
-        self._mirrored: Keypoints | None = None
-        self._taken = taken
-        self._capture: CaptureTime | None = None
-        # results are checked side by side: each made once (a lock each: the mirror takes ms)
-        self._mirror_lock, self._taken_lock = threading.Lock(), threading.Lock()
-
-    @classmethod
-    def of_image(cls, rgb: np.ndarray, taken: Callable[[], CaptureTime | None] | None = None) -> Query:
-        """An uploaded image as a query, brought to the indexed side's scale first
-        (`at_indexed_scale`); `taken`: the photo's capture time, asked for when a result is a
-        copy by its pixels."""
-        rgb = at_indexed_scale(rgb)
-        return cls(
-            local_features.extract(rgb), lambda: local_features.extract(local_features.mirrored(rgb)), taken
-        )
-
-    def taken(self) -> CaptureTime | None:
-        with self._taken_lock:
-            if self._taken is not None:
-                self._capture, self._taken = self._taken(), None
-            return self._capture
-
-    def mirrored(self) -> Keypoints | None:
-        with self._mirror_lock:
-            if self._mirrored is None and self._mirror is not None:
-                self._mirrored, self._mirror = self._mirror(), None
-            return self._mirrored
-
-
-def at_indexed_scale(rgb: np.ndarray, side: int = THUMBNAIL_PX) -> np.ndarray:
-    """An H x W x 3 uint8 image larger than `side` px resized to it as the indexer makes an
-    image's thumbnail (Pillow's antialiased bicubic, model/preprocessing.py), the size the
-    indexed side's keypoints come from. Resampled by another chain (800 px straight to
-    local_features.SIDE) an exact copy's fine textures alias otherwise than its thumbnail's and
-    read as 0.2-0.3 px of residual motion, over COPY_MOTION; by the same chain, 0.03-0.04 px."""
-    height, width = rgb.shape[:2]
-    scale = side / max(height, width)
-    if scale >= 1:
-        return rgb
-    size = max(1, round(width * scale)), max(1, round(height * scale))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
-
-
 def check(
     query: Query, candidate: Keypoints, try_mirror: bool = True, finer: bool = False, boxed: bool = False
 ) -> Check:
@@ -164,18 +112,34 @@ def check(
     mirror image is tried when the query itself does not align (a mirrored copy) and `try_mirror`;
     with `finer`, the candidate's finer keypoints (a larger view of it, stored at indexing:
     stored_keypoints.py) where its own find no copy (a small detail of a big photo), matched
-    again at FINER_RATIO where that finds no copy either; `boxed`:
-    the residual motion on the compared part's box (alignment.residual_motion)."""
+    again at FINER_RATIO where that finds no copy either, then (FINER_QUERY) with a large
+    upload's own finer keypoints (`Query.finer`); `boxed`: the residual motion on the compared
+    part's box (alignment.residual_motion)."""
     best = _best(query, candidate, try_mirror, boxed)
     more = candidate.finer() if finer and not best.copy and candidate.finer is not None else None
     if more is not None:
         found = _best(query, more, try_mirror, boxed)
+        hint = found.inliers
         if not found.copy and FINER_RATIO:  # matched again, more loosely: kept only as a copy
             loose = _best(query, more, try_mirror, boxed, FINER_RATIO)
-            found = loose if loose.copy else found
+            found, hint = (loose if loose.copy else found), loose.inliers
+        if FINER_QUERY and not found.copy and hint >= FINER_QUERY_INLIERS:
+            found = _finer_query(query, more, boxed) or found
         if (found.copy, found.inliers) > (best.copy, best.inliers):
             best = found
     return best
+
+
+def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
+    """A large upload's finer keypoints against a big photo's finer set, at RATIO then, where
+    that verifies, FINER_RATIO: the copy found, or None."""
+    larger = query.finer()
+    if larger is None:
+        return None
+    found = compare(larger, more, boxed)
+    if not found.copy and FINER_RATIO and found.inliers >= RERANK_INLIERS:
+        found = compare(larger, more, boxed, FINER_RATIO)
+    return found if found.copy else None
 
 
 def _best(

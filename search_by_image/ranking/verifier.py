@@ -26,7 +26,7 @@ from search_by_image.catalog.locations import Location
 from search_by_image.images import capture_time
 from search_by_image.images.capture_time import CaptureTime
 from search_by_image.index.live_store import LiveStore
-from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
+from search_by_image.ranking.indexed_keypoints import PASS_GREYS, IndexedKeypoints
 from search_by_image.ranking.local_features import Keypoints
 from search_by_image.ranking.match_kinds import thresholds_for
 from search_by_image.ranking.verification import COPY_INLIERS, Check, Query, check, reorder_checks
@@ -81,15 +81,17 @@ class Verifier:
 
     @contextlib.contextmanager
     def holding(self, images: int) -> Iterator[None]:
-        """Keypoints of up to `images` (at most PASS_IMAGES) kept meanwhile: a duplicates pass
-        reads each image's for several pairs, too far apart for the usual cache (one extraction
-        per image, not one per pair); back to `capacity` after."""
-        usual = self.capacity
+        """Keypoints of up to `images` (at most PASS_IMAGES) and PASS_GREYS greys kept meanwhile:
+        a duplicates pass reads each image's for several pairs, too far apart for the usual
+        cache (one extraction per image, not one per pair); back to `capacity` after."""
+        usual, greys = self.capacity, self.images.greys_kept
         with self._lock:
             self.capacity = max(usual, min(images, PASS_IMAGES))
+        self.images.keep_greys(max(greys, PASS_GREYS))
         try:
             yield
         finally:
+            self.images.keep_greys(greys)
             with self._lock:
                 self.capacity = usual
                 for cache in (self._cached, self._taken):

@@ -11,7 +11,6 @@ since (index/live_log.py) by any process: a poll of the log's last `seq`. Writes
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import sqlite3
 import threading
@@ -39,17 +38,14 @@ from search_by_image.layout import CATALOG_FILE, MANIFEST_FILE, PREVIOUS_DIR
 from search_by_image.metrics import RELOADS
 from search_by_image.model.backbones import WeightsUnavailable
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicate_pass import DuplicatePass
-from search_by_image.ranking.duplicates import Group, find_groups
+from search_by_image.ranking.duplicates import Group
 from search_by_image.serving import folding
+from search_by_image.serving.duplicate_groups import PASS_WAIT_S, DuplicateGroups
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.live_writes import Adds, LiveWrites, Upload
 from search_by_image.serving.snapshot import Snapshot, Stamp
 
 log = logging.getLogger(__name__)
-
-#: Duplicate groups kept per collection generation, by threshold (each a pass over the neighbours).
-KEPT_THRESHOLDS = 8
 
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
@@ -70,10 +66,6 @@ class Collection:
         self._embedders = embedders
         self.lock = threading.RLock()
         self._failed: Stamp | None = None
-        self._duplicates_lock = threading.Lock()
-        #: the neighbours and verified copies of the last store grouped
-        self._pass: DuplicatePass | None = None
-        self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
         settings = embedders.settings
         #: local verification of search results and duplicates (None: off, or no OpenCV)
         self._verifier = (
@@ -81,6 +73,7 @@ class Collection:
             if settings.verify_top and verifier.available()
             else None
         )
+        self._duplicates = DuplicateGroups(location.name, self._verifier)
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
         self._fold_at = (settings.fold_rows, settings.fold_fraction)
@@ -256,38 +249,11 @@ class Collection:
         threshold: float | None,
         keep: Callable[[int, int], bool] | None = None,
         scope: Hashable = None,
+        wait_s: float | None = PASS_WAIT_S,
     ) -> tuple[Snapshot, list[Group]]:
-        """Duplicate groups of the current snapshot: its neighbour list is computed once per
-        generation (one caller computes, the others wait for it), and the groups of the last
-        few (threshold, scope) are kept until the index changes. `keep(a, b)` drops links (pairs
-        decided apart, images outside a filter); `scope` names what it keeps, for the cache."""
+        """Duplicate groups of the current snapshot (duplicate_groups.py: its pass computed once
+        per generation on a thread of its own, carried over live writes; DuplicatesPending while
+        a whole pass runs past `wait_s`). `keep(a, b)` drops links (pairs decided apart, images
+        outside a filter); `scope` names what it keeps, for the cache."""
         snapshot = self.require()
-        generation = snapshot.store.version
-        with self._duplicates_lock:
-            if self._pass is None or self._pass.store.version != generation:
-                self._group_store(snapshot.store)
-            assert self._pass is not None
-            done = self._pass
-            key = (threshold, scope)
-            if key not in self._groups:
-                if len(self._groups) >= KEPT_THRESHOLDS:
-                    self._groups.pop(next(iter(self._groups)))
-                self._groups[key] = find_groups(snapshot.store, threshold, done.neighbours, done.copies, keep)
-            return snapshot, self._groups[key]
-
-    def _group_store(self, store: LiveStore) -> None:
-        """Neighbours and verified copies for `store`: those of the last store carried over its
-        live deletes and adds (duplicate_pass.py: a keep-one or an add searches only what
-        changed), else computed whole. Local verification off: groups from scores alone."""
-        self._groups = {}
-        if self._verifier is None:
-            self._pass = self._pass.updated(store, None) if self._pass else DuplicatePass.of(store, None)
-            return
-        check = functools.partial(self._verifier.is_copy, store)
-        stored = functools.partial(self._verifier.preload, store)  # keypoints stored at indexing
-        with self._verifier.holding(2 * len(store)):  # each image's (and mirror's) read once
-            self._pass = (
-                self._pass.updated(store, check, stored)
-                if self._pass
-                else DuplicatePass.of(store, check, stored)
-            )
+        return snapshot, self._duplicates.groups(snapshot.store, threshold, keep, scope, wait_s)

@@ -31,6 +31,7 @@ from search_by_image.ranking import keepers
 from search_by_image.ranking.collapse import CopySets
 from search_by_image.ranking.duplicates import Group
 from search_by_image.serving.collection import Collection
+from search_by_image.serving.duplicate_groups import PASS_WAIT_S
 from search_by_image.serving.live_writes import Upload
 from search_by_image.serving.snapshot import Snapshot
 
@@ -85,8 +86,9 @@ class DuplicateReview:
         #: ((index generation, decisions version), image id -> copies group number)
         self._copy_groups: tuple[tuple[str, int], CopySets] | None = None
 
-    def groups(self, scope: Scope) -> tuple[Snapshot, list[Group]]:
-        """The current groups in `scope`, without the pairs decided apart."""
+    def groups(self, scope: Scope, wait_s: float | None = PASS_WAIT_S) -> tuple[Snapshot, list[Group]]:
+        """The current groups in `scope`, without the pairs decided apart (DuplicatesPending
+        while the collection's pass runs past `wait_s`)."""
         snapshot = self.collection.require()
         apart = self.decisions.apart_ids(id_in(snapshot.store))
         allowed = snapshot.allowed(scope.conditions or {})
@@ -98,7 +100,7 @@ class DuplicateReview:
             return (min(a, b), max(a, b)) not in apart
 
         filtered = None if allowed is None else hashlib.sha256(allowed.tobytes()).hexdigest()
-        return self.collection.duplicates(scope.threshold, keep, (frozenset(apart), filtered))
+        return self.collection.duplicates(scope.threshold, keep, (frozenset(apart), filtered), wait_s)
 
     def copy_groups(self, snapshot: Snapshot, wait: bool = False) -> CopySets | None:
         """Each image in a `copies` group (the default threshold, pairs decided apart left
@@ -122,7 +124,7 @@ class DuplicateReview:
             return
         try:
             version = self.decisions.version
-            snapshot, groups = self.groups(Scope())
+            snapshot, groups = self.groups(Scope(), wait_s=None)  # on its own thread: waits
             found = {i: n for n, g in enumerate(groups) if g.kind == "copies" for i, _ in g.images}
             apart = frozenset(self.decisions.apart_ids(snapshot.store.id_of))
             self._copy_groups = ((snapshot.store.manifest.generation, version), CopySets(found, apart))

@@ -39,7 +39,7 @@ from search_by_image.index.whitening import Whitening
 from search_by_image.layout import MANIFEST_FILE, UPLOADS_DIR, WHITENING_FILE
 from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicates import Group
-from search_by_image.serving.collection import KEPT_THRESHOLDS
+from search_by_image.serving.duplicate_groups import PASS_WAIT_S
 from search_by_image.serving.embedder_pool import EmbedderPool
 from search_by_image.serving.engine_duplicates import EngineDuplicates
 from search_by_image.serving.engine_snapshot import EngineSnapshot, EngineStore, engine_snapshot
@@ -81,7 +81,7 @@ class EngineCollection:
         )
         self._rotations = settings.query_rotations
         self._expand = settings.query_expansion
-        self._duplicates = EngineDuplicates(location, self._verifier, KEPT_THRESHOLDS)
+        self._duplicates = EngineDuplicates(location, self._verifier)
         #: what a duplicates review writes besides deletes (undo, merged metadata)
         self.writes = EngineWrites(location, self.storage, self.require)
         self._health: tuple[float, StorageHealth] | None = None
@@ -196,11 +196,13 @@ class EngineCollection:
         threshold: float | None,
         keep: Callable[[int, int], bool] | None = None,
         scope: Hashable = None,
+        wait_s: float | None = PASS_WAIT_S,
     ) -> tuple[EngineSnapshot, list[Group]]:
         """Duplicate groups from the engine's own neighbours, as Collection.duplicates's
         (engine_duplicates.py: the engine listed per request, the pass carried over writes)."""
         snapshot = self.require()
-        return snapshot, self._duplicates.groups(cast(EngineStore, snapshot.store), threshold, keep, scope)
+        store = cast(EngineStore, snapshot.store)
+        return snapshot, self._duplicates.groups(store, threshold, keep, scope, wait_s)
 
     def close(self) -> None:
         self.storage.close()

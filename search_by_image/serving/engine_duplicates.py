@@ -13,7 +13,6 @@ listings (only the added images' are fetched), so a listing costs the ids alone.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 import time
@@ -25,9 +24,9 @@ import numpy as np
 from search_by_image.catalog.locations import Location
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.milvus_store import BATCH
-from search_by_image.ranking.duplicate_pass import DuplicatePass
-from search_by_image.ranking.duplicates import Group, find_groups
+from search_by_image.ranking.duplicates import Group
 from search_by_image.ranking.verifier import Verifier
+from search_by_image.serving.duplicate_groups import PASS_WAIT_S, DuplicateGroups
 from search_by_image.serving.engine_snapshot import EngineStore
 from search_by_image.serving.engine_writes import writes_mark
 
@@ -89,16 +88,13 @@ class EngineListing:
 
 
 class EngineDuplicates:
-    """A collection's duplicates pass over the engine, carried from listing to listing, and the
-    groups of the last few (threshold, scope) of the current one."""
+    """A collection's duplicates over the engine: the engine listed (see the module docstring),
+    the pass and its groups kept by duplicate_groups.py, carried from listing to listing."""
 
-    def __init__(self, location: Location, verifier: Verifier | None, kept: int):
+    def __init__(self, location: Location, verifier: Verifier | None):
         self._location = location
-        self._verifier = verifier
-        self._kept = kept
         self._lock = threading.Lock()
-        self._pass: DuplicatePass | None = None
-        self._groups: dict[tuple[float | None, Hashable], list[Group]] = {}
+        self._groups = DuplicateGroups(location.name, verifier)
         self._paths: dict[int, str] = {}
         #: the last listing, the writes mark it was taken under, and when
         self._listed: tuple[EngineListing, tuple[int, int] | None, float] | None = None
@@ -109,20 +105,11 @@ class EngineDuplicates:
         threshold: float | None,
         keep: Callable[[int, int], bool] | None,
         scope: Hashable,
+        wait_s: float | None = PASS_WAIT_S,
     ) -> list[Group]:
         with self._lock:
             listing = self._listing(engine)
-            store = cast(LiveStore, listing)
-            if self._pass is None or self._pass.store.version != listing.version:
-                self._groups = {}
-                self._pass = self._carried(store)
-            key = (threshold, scope)
-            if key not in self._groups:
-                if len(self._groups) >= self._kept:
-                    self._groups.pop(next(iter(self._groups)))
-                done = self._pass
-                self._groups[key] = find_groups(store, threshold, done.neighbours, done.copies, keep)
-            return self._groups[key]
+        return self._groups.groups(cast(LiveStore, listing), threshold, keep, scope, wait_s)
 
     def _listing(self, engine: EngineStore) -> EngineListing:
         """The last listing while no replica marked a write since (engine_writes.WRITES_MARK)
@@ -146,12 +133,3 @@ class EngineDuplicates:
             rows = storage.rows(missing[start : start + BATCH], ["path"])
             self._paths.update({i: row["path"] for i, row in rows.items()})
         return EngineListing(engine, ids[np.isin(ids, np.fromiter(self._paths, np.int64))], self._paths)
-
-    def _carried(self, store: LiveStore) -> DuplicatePass:
-        """The last pass carried to `store` (only added images searched and verified), or a
-        whole pass the first time."""
-        if self._verifier is None:
-            return self._pass.updated(store, None) if self._pass else DuplicatePass.of(store, None)
-        check = functools.partial(self._verifier.is_copy, store)
-        with self._verifier.holding(len(store)):
-            return self._pass.updated(store, check) if self._pass else DuplicatePass.of(store, check)

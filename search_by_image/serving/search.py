@@ -19,6 +19,7 @@ from search_by_image.images.decoding import reduced
 from search_by_image.images.regions import Box, crop_to_box
 from search_by_image.images.rejections import decode_upload
 from search_by_image.ranking import collapse
+from search_by_image.ranking.query_keypoints import larger_view
 from search_by_image.serving.snapshot import Hits, Snapshot
 
 
@@ -74,12 +75,14 @@ def search(
     image, box_px = decode_query(upload.data, max_pixels, snapshot, upload.box)
     decode_ms = (time.perf_counter() - started) * 1e3
     taken = partial(capture_time.read, upload.data)
+    # the upload decoded again larger, only if a check asks (a detail of a big photo); not a region
+    larger = partial(larger_view, upload.data, max_pixels) if upload.box is None else None
     if not upload.collapse:
         return Found(
-            image, box_px, decode_ms, snapshot.search(image, upload.k, allowed, upload.offset, taken)
+            image, box_px, decode_ms, snapshot.search(image, upload.k, allowed, upload.offset, taken, larger)
         )
     wanted = upload.offset + upload.k
-    hits = snapshot.search(image, collapse.fetched(wanted), allowed, 0, taken)
+    hits = snapshot.search(image, collapse.fetched(wanted), allowed, 0, taken, larger)
     return Found(
         image, box_px, decode_ms, collapsed(hits, copies or collapse.CopySets(), upload.k, upload.offset)
     )

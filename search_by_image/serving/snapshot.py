@@ -110,9 +110,12 @@ class Snapshot:
         allowed: np.ndarray | None = None,
         offset: int = 0,
         taken: Callable[[], CaptureTime | None] | None = None,
+        larger: Callable[[], np.ndarray | None] | None = None,
     ) -> Hits:
         """Results `offset` to `offset + k` for an image, among the `allowed` ids; `taken`: when
-        the photo was taken (capture_time.py), read if a result is a copy by its pixels."""
+        the photo was taken (capture_time.py), read if a result is a copy by its pixels; `larger`:
+        the upload decoded larger, read if a big photo's finer keypoints are tried
+        (query_keypoints.py)."""
         started = time.perf_counter()
         preprocessing = self.embedder.preprocessing
         views = rotations.views(image, preprocessing) if self.rotations else [preprocessing(image)]
@@ -122,7 +125,9 @@ class Snapshot:
         hits = rotations.merged(self.store.search(queries, wanted, allowed), wanted)
         searched = time.perf_counter()
         hits, checks = self._verify(
-            hits, lambda: verification.Query.of_image(np.asarray(image.convert("RGB")), taken), queries
+            hits,
+            lambda: verification.Query.of_image(np.asarray(image.convert("RGB")), taken, larger),
+            queries,
         )
         return Hits(
             self,

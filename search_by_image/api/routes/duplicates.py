@@ -16,7 +16,7 @@ from search_by_image.api.deps import (
     SettingsDep,
     UrlsDep,
 )
-from search_by_image.api.pages import render_duplicates_page, wants_html
+from search_by_image.api.pages import render_duplicates_page, render_duplicates_pending, wants_html
 from search_by_image.api.review_schemas import (
     ApplySuggestions,
     DecisionOut,
@@ -33,6 +33,7 @@ from search_by_image.api.routes.search import FILTERS_HELP
 from search_by_image.api.schemas import DuplicateGroup, DuplicateImage, Duplicates
 from search_by_image.catalog.filters import parse_filters
 from search_by_image.catalog.review_decisions import Decision
+from search_by_image.errors import DuplicatesPending
 from search_by_image.ranking.duplicates import default_threshold
 from search_by_image.ranking.keepers import RULE
 from search_by_image.ranking.match_kinds import RAW, WHITENED
@@ -98,10 +99,17 @@ def _group(reviewed: Reviewed, urls, collection: str, snapshot, key_id: str | No
 @router.get(
     "/{name}/duplicates",
     response_model=Duplicates,
-    responses={404: WRITE_ERRORS[404], 422: ACTION_ERRORS[422], 503: {"description": "No index yet"}},
+    responses={
+        202: {"description": "The collection's duplicates pass is running: how far it has got; ask again"},
+        404: WRITE_ERRORS[404],
+        422: ACTION_ERRORS[422],
+        503: {"description": "No index yet"},
+    },
     summary="Groups of near-duplicate images in a collection, with the keeper each suggests",
     description="JSON, or the review page when the request accepts text/html. Pairs decided "
-    '"not duplicates" are never grouped.',
+    '"not duplicates" are never grouped. The first request after the index is built starts the '
+    "collection's pass (minutes on a big collection): while it runs past a few seconds the answer "
+    "is 202 with its progress and Retry-After.",
 )
 async def duplicates(
     request: Request,
@@ -123,9 +131,16 @@ async def duplicates(
     limit: Annotated[int, Query(ge=1, le=MAX_GROUPS_PER_PAGE, description="groups per page")] = 50,
 ) -> Duplicates:
     """Counted by the rate limiter like a search. The first request after the index changes
-    computes the collection's neighbour list; any threshold is then answered from it."""
+    starts the collection's pass (duplicate_groups.py); any threshold is then answered from it."""
     review = review_of(collection)
-    snapshot, every_group = await run_in_threadpool(review.groups, Scope(threshold, parse_filters(filters)))
+    try:
+        snapshot, every_group = await run_in_threadpool(
+            review.groups, Scope(threshold, parse_filters(filters))
+        )
+    except DuplicatesPending as pending:  # JSON: 202 with its progress, from the one handler
+        if wants_html(request):
+            return render_duplicates_pending(request, collection.name, pending)
+        raise
     if image is not None:
         every_group = [g for g in every_group if any(i == image for i, _ in g.images)]
     shown = await run_in_threadpool(

@@ -16,13 +16,8 @@ from search_by_image.index.live_store import LiveStore
 from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import (
-    RAW_THRESHOLD,
-    Neighbours,
-    find_groups,
-    reuse_order,
-    verified_copies,
-)
+from search_by_image.ranking.duplicates import RAW_THRESHOLD, Neighbours, find_groups
+from search_by_image.ranking.pair_checks import verified_copies
 from search_by_image.serving.service import SearchService
 
 
@@ -93,7 +88,7 @@ def test_groups_come_from_a_neighbour_list_computed_once_per_generation(planted,
     computed = []
     real = Neighbours.of
     monkeypatch.setattr(
-        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+        Neighbours, "of", classmethod(lambda cls, store, *a, **k: computed.append(1) or real(store, *a, **k))
     )
     settings = planted.model_copy(update={"rate_limit": "12/minute"})
     with TestClient(create_app(settings)) as client:
@@ -161,8 +156,8 @@ def test_pairs_checked_side_by_side_are_the_pairs_checked_one_by_one(planted):
     neighbours = Neighbours.of(snapshot.store)
     is_copy = functools.partial(snapshot.verifier.is_copy, snapshot.store)
     one_by_one = verified_copies(snapshot.store, neighbours, is_copy, threads=1)
-    assert verified_copies(snapshot.store, neighbours, is_copy, threads=4) == one_by_one
-    assert len(one_by_one) == 2  # the two planted copies
+    assert verified_copies(snapshot.store, neighbours, is_copy, threads=4).copies == one_by_one.copies
+    assert len(one_by_one.copies) == 2  # the two planted copies
 
 
 def test_a_pass_reads_each_images_keypoints_once_and_checks_every_pair(planted):
@@ -183,7 +178,7 @@ def test_a_pass_reads_each_images_keypoints_once_and_checks_every_pair(planted):
         ahead = functools.partial(checker.preload, store) if prefetch else None
         with checker.holding(len(store) if holding else 0):
             is_copy = functools.partial(checker.is_copy, store)
-            found = verified_copies(store, neighbours, is_copy, threads=1, prefetch=ahead)
+            found = verified_copies(store, neighbours, is_copy, threads=1, prefetch=ahead).copies
         assert len(checker._cached) <= 1  # back to its size after the pass
         return found, len(reads)
 
@@ -192,11 +187,3 @@ def test_a_pass_reads_each_images_keypoints_once_and_checks_every_pair(planted):
     assert once >= len(store) and again > once  # each image once, plus mirror images tried
     ahead, _ = pass_with(True, prefetch=True)
     assert ahead == held
-
-
-def test_reuse_order_keeps_every_link_and_puts_an_images_links_together():
-    links = [(1, 9, 0.9), (2, 8, 0.8), (1, 2, 0.7), (3, 9, 0.6), (4, 5, 0.5)]
-    ordered = reuse_order(links)
-    assert sorted(ordered) == sorted(links)
-    at = {link: n for n, link in enumerate(ordered)}
-    assert abs(at[(1, 9, 0.9)] - at[(3, 9, 0.6)]) <= 2

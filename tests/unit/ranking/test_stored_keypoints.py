@@ -162,3 +162,25 @@ def test_a_big_photo_added_live_is_found_from_a_detail_by_its_stored_finer_keypo
     monkeypatch.setattr(verifier, "FINER", False)
     coarse = collection.require().search(detail, 3).labelled()
     assert found[0].path == added.path and found[0].inliers > max(2 * (coarse[0].inliers or 0), 12)
+
+
+def test_a_big_photos_larger_view_is_decoded_once_per_check():
+    """Each match of a check against the finer set (0.8, 0.9, the upload's own finer keypoints)
+    may compare pixels at the larger view: it is read once for them all, and again for another
+    check (nothing held between checks)."""
+    big, _ = big_photo_and_detail()
+    thumbnail = big.copy()
+    thumbnail.thumbnail((448, 448), Image.Resampling.BICUBIC)
+    pixels = stored_keypoints.thumbnail_pixels(thumbnail)
+    stored = stored_keypoints.compute(pixels, np.asarray(big))
+    view = local_features.scaled_grey(np.asarray(big), stored_keypoints.LARGE_SIDE)
+    reads: list[int] = []
+    keypoints = stored_keypoints.keypoints(
+        stored, lambda: local_features.scaled_grey(pixels), view=lambda: reads.append(1) or view
+    )
+    finer = keypoints.finer()
+    assert finer is not None and finer.view is not None
+    assert finer.view()[0] is finer.view()[0] is view
+    assert reads == [1]
+    keypoints.finer().view()
+    assert reads == [1, 1]

@@ -18,7 +18,8 @@ from search_by_image.index.disk import writer_lock
 from search_by_image.indexing.indexer import update_index
 from search_by_image.layout import KEYS_FILE
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import Neighbours, find_groups, verified_copies
+from search_by_image.ranking.duplicates import Neighbours, find_groups
+from search_by_image.ranking.pair_checks import verified_copies
 from search_by_image.serving import live_writes
 
 CSV = """image,title,album,camera
@@ -275,7 +276,7 @@ def count_neighbour_passes(monkeypatch) -> list[int]:
     computed: list[int] = []
     real = Neighbours.of
     monkeypatch.setattr(
-        Neighbours, "of", classmethod(lambda cls, store, *a: computed.append(1) or real(store, *a))
+        Neighbours, "of", classmethod(lambda cls, store, *a, **k: computed.append(1) or real(store, *a, **k))
     )
     return computed
 
@@ -318,7 +319,7 @@ def test_groups_after_an_add_are_those_of_a_whole_pass_and_search_only_the_added
         checker = verifier.Verifier(collection_served.location, 10**8, 10)
         neighbours = Neighbours.of(store)
         copies = verified_copies(store, neighbours, functools.partial(checker.is_copy, store))
-        whole = find_groups(store, None, neighbours, copies)
+        whole = find_groups(store, None, neighbours, copies.copies, None, copies.implied)
     assert {",".join(sorted(p for _, p in g.images)) for g in whole} == set(incremental)
     crop, noise_path = paths
     assert ",".join(sorted(["dog.jpg", crop])) in incremental
