@@ -131,6 +131,10 @@ class Joined:
     def join(self, a: int, b: int) -> None:
         self._parent[self.root(a)] = self.root(b)
 
+    def label(self, node: int) -> int:
+        """The image that names `node`'s group (itself when no link joins it), adding nothing."""
+        return self.root(node) if node in self._parent else node
+
     def joined(self, a: int, b: int) -> bool:
         known = a in self._parent and b in self._parent
         return a == b or (known and self.root(a) == self.root(b))
@@ -143,13 +147,43 @@ class Joined:
         return groups
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """Image pairs and their scores as arrays (a pass leaves hundreds of thousands implied: as
+    Python tuples they cost seconds to carry over each write)."""
+
+    #: n x 2 ids
+    ends: np.ndarray
+    #: n scores
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: dict[tuple[int, int], float]) -> Pairs:
+        ends = np.array(list(pairs), np.int64).reshape(-1, 2)
+        return cls(ends, np.array(list(pairs.values()), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(map(tuple, self.ends.tolist()))
+
+    def within(self, ids: np.ndarray) -> Pairs:
+        """Those whose two images are among `ids`."""
+        kept = np.isin(self.ends, ids).all(axis=1)
+        return Pairs(self.ends[kept], self.scores[kept])
+
+    def plus(self, other: Pairs) -> Pairs:
+        return Pairs(np.concatenate([self.ends, other.ends]), np.concatenate([self.scores, other.scores]))
+
+
 def find_groups(
     store: LiveStore,
     threshold: float | None = None,
     neighbours: Neighbours | None = None,
     copies: dict[tuple[int, int], float] | None = None,
     keep: Callable[[int, int], bool] | None = None,
-    implied: dict[tuple[int, int], float] | None = None,
+    implied: Pairs | None = None,
     check: Callable[[int, int, float], bool] | None = None,
 ) -> list[Group]:
     """Groups of two or more linked images, largest first.
@@ -180,11 +214,11 @@ def find_groups(
     # A union-find, not scipy's connected_components: scipy is in no install of this project and
     # would add 140 MB to the serving one (0.5 GB) for these lines.
     joined = Joined(links)
-    for pair, score in sorted((implied or {}).items(), key=lambda item: -item[1]):
-        apart = (keep is not None and not keep(*pair)) or joined.joined(*pair)
-        if check is not None and not apart and check(*pair, score):
-            links[pair], is_copy[pair] = score, True
-            joined.join(*pair)
+    for a, b, score in _unjoined(implied if check is not None else None, joined):
+        left_apart = keep is not None and not keep(a, b)
+        if not left_apart and not joined.joined(a, b) and check is not None and check(a, b, score):
+            links[(a, b)], is_copy[(a, b)] = score, True
+            joined.join(a, b)
     within: dict[int, list[tuple[int, int]]] = {}
     for pair in links:
         within.setdefault(joined.root(pair[0]), []).append(pair)
@@ -198,6 +232,20 @@ def find_groups(
         for key, ids in joined.members().items()
     ]
     return sorted(groups, key=lambda g: (-len(g.images), -g.best))
+
+
+def _unjoined(implied: Pairs | None, joined: Joined) -> list[tuple[int, int, float]]:
+    """The implied pairs whose images `joined` does not join, best scoring first (each image's
+    group read once, the pairs compared as arrays)."""
+    if implied is None or not len(implied):
+        return []
+    ends = np.unique(implied.ends)
+    labels = np.array([joined.label(int(i)) for i in ends.tolist()], np.int64)[
+        np.searchsorted(ends, implied.ends)
+    ]
+    apart = np.flatnonzero(labels[:, 0] != labels[:, 1])
+    apart = apart[np.argsort(-implied.scores[apart], kind="stable")]
+    return [(int(a), int(b), float(s)) for (a, b), s in zip(implied.ends[apart], implied.scores[apart])]
 
 
 def write_report(groups: list[Group], out: TextIO, fmt: str) -> None:

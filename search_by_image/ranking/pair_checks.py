@@ -19,7 +19,7 @@ import numpy as np
 
 from search_by_image.devices import cpu_threads
 from search_by_image.index.live_store import LiveStore
-from search_by_image.ranking.duplicates import Joined, Neighbours
+from search_by_image.ranking.duplicates import Joined, Neighbours, Pairs
 from search_by_image.ranking.match_kinds import thresholds_for
 
 #: Each image's nearest this many are checked for copies whatever their score: a crop with a
@@ -49,19 +49,17 @@ class Verified:
     left unchecked because verified copies already joined their images (`implied`)."""
 
     copies: dict[Pair, float]
-    implied: dict[Pair, float]
+    implied: Pairs
 
     def within(self, store: LiveStore) -> Verified:
         """These pairs less those with an image `store` no longer holds."""
-        live = set(np.asarray(store.ids).tolist())
-
-        def kept(pairs: dict[Pair, float]) -> dict[Pair, float]:
-            return {p: s for p, s in pairs.items() if p[0] in live and p[1] in live}
-
-        return Verified(kept(self.copies), kept(self.implied))
+        ids = np.asarray(store.ids)
+        live = set(ids.tolist())
+        copies = {p: s for p, s in self.copies.items() if p[0] in live and p[1] in live}
+        return Verified(copies, self.implied.within(ids))
 
     def plus(self, other: Verified) -> Verified:
-        return Verified(self.copies | other.copies, self.implied | other.implied)
+        return Verified(self.copies | other.copies, self.implied.plus(other.implied))
 
 
 def verified_copies(
@@ -126,7 +124,7 @@ def verified_copies(
             progress(len(checked), len(checked))
     finally:  # a failing check ends the pass without the pairs still queued
         pool.shutdown(cancel_futures=True)
-    return Verified(copies, implied)
+    return Verified(copies, Pairs.of(implied))
 
 
 def reuse_order(links: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

@@ -15,7 +15,7 @@ from search_by_image.index.store import IndexStore
 from search_by_image.indexing.indexer import update_index
 from search_by_image.ranking import pair_checks, verifier
 from search_by_image.ranking.duplicate_pass import DuplicatePass
-from search_by_image.ranking.duplicates import Neighbours, find_groups
+from search_by_image.ranking.duplicates import Neighbours, Pairs, find_groups
 from search_by_image.ranking.pair_checks import reuse_order, verified_copies
 
 
@@ -64,7 +64,7 @@ def test_an_implied_pair_is_checked_when_the_links_that_joined_it_are_left_out()
     are grouped only if checking 1-3 finds a copy; the check is made then, once per pass."""
     ids = [1, 2, 3]
     store, neighbours = Ids(ids), everyone_linked(ids)
-    copies, implied = {(1, 2): 0.95, (2, 3): 0.95}, {(1, 3): 0.95}
+    copies, implied = {(1, 2): 0.95, (2, 3): 0.95}, Pairs.of({(1, 3): 0.95})
     checked = []
 
     def check(a: int, b: int, score: float) -> bool:
