@@ -244,3 +244,26 @@ def eventually(holds: Callable[[], bool], seconds: float = 10.0) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def smooth_grey(amplitude: float, seed: int = 0) -> np.ndarray:
+    """A smooth 320 x 320 grey picture (an abstract wallpaper's detail): gentle gradients only."""
+    import cv2
+
+    field = cv2.resize(
+        np.random.default_rng(seed).normal(0, 1, (12, 12)).astype(np.float32),
+        (320, 320),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    return np.clip(128 + amplitude * field / field.std(), 0, 255).astype(np.uint8)
+
+
+def planted_collection(root: Path) -> Settings:
+    """The demo photos plus `plant_copies`' two copies, indexed, under `root`."""
+    from search_by_image.indexing.indexer import update_index
+
+    settings = make_settings(root)
+    copy_photos(settings.images_dir)
+    plant_copies(settings.images_dir)
+    update_index(settings, progress=False)
+    return settings

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import copy_photos, make_settings, plant_copies
+from helpers import planted_collection
 
 import with_faiss
 from main import create_app
 from search_by_image.catalog import locations
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.store import IndexStore
-from search_by_image.indexing.indexer import update_index
 from search_by_image.ranking import verifier
 from search_by_image.ranking.duplicates import RAW_THRESHOLD, Neighbours, find_groups
 from search_by_image.ranking.pair_checks import verified_copies
@@ -25,12 +24,7 @@ from search_by_image.serving.service import SearchService
 def planted(tmp_path_factory):
     """The demo photos plus two planted copies: a half-size re-encode of the cat, and the eagle
     cropped by 8% on each side."""
-    root = tmp_path_factory.mktemp("duplicates")
-    settings = make_settings(root)
-    copy_photos(settings.images_dir)
-    plant_copies(settings.images_dir)
-    update_index(settings, progress=False)
-    return settings
+    return planted_collection(tmp_path_factory.mktemp("duplicates"))
 
 
 def test_planted_copies_are_grouped_with_their_originals_and_nothing_else(planted):

@@ -2,22 +2,11 @@
 check asks, and tried against a big photo's finer set where the thumbnail-size query finds no
 copy there (a small detail of a smooth or repetitive big photo), kept only as a copy."""
 
-import cv2
 import numpy as np
-from helpers import PHOTOS, jpeg_bytes
+from helpers import PHOTOS, jpeg_bytes, smooth_grey
 from PIL import Image
 
 from search_by_image.ranking import local_features, query_keypoints, verification
-
-
-def smooth_grey(amplitude: float, seed: int = 0) -> np.ndarray:
-    """A smooth 320 x 320 picture: gentle gradients only."""
-    field = cv2.resize(
-        np.random.default_rng(seed).normal(0, 1, (12, 12)).astype(np.float32),
-        (320, 320),
-        interpolation=cv2.INTER_CUBIC,
-    )
-    return np.clip(128 + amplitude * field / field.std(), 0, 255).astype(np.uint8)
 
 
 def detail_pair(

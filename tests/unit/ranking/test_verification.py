@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PHOTOS, encoded, jpeg_bytes, require_datasets, taken_at, writable_copy
+from helpers import PHOTOS, encoded, jpeg_bytes, require_datasets, smooth_grey, taken_at, writable_copy
 from PIL import Image, ImageEnhance, ImageOps
 
 from main import create_app
@@ -382,16 +382,6 @@ def test_texture_is_where_the_blurred_grey_has_a_gradient_over_so_many_levels(ph
         grey = local_features.scaled_grey(np.asarray(image))
         dy, dx = np.gradient(cv2.GaussianBlur(grey, (0, 0), alignment.BLUR_SIGMA).astype(np.float32))
         assert (alignment._textured(grey, levels) == (np.hypot(dx, dy) > levels)).all()
-
-
-def smooth_grey(amplitude: float, seed: int = 0) -> np.ndarray:
-    """A smooth 320 x 320 picture (an abstract wallpaper's detail): gentle gradients only."""
-    field = cv2.resize(
-        np.random.default_rng(seed).normal(0, 1, (12, 12)).astype(np.float32),
-        (320, 320),
-        interpolation=cv2.INTER_CUBIC,
-    )
-    return np.clip(128 + amplitude * field / field.std(), 0, 255).astype(np.uint8)
 
 
 def test_a_flat_pictures_motion_is_measured_on_its_gentler_gradients(monkeypatch):

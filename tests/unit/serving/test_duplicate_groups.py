@@ -7,23 +7,17 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import copy_photos, make_settings, plant_copies
+from helpers import planted_collection
 
 from main import create_app
 from search_by_image.errors import DuplicatesPending
-from search_by_image.indexing.indexer import update_index
 from search_by_image.ranking import verifier
 from search_by_image.serving import duplicate_groups
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pass-in-background")
-    settings = make_settings(root)
-    copy_photos(settings.images_dir)
-    plant_copies(settings.images_dir)
-    update_index(settings, progress=False)
-    return settings
+    return planted_collection(tmp_path_factory.mktemp("pass-in-background"))
 
 
 @pytest.fixture
