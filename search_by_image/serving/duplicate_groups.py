@@ -34,7 +34,7 @@ class PassJob:
 
     def __init__(self, store: LiveStore, run: Callable[[PassJob], None]):
         self.store = store
-        self.progress = Progress()
+        self.progress = Progress(total=len(store))  # images to search, until the pass reports
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=run, args=(self,), name="duplicates-pass", daemon=True)
 
