@@ -251,6 +251,7 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
 
     from search_by_image.catalog import locations
     from search_by_image.catalog.review_decisions import ReviewDecisions
+    from search_by_image.cli import pass_progress
     from search_by_image.errors import SearchByImageError
     from search_by_image.index.live_store import load_live
     from search_by_image.ranking import verifier
@@ -273,7 +274,9 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
             held.enter_context(checker.holding(2 * len(store)))
             is_copy = functools.partial(checker.is_copy, store)
             prefetch = functools.partial(checker.preload, store)
-        done = DuplicatePass.of(store, is_copy, prefetch)
+        done = pass_progress.with_bar(
+            lambda progress: DuplicatePass.of(store, is_copy, prefetch, progress), args.quiet
+        )
         groups = done.groups(args.threshold, lambda a, b: (a, b) not in apart, is_copy)
     write_report(groups, sys.stdout, args.format)
     logging.info(
