@@ -214,11 +214,11 @@ def find_groups(
     # A union-find, not scipy's connected_components: scipy is in no install of this project and
     # would add 140 MB to the serving one (0.5 GB) for these lines.
     joined = Joined(links)
-    for a, b, score in _unjoined(implied if check is not None else None, joined):
-        left_apart = keep is not None and not keep(a, b)
-        if not left_apart and not joined.joined(a, b) and check is not None and check(a, b, score):
-            links[(a, b)], is_copy[(a, b)] = score, True
-            joined.join(a, b)
+    if check is not None:
+        for a, b, score in _unjoined(implied, joined):
+            if (keep is None or keep(a, b)) and not joined.joined(a, b) and check(a, b, score):
+                links[(a, b)], is_copy[(a, b)] = score, True
+                joined.join(a, b)
     within: dict[int, list[tuple[int, int]]] = {}
     for pair in links:
         within.setdefault(joined.root(pair[0]), []).append(pair)

@@ -102,17 +102,21 @@ class IndexedKeypoints:
             raise OSError(f"no thumbnail of {path} can be read or made")
         rgb = _rgb(thumbnail)
         grey = local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
-        self.keep_greys(self.greys_kept, (key, grey))
+        with self._greys_lock:
+            self._greys[key] = grey
+            self._trim_greys()
         return grey
 
-    def keep_greys(self, count: int, new: tuple[Path, np.ndarray] | None = None) -> None:
-        """At most `count` greys kept from now on, the oldest dropped; `new` kept first."""
+    def keep_greys(self, count: int) -> None:
+        """At most `count` greys kept from now on, the oldest dropped."""
         with self._greys_lock:
             self.greys_kept = count
-            if new is not None:
-                self._greys[new[0]] = new[1]
-            while len(self._greys) > count:
-                self._greys.popitem(last=False)
+            self._trim_greys()
+
+    def _trim_greys(self) -> None:
+        """The oldest greys past `greys_kept` dropped (the caller holds `_greys_lock`)."""
+        while len(self._greys) > self.greys_kept:
+            self._greys.popitem(last=False)
 
     def _readers(self, path: str, fingerprint: Fingerprint):
         """What reads an image's grey pixels, its finer keypoints and its larger view, when a check

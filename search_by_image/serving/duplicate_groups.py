@@ -110,7 +110,11 @@ class DuplicateGroups:
         verification off: groups from scores alone."""
         last = self._pass
         if self._verifier is None:
-            return last.updated(store, None) if last else DuplicatePass.of(store, None, progress=progress)
+            return (
+                last.updated(store, None, progress=progress)
+                if last
+                else DuplicatePass.of(store, None, progress=progress)
+            )
         check = functools.partial(self._verifier.is_copy, store)
         stored = functools.partial(self._verifier.preload, store)  # keypoints stored at indexing
         with self._verifier.holding(2 * len(store)):  # each image's (and mirror's) read once
