@@ -4,6 +4,7 @@
     python -m bench.quality --http               # + the Holidays queries through a real uvicorn
     python -m bench.quality --camera             # + altered copies of camera-size photos
     python -m bench.quality --shrinkage 0        # plain (unshrunk) whitening, for comparison
+    python -m bench.quality --whitening 384 --shrinkage 1   # the small whitening (folders saved before)
     python -m bench.quality --no-rotations       # queries searched upright only, for comparison
     python -m bench.quality --variants           # side protocol: descriptor variants, cross-fitted
 
@@ -62,6 +63,10 @@ CAMERA_MIN_SIDE = 2000
 CAMERA_COPIES_PER_PHOTO = 3
 
 
+def shrinkage_of(learned: whitening.Whitening | None) -> float | None:
+    return None if learned is None else learned.shrinkage
+
+
 def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -> tuple[Settings, list[str]]:
     """Index Holidays like a user, then measure it through the search path, with the results
     ranked and labelled by scores alone (verify_top 0), checked with local features, and checked
@@ -84,7 +89,8 @@ def product_tables(holidays: Path, ukbench: Path, work: Path, overrides: dict) -
         lines.append(
             f"holidays_subset300 indexed like a user in {seconds:.0f} s: {manifest.embedder.model} "
             f"{embedder.runtime} {embedder.precision}, "
-            f"whitening {manifest.whitening_dims}-d (shrinkage {whitening.SHRINKAGE}), "
+            f"whitening {manifest.whitening_dims}-d (shrinkage {shrinkage_of(search.store.whitening)}), "
+            f"expansion's query weight {expansion.query_weight(search.store.whitening)}, "
             f"{search.store.base.index.d}-d index\n"
         )
     copies = {
@@ -213,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--query-weight",
         type=float,
-        help=f"query expansion: the query's weight (default {expansion.QUERY_WEIGHT})",
+        help=f"query expansion: the query's weight on a whitening shrunk more than 1 (default "
+        f"{expansion.QUERY_WEIGHT}; {expansion.SMALL_QUERY_WEIGHT} on 384-d shrunk by 1 and raw)",
     )
     parser.add_argument(
         "--no-rotations",

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     def is_copy(self, store, a: int, b: int, try_mirror: bool = True) -> bool:
         if not all((settings.images_dir / store.path_of(i)).is_file() for i in (a, b)):
             first, second = store.searchable_vectors([a, b])  # no pixels: a copy by its score
-            return float(first @ second) >= thresholds_for(store.whitening is not None).copy
+            return float(first @ second) >= thresholds_for(store.whitening).copy
         return real(self, store, a, b, try_mirror)
 
     verifier.Verifier.is_copy = is_copy  # type: ignore[method-assign]

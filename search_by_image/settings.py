@@ -50,11 +50,11 @@ class Settings(BaseSettings):
         (1.0,), description="input scales whose descriptors are summed, e.g. [1, 0.707, 0.5]"
     )
     whitening: int = Field(
-        384,
+        512,
         ge=0,
         le=4096,
         description="PCA-whitening dimensions (eigenvalues shrunk towards their mean), learned on "
-        "collections of 400+ images; 0 = off.",
+        "collections of 400+ images (384-d where there are fewer images than dimensions); 0 = off.",
     )
     precision: Precision = Field(
         "auto",

@@ -105,7 +105,7 @@ class DuplicatePass:
         some) checked with `is_copy`, each once (`later`)."""
         if self.copies is None:
             return find_groups(self.store, threshold, self.neighbours, None, keep)
-        similar = thresholds_for(self.store.whitening is not None).similar
+        similar = thresholds_for(self.store.whitening).similar
 
         def check(a: int, b: int, score: float) -> bool:
             if (a, b) not in self.later and is_copy is not None:

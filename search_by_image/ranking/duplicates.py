@@ -32,10 +32,8 @@ from typing import TextIO
 import numpy as np
 
 from search_by_image.index.live_store import LiveStore
-from search_by_image.ranking.match_kinds import RAW, WHITENED, thresholds_for
+from search_by_image.ranking.match_kinds import thresholds_for
 
-RAW_THRESHOLD = RAW.copy
-WHITENED_THRESHOLD = WHITENED.copy
 QUERY_BATCH = 1024
 #: Nearest images kept per image: links to more near-copies than this come through the others.
 NEIGHBOURS = 32
@@ -61,7 +59,7 @@ class Group:
 
 
 def default_threshold(store: LiveStore) -> float:
-    return WHITENED_THRESHOLD if store.whitening is not None else RAW_THRESHOLD
+    return thresholds_for(store.whitening).copy
 
 
 @dataclass(frozen=True)
@@ -201,7 +199,7 @@ def find_groups(
         neighbours = Neighbours.of(store)
     if copies is None:
         threshold = default_threshold(store) if threshold is None else threshold
-        copy = thresholds_for(store.whitening is not None).copy
+        copy = thresholds_for(store.whitening).copy
         links = {(a, b): score for a, b, score in neighbours.links(threshold)}
         is_copy = {pair: score >= copy for pair, score in links.items()}
     else:

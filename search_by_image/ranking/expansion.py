@@ -9,8 +9,9 @@ et al. 2018) reaches the scene's other shots. Only verified results expand the q
 expansion with the top results whatever they show gained less and drifts when they are wrong
 (bench/README.md "Levers measured and not shipped").
 
-- Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's 1: a copy
-  or a close shot counts fully, a barely verified one little.
+- Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's
+  QUERY_WEIGHT (1 on raw descriptors and 384-d whitening): a copy or a close shot counts fully, a
+  barely verified one little.
 - Verified results keep their place (their own score and lift, verification.reorder), so a
   copy's source stays above the other shots of its scene that the expanded query favours; the
   others are ranked by the expanded query's score. Scores shown
@@ -33,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from search_by_image.index.live_store import LiveStore
+from search_by_image.index.whitening import Whitening
 from search_by_image.ranking import rotations
 from search_by_image.ranking.verification import BONUS_CAP, Check, reorder_checks
 
@@ -42,15 +44,24 @@ DEPTH = 100
 #: since with repetitive patterns (tiles, grids) other images verify too and then lead a detail's
 #: source (bench/README.md "Copies as they reach people").
 VERIFIED_FIRST = False
-#: The query's own weight beside its verified results' (each at most 1): measured, not shipped
-#: (bench/README.md "Levers measured and not shipped").
-QUERY_WEIGHT = 1.0
+#: The query's own weight beside its verified results' (each at most 1) on the default whitening
+#: (512-d, shrinkage 2): 1.5 keeps more of what the query itself shows (bench/README.md "Whitening
+#: on the product path").
+QUERY_WEIGHT = 1.5
+#: ... on raw descriptors and a whitening shrunk by 1 (384-d), as they were measured and served.
+SMALL_QUERY_WEIGHT = 1.0
 
 
-def expanded(query: np.ndarray, members: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The unit sum of a (whitened, unit) query, weighing QUERY_WEIGHT, and its members'
+def query_weight(whitening: Whitening | None) -> float:
+    return SMALL_QUERY_WEIGHT if whitening is None or whitening.small else QUERY_WEIGHT
+
+
+def expanded(
+    query: np.ndarray, members: np.ndarray, weights: np.ndarray, query_weight: float = 1.0
+) -> np.ndarray:
+    """The unit sum of a (whitened, unit) query, weighing `query_weight`, and its members'
     descriptors, weighted."""
-    total = QUERY_WEIGHT * np.asarray(query, np.float64) + np.asarray(weights, np.float64) @ np.asarray(
+    total = query_weight * np.asarray(query, np.float64) + np.asarray(weights, np.float64) @ np.asarray(
         members, np.float64
     )
     return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
@@ -71,9 +82,10 @@ def rerank(
     vectors = store.searchable_vectors(image_id for image_id, _ in hits[:top])
     weights = np.minimum(inliers[verified], BONUS_CAP) / BONUS_CAP
     views = store.searchable(np.atleast_2d(query))
+    own_weight = query_weight(store.whitening)
     scores = np.max(
         [
-            vectors @ expanded(view, vectors[verified], weights) - rotations.penalty(n)
+            vectors @ expanded(view, vectors[verified], weights, own_weight) - rotations.penalty(n)
             for n, view in enumerate(views)
         ],
         axis=0,

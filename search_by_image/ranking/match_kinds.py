@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from search_by_image.index.whitening import Whitening
+
 MatchKind = Literal["copy", "similar", "weak"]
 
 
@@ -46,9 +48,15 @@ class Thresholds:
         return "copy" if copy else "similar" if verified or score >= self.similar else "weak"
 
 
+#: The default whitening (512-d, shrinkage 2).
 WHITENED = Thresholds(copy=0.6, similar=0.3)
+#: A whitening shrunk by 1 (384-d: collections of 400-511 images, folders saved before).
+WHITENED_SMALL = Thresholds(copy=0.6, similar=0.3)
 RAW = Thresholds(copy=0.85, similar=0.75)
 
 
-def thresholds_for(whitened: bool) -> Thresholds:
-    return WHITENED if whitened else RAW
+def thresholds_for(whitening: Whitening | None) -> Thresholds:
+    """The thresholds of an index searched with this whitening (None: raw descriptors)."""
+    if whitening is None:
+        return RAW
+    return WHITENED_SMALL if whitening.small else WHITENED

@@ -80,7 +80,7 @@ def verified_copies(
     up. `only`: just the pairs with one of these ids (a live add's). `prefetch(ids)`: called with
     the images of each PREFETCH_LINKS pairs before they are checked (`Verifier.preload`).
     `progress(done, total)`: the pairs checked or left implied so far, of all, now and then."""
-    similar = thresholds_for(store.whitening is not None).similar
+    similar = thresholds_for(store.whitening).similar
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
     if only is not None:
         new = set(only.tolist())

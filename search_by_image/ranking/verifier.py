@@ -185,7 +185,7 @@ class Verifier:
         top = min(self.top, len(hits))
         if not top:
             return hits, [None] * len(hits)
-        copy_score = thresholds_for(store.whitening is not None).copy
+        copy_score = thresholds_for(store.whitening).copy
         # the results' keypoints (thumbnails not yet in memory) while this thread makes the query's
         candidates = self._keypoints(store, hits[:top])
         asked = query()
@@ -213,7 +213,7 @@ class Verifier:
         if asked is None:
             return checks
         wanted = [hits[i] for i in late]
-        copy_score = thresholds_for(store.whitening is not None).copy
+        copy_score = thresholds_for(store.whitening).copy
         found = self._checks(store, asked, wanted, self._keypoints(store, wanted), copy_score)
         checks = list(checks)
         for i, one in zip(late, found):

@@ -48,7 +48,7 @@ class Hits:
     def labelled(self) -> list[Labelled]:
         """Each hit with its path and what it means (match_kinds: by the check where one ran)."""
         store = self.snapshot.store
-        kinds = thresholds_for(store.whitening is not None)
+        kinds = thresholds_for(store.whitening)
         checks = self.checks or [None] * len(self.hits)
         return [
             Labelled(

@@ -36,7 +36,7 @@ from search_by_image.catalog.review_decisions import Decision
 from search_by_image.errors import DuplicatesPending
 from search_by_image.ranking.duplicates import default_threshold
 from search_by_image.ranking.keepers import RULE
-from search_by_image.ranking.match_kinds import RAW, WHITENED
+from search_by_image.ranking.match_kinds import RAW, WHITENED, WHITENED_SMALL
 from search_by_image.serving.duplicate_review import Reviewed, Scope, review_of
 
 router = APIRouter(prefix="/collections", tags=["duplicates"])
@@ -122,7 +122,8 @@ async def duplicates(
             gt=0,
             le=1,
             description="similarity above which images are duplicates, in search-score "
-            f"units (default: {RAW.copy}, or {WHITENED.copy} for a whitened index)",
+            f"units (default: {RAW.copy} raw, {WHITENED.copy} whitened, "
+            f"{WHITENED_SMALL.copy} 384-d whitened)",
         ),
     ] = None,
     filters: Annotated[str | None, Query(description=FILTERS_HELP)] = None,

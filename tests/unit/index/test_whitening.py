@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 
 from config import Settings
+from search_by_image.index import whitening as whitening_module
 from search_by_image.index.disk import writer_lock
 from search_by_image.index.store import IndexStore
-from search_by_image.index.whitening import SHRINKAGE, Whitening, learn_if_enough
+from search_by_image.index.whitening import (
+    SHRINKAGE,
+    SMALL_DIMS,
+    SMALL_SHRINKAGE,
+    Whitening,
+    learn_if_enough,
+)
 from search_by_image.layout import WHITENING_FILE
 from search_by_image.model.embedder import EmbedderSpec
 
@@ -35,6 +42,41 @@ def test_small_collections_or_zero_dims_are_not_whitened():
     assert learn_if_enough(descriptors(100), dims=256) is None
     assert learn_if_enough(descriptors(600), dims=0) is None
     assert learn_if_enough(descriptors(600), dims=256).dims == 256
+
+
+def test_fewer_images_than_dimensions_fall_back_to_the_small_whitening():
+    """A 512 x 512 covariance needs more than 511 images: 400-511 get 384-d shrunk by 1, the
+    whitening whose scores the small thresholds (match_kinds) were measured on."""
+    default = learn_if_enough(descriptors(600), dims=512)
+    assert (default.dims, default.shrinkage, default.small) == (512, SHRINKAGE, False)
+    fallback = learn_if_enough(descriptors(450), dims=512)
+    assert (fallback.dims, fallback.shrinkage, fallback.small) == (SMALL_DIMS, SMALL_SHRINKAGE, True)
+
+
+def test_a_folder_saved_before_the_shrinkage_was_recorded_loads_and_searches_as_before(tmp_path, monkeypatch):
+    """Folders indexed with the 384-d whitening shrunk by 1 saved only its mean and projection:
+    they load as that whitening (named and expanded as before) and find the same rows, same scores."""
+    features = descriptors(500)
+    paths = [f"{i}.jpg" for i in range(500)]
+    monkeypatch.setattr(whitening_module, "SHRINKAGE", SMALL_SHRINKAGE)
+    store = IndexStore.create(SPEC, features, paths, {p: (1, 1) for p in paths}, whitening_dims=384)
+    with writer_lock(tmp_path):
+        store.save(tmp_path)
+    with open(tmp_path / WHITENING_FILE, "wb") as handle:  # as such folders hold it
+        np.savez(handle, mean=store.whitening.mean, projection=store.whitening.projection)
+    monkeypatch.undo()
+    loaded = IndexStore.load(tmp_path)
+    assert loaded.manifest.whitening_dims == 384 and loaded.index.d == 384
+    assert loaded.whitening.shrinkage == SMALL_SHRINKAGE and loaded.whitening.small
+    np.testing.assert_array_equal(loaded.whitening.projection, store.whitening.projection)
+    queries = features[[3, 42, 400]] + 0.01
+    assert loaded.search(queries, k=5) == store.search(queries, k=5)
+
+
+def test_the_shrinkage_is_saved_with_the_whitening(tmp_path):
+    learned = Whitening.learn(descriptors(600), dims=64)
+    learned.save(tmp_path / WHITENING_FILE)
+    assert Whitening.load(tmp_path / WHITENING_FILE).shrinkage == learned.shrinkage == SHRINKAGE
 
 
 def test_store_learns_saves_loads_and_searches_in_whitened_space(tmp_path):

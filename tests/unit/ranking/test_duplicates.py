@@ -15,7 +15,8 @@ from search_by_image.catalog import locations
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.store import IndexStore
 from search_by_image.ranking import verifier
-from search_by_image.ranking.duplicates import RAW_THRESHOLD, Neighbours, find_groups
+from search_by_image.ranking.duplicates import Neighbours, find_groups
+from search_by_image.ranking.match_kinds import RAW
 from search_by_image.ranking.pair_checks import verified_copies
 from search_by_image.serving.service import SearchService
 
@@ -31,7 +32,7 @@ def test_planted_copies_are_grouped_with_their_originals_and_nothing_else(plante
     groups = find_groups(IndexStore.load(planted.saved_dir))
     found = sorted(sorted(p for _, p in g.images) for g in groups)
     assert found == [["chelsea.jpg", "copies/cat-small.jpg"], ["copies/eagle-crop.jpg", "eagle.jpg"]]
-    assert all(RAW_THRESHOLD < g.weakest <= g.best <= 1.0 for g in groups)
+    assert all(RAW.copy < g.weakest <= g.best <= 1.0 for g in groups)
     assert {g.kind for g in groups} == {"copies"}
 
 
@@ -40,7 +41,7 @@ def test_groups_joined_by_weaker_links_say_they_are_similar_not_copies(planted):
     groups = find_groups(IndexStore.load(planted.saved_dir), threshold=0.5)
     kinds = {g.kind for g in groups}
     assert kinds == {"copies", "similar"}
-    assert all((g.kind == "copies") == (g.weakest >= RAW_THRESHOLD) for g in groups)
+    assert all((g.kind == "copies") == (g.weakest >= RAW.copy) for g in groups)
 
 
 def test_the_most_similar_distinct_photos_are_not_duplicates(planted):
@@ -65,7 +66,7 @@ def test_the_cli_lists_groups_as_csv_or_json(planted, capsys):
 def test_the_api_and_the_page_show_the_groups(planted):
     with TestClient(create_app(planted)) as client:
         body = client.get("/collections/default/duplicates").json()
-        assert body["threshold"] == RAW_THRESHOLD and len(body["groups"]) == 2
+        assert body["threshold"] == RAW.copy and len(body["groups"]) == 2
         image = body["groups"][0]["images"][0]
         assert client.get(image["image_url"]).status_code == 200
         assert client.get("/collections/default/duplicates?threshold=2").status_code == 422

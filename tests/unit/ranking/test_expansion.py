@@ -12,6 +12,7 @@ from PIL import Image
 
 from search_by_image.evaluation.measures import GroundTruth
 from search_by_image.evaluation.product import ProductSearch, index_like_a_user
+from search_by_image.index.whitening import SHRINKAGE, SMALL_SHRINKAGE, Whitening
 from search_by_image.ranking import expansion
 from search_by_image.serving.snapshot import Snapshot
 from search_by_image.settings import PROJECT_DIR
@@ -111,8 +112,13 @@ def test_the_expanded_query_leans_towards_its_heavier_members():
     assert result[0] == pytest.approx(result[1]) and result[2] == pytest.approx(result[0] / 4)
 
 
-def test_the_query_weighs_query_weight_beside_its_members(monkeypatch):
-    monkeypatch.setattr(expansion, "QUERY_WEIGHT", 2.0)
+def test_the_query_weighs_its_whitenings_weight_beside_its_members():
     query = np.array([1.0, 0.0], np.float32)
-    result = expansion.expanded(query, np.array([[0.0, 1.0]], np.float32), np.array([1.0]))
+    result = expansion.expanded(query, np.array([[0.0, 1.0]], np.float32), np.array([1.0]), 2.0)
     assert result[0] == pytest.approx(2 * result[1])
+    projection = np.eye(4, dtype=np.float32)
+    default = Whitening(np.zeros(4, np.float32), projection, shrinkage=SHRINKAGE)
+    small = Whitening(np.zeros(4, np.float32), projection, shrinkage=SMALL_SHRINKAGE)
+    assert expansion.query_weight(default) == expansion.QUERY_WEIGHT == 1.5
+    # raw descriptors and the 384-d whitening (folders saved before) expand as they always did
+    assert expansion.query_weight(small) == expansion.query_weight(None) == 1.0

@@ -256,7 +256,7 @@ def test_results_checked_side_by_side_are_checked_as_one_by_one(demo_collection,
     (hits,) = store.search(snapshot.batcher.embed(snapshot.embedder.preprocessing(image))[None], 10)
     asked = query(image)
     reranked, checks = verifier.rerank(store, hits, lambda: asked)
-    copy_score = thresholds_for(store.whitening is not None).copy
+    copy_score = thresholds_for(store.whitening).copy
     one_by_one = {
         image_id: verification.check(asked, verifier.of(store, image_id), score >= copy_score)
         for image_id, score in hits
