@@ -7,8 +7,8 @@ until recall@10 against exact search reaches the target.
 Why these limits (figures: bench/README.md, the FAISS tables and "Figures behind the code's
 choices"; bench/speed.py --only faiss):
 - an exact (Flat) inner-product scan costs time in proportion to multiply-adds per query, so
-  FLAT_MAX_COST = 4e7 keeps an exact search near 10 ms on the project's 2-core machine: 104k
-  images with the default 384-d whitening, 19.5k with raw 2048-d features.
+  FLAT_MAX_COST = 4e7 keeps an exact search near 10 ms on the project's 2-core machine: 78k
+  images with the default 512-d whitening (104k at 384-d), 19.5k with raw 2048-d features.
 - above that, IVF with nlist = 4 sqrt(n) (faiss's guideline is 4 to 16 sqrt(n)) finds nearly all
   of the exact top 10 at a small nprobe in a fraction of a millisecond. Real descriptors are less
   tidy than synthetic clusters, so `tune_nprobe` raises nprobe until the recall target holds on
