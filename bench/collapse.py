@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         tempfile.TemporaryDirectory() as root,
         ProductSearch(index_like_a_user(images, Path(root))) as search,
     ):
-        _, groups = search.collection.duplicates(None)
+        _, groups = search.collection.duplicates(None, wait_s=None)  # the whole pass, however loaded
         copies_groups = sum(g.kind == "copies" for g in groups)
         for collapse in (False, True):
             repeated = own = stood_for = 0

@@ -6,6 +6,7 @@
     python -m bench.quality --shrinkage 0        # plain (unshrunk) whitening, for comparison
     python -m bench.quality --whitening 384 --shrinkage 1   # the small whitening (folders saved before)
     python -m bench.quality --no-rotations       # queries searched upright only, for comparison
+    python -m bench.quality --map-only           # Holidays-300 mAP at the defaults alone (minutes)
     python -m bench.quality --variants           # side protocol: descriptor variants, cross-fitted
 
 The headline rows index holidays_subset300 the way `python with_faiss.py` does (the indexer, its
@@ -52,7 +53,13 @@ from bench.quality_measures import (
 from bench.quality_variants import variants_table
 from search_by_image.evaluation.alterations import altered_copies, pick_sources, sideways_copies
 from search_by_image.evaluation.measures import GroundTruth
-from search_by_image.evaluation.product import ProductSearch, identical_pairs, index_like_a_user, source_ranks
+from search_by_image.evaluation.product import (
+    ProductSearch,
+    identical_pairs,
+    index_like_a_user,
+    product_map,
+    source_ranks,
+)
 from search_by_image.index import whitening
 from search_by_image.ranking import expansion
 from search_by_image.settings import PROJECT_DIR, Settings
@@ -61,6 +68,20 @@ DATASETS = PROJECT_DIR.parent / "shared" / "datasets"
 #: Camera-size photos for `--camera`: Debian's wallpapers (bench/wallpapers.py) at least this long.
 CAMERA_MIN_SIDE = 2000
 CAMERA_COPIES_PER_PHOTO = 3
+
+
+def map_only(holidays: Path, work: Path, overrides: dict) -> str:
+    """Holidays-300 mAP and P@1 through the product at the defaults (verified + expansion)."""
+    truth = GroundTruth.read(holidays)
+    settings = index_like_a_user({f: holidays / "images" / f for f in truth.files}, work, **overrides)
+    with ProductSearch(settings) as search:
+        score, p1 = product_map(search, holidays, truth)
+        embedder, store = search.collection.require().embedder, search.store
+        return (
+            f"Holidays-300 mAP {score:.4f}, P@1 {p1:.4f} ({embedder.runtime} {embedder.precision}, "
+            f"whitening {store.manifest.whitening_dims}-d shrinkage {shrinkage_of(store.whitening)}, "
+            f"query weight {expansion.query_weight(store.whitening)})"
+        )
 
 
 def shrinkage_of(learned: whitening.Whitening | None) -> float | None:
@@ -222,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"query expansion: the query's weight on a whitening shrunk more than 1 (default "
         f"{expansion.QUERY_WEIGHT}; {expansion.SMALL_QUERY_WEIGHT} on 384-d shrunk by 1 and raw)",
     )
+    parser.add_argument("--map-only", action="store_true", help="Holidays-300 mAP at the defaults alone")
     parser.add_argument(
         "--no-rotations",
         action="store_true",
@@ -248,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides["query_rotations"] = False
     with tempfile.TemporaryDirectory(prefix="sbi-quality-") as tmp:
         work = Path(tmp)
+        if args.map_only:
+            print(map_only(holidays, work / "holidays", overrides), flush=True)
+            return 0
         settings, lines = product_tables(holidays, args.datasets_dir / "ukbench_subset14", work, overrides)
         print("\n## Through the product (in-process POST /search code)\n\n" + "\n".join(lines), flush=True)
         if args.http:

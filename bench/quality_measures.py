@@ -128,7 +128,7 @@ def planted_duplicates(planted, truth: GroundTruth, changes: dict, identical) ->
     what GET /duplicates runs) under the settings `changes`, scored against the planted copies."""
     settings, copy_of = planted
     with ProductSearch(settings.model_copy(update=changes)) as search:
-        _, groups = search.collection.duplicates(None)
+        _, groups = search.collection.duplicates(None, wait_s=None)  # the whole pass, however loaded
     return duplicate_finding(groups, copy_of, truth.files, identical)
 
 

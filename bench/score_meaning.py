@@ -9,8 +9,8 @@ whitening; then, with scores alone (no verification, upright), the share of 900 
 code of POST /search, the share of the 903 same-scene Holidays pairs (other shots of one scene), of
 the photos with any other photo that high (what a duplicate group at that threshold would hold),
 and the count of different-scene pairs that high (from the stored vectors). For each whitening, the
-thresholds whose same-scene share matches the first whitening's at its `copy` and `similar`: the
-same meaning on the other scale. Tables: bench/README.md "Score meaning".
+thresholds that pass the same share of each column as the first whitening's `copy` and `similar`:
+the same meaning on the other scale. Tables: bench/README.md "Score meaning".
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ THRESHOLDS = np.round(np.arange(0.2, 0.851, 0.05), 2)
 
 def scores(holidays: Path, work: Path, dims: int, shrinkage: float):
     """(copies' scores with their source, same-scene pair scores, best other score per photo,
-    different-scene pair scores >= 0.2, the index's thresholds) for one whitening."""
+    different-scene pair scores, the index's thresholds) for one whitening."""
     truth = GroundTruth.read(holidays)
     whitening.SHRINKAGE = shrinkage
     settings = index_like_a_user(
@@ -111,13 +111,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"{np.mean(best >= t):.3f} | {int(np.sum(other >= t))} |"
                 )
             if reference is None:
-                reference = (same, kinds)
-            else:
-                ref_same, ref_kinds = reference
+                reference = (copies, same, best, other, kinds)
+                continue
+            print("\nthe first whitening's thresholds on this scale, matching the share of:")
+            for name, ref, here in zip(
+                ("copies", "same-scene pairs", "photos", "other-scene pairs"),
+                reference,
+                (copies, same, best, other),
+            ):
                 print(
-                    f"\nsame meaning as the first whitening's (same-scene share): copy "
-                    f"{ref_kinds.copy} -> {matched(ref_same, ref_kinds.copy, same):.3f}, similar "
-                    f"{ref_kinds.similar} -> {matched(ref_same, ref_kinds.similar, same):.3f}",
+                    f"- {name}: copy {reference[4].copy} -> {matched(ref, reference[4].copy, here):.3f}, "
+                    f"similar {reference[4].similar} -> {matched(ref, reference[4].similar, here):.3f}",
                     flush=True,
                 )
     return 0

@@ -116,7 +116,7 @@ def test_planted_copies_are_grouped_with_their_original(holidays, tmp_path):
     images = {f: dataset / "images" / f for f in truth.files} | planted
     photo_of = {name: truth.files[c.source] for name, c in zip(planted, copies)}
     with ProductSearch(index_like_a_user(images, tmp_path, start_from=settings.saved_dir)) as search:
-        _, groups = search.collection.duplicates(None)  # what GET .../duplicates shows
+        _, groups = search.collection.duplicates(None, wait_s=None)  # what GET .../duplicates shows
         found = duplicate_finding(groups, photo_of, truth.files)
         # collapse=copies: the originals searched, one result per photo wanted in each top 10
         repeated = {False: 0, True: 0}
