@@ -78,4 +78,10 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
     "before larger query keypoints": ({}, _patch(LARGER_QUERY_OFF)),
     "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
+    "before verified places": ({}, _patch((expansion, "VERIFIED_PLACES", False))),
+    "copies by correlation grid": ({}, _patch((verification, "COPY_ORDER_BAND", False))),
+    "before both orders": (
+        {},
+        _patch((expansion, "VERIFIED_PLACES", False), (verification, "COPY_ORDER_BAND", False)),
+    ),
 }

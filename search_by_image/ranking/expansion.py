@@ -11,9 +11,9 @@ expansion with the top results whatever they show gained less and drifts when th
 
 - Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's 1: a copy
   or a close shot counts fully, a barely verified one little.
-- Verified results keep their place (their own score and lift, verification.reorder), so a
-  copy's source stays above the other shots of its scene that the expanded query favours; the
-  others are ranked by the expanded query's score. Scores shown
+- Verified results keep their places (VERIFIED_PLACES), so a copy's source stays above the
+  other shots of its scene that the expanded query favours; the others are ranked again by the
+  expanded query's score, among the places they held. Scores shown
   stay the query's own, so match kinds keep their calibration.
 - Only the first DEPTH fetched results are ranked again, from the descriptors the index store
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
@@ -42,6 +42,11 @@ DEPTH = 100
 #: since with repetitive patterns (tiles, grids) other images verify too and then lead a detail's
 #: source (bench/README.md "Copies as they reach people").
 VERIFIED_FIRST = False
+#: Whether verified results keep their places among the results (expansion ranks the unverified
+#: ones again among the places they held): the expanded query favours the other shots of the
+#: query's scene, and lifted one checked with 0-5 inliers over a copy's verified source, not a
+#: copy by its pixels (bench/README.md "Order of results").
+VERIFIED_PLACES = True
 #: The query's own weight beside its verified results' (each at most 1): measured, not shipped
 #: (bench/README.md "Levers measured and not shipped").
 QUERY_WEIGHT = 1.0
@@ -80,4 +85,15 @@ def rerank(
     )
     own = np.array([score for _, score in hits[:top]])
     order = reorder_checks(np.where(verified, own, scores), checks[:top], VERIFIED_FIRST)
+    if VERIFIED_PLACES and not VERIFIED_FIRST:
+        order = _in_places(order, verified)
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]
+
+
+def _in_places(order: np.ndarray, verified: np.ndarray) -> np.ndarray:
+    """`order` with the verified results in the places (indices) verified results held, and the
+    unverified ones in the others, each in `order`'s order (a copy verified late still leads)."""
+    placed = np.empty(len(verified), np.int64)
+    placed[verified] = [i for i in order if verified[i]]
+    placed[~verified] = [i for i in order if not verified[i]]
+    return placed

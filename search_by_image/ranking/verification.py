@@ -58,6 +58,11 @@ FINER_QUERY = True
 FINER_QUERY_INLIERS = 8
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
+#: Whether the copies within COPY_ORDER_STEP of the closest one's correlation count as equally
+#: close (a band under the best), rather than those in the same step of a fixed grid: 0.996 and
+#: 0.994 straddle a step of the grid but differ by less than one (bench/README.md "Order of
+#: results").
+COPY_ORDER_BAND = True
 #: Whether copies of one correlation step are ordered by their residual motion, least first: a
 #: burst passing for a copy moves a little more (bench/README.md "Order of results": 30 of 35).
 COPIES_BY_MOTION = True
@@ -224,12 +229,15 @@ def reorder(
     """Order of results (scores best first, inliers of each, -1: not verified, whether each is
     a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
     first, the closest first (correlation to COPY_ORDER_STEP, then with COPIES_BY_MOTION the least
-    motion: a burst passing for a copy correlates less, moves more), then, with `verified_first`,
+    motion: a burst passing for a copy correlates less, moves more; with COPY_ORDER_BAND the step
+    is the band under the closest copy), then, with `verified_first`,
     the other verified results, then the rest, each part by its lifted score (`lifted`): a source
     above any other shot, however close its score. Stable: unverified results keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
+    if COPY_ORDER_BAND and copies.any():  # the band under the closest copy leads, as one step
+        closeness[copies & (close >= close[copies].max() - COPY_ORDER_STEP)] = np.inf
     by_motion = motion is not None and COPIES_BY_MOTION
     moved = np.where(copies, np.asarray(motion, np.float64), 0.0) if by_motion else np.zeros(len(copies))
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)

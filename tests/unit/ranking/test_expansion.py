@@ -12,7 +12,7 @@ from PIL import Image
 
 from search_by_image.evaluation.measures import GroundTruth
 from search_by_image.evaluation.product import ProductSearch, index_like_a_user
-from search_by_image.ranking import expansion
+from search_by_image.ranking import expansion, verification
 from search_by_image.serving.snapshot import Snapshot
 from search_by_image.settings import PROJECT_DIR
 
@@ -116,3 +116,41 @@ def test_the_query_weighs_query_weight_beside_its_members(monkeypatch):
     query = np.array([1.0, 0.0], np.float32)
     result = expansion.expanded(query, np.array([[0.0, 1.0]], np.float32), np.array([1.0]))
     assert result[0] == pytest.approx(2 * result[1])
+
+
+class Vectors:
+    """A store's searchable descriptors (expansion.rerank's only use of it), unit rows by id."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    def searchable_vectors(self, ids):
+        return self.rows[list(ids)]
+
+    def searchable(self, query):
+        return query
+
+
+def test_a_verified_source_keeps_its_place_above_another_shot_the_expanded_query_favours(monkeypatch):
+    # 0: the query's source, verified (19 inliers) but not a copy by its pixels; 1: another
+    # shot of its scene, checked (0 inliers), whose descriptor is the source's; 2, 3: unchecked
+    rows = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.05], [0.0, 0.0, 1.0], [0.2, 1.0, 0.1]])
+    query = np.array([1.0, 0.0, 0.0], np.float32)
+    hits = [(0, 0.40), (1, 0.46), (2, 0.30), (3, 0.10)]
+    checks = [verification.Check(19), verification.Check(0), None, None]
+    store = Vectors(rows)
+    ranked, _ = expansion.rerank(store, query, hits, checks)
+    assert [i for i, _ in ranked] == [0, 1, 3, 2]  # the unverified ones ranked again below it
+    monkeypatch.setattr(expansion, "VERIFIED_PLACES", False)
+    ranked, _ = expansion.rerank(store, query, hits, checks)
+    assert [i for i, _ in ranked][:2] == [1, 0]
+
+
+def test_a_copy_verified_late_still_leads_the_verified_results(monkeypatch):
+    rows = np.array([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.1]])
+    query = np.array([1.0, 0.0, 0.0], np.float32)
+    hits = [(0, 0.40), (1, 0.30), (2, 0.20)]
+    copy = verification.Check(60, 0.99, 0.1)
+    checks = [verification.Check(20), None, copy]
+    ranked, kept = expansion.rerank(Vectors(rows), query, hits, checks)
+    assert [i for i, _ in ranked][0] == 2 and kept[0] is copy

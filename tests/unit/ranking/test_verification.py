@@ -185,8 +185,8 @@ def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch)
     correlation = np.array([0.987, 0.990, 0.95])
     motion = np.array([0.22, 0.15, 0.6])
     assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [1, 0, 2]
-    # a closer correlation step still comes first, however it moves
-    closer = np.array([0.999, 0.990, 0.95])
+    # a copy closer by more than a step still comes first, however it moves
+    closer = np.array([0.999, 0.985, 0.95])
     assert verification.reorder(scores, inliers, copies, closer, motion=motion).tolist() == [0, 1, 2]
     # the motion of results that are not copies orders nothing
     assert verification.reorder(scores, inliers, np.zeros(3, bool), correlation, motion=motion).tolist() == [
@@ -195,6 +195,19 @@ def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch)
         2,
     ]
     monkeypatch.setattr(verification, "COPIES_BY_MOTION", False)
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]
+
+
+def test_copies_within_a_step_of_the_closest_are_as_close_even_across_a_step_of_the_grid(monkeypatch):
+    # an edited copy's source (0.994, moving 0.15 px) and a burst of it (0.996, 0.20 px): rounded
+    # to 0.01 they fall in two steps, 0.99 and 1.00, though 0.002 apart
+    scores = np.array([0.35, 0.54, 0.25])
+    inliers = np.array([30, 144, 13])
+    copies = np.array([True, True, False])
+    correlation = np.array([0.996, 0.994, -1])
+    motion = np.array([0.197, 0.151, np.inf])
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [1, 0, 2]
+    monkeypatch.setattr(verification, "COPY_ORDER_BAND", False)
     assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]
 
 
