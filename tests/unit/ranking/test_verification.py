@@ -166,7 +166,7 @@ def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lea
     scores = np.array([0.52, 0.50, 0.45, 0.30])
     inliers = np.array([18, 19, 6, 16])
     copies = np.array([True, True, False, False])
-    correlation = np.array([0.982, 0.995, -1, 0.98])
+    correlation = np.array([0.982, 0.995, -1, 0.85])
     assert verification.reorder(scores, inliers, copies, correlation).tolist() == [1, 0, 2, 3]
     # expansion's order: a verified result stays above an unverified one its expanded score beat
     assert verification.reorder(scores, inliers, copies, correlation, verified_first=True).tolist() == [
@@ -196,6 +196,22 @@ def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch)
     ]
     monkeypatch.setattr(verification, "COPIES_BY_MOTION", False)
     assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]
+
+
+def test_a_result_aligned_but_moving_ranks_below_the_copies_and_above_the_rest(monkeypatch):
+    # a detail's source whose pixels correlate 0.974 once aligned on 34 inliers but read 1.6 px
+    # of motion (not a copy), under another picture checked with 0 inliers and a higher score
+    scores = np.array([0.42, 0.16, 0.36, 0.30])
+    inliers = np.array([0, 34, 5, 40])
+    copies = np.array([False, False, False, True])
+    correlation = np.array([-1, 0.974, -1, 0.99])
+    motion = np.array([np.inf, 1.6, np.inf, 0.1])
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [3, 1, 0, 2]
+    # pixels that do not agree once aligned lift nothing more than the inliers do
+    apart = np.array([-1, 0.5, -1, 0.99])
+    assert verification.reorder(scores, inliers, copies, apart, motion=motion).tolist() == [3, 0, 2, 1]
+    monkeypatch.setattr(verification, "ALIGNED_FIRST", False)
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [3, 0, 2, 1]
 
 
 def test_copies_within_a_step_of_the_closest_are_as_close_even_across_a_step_of_the_grid(monkeypatch):
