@@ -48,7 +48,18 @@ LARGER_QUERY_OFF = (verification, "FINER_QUERY", False)
 PLACES_OFF = (expansion, "VERIFIED_PLACES", False)
 BAND_OFF = (verification, "COPY_ORDER_BAND", False)
 ALIGNED_OFF = (verification, "ALIGNED_FIRST", False)
-ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF, STORE_OFF, PLACES_OFF, BAND_OFF, ALIGNED_OFF)
+FINER_ALIGNED_OFF = (verification, "FINER_ALIGNED", False)
+ALL_OFF = (
+    WIDE_OFF,
+    STRAIGHTEN_OFF,
+    *ORDER_OFF,
+    FOOTPRINT_OFF,
+    STORE_OFF,
+    PLACES_OFF,
+    BAND_OFF,
+    ALIGNED_OFF,
+    FINER_ALIGNED_OFF,
+)
 
 
 def _without(*kept: tuple[Any, str, Any]) -> Callable[[], Any]:
@@ -84,5 +95,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "before verified places": ({}, _patch(PLACES_OFF)),
     "copies by correlation grid": ({}, _patch(BAND_OFF)),
     "aligned not first": ({}, _patch(ALIGNED_OFF)),
-    "before places, band, aligned first": ({}, _patch(PLACES_OFF, BAND_OFF, ALIGNED_OFF)),
+    "finer matches kept only as copies": ({}, _patch(FINER_ALIGNED_OFF)),
+    "before places, band, aligned": ({}, _patch(PLACES_OFF, BAND_OFF, ALIGNED_OFF, FINER_ALIGNED_OFF)),
 }

@@ -56,6 +56,10 @@ FINER_RATIO: float | None = 0.9
 #: copy (bench/README.md "Stored keypoints": larger query keypoints).
 FINER_QUERY = True
 FINER_QUERY_INLIERS = 8
+#: Whether those finer matches (FINER_RATIO, FINER_QUERY) are kept where they align (Check.aligned:
+#: >= COPY_INLIERS inliers whose pixels correlate >= COPY_CORRELATION, moving or not) rather than
+#: only as copies: a detail whose motion reads 0.26 px is still its source's (ALIGNED_FIRST).
+FINER_ALIGNED = True
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether the copies within COPY_ORDER_STEP of the closest one's correlation count as equally
@@ -129,24 +133,38 @@ def check(
         hint = found.inliers
         if not found.copy and FINER_RATIO:  # matched again, more loosely: kept only as a copy
             loose = _best(query, more, try_mirror, boxed, FINER_RATIO)
-            found, hint = (loose if loose.copy else found), loose.inliers
+            found, hint = (loose if _kept(loose, found) else found), loose.inliers
         if FINER_QUERY and not found.copy and hint >= FINER_QUERY_INLIERS:
-            found = _finer_query(query, more, boxed) or found
-        if (found.copy, found.inliers) > (best.copy, best.inliers):
+            larger = _finer_query(query, more, boxed)
+            found = larger if larger is not None and _kept(larger, found) else found
+        if _rank(found) > _rank(best):
             best = found
     return best
 
 
+def _kept(looser: Check, found: Check) -> bool:
+    """Whether a looser or larger match replaces `found`: as a copy, or (FINER_ALIGNED) aligned
+    where `found` is not."""
+    return looser.copy or (FINER_ALIGNED and looser.aligned and not found.aligned)
+
+
+def _rank(found: Check) -> tuple[bool, bool, int]:
+    """How `check` weighs a pair's candidate checks: a copy, then (FINER_ALIGNED) aligned, then
+    the most inliers."""
+    return found.copy, FINER_ALIGNED and found.aligned, found.inliers
+
+
 def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
     """A large upload's finer keypoints against a big photo's finer set, at RATIO then, where
-    that verifies, FINER_RATIO: the copy found, or None."""
+    that verifies, FINER_RATIO: the copy (or, FINER_ALIGNED, aligned match) found, or None."""
     larger = query.finer()
     if larger is None:
         return None
     found = compare(larger, more, boxed)
     if not found.copy and FINER_RATIO and found.inliers >= RERANK_INLIERS:
-        found = compare(larger, more, boxed, FINER_RATIO)
-    return found if found.copy else None
+        loose = compare(larger, more, boxed, FINER_RATIO)
+        found = loose if _kept(loose, found) else found
+    return found if _kept(found, UNCHECKED) else None
 
 
 def _best(

@@ -474,3 +474,15 @@ def test_a_big_photos_finer_keypoints_are_matched_again_more_loosely_and_kept_on
     )
     monkeypatch.setattr(verification, "FINER_RATIO", None)  # matched once, at the usual ratio
     assert not verification.check(query, candidate, try_mirror=False, finer=True).verified
+
+
+def test_a_looser_finer_match_whose_pixels_agree_but_move_is_kept_as_aligned(monkeypatch):
+    grey = smooth_grey(60)
+    # the same picture with a gentle ripple: its pixels still correlate once aligned, but move
+    ys, xs = np.mgrid[0:320, 0:320].astype(np.float32)
+    ripple = cv2.remap(grey, xs + 2.5 * np.sin(ys / 20), ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    query, candidate = look_alike_detail(grey, ripple)
+    found = verification.check(query, candidate, try_mirror=False, finer=True)
+    assert found.aligned and not found.copy and found.inliers >= 50, found
+    monkeypatch.setattr(verification, "FINER_ALIGNED", False)  # kept only as a copy
+    assert not verification.check(query, candidate, try_mirror=False, finer=True).verified
