@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from search_by_image.index.live_store import LiveStore
-from search_by_image.ranking import rotations
+from search_by_image.ranking import rotations, verification
 from search_by_image.ranking.verification import BONUS_CAP, Check, reorder_checks
 
 #: Results ranked again (and fetched at least): the API's largest page.
@@ -86,14 +86,22 @@ def rerank(
     own = np.array([score for _, score in hits[:top]])
     order = reorder_checks(np.where(verified, own, scores), checks[:top], VERIFIED_FIRST)
     if VERIFIED_PLACES and not VERIFIED_FIRST:
-        order = _in_places(order, verified)
+        order = _in_places(order, verified, [_leads(check) for check in checks[:top]])
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]
 
 
-def _in_places(order: np.ndarray, verified: np.ndarray) -> np.ndarray:
-    """`order` with the verified results in the places (indices) verified results held, and the
-    unverified ones in the others, each in `order`'s order (a copy verified late still leads)."""
-    placed = np.empty(len(verified), np.int64)
-    placed[verified] = [i for i in order if verified[i]]
-    placed[~verified] = [i for i in order if not verified[i]]
-    return placed
+def _leads(check: Check | None) -> bool:
+    """Whether `reorder` puts a result above every other kind: a copy, or an aligned one."""
+    return check is not None and (check.copy or (verification.ALIGNED_FIRST and check.aligned))
+
+
+def _in_places(order: np.ndarray, verified: np.ndarray, leads: list[bool]) -> np.ndarray:
+    """`order` with the results that lead (`_leads`: a copy verified late too) first, then the
+    other verified results in the places verified results held among the rest (indices), and
+    the unverified ones in the others, each in `order`'s order."""
+    first = [i for i in order if leads[i]]
+    rest = [i for i in range(len(verified)) if not leads[i]]
+    queues = {
+        kind: iter([i for i in order if not leads[i] and verified[i] == kind]) for kind in (True, False)
+    }
+    return np.array(first + [next(queues[bool(verified[i])]) for i in rest], np.int64)

@@ -146,11 +146,13 @@ def test_a_verified_source_keeps_its_place_above_another_shot_the_expanded_query
     assert [i for i, _ in ranked][:2] == [1, 0]
 
 
-def test_a_copy_verified_late_still_leads_the_verified_results(monkeypatch):
-    rows = np.array([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.1]])
+def test_a_copy_verified_late_leads_every_result_that_is_not_one():
+    # 0: unverified, scored highest; 1: verified, not a copy; 2: a copy checked late (expansion
+    # lifted it into the checked top), then placed last by the order before its check
+    rows = np.array([[0.0, 0.0, 1.0], [1.0, 0.2, 0.0], [1.0, 0.0, 0.1]])
     query = np.array([1.0, 0.0, 0.0], np.float32)
-    hits = [(0, 0.40), (1, 0.30), (2, 0.20)]
+    hits = [(0, 0.50), (1, 0.40), (2, 0.20)]
     copy = verification.Check(60, 0.99, 0.1)
-    checks = [verification.Check(20), None, copy]
+    checks = [verification.Check(2), verification.Check(20), copy]
     ranked, kept = expansion.rerank(Vectors(rows), query, hits, checks)
     assert [i for i, _ in ranked][0] == 2 and kept[0] is copy
