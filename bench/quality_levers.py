@@ -44,7 +44,22 @@ LOOSE_OFF = (verification, "FINER_RATIO", None)
 FLAT_OFF = (alignment, "FLAT_EDGE_LEVELS", alignment.EDGE_LEVELS)
 #: a large upload's own finer keypoints not tried against a big photo's finer set
 LARGER_QUERY_OFF = (verification, "FINER_QUERY", False)
-ALL_OFF = (WIDE_OFF, STRAIGHTEN_OFF, *ORDER_OFF, FOOTPRINT_OFF, STORE_OFF)
+#: verified results' places through expansion, copies' correlation band, aligned results first
+PLACES_OFF = (expansion, "VERIFIED_PLACES", False)
+BAND_OFF = (verification, "COPY_ORDER_BAND", False)
+ALIGNED_OFF = (verification, "ALIGNED_FIRST", False)
+FINER_ALIGNED_OFF = (verification, "FINER_ALIGNED", False)
+ALL_OFF = (
+    WIDE_OFF,
+    STRAIGHTEN_OFF,
+    *ORDER_OFF,
+    FOOTPRINT_OFF,
+    STORE_OFF,
+    PLACES_OFF,
+    BAND_OFF,
+    ALIGNED_OFF,
+    FINER_ALIGNED_OFF,
+)
 
 
 def _without(*kept: tuple[Any, str, Any]) -> Callable[[], Any]:
@@ -65,7 +80,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "default without wide": ({}, _patch(WIDE_OFF)),
     "before stored keypoints": ({}, _patch(STORE_OFF)),
     "stored keypoints, thumbnail set only": ({}, _patch(FINER_OFF)),
-    "aligned before unverified": ({}, _patch((verification, "ALIGNED_FIRST", True))),
     "before flat-picture checks": ({}, _patch(LOOSE_OFF, FLAT_OFF)),
     "finer set matched loosely only": ({}, _patch(FLAT_OFF)),
     "flat motion only": ({}, _patch(LOOSE_OFF)),
@@ -78,4 +92,9 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
     "before larger query keypoints": ({}, _patch(LARGER_QUERY_OFF)),
     "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
+    "before verified places": ({}, _patch(PLACES_OFF)),
+    "copies by correlation grid": ({}, _patch(BAND_OFF)),
+    "aligned not first": ({}, _patch(ALIGNED_OFF)),
+    "finer matches kept only as copies": ({}, _patch(FINER_ALIGNED_OFF)),
+    "before places, band, aligned": ({}, _patch(PLACES_OFF, BAND_OFF, ALIGNED_OFF, FINER_ALIGNED_OFF)),
 }

@@ -3,8 +3,9 @@ functions: each detail of bench/quality_copies.py checked (`verification.check`,
 tried where the thumbnail's finds no copy, as a search does) against its source's stored
 keypoints (`stored_keypoints.compute` from the collection's thumbnail and a larger view of the
 photo), for several sizes of the larger view and keypoint counts; and against two other
-wallpapers each, for false copies. Prints per variant: details verified / copy, false copies,
-bytes per image, indexing ms per image (the larger decode and extraction), check ms per pair.
+wallpapers each, for false copies. Prints per variant: details verified / copy / aligned, false
+copies (and aligned: ranked above the rest), bytes per image, indexing ms per image (the larger
+decode and extraction), check ms per pair.
 
     python -m bench.quality_stored_keypoints --seeds 11 12
     python -m bench.quality_stored_keypoints --seeds 11 --variants 1024,2000 --others 6 --flat-levers
@@ -24,7 +25,7 @@ from PIL import Image
 
 from bench import wallpapers
 from bench.quality_copies import CAMERA_MIN_SIDE, HELD_OUT_SEED, details
-from bench.quality_levers import FLAT_OFF, LARGER_QUERY_OFF, LOOSE_OFF, patched
+from bench.quality_levers import FINER_ALIGNED_OFF, FLAT_OFF, LARGER_QUERY_OFF, LOOSE_OFF, patched
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails
 from search_by_image.images.decoding import open_rgb
 from search_by_image.index.store import IndexStore
@@ -41,7 +42,8 @@ FLAT_LEVERS = {
     "looser second match only": (FLAT_OFF, LARGER_QUERY_OFF),
     "flat motion only": (LOOSE_OFF, LARGER_QUERY_OFF),
     "both": (LARGER_QUERY_OFF,),
-    "both + larger query keypoints (default)": (),
+    "both + larger query keypoints, kept only as copies": (FINER_ALIGNED_OFF,),
+    "both + larger query keypoints, kept where aligned (default)": (),
 }
 
 
@@ -76,17 +78,19 @@ def stored(
     return stored_keypoints.keypoints(found, lambda: grey, view=compared), found.nbytes, ms
 
 
-def checked(copies, queries, sets, others) -> tuple[list[tuple[float, bool, bool]], int, list[float]]:
-    """Each detail checked against its source as a search does ((area, verified, copy) each),
-    the false copies among its `others`, and the ms each source check took."""
-    found, false, check_ms = [], 0, []
+def checked(copies, queries, sets, others) -> tuple[list[tuple[float, bool, bool, bool]], str, list[float]]:
+    """Each detail checked against its source as a search does ((area, verified, copy, aligned)
+    each), the false copies (and aligned: ranked first) among its `others`, and the ms each
+    source check took."""
+    found, false, aligned, check_ms = [], 0, 0, []
     for (_, copy), asked, wrong in zip(copies, queries, others):
         started = time.perf_counter()
         result = verification.check(asked, sets[copy.source], False, finer=True)
         check_ms.append((time.perf_counter() - started) * 1e3)
-        found.append((copy.area, result.verified, result.copy))
-        false += sum(verification.check(asked, sets[o], False, finer=True).copy for o in wrong)
-    return found, false, check_ms
+        found.append((copy.area, result.verified, result.copy, result.aligned))
+        for other in (verification.check(asked, sets[o], False, finer=True) for o in wrong):
+            false, aligned = false + other.copy, aligned + other.aligned
+    return found, f"{false} ({aligned} aligned)", check_ms
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         rng.choice([n for n in range(len(photos)) if n != c.source], args.others, False) for _, c in copies
     ]
     levers = FLAT_LEVERS if args.flat_levers else {"": ()}
-    print("| larger view | details verified / copy | 0.10-0.20 of the area | false copies | bytes / image | "
-          "indexing ms / image | check ms / pair |")  # fmt: skip
+    print("| larger view | details verified / copy / aligned | 0.10-0.20 of the area | false copies | "
+          "bytes / image | indexing ms / image | check ms / pair |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for side, count in variants:
         sets, sizes, index_ms = [], [], []
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             small = table[table[:, 0] < 0.2]
             name = f"{label}, {lever}" if lever else label
             print(
-                f"| {name} | {table[:, 1].mean():.3f} / {table[:, 2].mean():.3f} | "
+                f"| {name} | {table[:, 1].mean():.3f} / {table[:, 2].mean():.3f} / {table[:, 3].mean():.3f} "
+                "| "
                 f"{small[:, 1].mean():.3f} / {small[:, 2].mean():.3f} | "
                 f"{false} of {args.others * len(copies)} | "
                 f"{np.mean(sizes) / 1024:.1f} KB | {np.median(index_ms):.0f} | {np.median(check_ms):.1f} |",

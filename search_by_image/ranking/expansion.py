@@ -10,11 +10,11 @@ expansion with the top results whatever they show gained less and drifts when th
 (bench/README.md "Levers measured and not shipped").
 
 - Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's
-  QUERY_WEIGHT (1 on raw descriptors and 384-d whitening): a copy or a close shot counts fully, a
+  own weight (`query_weight`: 1.5 on the default whitening, 1 on raw descriptors and 384-d): a copy or a close shot counts fully, a
   barely verified one little.
-- Verified results keep their place (their own score and lift, verification.reorder), so a
-  copy's source stays above the other shots of its scene that the expanded query favours; the
-  others are ranked by the expanded query's score. Scores shown
+- Verified results keep their places (VERIFIED_PLACES), so a copy's source stays above the
+  other shots of its scene that the expanded query favours; the others are ranked again by the
+  expanded query's score, among the places they held. Scores shown
   stay the query's own, so match kinds keep their calibration.
 - Only the first DEPTH fetched results are ranked again, from the descriptors the index store
   keeps (whitened here): no second search, no more keypoints matched; pages past DEPTH keep their
@@ -35,7 +35,7 @@ import numpy as np
 
 from search_by_image.index.live_store import LiveStore
 from search_by_image.index.whitening import Whitening
-from search_by_image.ranking import rotations
+from search_by_image.ranking import rotations, verification
 from search_by_image.ranking.verification import BONUS_CAP, Check, reorder_checks
 
 #: Results ranked again (and fetched at least): the API's largest page.
@@ -44,6 +44,11 @@ DEPTH = 100
 #: since with repetitive patterns (tiles, grids) other images verify too and then lead a detail's
 #: source (bench/README.md "Copies as they reach people").
 VERIFIED_FIRST = False
+#: Whether verified results keep their places among the results (expansion ranks the unverified
+#: ones again among the places they held): the expanded query favours the other shots of the
+#: query's scene, and lifted one checked with 0-5 inliers over a copy's verified source, not a
+#: copy by its pixels (bench/README.md "Order of results").
+VERIFIED_PLACES = True
 #: The query's own weight beside its verified results' (each at most 1) on the default whitening
 #: (512-d, shrinkage 2): 1.5 keeps more of what the query itself shows (bench/README.md "Whitening
 #: on the product path").
@@ -92,4 +97,23 @@ def rerank(
     )
     own = np.array([score for _, score in hits[:top]])
     order = reorder_checks(np.where(verified, own, scores), checks[:top], VERIFIED_FIRST)
+    if VERIFIED_PLACES and not VERIFIED_FIRST:
+        order = _in_places(order, verified, [_leads(check) for check in checks[:top]])
     return [hits[i] for i in order] + hits[top:], [checks[i] for i in order] + checks[top:]
+
+
+def _leads(check: Check | None) -> bool:
+    """Whether `reorder` puts a result above every other kind: a copy, or an aligned one."""
+    return check is not None and (check.copy or (verification.ALIGNED_FIRST and check.aligned))
+
+
+def _in_places(order: np.ndarray, verified: np.ndarray, leads: list[bool]) -> np.ndarray:
+    """`order` with the results that lead (`_leads`: a copy verified late too) first, then the
+    other verified results in the places verified results held among the rest (indices), and
+    the unverified ones in the others, each in `order`'s order."""
+    first = [i for i in order if leads[i]]
+    rest = [i for i in range(len(verified)) if not leads[i]]
+    queues = {
+        kind: iter([i for i in order if not leads[i] and verified[i] == kind]) for kind in (True, False)
+    }
+    return np.array(first + [next(queues[bool(verified[i])]) for i in rest], np.int64)

@@ -56,14 +56,25 @@ FINER_RATIO: float | None = 0.9
 #: copy (bench/README.md "Stored keypoints": larger query keypoints).
 FINER_QUERY = True
 FINER_QUERY_INLIERS = 8
+#: Whether those finer matches (FINER_RATIO, FINER_QUERY) are kept where they align (Check.aligned:
+#: >= COPY_INLIERS inliers whose pixels correlate >= COPY_CORRELATION, moving or not) rather than
+#: only as copies: a detail whose motion reads 0.26 px is still its source's (ALIGNED_FIRST).
+FINER_ALIGNED = True
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
+#: Whether the copies within COPY_ORDER_STEP of the closest one's correlation count as equally
+#: close (a band under the best), rather than those in the same step of a fixed grid: 0.996 and
+#: 0.994 straddle a step of the grid but differ by less than one (bench/README.md "Order of
+#: results").
+COPY_ORDER_BAND = True
 #: Whether copies of one correlation step are ordered by their residual motion, least first: a
 #: burst passing for a copy moves a little more (bench/README.md "Order of results": 30 of 35).
 COPIES_BY_MOTION = True
 #: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy) come
-#: before unverified ones (measured, not shipped: bench/README.md "Stored keypoints").
-ALIGNED_FIRST = False
+#: after the copies and before every other result: a detail of a smooth picture whose pixels
+#: correlate 0.97 once aligned on 34 inliers, but whose motion reads 1.6 px, is its source, not
+#: the other picture the global score ranks first (bench/README.md "Order of results").
+ALIGNED_FIRST = True
 #: A checked, unverified result stays below every verified one with this many times its inliers
 #: (None: by lifted score alone; measured, not shipped: bench/README.md "Order of results").
 VERIFIED_OVER_CHECKED: float | None = None
@@ -122,24 +133,38 @@ def check(
         hint = found.inliers
         if not found.copy and FINER_RATIO:  # matched again, more loosely: kept only as a copy
             loose = _best(query, more, try_mirror, boxed, FINER_RATIO)
-            found, hint = (loose if loose.copy else found), loose.inliers
+            found, hint = (loose if _kept(loose, found) else found), loose.inliers
         if FINER_QUERY and not found.copy and hint >= FINER_QUERY_INLIERS:
-            found = _finer_query(query, more, boxed) or found
-        if (found.copy, found.inliers) > (best.copy, best.inliers):
+            larger = _finer_query(query, more, boxed)
+            found = larger if larger is not None and _kept(larger, found) else found
+        if _rank(found) > _rank(best):
             best = found
     return best
 
 
+def _kept(looser: Check, found: Check) -> bool:
+    """Whether a looser or larger match replaces `found`: as a copy, or (FINER_ALIGNED) aligned
+    where `found` is not."""
+    return looser.copy or (FINER_ALIGNED and looser.aligned and not found.aligned)
+
+
+def _rank(found: Check) -> tuple[bool, bool, int]:
+    """How `check` weighs a pair's candidate checks: a copy, then (FINER_ALIGNED) aligned, then
+    the most inliers."""
+    return found.copy, FINER_ALIGNED and found.aligned, found.inliers
+
+
 def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
     """A large upload's finer keypoints against a big photo's finer set, at RATIO then, where
-    that verifies, FINER_RATIO: the copy found, or None."""
+    that verifies, FINER_RATIO: the copy (or, FINER_ALIGNED, aligned match) found, or None."""
     larger = query.finer()
     if larger is None:
         return None
     found = compare(larger, more, boxed)
     if not found.copy and FINER_RATIO and found.inliers >= RERANK_INLIERS:
-        found = compare(larger, more, boxed, FINER_RATIO)
-    return found if found.copy else None
+        loose = compare(larger, more, boxed, FINER_RATIO)
+        found = loose if _kept(loose, found) else found
+    return found if _kept(found, UNCHECKED) else None
 
 
 def _best(
@@ -224,12 +249,15 @@ def reorder(
     """Order of results (scores best first, inliers of each, -1: not verified, whether each is
     a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
     first, the closest first (correlation to COPY_ORDER_STEP, then with COPIES_BY_MOTION the least
-    motion: a burst passing for a copy correlates less, moves more), then, with `verified_first`,
+    motion: a burst passing for a copy correlates less, moves more; with COPY_ORDER_BAND the step
+    is the band under the closest copy), then, with `verified_first`,
     the other verified results, then the rest, each part by its lifted score (`lifted`): a source
     above any other shot, however close its score. Stable: unverified results keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
+    if COPY_ORDER_BAND and copies.any():  # the band under the closest copy leads, as one step
+        closeness[copies & (close >= close[copies].max() - COPY_ORDER_STEP)] = np.inf
     by_motion = motion is not None and COPIES_BY_MOTION
     moved = np.where(copies, np.asarray(motion, np.float64), 0.0) if by_motion else np.zeros(len(copies))
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)

@@ -13,7 +13,7 @@ from PIL import Image
 from search_by_image.evaluation.measures import GroundTruth
 from search_by_image.evaluation.product import ProductSearch, index_like_a_user
 from search_by_image.index.whitening import SHRINKAGE, SMALL_SHRINKAGE, Whitening
-from search_by_image.ranking import expansion
+from search_by_image.ranking import expansion, verification
 from search_by_image.serving.snapshot import Snapshot
 from search_by_image.settings import PROJECT_DIR
 
@@ -122,3 +122,46 @@ def test_the_query_weighs_its_whitenings_weight_beside_its_members():
     assert expansion.query_weight(default) == expansion.QUERY_WEIGHT == 1.5
     # raw descriptors and the 384-d whitening (folders saved before) expand as they always did
     assert expansion.query_weight(small) == expansion.query_weight(None) == 1.0
+
+
+class Vectors:
+    """A store's searchable descriptors and whitening (expansion.rerank's only use of it), unit
+    rows by id, not whitened."""
+
+    whitening = None
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    def searchable_vectors(self, ids):
+        return self.rows[list(ids)]
+
+    def searchable(self, query):
+        return query
+
+
+def test_a_verified_source_keeps_its_place_above_another_shot_the_expanded_query_favours(monkeypatch):
+    # 0: the query's source, verified (19 inliers) but not a copy by its pixels; 1: another
+    # shot of its scene, checked (0 inliers), whose descriptor is the source's; 2, 3: unchecked
+    rows = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.05], [0.0, 0.0, 1.0], [0.2, 1.0, 0.1]])
+    query = np.array([1.0, 0.0, 0.0], np.float32)
+    hits = [(0, 0.40), (1, 0.46), (2, 0.30), (3, 0.10)]
+    checks = [verification.Check(19), verification.Check(0), None, None]
+    store = Vectors(rows)
+    ranked, _ = expansion.rerank(store, query, hits, checks)
+    assert [i for i, _ in ranked] == [0, 1, 3, 2]  # the unverified ones ranked again below it
+    monkeypatch.setattr(expansion, "VERIFIED_PLACES", False)
+    ranked, _ = expansion.rerank(store, query, hits, checks)
+    assert [i for i, _ in ranked][:2] == [1, 0]
+
+
+def test_a_copy_verified_late_leads_every_result_that_is_not_one():
+    # 0: unverified, scored highest; 1: verified, not a copy; 2: a copy checked late (expansion
+    # lifted it into the checked top), then placed last by the order before its check
+    rows = np.array([[0.0, 0.0, 1.0], [1.0, 0.2, 0.0], [1.0, 0.0, 0.1]])
+    query = np.array([1.0, 0.0, 0.0], np.float32)
+    hits = [(0, 0.50), (1, 0.40), (2, 0.20)]
+    copy = verification.Check(60, 0.99, 0.1)
+    checks = [verification.Check(2), verification.Check(20), copy]
+    ranked, kept = expansion.rerank(Vectors(rows), query, hits, checks)
+    assert [i for i, _ in ranked][0] == 2 and kept[0] is copy

@@ -166,7 +166,7 @@ def test_among_copies_the_closest_pixels_come_first_and_verified_results_can_lea
     scores = np.array([0.52, 0.50, 0.45, 0.30])
     inliers = np.array([18, 19, 6, 16])
     copies = np.array([True, True, False, False])
-    correlation = np.array([0.982, 0.995, -1, 0.98])
+    correlation = np.array([0.982, 0.995, -1, 0.85])
     assert verification.reorder(scores, inliers, copies, correlation).tolist() == [1, 0, 2, 3]
     # expansion's order: a verified result stays above an unverified one its expanded score beat
     assert verification.reorder(scores, inliers, copies, correlation, verified_first=True).tolist() == [
@@ -185,8 +185,8 @@ def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch)
     correlation = np.array([0.987, 0.990, 0.95])
     motion = np.array([0.22, 0.15, 0.6])
     assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [1, 0, 2]
-    # a closer correlation step still comes first, however it moves
-    closer = np.array([0.999, 0.990, 0.95])
+    # a copy closer by more than a step still comes first, however it moves
+    closer = np.array([0.999, 0.985, 0.95])
     assert verification.reorder(scores, inliers, copies, closer, motion=motion).tolist() == [0, 1, 2]
     # the motion of results that are not copies orders nothing
     assert verification.reorder(scores, inliers, np.zeros(3, bool), correlation, motion=motion).tolist() == [
@@ -195,6 +195,35 @@ def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch)
         2,
     ]
     monkeypatch.setattr(verification, "COPIES_BY_MOTION", False)
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]
+
+
+def test_a_result_aligned_but_moving_ranks_below_the_copies_and_above_the_rest(monkeypatch):
+    # a detail's source whose pixels correlate 0.974 once aligned on 34 inliers but read 1.6 px
+    # of motion (not a copy), under another picture checked with 0 inliers and a higher score
+    scores = np.array([0.42, 0.16, 0.36, 0.30])
+    inliers = np.array([0, 34, 5, 40])
+    copies = np.array([False, False, False, True])
+    correlation = np.array([-1, 0.974, -1, 0.99])
+    motion = np.array([np.inf, 1.6, np.inf, 0.1])
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [3, 1, 0, 2]
+    # pixels that do not agree once aligned lift nothing more than the inliers do
+    apart = np.array([-1, 0.5, -1, 0.99])
+    assert verification.reorder(scores, inliers, copies, apart, motion=motion).tolist() == [3, 0, 2, 1]
+    monkeypatch.setattr(verification, "ALIGNED_FIRST", False)
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [3, 0, 2, 1]
+
+
+def test_copies_within_a_step_of_the_closest_are_as_close_even_across_a_step_of_the_grid(monkeypatch):
+    # an edited copy's source (0.994, moving 0.15 px) and a burst of it (0.996, 0.20 px): rounded
+    # to 0.01 they fall in two steps, 0.99 and 1.00, though 0.002 apart
+    scores = np.array([0.35, 0.54, 0.25])
+    inliers = np.array([30, 144, 13])
+    copies = np.array([True, True, False])
+    correlation = np.array([0.996, 0.994, -1])
+    motion = np.array([0.197, 0.151, np.inf])
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [1, 0, 2]
+    monkeypatch.setattr(verification, "COPY_ORDER_BAND", False)
     assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]
 
 
@@ -444,4 +473,16 @@ def test_a_big_photos_finer_keypoints_are_matched_again_more_loosely_and_kept_on
         < verification.RERANK_INLIERS
     )
     monkeypatch.setattr(verification, "FINER_RATIO", None)  # matched once, at the usual ratio
+    assert not verification.check(query, candidate, try_mirror=False, finer=True).verified
+
+
+def test_a_looser_finer_match_whose_pixels_agree_but_move_is_kept_as_aligned(monkeypatch):
+    grey = smooth_grey(60)
+    # the same picture with a gentle ripple: its pixels still correlate once aligned, but move
+    ys, xs = np.mgrid[0:320, 0:320].astype(np.float32)
+    ripple = cv2.remap(grey, xs + 2.5 * np.sin(ys / 20), ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    query, candidate = look_alike_detail(grey, ripple)
+    found = verification.check(query, candidate, try_mirror=False, finer=True)
+    assert found.aligned and not found.copy and found.inliers >= 50, found
+    monkeypatch.setattr(verification, "FINER_ALIGNED", False)  # kept only as a copy
     assert not verification.check(query, candidate, try_mirror=False, finer=True).verified
