@@ -28,9 +28,11 @@ Fingerprint = tuple[int, int]
 #: Grey images kept once read (~150 KB each): a duplicates pass checks an image's pairs one
 #: after another, so the thumbnail is decoded once for them, not once per pair that aligns.
 CACHED_GREYS = 64
-#: Greys kept while a duplicates pass runs (`Verifier.holding`: ~40 MB): it checks the best
-#: scoring pairs of a run of them first (pair_checks.BEST_FIRST_LINKS), not one image's at a time.
-PASS_GREYS = 256
+#: Greys kept while a duplicates pass runs (`Verifier.holding`: ~150 MB): it checks the best
+#: scoring pairs of a run of them first (pair_checks.BEST_FIRST_LINKS), not one image's at a time,
+#: and a run of 1,024 pairs holds up to 2,048 images (a 5.4k collection's pass: 15% fewer
+#: decoded than with 256).
+PASS_GREYS = 1024
 log = logging.getLogger(__name__)
 
 
@@ -100,8 +102,7 @@ class IndexedKeypoints:
         thumbnail = self.thumbnail(path, fingerprint)
         if thumbnail is None:
             raise OSError(f"no thumbnail of {path} can be read or made")
-        rgb = _rgb(thumbnail)
-        grey = local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
+        grey = _grey(thumbnail, mirror)
         with self._greys_lock:
             self._greys[key] = grey
             self._trim_greys()
@@ -156,6 +157,17 @@ class IndexedKeypoints:
             return self.thumbnails.write(path, fingerprint, image)
         except (UnreadableImage, OSError):
             return None
+
+
+def _grey(thumbnail: Path, mirror: bool = False) -> np.ndarray:
+    """The thumbnail's grey at local_features.SIDE px (its mirror's if `mirror`), decoded as
+    grey: a JPEG's luma alone, no chroma upsampled and converted (0.4 ms less than its RGB,
+    which every pair that aligns reads again once the cache has moved on); within a grey level
+    of `scaled_grey` of its RGB but where a saturated colour was clipped."""
+    with Image.open(thumbnail) as image:
+        image.draft("L", image.size)
+        grey = np.asarray(image.convert("L"))
+    return local_features.scaled_grey(grey[:, ::-1] if mirror else grey)
 
 
 def _rgb(thumbnail: Path) -> np.ndarray:

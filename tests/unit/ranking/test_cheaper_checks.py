@@ -1,5 +1,6 @@
 """What a duplicates pass's checks cost less for, and still say: the flow's contrast normalised
-with a blur at half size, and a mirror tried only where the photo itself does not match."""
+with a blur at half size, a mirror tried only where the photo itself does not match, and the
+greys compared read as a JPEG's luma."""
 
 import cv2
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 from helpers import require_datasets
 from PIL import Image, ImageOps
 
-from search_by_image.ranking import alignment, local_features, verification
+from search_by_image.catalog import thumbnails
+from search_by_image.ranking import alignment, indexed_keypoints, local_features, verification
 
 PHOTO, OTHER_SCENE = "100400.jpg", "120000.jpg"
 
@@ -69,3 +71,19 @@ def test_the_mirror_is_tried_only_where_the_photo_itself_finds_too_few_inliers(p
     )
     found = verification.check(asked, indexed, mirror_unmatched=True)
     assert found.copy and made == [1], found
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_thumbnails_grey_read_as_luma_is_its_rgbs_grey_within_a_level(photos, tmp_path, mirror):
+    """The grey a pair's pixels are compared on, decoded from the thumbnail's luma alone, has the
+    shape and frame of the grey the keypoints were found on (of the mirror image too) and its
+    levels within a level on average, and three at most but at a rare clipped colour."""
+    for n, image in enumerate(photos.values()):
+        file = tmp_path / f"{n}.jpg"
+        file.write_bytes(thumbnails.encode(image))
+        rgb = indexed_keypoints._rgb(file)
+        before = local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
+        after = indexed_keypoints._grey(file, mirror)
+        assert after.shape == before.shape and after.dtype == np.uint8
+        difference = np.abs(after.astype(int) - before)
+        assert difference.mean() < 0.1 and np.quantile(difference, 0.999) <= 3
