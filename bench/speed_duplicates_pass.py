@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> None:
         timed.wrap(readers.IndexedKeypoints, "stored")
     except ImportError:  # a version that stores no keypoints
         readers = verifier
-    timed.wrap(readers, "_rgb")
-    if hasattr(readers, "_grey"):  # greys decoded as a JPEG's luma
-        timed.wrap(readers, "_grey")
+    for name in ("_rgb", "_luma"):  # thumbnails decoded (as RGB, or as a JPEG's luma)
+        if hasattr(readers, name):
+            timed.wrap(readers, name)
     timed.wrap(duplicates.Neighbours, "of")
     timed.wrap(duplicate_pass, "_with_added")
     timed.wrap(duplicate_pass if hasattr(duplicate_pass, "find_groups") else collection, "find_groups")
@@ -208,7 +208,7 @@ def counts(timed: Timed, cpu: float, per: int, implied: list[int]) -> list:
                 seconds["extract"],
                 seconds["verify"],
                 *align,
-                seconds["_rgb"] + seconds["_grey"] + seconds["stored"],
+                seconds["_rgb"] + seconds["_luma"] + seconds["stored"],
                 seconds["find_groups"],
             )
         ),

@@ -108,8 +108,8 @@ def scaled_grey(rgb: np.ndarray, side: int | None = None) -> np.ndarray:
 
 
 def extract(rgb: np.ndarray, side: int | None = None, count: int | None = None) -> Keypoints:
-    """ORB keypoints of an RGB image (H x W x 3 uint8, any size: scaled to `side` (SIDE) px
-    first), at most `count` (KEYPOINTS) of them."""
+    """ORB keypoints of an RGB image (H x W x 3 uint8, or H x W grey; any size: scaled to `side`
+    (SIDE) px first), at most `count` (KEYPOINTS) of them."""
     cv2 = opencv()
     grey = scaled_grey(rgb, side)
     count = count or KEYPOINTS

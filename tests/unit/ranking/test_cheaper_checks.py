@@ -81,7 +81,7 @@ def test_a_thumbnails_grey_read_as_luma_is_its_rgbs_grey_within_a_level(photos, 
     for n, image in enumerate(photos.values()):
         file = tmp_path / f"{n}.jpg"
         file.write_bytes(thumbnails.encode(image))
-        rgb = indexed_keypoints._rgb(file)
+        rgb = np.asarray(Image.open(file).convert("RGB"))
         before = local_features.scaled_grey(local_features.mirrored(rgb) if mirror else rgb)
         after = indexed_keypoints._grey(file, mirror)
         assert after.shape == before.shape and after.dtype == np.uint8
