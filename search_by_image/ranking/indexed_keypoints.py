@@ -81,15 +81,17 @@ class IndexedKeypoints:
 
     def extracted(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> Keypoints | None:
         """Keypoints extracted now from the image's thumbnail (of its mirror image if `mirror`),
-        with their grey; None if the thumbnail cannot be read or made."""
+        with their grey; None if the thumbnail cannot be read or made. The image's own from its
+        RGB, as the indexer stores them (the same checks either way); the mirror's, never stored,
+        from its luma (`_luma`: a pass extracts most images' mirrors)."""
         thumbnail = self.thumbnail(path, fingerprint)
         if thumbnail is None:
             return None
         try:
-            luma = _luma(thumbnail)
+            pixels = local_features.mirrored(_luma(thumbnail)) if mirror else _rgb(thumbnail)
         except UNREADABLE:
             return None
-        return local_features.extract(local_features.mirrored(luma) if mirror else luma)
+        return local_features.extract(pixels)
 
     def grey(self, path: str, fingerprint: Fingerprint, mirror: bool = False) -> np.ndarray:
         """The thumbnail's grey as `local_features.extract` makes it (UNREADABLE if it is gone
@@ -173,3 +175,8 @@ def _luma(thumbnail: Path) -> np.ndarray:
     with Image.open(thumbnail) as image:
         image.draft("L", image.size)
         return np.asarray(image.convert("L"))
+
+
+def _rgb(thumbnail: Path) -> np.ndarray:
+    with Image.open(thumbnail) as image:
+        return np.asarray(image.convert("RGB"))
