@@ -105,12 +105,7 @@ UNREADABLE = (OSError, ValueError)
 
 
 def check(
-    query: Query,
-    candidate: Keypoints,
-    try_mirror: bool = True,
-    finer: bool = False,
-    boxed: bool = False,
-    mirror_unmatched: bool = False,
+    query: Query, candidate: Keypoints, try_mirror: bool = True, finer: bool = False, boxed: bool = False
 ) -> Check:
     """Inliers between the query and a candidate and, when they are enough for a copy, their
     aligned pixels' correlation and, when that is a copy's, their residual motion; the query's
@@ -119,10 +114,8 @@ def check(
     stored_keypoints.py) where its own find no copy (a small detail of a big photo), matched
     again at FINER_RATIO where that finds no copy either, then (FINER_QUERY) with a large
     upload's own finer keypoints (`Query.finer`); `boxed`: the residual motion on the compared
-    part's box (alignment.residual_motion); `mirror_unmatched`: the mirror tried only where the
-    query itself finds fewer than COPY_INLIERS inliers (with a copy's inliers in its own
-    orientation the pair is no mirrored copy: a pass's cost, a mirror's keypoints extracted)."""
-    best = _best(query, candidate, try_mirror, boxed, mirror_unmatched=mirror_unmatched)
+    part's box (alignment.residual_motion)."""
+    best = _best(query, candidate, try_mirror, boxed)
     more = candidate.finer() if finer and not best.copy and candidate.finer is not None else None
     if more is not None:
         found = _best(query, more, try_mirror, boxed)
@@ -150,12 +143,7 @@ def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
 
 
 def _best(
-    query: Query,
-    candidate: Keypoints,
-    try_mirror: bool,
-    boxed: bool = False,
-    ratio: float | None = None,
-    mirror_unmatched: bool = False,
+    query: Query, candidate: Keypoints, try_mirror: bool, boxed: bool = False, ratio: float | None = None
 ) -> Check:
     """`check` against one set of the candidate's keypoints (`ratio`: Lowe's, for `compare`)."""
     best = UNCHECKED
@@ -167,7 +155,7 @@ def _best(
         result = compare(keypoints, candidate, boxed, ratio)
         if (result.copy, result.inliers) > (best.copy, best.inliers):
             best = result
-        if result.aligned or (mirror_unmatched and result.inliers >= COPY_INLIERS):
+        if result.aligned:
             break
     return best
 

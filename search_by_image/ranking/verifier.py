@@ -254,12 +254,11 @@ class Verifier:
         if `try_mirror`: checked the other way round (without the mirror) when the first finds a
         copy's inliers but not a copy (a border or caption added to one side covers part of the
         other once warped, not the reverse); never when both were taken, and at other moments
-        (capture_time.py). The motion is measured on the compared part's box, and the mirror
-        tried only where `a` itself finds fewer than a copy's inliers (a pass's cost)."""
+        (capture_time.py). The motion is measured on the compared part's box (a pass's cost)."""
         query, candidate = self.query(store, a), self.of(store, b)
         if query is None or candidate is None:
             return False
-        found = check(query, candidate, try_mirror, boxed=True, mirror_unmatched=True)
+        found = check(query, candidate, try_mirror, boxed=True)
         if not found.copy and found.inliers >= COPY_INLIERS:
             query, candidate = self.query(store, b), self.of(store, a)
             if query is None or candidate is None:
