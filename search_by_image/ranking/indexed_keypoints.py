@@ -173,7 +173,7 @@ def _luma(thumbnail: Path) -> np.ndarray:
     (2.5x less than its RGB: a pass extracts most images' mirrors); within a grey level of
     `scaled_grey` of its RGB but where a saturated colour was clipped. Only for the mirror: the
     image's own grey stays its RGB's, as its stored keypoints were found on (read as luma, one
-    borderline pair of 17,964 in a 5.4k pass, two shots of a scene, passed for a copy)."""
+    borderline pair of the 17,899 a 5.4k pass checks, two shots of a scene, passed for a copy)."""
     with Image.open(thumbnail) as image:
         image.draft("L", image.size)
         return np.asarray(image.convert("L"))
