@@ -44,7 +44,11 @@ def mosaic(paths: list[Path], side: int = 512) -> bytes:
     return buffer.getvalue()
 
 
-def collection_images(holidays: Path, seeds: int, mosaics: int) -> dict[str, Path | bytes]:
+def collection_images(
+    holidays: Path, seeds: int, mosaics: int, written: Path | None = None
+) -> dict[str, Path | bytes]:
+    """The collection's images: name -> file or bytes; those already in `written` (a rerun) are
+    left out, their mosaics not made again (the same draws either way)."""
     from search_by_image.evaluation.alterations import altered_copies, pick_sources
 
     files = sorted((holidays / "images").iterdir())
@@ -54,8 +58,11 @@ def collection_images(holidays: Path, seeds: int, mosaics: int) -> dict[str, Pat
         images |= {f"copy-s{seed}-{n:03d}.jpg": c.data for n, c in enumerate(copies)}
     rng = np.random.default_rng(5)
     for n in range(mosaics):
-        images[f"mosaic-{n:05d}.jpg"] = mosaic([files[i] for i in rng.choice(len(files), 4, replace=False)])
-    return images
+        drawn, name = rng.choice(len(files), 4, replace=False), f"mosaic-{n:05d}.jpg"
+        if written is None or not (written / name).exists():
+            images[name] = mosaic([files[i] for i in drawn])
+    kept = {n for n, d in images.items() if isinstance(d, bytes) and written and (written / n).exists()}
+    return {n: d for n, d in images.items() if n not in kept}
 
 
 class Timed:
@@ -98,9 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     from search_by_image.serving import collection
 
     started = time.perf_counter()
-    images = collection_images(HOLIDAYS, args.seeds, args.mosaics)
-    folder = args.work / "images"  # rerun: the files written before kept (their mtimes too)
-    images = {n: d for n, d in images.items() if isinstance(d, Path) or not (folder / n).exists()}
+    # rerun: the files written before kept (their mtimes too)
+    images = collection_images(HOLIDAYS, args.seeds, args.mosaics, args.work / "images")
     settings = index_like_a_user(images, args.work)
     print(f"indexed in {time.perf_counter() - started:.0f} s", flush=True)
     timed = Timed()
@@ -115,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
         timed.wrap(readers.IndexedKeypoints, "stored")
     except ImportError:  # a version that stores no keypoints
         readers = verifier
-    timed.wrap(readers, "_rgb")
+    for name in ("_rgb", "_luma"):  # thumbnails decoded (as RGB, or as a JPEG's luma)
+        if hasattr(readers, name):
+            timed.wrap(readers, name)
     timed.wrap(duplicates.Neighbours, "of")
     timed.wrap(duplicate_pass, "_with_added")
     timed.wrap(duplicate_pass if hasattr(duplicate_pass, "find_groups") else collection, "find_groups")
@@ -200,7 +208,7 @@ def counts(timed: Timed, cpu: float, per: int, implied: list[int]) -> list:
                 seconds["extract"],
                 seconds["verify"],
                 *align,
-                seconds["_rgb"] + seconds["stored"],
+                seconds["_rgb"] + seconds["_luma"] + seconds["stored"],
                 seconds["find_groups"],
             )
         ),

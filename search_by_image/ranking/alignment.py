@@ -240,11 +240,23 @@ def _content(grey: np.ndarray) -> np.ndarray:
 
 def _normalise(grey: np.ndarray) -> np.ndarray:
     """Grey with its local mean and contrast evened out (uint8)."""
-    cv2 = opencv()
     grey = grey.astype(np.float32)
-    detail = grey - cv2.GaussianBlur(grey, (0, 0), FLOW_NORMALISE_SIGMA)
-    spread = np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), FLOW_NORMALISE_SIGMA)) + 2.0
+    detail = grey - _wide_blur(grey, FLOW_NORMALISE_SIGMA)
+    spread = np.sqrt(_wide_blur(detail * detail, FLOW_NORMALISE_SIGMA)) + 2.0
     return np.clip(128 + 40 * detail / spread, 0, 255).astype(np.uint8)
+
+
+def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `sigma` px (several) computed at half size: the image halved (a 2 px
+    box, variance 1/4 px^2), blurred there, and doubled again (bilinear, variance 2/3 px^2), the
+    three variances adding up to sigma^2. A quarter of the pixels and half the kernel: a fifth
+    of the time, and what is left of the image's detail after such a blur (none above a tenth of
+    a cycle a pixel) survives halving."""
+    cv2 = opencv()
+    height, width = image.shape
+    half = cv2.resize(image, ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(half, (0, 0), np.sqrt(sigma * sigma - 0.25 - 2 / 3) / 2)
+    return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _textured(grey: np.ndarray, levels: int = EDGE_LEVELS) -> np.ndarray:

@@ -95,9 +95,11 @@ def opencv():
 
 
 def scaled_grey(rgb: np.ndarray, side: int | None = None) -> np.ndarray:
-    """An H x W x 3 uint8 image as greyscale with its longest side at most `side` (SIDE) px."""
+    """An H x W x 3 uint8 image (or an H x W grey one) as greyscale with its longest side at
+    most `side` (SIDE) px."""
     cv2 = opencv()
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    rgb = np.ascontiguousarray(rgb)
+    grey = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     scale = (side or SIDE) / max(grey.shape)
     if scale < 1:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
@@ -106,8 +108,8 @@ def scaled_grey(rgb: np.ndarray, side: int | None = None) -> np.ndarray:
 
 
 def extract(rgb: np.ndarray, side: int | None = None, count: int | None = None) -> Keypoints:
-    """ORB keypoints of an RGB image (H x W x 3 uint8, any size: scaled to `side` (SIDE) px
-    first), at most `count` (KEYPOINTS) of them."""
+    """ORB keypoints of an RGB image (H x W x 3 uint8, or H x W grey; any size: scaled to `side`
+    (SIDE) px first), at most `count` (KEYPOINTS) of them."""
     cv2 = opencv()
     grey = scaled_grey(rgb, side)
     count = count or KEYPOINTS
