@@ -9,9 +9,9 @@ et al. 2018) reaches the scene's other shots. Only verified results expand the q
 expansion with the top results whatever they show gained less and drifts when they are wrong
 (bench/README.md "Levers measured and not shipped").
 
-- Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's
-  own weight (`query_weight`: 1.5 on the default whitening, 1 on raw descriptors and 384-d): a copy or a close shot counts fully, a
-  barely verified one little.
+- Each verified result weighs min(inliers, BONUS_CAP) / BONUS_CAP beside the query's own
+  weight (`query_weight`: 1.5 on the default whitening, 1 on raw descriptors and 384-d): a copy
+  or a close shot counts fully, a barely verified one little.
 - Verified results keep their places (VERIFIED_PLACES), so a copy's source stays above the
   other shots of its scene that the expanded query favours; the others are ranked again by the
   expanded query's score, among the places they held. Scores shown
