@@ -83,12 +83,12 @@ class IndexedKeypoints:
         """Keypoints extracted now from the image's thumbnail (of its mirror image if `mirror`),
         with their grey; None if the thumbnail cannot be read or made. The image's own from its
         RGB, as the indexer stores them (the same checks either way); the mirror's, never stored,
-        from its luma (`_luma`: a pass extracts most images' mirrors)."""
+        from its luma (`_pixels`)."""
         thumbnail = self.thumbnail(path, fingerprint)
         if thumbnail is None:
             return None
         try:
-            pixels = local_features.mirrored(_luma(thumbnail)) if mirror else _rgb(thumbnail)
+            pixels = _pixels(thumbnail, mirror)
         except UNREADABLE:
             return None
         return local_features.extract(pixels)
@@ -162,10 +162,15 @@ class IndexedKeypoints:
 
 
 def _grey(thumbnail: Path, mirror: bool = False) -> np.ndarray:
-    """The thumbnail's grey at local_features.SIDE px as its keypoints were extracted from: of its
-    RGB (as the indexer stores them), or for its mirror of its luma (`extracted`)."""
-    pixels = local_features.mirrored(_luma(thumbnail)) if mirror else _rgb(thumbnail)
-    return local_features.scaled_grey(pixels)
+    """The thumbnail's grey at local_features.SIDE px, as its keypoints are extracted from."""
+    return local_features.scaled_grey(_pixels(thumbnail, mirror))
+
+
+def _pixels(thumbnail: Path, mirror: bool) -> np.ndarray:
+    """What an image's keypoints and grey are made from: its thumbnail's RGB (as the indexer
+    stores them), or for its mirror the thumbnail's luma mirrored (`_luma`: a pass extracts most
+    images' mirrors)."""
+    return local_features.mirrored(_luma(thumbnail)) if mirror else _rgb(thumbnail)
 
 
 def _luma(thumbnail: Path) -> np.ndarray:
