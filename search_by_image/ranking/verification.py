@@ -131,7 +131,7 @@ def check(
     if more is not None:
         found = _best(query, more, try_mirror, boxed)
         hint = found.inliers
-        if not found.copy and FINER_RATIO:  # matched again, more loosely: kept only as a copy
+        if not found.copy and FINER_RATIO:  # matched again, more loosely (`_kept`)
             loose = _best(query, more, try_mirror, boxed, FINER_RATIO)
             found, hint = (loose if _kept(loose, found) else found), loose.inliers
         if FINER_QUERY and not found.copy and hint >= FINER_QUERY_INLIERS:
