@@ -22,7 +22,7 @@ def ivf_store():
     store = IndexStore.create(
         SPEC.model_copy(update={"dim": 64}), features, paths, {p: (1, 1) for p in paths}, index_type=factory
     )
-    assert factory.startswith("IVF") and store.manifest.nprobe < 64
+    assert factory == "IVF102,Flat" and 1 <= store.manifest.nprobe < 102  # not every list
     return store, features
 
 
@@ -35,6 +35,7 @@ def test_a_pass_over_an_ivf_index_finds_each_images_exact_nearest_with_the_index
     ivf_store, monkeypatch
 ):
     store, features = ivf_store
+    monkeypatch.setattr(pass_search, "PROBED_FOR_EXACT", 10**6)  # as if it probed many lists
     monkeypatch.setattr(store, "search", None)  # not the index's lists: every vector
     ids = np.asarray(store.ids, np.int64)
     search = pass_search.nearest_search(store, ids, batch=512)
@@ -47,9 +48,13 @@ def test_a_pass_over_an_ivf_index_finds_each_images_exact_nearest_with_the_index
             assert score == pytest.approx(float(features[query] @ features[image_id]), abs=1e-4)
 
 
-def test_beyond_the_exact_budget_the_pass_searches_the_index(ivf_store, monkeypatch):
+@pytest.mark.parametrize("probed_for_exact, budget", [(10**6, 1.0), (1, 1e13)])
+def test_an_index_probing_few_lists_or_past_the_budget_is_searched_as_it_is(
+    ivf_store, monkeypatch, probed_for_exact, budget
+):
     store, features = ivf_store
-    monkeypatch.setattr(pass_search, "EXACT_PASS_COST", 1.0)
+    monkeypatch.setattr(pass_search, "PROBED_FOR_EXACT", probed_for_exact)
+    monkeypatch.setattr(pass_search, "EXACT_PASS_COST", budget)
     ids = np.asarray(store.ids, np.int64)
     hits = pass_search.nearest_search(store, ids, batch=512)(0, ids[:50], 5)
     assert hits == store.search(features[:50], 5)
