@@ -44,6 +44,16 @@ LOOSE_OFF = (verification, "FINER_RATIO", None)
 FLAT_OFF = (alignment, "FLAT_EDGE_LEVELS", alignment.EDGE_LEVELS)
 #: a large upload's own finer keypoints not tried against a big photo's finer set
 LARGER_QUERY_OFF = (verification, "FINER_QUERY", False)
+#: the large upload's finer keypoints only past a hint of the source (8 inliers at the thumbnail-size
+#: query's loosest; the looser second match from 12 at the first), or on every big photo checked
+LARGER_QUERY_HINTED = (
+    (verification, "FINER_QUERY_INLIERS", 8),
+    (verification, "FINER_QUERY_LOOSE_INLIERS", 12),
+)
+LARGER_QUERY_EVERYWHERE = (
+    (verification, "FINER_QUERY_INLIERS", 0),
+    (verification, "FINER_QUERY_LOOSE_INLIERS", 0),
+)
 #: verified results' places through expansion, copies' correlation band, aligned results first
 PLACES_OFF = (expansion, "VERIFIED_PLACES", False)
 BAND_OFF = (verification, "COPY_ORDER_BAND", False)
@@ -91,6 +101,8 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified lift capped at 50 inliers": ({}, _patch((verification, "BONUS_CAP", 50))),
     "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
     "before larger query keypoints": ({}, _patch(LARGER_QUERY_OFF)),
+    "larger query from a hint": ({}, _patch(*LARGER_QUERY_HINTED)),
+    "larger query on every big photo": ({}, _patch(*LARGER_QUERY_EVERYWHERE)),
     "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
     "before verified places": ({}, _patch(PLACES_OFF)),
     "copies by correlation grid": ({}, _patch(BAND_OFF)),
