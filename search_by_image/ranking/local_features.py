@@ -146,6 +146,12 @@ class Verified:
     #: the inliers' positions in the candidate (n x 2)
     points: np.ndarray | None = None
 
+    def spans(self, px: float) -> bool:
+        """Whether the inliers spread at least `px` both ways (True when their places are unknown)."""
+        if self.points is None or not len(self.points):
+            return True
+        return bool((np.ptp(self.points, axis=0) >= px).all())
+
 
 NONE = Verified(0, None)
 

@@ -63,6 +63,10 @@ FINER_QUERY_LOOSE_INLIERS = 0
 #: >= COPY_INLIERS inliers whose pixels correlate >= COPY_CORRELATION, moving or not) rather than
 #: only as copies: a detail whose motion reads 0.26 px is still its source's (ALIGNED_FIRST).
 FINER_ALIGNED = True
+#: Inliers within this many px of one another one way (at local_features.SIDE): RANSAC folded the
+#: query onto a spot (look-alikes on a smooth picture), never aligned; not compared by pixels
+#: (bench/README.md "Larger query keypoints": no aligned source spanned under 22 px).
+MIN_SPREAD_PX = 8.0
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether the copies within COPY_ORDER_STEP of the closest one's correlation count as equally
@@ -192,7 +196,7 @@ def compare(query: Keypoints, candidate: Keypoints, boxed: bool = False, ratio: 
     """One side of `check`: the cheap measures first, each only where the one before allows a copy
     (`ratio`: Lowe's, local_features.RATIO if None)."""
     found = local_features.verify(query, candidate, ratio)
-    if found.inliers < COPY_INLIERS or found.transform is None:
+    if found.inliers < COPY_INLIERS or found.transform is None or not found.spans(MIN_SPREAD_PX):
         return Check(found.inliers)
     try:  # the pixels of a cached image's keypoints are read again from its thumbnail
         query = query.with_grey()

@@ -118,3 +118,29 @@ def test_an_upload_is_decoded_again_at_the_larger_side_or_not_at_all():
     view = query_keypoints.larger_view(jpeg_bytes(big, 90), 10**9)
     assert view is not None and query_keypoints.LARGER_SIDE <= max(view.shape[:2]) < max(big.size)
     assert query_keypoints.larger_view(b"not an image", 10**9) is None
+
+
+def test_a_match_folded_onto_one_spot_is_not_compared_by_its_pixels(monkeypatch):
+    """Twenty look-alikes of a smooth picture in a 3 px blob: RANSAC explains them by shrinking
+    the query onto the blob. Such a match never aligns, and its big photo's view (a second
+    decode of it) is not read for it; spread out, the same match is compared."""
+    rng = np.random.default_rng(11)
+    count = 20
+    descriptors = rng.integers(0, 256, (count, 32), dtype=np.uint8)
+    spread = rng.uniform(40, 280, (count, 2)).astype(np.float32)
+    blob = (150 + rng.uniform(0, 3, (count, 2))).astype(np.float32)
+    grey = smooth_grey(60)
+    read: list[int] = []
+
+    def view() -> tuple[np.ndarray, tuple[float, float]]:
+        read.append(1)
+        return grey, (1.0, 1.0)
+
+    query = local_features.Keypoints(spread, descriptors, grey)
+    folded = local_features.Keypoints(blob, descriptors, grey, view=view)
+    found = verification.compare(query, folded)
+    assert found.inliers >= verification.COPY_INLIERS and found.correlation == -1.0 and read == []
+    monkeypatch.setattr(verification, "MIN_SPREAD_PX", 0.0)
+    verification.compare(query, folded)
+    assert read == [1]
+    assert verification.compare(query, local_features.Keypoints(spread, descriptors, grey)).copy
