@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from search_by_image.ranking import alignment, expansion, rotations, verification, verifier
+from search_by_image.ranking import alignment, expansion, local_features, rotations, verification, verifier
 from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 
 
@@ -53,6 +53,13 @@ LARGER_QUERY_HINTED = (
 LARGER_QUERY_EVERYWHERE = (
     (verification, "FINER_QUERY_INLIERS", 0),
     (verification, "FINER_QUERY_LOOSE_INLIERS", 0),
+)
+#: the product before the larger query went to every big photo: its hints, each ratio's own
+#: nearest-neighbour search, folded matches compared by their pixels
+BEFORE_EVERY_PHOTO = (
+    *LARGER_QUERY_HINTED,
+    (local_features, "RECENT_PAIRS", 0),
+    (verification, "MIN_SPREAD_PX", 0.0),
 )
 #: verified results' places through expansion, copies' correlation band, aligned results first
 PLACES_OFF = (expansion, "VERIFIED_PLACES", False)
@@ -103,6 +110,8 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "before larger query keypoints": ({}, _patch(LARGER_QUERY_OFF)),
     "larger query from a hint": ({}, _patch(*LARGER_QUERY_HINTED)),
     "larger query on every big photo": ({}, _patch(*LARGER_QUERY_EVERYWHERE)),
+    "before larger query on every big photo": ({}, _patch(*BEFORE_EVERY_PHOTO)),
+    "folded matches compared": ({}, _patch((verification, "MIN_SPREAD_PX", 0.0))),
     "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
     "before verified places": ({}, _patch(PLACES_OFF)),
     "copies by correlation grid": ({}, _patch(BAND_OFF)),
