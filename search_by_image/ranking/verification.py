@@ -54,8 +54,8 @@ FINER_RATIO: float | None = 0.9
 #: FINER_QUERY_INLIERS inliers at its loosest (0: every big photo checked; a hint of 8 missed
 #: sources matched with 5-7), at RATIO then, from FINER_QUERY_LOOSE_INLIERS there, FINER_RATIO
 #: (the two share one nearest-neighbour search: local_features.recent_nearest_two); kept as a
-#: copy or aligned (FINER_ALIGNED). On every other wallpaper of 666 details: none
-#: (bench/README.md "Stored keypoints": larger query keypoints).
+#: copy or aligned (FINER_ALIGNED). Against every other wallpaper, 666 details: no false copy
+#: (bench/README.md "Larger query keypoints on every big photo").
 FINER_QUERY = True
 FINER_QUERY_INLIERS = 0
 FINER_QUERY_LOOSE_INLIERS = 0
@@ -65,7 +65,7 @@ FINER_QUERY_LOOSE_INLIERS = 0
 FINER_ALIGNED = True
 #: Inliers within this many px of one another one way (at local_features.SIDE): RANSAC folded the
 #: query onto a spot (look-alikes on a smooth picture), never aligned; not compared by pixels
-#: (bench/README.md "Larger query keypoints": no aligned source spanned under 22 px).
+#: (bench/README.md "Larger query keypoints on every big photo": no aligned source under 22 px).
 MIN_SPREAD_PX = 8.0
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
