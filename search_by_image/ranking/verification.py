@@ -51,15 +51,22 @@ COPY_MOTION = 0.25
 FINER_RATIO: float | None = 0.9
 #: Whether a large upload's own finer keypoints (query_keypoints.py) are matched against a big
 #: photo's finer set where the thumbnail-size query finds no copy there but at least
-#: FINER_QUERY_INLIERS inliers at its loosest (a hint of the source: 40% of the pairs with other
-#: wallpapers pay, not all), at RATIO then, from RERANK_INLIERS there, FINER_RATIO; kept only as a
-#: copy (bench/README.md "Stored keypoints": larger query keypoints).
+#: FINER_QUERY_INLIERS inliers at its loosest (0: every big photo checked; a hint of 8 missed
+#: sources matched with 5-7), at RATIO then, from FINER_QUERY_LOOSE_INLIERS there, FINER_RATIO
+#: (the two share one nearest-neighbour search: local_features.recent_nearest_two); kept as a
+#: copy or aligned (FINER_ALIGNED). Against every other wallpaper, 666 details: no false copy
+#: (bench/README.md "Larger query keypoints on every big photo").
 FINER_QUERY = True
-FINER_QUERY_INLIERS = 8
+FINER_QUERY_INLIERS = 0
+FINER_QUERY_LOOSE_INLIERS = 0
 #: Whether those finer matches (FINER_RATIO, FINER_QUERY) are kept where they align (Check.aligned:
 #: >= COPY_INLIERS inliers whose pixels correlate >= COPY_CORRELATION, moving or not) rather than
 #: only as copies: a detail whose motion reads 0.26 px is still its source's (ALIGNED_FIRST).
 FINER_ALIGNED = True
+#: Inliers within this many px of one another one way (at local_features.SIDE): RANSAC folded the
+#: query onto a spot (look-alikes on a smooth picture), never aligned; not compared by pixels
+#: (bench/README.md "Larger query keypoints on every big photo": no aligned source under 22 px).
+MIN_SPREAD_PX = 8.0
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether the copies within COPY_ORDER_STEP of the closest one's correlation count as equally
@@ -161,7 +168,7 @@ def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
     if larger is None:
         return None
     found = compare(larger, more, boxed)
-    if not found.copy and FINER_RATIO and found.inliers >= RERANK_INLIERS:
+    if not found.copy and FINER_RATIO and found.inliers >= FINER_QUERY_LOOSE_INLIERS:
         loose = compare(larger, more, boxed, FINER_RATIO)
         found = loose if _kept(loose, found) else found
     return found if _kept(found, UNCHECKED) else None
@@ -189,7 +196,7 @@ def compare(query: Keypoints, candidate: Keypoints, boxed: bool = False, ratio: 
     """One side of `check`: the cheap measures first, each only where the one before allows a copy
     (`ratio`: Lowe's, local_features.RATIO if None)."""
     found = local_features.verify(query, candidate, ratio)
-    if found.inliers < COPY_INLIERS or found.transform is None:
+    if found.inliers < COPY_INLIERS or found.transform is None or not found.spans(MIN_SPREAD_PX):
         return Check(found.inliers)
     try:  # the pixels of a cached image's keypoints are read again from its thumbnail
         query = query.with_grey()
