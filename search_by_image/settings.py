@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         description="watch mode: a folder's changes are indexed once it "
         "has been quiet this long (a copy in progress is one run, not hundreds)",
     )
+    duplicates_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="processes that check a duplicates pass's pairs (the first call of a "
+        "collection's duplicates page, `--duplicates`); 0 = one per core; 1 = on threads of the "
+        "service's own process, which keep about 1.7 of 2 cores busy (bench/README.md, the "
+        "duplicates page on real photos)",
+    )
     verify_top: int = Field(
         10,
         ge=0,
