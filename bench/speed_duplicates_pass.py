@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/sbi-duplicates-pass"))
     parser.add_argument("--seeds", type=int, default=2, help="altered copies: 300 per seed")
     parser.add_argument("--mosaics", type=int, default=1000)
-    parser.add_argument("--check-workers", type=int, default=0, help="duplicates_workers (0: one per core)")
+    parser.add_argument("--check-workers", type=int, default=1, help="1: threads; 0: a process per core")
     args = parser.parse_args(argv)
 
     from fastapi.testclient import TestClient

@@ -130,13 +130,13 @@ class Settings(BaseSettings):
         "has been quiet this long (a copy in progress is one run, not hundreds)",
     )
     duplicates_workers: int = Field(
-        0,
+        1,
         ge=0,
         le=64,
-        description="processes that check a duplicates pass's pairs (the first call of a "
-        "collection's duplicates page, `--duplicates`); 0 = one per core; 1 = on threads of the "
-        "service's own process, which keep about 1.7 of 2 cores busy (bench/README.md, the "
-        "duplicates page on real photos)",
+        description="processes that check a whole duplicates pass's pairs (a collection's first "
+        "duplicates page, `--duplicates`); 1 = on threads of the service's own process (about "
+        "1.7 of 2 cores busy); 0 = one per core. On 2 shared, loaded cores the processes cost "
+        "more CPU than the threads (bench/README.md, the duplicates page on real photos)",
     )
     verify_top: int = Field(
         10,
