@@ -11,6 +11,10 @@ extractions, the process' CPU seconds per image and where they go (each stage's 
 threads that ran it), and the load average.
 `--mosaics` scales the collection (10k: --mosaics 8589); the photo added is a new mosaic each
 collection size (4 photos drawn by the size), so a rerun adds a photo that is not there yet.
+`--check-workers` is the `duplicates_workers` setting (0: a process per core; 1: threads of
+the server's own process). The CPU counted is the process' and its shut-down children's (the
+workers'); the stages' CPU is the server process' own (with workers, their checks' stages are
+not broken down: the pairs are counted as they are handed to them).
 
 Timings are printed, never asserted. The collection is kept in --work and reused when rerun.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import threading
 import time
 from collections import Counter
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/sbi-duplicates-pass"))
     parser.add_argument("--seeds", type=int, default=2, help="altered copies: 300 per seed")
     parser.add_argument("--mosaics", type=int, default=1000)
+    parser.add_argument("--check-workers", type=int, default=1, help="1: threads; 0: a process per core")
     args = parser.parse_args(argv)
 
     from fastapi.testclient import TestClient
@@ -109,8 +115,16 @@ def main(argv: list[str] | None = None) -> None:
     images = collection_images(HOLIDAYS, args.seeds, args.mosaics, args.work / "images")
     settings = index_like_a_user(images, args.work)
     print(f"indexed in {time.perf_counter() - started:.0f} s", flush=True)
+    if "duplicates_workers" in type(settings).model_fields:
+        settings = settings.model_copy(update={"duplicates_workers": args.check_workers})
     timed = Timed()
     timed.wrap(verifier.Verifier, "is_copy")
+    try:  # checks handed to worker processes, counted as they are handed out
+        from search_by_image.ranking.check_processes import Workers
+
+        timed.wrap(Workers, "submit")
+    except ImportError:  # a version that checks on threads only
+        pass
     timed.wrap(local_features, "extract")
     timed.wrap(local_features, "verify")
     for name in ("overlap", "aligned_correlation", "residual_motion"):
@@ -146,12 +160,10 @@ def main(argv: list[str] | None = None) -> None:
         while "default" not in collections or collections["default"].loading:  # still loading
             time.sleep(0.2)
         images = len(client.app.state.service.default.require().store)
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_time()
         groups = answered(client, url)["total"]
         first = time.perf_counter() - started
-        rows.append(
-            ["first call", images, first, groups, *counts(timed, time.process_time() - cpu, images, implied)]
-        )
+        rows.append(["first call", images, first, groups, *counts(timed, cpu_time() - cpu, images, implied)])
         print(f"first call: {first:.1f} s ({size})", flush=True)
         timed.calls.clear(), timed.seconds.clear(), implied.clear()
         files = sorted((HOLIDAYS / "images").iterdir())
@@ -162,10 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             headers={"Authorization": f"Bearer {key}"},
         )
         assert added.status_code == 201, added.text
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_time()
         groups = answered(client, url)["total"]
         again = time.perf_counter() - started
-        cost = counts(timed, time.process_time() - cpu, 1, implied)
+        cost = counts(timed, cpu_time() - cpu, 1, implied)
         rows.append(["after one add", images + 1, again, groups, *cost])
     table(
         "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
@@ -185,6 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
+def cpu_time() -> float:
+    """CPU seconds of this process and of its children that have ended (the check workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def answered(client, url: str) -> dict:
     """GET `url` until the duplicates pass is done (202 with its progress meanwhile)."""
     while (answer := client.get(url)).status_code == 202:
@@ -197,7 +215,7 @@ def counts(timed: Timed, cpu: float, per: int, implied: list[int]) -> list:
     seconds = timed.seconds
     align = (seconds[n] for n in ("overlap", "aligned_correlation", "residual_motion"))
     return [
-        timed.calls["is_copy"],
+        timed.calls["is_copy"] + timed.calls["submit"],
         sum(implied),
         timed.calls["extract"],
         f"{1000 * cpu / per:.1f}",
