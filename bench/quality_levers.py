@@ -51,6 +51,8 @@ ALIGNED_OFF = (verification, "ALIGNED_FIRST", False)
 FINER_ALIGNED_OFF = (verification, "FINER_ALIGNED", False)
 #: a small upload's keypoints found on its own pixels, not on a view enlarged to SMALL_SIDE
 SMALL_OFF = (query_keypoints, "SMALL_SIDE", 0)
+#: results aligned but moving ordered by lifted score, not by their motion
+ALIGNED_MOTION_OFF = (verification, "ALIGNED_BY_MOTION", False)
 ALL_OFF = (
     WIDE_OFF,
     STRAIGHTEN_OFF,
@@ -62,6 +64,7 @@ ALL_OFF = (
     ALIGNED_OFF,
     FINER_ALIGNED_OFF,
     SMALL_OFF,
+    ALIGNED_MOTION_OFF,
 )
 
 
@@ -101,4 +104,6 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "finer matches kept only as copies": ({}, _patch(FINER_ALIGNED_OFF)),
     "before places, band, aligned": ({}, _patch(PLACES_OFF, BAND_OFF, ALIGNED_OFF, FINER_ALIGNED_OFF)),
     "small queries not enlarged": ({}, _patch(SMALL_OFF)),
+    "aligned results by lifted score": ({}, _patch(ALIGNED_MOTION_OFF)),
+    "small queries not enlarged, aligned by score": ({}, _patch(SMALL_OFF, ALIGNED_MOTION_OFF)),
 }

@@ -75,6 +75,10 @@ COPIES_BY_MOTION = True
 #: correlate 0.97 once aligned on 34 inliers, but whose motion reads 1.6 px, is its source, not
 #: the other picture the global score ranks first (bench/README.md "Order of results").
 ALIGNED_FIRST = True
+#: Whether those aligned results are ordered by their residual motion, least first, as copies
+#: are: a small copy's source can read 0.25-0.4 px, a burst aligned beside it more
+#: (bench/README.md "Small copies enlarged"). False: by lifted score.
+ALIGNED_BY_MOTION = True
 #: A checked, unverified result stays below every verified one with this many times its inliers
 #: (None: by lifted score alone; measured, not shipped: bench/README.md "Order of results").
 VERIFIED_OVER_CHECKED: float | None = None
@@ -250,19 +254,20 @@ def reorder(
     a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
     first, the closest first (correlation to COPY_ORDER_STEP, then with COPIES_BY_MOTION the least
     motion: a burst passing for a copy correlates less, moves more; with COPY_ORDER_BAND the step
-    is the band under the closest copy), then, with `verified_first`,
-    the other verified results, then the rest, each part by its lifted score (`lifted`): a source
+    is the band under the closest copy), then the results aligned but moving (ALIGNED_FIRST; with
+    ALIGNED_BY_MOTION the least motion first), then, with `verified_first`, the other verified
+    results, then the rest, each part by its lifted score (`lifted`): a source
     above any other shot, however close its score. Stable: unverified results keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
     if COPY_ORDER_BAND and copies.any():  # the band under the closest copy leads, as one step
         closeness[copies & (close >= close[copies].max() - COPY_ORDER_STEP)] = np.inf
-    by_motion = motion is not None and COPIES_BY_MOTION
-    moved = np.where(copies, np.asarray(motion, np.float64), 0.0) if by_motion else np.zeros(len(copies))
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
-    second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
-    tier = np.where(copies, 0, np.where(second, 1, 2))
+    moving = (copies & COPIES_BY_MOTION) | (aligned & ~copies & ALIGNED_BY_MOTION)
+    moved = np.where(moving, np.inf if motion is None else np.asarray(motion, np.float64), 0.0)
+    verified = verified_first & (np.asarray(inliers) >= RERANK_INLIERS)
+    tier = np.where(copies, 0, np.where(aligned, 1, np.where(verified, 2, 3)))
     ranked = _below_verified(lifted(scores, inliers), np.asarray(inliers))
     return np.lexsort((-ranked, moved, -closeness, tier))
 
