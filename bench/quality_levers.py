@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from search_by_image.ranking import alignment, expansion, local_features, rotations, verification, verifier
+from search_by_image.ranking import (
+    alignment,
+    expansion,
+    local_features,
+    query_keypoints,
+    rotations,
+    verification,
+    verifier,
+)
 from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 
 
@@ -66,6 +74,10 @@ PLACES_OFF = (expansion, "VERIFIED_PLACES", False)
 BAND_OFF = (verification, "COPY_ORDER_BAND", False)
 ALIGNED_OFF = (verification, "ALIGNED_FIRST", False)
 FINER_ALIGNED_OFF = (verification, "FINER_ALIGNED", False)
+#: a small upload's keypoints found on its own pixels, not on a view enlarged to SMALL_SIDE
+SMALL_OFF = (query_keypoints, "SMALL_SIDE", 0)
+#: results aligned but moving ordered by lifted score, not by their motion
+ALIGNED_MOTION_OFF = (verification, "ALIGNED_BY_MOTION", False)
 ALL_OFF = (
     WIDE_OFF,
     STRAIGHTEN_OFF,
@@ -76,6 +88,8 @@ ALL_OFF = (
     BAND_OFF,
     ALIGNED_OFF,
     FINER_ALIGNED_OFF,
+    SMALL_OFF,
+    ALIGNED_MOTION_OFF,
 )
 
 
@@ -118,4 +132,7 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "aligned not first": ({}, _patch(ALIGNED_OFF)),
     "finer matches kept only as copies": ({}, _patch(FINER_ALIGNED_OFF)),
     "before places, band, aligned": ({}, _patch(PLACES_OFF, BAND_OFF, ALIGNED_OFF, FINER_ALIGNED_OFF)),
+    "small queries not enlarged": ({}, _patch(SMALL_OFF)),
+    "aligned results by lifted score": ({}, _patch(ALIGNED_MOTION_OFF)),
+    "small queries not enlarged, aligned by score": ({}, _patch(SMALL_OFF, ALIGNED_MOTION_OFF)),
 }

@@ -50,12 +50,11 @@ COPY_MOTION = 0.25
 #: keypoints": 207 of 666 other wallpapers at 0.9, none a copy). None: not matched again.
 FINER_RATIO: float | None = 0.9
 #: Whether a large upload's own finer keypoints (query_keypoints.py) are matched against a big
-#: photo's finer set where the thumbnail-size query finds no copy there but at least
-#: FINER_QUERY_INLIERS inliers at its loosest (0: every big photo checked; a hint of 8 missed
-#: sources matched with 5-7), at RATIO then, from FINER_QUERY_LOOSE_INLIERS there, FINER_RATIO
-#: (the two share one nearest-neighbour search: local_features.recent_nearest_two); kept as a
-#: copy or aligned (FINER_ALIGNED). Against every other wallpaper, 666 details: no false copy
-#: (bench/README.md "Larger query keypoints on every big photo").
+#: photo's finer set where the thumbnail-size query finds no copy but FINER_QUERY_INLIERS at its
+#: loosest (0: every big photo; a hint of 8 missed sources with 5-7), at RATIO, and from
+#: FINER_QUERY_LOOSE_INLIERS there at FINER_RATIO (one nearest-neighbour search for both); kept
+#: as a copy or aligned (FINER_ALIGNED). 666 details against every other wallpaper: no false
+#: copy (bench/README.md "Larger query keypoints on every big photo").
 FINER_QUERY = True
 FINER_QUERY_INLIERS = 0
 FINER_QUERY_LOOSE_INLIERS = 0
@@ -63,9 +62,8 @@ FINER_QUERY_LOOSE_INLIERS = 0
 #: >= COPY_INLIERS inliers whose pixels correlate >= COPY_CORRELATION, moving or not) rather than
 #: only as copies: a detail whose motion reads 0.26 px is still its source's (ALIGNED_FIRST).
 FINER_ALIGNED = True
-#: Inliers within this many px of one another one way (at local_features.SIDE): RANSAC folded the
-#: query onto a spot (look-alikes on a smooth picture), never aligned; not compared by pixels
-#: (bench/README.md "Larger query keypoints on every big photo": no aligned source under 22 px).
+#: Inliers within this many px one way (at local_features.SIDE): the query folded onto a spot of
+#: look-alikes, never aligned, so not compared by pixels (no aligned source under 22 px).
 MIN_SPREAD_PX = 8.0
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
@@ -82,6 +80,9 @@ COPIES_BY_MOTION = True
 #: correlate 0.97 once aligned on 34 inliers, but whose motion reads 1.6 px, is its source, not
 #: the other picture the global score ranks first (bench/README.md "Order of results").
 ALIGNED_FIRST = True
+#: Whether those go by their motion, least first, as copies do (a small copy's source reads
+#: 0.25-0.4 px, a burst beside it more: bench/README.md "Small copies enlarged"); else by score.
+ALIGNED_BY_MOTION = True
 #: A checked, unverified result stays below every verified one with this many times its inliers
 #: (None: by lifted score alone; measured, not shipped: bench/README.md "Order of results").
 VERIFIED_OVER_CHECKED: float | None = None
@@ -257,19 +258,20 @@ def reorder(
     a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
     first, the closest first (correlation to COPY_ORDER_STEP, then with COPIES_BY_MOTION the least
     motion: a burst passing for a copy correlates less, moves more; with COPY_ORDER_BAND the step
-    is the band under the closest copy), then, with `verified_first`,
-    the other verified results, then the rest, each part by its lifted score (`lifted`): a source
+    is the band under the closest copy), then the results aligned but moving (ALIGNED_FIRST; with
+    ALIGNED_BY_MOTION the least motion first), then, with `verified_first`, the other verified
+    results, then the rest, each part by its lifted score (`lifted`): a source
     above any other shot, however close its score. Stable: unverified results keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
     if COPY_ORDER_BAND and copies.any():  # the band under the closest copy leads, as one step
         closeness[copies & (close >= close[copies].max() - COPY_ORDER_STEP)] = np.inf
-    by_motion = motion is not None and COPIES_BY_MOTION
-    moved = np.where(copies, np.asarray(motion, np.float64), 0.0) if by_motion else np.zeros(len(copies))
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
-    second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
-    tier = np.where(copies, 0, np.where(second, 1, 2))
+    moving = (copies & COPIES_BY_MOTION) | (aligned & ~copies & ALIGNED_BY_MOTION)
+    moved = np.where(moving, np.inf if motion is None else np.asarray(motion, np.float64), 0.0)
+    verified = verified_first & (np.asarray(inliers) >= RERANK_INLIERS)
+    tier = np.where(copies, 0, np.where(aligned, 1, np.where(verified, 2, 3)))
     ranked = _below_verified(lifted(scores, inliers), np.asarray(inliers))
     return np.lexsort((-ranked, moved, -closeness, tier))
 

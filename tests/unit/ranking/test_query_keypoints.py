@@ -2,10 +2,13 @@
 check asks, and tried against a big photo's finer set where the thumbnail-size query finds no
 copy there (a small detail of a smooth or repetitive big photo), kept as a copy (or aligned)."""
 
+import io
+
 import numpy as np
 from helpers import PHOTOS, jpeg_bytes, smooth_grey
 from PIL import Image
 
+from search_by_image.catalog import thumbnails
 from search_by_image.ranking import local_features, query_keypoints, verification
 
 
@@ -144,3 +147,29 @@ def test_a_match_folded_onto_one_spot_is_not_compared_by_its_pixels(monkeypatch)
     verification.compare(query, folded)
     assert read == [1]
     assert verification.compare(query, local_features.Keypoints(spread, descriptors, grey)).copy
+
+
+def small_copy(photo: Image.Image, side: int) -> Image.Image:
+    """A crop of `photo`, turned 6 degrees, shrunk to `side` px and recompressed hard (a copy sent
+    through a messaging app)."""
+    width, height = photo.size
+    cropped = photo.crop((width // 8, height // 10, width - width // 10, height - height // 8))
+    turned = cropped.rotate(6, resample=Image.Resampling.BICUBIC)
+    scale = side / max(turned.size)
+    size = round(turned.width * scale), round(turned.height * scale)
+    shrunk = turned.resize(size, Image.Resampling.BICUBIC)
+    return Image.open(io.BytesIO(jpeg_bytes(shrunk, 35))).convert("RGB")
+
+
+def test_a_small_hard_recompressed_copy_is_a_copy_through_its_enlarged_view(monkeypatch):
+    photo = Image.open(PHOTOS / "kite.jpg").convert("RGB")
+    thumbnail = Image.open(io.BytesIO(thumbnails.encode(photo))).convert("RGB")
+    indexed = verification.Query.of_image(np.asarray(thumbnail)).keypoints
+    copy = np.asarray(small_copy(photo, 180))
+    query = verification.Query.of_image(copy)
+    assert max(query.keypoints.grey.shape) == query_keypoints.SMALL_SIDE  # found on its enlarged view
+    found = verification.check(query, indexed)
+    assert found.copy, found
+    monkeypatch.setattr(query_keypoints, "SMALL_SIDE", 0)
+    alone = verification.check(verification.Query.of_image(copy), indexed)
+    assert not alone.verified and found.inliers >= 3 * max(alone.inliers, 1), (alone, found)
