@@ -39,8 +39,8 @@ from search_by_image.ranking.query_keypoints import Query
 
 #: Inliers that make a verified match: the same scene (re-ranked up).
 RERANK_INLIERS = 12
-#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels and at most COPY_MOTION px of
-#: residual motion once aligned (alignment.residual_motion).
+#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels and at most COPY_MOTION px
+#: of residual motion once aligned (alignment.residual_motion).
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
@@ -72,13 +72,12 @@ COPY_ORDER_STEP = 0.01
 #: 0.994 straddle a step of the grid but differ by less than one (bench/README.md "Order of
 #: results").
 COPY_ORDER_BAND = True
-#: Whether copies of one correlation step are ordered by their residual motion, least first: a
-#: burst passing for a copy moves a little more (bench/README.md "Order of results": 30 of 35).
+#: Whether copies of one step go by their residual motion, least first: a burst passing for a
+#: copy moves a little more (bench/README.md "Order of results": 30 of 35).
 COPIES_BY_MOTION = True
-#: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy) come
-#: after the copies and before every other result: a detail of a smooth picture whose pixels
-#: correlate 0.97 once aligned on 34 inliers, but whose motion reads 1.6 px, is its source, not
-#: the other picture the global score ranks first (bench/README.md "Order of results").
+#: Whether results aligned but moving (Check.aligned, not a copy) come after the copies, before
+#: every other result: a smooth detail correlating 0.97 on 34 inliers but moving 1.6 px is its
+#: source, not the picture the global score ranks first (bench/README.md "Order of results").
 ALIGNED_FIRST = True
 #: Whether those go by their motion, least first, as copies do (a small copy's source reads
 #: 0.25-0.4 px, a burst beside it more: bench/README.md "Small copies enlarged"); else by score.
