@@ -5,7 +5,8 @@ altered copies of them (crop, turn, colour, rescale, recompression, caption, bor
 evaluation/alterations.py; 300 per seed) and 2 x 2 mosaics of four Holidays photos each (distinct
 new photos with real content, to reach a few thousand). Then, through the API in-process
 (TestClient): GET /collections/default/duplicates (the first call: the whole pass), one photo
-added with POST /collections/default/images, and the page again (the pass carried over the add).
+added with POST /collections/default/images, and the page again (the pass carried over the add),
+then that photo deleted and the page again.
 Printed: seconds, pairs checked, pairs left unchecked as implied (pair_checks.py), keypoint
 extractions, the process' CPU seconds per image and where they go (each stage's CPU time on the
 threads that ran it), and the load average.
@@ -95,20 +96,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mosaics", type=int, default=1000)
     args = parser.parse_args(argv)
 
-    from fastapi.testclient import TestClient
-
-    from main import create_app
-    from search_by_image.api.auth import KeyStore
     from search_by_image.evaluation.product import index_like_a_user
-    from search_by_image.layout import KEYS_FILE
-    from search_by_image.ranking import alignment, duplicate_pass, duplicates, local_features, verifier
-    from search_by_image.serving import collection
 
     started = time.perf_counter()
     # rerun: the files written before kept (their mtimes too)
     images = collection_images(HOLIDAYS, args.seeds, args.mosaics, args.work / "images")
     settings = index_like_a_user(images, args.work)
     print(f"indexed in {time.perf_counter() - started:.0f} s", flush=True)
+    measure(
+        settings,
+        "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
+    )
+
+
+def measure(settings, title: str) -> None:
+    """The duplicates page through the API in-process on the collection `settings` serve: the
+    first call (the whole pass), then after one new mosaic added, then after it is deleted;
+    prints the table."""
+    from fastapi.testclient import TestClient
+
+    from main import create_app
+    from search_by_image.api.auth import KeyStore
+    from search_by_image.layout import KEYS_FILE
+    from search_by_image.ranking import alignment, duplicate_pass, duplicates, local_features, verifier
+    from search_by_image.serving import collection
+
     timed = Timed()
     timed.wrap(verifier.Verifier, "is_copy")
     timed.wrap(local_features, "extract")
@@ -138,13 +150,16 @@ def main(argv: list[str] | None = None) -> None:
 
         duplicate_pass.verified_copies = counted
     _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin", "bench")
+    headers = {"Authorization": f"Bearer {key}"}
     rows = []
     with TestClient(create_app(settings)) as client:
+        started = time.perf_counter()
         size = client.get("/health").json()
         url = "/collections/default/duplicates"
         collections = client.app.state.service.collections
         while "default" not in collections or collections["default"].loading:  # still loading
             time.sleep(0.2)
+        print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
         images = len(client.app.state.service.default.require().store)
         started, cpu = time.perf_counter(), time.process_time()
         groups = answered(client, url)["total"]
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         added = client.post(
             "/collections/default/images",
             files=[("files", (f"new-{images}.jpg", mosaic([files[i] for i in drawn]), "image/jpeg"))],
-            headers={"Authorization": f"Bearer {key}"},
+            headers=headers,
         )
         assert added.status_code == 201, added.text
         started, cpu = time.perf_counter(), time.process_time()
@@ -167,8 +182,18 @@ def main(argv: list[str] | None = None) -> None:
         again = time.perf_counter() - started
         cost = counts(timed, time.process_time() - cpu, 1, implied)
         rows.append(["after one add", images + 1, again, groups, *cost])
+        timed.calls.clear(), timed.seconds.clear(), implied.clear()
+        deleted = client.delete(
+            f"/collections/default/images/{added.json()['images'][0]['id']}", headers=headers
+        )
+        assert deleted.status_code == 200, deleted.text
+        started, cpu = time.perf_counter(), time.process_time()
+        groups = answered(client, url)["total"]
+        again = time.perf_counter() - started
+        cost = counts(timed, time.process_time() - cpu, 1, implied)
+        rows.append(["after one delete", images, again, groups, *cost])
     table(
-        "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
+        title,
         [
             "call",
             "images",
@@ -177,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             "pairs checked",
             "pairs left implied",
             "extractions",
-            "CPU ms per image (per added image after an add)",
+            "CPU ms per image (for the write after an add or delete)",
             "CPU s: neighbours / extract / match / overlap / correlation / motion / read, stored / groups",
         ],
         rows,
@@ -186,8 +211,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def answered(client, url: str) -> dict:
-    """GET `url` until the duplicates pass is done (202 with its progress meanwhile)."""
+    """GET `url` until the duplicates pass is done (202 with its progress meanwhile, printed
+    every minute: how far a long pass got should it be cut off)."""
+    started = shown = time.perf_counter()
     while (answer := client.get(url)).status_code == 202:
+        if time.perf_counter() - shown >= 60:
+            shown = time.perf_counter()
+            print(f"  {shown - started:.0f} s: {answer.json().get('detail')}", flush=True)
         time.sleep(0.5)
     answer.raise_for_status()
     return answer.json()
