@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import get_args
 
 from search_by_image.cli import stopping
-from search_by_image.ranking.match_kinds import RAW, WHITENED, WHITENED_SMALL
+from search_by_image.ranking.match_kinds import COPY_DEFAULTS
 from search_by_image.settings import ModelChoice, Pooling, Precision, ResizePolicy, Runtime, Settings
 
 
@@ -145,8 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     found.add_argument(
         "--threshold",
         type=float,
-        help="similarity above which two images are duplicates, in search-score units "
-        f"(default: {RAW.copy} raw, {WHITENED.copy} whitened, {WHITENED_SMALL.copy} 384-d whitened)",
+        help=f"similarity above which two images are duplicates, in search-score units ({COPY_DEFAULTS})",
     )
     found.add_argument("--format", choices=["csv", "json"], default="csv", help="output (default: csv)")
     return parser.parse_args(argv)

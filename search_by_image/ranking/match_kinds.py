@@ -59,6 +59,8 @@ WHITENED = Thresholds(copy=0.55, similar=0.3)
 #: A whitening shrunk by 1 (384-d: collections of 400-511 images, folders saved before).
 WHITENED_SMALL = Thresholds(copy=0.6, similar=0.3)
 RAW = Thresholds(copy=0.85, similar=0.75)
+#: The duplicates' default threshold, as the page's API and the indexer's --threshold describe it.
+COPY_DEFAULTS = f"default: {RAW.copy} raw, {WHITENED.copy} whitened, {WHITENED_SMALL.copy} 384-d whitened"
 
 
 def thresholds_for(whitening: Whitening | None) -> Thresholds:

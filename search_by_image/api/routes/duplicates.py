@@ -36,7 +36,7 @@ from search_by_image.catalog.review_decisions import Decision
 from search_by_image.errors import DuplicatesPending
 from search_by_image.ranking.duplicates import default_threshold
 from search_by_image.ranking.keepers import RULE
-from search_by_image.ranking.match_kinds import RAW, WHITENED, WHITENED_SMALL
+from search_by_image.ranking.match_kinds import COPY_DEFAULTS
 from search_by_image.serving.duplicate_review import Reviewed, Scope, review_of
 
 router = APIRouter(prefix="/collections", tags=["duplicates"])
@@ -121,9 +121,7 @@ async def duplicates(
         Query(
             gt=0,
             le=1,
-            description="similarity above which images are duplicates, in search-score "
-            f"units (default: {RAW.copy} raw, {WHITENED.copy} whitened, "
-            f"{WHITENED_SMALL.copy} 384-d whitened)",
+            description=f"similarity above which images are duplicates, in score units ({COPY_DEFAULTS})",
         ),
     ] = None,
     filters: Annotated[str | None, Query(description=FILTERS_HELP)] = None,
