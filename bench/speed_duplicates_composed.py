@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from bench import composed_mosaics as composed
 from bench.speed_duplicates_pass import HOLIDAYS, collection_images, measure, mosaic
@@ -35,6 +36,8 @@ UKBENCH = HOLIDAYS.parent / "ukbench_subset14"
 #: decode sizes (longest side) of the pool's photos, and their crops' smallest share
 PHOTO_SIDE, WALLPAPER_SIDE = 768, 2048
 SMALLEST, WALLPAPER_SMALLEST = 0.4, 0.15
+#: a whole photo's side in speed_duplicates_pass's mosaics
+SQUEEZED = 512
 
 
 def features_of(saved: Path) -> dict[str, np.ndarray]:
@@ -61,8 +64,9 @@ def pool(work: Path, whole: bool) -> tuple[list[composed.Source], list[float]]:
     sources, smallest = [], []
     for name, file in files.items():
         big = name.startswith("pool-") and "wallpapers" in str(file)
-        # as speed_duplicates_pass pastes them: no EXIF turn (a whole photo is squeezed square)
-        image = composed.decoded(file, WALLPAPER_SIDE if big else PHOTO_SIDE)
+        image = composed.decoded(file, WALLPAPER_SIDE if big else PHOTO_SIDE)  # no EXIF turn
+        if whole:  # squeezed square first, as speed_duplicates_pass pastes it: its keypoints too
+            image = image.resize((SQUEEZED, SQUEEZED), Image.Resampling.BICUBIC)
         sources.append(composed.source(name, image, found[name]))
         smallest.append(WALLPAPER_SMALLEST if big else SMALLEST)
     return sources, smallest
