@@ -86,9 +86,12 @@ def details(photos: list[Path], seed: int) -> list[DetailCopy]:
 def sets(holidays: Path, truth: GroundTruth, photos: list[Path], seeds: list[int], copies: int):
     out: dict[str, tuple[list[AlteredCopy], list[str]]] = {}
     for seed in seeds:
-        sources = pick_sources(copies, len(truth.files), seed)
-        opened = combined_copies(lambda i: Image.open(holidays / "images" / truth.files[i]), sources, seed)
-        out[f"combined s{seed}"] = opened, truth.files
+        if copies:  # `--copies 0`: the details alone
+            sources = pick_sources(copies, len(truth.files), seed)
+            opened = combined_copies(
+                lambda i: Image.open(holidays / "images" / truth.files[i]), sources, seed
+            )
+            out[f"combined s{seed}"] = opened, truth.files
         out[f"details s{seed}"] = details(photos, seed), []
     return out
 
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levers", nargs="*", default=[], help=f"of {sorted(LEVERS)}, or all")
     parser.add_argument("--misses", action="store_true", help="print each copy not found first")
     parser.add_argument("--http", action="store_true", help="also the copies over HTTP (uvicorn)")
-    parser.add_argument("--copies", type=int, default=COPIES, help="combined copies per seed")
+    parser.add_argument("--copies", type=int, default=COPIES, help="combined copies a seed (0: none)")
     parser.add_argument("--default-only", action="store_true", help="the defaults alone, no today row")
     parser.add_argument("--timed", type=int, default=TIMED, help="queries of each set timed")
     parser.add_argument("--holidays", action="store_true", help="also Holidays-300 mAP per variant")

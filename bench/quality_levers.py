@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from search_by_image.ranking import alignment, expansion, rotations, verification, verifier
+from search_by_image.ranking import (
+    alignment,
+    expansion,
+    local_features,
+    query_keypoints,
+    rotations,
+    verification,
+    verifier,
+)
 from search_by_image.ranking.indexed_keypoints import IndexedKeypoints
 
 
@@ -44,11 +52,32 @@ LOOSE_OFF = (verification, "FINER_RATIO", None)
 FLAT_OFF = (alignment, "FLAT_EDGE_LEVELS", alignment.EDGE_LEVELS)
 #: a large upload's own finer keypoints not tried against a big photo's finer set
 LARGER_QUERY_OFF = (verification, "FINER_QUERY", False)
+#: the large upload's finer keypoints only past a hint of the source (8 inliers at the thumbnail-size
+#: query's loosest; the looser second match from 12 at the first), or on every big photo checked
+LARGER_QUERY_HINTED = (
+    (verification, "FINER_QUERY_INLIERS", 8),
+    (verification, "FINER_QUERY_LOOSE_INLIERS", 12),
+)
+LARGER_QUERY_EVERYWHERE = (
+    (verification, "FINER_QUERY_INLIERS", 0),
+    (verification, "FINER_QUERY_LOOSE_INLIERS", 0),
+)
+#: the product before the larger query went to every big photo: its hints, each ratio's own
+#: nearest-neighbour search, folded matches compared by their pixels
+BEFORE_EVERY_PHOTO = (
+    *LARGER_QUERY_HINTED,
+    (local_features, "RECENT_PAIRS", 0),
+    (verification, "MIN_SPREAD_PX", 0.0),
+)
 #: verified results' places through expansion, copies' correlation band, aligned results first
 PLACES_OFF = (expansion, "VERIFIED_PLACES", False)
 BAND_OFF = (verification, "COPY_ORDER_BAND", False)
 ALIGNED_OFF = (verification, "ALIGNED_FIRST", False)
 FINER_ALIGNED_OFF = (verification, "FINER_ALIGNED", False)
+#: a small upload's keypoints found on its own pixels, not on a view enlarged to SMALL_SIDE
+SMALL_OFF = (query_keypoints, "SMALL_SIDE", 0)
+#: results aligned but moving ordered by lifted score, not by their motion
+ALIGNED_MOTION_OFF = (verification, "ALIGNED_BY_MOTION", False)
 ALL_OFF = (
     WIDE_OFF,
     STRAIGHTEN_OFF,
@@ -59,6 +88,8 @@ ALL_OFF = (
     BAND_OFF,
     ALIGNED_OFF,
     FINER_ALIGNED_OFF,
+    SMALL_OFF,
+    ALIGNED_MOTION_OFF,
 )
 
 
@@ -91,10 +122,17 @@ LEVERS: dict[str, tuple[dict, Callable[[], Any]]] = {
     "verified lift capped at 50 inliers": ({}, _patch((verification, "BONUS_CAP", 50))),
     "verified lift doubled": ({}, _patch((verification, "BONUS", 1.0))),
     "before larger query keypoints": ({}, _patch(LARGER_QUERY_OFF)),
+    "larger query from a hint": ({}, _patch(*LARGER_QUERY_HINTED)),
+    "larger query on every big photo": ({}, _patch(*LARGER_QUERY_EVERYWHERE)),
+    "before larger query on every big photo": ({}, _patch(*BEFORE_EVERY_PHOTO)),
+    "folded matches compared": ({}, _patch((verification, "MIN_SPREAD_PX", 0.0))),
     "expansion: query weighs 1.5": ({}, _patch((expansion, "QUERY_WEIGHT", 1.5))),
     "before verified places": ({}, _patch(PLACES_OFF)),
     "copies by correlation grid": ({}, _patch(BAND_OFF)),
     "aligned not first": ({}, _patch(ALIGNED_OFF)),
     "finer matches kept only as copies": ({}, _patch(FINER_ALIGNED_OFF)),
     "before places, band, aligned": ({}, _patch(PLACES_OFF, BAND_OFF, ALIGNED_OFF, FINER_ALIGNED_OFF)),
+    "small queries not enlarged": ({}, _patch(SMALL_OFF)),
+    "aligned results by lifted score": ({}, _patch(ALIGNED_MOTION_OFF)),
+    "small queries not enlarged, aligned by score": ({}, _patch(SMALL_OFF, ALIGNED_MOTION_OFF)),
 }

@@ -25,7 +25,15 @@ from PIL import Image
 
 from bench import wallpapers
 from bench.quality_copies import CAMERA_MIN_SIDE, HELD_OUT_SEED, details
-from bench.quality_levers import FINER_ALIGNED_OFF, FLAT_OFF, LARGER_QUERY_OFF, LOOSE_OFF, patched
+from bench.quality_levers import (
+    FINER_ALIGNED_OFF,
+    FLAT_OFF,
+    LARGER_QUERY_EVERYWHERE,
+    LARGER_QUERY_HINTED,
+    LARGER_QUERY_OFF,
+    LOOSE_OFF,
+    patched,
+)
 from search_by_image.catalog.thumbnails import THUMBNAIL_PX, Thumbnails
 from search_by_image.images.decoding import open_rgb
 from search_by_image.index.store import IndexStore
@@ -44,6 +52,13 @@ FLAT_LEVERS = {
     "both": (LARGER_QUERY_OFF,),
     "both + larger query keypoints, kept only as copies": (FINER_ALIGNED_OFF,),
     "both + larger query keypoints, kept where aligned (default)": (),
+}
+#: `--query-levers`: where the upload's larger keypoints are tried (verification.FINER_QUERY_INLIERS,
+#: FINER_QUERY_LOOSE_INLIERS)
+QUERY_LEVERS = {
+    "larger query off": (LARGER_QUERY_OFF,),
+    "larger query from a hint": LARGER_QUERY_HINTED,
+    "larger query on every big photo": LARGER_QUERY_EVERYWHERE,
 }
 
 
@@ -103,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at-thumbnail", action="store_true", help="compare pixels at the thumbnail")
     parser.add_argument("--others", type=int, default=OTHERS, help="other wallpapers per detail")
     parser.add_argument("--flat-levers", action="store_true", help="each variant with the flat checks off/on")
+    parser.add_argument("--query-levers", action="store_true", help="each variant, larger query's gates")
     args = parser.parse_args(argv)
     variants = [tuple(map(int, v.split(","))) for v in args.variants] if args.variants else VARIANTS
     saved = args.work / "saved"
@@ -119,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     others = [
         rng.choice([n for n in range(len(photos)) if n != c.source], args.others, False) for _, c in copies
     ]
-    levers = FLAT_LEVERS if args.flat_levers else {"": ()}
+    levers = FLAT_LEVERS if args.flat_levers else QUERY_LEVERS if args.query_levers else {"": ()}
     print("| larger view | details verified / copy / aligned | 0.10-0.20 of the area | false copies | "
           "bytes / image | indexing ms / image | check ms / pair |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")

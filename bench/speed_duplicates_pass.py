@@ -12,6 +12,10 @@ extractions, the process' CPU seconds per image and where they go (each stage's 
 threads that ran it), and the load average.
 `--mosaics` scales the collection (10k: --mosaics 8589); the photo added is a new mosaic each
 collection size (4 photos drawn by the size), so a rerun adds a photo that is not there yet.
+`--check-workers` is the `duplicates_workers` setting (0: a process per core; 1: threads of
+the server's own process). The CPU counted is the process' and its shut-down children's (the
+workers'); the stages' CPU is the server process' own (with workers, their checks' stages are
+not broken down: the pairs are counted as they are handed to them).
 
 Timings are printed, never asserted. The collection is kept in --work and reused when rerun.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import threading
 import time
 from collections import Counter
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/sbi-duplicates-pass"))
     parser.add_argument("--seeds", type=int, default=2, help="altered copies: 300 per seed")
     parser.add_argument("--mosaics", type=int, default=1000)
+    parser.add_argument("--check-workers", type=int, default=1, help="1: threads; 0: a process per core")
     args = parser.parse_args(argv)
 
     from search_by_image.evaluation.product import index_like_a_user
@@ -106,13 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     measure(
         settings,
         "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
+        args.check_workers,
     )
 
 
-def measure(settings, title: str) -> None:
+def measure(settings, title: str, check_workers: int = 1) -> None:
     """The duplicates page through the API in-process on the collection `settings` serve: the
     first call (the whole pass), then after one new mosaic added, then after it is deleted;
-    prints the table."""
+    prints the table. `check_workers`: 1 checks on threads, 0 a process per core."""
     from fastapi.testclient import TestClient
 
     from main import create_app
@@ -121,8 +128,16 @@ def measure(settings, title: str) -> None:
     from search_by_image.ranking import alignment, duplicate_pass, duplicates, local_features, verifier
     from search_by_image.serving import collection
 
+    if "duplicates_workers" in type(settings).model_fields:
+        settings = settings.model_copy(update={"duplicates_workers": check_workers})
     timed = Timed()
     timed.wrap(verifier.Verifier, "is_copy")
+    try:  # checks handed to worker processes, counted as they are handed out
+        from search_by_image.ranking.check_processes import Workers
+
+        timed.wrap(Workers, "submit")
+    except ImportError:  # a version that checks on threads only
+        pass
     timed.wrap(local_features, "extract")
     timed.wrap(local_features, "verify")
     for name in ("overlap", "aligned_correlation", "residual_motion"):
@@ -161,12 +176,10 @@ def measure(settings, title: str) -> None:
             time.sleep(0.2)
         print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
         images = len(client.app.state.service.default.require().store)
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_time()
         groups = answered(client, url)["total"]
         first = time.perf_counter() - started
-        rows.append(
-            ["first call", images, first, groups, *counts(timed, time.process_time() - cpu, images, implied)]
-        )
+        rows.append(["first call", images, first, groups, *counts(timed, cpu_time() - cpu, images, implied)])
         print(f"first call: {first:.1f} s ({size})", flush=True)
         timed.calls.clear(), timed.seconds.clear(), implied.clear()
         files = sorted((HOLIDAYS / "images").iterdir())
@@ -177,20 +190,20 @@ def measure(settings, title: str) -> None:
             headers=headers,
         )
         assert added.status_code == 201, added.text
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_time()
         groups = answered(client, url)["total"]
         again = time.perf_counter() - started
-        cost = counts(timed, time.process_time() - cpu, 1, implied)
+        cost = counts(timed, cpu_time() - cpu, 1, implied)
         rows.append(["after one add", images + 1, again, groups, *cost])
         timed.calls.clear(), timed.seconds.clear(), implied.clear()
         deleted = client.delete(
             f"/collections/default/images/{added.json()['images'][0]['id']}", headers=headers
         )
         assert deleted.status_code == 200, deleted.text
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_time()
         groups = answered(client, url)["total"]
         again = time.perf_counter() - started
-        cost = counts(timed, time.process_time() - cpu, 1, implied)
+        cost = counts(timed, cpu_time() - cpu, 1, implied)
         rows.append(["after one delete", images, again, groups, *cost])
     table(
         title,
@@ -210,6 +223,12 @@ def measure(settings, title: str) -> None:
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
+def cpu_time() -> float:
+    """CPU seconds of this process and of its children that have ended (the check workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return cpu_time() + children.ru_utime + children.ru_stime
+
+
 def answered(client, url: str) -> dict:
     """GET `url` until the duplicates pass is done (202 with its progress meanwhile, printed
     every minute: how far a long pass got should it be cut off)."""
@@ -227,7 +246,7 @@ def counts(timed: Timed, cpu: float, per: int, implied: list[int]) -> list:
     seconds = timed.seconds
     align = (seconds[n] for n in ("overlap", "aligned_correlation", "residual_motion"))
     return [
-        timed.calls["is_copy"],
+        timed.calls["is_copy"] + timed.calls["submit"],
         sum(implied),
         timed.calls["extract"],
         f"{1000 * cpu / per:.1f}",

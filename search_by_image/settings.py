@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         description="watch mode: a folder's changes are indexed once it "
         "has been quiet this long (a copy in progress is one run, not hundreds)",
     )
+    duplicates_workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="processes that check a whole duplicates pass's pairs (a collection's first "
+        "duplicates page, `--duplicates`); 1 = on threads of the service's own process (about "
+        "1.7 of 2 cores busy); 0 = one per core. On 2 shared, loaded cores the processes cost "
+        "more CPU than the threads (bench/README.md, the duplicates page on real photos)",
+    )
     verify_top: int = Field(
         10,
         ge=0,

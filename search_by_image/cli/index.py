@@ -254,6 +254,7 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
     from search_by_image.errors import SearchByImageError
     from search_by_image.index.live_store import load_live
     from search_by_image.ranking import verifier
+    from search_by_image.ranking.check_processes import ProcessChecks
     from search_by_image.ranking.duplicate_pass import DuplicatePass
     from search_by_image.ranking.duplicates import write_report
 
@@ -268,13 +269,14 @@ def print_duplicates(settings: Settings, args: argparse.Namespace) -> int:
         checker = verifier.Verifier(location, settings.max_image_pixels, settings.verify_top)
     apart = ReviewDecisions(location.saved_dir).apart_ids(store.id_of)  # "not duplicates" on the page
     with contextlib.ExitStack() as held:
-        is_copy = prefetch = None
+        is_copy = prefetch = processes = None
         if checker is not None:  # each image's keypoints (and its mirror's) read once
             held.enter_context(checker.holding(2 * len(store)))
             is_copy = functools.partial(checker.is_copy, store)
             prefetch = functools.partial(checker.preload, store)
+            processes = ProcessChecks.of(checker, store, settings.duplicates_workers)
         done = pass_progress.with_bar(
-            lambda progress: DuplicatePass.of(store, is_copy, prefetch, progress), args.quiet
+            lambda progress: DuplicatePass.of(store, is_copy, prefetch, progress, processes), args.quiet
         )
         groups = done.groups(args.threshold, lambda a, b: (a, b) not in apart, is_copy)
     write_report(groups, sys.stdout, args.format)

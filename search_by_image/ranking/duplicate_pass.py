@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from search_by_image.index.live_store import LiveStore
+from search_by_image.ranking.check_processes import ProcessChecks
 from search_by_image.ranking.duplicates import NEIGHBOURS, Group, Neighbours, find_groups
 from search_by_image.ranking.match_kinds import thresholds_for
 from search_by_image.ranking.pair_checks import IsCopy, Verified, verified_copies
@@ -59,9 +60,10 @@ class DuplicatePass:
         is_copy: IsCopy | None,
         prefetch: Prefetch | None = None,
         progress: Progress | None = None,
+        processes: ProcessChecks | None = None,
     ) -> DuplicatePass:
-        """The whole pass: every image searched, the pairs that can be copies checked;
-        `progress` updated as it goes."""
+        """The whole pass: every image searched, the pairs that can be copies checked (in
+        `processes` where given: pair_checks.verified_copies); `progress` updated as it goes."""
         progress = progress or Progress()
         neighbours = Neighbours.of(
             store, progress=lambda done: _report(progress, "neighbours", done, len(store))
@@ -69,7 +71,9 @@ class DuplicatePass:
         copies = None
         if is_copy is not None:
             checked = functools.partial(_report, progress, "pairs")
-            copies = verified_copies(store, neighbours, is_copy, prefetch=prefetch, progress=checked)
+            copies = verified_copies(
+                store, neighbours, is_copy, prefetch=prefetch, progress=checked, processes=processes
+            )
         return cls(store, neighbours, copies)
 
     def updated(
@@ -78,14 +82,15 @@ class DuplicatePass:
         is_copy: IsCopy | None,
         prefetch: Prefetch | None = None,
         progress: Progress | None = None,
+        processes: ProcessChecks | None = None,
     ) -> DuplicatePass:
         """This pass carried to `store`: derived when `store` is this one's less deletes and
         plus adds (`after_writes`), else computed whole."""
         if (self.copies is None) != (is_copy is None):
-            return DuplicatePass.of(store, is_copy, prefetch, progress)
+            return DuplicatePass.of(store, is_copy, prefetch, progress, processes)
         derived = after_writes(self.neighbours, self.store, store)
         if derived is None:
-            return DuplicatePass.of(store, is_copy, prefetch, progress)
+            return DuplicatePass.of(store, is_copy, prefetch, progress, processes)
         neighbours, added = derived
         copies = None
         if self.copies is not None and is_copy is not None:

@@ -32,6 +32,7 @@ from typing import TextIO
 import numpy as np
 
 from search_by_image.index.live_store import LiveStore
+from search_by_image.index.pass_search import nearest_search
 from search_by_image.ranking.match_kinds import thresholds_for
 
 QUERY_BATCH = 1024
@@ -85,9 +86,10 @@ class Neighbours:
         k = min(count + 1, len(ids))  # +1: an image finds itself
         found = np.full((len(ids), count), -1, np.int64)
         scores = np.full((len(ids), count), -np.inf, np.float32)
+        search = nearest_search(store, ids, QUERY_BATCH)
         for start in range(0, len(ids), QUERY_BATCH):
             batch = ids[start : start + QUERY_BATCH]
-            for row, (own, hits) in enumerate(zip(batch, store.search(store.vectors(batch), k))):
+            for row, (own, hits) in enumerate(zip(batch, search(start, batch, k))):
                 kept = [hit for hit in hits if hit[0] != own][:count]
                 found[start + row, : len(kept)] = [i for i, _ in kept]
                 scores[start + row, : len(kept)] = [s for _, s in kept]

@@ -11,6 +11,7 @@ image outside a filter, an image deleted since).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 
 from search_by_image.devices import cpu_threads
 from search_by_image.index.live_store import LiveStore
+from search_by_image.ranking.check_processes import MIN_PAIRS, ProcessChecks
 from search_by_image.ranking.duplicates import Joined, Neighbours, Pairs
 from search_by_image.ranking.match_kinds import thresholds_for
 
@@ -71,6 +73,7 @@ def verified_copies(
     prefetch: Callable[[list[int]], object] | None = None,
     known: Verified | None = None,
     progress: Callable[[int, int], None] | None = None,
+    processes: ProcessChecks | None = None,
 ) -> Verified:
     """The checked pairs of `neighbours` (the module's docstring) that `is_copy` confirms, mirror
     images tried only for pairs scoring at least `similar` (mirrored copies often score under
@@ -79,7 +82,9 @@ def verified_copies(
     FAISS release the GIL), not on the searches' verification pool, whose queue they would hold
     up. `only`: just the pairs with one of these ids (a live add's). `prefetch(ids)`: called with
     the images of each PREFETCH_LINKS pairs before they are checked (`Verifier.preload`).
-    `progress(done, total)`: the pairs checked or left implied so far, of all, now and then."""
+    `progress(done, total)`: the pairs checked or left implied so far, of all, now and then.
+    `processes`: checked in worker processes instead, when there are MIN_PAIRS or more (the
+    workers read their own keypoints: no `prefetch`), shut down at the end."""
     similar = thresholds_for(store.whitening).similar
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
     if only is not None:
@@ -94,8 +99,10 @@ def verified_copies(
     joined = Joined(known.copies if known is not None else ())
     copies: dict[Pair, float] = {}
     implied: dict[Pair, float] = {}
-    workers = threads or cpu_threads()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="duplicates")
+    in_processes = processes is not None and len(checked) >= MIN_PAIRS
+    if in_processes:
+        prefetch = None  # each worker reads the keypoints it needs
+    stop, submit, workers = _checks(store, is_copy, threads, processes if in_processes else None)
     running: dict[Future[bool], tuple[int, int, float]] = {}
 
     def settle(done: Iterable[Future[bool]]) -> None:
@@ -118,13 +125,31 @@ def verified_copies(
                 if joined.joined(a, b):
                     implied[(a, b)] = score
                 else:
-                    running[pool.submit(is_copy, a, b, score >= similar)] = (a, b, score)
+                    running[submit(a, b, score >= similar)] = (a, b, score)
         settle(wait(running).done)
         if progress is not None:
             progress(len(checked), len(checked))
     finally:  # a failing check ends the pass without the pairs still queued
-        pool.shutdown(cancel_futures=True)
+        stop()
     return Verified(copies, Pairs.of(implied))
+
+
+def _checks(
+    store: LiveStore, is_copy: IsCopy, threads: int | None, processes: ProcessChecks | None
+) -> tuple[Callable[[], None], Callable[[int, int, bool], Future[bool]], int]:
+    """Where a pass's checks run: what stops them (queued ones cancelled), what submits a check,
+    and how many run at once; worker processes (`processes`), else `threads` threads (one per
+    core) calling `is_copy`."""
+    if processes is not None:
+        workers = processes.started(store, AHEAD)
+        return functools.partial(workers.shutdown, cancel_futures=True), workers.submit, processes.workers
+    count = threads or cpu_threads()
+    threaded = ThreadPoolExecutor(count, thread_name_prefix="duplicates")
+
+    def submit(a: int, b: int, try_mirror: bool) -> Future[bool]:
+        return threaded.submit(is_copy, a, b, try_mirror)
+
+    return functools.partial(threaded.shutdown, cancel_futures=True), submit, count
 
 
 def reuse_order(links: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

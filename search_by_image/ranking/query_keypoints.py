@@ -25,6 +25,13 @@ from search_by_image.ranking.local_features import Keypoints
 #: The larger view of an upload its finer keypoints come from (longest side, px), and how many.
 LARGER_SIDE = 768
 LARGER_KEYPOINTS = 1500
+#: An upload whose longest side is under this many px is enlarged to it (`enlarged`) before its
+#: keypoints are found and its pixels compared: ORB finds no corner within 31 px of a border and
+#: its pyramid only shrinks, so a 150-250 px copy recompressed hard matched its source's 325 px
+#: thumbnail with a handful of keypoints (bench/README.md "Small copies enlarged"). Its pixels
+#: are compared on the enlarged view too: the query's own grey warped up onto the candidate
+#: reads as more motion. 0: never enlarged.
+SMALL_SIDE = 320
 
 
 class Query:
@@ -58,7 +65,7 @@ class Query:
         (`at_indexed_scale`); `taken`: the photo's capture time, asked for when a result is a
         copy by its pixels; `larger`: what decodes the upload at a larger size (None where it
         has none), for the finer keypoints (`finer_keypoints`)."""
-        rgb = at_indexed_scale(rgb)
+        rgb = enlarged(at_indexed_scale(rgb))
         keypoints = local_features.extract(rgb)
         finer = None if larger is None else lambda: finer_keypoints(larger(), keypoints)
         return cls(keypoints, lambda: local_features.extract(local_features.mirrored(rgb)), taken, finer)
@@ -95,6 +102,18 @@ def at_indexed_scale(rgb: np.ndarray, side: int = THUMBNAIL_PX) -> np.ndarray:
     height, width = rgb.shape[:2]
     scale = side / max(height, width)
     if scale >= 1:
+        return rgb
+    size = max(1, round(width * scale)), max(1, round(height * scale))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+
+
+def enlarged(rgb: np.ndarray, side: int | None = None) -> np.ndarray:
+    """An H x W x 3 uint8 image whose longest side is under `side` (SMALL_SIDE) px enlarged to
+    it (Pillow's bicubic); any other as it is."""
+    side = SMALL_SIDE if side is None else side
+    height, width = rgb.shape[:2]
+    scale = side / max(height, width)
+    if scale <= 1:
         return rgb
     size = max(1, round(width * scale)), max(1, round(height * scale))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))

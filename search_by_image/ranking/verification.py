@@ -39,8 +39,8 @@ from search_by_image.ranking.query_keypoints import Query
 
 #: Inliers that make a verified match: the same scene (re-ranked up).
 RERANK_INLIERS = 12
-#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels and at most COPY_MOTION px of
-#: residual motion once aligned (alignment.residual_motion).
+#: Inliers for a copy, with COPY_CORRELATION of the aligned pixels and at most COPY_MOTION px
+#: of residual motion once aligned (alignment.residual_motion).
 COPY_INLIERS = 15
 COPY_CORRELATION = 0.9
 COPY_MOTION = 0.25
@@ -50,16 +50,21 @@ COPY_MOTION = 0.25
 #: keypoints": 207 of 666 other wallpapers at 0.9, none a copy). None: not matched again.
 FINER_RATIO: float | None = 0.9
 #: Whether a large upload's own finer keypoints (query_keypoints.py) are matched against a big
-#: photo's finer set where the thumbnail-size query finds no copy there but at least
-#: FINER_QUERY_INLIERS inliers at its loosest (a hint of the source: 40% of the pairs with other
-#: wallpapers pay, not all), at RATIO then, from RERANK_INLIERS there, FINER_RATIO; kept only as a
-#: copy (bench/README.md "Stored keypoints": larger query keypoints).
+#: photo's finer set where the thumbnail-size query finds no copy but FINER_QUERY_INLIERS at its
+#: loosest (0: every big photo; a hint of 8 missed sources with 5-7), at RATIO, and from
+#: FINER_QUERY_LOOSE_INLIERS there at FINER_RATIO (one nearest-neighbour search for both); kept
+#: as a copy or aligned (FINER_ALIGNED). 666 details against every other wallpaper: no false
+#: copy (bench/README.md "Larger query keypoints on every big photo").
 FINER_QUERY = True
-FINER_QUERY_INLIERS = 8
+FINER_QUERY_INLIERS = 0
+FINER_QUERY_LOOSE_INLIERS = 0
 #: Whether those finer matches (FINER_RATIO, FINER_QUERY) are kept where they align (Check.aligned:
 #: >= COPY_INLIERS inliers whose pixels correlate >= COPY_CORRELATION, moving or not) rather than
 #: only as copies: a detail whose motion reads 0.26 px is still its source's (ALIGNED_FIRST).
 FINER_ALIGNED = True
+#: Inliers within this many px one way (at local_features.SIDE): the query folded onto a spot of
+#: look-alikes, never aligned, so not compared by pixels (no aligned source under 22 px).
+MIN_SPREAD_PX = 8.0
 #: Copies are ordered by their aligned pixels' correlation in steps of this (`reorder`).
 COPY_ORDER_STEP = 0.01
 #: Whether the copies within COPY_ORDER_STEP of the closest one's correlation count as equally
@@ -67,14 +72,16 @@ COPY_ORDER_STEP = 0.01
 #: 0.994 straddle a step of the grid but differ by less than one (bench/README.md "Order of
 #: results").
 COPY_ORDER_BAND = True
-#: Whether copies of one correlation step are ordered by their residual motion, least first: a
-#: burst passing for a copy moves a little more (bench/README.md "Order of results": 30 of 35).
+#: Whether copies of one step go by their residual motion, least first: a burst passing for a
+#: copy moves a little more (bench/README.md "Order of results": 30 of 35).
 COPIES_BY_MOTION = True
-#: Whether results whose pixels agree once aligned but still move (Check.aligned, not a copy) come
-#: after the copies and before every other result: a detail of a smooth picture whose pixels
-#: correlate 0.97 once aligned on 34 inliers, but whose motion reads 1.6 px, is its source, not
-#: the other picture the global score ranks first (bench/README.md "Order of results").
+#: Whether results aligned but moving (Check.aligned, not a copy) come after the copies, before
+#: every other result: a smooth detail correlating 0.97 on 34 inliers but moving 1.6 px is its
+#: source, not the picture the global score ranks first (bench/README.md "Order of results").
 ALIGNED_FIRST = True
+#: Whether those go by their motion, least first, as copies do (a small copy's source reads
+#: 0.25-0.4 px, a burst beside it more: bench/README.md "Small copies enlarged"); else by score.
+ALIGNED_BY_MOTION = True
 #: A checked, unverified result stays below every verified one with this many times its inliers
 #: (None: by lifted score alone; measured, not shipped: bench/README.md "Order of results").
 VERIFIED_OVER_CHECKED: float | None = None
@@ -161,7 +168,7 @@ def _finer_query(query: Query, more: Keypoints, boxed: bool) -> Check | None:
     if larger is None:
         return None
     found = compare(larger, more, boxed)
-    if not found.copy and FINER_RATIO and found.inliers >= RERANK_INLIERS:
+    if not found.copy and FINER_RATIO and found.inliers >= FINER_QUERY_LOOSE_INLIERS:
         loose = compare(larger, more, boxed, FINER_RATIO)
         found = loose if _kept(loose, found) else found
     return found if _kept(found, UNCHECKED) else None
@@ -189,7 +196,7 @@ def compare(query: Keypoints, candidate: Keypoints, boxed: bool = False, ratio: 
     """One side of `check`: the cheap measures first, each only where the one before allows a copy
     (`ratio`: Lowe's, local_features.RATIO if None)."""
     found = local_features.verify(query, candidate, ratio)
-    if found.inliers < COPY_INLIERS or found.transform is None:
+    if found.inliers < COPY_INLIERS or found.transform is None or not found.spans(MIN_SPREAD_PX):
         return Check(found.inliers)
     try:  # the pixels of a cached image's keypoints are read again from its thumbnail
         query = query.with_grey()
@@ -250,19 +257,20 @@ def reorder(
     a verified copy, their aligned pixels' `correlation` and residual `motion`): verified copies
     first, the closest first (correlation to COPY_ORDER_STEP, then with COPIES_BY_MOTION the least
     motion: a burst passing for a copy correlates less, moves more; with COPY_ORDER_BAND the step
-    is the band under the closest copy), then, with `verified_first`,
-    the other verified results, then the rest, each part by its lifted score (`lifted`): a source
+    is the band under the closest copy), then the results aligned but moving (ALIGNED_FIRST; with
+    ALIGNED_BY_MOTION the least motion first), then, with `verified_first`, the other verified
+    results, then the rest, each part by its lifted score (`lifted`): a source
     above any other shot, however close its score. Stable: unverified results keep their order."""
     copies = np.asarray(copies, bool)
     close = np.zeros(len(copies)) if correlation is None else np.asarray(correlation, np.float64)
     closeness = np.where(copies, np.round(close / COPY_ORDER_STEP), 0.0)
     if COPY_ORDER_BAND and copies.any():  # the band under the closest copy leads, as one step
         closeness[copies & (close >= close[copies].max() - COPY_ORDER_STEP)] = np.inf
-    by_motion = motion is not None and COPIES_BY_MOTION
-    moved = np.where(copies, np.asarray(motion, np.float64), 0.0) if by_motion else np.zeros(len(copies))
     aligned = ALIGNED_FIRST & (np.asarray(inliers) >= COPY_INLIERS) & (close >= COPY_CORRELATION)
-    second = aligned | (verified_first & (np.asarray(inliers) >= RERANK_INLIERS))
-    tier = np.where(copies, 0, np.where(second, 1, 2))
+    moving = (copies & COPIES_BY_MOTION) | (aligned & ~copies & ALIGNED_BY_MOTION)
+    moved = np.where(moving, np.inf if motion is None else np.asarray(motion, np.float64), 0.0)
+    verified = verified_first & (np.asarray(inliers) >= RERANK_INLIERS)
+    tier = np.where(copies, 0, np.where(aligned, 1, np.where(verified, 2, 3)))
     ranked = _below_verified(lifted(scores, inliers), np.asarray(inliers))
     return np.lexsort((-ranked, moved, -closeness, tier))
 

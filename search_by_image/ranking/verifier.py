@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -54,6 +54,15 @@ FINER = True
 #: ones, checked at most this many per search: a source it lifts there is otherwise ranked by its
 #: score alone, below checked results, never told a copy (bench/README.md "Order of results").
 LATE_CHECKS = 3
+
+
+class ImageFiles(Protocol):
+    """What a check reads of a store: an id's path, and its file's fingerprint when indexed
+    (a `LiveStore`, or a worker's two images: check_processes.py)."""
+
+    def path_of(self, image_id: int) -> str: ...
+
+    def fingerprint_of(self, path: str) -> tuple[int, int]: ...
 
 
 def weak(best_score: float, checks: list[Check | None], copy_score: float) -> bool:
@@ -98,7 +107,7 @@ class Verifier:
                     while len(cache) > usual:
                         cache.popitem(last=False)
 
-    def of(self, store: LiveStore, image_id: int, mirror: bool = False) -> Keypoints | None:
+    def of(self, store: ImageFiles, image_id: int, mirror: bool = False) -> Keypoints | None:
         """The keypoints of an indexed image: stored when it was indexed, else extracted from its
         thumbnail (indexed_keypoints.py); of its mirror image if `mirror` (never stored:
         extracted, and kept, since duplicates try it for many pairs). None if neither can be had."""
@@ -135,7 +144,7 @@ class Verifier:
             self._keep(self._cached, self.images.key(path, store.fingerprint_of(path)), keypoints)
         return len(found)
 
-    def query(self, store: LiveStore, image_id: int) -> Query | None:
+    def query(self, store: ImageFiles, image_id: int) -> Query | None:
         """An indexed image as a query (more like this, duplicates), its mirror made on demand."""
         keypoints = self.of(store, image_id)
         if keypoints is None:
@@ -143,7 +152,7 @@ class Verifier:
         mirror = functools.partial(self.of, store, image_id, True)
         return Query(keypoints, mirror, lambda: self.taken(store, image_id))
 
-    def taken(self, store: LiveStore, image_id: int) -> CaptureTime | None:
+    def taken(self, store: ImageFiles, image_id: int) -> CaptureTime | None:
         """An indexed image's capture time, read from its file's EXIF (capture_time.py) the first
         time a pair with it is a copy by its pixels."""
         path = store.path_of(image_id)
@@ -249,7 +258,7 @@ class Verifier:
             return []
         return list(_pool().map(checked, candidates, *zip(*hits)))
 
-    def is_copy(self, store: LiveStore, a: int, b: int, try_mirror: bool = True) -> bool:
+    def is_copy(self, store: ImageFiles, a: int, b: int, try_mirror: bool = True) -> bool:
         """Whether two indexed images are copies of one another (duplicates), mirror images too
         if `try_mirror`: checked the other way round (without the mirror) when the first finds a
         copy's inliers but not a copy (a border or caption added to one side covers part of the

@@ -73,7 +73,7 @@ class Collection:
             if settings.verify_top and verifier.available()
             else None
         )
-        self._duplicates = DuplicateGroups(location.name, self._verifier)
+        self._duplicates = DuplicateGroups(location.name, self._verifier, settings.duplicates_workers)
         self._expand = settings.query_expansion
         self._rotations = settings.query_rotations
         self._fold_at = (settings.fold_rows, settings.fold_fraction)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable
 
 from search_by_image.errors import DuplicatesPending
 from search_by_image.index.live_store import LiveStore
+from search_by_image.ranking.check_processes import ProcessChecks
 from search_by_image.ranking.duplicate_pass import DuplicatePass, Progress
 from search_by_image.ranking.duplicates import Group
 from search_by_image.ranking.verifier import Verifier
@@ -41,11 +42,13 @@ class PassJob:
 
 class DuplicateGroups:
     """The duplicate groups of one collection's stores (see the module docstring); `verifier`
-    None: groups by scores alone."""
+    None: groups by scores alone. A whole pass's checks in `workers` processes (the
+    `duplicates_workers` setting: 0 = one per core, 1 = on this process' threads)."""
 
-    def __init__(self, name: str, verifier: Verifier | None):
+    def __init__(self, name: str, verifier: Verifier | None, workers: int = 1):
         self.name = name
         self._verifier = verifier
+        self._workers = workers
         self._lock = threading.Lock()
         self._pass: DuplicatePass | None = None
         self._job: PassJob | None = None
@@ -117,7 +120,8 @@ class DuplicateGroups:
             )
         check = functools.partial(self._verifier.is_copy, store)
         stored = functools.partial(self._verifier.preload, store)  # keypoints stored at indexing
+        processes = ProcessChecks.of(self._verifier, store, self._workers)
         with self._verifier.holding(2 * len(store)):  # each image's (and mirror's) read once
             if last is not None:
-                return last.updated(store, check, stored, progress)
-            return DuplicatePass.of(store, check, stored, progress)
+                return last.updated(store, check, stored, progress, processes)
+            return DuplicatePass.of(store, check, stored, progress, processes)

@@ -52,3 +52,18 @@ def test_odd_shapes_are_searched_and_a_stored_strip_poisons_nothing(demo_collect
         photo = next(PHOTOS.iterdir()).read_bytes()
         after = client.post("/search", files={"file": ("q.jpg", photo, "image/jpeg")}, data={"k": "50"})
         assert after.status_code == 200 and image["id"] in {h["id"] for h in after.json()["results"]}
+
+
+def test_one_pair_matched_at_two_ratios_is_searched_once(monkeypatch):
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 300, (200, 2)).astype(np.float32)
+    ours = local_features.Keypoints(xy, rng.integers(0, 256, (200, 32), dtype=np.uint8), np.zeros((8, 8)))
+    theirs = local_features.Keypoints(xy, ours.descriptors.copy(), np.zeros((8, 8)))
+    searched = []
+    search = local_features.nearest_two
+    monkeypatch.setattr(local_features, "nearest_two", lambda *pair: searched.append(1) or search(*pair))
+    first = local_features.verify(ours, theirs)
+    assert first.inliers == 200 and local_features.verify(ours, theirs, 0.9).inliers == 200
+    assert len(searched) == 1  # the second ratio reused the first's neighbours
+    changed = local_features.Keypoints(xy, ours.descriptors.copy(), ours.pixels)  # same values, new array
+    assert local_features.verify(changed, theirs).inliers == 200 and len(searched) == 2

@@ -188,8 +188,9 @@ def test_among_copies_as_close_the_one_that_moves_least_comes_first(monkeypatch)
     # a copy closer by more than a step still comes first, however it moves
     closer = np.array([0.999, 0.985, 0.95])
     assert verification.reorder(scores, inliers, copies, closer, motion=motion).tolist() == [0, 1, 2]
-    # the motion of results that are not copies orders nothing
-    assert verification.reorder(scores, inliers, np.zeros(3, bool), correlation, motion=motion).tolist() == [
+    # the motion of results that are not copies and do not align orders nothing
+    apart = np.array([0.87, 0.88, 0.5])
+    assert verification.reorder(scores, inliers, np.zeros(3, bool), apart, motion=motion).tolist() == [
         0,
         1,
         2,
@@ -486,3 +487,16 @@ def test_a_looser_finer_match_whose_pixels_agree_but_move_is_kept_as_aligned(mon
     assert found.aligned and not found.copy and found.inliers >= 50, found
     monkeypatch.setattr(verification, "FINER_ALIGNED", False)  # kept only as a copy
     assert not verification.check(query, candidate, try_mirror=False, finer=True).verified
+
+
+def test_results_aligned_but_moving_go_by_their_motion_least_first(monkeypatch):
+    # a small copy's source read at 0.30 px (not a copy), a burst beside it aligned at 0.55 px
+    # with more inliers, and a result checked with few
+    scores = np.array([0.50, 0.48, 0.55])
+    inliers = np.array([109, 87, 5])
+    copies = np.zeros(3, bool)
+    correlation = np.array([0.986, 0.995, -1])
+    motion = np.array([0.55, 0.30, np.inf])
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [1, 0, 2]
+    monkeypatch.setattr(verification, "ALIGNED_BY_MOTION", False)
+    assert verification.reorder(scores, inliers, copies, correlation, motion=motion).tolist() == [0, 1, 2]

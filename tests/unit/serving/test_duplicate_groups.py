@@ -63,3 +63,28 @@ def test_the_pending_answer_says_how_far_the_pass_has_got(planted, slow_checks):
         assert len(groups) == 2
         started = time.monotonic()
         assert len(collection.duplicates(None)[1]) == 2 and time.monotonic() - started < 1
+
+
+def test_a_pass_checked_in_worker_processes_finds_the_same_groups(planted, monkeypatch):
+    import multiprocessing
+
+    from search_by_image.ranking import pair_checks
+
+    def groups(workers: int) -> list:
+        settings = planted.model_copy(update={"duplicates_workers": workers})
+        with TestClient(create_app(settings)) as client:
+            deadline = time.monotonic() + 120  # workers start in a second or two, slower when loaded
+            while (answer := client.get("/collections/default/duplicates")).status_code == 202:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert answer.status_code == 200
+            return sorted(sorted(i["path"] for i in g["images"]) for g in answer.json()["groups"])
+
+    on_threads = groups(1)
+    monkeypatch.setattr(pair_checks, "MIN_PAIRS", 0)  # the demo's few pairs to the workers too
+    started = []
+    real = pair_checks.ProcessChecks.started
+    monkeypatch.setattr(pair_checks.ProcessChecks, "started", lambda *a: started.append(1) or real(*a))
+    assert groups(2) == on_threads and len(on_threads) == 2
+    assert started  # the pass went to the workers
+    assert not multiprocessing.active_children()  # and they are gone with it
