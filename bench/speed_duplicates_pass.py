@@ -5,7 +5,8 @@ altered copies of them (crop, turn, colour, rescale, recompression, caption, bor
 evaluation/alterations.py; 300 per seed) and 2 x 2 mosaics of four Holidays photos each (distinct
 new photos with real content, to reach a few thousand). Then, through the API in-process
 (TestClient): GET /collections/default/duplicates (the first call: the whole pass), one photo
-added with POST /collections/default/images, and the page again (the pass carried over the add).
+added with POST /collections/default/images, and the page again (the pass carried over the add),
+then that photo deleted and the page again.
 Printed: seconds, pairs checked, pairs left unchecked as implied (pair_checks.py), keypoint
 extractions, the process' CPU seconds per image and where they go (each stage's CPU time on the
 threads that ran it), and the load average.
@@ -101,22 +102,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check-workers", type=int, default=1, help="1: threads; 0: a process per core")
     args = parser.parse_args(argv)
 
-    from fastapi.testclient import TestClient
-
-    from main import create_app
-    from search_by_image.api.auth import KeyStore
     from search_by_image.evaluation.product import index_like_a_user
-    from search_by_image.layout import KEYS_FILE
-    from search_by_image.ranking import alignment, duplicate_pass, duplicates, local_features, verifier
-    from search_by_image.serving import collection
 
     started = time.perf_counter()
     # rerun: the files written before kept (their mtimes too)
     images = collection_images(HOLIDAYS, args.seeds, args.mosaics, args.work / "images")
     settings = index_like_a_user(images, args.work)
     print(f"indexed in {time.perf_counter() - started:.0f} s", flush=True)
+    measure(
+        settings,
+        "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
+        args.check_workers,
+    )
+
+
+def measure(settings, title: str, check_workers: int = 1) -> None:
+    """The duplicates page through the API in-process on the collection `settings` serve: the
+    first call (the whole pass), then after one new mosaic added, then after it is deleted;
+    prints the table. `check_workers`: 1 checks on threads, 0 a process per core."""
+    from fastapi.testclient import TestClient
+
+    from main import create_app
+    from search_by_image.api.auth import KeyStore
+    from search_by_image.layout import KEYS_FILE
+    from search_by_image.ranking import alignment, duplicate_pass, duplicates, local_features, verifier
+    from search_by_image.serving import collection
+
     if "duplicates_workers" in type(settings).model_fields:
-        settings = settings.model_copy(update={"duplicates_workers": args.check_workers})
+        settings = settings.model_copy(update={"duplicates_workers": check_workers})
     timed = Timed()
     timed.wrap(verifier.Verifier, "is_copy")
     try:  # checks handed to worker processes, counted as they are handed out
@@ -152,13 +165,16 @@ def main(argv: list[str] | None = None) -> None:
 
         duplicate_pass.verified_copies = counted
     _, key = KeyStore(settings.saved_dir / KEYS_FILE).create("admin", "bench")
+    headers = {"Authorization": f"Bearer {key}"}
     rows = []
     with TestClient(create_app(settings)) as client:
+        started = time.perf_counter()
         size = client.get("/health").json()
         url = "/collections/default/duplicates"
         collections = client.app.state.service.collections
         while "default" not in collections or collections["default"].loading:  # still loading
             time.sleep(0.2)
+        print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
         images = len(client.app.state.service.default.require().store)
         started, cpu = time.perf_counter(), cpu_time()
         groups = answered(client, url)["total"]
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         added = client.post(
             "/collections/default/images",
             files=[("files", (f"new-{images}.jpg", mosaic([files[i] for i in drawn]), "image/jpeg"))],
-            headers={"Authorization": f"Bearer {key}"},
+            headers=headers,
         )
         assert added.status_code == 201, added.text
         started, cpu = time.perf_counter(), cpu_time()
@@ -179,8 +195,18 @@ def main(argv: list[str] | None = None) -> None:
         again = time.perf_counter() - started
         cost = counts(timed, cpu_time() - cpu, 1, implied)
         rows.append(["after one add", images + 1, again, groups, *cost])
+        timed.calls.clear(), timed.seconds.clear(), implied.clear()
+        deleted = client.delete(
+            f"/collections/default/images/{added.json()['images'][0]['id']}", headers=headers
+        )
+        assert deleted.status_code == 200, deleted.text
+        started, cpu = time.perf_counter(), cpu_time()
+        groups = answered(client, url)["total"]
+        again = time.perf_counter() - started
+        cost = counts(timed, cpu_time() - cpu, 1, implied)
+        rows.append(["after one delete", images, again, groups, *cost])
     table(
-        "GET /duplicates on real photos (Holidays + altered copies + mosaics), local verification on",
+        title,
         [
             "call",
             "images",
@@ -189,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             "pairs checked",
             "pairs left implied",
             "extractions",
-            "CPU ms per image (per added image after an add)",
+            "CPU ms per image (for the write after an add or delete)",
             "CPU s: neighbours / extract / match / overlap / correlation / motion / read, stored / groups",
         ],
         rows,
@@ -200,12 +226,17 @@ def main(argv: list[str] | None = None) -> None:
 def cpu_time() -> float:
     """CPU seconds of this process and of its children that have ended (the check workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    return cpu_time() + children.ru_utime + children.ru_stime
 
 
 def answered(client, url: str) -> dict:
-    """GET `url` until the duplicates pass is done (202 with its progress meanwhile)."""
+    """GET `url` until the duplicates pass is done (202 with its progress meanwhile, printed
+    every minute: how far a long pass got should it be cut off)."""
+    started = shown = time.perf_counter()
     while (answer := client.get(url)).status_code == 202:
+        if time.perf_counter() - shown >= 60:
+            shown = time.perf_counter()
+            print(f"  {shown - started:.0f} s: {answer.json().get('detail')}", flush=True)
         time.sleep(0.5)
     answer.raise_for_status()
     return answer.json()
