@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageOps
 
 from config import PROJECT_DIR, Settings
 
@@ -59,6 +59,17 @@ def plant_copies(images_dir: Path) -> None:
     (copies / "eagle-crop.jpg").write_bytes(
         jpeg_bytes(eagle.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100)))
     )
+
+
+def write_cat_copies(images_dir: Path, mirror: bool = False) -> None:
+    """Copies of the demo's cat beside it: at half size recompressed (cat-small.jpg), cropped by
+    5% top and left (cat-crop.jpg) and, with `mirror`, mirrored (cat-mirror.jpg)."""
+    cat = Image.open(PHOTOS / "chelsea.jpg")
+    w, h = cat.size
+    (images_dir / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((w // 2, h // 2)), 70))
+    (images_dir / "cat-crop.jpg").write_bytes(jpeg_bytes(cat.crop((w // 20, h // 20, w, h))))
+    if mirror:
+        (images_dir / "cat-mirror.jpg").write_bytes(jpeg_bytes(ImageOps.mirror(cat)))
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:

@@ -5,8 +5,7 @@ import functools
 import multiprocessing
 
 import pytest
-from helpers import copy_photos, jpeg_bytes, make_settings
-from PIL import Image, ImageOps
+from helpers import copy_photos, make_settings, write_cat_copies
 
 from search_by_image.catalog import locations
 from search_by_image.index.live_store import LiveStore
@@ -25,11 +24,7 @@ def copies(tmp_path_factory):
     root = tmp_path_factory.mktemp("check-processes")
     settings = make_settings(root)
     copy_photos(settings.images_dir)
-    cat = Image.open(settings.images_dir / "chelsea.jpg")
-    w, h = cat.size
-    (settings.images_dir / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((w // 2, h // 2)), 70))
-    (settings.images_dir / "cat-crop.jpg").write_bytes(jpeg_bytes(cat.crop((w // 20, h // 20, w, h))))
-    (settings.images_dir / "cat-mirror.jpg").write_bytes(jpeg_bytes(ImageOps.mirror(cat)))
+    write_cat_copies(settings.images_dir, mirror=True)
     update_index(settings, progress=False)
     store = LiveStore(IndexStore.load(settings.saved_dir))
     checker = verifier.Verifier(locations.find(settings, locations.DEFAULT), 10**8, 10)

@@ -6,8 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from helpers import copy_photos, jpeg_bytes, make_settings
-from PIL import Image
+from helpers import copy_photos, make_settings, write_cat_copies
 
 from search_by_image.catalog import locations
 from search_by_image.index.live_store import LiveStore
@@ -89,10 +88,7 @@ def three_cats(tmp_path_factory):
     root = tmp_path_factory.mktemp("three-cats")
     settings = make_settings(root)
     copy_photos(settings.images_dir)
-    cat = Image.open(settings.images_dir / "chelsea.jpg")
-    w, h = cat.size
-    (settings.images_dir / "cat-small.jpg").write_bytes(jpeg_bytes(cat.resize((w // 2, h // 2)), 70))
-    (settings.images_dir / "cat-crop.jpg").write_bytes(jpeg_bytes(cat.crop((w // 20, h // 20, w, h))))
+    write_cat_copies(settings.images_dir)
     update_index(settings, progress=False)
     return settings
 
