@@ -99,22 +99,20 @@ def at_indexed_scale(rgb: np.ndarray, side: int = THUMBNAIL_PX) -> np.ndarray:
     local_features.SIDE) an exact copy's fine textures alias otherwise than its thumbnail's and
     read as 0.2-0.3 px of residual motion, over verification.COPY_MOTION; by the same chain,
     0.03-0.04 px."""
-    height, width = rgb.shape[:2]
-    scale = side / max(height, width)
-    if scale >= 1:
-        return rgb
-    size = max(1, round(width * scale)), max(1, round(height * scale))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+    return _at_side(rgb, side) if max(rgb.shape[:2]) > side else rgb
 
 
 def enlarged(rgb: np.ndarray, side: int | None = None) -> np.ndarray:
     """An H x W x 3 uint8 image whose longest side is under `side` (SMALL_SIDE) px enlarged to
     it (Pillow's bicubic); any other as it is."""
     side = SMALL_SIDE if side is None else side
+    return _at_side(rgb, side) if max(rgb.shape[:2]) < side else rgb
+
+
+def _at_side(rgb: np.ndarray, side: int) -> np.ndarray:
+    """An H x W x 3 uint8 image resized (Pillow's bicubic) to a longest side of `side` px."""
     height, width = rgb.shape[:2]
     scale = side / max(height, width)
-    if scale <= 1:
-        return rgb
     size = max(1, round(width * scale)), max(1, round(height * scale))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
 
