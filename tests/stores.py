@@ -24,6 +24,23 @@ def random_store(count: int, seed: int, **options) -> IndexStore:
     return IndexStore.create(SPEC, unit_rows(count, seed), paths, {p: (1, 2) for p in paths}, **options)
 
 
+def clustered_ivf_store(count: int, seed: int, spread: float) -> tuple[IndexStore, np.ndarray]:
+    """`count` 64-d unit vectors around 50 centres (`spread`: their noise) in the IVF index a
+    large collection gets (a tuned nprobe), and the vectors."""
+    from search_by_image.index import choice
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(50, 64))
+    features = centres[rng.integers(0, 50, count)] + spread * rng.normal(size=(count, 64))
+    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+    paths = [f"{i}.jpg" for i in range(count)]
+    index_type = choice.choose_index_type(count, 64, flat_max_cost=1e5)
+    spec = SPEC.model_copy(update={"dim": 64})
+    return IndexStore.create(
+        spec, features, paths, dict.fromkeys(paths, (1, 1)), index_type=index_type
+    ), features
+
+
 def commit(store: IndexStore, folder) -> None:
     with writer_lock(folder):
         store.save(folder)

@@ -3,26 +3,17 @@ index's own scores; by the index otherwise."""
 
 import numpy as np
 import pytest
-from stores import SPEC
+from stores import clustered_ivf_store
 
-from search_by_image.index import choice, pass_search
-from search_by_image.index.store import IndexStore
+from search_by_image.index import pass_search
 
 
 @pytest.fixture(scope="module")
 def ivf_store():
     """4,000 clustered 64-d vectors in an IVF index tuned to its recall target, as a large
     collection gets (a few near images then sit in lists the search does not probe)."""
-    rng = np.random.default_rng(21)
-    centres = rng.normal(size=(50, 64))
-    features = centres[rng.integers(0, 50, 4000)] + 0.6 * rng.normal(size=(4000, 64))
-    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
-    paths = [f"{i}.jpg" for i in range(4000)]
-    factory = choice.choose_index_type(4000, 64, flat_max_cost=1e5)
-    store = IndexStore.create(
-        SPEC.model_copy(update={"dim": 64}), features, paths, {p: (1, 1) for p in paths}, index_type=factory
-    )
-    assert factory == "IVF102,Flat" and 1 <= store.manifest.nprobe < 102  # not every list
+    store, features = clustered_ivf_store(4000, seed=21, spread=0.6)
+    assert store.manifest.index_type == "IVF102,Flat" and 1 <= store.manifest.nprobe < 102  # not every list
     return store, features
 
 

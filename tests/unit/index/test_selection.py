@@ -2,24 +2,14 @@
 answered inside FAISS, not by the exact fallback that reads every allowed descriptor."""
 
 import numpy as np
-from stores import SPEC
+from stores import clustered_ivf_store
 
-from search_by_image.index import choice
 from search_by_image.index.selection import filtered_nprobe
 from search_by_image.index.store import IndexStore
 
 
 def ivf_store() -> tuple[IndexStore, np.ndarray]:
-    rng = np.random.default_rng(5)
-    centres = rng.normal(size=(50, 64))
-    features = centres[rng.integers(0, 50, 6000)] + 0.3 * rng.normal(size=(6000, 64))
-    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
-    paths = [f"{i}.jpg" for i in range(6000)]
-    index_type = choice.choose_index_type(6000, 64, flat_max_cost=1e5)
-    spec = SPEC.model_copy(update={"dim": 64})
-    return IndexStore.create(
-        spec, features, paths, dict.fromkeys(paths, (1, 1)), index_type=index_type
-    ), features
+    return clustered_ivf_store(6000, seed=5, spread=0.3)
 
 
 def test_a_selective_filter_probes_more_lists_and_never_more_than_all():

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from stores import SPEC, as_saved_format, commit, random_store, unit_rows
+from stores import SPEC, as_saved_format, clustered_ivf_store, commit, random_store, unit_rows
 
 from search_by_image.errors import IndexBusy, IndexCorrupt, IndexMissing
 from search_by_image.index import disk
@@ -58,22 +58,8 @@ def test_filtered_search_returns_k_results_from_the_allowed_ids_only():
 
 
 def test_a_large_collection_gets_a_tuned_ivf_index_that_still_filters_exactly(tmp_path):
-    rng = np.random.default_rng(14)
-    centres = rng.normal(size=(50, 64))
-    features = centres[rng.integers(0, 50, 4000)] + 0.3 * rng.normal(size=(4000, 64))
-    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
-    spec = SPEC.model_copy(update={"dim": 64})
-    paths = [f"{i}.jpg" for i in range(4000)]
-    from search_by_image.index import choice
-
-    assert choice.choose_index_type(4000, 64, flat_max_cost=1e5).startswith("IVF")
-    store = IndexStore.create(
-        spec,
-        features,
-        paths,
-        {p: (1, 1) for p in paths},
-        index_type=choice.choose_index_type(4000, 64, flat_max_cost=1e5),
-    )
+    store, features = clustered_ivf_store(4000, seed=14, spread=0.3)
+    assert store.manifest.index_type.startswith("IVF")
     assert store.manifest.nprobe >= 1 and store.manifest.recall_at_10 >= 0.95
     commit(store, tmp_path)
     loaded = IndexStore.load(tmp_path)
