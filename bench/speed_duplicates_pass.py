@@ -17,6 +17,7 @@ the server's own process). The CPU counted is the process' and its shut-down chi
 workers'); the stages' CPU is the server process' own (with workers, their checks' stages are
 not broken down: the pairs are counted as they are handed to them).
 
+`--saved` and `--images`: a collection already indexed by `with_faiss.py` (no build).
 Timings are printed, never asserted. The collection is kept in --work and reused when rerun.
 """
 
@@ -100,10 +101,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=2, help="altered copies: 300 per seed")
     parser.add_argument("--mosaics", type=int, default=1000)
     parser.add_argument("--check-workers", type=int, default=1, help="1: threads; 0: a process per core")
+    parser.add_argument("--saved", type=Path, help="a collection already indexed by with_faiss.py: no build")
+    parser.add_argument("--images", type=Path, help="with --saved: the folder it indexed")
     args = parser.parse_args(argv)
 
     from search_by_image.evaluation.product import index_like_a_user
 
+    if args.saved is not None:
+        from search_by_image.settings import Settings
+
+        settings = Settings(
+            images_dir=args.images,
+            metadata_csv=args.saved / "no-metadata.csv",
+            saved_dir=args.saved,
+            model="efficientnet_lite0",
+        )
+        return measure(
+            settings, f"GET /duplicates on {args.images} (indexed by with_faiss.py)", args.check_workers
+        )
     started = time.perf_counter()
     # rerun: the files written before kept (their mtimes too)
     images = collection_images(HOLIDAYS, args.seeds, args.mosaics, args.work / "images")
@@ -226,7 +241,7 @@ def measure(settings, title: str, check_workers: int = 1) -> None:
 def cpu_time() -> float:
     """CPU seconds of this process and of its children that have ended (the check workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return cpu_time() + children.ru_utime + children.ru_stime
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def answered(client, url: str) -> dict:

@@ -186,4 +186,4 @@ def _luma(thumbnail: Path) -> np.ndarray:
 
 def _rgb(thumbnail: Path) -> np.ndarray:
     with Image.open(thumbnail) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
