@@ -21,8 +21,7 @@ import numpy as np
 from search_by_image.index.live_store import LiveStore
 from search_by_image.ranking.check_processes import ProcessChecks
 from search_by_image.ranking.duplicates import NEIGHBOURS, Group, Neighbours, find_groups
-from search_by_image.ranking.match_kinds import thresholds_for
-from search_by_image.ranking.pair_checks import IsCopy, Verified, verified_copies
+from search_by_image.ranking.pair_checks import IsCopy, Verified, mirror_score, verified_copies
 
 #: Nearest images an added image is searched for, to find the existing images whose top list it
 #: enters: one that ranks the added image in its NEIGHBOURS and lies past this depth in the added
@@ -110,11 +109,11 @@ class DuplicatePass:
         some) checked with `is_copy`, each once (`later`)."""
         if self.copies is None:
             return find_groups(self.store, threshold, self.neighbours, None, keep)
-        similar = thresholds_for(self.store.whitening).similar
+        mirrored = mirror_score(self.store)
 
         def check(a: int, b: int, score: float) -> bool:
             if (a, b) not in self.later and is_copy is not None:
-                self.later[(a, b)] = is_copy(a, b, score >= similar)
+                self.later[(a, b)] = is_copy(a, b, score >= mirrored)
             return self.later.get((a, b), False)
 
         copies, implied = self.copies.copies, self.copies.implied

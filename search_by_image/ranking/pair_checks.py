@@ -39,6 +39,11 @@ AHEAD = 2
 BEST_FIRST_LINKS = 1024
 #: Pairs between two reports of progress.
 PROGRESS_LINKS = 256
+#: A pair's mirror image is tried (a second set of keypoints, extracted, then matched) only where
+#: it scores this far from `similar` towards `copy` (0.375 at 512-d): the 467 mirrored Holidays
+#: copies of seeds 1-8 (several edits at once among them) score 0.385 and up; of the pairs whose
+#: mirror a pass tried at `similar` and found no copy, 65% score under it (bench/README.md).
+MIRROR_TOWARDS_COPY = 0.3
 
 Pair = tuple[int, int]
 #: `is_copy(a, b, try_mirror)`: verification.Verifier.is_copy bound to a store
@@ -76,7 +81,7 @@ def verified_copies(
     processes: ProcessChecks | None = None,
 ) -> Verified:
     """The checked pairs of `neighbours` (the module's docstring) that `is_copy` confirms, mirror
-    images tried only for pairs scoring at least `similar` (mirrored copies often score under
+    images tried only for pairs scoring at least `mirror_score` (mirrored copies often score under
     `copy`; a mirror costs a second set of keypoints). Pairs already joined by the copies found
     (or `known`'s) are left as implied. Checked on `threads` threads of their own (OpenCV and
     FAISS release the GIL), not on the searches' verification pool, whose queue they would hold
@@ -86,6 +91,7 @@ def verified_copies(
     `processes`: checked in worker processes instead, when there are MIN_PAIRS or more (the
     workers read their own keypoints: no `prefetch`), shut down at the end."""
     similar = thresholds_for(store.whitening).similar
+    mirrored = mirror_score(store)
     checked = list(neighbours.links(similar, CHECKED_NEAREST))
     if only is not None:
         new = set(only.tolist())
@@ -125,13 +131,19 @@ def verified_copies(
                 if joined.joined(a, b):
                     implied[(a, b)] = score
                 else:
-                    running[submit(a, b, score >= similar)] = (a, b, score)
+                    running[submit(a, b, score >= mirrored)] = (a, b, score)
         settle(wait(running).done)
         if progress is not None:
             progress(len(checked), len(checked))
     finally:  # a failing check ends the pass without the pairs still queued
         stop()
     return Verified(copies, Pairs.of(implied))
+
+
+def mirror_score(store: LiveStore) -> float:
+    """The least score at which a pass tries a pair's mirror image (MIRROR_TOWARDS_COPY)."""
+    kinds = thresholds_for(store.whitening)
+    return kinds.similar + MIRROR_TOWARDS_COPY * (kinds.copy - kinds.similar)
 
 
 def _checks(

@@ -118,3 +118,20 @@ def test_reuse_order_keeps_every_link_and_puts_an_images_links_together():
     assert sorted(ordered) == sorted(links)
     at = {link: n for n, link in enumerate(ordered)}
     assert abs(at[(1, 9, 0.9)] - at[(3, 9, 0.6)]) <= 2
+
+
+def test_a_pass_tries_a_pairs_mirror_only_where_it_scores_towards_a_copy():
+    """Raw scores (copy 0.85, similar 0.75): the mirror is tried at 0.9, not at 0.76 (checked as
+    similar) nor at 0.5 (checked as a nearest): a mirror costs a second set of keypoints."""
+    ids = [1, 2, 3]
+    found = np.array([[2, 3], [1, 3], [1, 2]], np.int64)
+    scores = np.array([[0.9, 0.76], [0.9, 0.5], [0.76, 0.5]], np.float32)
+    tried = {}
+
+    def is_copy(a: int, b: int, mirror: bool) -> bool:
+        tried[(a, b)] = mirror
+        return False
+
+    verified_copies(Ids(ids), Neighbours("g", np.array(ids, np.int64), found, scores), is_copy, threads=1)
+    assert pair_checks.mirror_score(Ids(ids)) == pytest.approx(0.78)
+    assert tried == {(1, 2): True, (1, 3): False, (2, 3): False}
