@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from search_by_image.evaluation.product import index_like_a_user
 
+    if (args.saved is None) != (args.images is None):
+        parser.error("--saved and --images go together")
     if args.saved is not None:
         from search_by_image.settings import Settings
 
@@ -191,12 +193,18 @@ def measure(settings, title: str, check_workers: int = 1) -> None:
             time.sleep(0.2)
         print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
         images = len(client.app.state.service.default.require().store)
-        started, cpu = time.perf_counter(), cpu_time()
-        groups = answered(client, url)["total"]
-        first = time.perf_counter() - started
-        rows.append(["first call", images, first, groups, *counts(timed, cpu_time() - cpu, images, implied)])
+
+        def page(call: str, count: int, per: int) -> float:
+            """The page asked until answered, its row added (CPU per `per` images); seconds."""
+            started, cpu = time.perf_counter(), cpu_time()
+            groups = answered(client, url)["total"]
+            seconds = time.perf_counter() - started
+            rows.append([call, count, seconds, groups, *counts(timed, cpu_time() - cpu, per, implied)])
+            timed.calls.clear(), timed.seconds.clear(), implied.clear()
+            return seconds
+
+        first = page("first call", images, images)
         print(f"first call: {first:.1f} s ({size})", flush=True)
-        timed.calls.clear(), timed.seconds.clear(), implied.clear()
         files = sorted((HOLIDAYS / "images").iterdir())
         drawn = np.random.default_rng(images).choice(len(files), 4, replace=False)
         added = client.post(
@@ -205,21 +213,12 @@ def measure(settings, title: str, check_workers: int = 1) -> None:
             headers=headers,
         )
         assert added.status_code == 201, added.text
-        started, cpu = time.perf_counter(), cpu_time()
-        groups = answered(client, url)["total"]
-        again = time.perf_counter() - started
-        cost = counts(timed, cpu_time() - cpu, 1, implied)
-        rows.append(["after one add", images + 1, again, groups, *cost])
-        timed.calls.clear(), timed.seconds.clear(), implied.clear()
+        page("after one add", images + 1, 1)
         deleted = client.delete(
             f"/collections/default/images/{added.json()['images'][0]['id']}", headers=headers
         )
         assert deleted.status_code == 200, deleted.text
-        started, cpu = time.perf_counter(), cpu_time()
-        groups = answered(client, url)["total"]
-        again = time.perf_counter() - started
-        cost = counts(timed, cpu_time() - cpu, 1, implied)
-        rows.append(["after one delete", images, again, groups, *cost])
+        page("after one delete", images, 1)
     table(
         title,
         [
